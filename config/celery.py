@@ -1,0 +1,30 @@
+"""The one Celery app. Region work goes to `region.<name>` queues so each region's workers touch
+only their own database; control-plane work goes to `default`."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("lookglass")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+@app.on_after_finalize.connect
+def _declare_queues(sender, **kwargs):
+    from django.conf import settings
+
+    from tenancy.regions import region_queue
+
+    sender.conf.task_default_queue = "default"
+    # A worker started without -Q consumes every queue (the embedded `make run`); production
+    # starts one worker pool per region with `-Q region.<name>`.
+    sender.conf.task_queues = [Queue("default")] + [Queue(region_queue(name)) for name in settings.DATA_REGIONS]
+
+
+app.autodiscover_tasks()
+
+# Periodic tasks live here, in one place (crontab reasons next to each as they are added).
+app.conf.beat_schedule = {}

@@ -1,0 +1,68 @@
+"""Routes models to databases by their plane.
+
+Control-plane models: only the `default` database. Data-plane models: only region databases,
+and only through `Model.objects.for_project(...)` (which names the database), so an unscoped
+query raises instead of silently hitting `default`.
+"""
+
+from django.apps import apps
+
+from tenancy.planes import Plane, plane_of
+
+
+class DataPlaneRoutingError(RuntimeError):
+    pass
+
+
+class PlaneRouter:
+    def _route(self, model, hints):
+        plane = plane_of(model)
+        if plane == Plane.DATA:
+            instance = hints.get("instance")
+            if instance is not None and instance._state.db:
+                return instance._state.db
+            raise DataPlaneRoutingError(
+                f"{model.__name__} is a data-plane model: query it through "
+                f"{model.__name__}.objects.for_project(project), which picks the region database"
+            )
+        return "default"
+
+    def db_for_read(self, model, **hints):
+        return self._route(model, hints)
+
+    def db_for_write(self, model, **hints):
+        return self._route(model, hints)
+
+    def allow_relation(self, obj1, obj2, **hints):
+        if plane_of(type(obj1)) != plane_of(type(obj2)):
+            return False
+        return obj1._state.db == obj2._state.db
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        from tenancy.regions import data_databases
+
+        model = hints.get("model")
+        if model is None and model_name is not None:
+            try:
+                model = apps.get_model(app_label, model_name)
+            except LookupError:
+                model = None
+        if model is not None:
+            plane = plane_of(model)
+        else:
+            plane = hints.get("plane")
+            if plane is None:
+                # RunSQL/RunPython without hints: run them where the app's models live.
+                plane = _app_plane(app_label)
+        if plane == Plane.DATA:
+            return db in data_databases()
+        return db == "default"
+
+
+def _app_plane(app_label: str):
+    try:
+        config = apps.get_app_config(app_label)
+    except LookupError:
+        return Plane.CONTROL
+    planes = {plane_of(m) for m in config.get_models()}
+    return Plane.DATA if planes == {Plane.DATA} else Plane.CONTROL

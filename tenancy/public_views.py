@@ -1,0 +1,77 @@
+"""Public operational endpoints and the Langfuse auth check (`GET /api/public/projects`)."""
+
+from __future__ import annotations
+
+import signal
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from tenancy.authentication import AuthenticationFailed, authenticate_header
+
+_shutting_down = False
+
+
+def _mark_shutting_down(signum, frame):  # pragma: no cover - exercised by process managers
+    global _shutting_down
+    _shutting_down = True
+    if callable(_previous_sigterm):
+        _previous_sigterm(signum, frame)
+
+
+try:
+    _previous_sigterm = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _mark_shutting_down)
+except ValueError:  # not the main thread (e.g. a threaded test server): readiness stays OK
+    _previous_sigterm = None
+
+
+def _database_ok() -> bool:
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        return False
+
+
+@csrf_exempt
+@require_GET
+def health(request):
+    if request.GET.get("failIfDatabaseUnavailable", "").lower() == "true" and not _database_ok():
+        return JsonResponse({"status": "Database not available", "version": settings.VERSION}, status=503)
+    return JsonResponse({"status": "OK", "version": settings.VERSION})
+
+
+@csrf_exempt
+@require_GET
+def ready(request):
+    if _shutting_down:
+        return JsonResponse({"status": "Shutting down", "version": settings.VERSION}, status=503)
+    return JsonResponse({"status": "OK", "version": settings.VERSION})
+
+
+@csrf_exempt
+@require_GET
+def projects(request):
+    """What every Langfuse SDK calls as its auth check; an empty list would count as failure."""
+    try:
+        principal = authenticate_header(request.META.get("HTTP_AUTHORIZATION"))
+    except AuthenticationFailed as exc:
+        return JsonResponse({"error": "UnauthorizedError", "message": exc.message}, status=401)
+    project = principal.project
+    return JsonResponse(
+        {
+            "data": [
+                {
+                    "id": str(project.id),
+                    "name": project.name,
+                    "organization": {"id": str(project.organization_id), "name": project.organization.name},
+                    "metadata": {"region": project.region},
+                }
+            ]
+        }
+    )

@@ -1,0 +1,290 @@
+"""Writes on the control plane. Every change that matters to security is audited here."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from tenancy.keys import hash_secret, hash_token, new_public_key, new_secret_key
+from tenancy.models import (
+    ApiKey,
+    AuditAction,
+    AuditLogEntry,
+    Invitation,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    User,
+)
+
+
+def audit_record(
+    *,
+    organization: Organization,
+    actor: User | None,
+    action: str,
+    target_type: str,
+    target_id: str,
+    data: dict | None = None,
+) -> AuditLogEntry:
+    actor_user = actor if isinstance(actor, User) else None
+    return AuditLogEntry.objects.create(
+        organization_id=organization.id,
+        organization_name=organization.name,
+        actor_id=actor_user.id if actor_user else None,
+        actor_email=actor_user.email if actor_user else (str(actor) if actor else ""),
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        data=data or {},
+    )
+
+
+@transaction.atomic
+def organization_create(*, name: str, owner: User | None) -> Organization:
+    organization = Organization(name=name.strip())
+    organization.full_clean()
+    organization.save()
+    audit_record(
+        organization=organization, actor=owner, action=AuditAction.ORGANIZATION_CREATED,
+        target_type="organization", target_id=organization.id, data={"name": organization.name},
+    )
+    if owner is not None:
+        membership_add(organization=organization, user=owner, role=Role.OWNER, actor=owner)
+    return organization
+
+
+@transaction.atomic
+def organization_update(*, organization: Organization, name: str, actor: User | None) -> Organization:
+    old = organization.name
+    organization.name = name.strip()
+    organization.full_clean()
+    organization.save(update_fields=["name"])
+    audit_record(
+        organization=organization, actor=actor, action=AuditAction.ORGANIZATION_UPDATED,
+        target_type="organization", target_id=organization.id, data={"name": [old, organization.name]},
+    )
+    return organization
+
+
+@transaction.atomic
+def membership_add(*, organization: Organization, user: User, role: str, actor: User | None) -> Membership:
+    membership, created = Membership.objects.get_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    if created:
+        audit_record(
+            organization=organization, actor=actor, action=AuditAction.MEMBER_ADDED,
+            target_type="membership", target_id=membership.id, data={"user": user.email, "role": role},
+        )
+    elif membership.role != role:
+        membership_set_role(membership=membership, role=role, actor=actor)
+    return membership
+
+
+def _assert_not_last_owner(membership: Membership) -> None:
+    if membership.role != Role.OWNER:
+        return
+    owners = (
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Role.OWNER)
+        .count()
+    )
+    if owners <= 1:
+        raise ValidationError("an organization must keep at least one owner")
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    if role not in Role.values:
+        raise ValidationError(f"unknown role {role!r}")
+    old = membership.role
+    if old == role:
+        return membership
+    if role != Role.OWNER:
+        _assert_not_last_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        organization=membership.organization, actor=actor, action=AuditAction.MEMBER_ROLE_CHANGED,
+        target_type="membership", target_id=membership.id,
+        data={"user": membership.user.email, "role": [old, role]},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: User | None) -> None:
+    _assert_not_last_owner(membership)
+    audit_record(
+        organization=membership.organization, actor=actor, action=AuditAction.MEMBER_REMOVED,
+        target_type="membership", target_id=membership.id,
+        data={"user": membership.user.email, "role": membership.role},
+    )
+    membership.delete()
+
+
+@transaction.atomic
+def invitation_create(
+    *, organization: Organization, email: str, role: str, invited_by: User | None
+) -> tuple[Invitation, str]:
+    """Returns the invitation and its one-time token; only the token's HMAC is stored."""
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise ValidationError({"role": f"unknown role {role!r}"})
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ValidationError({"email": "this person is already a member of the organization"})
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        organization=organization, email=email, role=role, token_hash=hash_token(token),
+        invited_by=invited_by, expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+    )
+    invitation.full_clean()
+    invitation.save()
+    audit_record(
+        organization=organization, actor=invited_by, action=AuditAction.INVITATION_CREATED,
+        target_type="invitation", target_id=invitation.id, data={"email": email, "role": role},
+    )
+    link = f"{settings.PUBLIC_URL.rstrip('/')}/invitations/accept?token={token}"
+    inviter = invited_by.email if invited_by else "An administrator"
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"You are invited to {organization.name} on Lookglass",
+            message=(
+                f"{inviter} invited you to join {organization.name} on Lookglass as {role}.\n\n"
+                f"Sign in with this address ({email}) and accept the invitation: {link}\n"
+                f"or POST the token to /api/v1/invitations/accept.\n\nToken: {token}\n"
+                f"The invitation expires in {settings.INVITATION_TTL_DAYS} days."
+            ),
+            from_email=None,
+            recipient_list=[email],
+            fail_silently=False,
+        )
+    )
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    invitation = (
+        Invitation.objects.select_for_update().select_related("organization").filter(token_hash=hash_token(token)).first()
+    )
+    if invitation is None or not invitation.is_pending:
+        raise ValidationError("this invitation is invalid, expired, revoked or already used")
+    if invitation.email.lower() != user.email.lower():
+        raise ValidationError("this invitation was sent to another email address")
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    audit_record(
+        organization=invitation.organization, actor=user, action=AuditAction.INVITATION_ACCEPTED,
+        target_type="invitation", target_id=invitation.id, data={"email": user.email, "role": invitation.role},
+    )
+    return membership_add(organization=invitation.organization, user=user, role=invitation.role, actor=user)
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: User | None) -> Invitation:
+    if invitation.revoked_at is None and invitation.accepted_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(
+            organization=invitation.organization, actor=actor, action=AuditAction.INVITATION_REVOKED,
+            target_type="invitation", target_id=invitation.id, data={"email": invitation.email},
+        )
+    return invitation
+
+
+@transaction.atomic
+def project_create(
+    *, organization: Organization, name: str, region: str | None = None, actor: User | None = None
+) -> Project:
+    project = Project(organization=organization, name=name.strip(), region=region or settings.DEFAULT_REGION)
+    project.full_clean()
+    project.save()
+    audit_record(
+        organization=organization, actor=actor, action=AuditAction.PROJECT_CREATED,
+        target_type="project", target_id=project.id, data={"name": project.name, "region": project.region},
+    )
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, name: str, actor: User | None) -> Project:
+    old = project.name
+    project.name = name.strip()
+    project.full_clean()
+    project.save(update_fields=["name"])
+    audit_record(
+        organization=project.organization, actor=actor, action=AuditAction.PROJECT_UPDATED,
+        target_type="project", target_id=project.id, data={"name": [old, project.name]},
+    )
+    return project
+
+
+@transaction.atomic
+def project_delete(*, project: Project, actor: User | None) -> None:
+    audit_record(
+        organization=project.organization, actor=actor, action=AuditAction.PROJECT_DELETED,
+        target_type="project", target_id=project.id, data={"name": project.name, "region": project.region},
+    )
+    project.delete()
+
+
+@transaction.atomic
+def api_key_create(
+    *, project: Project, actor: User | None = None, note: str = "", expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Returns the key and its secret. The secret is not stored and cannot be shown again."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "must be in the future"})
+    secret = new_secret_key()
+    api_key = ApiKey.objects.create(
+        project=project, public_key=new_public_key(), secret_hash=hash_secret(secret),
+        secret_last4=secret[-4:], note=note, created_by=actor if isinstance(actor, User) else None,
+        expires_at=expires_at,
+    )
+    audit_record(
+        organization=project.organization, actor=actor, action=AuditAction.API_KEY_CREATED,
+        target_type="api_key", target_id=api_key.id,
+        data={"project": str(project.id), "public_key": api_key.public_key, "note": note},
+    )
+    return api_key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            organization=api_key.project.organization, actor=actor, action=AuditAction.API_KEY_REVOKED,
+            target_type="api_key", target_id=api_key.id,
+            data={"project": str(api_key.project_id), "public_key": api_key.public_key},
+        )
+    return api_key
+
+
+@transaction.atomic
+def project_bootstrap(
+    *, organization_name: str, project_name: str, region: str | None = None, note: str = ""
+) -> tuple[Project, ApiKey, str]:
+    """Create (or reuse) an organization and project, and issue a fresh key pair. For scripts."""
+    organization = Organization.objects.filter(name=organization_name).first()
+    if organization is None:
+        organization = organization_create(name=organization_name, owner=None)
+    project = Project.objects.filter(organization=organization, name=project_name).first()
+    if project is None:
+        project = project_create(organization=organization, name=project_name, region=region)
+    elif region and project.region != region:
+        raise ValidationError(
+            f"project {project_name!r} already exists in region {project.region!r}; a project cannot move region"
+        )
+    api_key, secret = api_key_create(project=project, note=note)
+    return project, api_key, secret

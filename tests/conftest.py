@@ -1,0 +1,71 @@
+"""Shared fixtures. A second organization with its own project and key is always present, so
+every test can prove isolation against it."""
+
+import pytest
+
+from tests.factories import ApiKeyPair, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+
+
+def pytest_collection_modifyitems(items):
+    # Every test may touch the control-plane and both region databases.
+    for item in items:
+        if item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db(databases="__all__"))
+
+
+@pytest.fixture
+def organization():
+    return OrganizationFactory(name="Acme")
+
+
+@pytest.fixture
+def project(organization):
+    return ProjectFactory(organization=organization, name="support-bot", region="eu")
+
+
+@pytest.fixture
+def owner(organization):
+    return MembershipFactory(organization=organization, role="owner").user
+
+
+@pytest.fixture
+def api_key(project) -> ApiKeyPair:
+    return ApiKeyPair.issue(project)
+
+
+@pytest.fixture
+def other_organization():
+    return OrganizationFactory(name="Globex")
+
+
+@pytest.fixture
+def other_project(other_organization):
+    return ProjectFactory(organization=other_organization, name="globex-bot", region="us")
+
+
+@pytest.fixture
+def other_owner(other_organization):
+    return MembershipFactory(organization=other_organization, role="owner").user
+
+
+@pytest.fixture
+def other_api_key(other_project) -> ApiKeyPair:
+    return ApiKeyPair.issue(other_project)
+
+
+@pytest.fixture(autouse=True)
+def _second_tenant(other_organization, other_project, other_owner, other_api_key):
+    """Always present: a test that leaks across tenants has something to leak."""
+
+
+@pytest.fixture
+def member_of():
+    def make(organization, role):
+        return MembershipFactory(organization=organization, role=role).user
+
+    return make
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(is_superuser=True, is_staff=True)
