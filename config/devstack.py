@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -311,32 +313,36 @@ class Stack:
 
     def start_services(self) -> None:
         durable = self.mode != "test"
-        prefix = "test-" if self.mode == "test" else ""
         if not self.env.get("DATABASE_URL"):
             port = int(self.env.get("EMBEDDED_PG_PORT") or (free_port() if not durable else 54329))
-            self.pg = EmbeddedPostgres(DATA / f"{prefix}pg", port, durable=durable)
+            # Each test run gets its own throw-away cluster, so parallel runs never share test databases.
+            pgdir = DATA / "pg" if durable else Path(tempfile.mkdtemp(prefix="lookglass-test-pg-"))
+            self.pg = EmbeddedPostgres(pgdir, port, durable=durable)
             base = self.pg.start()
             self.pg.ensure_database("lookglass")
             self.env["DATABASE_URL"] = f"{base}/lookglass"
-            say(f"embedded PostgreSQL on 127.0.0.1:{port} (data in .data/{prefix}pg)")
+            say(f"embedded PostgreSQL on 127.0.0.1:{port} (data in {pgdir})")
         else:
             check_database(self.env["DATABASE_URL"])
         if not self.env.get("REDIS_URL"):
             port = int(self.env.get("EMBEDDED_REDIS_PORT") or (free_port() if not durable else 63799))
-            self.redis = EmbeddedRedis(DATA / f"{prefix}redis", port)
+            redisdir = DATA / "redis" if durable else Path(tempfile.mkdtemp(prefix="lookglass-test-redis-"))
+            self.redis = EmbeddedRedis(redisdir, port)
             self.env["REDIS_URL"] = self.redis.start()
             say(f"embedded Redis on 127.0.0.1:{port}")
         else:
             check_redis(self.env["REDIS_URL"])
-        if self.pg and self.env.get("DATA_REGIONS") is None and self.mode == "run":
-            # One region on the default database unless the operator declares more.
-            pass
 
     def stop_services(self) -> None:
         if self.redis:
             self.redis.stop()
         if self.pg:
             self.pg.stop()
+        if self.mode == "test":
+            for service in (self.pg, self.redis):
+                if service is not None:
+                    shutil.rmtree(service.datadir, ignore_errors=True)
+                    Path(f"{service.datadir}.log").unlink(missing_ok=True)
 
     def call(self, argv: list[str]) -> int:
         return subprocess.call(argv, env=self.env, cwd=ROOT)

@@ -1,4 +1,5 @@
-"""Data-plane trace storage. Lives in the project's region database; `project_id` leads every key."""
+"""Data-plane trace storage. Lives in the project's region database; `project_id` leads every key
+and index so tables can later be time-partitioned and distributed by project (Citus) as they are."""
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -7,21 +8,55 @@ from django.utils import timezone
 from tenancy.dataplane import DataPlaneModel
 
 
+class ObservationType(models.TextChoices):
+    SPAN = "SPAN"
+    GENERATION = "GENERATION"
+    EVENT = "EVENT"
+    AGENT = "AGENT"
+    TOOL = "TOOL"
+    CHAIN = "CHAIN"
+    RETRIEVER = "RETRIEVER"
+    EMBEDDING = "EMBEDDING"
+    EVALUATOR = "EVALUATOR"
+    GUARDRAIL = "GUARDRAIL"
+
+
+class Level(models.TextChoices):
+    DEBUG = "DEBUG"
+    DEFAULT = "DEFAULT"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class Status(models.TextChoices):
+    SUCCESS = "success"
+    ERROR = "error"
+    REFUSED = "refused"
+
+
+class CostSource(models.TextChoices):
+    CLIENT = "client", "sent by the client"
+    CATALOG = "catalog", "tokens × catalog price"
+    NONE = "none", "no price known"
+
+
 class Trace(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
     id = models.CharField(max_length=200)
-    name = models.CharField(max_length=500, blank=True, default="")
+    name = models.CharField(max_length=1000, blank=True, default="")
     timestamp = models.DateTimeField(default=timezone.now)
-    user_id = models.CharField(max_length=500, blank=True, default="")
-    session_id = models.CharField(max_length=500, blank=True, default="")
+    user_id = models.CharField(max_length=1000, blank=True, default="")
+    session_id = models.CharField(max_length=1000, blank=True, default="")
     environment = models.CharField(max_length=100, blank=True, default="default")
-    release = models.CharField(max_length=200, blank=True, default="")
-    version = models.CharField(max_length=200, blank=True, default="")
-    tags = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    release = models.CharField(max_length=500, blank=True, default="")
+    version = models.CharField(max_length=500, blank=True, default="")
+    tags = ArrayField(models.TextField(), default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     input = models.JSONField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
     public = models.BooleanField(default=False)
+    # What PII redaction removed, by detector (counts only, never values).
+    redactions = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -34,3 +69,87 @@ class Trace(DataPlaneModel):
 
     def __str__(self) -> str:
         return self.name or self.id
+
+
+class Observation(DataPlaneModel):
+    """A span, generation, event, or agent/tool/chain/retriever/embedding/evaluator/guardrail step."""
+
+    pk = models.CompositePrimaryKey("project_id", "id")
+    id = models.CharField(max_length=200)
+    trace_id = models.CharField(max_length=200)
+    parent_observation_id = models.CharField(max_length=200, blank=True, default="")
+    type = models.CharField(max_length=16, choices=ObservationType.choices, default=ObservationType.SPAN)
+    name = models.CharField(max_length=1000, blank=True, default="")
+    start_time = models.DateTimeField(default=timezone.now)
+    end_time = models.DateTimeField(null=True, blank=True)
+    completion_start_time = models.DateTimeField(null=True, blank=True)
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.DEFAULT)
+    status_message = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.SUCCESS)
+    version = models.CharField(max_length=500, blank=True, default="")
+    environment = models.CharField(max_length=100, blank=True, default="default")
+
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    # Generations: model as requested and as answered, parameters, prompt link.
+    model = models.CharField(max_length=500, blank=True, default="")
+    response_model = models.CharField(max_length=500, blank=True, default="")
+    model_parameters = models.JSONField(default=dict, blank=True)
+    prompt_name = models.CharField(max_length=500, blank=True, default="")
+    prompt_version = models.IntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=100, blank=True, default="")
+    # Tool calls the model asked for: [{"id", "name", "arguments"}], arguments parsed when JSON.
+    tool_calls = models.JSONField(default=list, blank=True)
+
+    # Tokens by kind. input_tokens counts fresh (uncached) input only.
+    usage_details = models.JSONField(default=dict, blank=True)  # the raw usage map, as sent
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    cached_input_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_write_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    reasoning_tokens = models.BigIntegerField(null=True, blank=True)
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+
+    cost_details = models.JSONField(default=dict, blank=True)  # per token kind, in USD
+    input_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    output_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    total_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cost_source = models.CharField(max_length=8, choices=CostSource.choices, default=CostSource.NONE)
+
+    # Tool invocations (type TOOL): input holds the arguments, output the result.
+    tool_name = models.CharField(max_length=500, blank=True, default="")
+    tool_call_id = models.CharField(max_length=200, blank=True, default="")
+
+    error_type = models.CharField(max_length=500, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    error_stack = models.TextField(blank=True, default="")
+
+    redactions = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project_id", "trace_id", "start_time"], name="obs_project_trace"),
+            models.Index(fields=["project_id", "-start_time"], name="obs_project_time"),
+            models.Index(fields=["project_id", "type", "-start_time"], name="obs_project_type_time"),
+            models.Index(fields=["project_id", "model", "-start_time"], name="obs_project_model_time"),
+            models.Index(fields=["project_id", "prompt_name", "prompt_version"], name="obs_project_prompt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name or self.id}"
+
+    @property
+    def latency_ms(self) -> float | None:
+        if self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds() * 1000
+
+    @property
+    def time_to_first_token_ms(self) -> float | None:
+        if self.completion_start_time is None:
+            return None
+        return (self.completion_start_time - self.start_time).total_seconds() * 1000
