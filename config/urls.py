@@ -1,16 +1,21 @@
-from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenancy import public_views
+from tenancy.admin_site import admin_site
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path("admin/", admin_site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/public/health", public_views.health, name="public-health"),
     path("api/public/ready", public_views.ready, name="public-ready"),
     path("api/public/projects", public_views.projects, name="public-projects"),
     path("api/v1/", include("tenancy.api.urls")),
+    path("api/v1/", include("billing.urls")),
+    # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt) and OTLP/HTTP.
+    path("", include("traces.ingest_urls")),
+    path("", include("traces.otel_urls")),
+    path("", include("traces.read_urls")),
     path("", include("tenancy.urls")),
 ]
