@@ -1,0 +1,84 @@
+"""Reading request bodies for the ingest endpoints, with limits applied *after* decompression.
+
+A gzip bomb (a few KB that inflate to gigabytes) is stopped as soon as the inflated size passes the
+limit, because we decompress incrementally and never ask zlib for more than limit + 1 bytes.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+CHUNK = 64 * 1024
+
+
+class BodyError(Exception):
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BodyTooLarge(BodyError):
+    status = 413
+
+
+class UnsupportedEncoding(BodyError):
+    status = 415
+
+
+def _inflate(stream, *, wbits: int, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits=wbits)
+    out = bytearray()
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            break
+        data = chunk
+        while data:
+            out += decompressor.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise BodyTooLarge(f"request body exceeds {limit} bytes after decompression")
+            data = decompressor.unconsumed_tail
+        if decompressor.eof:
+            break
+    try:
+        out += decompressor.flush()
+    except zlib.error as exc:
+        raise BodyError(f"corrupt compressed body: {exc}") from None
+    if len(out) > limit:
+        raise BodyTooLarge(f"request body exceeds {limit} bytes after decompression")
+    if not decompressor.eof:
+        raise BodyError("truncated compressed body")
+    return bytes(out)
+
+
+def read_body(request, *, limit: int) -> bytes:
+    """The request body, decompressed per Content-Encoding (identity, gzip, deflate).
+
+    Raises BodyTooLarge (413), UnsupportedEncoding (415) or BodyError (400) with a clear message.
+    Reads from the WSGI stream directly so Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply;
+    our own limits do.
+    """
+    encoding = (request.META.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
+    declared = request.META.get("CONTENT_LENGTH")
+    try:
+        declared_length = int(declared) if declared else None
+    except ValueError:
+        raise BodyError("invalid Content-Length header") from None
+    stream = request  # HttpRequest is file-like over the (length-limited) WSGI input
+    try:
+        if encoding in ("identity", ""):
+            if declared_length is not None and declared_length > limit:
+                raise BodyTooLarge(f"request body exceeds {limit} bytes")
+            data = stream.read(limit + 1)
+            if len(data) > limit:
+                raise BodyTooLarge(f"request body exceeds {limit} bytes")
+            return data
+        if encoding in ("gzip", "x-gzip"):
+            return _inflate(stream, wbits=16 + zlib.MAX_WBITS, limit=limit)
+        if encoding == "deflate":
+            return _inflate(stream, wbits=zlib.MAX_WBITS, limit=limit)
+    except zlib.error as exc:
+        raise BodyError(f"corrupt {encoding} body: {exc}") from None
+    raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
