@@ -41,8 +41,9 @@ class PlaneRouter:
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         from tenancy.regions import data_databases
 
-        model = hints.get("model")
-        if model is None and model_name is not None:
+        # Migrations pass historical models, which lack PLANE: look the real model up by name.
+        model = None
+        if model_name is not None:
             try:
                 model = apps.get_model(app_label, model_name)
             except LookupError:
@@ -52,7 +53,7 @@ class PlaneRouter:
         else:
             plane = hints.get("plane")
             if plane is None:
-                # RunSQL/RunPython without hints: run them where the app's models live.
+                # RunSQL/RunPython without hints, or a model since deleted: go where the app's models live.
                 plane = _app_plane(app_label)
         if plane == Plane.DATA:
             return db in data_databases()

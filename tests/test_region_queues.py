@@ -1,0 +1,54 @@
+"""Region work goes to per-region Celery queues on the real Redis broker."""
+
+import json
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from config.celery import app
+from tenancy.regions import region_queue
+from tenancy.tasks import enqueue_for_project
+
+
+@shared_task(name="tests.region_probe")
+def region_probe(*, project_id: str, marker: str) -> None:  # pragma: no cover - never executed here
+    raise AssertionError("the probe task is only enqueued, never run, in this test")
+
+
+def _queue_messages(client, queue):
+    return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+
+def test_region_work_is_routed_to_the_project_region_queue(project, other_project, django_capture_on_commit_callbacks):
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for queue in ("region.eu", "region.us", "default"):
+        client.delete(queue)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_for_project(region_probe, project=project, kwargs={"marker": "eu-work"})
+        enqueue_for_project(region_probe, project=other_project, kwargs={"marker": "us-work"})
+
+    eu = _queue_messages(client, "region.eu")
+    us = _queue_messages(client, "region.us")
+    assert [m["headers"]["task"] for m in eu] == ["tests.region_probe"]
+    assert [m["headers"]["task"] for m in us] == ["tests.region_probe"]
+    assert "eu-work" in json.dumps(eu) and "us-work" not in json.dumps(eu)
+    assert "us-work" in json.dumps(us) and str(project.id) not in json.dumps(us)
+    assert client.llen("default") == 0
+
+
+def test_nothing_is_enqueued_when_the_transaction_rolls_back(project, django_capture_on_commit_callbacks):
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete("region.eu")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        enqueue_for_project(region_probe, project=project, kwargs={"marker": "x"})
+    assert len(callbacks) == 1
+    assert client.llen("region.eu") == 0
+
+
+def test_workers_declare_one_queue_per_region():
+    app.finalize()
+    names = {q.name for q in app.conf.task_queues}
+    assert {region_queue(r) for r in settings.DATA_REGIONS} <= names
+    assert "default" in names
