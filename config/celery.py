@@ -21,7 +21,9 @@ def _declare_queues(sender, **kwargs):
     sender.conf.task_default_queue = "default"
     # A worker started without -Q consumes every queue (the embedded `make run`); production
     # starts one worker pool per region with `-Q region.<name>`.
-    sender.conf.task_queues = [Queue("default")] + [Queue(region_queue(name)) for name in settings.DATA_REGIONS]
+    sender.conf.task_queues = [Queue("default", routing_key="default")] + [
+        Queue(region_queue(name), routing_key=region_queue(name)) for name in settings.DATA_REGIONS
+    ]
 
 
 app.autodiscover_tasks()

