@@ -1,0 +1,66 @@
+"""The embedded stack and settings fail with one clear line, never a traceback."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args, **env):
+    full_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_unreachable_database_url_is_a_clear_error():
+    result = run(["-m", "config.devstack", "exec", "--", "true"],
+                 DATABASE_URL="postgres://nobody:pw@127.0.0.1:1/nothing", REDIS_URL=settings.REDIS_URL)
+    assert result.returncode == 1
+    assert "cannot reach the database" in result.stdout
+    assert "pw@" not in result.stdout  # the password is masked
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_port_in_use_is_a_clear_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(["-m", "config.devstack", "run"], DATABASE_URL=os.environ["DATABASE_URL"],
+                     REDIS_URL=settings.REDIS_URL, PORT=str(port))
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_production_without_secrets_refuses_to_start():
+    env = {"DEBUG": "false", "SECRET_KEY": "", "API_KEY_PEPPER": "", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = run(["-c", "import django; django.setup()"], **env)
+    assert result.returncode != 0
+    assert "SECRET_KEY and API_KEY_PEPPER must be set in production" in result.stderr
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    names = set()
+    for path in [ROOT / "config" / "settings.py"]:
+        names |= set(re.findall(r"\benv\.\w+\(\s*\"([A-Z0-9_]+)\"", path.read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    documented |= set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text()))
+    assert names, "expected settings read through env"
+    assert sorted(names - documented) == []
+
+
+def test_security_settings_are_on_outside_debug():
+    assert settings.DEBUG is False
+    assert settings.SESSION_COOKIE_HTTPONLY is True
+    assert settings.SECURE_CONTENT_TYPE_NOSNIFF is True
+    assert settings.X_FRAME_OPTIONS == "DENY"
+    assert "django.middleware.security.SecurityMiddleware" in settings.MIDDLEWARE
