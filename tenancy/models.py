@@ -210,6 +210,9 @@ class AuditAction(models.TextChoices):
     INVITATION_REVOKED = "invitation.revoked"
     ORGANIZATION_CREATED = "organization.created"
     ORGANIZATION_UPDATED = "organization.updated"
+    ORGANIZATION_DELETED = "organization.deleted"
+    REDACTION_POLICY_UPDATED = "redaction_policy.updated"
+    PROMPT_LABEL_MOVED = "prompt.label_moved"
 
 
 class AuditLogEntry(models.Model):
@@ -226,7 +229,8 @@ class AuditLogEntry(models.Model):
     # Plain ids, not foreign keys: deleting a user or an organization must not rewrite history.
     actor_id = models.UUIDField(null=True, blank=True)
     actor_email = models.CharField(max_length=254, blank=True)
-    action = models.CharField(max_length=64, choices=AuditAction.choices)
+    # No `choices` on purpose: apps add actions (prompts, redaction, …) without a tenancy migration.
+    action = models.CharField(max_length=64, db_index=False)
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict, blank=True)

@@ -48,3 +48,7 @@ def api_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:
 
 def audit_log_for_organization(*, organization: Organization) -> QuerySet[AuditLogEntry]:
     return AuditLogEntry.objects.filter(organization_id=organization.id)
+
+
+def memberships_for_user(*, user: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")

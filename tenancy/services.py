@@ -288,3 +288,16 @@ def project_bootstrap(
         )
     api_key, secret = api_key_create(project=project, note=note)
     return project, api_key, secret
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization, actor: User | None) -> None:
+    """Refused while projects exist: each project holds region data and is deleted (and audited) on its own."""
+    if Project.objects.filter(organization=organization).exists():
+        raise ValidationError("an organization with projects cannot be deleted; delete its projects first")
+    # The entry outlives the organization: audit rows reference it by id, not by foreign key.
+    audit_record(
+        organization=organization, actor=actor, action=AuditAction.ORGANIZATION_DELETED,
+        target_type="organization", target_id=organization.id, data={"name": organization.name},
+    )
+    organization.delete()

@@ -17,9 +17,10 @@ from __future__ import annotations
 from django.http import Http404
 from django.utils.functional import cached_property
 from rest_framework import permissions, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 
-from tenancy.authentication import KeyPrincipal
+from tenancy.authentication import ApiKeyAuthentication, KeyPrincipal
 from tenancy.models import Organization, Project, Role, role_at_least
 from tenancy.selectors import role_in_organization
 
@@ -31,7 +32,13 @@ class IsAuthenticatedPersonOrKey(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
+# DRF takes the WWW-Authenticate challenge from the *first* class; SessionAuthentication has none, so
+# with it first an anonymous caller would get 403 instead of 401.
+MANAGEMENT_AUTHENTICATION = [ApiKeyAuthentication, SessionAuthentication]
+
+
 class _ScopedMixin:
+    authentication_classes = MANAGEMENT_AUTHENTICATION
     read_role: str = Role.VIEWER
     write_role: str = Role.MEMBER
     action_roles: dict[str, str] = {}
