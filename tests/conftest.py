@@ -69,3 +69,14 @@ def member_of():
 @pytest.fixture
 def superuser():
     return UserFactory(is_superuser=True, is_staff=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_price_cache():
+    """billing.pricing keeps prices in-process and refreshes only after a commit; every test's rows
+    are rolled back, never committed, so each test starts (and ends) with an empty snapshot."""
+    from billing.pricing import reset_local_cache
+
+    reset_local_cache()
+    yield
+    reset_local_cache()
