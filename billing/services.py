@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_date, parse_datetime
 
 from billing.models import ModelPrice, PriceSource
-from tenancy.models import Project, User
+from tenancy.models import AuditAction, Project, User
 from tenancy.services import audit_record
 
 DEFAULT_CATALOG_FILE = Path(__file__).resolve().parent / "data" / "model_prices.json"
@@ -41,9 +41,9 @@ FILE_PRICE_KEYS = {
     "reasoning": "reasoning_price",
 }
 
-AUDIT_CREATED = "model_price.created"
-AUDIT_UPDATED = "model_price.updated"
-AUDIT_DELETED = "model_price.deleted"
+AUDIT_CREATED = AuditAction.MODEL_PRICE_CREATED
+AUDIT_UPDATED = AuditAction.MODEL_PRICE_UPDATED
+AUDIT_DELETED = AuditAction.MODEL_PRICE_DELETED
 
 
 def _audit(*, price: ModelPrice, actor: User | None, action: str, data: dict) -> None:
