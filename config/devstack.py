@@ -372,7 +372,7 @@ def run_app(stack: Stack) -> int:
     env.setdefault("SECURE_SSL_REDIRECT", "false")
     env.setdefault("PUBLIC_URL", f"http://{host}:{port}")
     py = sys.executable
-    for step in (["migrate_all"], ["collectstatic", "--noinput", "--verbosity", "0"], ["seed_demo"]):
+    for step in (["migrate_all"], ["collectstatic", "--noinput", "--verbosity", "0"], ["load_model_prices"], ["seed_demo"]):
         code = stack.call([py, "manage.py", *step])
         if code != 0:
             raise StackError(f"`manage.py {' '.join(step)}` failed (exit {code}); see the output above")
