@@ -34,7 +34,8 @@ class PlaneRouter:
         return self._route(model, hints)
 
     def allow_relation(self, obj1, obj2, **hints):
-        if plane_of(type(obj1)) != plane_of(type(obj2)):
+        # `_meta.model`, not type(): request.user is a lazy proxy whose type is SimpleLazyObject.
+        if plane_of(obj1._meta.model) != plane_of(obj2._meta.model):
             return False
         return obj1._state.db == obj2._state.db
 

@@ -221,3 +221,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Ingestion ---------------------------------------------------------------------------
+# Largest request body the ingest endpoints accept, counted after decompression (gzip bombs stop here).
+INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024)
+# OTLP/HTTP trace exports (`/v1/traces`, `/api/public/otel/v1/traces`): the OTLP spec's recommended cap
+# and the Langfuse v5 SDK's default batch limit, after decompression; larger bodies get 413.
+OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=64 * 1024 * 1024)
+
+# --- Prompt registry ---------------------------------------------------------------------
+# Prompt fetches are served from Redis (invalidated on every write) and, in front of it, a small
+# per-process LRU whose entries other processes may serve for at most its TTL after a write.
+PROMPT_CACHE_TTL_SECONDS = env.int("PROMPT_CACHE_TTL_SECONDS", default=600)
+PROMPT_CACHE_LOCAL_TTL_SECONDS = env.float("PROMPT_CACHE_LOCAL_TTL_SECONDS", default=2.0)
+PROMPT_CACHE_LOCAL_MAX_ENTRIES = env.int("PROMPT_CACHE_LOCAL_MAX_ENTRIES", default=2048)

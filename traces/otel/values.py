@@ -1,0 +1,172 @@
+"""Small, forgiving conversions for attribute values (senders disagree on types)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_BIGINT = 2**63 - 1
+MAX_INT = 2**31 - 1
+MAX_COST = Decimal(10**10)  # the cost columns are numeric(20, 10)
+_ENV_ALLOWED = re.compile(r"^[a-z0-9_-]+$")
+
+
+def nanos_to_datetime(nanos: int) -> datetime:
+    return EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+def parse_json(value: Any) -> Any:
+    """A JSON string → its value; anything else (or a string that is not JSON) unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def parse_json_container(value: Any) -> Any:
+    """Like parse_json, but only for strings that look like a JSON object or array, so plain text
+    such as "42" or "true" stays the string the sender wrote."""
+    if isinstance(value, str):
+        stripped = value.lstrip()
+        if stripped[:1] in ("{", "["):
+            return parse_json(value)
+    return value
+
+
+def parse_json_object(value: Any) -> dict | None:
+    parsed = parse_json(value)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def to_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+            return int(number) if number.is_integer() else None
+    return None
+
+
+def to_count(value: Any, *, maximum: int = MAX_BIGINT) -> int | None:
+    """A non-negative integer that fits its column, else None."""
+    number = to_int(value)
+    return number if number is not None and 0 <= number <= maximum else None
+
+
+def to_cost(value: Any) -> Decimal | None:
+    """A non-negative USD amount that fits numeric(20, 10), else None."""
+    number = to_decimal(value)
+    return number if number is not None and 0 <= number < MAX_COST else None
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float, str)):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+    if isinstance(value, int):
+        return bool(value)
+    return None
+
+
+def to_text(value: Any) -> str:
+    """A value for a text column: strings as they are, anything else as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def to_tags(value: Any) -> list[str]:
+    """Tags as an array, a JSON-array string, a comma-separated string or a single string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            parsed = parse_json(text)
+            if isinstance(parsed, list):
+                return to_tags(parsed)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return [to_text(item).strip() for item in value if item is not None and to_text(item).strip()]
+    return [to_text(value)]
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An ISO-8601 string (possibly JSON-quoted, as older Langfuse SDKs send it), or epoch nanos."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        try:
+            return nanos_to_datetime(value) if value > 10**15 else None
+        except OverflowError:
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.startswith('"'):
+        parsed = parse_json(text)
+        if not isinstance(parsed, str):
+            return None
+        text = parsed.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def normalize_environment(value: Any) -> str | None:
+    """Langfuse's rule: lower case, the reserved `langfuse` prefix stripped, at most 40 characters
+    of [a-z0-9_-]; anything else becomes "default". None when nothing was sent."""
+    if value is None:
+        return None
+    text = to_text(value).strip().lower()
+    if not text:
+        return None
+    for prefix in ("langfuse-", "langfuse_", "langfuse"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    text = text[:40]
+    return text if text and _ENV_ALLOWED.match(text) else "default"
