@@ -1,0 +1,636 @@
+"""Console pages for traces: a cross-project list and a trace's detail.
+
+Trace and Observation have composite primary keys and live in region databases, which Django's
+ModelAdmin cannot handle, so these are plain views registered on `admin_site` and rendered with the
+admin's own templates. Every query is scoped by the projects the person can see
+(`visible_projects`), so another tenant's trace is as absent as a missing one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django import forms
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+
+from feedback.admin import trace_scores
+from tenancy.admin_site import admin_site, console_roles, is_superuser
+from tenancy.models import Project
+from traces.models import Observation, ObservationType, Status, Trace
+
+PAGE_SIZE = 50
+# A trace page stays usable; past this many observations the rest is left out, with a notice.
+MAX_OBSERVATIONS = 2000
+# Inputs and outputs can be megabytes; the page shows this much of each and says so.
+MAX_TEXT_CHARS = 100_000
+OPEN_DETAILS_UP_TO = 25
+# Past this many projects in one region (operators, big organizations) one plain query is cheaper
+# to plan than a UNION branch per project.
+UNION_BRANCHES_UP_TO = 50
+
+TRACE_LIST_FIELDS = ("project_id", "id", "name", "timestamp", "user_id", "session_id", "environment", "tags")
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+class Cursor:
+    """Position in the newest-first order (timestamp, project_id, id), carried in the URL."""
+
+    def __init__(self, timestamp: datetime, project_id: uuid.UUID, trace_id: str):
+        self.timestamp, self.project_id, self.trace_id = timestamp, project_id, trace_id
+
+    @classmethod
+    def of(cls, trace: Trace) -> Cursor:
+        return cls(trace.timestamp, trace.project_id, trace.id)
+
+    def encode(self) -> str:
+        raw = json.dumps([self.timestamp.isoformat(), str(self.project_id), self.trace_id])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            timestamp, project_id, trace_id = json.loads(raw)
+            parsed = parse_datetime(timestamp)
+            if parsed is None or not isinstance(trace_id, str):
+                raise ValueError
+            return cls(parsed, uuid.UUID(project_id), trace_id)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise forms.ValidationError(
+                "This page link is not valid; start again from the newest traces."
+            ) from None
+
+    # The leading bound on timestamp alone is redundant but lets the (project_id, -timestamp) index
+    # start at the cursor instead of filtering every newer row.
+    def older(self) -> Q:
+        return Q(timestamp__lte=self.timestamp) & (
+            Q(timestamp__lt=self.timestamp)
+            | Q(timestamp=self.timestamp, project_id__lt=self.project_id)
+            | Q(timestamp=self.timestamp, project_id=self.project_id, id__lt=self.trace_id)
+        )
+
+    def newer(self) -> Q:
+        return Q(timestamp__gte=self.timestamp) & (
+            Q(timestamp__gt=self.timestamp)
+            | Q(timestamp=self.timestamp, project_id__gt=self.project_id)
+            | Q(timestamp=self.timestamp, project_id=self.project_id, id__gt=self.trace_id)
+        )
+
+
+STATUS_CHOICES = [("", "any status"), *Status.choices]
+
+
+class TraceFilterForm(forms.Form):
+    project = forms.ChoiceField(required=False)
+    user_id = forms.CharField(required=False, max_length=1000, label="User id")
+    session_id = forms.CharField(required=False, max_length=1000, label="Session id")
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+    model = forms.CharField(required=False, max_length=500)
+    environment = forms.CharField(required=False, max_length=100)
+    since = forms.DateTimeField(
+        required=False, label="From (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        required=False, label="Until (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+    before = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, data, *, projects: list[Project]):
+        super().__init__(data)
+        self.projects = {str(p.id): p for p in projects}
+        self.fields["project"].choices = [
+            ("", "all projects"), *[(key, str(p)) for key, p in self.projects.items()]
+        ]
+
+    def clean_after(self):
+        value = self.cleaned_data.get("after")
+        return Cursor.decode(value) if value else None
+
+    def clean_before(self):
+        value = self.cleaned_data.get("before")
+        return Cursor.decode(value) if value else None
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "Must be later than “From”.")
+        if cleaned.get("after") and cleaned.get("before"):
+            raise forms.ValidationError("Use either a newer or an older page link, not both.")
+        return cleaned
+
+    def selected_projects(self) -> list[Project]:
+        key = self.cleaned_data.get("project")
+        return [self.projects[key]] if key else list(self.projects.values())
+
+
+@dataclass
+class TraceRow:
+    trace: Trace
+    project: Project
+    observation_count: int = 0
+    total_tokens: int | None = None
+    total_cost: Decimal | None = None
+    latency_ms: float | None = None
+    models: list[str] = field(default_factory=list)
+    status: str = Status.SUCCESS
+
+    @property
+    def detail_url(self) -> str:
+        return reverse("admin:traces_trace_detail", args=[self.project.id, self.trace.id])
+
+    @property
+    def cost_display(self) -> str:
+        return format_cost(self.total_cost)
+
+    @property
+    def latency_display(self) -> str:
+        return format_ms(self.latency_ms)
+
+
+def _observations_of_outer_trace(region: str):
+    return Observation.objects.dangerously_in_region(region).filter(
+        project_id=OuterRef("project_id"), trace_id=OuterRef("id")
+    )
+
+
+def _filtered_traces(region: str, project_ids: list, filters: dict):
+    """A region's traces of these projects, narrowed by the list's filters."""
+    queryset = Trace.objects.dangerously_in_region(region).filter(project_id__in=project_ids)
+    for name in ("user_id", "session_id", "environment"):
+        if filters.get(name):
+            queryset = queryset.filter(**{name: filters[name]})
+    if filters.get("since"):
+        queryset = queryset.filter(timestamp__gte=filters["since"])
+    if filters.get("until"):
+        queryset = queryset.filter(timestamp__lt=filters["until"])
+    if filters.get("model"):
+        model = filters["model"]
+        queryset = queryset.filter(
+            Exists(_observations_of_outer_trace(region).filter(Q(model=model) | Q(response_model=model)))
+        )
+    status = filters.get("status")
+    if status:
+        has_error = Exists(_observations_of_outer_trace(region).filter(status=Status.ERROR))
+        has_refusal = Exists(_observations_of_outer_trace(region).filter(status=Status.REFUSED))
+        if status == Status.ERROR:
+            queryset = queryset.filter(has_error)
+        elif status == Status.REFUSED:
+            queryset = queryset.filter(has_refusal).exclude(has_error)
+        else:
+            queryset = queryset.exclude(has_error).exclude(has_refusal)
+    return queryset.only(*TRACE_LIST_FIELDS)
+
+
+def _sort_key(trace: Trace):
+    # Ties on (timestamp, project) only happen inside one region's list, whose database order
+    # heapq.merge keeps, so the id tiebreak follows the database collation, as the cursor does.
+    return (trace.timestamp, trace.project_id)
+
+
+def trace_page(
+    *, projects: list[Project], filters: dict, after: Cursor | None = None, before: Cursor | None = None,
+    page_size: int = PAGE_SIZE,
+) -> tuple[list[TraceRow], bool, bool]:
+    """One page of traces, newest first, across the projects' regions: (rows, has_newer, has_older).
+
+    Per region: one query for the page and one grouped query for its traces' aggregates.
+    """
+    # Cursor positions and merge order use (timestamp, project_id, id), a total order.
+    by_region: dict[str, list[Project]] = defaultdict(list)
+    for project in projects:
+        by_region[project.region].append(project)
+
+    if before is not None:
+        ordering, position = ("timestamp", "project_id", "id"), before.newer()
+    else:
+        ordering, position = ("-timestamp", "-project_id", "-id"), (after.older() if after else Q())
+
+    per_region: list[list[Trace]] = []
+    for region, region_projects in by_region.items():
+        if len(region_projects) == 1 or len(region_projects) > UNION_BRANCHES_UP_TO:
+            queryset = _filtered_traces(region, [p.id for p in region_projects], filters).filter(position)
+        else:
+            # One statement per region, but a branch per project: each branch walks the project's
+            # (project_id, -timestamp) index and stops at the page size, where a single
+            # `project_id IN (…)` query would sort every matching row of every project.
+            branches = [
+                _filtered_traces(region, [p.id], filters).filter(position).order_by(*ordering)[: page_size + 1]
+                for p in region_projects
+            ]
+            queryset = branches[0].union(*branches[1:], all=True)
+        per_region.append(list(queryset.order_by(*ordering)[: page_size + 1]))
+
+    merged = list(heapq.merge(*per_region, key=_sort_key, reverse=before is None))
+    more = len(merged) > page_size
+    traces = merged[:page_size]
+    if before is not None:
+        traces.reverse()
+        has_newer, has_older = more, True
+    else:
+        has_newer, has_older = after is not None, more
+
+    projects_by_id = {p.id: p for p in projects}
+    rows = [TraceRow(trace=t, project=projects_by_id[t.project_id]) for t in traces]
+    _attach_aggregates(rows)
+    return rows, has_newer, has_older
+
+
+def _attach_aggregates(rows: list[TraceRow]) -> None:
+    by_region: dict[str, list[TraceRow]] = defaultdict(list)
+    for row in rows:
+        by_region[row.project.region].append(row)
+    for region, region_rows in by_region.items():
+        index = {(row.trace.project_id, row.trace.id): row for row in region_rows}
+        aggregates = (
+            Observation.objects.dangerously_in_region(region)
+            # A superset of the page's (project, trace) pairs; pairs not on the page are ignored.
+            .filter(
+                project_id__in={row.trace.project_id for row in region_rows},
+                trace_id__in={row.trace.id for row in region_rows},
+            )
+            .values("project_id", "trace_id")
+            .annotate(
+                observation_count=Count("id"),
+                total_tokens=Sum("total_tokens"),
+                total_cost=Sum("total_cost"),
+                first_start=Min("start_time"),
+                last_end=Max(Coalesce("end_time", "start_time")),
+                errors=Count("id", filter=Q(status=Status.ERROR)),
+                refusals=Count("id", filter=Q(status=Status.REFUSED)),
+                models=ArrayAgg("model", distinct=True, filter=~Q(model="")),
+            )
+            .order_by()
+        )
+        for aggregate in aggregates:
+            row = index.get((aggregate["project_id"], aggregate["trace_id"]))
+            if row is None:
+                continue
+            row.observation_count = aggregate["observation_count"]
+            row.total_tokens = aggregate["total_tokens"]
+            row.total_cost = aggregate["total_cost"]
+            row.latency_ms = (aggregate["last_end"] - aggregate["first_start"]).total_seconds() * 1000
+            row.models = sorted(aggregate["models"] or [])
+            row.status = trace_status(errors=aggregate["errors"], refusals=aggregate["refusals"])
+
+
+def trace_status(*, errors: int, refusals: int) -> str:
+    if errors:
+        return Status.ERROR
+    if refusals:
+        return Status.REFUSED
+    return Status.SUCCESS
+
+
+def visible_projects(request):
+    """Projects whose traces the requester may read: every role reads (superusers: all).
+
+    Same rule as tenancy.selectors.projects_for_user, reusing the roles the console already read
+    for this request instead of querying them again."""
+    queryset = Project.objects.select_related("organization")
+    if is_superuser(request):
+        return queryset
+    return queryset.filter(organization_id__in=list(console_roles(request)))
+
+
+def trace_list_view(request):
+    projects = list(visible_projects(request))
+    form = TraceFilterForm(request.GET, projects=projects)
+    rows, has_newer, has_older, status = [], False, False, 200
+    if form.is_valid():
+        rows, has_newer, has_older = trace_page(
+            projects=form.selected_projects(), filters=form.cleaned_data,
+            after=form.cleaned_data["after"], before=form.cleaned_data["before"], page_size=PAGE_SIZE,
+        )
+    else:
+        status = 400
+
+    base_query = request.GET.copy()
+    for key in ("after", "before"):
+        base_query.pop(key, None)
+    newer_url = older_url = None
+    if rows and has_newer:
+        query = base_query.copy()
+        query["before"] = Cursor.of(rows[0].trace).encode()
+        newer_url = "?" + query.urlencode()
+    if rows and has_older:
+        query = base_query.copy()
+        query["after"] = Cursor.of(rows[-1].trace).encode()
+        older_url = "?" + query.urlencode()
+
+    context = {
+        **admin_site.each_context(request),
+        "title": "Traces",
+        "form": form,
+        "rows": rows,
+        "newer_url": newer_url,
+        "older_url": older_url,
+        "newest_url": "?" + base_query.urlencode() if (has_newer or form.data.get("after")) else None,
+        "has_projects": bool(projects),
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/traces/trace_list.html", context, status=status)
+
+
+# --- the detail -------------------------------------------------------------------------------
+
+
+def trace_detail_view(request, project_id, trace_id):
+    project = visible_projects(request).filter(pk=project_id).first()
+    if project is None:
+        raise Http404("No such trace.")
+    trace = Trace.objects.for_project(project).filter(id=trace_id).first()
+    if trace is None:
+        raise Http404("No such trace.")
+    observations = list(
+        Observation.objects.for_project(project).filter(trace_id=trace.id).order_by("start_time", "id")[
+            : MAX_OBSERVATIONS + 1
+        ]
+    )
+    truncated = len(observations) > MAX_OBSERVATIONS
+    observations = observations[:MAX_OBSERVATIONS]
+
+    context = {
+        **admin_site.each_context(request),
+        "title": trace.name or trace.id,
+        "subtitle": None,
+        "project": project,
+        "trace": trace,
+        "summary": trace_summary(observations),
+        "tree": observation_tree(observations),
+        "observations_truncated": truncated,
+        "max_observations": MAX_OBSERVATIONS,
+        "trace_input": present(trace.input),
+        "trace_output": present(trace.output),
+        "trace_metadata": pretty_json(trace.metadata) if trace.metadata else "",
+        "scores": trace_scores(project=project, trace_id=trace.id),
+        "list_url": reverse("admin:traces_trace_list"),
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/traces/trace_detail.html", context)
+
+
+def trace_summary(observations: list[Observation]) -> dict:
+    def total(attr):
+        values = [getattr(o, attr) for o in observations if getattr(o, attr) is not None]
+        return sum(values) if values else None
+
+    start, end = _bounds(observations)
+    return {
+        "status": trace_status(
+            errors=sum(o.status == Status.ERROR for o in observations),
+            refusals=sum(o.status == Status.REFUSED for o in observations),
+        ),
+        "observation_count": len(observations),
+        "models": sorted({o.model for o in observations if o.model}),
+        "input_tokens": total("input_tokens"),
+        "cached_input_tokens": total("cached_input_tokens"),
+        "cache_write_tokens": total("cache_write_tokens"),
+        "output_tokens": total("output_tokens"),
+        "reasoning_tokens": total("reasoning_tokens"),
+        "total_tokens": total("total_tokens"),
+        "total_cost": format_cost(total("total_cost")),
+        "latency": format_ms((end - start).total_seconds() * 1000) if start else "—",
+        "start": start,
+    }
+
+
+def _bounds(observations):
+    if not observations:
+        return None, None
+    start = min(o.start_time for o in observations)
+    end = max((o.end_time or o.start_time) for o in observations)
+    return start, end
+
+
+def observation_tree(observations: list[Observation]) -> list[dict]:
+    """Observations in depth-first order with their depth, nested by parent_observation_id.
+
+    An observation whose parent is unknown (not ingested yet, or another trace's) is shown at the
+    top level; a parent cycle cannot hide rows.
+    """
+    ids = {o.id for o in observations}
+    children: dict[str, list[Observation]] = defaultdict(list)
+    roots = []
+    for o in observations:
+        if o.parent_observation_id and o.parent_observation_id in ids and o.parent_observation_id != o.id:
+            children[o.parent_observation_id].append(o)
+        else:
+            roots.append(o)
+
+    start, end = _bounds(observations)
+    duration = (end - start).total_seconds() if start else 0
+    ordered: list[tuple[Observation, int]] = []
+    seen: set[str] = set()
+
+    def walk(nodes, depth):
+        stack = [(node, depth) for node in reversed(nodes)]
+        while stack:
+            node, d = stack.pop()
+            if node.id in seen:
+                continue
+            seen.add(node.id)
+            ordered.append((node, d))
+            stack.extend((child, d + 1) for child in reversed(children.get(node.id, [])))
+
+    walk(roots, 0)
+    walk([o for o in observations if o.id not in seen], 0)
+    # Small traces open every generation, tool call and error; big ones stay folded to stay usable.
+    open_by_default = len(observations) <= OPEN_DETAILS_UP_TO
+    rows = [_observation_row(o, depth, start, duration) for o, depth in ordered]
+    for row in rows:
+        row["open"] = row["has_error"] or (
+            open_by_default and row["obs"].type in (ObservationType.GENERATION, ObservationType.TOOL)
+        )
+    return rows
+
+
+def _observation_row(o: Observation, depth: int, start, duration: float) -> dict:
+    if duration > 0:
+        offset = (o.start_time - start).total_seconds() / duration * 100
+        width = ((o.end_time or o.start_time) - o.start_time).total_seconds() / duration * 100
+    else:
+        offset, width = 0.0, 100.0
+    offset = min(max(offset, 0.0), 100.0)
+    width = min(max(width, 0.5), 100.0 - offset) if offset < 100.0 else 0.5
+    tokens = [
+        (label, getattr(o, attr))
+        for label, attr in (
+            ("input", "input_tokens"),
+            ("cached", "cached_input_tokens"),
+            ("cache write", "cache_write_tokens"),
+            ("output", "output_tokens"),
+            ("reasoning", "reasoning_tokens"),
+            ("total", "total_tokens"),
+        )
+        if getattr(o, attr) is not None
+    ]
+    return {
+        "obs": o,
+        "depth": depth,
+        "indent": depth * 18,
+        "bar_offset": f"{offset:.2f}",
+        "bar_width": f"{width:.2f}",
+        "latency": format_ms(o.latency_ms),
+        "ttft": format_ms(o.time_to_first_token_ms),
+        "tokens": tokens,
+        "cost": format_cost(o.total_cost),
+        "is_tool": o.type == ObservationType.TOOL,
+        "input": present(o.input),
+        "output": present(o.output),
+        "tool_calls": tool_calls(o.tool_calls),
+        "metadata": pretty_json(o.metadata) if o.metadata else "",
+        "model_parameters": pretty_json(o.model_parameters) if o.model_parameters else "",
+        "has_error": bool(o.status == Status.ERROR or o.error_type or o.error_message or o.error_stack),
+    }
+
+
+# --- presenting values: chat messages, tool calls, JSON ---------------------------------------
+
+
+def pretty_json(value) -> str:
+    return _clip(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    return f"{text[:MAX_TEXT_CHARS]}\n… ({len(text) - MAX_TEXT_CHARS} more characters not shown)"
+
+
+def present(value) -> dict | None:
+    """How to show an input or output: role-labelled chat messages, plain text, or JSON."""
+    if value is None or value == "" or value == [] or value == {}:
+        return None
+    messages = chat_messages(value)
+    if messages is not None:
+        return {"kind": "chat", "messages": messages}
+    if isinstance(value, str):
+        return {"kind": "text", "text": _clip(value)}
+    return {"kind": "json", "text": pretty_json(value)}
+
+
+def chat_messages(value) -> list[dict] | None:
+    """`[{role, content}, …]` (also `{"messages": [...]}` or a single message) → display blocks."""
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    elif isinstance(value, dict) and isinstance(value.get("role"), str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
+        return None
+    messages = []
+    for message in value:
+        parts, calls = _content_parts(message.get("content"))
+        messages.append(
+            {
+                "role": message["role"],
+                "name": str(message.get("name") or ""),
+                "tool_call_id": str(message.get("tool_call_id") or ""),
+                "parts": parts,
+                "tool_calls": tool_calls(message.get("tool_calls")) + calls,
+            }
+        )
+    return messages
+
+
+def _content_parts(content) -> tuple[list[dict], list[dict]]:
+    if content is None or content == "":
+        return [], []
+    if isinstance(content, str):
+        return [{"kind": "text", "text": _clip(content)}], []
+    if not isinstance(content, list):
+        return [{"kind": "json", "text": pretty_json(content)}], []
+    parts, calls = [], []
+    for part in content:
+        if isinstance(part, str):
+            parts.append({"kind": "text", "text": _clip(part)})
+        elif isinstance(part, dict) and isinstance(part.get("text"), str):
+            parts.append({"kind": "text", "text": _clip(part["text"])})
+        elif isinstance(part, dict) and part.get("type") == "tool_use":
+            calls.extend(tool_calls([part]))
+        else:
+            parts.append({"kind": "json", "text": pretty_json(part)})
+    return parts, calls
+
+
+def tool_calls(value) -> list[dict]:
+    """Tool calls as stored ({id, name, arguments}), or as OpenAI/Anthropic send them."""
+    if not isinstance(value, list):
+        return []
+    calls = []
+    for call in value:
+        if not isinstance(call, dict):
+            calls.append({"id": "", "name": "", "arguments": pretty_json(call)})
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        name = call.get("name") or function.get("name") or ""
+        if "arguments" in call:
+            arguments = call["arguments"]
+        elif "arguments" in function:
+            arguments = function["arguments"]
+        else:
+            arguments = call.get("input")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                pass
+        calls.append(
+            {
+                "id": str(call.get("id") or ""),
+                "name": str(name),
+                "arguments": arguments if isinstance(arguments, str) else pretty_json(arguments),
+            }
+        )
+    return calls
+
+
+def format_ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    return f"{value / 1000:.2f} s"
+
+
+def format_cost(value) -> str:
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    if value == 0:
+        return "$0"
+    return f"${value:.6f}" if abs(value) < Decimal("0.01") else f"${value:.4f}"
+
+
+def _is_console_user(request) -> bool:
+    return admin_site.has_permission(request)
+
+
+admin_site.register_view(
+    "traces/", trace_list_view, name="traces_trace_list",
+    link_title="Traces", app_label="traces", app_title="Traces", visible=_is_console_user,
+)
+admin_site.register_view(
+    "traces/<uuid:project_id>/<path:trace_id>/", trace_detail_view, name="traces_trace_detail",
+)
