@@ -1,3 +1,19 @@
-from django.urls import path  # noqa: F401
+"""Langfuse-compatible public read routes: no trailing slashes, CSRF-exempt (DRF views), GET only."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from traces.public import views
+
+urlpatterns = [
+    path("api/public/traces", views.TraceListView.as_view(), name="public-traces"),
+    path("api/public/traces/<str:trace_id>", views.TraceDetailView.as_view(), name="public-trace"),
+    path("api/public/observations", views.ObservationListView.as_view(), name="public-observations"),
+    path(
+        "api/public/observations/<str:observation_id>",
+        views.ObservationDetailView.as_view(),
+        name="public-observation",
+    ),
+    path("api/public/v2/observations", views.ObservationV2ListView.as_view(), name="public-observations-v2"),
+    path("api/public/sessions", views.SessionListView.as_view(), name="public-sessions"),
+    path("api/public/sessions/<str:session_id>", views.SessionDetailView.as_view(), name="public-session"),
+]

@@ -1,0 +1,1 @@
+"""Langfuse-compatible public read API (traces, observations, sessions)."""

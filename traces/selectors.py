@@ -1,0 +1,715 @@
+"""Reads of traces, observations and sessions for one project.
+
+Every query starts from `Model.objects.for_project(project)`, so it runs on the project's region
+database and never sees another tenant's rows. List helpers compute per-trace aggregates (latency,
+cost, status, usage, observation and score ids) with one grouped query per page, never per row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, Greatest
+
+from feedback.models import Score, ScoreDataType
+from traces.models import Observation, Status, Trace
+
+# Worst status wins when a trace is summarised: one failed call makes the trace an error.
+_STATUS_RANK = {Status.SUCCESS: 0, Status.REFUSED: 1, Status.ERROR: 2}
+_RANK_STATUS = {rank: status for status, rank in _STATUS_RANK.items()}
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+# --- JSON `filter` conditions (Langfuse's structured filter, a documented subset) ----------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filterable column: its kind decides the allowed condition types and operators."""
+
+    kind: str  # string | datetime | number | boolean | array | object
+    path: str  # ORM path on the entity; "trace." prefix = a column of the observation's trace
+    duration: bool = False  # number columns that are durations (seconds on the wire)
+    blank_is_null: bool = True
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str
+    type: str
+    operator: str
+    value: Any = None
+    key: str | None = None
+
+
+OBSERVATION_COLUMNS: dict[str, Column] = {
+    "id": Column("string", "id"),
+    "type": Column("string", "type"),
+    "name": Column("string", "name"),
+    "traceId": Column("string", "trace_id"),
+    "parentObservationId": Column("string", "parent_observation_id"),
+    "startTime": Column("datetime", "start_time"),
+    "endTime": Column("datetime", "end_time"),
+    "completionStartTime": Column("datetime", "completion_start_time"),
+    "environment": Column("string", "environment"),
+    "level": Column("string", "level"),
+    "statusMessage": Column("string", "status_message"),
+    "version": Column("string", "version"),
+    "status": Column("string", "status"),
+    "model": Column("string", "model"),
+    "providedModelName": Column("string", "model"),
+    "responseModel": Column("string", "response_model"),
+    "promptName": Column("string", "prompt_name"),
+    "promptVersion": Column("number", "prompt_version"),
+    "isRootObservation": Column("boolean", "parent_observation_id"),
+    "latency": Column("number", "_latency", duration=True),
+    "timeToFirstToken": Column("number", "_ttft", duration=True),
+    "inputTokens": Column("number", "input_tokens"),
+    "cachedInputTokens": Column("number", "cached_input_tokens"),
+    "outputTokens": Column("number", "output_tokens"),
+    "reasoningTokens": Column("number", "reasoning_tokens"),
+    "totalTokens": Column("number", "total_tokens"),
+    "tokens": Column("number", "total_tokens"),
+    "inputCost": Column("number", "input_cost"),
+    "outputCost": Column("number", "output_cost"),
+    "totalCost": Column("number", "total_cost"),
+    "metadata": Column("object", "metadata"),
+    "userId": Column("string", "trace.user_id"),
+    "sessionId": Column("string", "trace.session_id"),
+    "traceName": Column("string", "trace.name"),
+    "traceTags": Column("array", "trace.tags"),
+    "tags": Column("array", "trace.tags"),
+}
+
+TRACE_COLUMNS: dict[str, Column] = {
+    "id": Column("string", "id"),
+    "name": Column("string", "name"),
+    "timestamp": Column("datetime", "timestamp"),
+    "userId": Column("string", "user_id"),
+    "sessionId": Column("string", "session_id"),
+    "environment": Column("string", "environment"),
+    "version": Column("string", "version"),
+    "release": Column("string", "release"),
+    "tags": Column("array", "tags"),
+    "metadata": Column("object", "metadata"),
+}
+
+CONDITION_TYPES: dict[str, dict[str, frozenset[str]]] = {
+    # column kind -> condition type -> operators
+    "string": {
+        "string": frozenset({"=", "contains", "does not contain", "starts with", "ends with"}),
+        "stringOptions": frozenset({"any of", "none of"}),
+        "categoryOptions": frozenset({"any of", "none of"}),
+        "null": frozenset({"is null", "is not null"}),
+    },
+    "datetime": {
+        "datetime": frozenset({">", "<", ">=", "<="}),
+        "null": frozenset({"is null", "is not null"}),
+    },
+    "number": {
+        "number": frozenset({"=", ">", "<", ">=", "<="}),
+        "null": frozenset({"is null", "is not null"}),
+    },
+    "boolean": {"boolean": frozenset({"=", "<>"})},
+    "array": {"arrayOptions": frozenset({"any of", "none of", "all of"})},
+    "object": {
+        "stringObject": frozenset(
+            {"=", "contains", "does not contain", "starts with", "ends with", "is set", "is not set"}
+        ),
+        "numberObject": frozenset({"=", ">", "<", ">=", "<="}),
+        "categoryOptions": frozenset({"any of", "none of"}),
+    },
+}
+
+_COMPARISON = {"=": "exact", ">": "gt", "<": "lt", ">=": "gte", "<=": "lte"}
+_NUMERIC_TEXT = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
+
+
+def _string_q(path: str, operator: str, value: str) -> Q:
+    if operator == "=":
+        return Q(**{path: value})
+    lookup = {
+        "contains": "icontains",
+        "does not contain": "icontains",
+        "starts with": "istartswith",
+        "ends with": "iendswith",
+    }[operator]
+    q = Q(**{f"{path}__{lookup}": value})
+    return ~q if operator == "does not contain" else q
+
+
+def _null_q(path: str, column: Column, operator: str) -> Q:
+    q = Q(**{f"{path}__isnull": True})
+    if column.kind == "string" and column.blank_is_null:
+        q |= Q(**{path: ""})
+    return q if operator == "is null" else ~q
+
+
+class _Compiler:
+    """Turns validated conditions into annotations and a Q for one queryset."""
+
+    def __init__(self, *, project, columns: dict[str, Column]):
+        self.project = project
+        self.columns = columns
+        self.annotations: dict[str, Any] = {}
+        self.trace_q = Q()
+        self.has_trace_q = False
+
+    def _annotate(self, expression) -> str:
+        name = f"_cond{len(self.annotations)}"
+        self.annotations[name] = expression
+        return name
+
+    def _path(self, column: Column) -> str:
+        if column.path == "_latency":
+            self.annotations.setdefault(
+                "_latency", ExpressionWrapper(F("end_time") - F("start_time"), output_field=DurationField())
+            )
+        elif column.path == "_ttft":
+            self.annotations.setdefault(
+                "_ttft",
+                ExpressionWrapper(F("completion_start_time") - F("start_time"), output_field=DurationField()),
+            )
+        return column.path
+
+    def condition(self, cond: Condition) -> Q:
+        column = self.columns[cond.column]
+        if column.path.startswith("trace."):
+            # Trace attributes filter observations through their trace: one subquery, same region DB.
+            inner = Column(
+                column.kind, column.path.removeprefix("trace."), column.duration, column.blank_is_null
+            )
+            q = _Compiler(project=self.project, columns={cond.column: inner}).condition(cond)
+            traces = Trace.objects.for_project(self.project).filter(q).values("id")
+            return Q(trace_id__in=traces)
+        if cond.column == "isRootObservation":
+            is_root = Q(parent_observation_id="") | Q(parent_observation_id__isnull=True)
+            wanted = bool(cond.value) if cond.operator == "=" else not bool(cond.value)
+            return is_root if wanted else ~is_root
+        path = self._path(column)
+        if cond.type == "null":
+            return _null_q(path, column, cond.operator)
+        if column.kind == "string":
+            if cond.type in ("stringOptions", "categoryOptions"):
+                q = Q(**{f"{path}__in": list(cond.value)})
+                return ~q if cond.operator == "none of" else q
+            return _string_q(path, cond.operator, cond.value)
+        if column.kind == "datetime":
+            return Q(**{f"{path}__{_COMPARISON[cond.operator]}": cond.value})
+        if column.kind == "number":
+            value = timedelta(seconds=float(cond.value)) if column.duration else cond.value
+            return Q(**{f"{path}__{_COMPARISON[cond.operator]}": value})
+        if column.kind == "array":
+            values = list(cond.value)
+            if cond.operator == "all of":
+                return Q(**{f"{path}__contains": values})
+            q = Q(**{f"{path}__overlap": values})
+            return ~q if cond.operator == "none of" else q
+        if column.kind == "object":
+            return self._object_condition(path, cond)
+        raise AssertionError(f"unhandled column kind {column.kind}")  # validated by the parser
+
+    def _object_condition(self, path: str, cond: Condition) -> Q:
+        key = cond.key or ""
+        if cond.type == "stringObject" and cond.operator in ("is set", "is not set"):
+            q = Q(**{f"{path}__has_key": key})
+            return q if cond.operator == "is set" else ~q
+        if cond.type == "numberObject":
+            # Only numbers (or numeric strings) are cast, so a text value never aborts the query.
+            kind = self._annotate(
+                Func(KeyTransform(key, path), function="jsonb_typeof", output_field=CharField())
+            )
+            text = self._annotate(KeyTextTransform(key, path))
+            number = self._annotate(
+                Case(
+                    When(Q(**{kind: "number"}), then=Cast(KeyTextTransform(key, path), FloatField())),
+                    When(
+                        Q(**{kind: "string", f"{text}__regex": _NUMERIC_TEXT}),
+                        then=Cast(KeyTextTransform(key, path), FloatField()),
+                    ),
+                    default=Value(None),
+                    output_field=FloatField(),
+                )
+            )
+            return Q(**{f"{number}__{_COMPARISON[cond.operator]}": float(cond.value)})
+        text = self._annotate(KeyTextTransform(key, path))
+        if cond.type == "categoryOptions":
+            q = Q(**{f"{text}__in": list(cond.value)})
+            return ~q if cond.operator == "none of" else q
+        return _string_q(text, cond.operator, cond.value)
+
+
+def _apply_conditions(queryset: QuerySet, *, project, columns, conditions) -> QuerySet:
+    if not conditions:
+        return queryset
+    compiler = _Compiler(project=project, columns=columns)
+    q = Q()
+    for cond in conditions:
+        q &= compiler.condition(cond)
+    if compiler.annotations:
+        queryset = queryset.annotate(**compiler.annotations)
+    return queryset.filter(q)
+
+
+# --- Traces --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceFilters:
+    user_id: str | None = None
+    name: str | None = None
+    session_id: str | None = None
+    from_timestamp: datetime | None = None
+    to_timestamp: datetime | None = None
+    tags: tuple[str, ...] = ()
+    version: str | None = None
+    release: str | None = None
+    environments: tuple[str, ...] = ()
+    # Lookglass additions, computed from the trace's observations.
+    status: str | None = None
+    model: str | None = None
+    min_cost: Decimal | None = None
+    min_latency_ms: float | None = None
+    conditions: tuple[Condition, ...] = ()
+
+
+TRACE_ORDER_FIELDS = {
+    "id": "id",
+    "timestamp": "timestamp",
+    "name": "name",
+    "userId": "user_id",
+    "release": "release",
+    "version": "version",
+    "public": "public",
+    "sessionId": "session_id",
+}
+
+
+def _observations(project) -> QuerySet[Observation]:
+    return Observation.objects.for_project(project)
+
+
+def _per_trace(project, output_field=None, **aggregate):
+    ((name, expression),) = aggregate.items()
+    inner = (
+        _observations(project)
+        .filter(trace_id=OuterRef("id"))
+        .order_by()
+        .values("trace_id")
+        .annotate(**{name: expression})
+        .values(name)
+    )
+    return Subquery(inner, output_field=output_field) if output_field else Subquery(inner)
+
+
+def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
+    qs = Trace.objects.for_project(project)
+    f = filters
+    if f.user_id is not None:
+        qs = qs.filter(user_id=f.user_id)
+    if f.name is not None:
+        qs = qs.filter(name=f.name)
+    if f.session_id is not None:
+        qs = qs.filter(session_id=f.session_id)
+    if f.from_timestamp is not None:
+        qs = qs.filter(timestamp__gte=f.from_timestamp)
+    if f.to_timestamp is not None:
+        qs = qs.filter(timestamp__lt=f.to_timestamp)
+    if f.tags:
+        qs = qs.filter(tags__contains=list(f.tags))
+    if f.version is not None:
+        qs = qs.filter(version=f.version)
+    if f.release is not None:
+        qs = qs.filter(release=f.release)
+    if f.environments:
+        qs = qs.filter(environment__in=list(f.environments))
+    if f.status is not None:
+        # EXISTS rather than IN: Postgres plans these as (anti-)semi-joins on the trace index.
+        def having(**lookups):
+            return Exists(_observations(project).filter(trace_id=OuterRef("id"), **lookups))
+
+        if f.status == Status.ERROR:
+            qs = qs.filter(having(status=Status.ERROR))
+        elif f.status == Status.REFUSED:
+            qs = qs.filter(having(status=Status.REFUSED)).exclude(having(status=Status.ERROR))
+        else:
+            qs = qs.exclude(having(status__in=[Status.ERROR, Status.REFUSED]))
+    if f.model is not None:
+        qs = qs.filter(
+            Exists(
+                _observations(project).filter(
+                    Q(model=f.model) | Q(response_model=f.model), trace_id=OuterRef("id")
+                )
+            )
+        )
+    # Correlated per trace (the project/trace index answers each), so a narrow page of traces never
+    # aggregates every observation in the project.
+    if f.min_cost is not None and f.min_cost > 0:
+        qs = qs.annotate(_cost=_per_trace(project, cost=Sum("total_cost"))).filter(_cost__gte=f.min_cost)
+    if f.min_latency_ms is not None and f.min_latency_ms > 0:
+        latency = Greatest(Max("end_time"), Max("start_time")) - Min("start_time")
+        qs = qs.annotate(_latency=_per_trace(project, latency=latency, output_field=DurationField())).filter(
+            _latency__gte=timedelta(milliseconds=f.min_latency_ms)
+        )
+    return _apply_conditions(qs, project=project, columns=TRACE_COLUMNS, conditions=f.conditions)
+
+
+def trace_page(
+    *,
+    project,
+    filters: TraceFilters,
+    order_by: tuple[str, str] = ("timestamp", "desc"),
+    page: int,
+    limit: int,
+) -> tuple[list[Trace], int]:
+    """One page of traces and the total number matching."""
+    qs = traces_filtered(project=project, filters=filters)
+    field_name, direction = order_by
+    column = TRACE_ORDER_FIELDS[field_name]
+    prefix = "-" if direction == "desc" else ""
+    # id breaks ties so pages never overlap or skip rows with equal sort keys.
+    ordering = [f"{prefix}{column}"] + ([f"{prefix}id"] if column != "id" else [])
+    total = qs.count()
+    offset = (page - 1) * limit
+    rows = list(qs.order_by(*ordering)[offset : offset + limit]) if offset < total else []
+    return rows, total
+
+
+@dataclass
+class TraceSummary:
+    """What a trace's observations add up to."""
+
+    latency_seconds: float = 0.0
+    total_cost: Decimal = Decimal(0)
+    input_cost: Decimal | None = None
+    output_cost: Decimal | None = None
+    status: str = Status.SUCCESS
+    models: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    observation_ids: list[str] = field(default_factory=list)
+    observation_count: int = 0
+
+
+def _latency_seconds(first_start, last_start, last_end) -> float:
+    if first_start is None:
+        return 0.0
+    end = max(t for t in (last_start, last_end) if t is not None)
+    return max((end - first_start).total_seconds(), 0.0)
+
+
+def trace_summaries(*, project, trace_ids: list[str], with_ids: bool = True) -> dict[str, TraceSummary]:
+    """Latency, cost, status, models, token usage and observation ids of many traces, in one query."""
+    if not trace_ids:
+        return {}
+    aggregates: dict[str, Any] = {
+        "first_start": Min("start_time"),
+        "last_start": Max("start_time"),
+        "last_end": Max("end_time"),
+        "total_cost_sum": Sum("total_cost"),
+        "input_cost_sum": Sum("input_cost"),
+        "output_cost_sum": Sum("output_cost"),
+        "status_rank": Max(
+            Case(
+                *(When(status=status, then=Value(rank)) for status, rank in _STATUS_RANK.items() if rank),
+                default=Value(0),
+                output_field=IntegerField(),
+            )
+        ),
+        "models": ArrayAgg("model", distinct=True, filter=~Q(model=""), order_by="model", default=Value([])),
+        "n": Count("id"),
+        **{f"sum_{name}": Sum(name) for name in TOKEN_FIELDS},
+    }
+    if with_ids:
+        aggregates["ids"] = ArrayAgg("id", order_by=("start_time", "id"))
+    rows = (
+        _observations(project)
+        .filter(trace_id__in=trace_ids)
+        .order_by()
+        .values("trace_id")
+        .annotate(**aggregates)
+    )
+    summaries: dict[str, TraceSummary] = {}
+    for row in rows:
+        summaries[row["trace_id"]] = TraceSummary(
+            latency_seconds=_latency_seconds(row["first_start"], row["last_start"], row["last_end"]),
+            total_cost=row["total_cost_sum"] or Decimal(0),
+            input_cost=row["input_cost_sum"],
+            output_cost=row["output_cost_sum"],
+            status=_RANK_STATUS[row["status_rank"] or 0],
+            models=[m for m in row["models"] if m],
+            usage={name: row[f"sum_{name}"] for name in TOKEN_FIELDS if row[f"sum_{name}"] is not None},
+            observation_ids=list(row.get("ids") or []),
+            observation_count=row["n"],
+        )
+    return summaries
+
+
+def summarize_observations(observations: list[Observation]) -> TraceSummary:
+    """The same summary as `trace_summaries`, from observations already loaded."""
+    if not observations:
+        return TraceSummary()
+    starts = [o.start_time for o in observations]
+    ends = [o.end_time for o in observations if o.end_time is not None]
+
+    def total(name):
+        values = [getattr(o, name) for o in observations if getattr(o, name) is not None]
+        return sum(values, Decimal(0) if name.endswith("cost") else 0) if values else None
+
+    ordered = sorted(observations, key=lambda o: (o.start_time, o.id))
+    return TraceSummary(
+        latency_seconds=_latency_seconds(min(starts), max(starts), max(ends) if ends else None),
+        total_cost=total("total_cost") or Decimal(0),
+        input_cost=total("input_cost"),
+        output_cost=total("output_cost"),
+        status=_RANK_STATUS[max(_STATUS_RANK.get(o.status, 0) for o in observations)],
+        models=sorted({o.model for o in observations if o.model}),
+        usage={name: value for name in TOKEN_FIELDS if (value := total(name)) is not None},
+        observation_ids=[o.id for o in ordered],
+        observation_count=len(observations),
+    )
+
+
+# Langfuse's v1 score model has no CORRECTION variant: one in a trace would fail the SDK's parse of it.
+V1_SCORE_TYPES = (ScoreDataType.NUMERIC, ScoreDataType.CATEGORICAL, ScoreDataType.BOOLEAN, ScoreDataType.TEXT)
+
+
+def trace_score_ids(*, project, trace_ids: list[str], data_types=V1_SCORE_TYPES) -> dict[str, list[str]]:
+    if not trace_ids:
+        return {}
+    rows = (
+        Score.objects.for_project(project)
+        .filter(trace_id__in=trace_ids, data_type__in=list(data_types))
+        .order_by()
+        .values("trace_id")
+        .annotate(ids=ArrayAgg("id", order_by=("timestamp", "id")))
+    )
+    return {row["trace_id"]: list(row["ids"]) for row in rows}
+
+
+def trace_get(*, project, trace_id: str) -> Trace | None:
+    return Trace.objects.for_project(project).filter(id=trace_id).first()
+
+
+def trace_observations(*, project, trace_id: str) -> list[Observation]:
+    return list(_observations(project).filter(trace_id=trace_id).order_by("start_time", "id"))
+
+
+def trace_scores(*, project, trace_id: str, data_types=V1_SCORE_TYPES) -> list[Score]:
+    return list(
+        Score.objects.for_project(project)
+        .filter(trace_id=trace_id, data_type__in=list(data_types))
+        .order_by("timestamp", "id")
+    )
+
+
+# --- Observations --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservationFilters:
+    name: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    type: str | None = None
+    trace_id: str | None = None
+    level: str | None = None
+    # None: any; "": only observations without a parent; otherwise that parent.
+    parent_observation_id: str | None = None
+    is_root: bool | None = None
+    environments: tuple[str, ...] = ()
+    from_start_time: datetime | None = None
+    to_start_time: datetime | None = None
+    version: str | None = None
+    status: str | None = None
+    model: str | None = None
+    min_cost: Decimal | None = None
+    min_latency_ms: float | None = None
+    conditions: tuple[Condition, ...] = ()
+
+
+def observations_filtered(*, project, filters: ObservationFilters) -> QuerySet[Observation]:
+    qs = _observations(project)
+    f = filters
+    if f.name is not None:
+        qs = qs.filter(name=f.name)
+    if f.type is not None:
+        qs = qs.filter(type=f.type)
+    if f.trace_id is not None:
+        qs = qs.filter(trace_id=f.trace_id)
+    if f.level is not None:
+        qs = qs.filter(level=f.level)
+    if f.parent_observation_id is not None:
+        qs = qs.filter(parent_observation_id=f.parent_observation_id)
+    if f.is_root is not None:
+        qs = qs.filter(parent_observation_id="") if f.is_root else qs.exclude(parent_observation_id="")
+    if f.environments:
+        qs = qs.filter(environment__in=list(f.environments))
+    if f.from_start_time is not None:
+        qs = qs.filter(start_time__gte=f.from_start_time)
+    if f.to_start_time is not None:
+        qs = qs.filter(start_time__lt=f.to_start_time)
+    if f.version is not None:
+        qs = qs.filter(version=f.version)
+    if f.user_id is not None or f.session_id is not None:
+        traces = Trace.objects.for_project(project)
+        if f.user_id is not None:
+            traces = traces.filter(user_id=f.user_id)
+        if f.session_id is not None:
+            traces = traces.filter(session_id=f.session_id)
+        qs = qs.filter(trace_id__in=traces.values("id"))
+    if f.status is not None:
+        qs = qs.filter(status=f.status)
+    if f.model is not None:
+        qs = qs.filter(Q(model=f.model) | Q(response_model=f.model))
+    if f.min_cost is not None and f.min_cost > 0:
+        qs = qs.filter(total_cost__gte=f.min_cost)
+    if f.min_latency_ms is not None and f.min_latency_ms > 0:
+        qs = qs.filter(
+            end_time__isnull=False, end_time__gte=F("start_time") + timedelta(milliseconds=f.min_latency_ms)
+        )
+    return _apply_conditions(qs, project=project, columns=OBSERVATION_COLUMNS, conditions=f.conditions)
+
+
+def observation_page(
+    *, project, filters: ObservationFilters, page: int, limit: int
+) -> tuple[list[Observation], int]:
+    qs = observations_filtered(project=project, filters=filters)
+    total = qs.count()
+    offset = (page - 1) * limit
+    rows = list(qs.order_by("-start_time", "-id")[offset : offset + limit]) if offset < total else []
+    return rows, total
+
+
+def observation_get(*, project, observation_id: str) -> Observation | None:
+    return _observations(project).filter(id=observation_id).first()
+
+
+def encode_cursor(observation: Observation) -> str:
+    raw = orjson.dumps({"t": observation.start_time.isoformat(), "i": observation.id})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        start = datetime.fromisoformat(data["t"])
+        observation_id = data["i"]
+    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise InvalidCursor(
+            "cursor is not one this server returned; pass meta.cursor from the previous page"
+        ) from None
+    if start.tzinfo is None or not isinstance(observation_id, str):
+        raise InvalidCursor("cursor is not one this server returned; pass meta.cursor from the previous page")
+    return start, observation_id
+
+
+def observation_cursor_page(
+    *, project, filters: ObservationFilters, cursor: str | None, limit: int
+) -> tuple[list[Observation], str | None]:
+    """Newest first, keyset-paginated on (start_time, id): stable while new rows arrive."""
+    qs = observations_filtered(project=project, filters=filters)
+    if cursor:
+        start, observation_id = decode_cursor(cursor)
+        qs = qs.filter(Q(start_time__lt=start) | Q(start_time=start, id__lt=observation_id))
+    rows = list(qs.order_by("-start_time", "-id")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1])
+    return rows, None
+
+
+def traces_by_id(*, project, trace_ids) -> dict[str, Trace]:
+    ids = list(dict.fromkeys(trace_ids))
+    if not ids:
+        return {}
+    return {t.id: t for t in Trace.objects.for_project(project).filter(id__in=ids)}
+
+
+# --- Sessions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    created_at: datetime
+    environment: str
+
+
+def session_page(
+    *,
+    project,
+    from_timestamp: datetime | None,
+    to_timestamp: datetime | None,
+    environments: tuple[str, ...],
+    page: int,
+    limit: int,
+) -> tuple[list[SessionRow], int]:
+    """Sessions exist implicitly through their traces; createdAt is the first trace's timestamp."""
+    traces = Trace.objects.for_project(project).exclude(session_id="")
+    if environments:
+        traces = traces.filter(environment__in=list(environments))
+    sessions = (
+        traces.order_by().values("session_id").annotate(created_at=Min("timestamp"), env=Min("environment"))
+    )
+    if from_timestamp is not None:
+        sessions = sessions.filter(created_at__gte=from_timestamp)
+    if to_timestamp is not None:
+        sessions = sessions.filter(created_at__lt=to_timestamp)
+    total = sessions.count()
+    offset = (page - 1) * limit
+    rows = (
+        list(sessions.order_by("-created_at", "-session_id")[offset : offset + limit])
+        if offset < total
+        else []
+    )
+    return [
+        SessionRow(id=r["session_id"], created_at=r["created_at"], environment=r["env"]) for r in rows
+    ], total
+
+
+def session_traces(*, project, session_id: str) -> list[Trace]:
+    if not session_id:
+        return []
+    return list(Trace.objects.for_project(project).filter(session_id=session_id).order_by("timestamp", "id"))
