@@ -12,6 +12,9 @@ class ScoreDataType(models.TextChoices):
     NUMERIC = "NUMERIC"
     CATEGORICAL = "CATEGORICAL"
     BOOLEAN = "BOOLEAN"
+    # Free text (1–500 characters) and corrections of an output, as Langfuse's newer SDKs send them.
+    TEXT = "TEXT"
+    CORRECTION = "CORRECTION"
 
 
 class ScoreSource(models.TextChoices):

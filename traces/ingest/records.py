@@ -17,6 +17,18 @@ a field must not clear it). Rules:
 
 `traces.ingest.writer.write_records(project=..., traces=[...], observations=[...], scores=[...])`
 stores a batch of records with one bulk upsert per table.
+
+Details the writer relies on (added with the writer):
+- token kinds are disjoint, as Langfuse normalises them: `input_tokens` excludes cached and
+  cache-write input, `output_tokens` excludes `reasoning_tokens`; `total_tokens`, when not sent, is
+  the sum of the five;
+- a cost the client sent (`input_cost`/`output_cost`/`total_cost` or `cost_details`) is stored with
+  `cost_source="client"`; otherwise the writer prices the tokens from the catalog;
+- `status` is derived (error / refused / success) unless the record carries it;
+- `write_records` raises `traces.ingest.writer.InvalidRecord` for records breaking this contract
+  (ids over 200 characters, unknown keys, naive datetimes) and `traces.ingest.writer.StorageUnavailable`
+  when the region database cannot take the write: answer 503 with `Retry-After`
+  (`StorageUnavailable.retry_after` seconds), never 500.
 """
 
 TRACE_KEYS = frozenset(
