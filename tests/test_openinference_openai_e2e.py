@@ -418,16 +418,6 @@ def test_a_failed_call_is_stored_as_an_error_with_its_exception(
     _assert_times_match(obs, span)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "traces/otel/mapping.py _model_fields: the OpenInference openai instrumentor records the "
-        "requested model only inside llm.invocation_parameters ({'model': 'gpt-4o-mini', ...}) and the "
-        "answered one as llm.model_name ('gpt-4o-mini-2024-07-18'); neither llm.request.model_name nor "
-        "llm.response.model_name is sent. The mapping stores llm.model_name as `model` and leaves "
-        "`response_model` empty, so the requested model reaches no model field."
-    ),
-)
 def test_the_requested_and_the_answered_model_are_both_kept(pipeline, project):
     pipeline.fake.script(Reply(content="ok", model=ANSWERED_MODEL, prompt_tokens=3, completion_tokens=1))
     pipeline.client.chat.completions.create(model=REQUESTED_MODEL, messages=MESSAGES)

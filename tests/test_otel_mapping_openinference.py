@@ -76,7 +76,8 @@ def test_an_llm_span_becomes_a_generation_with_messages_tools_and_tokens():
         {"id": "call_2", "name": "broken", "arguments": "{not json"},  # kept as sent when not JSON
     ]
     assert obs["finish_reason"] == "tool_calls" and "status" not in obs
-    assert obs["model"] == "gpt-4o-mini-2024-07-18"
+    # Requested model from the invocation parameters, answered model from llm.model_name.
+    assert (obs["model"], obs["response_model"]) == ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
     assert obs["model_parameters"] == {"model": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 50}
     # prompt includes cache reads and completion includes reasoning in OpenInference: subtracted.
     assert (

@@ -688,15 +688,22 @@ def _trace_fields(attrs: dict, span: SpanData, *, v5: bool) -> dict:
 
 def _model_fields(attrs: dict) -> dict:
     fields: dict[str, Any] = {}
+    model_key = next((key for key in MODEL_KEYS if key in attrs), None)
     model = _pop_first(attrs, MODEL_KEYS)
     response_model = _pop_first(attrs, RESPONSE_MODEL_KEYS)
+    params = _model_parameters(attrs)
+    requested = params.get("model") if isinstance(params, dict) else None
+    if model_key == "llm.model_name" and response_model is None and isinstance(requested, str) and requested:
+        # OpenInference's OpenAI instrumentor puts the model *as answered* in llm.model_name and the
+        # one requested only in llm.invocation_parameters.model.
+        if to_text(model) != requested:
+            response_model, model = model, requested
     if model is None:
         model = response_model
     if model is not None:
         fields["model"] = to_text(model)
     if response_model is not None:
         fields["response_model"] = to_text(response_model)
-    params = _model_parameters(attrs)
     if params:
         fields["model_parameters"] = params
     return fields
