@@ -28,3 +28,19 @@ shell: $(STAMP)
 
 clean-data:
 	rm -rf .data
+
+# Prompt fetch latency against gunicorn on the embedded stack (BENCH_CLIENTS, BENCH_SECONDS).
+.PHONY: bench-prompts
+bench-prompts: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_prompts.py
+
+# PII redaction throughput on realistic chat payloads (MB/s, per-detector cost, worst cases).
+.PHONY: bench-redact
+bench-redact: $(STAMP)
+	@$(PY) bench/bench_redact.py
+
+# Trace ingestion end to end against gunicorn on the durable embedded stack: spans/s accepted and
+# queryable, batch latency at half that rate, peak RSS per web worker (BENCH_* knobs: bench/bench_ingest.py).
+.PHONY: bench-ingest
+bench-ingest: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_ingest.py

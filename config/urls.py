@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("traces.ingest_urls")),
     path("", include("traces.otel_urls")),
     path("", include("traces.read_urls")),
+    path("", include("prompts.urls")),
     path("", include("tenancy.urls")),
 ]

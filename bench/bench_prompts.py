@@ -1,0 +1,232 @@
+"""Prompt fetch latency as the SDKs see it: `make bench-prompts`.
+
+Runs against the server as production runs it: `make bench-prompts` starts the embedded stack
+(`python -m config.devstack exec -- …`), this script migrates it, creates a bench project, key and a
+prompt with `production`/`staging` labels and a few versions, starts gunicorn exactly like
+`make run` (WEB_CONCURRENCY workers × WEB_THREADS threads, production settings, connection pool),
+then hits `GET /api/public/v2/prompts/{name}` from BENCH_CLIENTS concurrent clients (one process
+each, one kept-alive connection, closed loop) for BENCH_SECONDS. The requests mix the SDKs' three
+forms: default label (70 %), `?label=staging` (20 %), `?version=N` (10 %).
+
+Prints p50/p90/p99/max latency and requests per second. Every response must be a 200 with the
+expected version, or the run fails. BENCH_PORT chooses the port (default: a free one).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CLIENTS = int(os.environ.get("BENCH_CLIENTS") or min(8, 2 * (os.cpu_count() or 1)))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
+WORKERS = os.environ.get("WEB_CONCURRENCY", "2")
+THREADS = os.environ.get("WEB_THREADS", "4")
+PROMPT_NAME = "bench/support/greeting"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment() -> None:
+    from config.devstack import load_or_create_secrets
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    load_or_create_secrets(os.environ)  # the same secrets `make run` uses, so keys stay valid
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    os.environ.setdefault("SECURE_COOKIES", "false")
+
+
+def seed() -> tuple[str, str, dict[str, int]]:
+    """A fresh key for the bench project and a prompt whose labels we know. Returns (pk, sk, expected)."""
+    import django
+
+    django.setup()
+    from prompts.payloads import parse_create
+    from prompts.selectors import prompt_by_name
+    from prompts.services import prompt_create_version, prompt_version_add_labels
+    from tenancy.services import project_bootstrap
+
+    project, api_key, secret = project_bootstrap(
+        organization_name="Lookglass bench", project_name="prompt-bench", note="make bench-prompts"
+    )
+    if prompt_by_name(project=project, name=PROMPT_NAME) is None:
+        for text in ("Hello {{name}}!", "Hi {{name}}, welcome to {{place}}.", "Hey {{name}}."):
+            prompt_create_version(
+                project=project,
+                data=parse_create(
+                    {
+                        "name": PROMPT_NAME,
+                        "prompt": text,
+                        "config": {"model": "gpt-4o-mini", "temperature": 0.2},
+                        "tags": ["bench"],
+                    }
+                ),
+                actor=None,
+            )
+        prompt_version_add_labels(
+            project=project, name=PROMPT_NAME, version=2, labels=["production"], actor=None
+        )
+        prompt_version_add_labels(
+            project=project, name=PROMPT_NAME, version=3, labels=["staging"], actor=None
+        )
+    from prompts.models import PromptLabel
+
+    prompt = prompt_by_name(project=project, name=PROMPT_NAME)
+    labels = dict(
+        PromptLabel.objects.for_project(project).filter(prompt_id=prompt.id).values_list("label", "version")
+    )
+    from django.db import connections
+
+    connections.close_all()
+    return api_key.public_key, secret, labels
+
+
+def revoke(public_key: str) -> None:
+    """Each run issues a key; it is revoked afterwards so the bench project does not collect live keys."""
+    from tenancy.models import ApiKey
+    from tenancy.services import api_key_revoke
+
+    api_key_revoke(api_key=ApiKey.objects.get(public_key=public_key))
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        WORKERS,
+        "--threads",
+        THREADS,
+        "--graceful-timeout",
+        "10",
+        "--timeout",
+        "60",
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(argv, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+
+
+def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base}/api/public/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("gunicorn did not become ready within 60 s")
+
+
+def _requests(labels: dict[str, int]):
+    """(query params, expected version) in the SDK mix."""
+    return (
+        [({}, labels["production"])] * 7
+        + [({"label": "staging"}, labels["staging"])] * 2
+        + [({"version": "1"}, 1)]
+    )
+
+
+def client_loop(args) -> tuple[list[float], int]:
+    base, auth, labels, start_at, stop_at, seed_value = args
+    import httpx
+
+    rng = random.Random(seed_value)
+    mix = _requests(labels)
+    url = f"{base}/api/public/v2/prompts/{PROMPT_NAME.replace('/', '%2F')}"
+    latencies: list[float] = []
+    errors = 0
+    with httpx.Client(auth=auth, timeout=10) as client:
+        while time.time() < stop_at:
+            params, expected = rng.choice(mix)
+            began = time.perf_counter()
+            response = client.get(url, params=params)
+            elapsed = time.perf_counter() - began
+            ok = response.status_code == 200 and response.json()["version"] == expected
+            if time.time() >= start_at:  # warm-up requests are not counted
+                latencies.append(elapsed)
+                errors += 0 if ok else 1
+            elif not ok:
+                errors += 1
+    return latencies, errors
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def main() -> int:
+    prepare_environment()
+    code = subprocess.call(
+        [sys.executable, "manage.py", "migrate_all"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+    )
+    if code != 0:
+        print("migrate_all failed", file=sys.stderr)
+        return code
+    public, secret, labels = seed()
+    port = int(os.environ.get("BENCH_PORT") or _free_port())
+    base = f"http://127.0.0.1:{port}"
+    server = start_gunicorn(port)
+    try:
+        wait_ready(base, server)
+        start_at = time.time() + WARMUP_SECONDS
+        stop_at = start_at + SECONDS
+        jobs = [(base, (public, secret), labels, start_at, stop_at, i) for i in range(CLIENTS)]
+        with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
+            results = pool.map(client_loop, jobs)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        revoke(public)
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    if not latencies:
+        print("no requests completed", file=sys.stderr)
+        return 1
+    ms = [x * 1000 for x in latencies]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"GET /api/public/v2/prompts/{{name}}: {CLIENTS} clients × {SECONDS:.0f} s, "
+        f"gunicorn {WORKERS} workers × {THREADS} threads, {os.cpu_count()} CPUs (load average {load}; "
+        "the clients share them)"
+    )
+    print(f"requests {len(ms)}  errors {errors}  throughput {len(ms) / SECONDS:.0f} req/s")
+    print(
+        f"latency ms  p50 {percentile(ms, 0.50):.2f}  p90 {percentile(ms, 0.90):.2f}  "
+        f"p99 {percentile(ms, 0.99):.2f}  max {ms[-1]:.2f}  mean {statistics.fmean(ms):.2f}"
+    )
+    target = percentile(ms, 0.99) < 20
+    print(f"target p99 < 20 ms: {'met' if target else 'NOT met'}")
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
