@@ -72,6 +72,17 @@ def _model_price(tenant: Tenant):
 
 # kwarg name → (nesting level, value for a tenant). The level orders the mixed variants: "my
 # organization, their project", "my project, their key", and so on.
+def _prompt_name(tenant: Tenant) -> str:
+    from prompts.payloads import parse_create
+    from prompts.selectors import prompt_by_name
+    from prompts.services import prompt_create_version
+
+    name = f"iso/{tenant.organization.name.lower()}"
+    if prompt_by_name(project=tenant.project, name=name) is None:
+        prompt_create_version(project=tenant.project, data=parse_create({"name": name, "prompt": "x"}), actor=None)
+    return name
+
+
 FILLERS = {
     "organization_id": (0, lambda t: t.organization.id),
     "project_id": (1, lambda t: t.project.id),
@@ -80,6 +91,8 @@ FILLERS = {
     "api_key_id": (2, lambda t: t.api_key.key.id),
     # billing: a project's price override (the catalog route must not serve it either).
     "price_id": (2, lambda t: t.lazily("model_price", _model_price).id),
+    # prompts: a prompt that exists in the victim's project (the compare route must not serve it).
+    "prompt_name": (2, _prompt_name),
 }
 
 
