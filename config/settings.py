@@ -190,7 +190,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-CORS_URLS_REGEX = r"^/api/(v1/feedback|public/scores).*$"
+# Browser origins are allowed per project (feedback.FeedbackSettings), which django-cors-headers cannot
+# express; `feedback.cors` answers CORS for the feedback endpoints, so the middleware serves no URL.
+CORS_URLS_REGEX = r"(?!)"
 CORS_ALLOW_ALL_ORIGINS = False
 
 # Request bodies: the ingest views enforce their own, larger, limits after decompression.
@@ -235,3 +237,25 @@ OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=64 * 1024 * 1024)
 PROMPT_CACHE_TTL_SECONDS = env.int("PROMPT_CACHE_TTL_SECONDS", default=600)
 PROMPT_CACHE_LOCAL_TTL_SECONDS = env.float("PROMPT_CACHE_LOCAL_TTL_SECONDS", default=2.0)
 PROMPT_CACHE_LOCAL_MAX_ENTRIES = env.int("PROMPT_CACHE_LOCAL_MAX_ENTRIES", default=2048)
+
+# --- End-user feedback -------------------------------------------------------------------
+# Browser feedback (`POST /api/v1/feedback`, and `POST /api/public/scores` with the public key alone):
+# requests per minute per API key and per client IP, in fixed one-minute windows in Redis (→ 429 with
+# Retry-After). 0 turns a limit off. Secret-key callers (a project's own servers) are not limited here.
+FEEDBACK_RATE_LIMIT_PER_KEY = env.int("FEEDBACK_RATE_LIMIT_PER_KEY", default=600)
+FEEDBACK_RATE_LIMIT_PER_IP = env.int("FEEDBACK_RATE_LIMIT_PER_IP", default=30)
+# Largest feedback request body in bytes, after decompression (→ 413).
+FEEDBACK_MAX_BODY_BYTES = env.int("FEEDBACK_MAX_BODY_BYTES", default=32 * 1024)
+# Reverse proxies in front of Lookglass that append the client address to X-Forwarded-For; the client IP
+# is the entry that many hops from the right. 0: the socket address (no proxy, or one that hides clients).
+FEEDBACK_TRUSTED_PROXY_HOPS = env.int("FEEDBACK_TRUSTED_PROXY_HOPS", default=0)
+for _name in ("FEEDBACK_RATE_LIMIT_PER_KEY", "FEEDBACK_RATE_LIMIT_PER_IP", "FEEDBACK_TRUSTED_PROXY_HOPS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 or more, not {globals()[_name]}")
+if FEEDBACK_MAX_BODY_BYTES < 1024:
+    raise ImproperlyConfigured(f"FEEDBACK_MAX_BODY_BYTES must be at least 1024, not {FEEDBACK_MAX_BODY_BYTES}")
+
+# --- API key cache -----------------------------------------------------------------------
+# Seconds a process may reuse an API key row without asking the database; changes to keys are
+# still seen within about a second through a generation stamp in Redis. 0 turns the cache off.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from tenancy import keycache
 from tenancy.keys import DUMMY_HASH, PUBLIC_PREFIX, SECRET_PREFIX, hash_secret, secret_matches
 from tenancy.models import ApiKey, Project
 
@@ -83,7 +84,21 @@ def touch_last_used(api_key: ApiKey) -> None:
 def _lookup_public(public_key: str) -> ApiKey | None:
     if not public_key.startswith(PUBLIC_PREFIX) or len(public_key) > 64:
         return None
-    return ApiKey.objects.select_related("project__organization").filter(public_key=public_key).first()
+    api_key = keycache.get("public", public_key)
+    if api_key is keycache.MISS:
+        api_key = ApiKey.objects.select_related("project__organization").filter(public_key=public_key).first()
+        keycache.put("public", public_key, api_key)
+    return api_key
+
+
+def _lookup_secret(secret: str) -> ApiKey | None:
+    # Looked up by its keyed hash on a unique index: no comparison of secret bytes happens.
+    secret_hash = hash_secret(secret)
+    api_key = keycache.get("secret", secret_hash)
+    if api_key is keycache.MISS:
+        api_key = ApiKey.objects.select_related("project__organization").filter(secret_hash=secret_hash).first()
+        keycache.put("secret", secret_hash, api_key)
+    return api_key
 
 
 def authenticate_header(header: str | None, *, allow_public_only: bool = False) -> KeyPrincipal:
@@ -110,12 +125,7 @@ def authenticate_header(header: str | None, *, allow_public_only: bool = False) 
         return KeyPrincipal(api_key=api_key, project=api_key.project, public_only=False)
     if scheme == "bearer":
         if credentials.startswith(SECRET_PREFIX):
-            # Looked up by its keyed hash on a unique index: no comparison of secret bytes happens.
-            api_key = (
-                ApiKey.objects.select_related("project__organization")
-                .filter(secret_hash=hash_secret(credentials))
-                .first()
-            )
+            api_key = _lookup_secret(credentials)
             if api_key is None:
                 raise AuthenticationFailed(INVALID_CREDENTIALS)
             _active_or_fail(api_key)

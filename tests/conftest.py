@@ -80,3 +80,13 @@ def _fresh_model_price_cache():
     reset_local_cache()
     yield
     reset_local_cache()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_key_cache():
+    """Tests roll back their rows; a key cached by one test must not outlive it."""
+    from tenancy import keycache
+
+    keycache.invalidate()
+    yield
+    keycache.invalidate()

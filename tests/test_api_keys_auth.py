@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tenancy import keycache
 from tenancy.authentication import AuthenticationFailed, authenticate_header
 from tenancy.keys import hash_secret
 from tenancy.logging import RedactSecretsFilter
@@ -98,12 +99,43 @@ def test_last_used_is_written_at_most_once_a_minute(api_key, django_assert_num_q
     authenticate_header(api_key.basic)
     first = ApiKey.objects.get(pk=api_key.key.pk).last_used_at
     assert first is not None
-    with django_assert_num_queries(1):  # the lookup only, no UPDATE
+    with django_assert_num_queries(0):  # the key comes from the process cache and no UPDATE is due
         authenticate_header(api_key.basic)
     assert ApiKey.objects.get(pk=api_key.key.pk).last_used_at == first
     ApiKey.objects.filter(pk=api_key.key.pk).update(last_used_at=first - timedelta(minutes=2))
+    keycache.invalidate()  # as another process, or this one after the cache entry expired, would see it
     authenticate_header(api_key.basic)
     assert ApiKey.objects.get(pk=api_key.key.pk).last_used_at > first
+
+
+def test_known_and_unknown_public_keys_cost_the_same_queries(api_key, django_assert_num_queries):
+    unknown = basic("pk-lg-" + "e" * 32, api_key.secret)
+    wrong_secret = basic(api_key.public, "sk-lg-wrong")
+    for header in (unknown, wrong_secret):  # cold: one lookup each
+        with django_assert_num_queries(1), pytest.raises(AuthenticationFailed):
+            authenticate_header(header)
+    for header in (unknown, wrong_secret):  # warm: none for either
+        with django_assert_num_queries(0), pytest.raises(AuthenticationFailed):
+            authenticate_header(header)
+
+
+def test_revocation_applies_at_once_despite_the_cache(api_key):
+    authenticate_header(api_key.basic)  # now cached
+    api_key_revoke(api_key=api_key.key)
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        authenticate_header(api_key.basic)
+
+
+def test_revocation_in_another_process_applies_within_the_stamp_interval(api_key, monkeypatch):
+    from django.core.cache import cache
+
+    authenticate_header(api_key.bearer)
+    # Another process revokes: its row change reaches us only through the Redis generation stamp.
+    ApiKey.objects.filter(pk=api_key.key.pk).update(revoked_at=timezone.now())
+    cache.set(keycache.GENERATION_KEY, (cache.get(keycache.GENERATION_KEY) or 0) + 1, None)
+    monkeypatch.setitem(keycache._state, "checked_at", 0.0)  # the once-a-second check is due
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        authenticate_header(api_key.bearer)
 
 
 def test_projects_endpoint_is_the_sdk_auth_check(client, api_key, project):
