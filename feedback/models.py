@@ -1,11 +1,22 @@
 """Scores: numeric, categorical and boolean judgements on a trace, observation or session.
 
-Data plane: lives in the project's region database next to the traces it judges."""
+Data plane: `Score` and `FeedbackEvent` live in the project's region database next to the traces they
+judge. Control plane: `FeedbackSettings` (browser origins, limits) and `ScoreConfig` (declared score
+names and their allowed values) are configuration."""
 
+import math
+import re
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from tenancy.dataplane import DataPlaneModel
+from tenancy.planes import Plane
 
 
 class ScoreDataType(models.TextChoices):
@@ -53,7 +64,246 @@ class Score(DataPlaneModel):
             models.Index(fields=["project_id", "observation_id"], name="score_project_observation"),
             models.Index(fields=["project_id", "session_id"], name="score_project_session"),
             models.Index(fields=["project_id", "name", "-timestamp"], name="score_project_name_time"),
+            # The end-user feedback lists (thumbs-down, daily rate) read only USER thumbs.
+            models.Index(
+                fields=["project_id", "-timestamp"],
+                name="score_project_user_thumbs",
+                condition=models.Q(source="USER", data_type="BOOLEAN"),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name}={self.value if self.string_value == '' else self.string_value}"
+
+
+# --- end-user feedback and score configs ------------------------------------------------------
+
+# Hard ceiling for a project's comment limit: Score.comment is unbounded text, the feedback body is not.
+MAX_COMMENT_LENGTH = 10_000
+DEFAULT_COMMENT_LENGTH = 2_000
+ANY_ORIGIN = "*"
+# Scheme, host and optional port, and nothing else: what a browser sends in `Origin`.
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$")
+
+
+def normalise_origin(value: str) -> str:
+    """`https://App.Example.com/` → `https://app.example.com`; raises ValidationError for anything
+    that is not exactly an origin (paths, queries, wildcards inside a host, other schemes)."""
+    if not isinstance(value, str):
+        raise ValidationError("an origin must be a string")
+    text = value.strip()
+    if text == ANY_ORIGIN:
+        return ANY_ORIGIN
+    text = text.rstrip("/").lower()
+    match = _ORIGIN.match(text)
+    if match is None:
+        raise ValidationError(
+            f"{value!r} is not an origin: write scheme://host[:port] (e.g. https://app.example.com), "
+            "or * for any"
+        )
+    port = match.group(3)
+    if port and not 0 < int(port[1:]) < 65536:
+        raise ValidationError(f"{value!r} has an invalid port")
+    return text
+
+
+class FeedbackSettings(models.Model):
+    """How a project accepts feedback from browsers (with its public key alone).
+
+    Control plane: it is configuration. No row means the defaults: enabled, no browser origin allowed
+    (server-side callers send no `Origin` and are unaffected), comments up to 2,000 characters."""
+
+    PLANE = Plane.CONTROL
+
+    project = models.OneToOneField(
+        "tenancy.Project", on_delete=models.CASCADE, related_name="feedback_settings"
+    )
+    # Off: the public key can no longer write feedback; secret-key callers (the project's own servers)
+    # still can.
+    enabled = models.BooleanField(default=True)
+    # Exact origins (scheme://host[:port]) whose pages may call the feedback endpoints; "*" = any page.
+    allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    comment_max_length = models.PositiveIntegerField(
+        default=DEFAULT_COMMENT_LENGTH,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_COMMENT_LENGTH)],
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "feedback settings"
+        # Preflights carry no key: they are answered by "does any enabled project allow this origin"
+        # (`allowed_origins @> ARRAY[origin]`), which this index serves.
+        indexes = [GinIndex(fields=["allowed_origins"], name="feedback_settings_origins")]
+
+    def __str__(self) -> str:
+        return f"feedback settings of project {self.project_id}"
+
+    def clean(self) -> None:
+        origins, errors = [], []
+        for raw in self.allowed_origins or []:
+            try:
+                origin = normalise_origin(raw)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+                continue
+            if origin not in origins:
+                origins.append(origin)
+        if errors:
+            raise ValidationError({"allowed_origins": errors})
+        self.allowed_origins = origins
+
+    def allows(self, origin: str) -> bool:
+        return ANY_ORIGIN in self.allowed_origins or origin in self.allowed_origins
+
+
+class ScoreConfigDataType(models.TextChoices):
+    NUMERIC = "NUMERIC"
+    CATEGORICAL = "CATEGORICAL"
+    BOOLEAN = "BOOLEAN"
+    TEXT = "TEXT"
+
+
+SCORE_CONFIG_NAME = re.compile(r"^[A-Za-z0-9_ .()-]{1,35}$")
+MAX_CATEGORIES = 100
+
+
+class ScoreConfig(models.Model):
+    """A score name the project declares, with its data type and allowed values (Langfuse's score
+    config). Scores naming it (by `configId`, or by name while it is not archived) must conform.
+
+    Control plane: it is configuration, read on the ingest path next to the API key."""
+
+    PLANE = Plane.CONTROL
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="score_configs")
+    name = models.CharField(max_length=35)
+    data_type = models.CharField(max_length=12, choices=ScoreConfigDataType.choices)
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    # CATEGORICAL: [{"label": str, "value": number}]; BOOLEAN: fixed True=1 / False=0.
+    categories = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True, default="", max_length=2000)
+    is_archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        constraints = [
+            # Scores find their config by name: among live configs a name means one config.
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(is_archived=False),
+                name="score_config_live_name_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.data_type})"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if not SCORE_CONFIG_NAME.match(self.name or ""):
+            errors["name"] = ["1–35 characters of letters, digits, spaces and _ . ( ) -"]
+        if self.data_type not in ScoreConfigDataType.values:
+            errors["data_type"] = [f"must be one of {', '.join(ScoreConfigDataType.values)}"]
+        ranged = self.min_value is not None or self.max_value is not None
+        for name in ("min_value", "max_value"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                errors[name] = ["must be a finite number"]
+        if self.data_type == ScoreConfigDataType.NUMERIC:
+            if self.categories:
+                errors["categories"] = ["a NUMERIC config has no categories"]
+            if (
+                "min_value" not in errors
+                and "max_value" not in errors
+                and self.min_value is not None
+                and self.max_value is not None
+                and self.min_value > self.max_value
+            ):
+                errors["max_value"] = ["must not be less than min_value"]
+        elif self.data_type == ScoreConfigDataType.CATEGORICAL:
+            if ranged:
+                errors["min_value"] = ["a CATEGORICAL config has categories, not a range"]
+            try:
+                self.categories = clean_categories(self.categories)
+            except ValidationError as exc:
+                errors["categories"] = exc.messages
+        elif self.data_type == ScoreConfigDataType.BOOLEAN:
+            if ranged:
+                errors["min_value"] = ["a BOOLEAN config has no range"]
+            self.categories = [{"label": "True", "value": 1}, {"label": "False", "value": 0}]
+        elif self.data_type == ScoreConfigDataType.TEXT and (ranged or self.categories):
+            errors["categories"] = ["a TEXT config has neither categories nor a range"]
+        if errors:
+            raise ValidationError(errors)
+
+
+def clean_categories(categories) -> list[dict]:
+    if not isinstance(categories, list) or not categories:
+        raise ValidationError("a CATEGORICAL config needs at least one category {label, value}")
+    if len(categories) > MAX_CATEGORIES:
+        raise ValidationError(f"at most {MAX_CATEGORIES} categories")
+    out, labels, values = [], set(), set()
+    for item in categories:
+        if not isinstance(item, dict) or set(item) - {"label", "value"}:
+            raise ValidationError("each category is an object {label: string, value: number}")
+        label, value = item.get("label"), item.get("value")
+        if not isinstance(label, str) or not label.strip() or len(label) > 200:
+            raise ValidationError("a category label is a string of 1–200 characters")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValidationError(f"category {label!r} needs a finite number as value")
+        if label in labels or value in values:
+            raise ValidationError(
+                f"category labels and values must be unique ({label!r} = {value!r} repeats)"
+            )
+        labels.add(label)
+        values.add(value)
+        out.append({"label": label, "value": value})
+    return out
+
+
+class FeedbackEvent(DataPlaneModel):
+    """One end-user feedback submission, with the rating it replaced: the history behind a score
+    that the latest submission keeps up to date.
+
+    Append-only: the application never updates a row and the database refuses UPDATE (migration
+    0004). Rows can be deleted, so that retention and erasure requests remain possible."""
+
+    pk = models.CompositePrimaryKey("project_id", "id")
+    id = models.UUIDField(default=uuid.uuid4)
+    score_id = models.CharField(max_length=200)
+    trace_id = models.CharField(max_length=200)
+    observation_id = models.CharField(max_length=200, blank=True, default="")
+    user_id = models.CharField(max_length=500, blank=True, default="")
+    name = models.CharField(max_length=500)
+    data_type = models.CharField(max_length=12, choices=ScoreDataType.choices)
+    value = models.FloatField(null=True, blank=True)
+    string_value = models.CharField(max_length=1000, blank=True, default="")
+    comment = models.TextField(blank=True, default="")
+    # The score as it was before this submission; `is_update` False = this submission created it.
+    is_update = models.BooleanField(default=False)
+    previous_value = models.FloatField(null=True, blank=True)
+    previous_string_value = models.CharField(max_length=1000, blank=True, default="")
+    previous_comment = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    origin = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project_id", "score_id", "created_at"], name="feedback_event_score"),
+            models.Index(fields=["project_id", "trace_id"], name="feedback_event_trace"),
+        ]
+
+    def __str__(self) -> str:
+        shown = self.value if self.string_value == "" else self.string_value
+        return f"feedback {self.name}={shown} on {self.trace_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError("feedback events are append-only")
+        super().save(*args, **kwargs)

@@ -16,8 +16,9 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from feedback.cors import browser_cors, guard_browser_request
 from feedback.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
-from feedback.services import score_delete, scores_create
+from feedback.services import score_delete, scores_create, screen_ingestion_scores
 from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authenticate_header
 from traces.ingest.body import BodyError, read_body
 from traces.ingest.langfuse import EventError, parse_datetime
@@ -72,10 +73,10 @@ def _authenticate(request, *, allow_public_only: bool = False) -> KeyPrincipal:
         raise _ControlPlaneDown from exc
 
 
-def _read_json(request):
+def _read_json(request, limit: int | None = None):
     """The decoded JSON body, or an error response."""
     try:
-        raw = read_body(request, limit=settings.INGEST_MAX_BODY_BYTES)
+        raw = read_body(request, limit=limit or settings.INGEST_MAX_BODY_BYTES)
     except BodyError as exc:
         kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
             exc.status, "InvalidRequestError"
@@ -119,6 +120,11 @@ def ingestion(request):
     if error is not None:
         return error
     try:
+        # Score configs: a score-create event breaking its config is reported, the others are stored.
+        payload, config_errors = screen_ingestion_scores(project=principal.project, payload=payload)
+    except (OperationalError, InterfaceError):
+        return _unavailable(StorageUnavailable("the database is unavailable; retry later"))
+    try:
         result = ingest_langfuse_batch(project=principal.project, payload=payload)
     except BatchError as exc:
         return json_response({"message": exc.message, "errors": exc.errors}, status=400)
@@ -126,10 +132,12 @@ def ingestion(request):
         return _unavailable(exc)
     except InvalidRecord as exc:
         return json_response({"error": "InvalidRequestError", "message": str(exc)}, status=400)
+    result.errors.extend(config_errors)
     return json_response(result.as_response(), status=207)
 
 
 @csrf_exempt
+@browser_cors  # preflights, and CORS headers for the origins the project allows (feedback.cors)
 @_retry_when_down
 def scores(request):
     """`POST /api/public/scores` (one score, or an array as SDK v5 sends) and `GET` (list)."""
@@ -141,7 +149,16 @@ def scores(request):
         principal = _authenticate(request, allow_public_only=True)
     except AuthenticationFailed as exc:
         return _unauthorized(exc.message)
-    payload, error = _read_json(request)
+    try:
+        # Browser feedback: the project's allowed origins, its on/off switch and the rate limits.
+        refusal = guard_browser_request(request, principal)
+    except (OperationalError, InterfaceError):
+        return _unavailable(StorageUnavailable("the database is unavailable; retry later"))
+    if refusal is not None:
+        return refusal
+    payload, error = _read_json(
+        request, limit=settings.FEEDBACK_MAX_BODY_BYTES if principal.public_only else None
+    )
     if error is not None:
         return error
     is_batch = isinstance(payload, list)
@@ -150,6 +167,8 @@ def scores(request):
         result = scores_create(project=principal.project, bodies=bodies, public_only=principal.public_only)
     except StorageUnavailable as exc:
         return _unavailable(exc)
+    except (OperationalError, InterfaceError):
+        return _unavailable(StorageUnavailable("the database is unavailable; retry later"))
     except InvalidRecord as exc:
         return json_response({"message": "Invalid request data", "error": str(exc)}, status=400)
     if not is_batch:
