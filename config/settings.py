@@ -44,7 +44,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
-    "corsheaders",
     "tenancy",
     "traces",
     "prompts",
@@ -56,7 +55,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -190,10 +188,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Browser origins are allowed per project (feedback.FeedbackSettings), which django-cors-headers cannot
-# express; `feedback.cors` answers CORS for the feedback endpoints, so the middleware serves no URL.
-CORS_URLS_REGEX = r"(?!)"
-CORS_ALLOW_ALL_ORIGINS = False
+# CORS: browser feedback is the only cross-origin use, with origins allowed per project, so
+# `feedback/cors.py` answers it rather than a global middleware.
 
 # Request bodies: the ingest views enforce their own, larger, limits after decompression.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
