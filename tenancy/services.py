@@ -11,6 +11,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from tenancy.regions import region_queue
 from tenancy.keys import hash_secret, hash_token, new_public_key, new_secret_key
 from tenancy.models import (
     ApiKey,
@@ -234,7 +235,17 @@ def project_delete(*, project: Project, actor: User | None) -> None:
         organization=project.organization, actor=actor, action=AuditAction.PROJECT_DELETED,
         target_type="project", target_id=project.id, data={"name": project.name, "region": project.region},
     )
+    # The project's traces, scores and prompts live in its region database, out of reach of the
+    # cascade: a task on that region's queue deletes them once this transaction has committed.
+    from tenancy.tasks import purge_project_data
+
+    project_id, region = str(project.id), project.region
     project.delete()
+    transaction.on_commit(
+        lambda: purge_project_data.apply_async(
+            kwargs={"project_id": project_id, "region": region}, queue=region_queue(region)
+        )
+    )
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celery import shared_task
 from django.db import transaction
 
 from tenancy.regions import region_queue
@@ -15,3 +16,45 @@ def enqueue_for_project(task, *, project, kwargs: dict | None = None) -> None:
     payload = {"project_id": str(project.id), **(kwargs or {})}
     queue = region_queue(project.region)
     transaction.on_commit(lambda: task.apply_async(kwargs=payload, queue=queue))
+
+
+PURGE_BATCH = 5000
+
+
+@shared_task(name="tenancy.purge_project_data", acks_late=True)
+def purge_project_data(*, project_id: str, region: str) -> dict[str, int]:
+    """Delete every data-plane row of a deleted project from its region database.
+
+    Runs on the region's queue. Idempotent: a second run finds nothing left. Refuses to touch a project
+    that still exists (a delete that was rolled back, or a redelivered message after a re-create).
+    Deletes in batches so no statement holds locks on a large table for long.
+    """
+    from django.apps import apps
+    from django.db import connections
+
+    from tenancy.models import Project
+    from tenancy.planes import Plane, plane_of
+    from tenancy.regions import region_database
+
+    if Project.objects.filter(pk=project_id).exists():
+        return {}
+    connection = connections[region_database(region)]
+    quote = connection.ops.quote_name
+    deleted: dict[str, int] = {}
+    for model in apps.get_models():
+        if plane_of(model) != Plane.DATA:
+            continue
+        table = quote(model._meta.db_table)
+        total = 0
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE ctid IN "
+                    f"(SELECT ctid FROM {table} WHERE project_id = %s LIMIT {PURGE_BATCH})",
+                    [project_id],
+                )
+                total += cursor.rowcount
+                if cursor.rowcount < PURGE_BATCH:
+                    break
+        deleted[model._meta.label] = total
+    return deleted
