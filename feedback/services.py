@@ -37,6 +37,7 @@ from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
 from traces.ingest.langfuse import EventError, normalise_environment, score_record
+from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
 from traces.ingest.writer import StorageUnavailable, write_records
 
 logger = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ def screen_ingestion_scores(*, project, payload) -> tuple[Any, list[dict]]:
 @dataclass
 class ScoresResult:
     ids: list[str] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)  # {"index", "message"}
+    errors: list[dict] = field(default_factory=list)  # {"index", "message"[, "status" when not 400]}
 
 
 def scores_create(*, project, bodies: list, public_only: bool = False) -> ScoresResult:
@@ -280,6 +281,7 @@ def scores_create(*, project, bodies: list, public_only: bool = False) -> Scores
     """
     result = ScoresResult()
     records = []
+    positions = []  # index in `bodies` of each record
     configs: ConfigIndex | None = None
     comment_limit = feedback_settings_for(project).comment_max_length if public_only else None
     for index, body in enumerate(bodies):
@@ -299,9 +301,19 @@ def scores_create(*, project, bodies: list, public_only: bool = False) -> Scores
             result.errors.append({"index": index, "message": exc.message})
             continue
         records.append(record)
-        result.ids.append(record["id"])
+        positions.append(index)
     if records:
-        write_records(project=project, traces=[], observations=[], scores=records)
+        # PII redaction before storage (a no-op unless the project's policy is on): a score that
+        # cannot be redacted is refused (422) and nothing of it is stored.
+        redacted = redact_for_storage(project=project, scores=records)
+        for failure in redacted.failures:
+            result.errors.append(
+                {"index": positions[failure.index], "message": failure.error, "status": FAILURE_STATUS}
+            )
+        result.errors.sort(key=lambda error: error["index"])
+        result.ids = [record["id"] for record in redacted.scores]
+        if redacted.scores:
+            write_records(project=project, traces=[], observations=[], scores=redacted.scores)
     return result
 
 

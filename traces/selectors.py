@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -42,6 +44,7 @@ from django.db.models.functions import Cast, Greatest
 
 from feedback.models import Score, ScoreDataType
 from traces.models import Observation, Status, Trace
+from traces.redaction.detectors import DETECTORS
 
 # Worst status wins when a trace is summarised: one failed call makes the trace an error.
 _STATUS_RANK = {Status.SUCCESS: 0, Status.REFUSED: 1, Status.ERROR: 2}
@@ -292,6 +295,58 @@ def _apply_conditions(queryset: QuerySet, *, project, columns, conditions) -> Qu
     return queryset.filter(q)
 
 
+# --- Redaction counts ----------------------------------------------------------------------------
+# `redactions` is {field: {detector: count}} (see traces.redaction.engine.redact_records).
+
+REDACTION_KIND_PATTERN = re.compile(r"^custom:[A-Z][A-Z0-9_]{1,31}$")
+
+
+def is_redaction_kind(kind: str) -> bool:
+    """A built-in detector name (email, phone, credit_card, …) or a tenant pattern `custom:LABEL`."""
+    return kind in DETECTORS or bool(REDACTION_KIND_PATTERN.match(kind))
+
+
+class _HasRedactionKind(Func):
+    """`redactions` counts the kind in some field. Compiled from the column expression, so it works
+    unchanged inside the aliased subqueries of trace filters."""
+
+    output_field = BooleanField()
+
+    def __init__(self, column: str, kind: str):
+        super().__init__(F(column), Value(kind))
+
+    def as_sql(self, compiler, connection, **extra):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        kind, kind_params = compiler.compile(self.source_expressions[1])
+        sql = (
+            f"EXISTS (SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof({column}) = 'object' THEN {column} "
+            f"ELSE '{{}}'::jsonb END) AS r(field, counts) WHERE jsonb_typeof(r.counts) = 'object' "
+            f"AND r.counts ? {kind})"
+        )
+        return sql, (*column_params, *column_params, *kind_params)
+
+
+def _redaction_condition(*, redacted: bool | None, kind: str | None) -> Q:
+    """Rows with something (of `kind`) redacted, or (redacted=False, no kind) rows with nothing."""
+    if kind is not None:
+        return Q(_HasRedactionKind("redactions", kind))
+    nothing = Q(redactions={})
+    return nothing if redacted is False else ~nothing
+
+
+def redaction_totals(redactions) -> dict[str, int]:
+    """{detector: count} summed over the fields of a `redactions` value."""
+    totals: dict[str, int] = {}
+    if not isinstance(redactions, dict):
+        return totals
+    for counts in redactions.values():
+        if isinstance(counts, dict):
+            for kind, n in counts.items():
+                if isinstance(n, int) and not isinstance(n, bool):
+                    totals[kind] = totals.get(kind, 0) + n
+    return dict(sorted(totals.items()))
+
+
 # --- Traces --------------------------------------------------------------------------------------
 
 
@@ -312,6 +367,9 @@ class TraceFilters:
     min_cost: Decimal | None = None
     min_latency_ms: float | None = None
     conditions: tuple[Condition, ...] = ()
+    # PII redaction: the trace or one of its observations had something (of this kind) redacted.
+    redacted: bool | None = None
+    redacted_kind: str | None = None
 
 
 TRACE_ORDER_FIELDS = {
@@ -392,6 +450,15 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
         qs = qs.annotate(_latency=_per_trace(project, latency=latency, output_field=DurationField())).filter(
             _latency__gte=timedelta(milliseconds=f.min_latency_ms)
         )
+    if f.redacted is not None or f.redacted_kind is not None:
+        # Trace-level fields and each observation are redacted on their own, so a trace counts as
+        # redacted when its own row or any of its observations is (EXISTS on the trace index).
+        anything = _redaction_condition(redacted=True, kind=f.redacted_kind)
+        in_observations = Exists(_observations(project).filter(anything, trace_id=OuterRef("id")))
+        if f.redacted is False:
+            qs = qs.exclude(anything).exclude(in_observations)
+        else:
+            qs = qs.filter(anything | Q(in_observations))
     return _apply_conditions(qs, project=project, columns=TRACE_COLUMNS, conditions=f.conditions)
 
 
@@ -566,6 +633,8 @@ class ObservationFilters:
     min_cost: Decimal | None = None
     min_latency_ms: float | None = None
     conditions: tuple[Condition, ...] = ()
+    redacted: bool | None = None
+    redacted_kind: str | None = None
 
 
 def observations_filtered(*, project, filters: ObservationFilters) -> QuerySet[Observation]:
@@ -608,6 +677,9 @@ def observations_filtered(*, project, filters: ObservationFilters) -> QuerySet[O
         qs = qs.filter(
             end_time__isnull=False, end_time__gte=F("start_time") + timedelta(milliseconds=f.min_latency_ms)
         )
+    if f.redacted is not None or f.redacted_kind is not None:
+        anything = _redaction_condition(redacted=True, kind=f.redacted_kind)
+        qs = qs.exclude(anything) if f.redacted is False else qs.filter(anything)
     return _apply_conditions(qs, project=project, columns=OBSERVATION_COLUMNS, conditions=f.conditions)
 
 
@@ -713,3 +785,59 @@ def session_traces(*, project, session_id: str) -> list[Trace]:
     if not session_id:
         return []
     return list(Trace.objects.for_project(project).filter(session_id=session_id).order_by("timestamp", "id"))
+
+
+# --- Redaction policy and previews ---------------------------------------------------------------
+
+
+def redaction_policy_of(*, project):
+    """The project's saved redaction policy (enabled or not), or None when it has never had one."""
+    from traces.models import RedactionPolicy
+
+    return RedactionPolicy.objects.filter(project=project).first()
+
+
+class RedactionPreviewFailed(Exception):
+    """The policy could not be applied to this input (nothing about the input is in the message)."""
+
+
+@dataclass(frozen=True)
+class RedactionPreview:
+    value: Any
+    counts: dict[str, int]
+    source: str  # "project": the project's saved policy; "defaults": every detector, mask mode
+    applied_at_ingest: bool  # whether ingestion applies this policy now (saved and enabled)
+    version: int | None
+
+
+def redaction_preview(*, project, value) -> RedactionPreview:
+    """`value` (a string or any JSON value) as the project's policy would store it, with counts by
+    detector. The saved policy is applied even while disabled, so a team can try it before turning
+    it on; a project without one gets the defaults its first policy starts from. Stores nothing.
+
+    Raises RedactionPreviewFailed when the redactor fails (fail closed: nothing is returned) and lets
+    database errors through (the caller answers 503)."""
+    from collections import Counter
+
+    from traces.redaction.engine import default_redactor, redactor_for
+
+    policy = redaction_policy_of(project=project)
+    try:
+        if policy is None:
+            redactor = default_redactor()
+        else:
+            redactor = redactor_for(policy)
+        if isinstance(value, str):
+            redacted, counts = redactor.redact_text(value)
+        else:
+            counts = Counter()
+            redacted = redactor.redact_value(value, counts)
+    except Exception as exc:
+        raise RedactionPreviewFailed(type(exc).__name__) from exc
+    return RedactionPreview(
+        value=redacted,
+        counts={kind: n for kind, n in sorted(counts.items()) if n},
+        source="defaults" if policy is None else "project",
+        applied_at_ingest=bool(policy is not None and policy.enabled),
+        version=None if policy is None else policy.version,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from traces.ingest.langfuse import parse_batch
+from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
 from traces.ingest.writer import write_records
 
 
@@ -32,8 +33,9 @@ MAX_EVENTS_PER_BATCH = 10_000
 def ingest_langfuse_batch(*, project, payload) -> BatchResult:
     """Store a Langfuse ingestion envelope; each event succeeds or fails on its own.
 
-    Raises BatchError for an unusable envelope and lets the writer's StorageUnavailable through:
-    then nothing was stored and the client should retry the whole batch.
+    Raises BatchError for an unusable envelope and lets the writer's StorageUnavailable through
+    (also raised when the redaction policy cannot be read): then nothing was stored and the client
+    should retry the whole batch.
     """
     if not isinstance(payload, dict):
         raise BatchError(
@@ -48,11 +50,36 @@ def ingest_langfuse_batch(*, project, payload) -> BatchResult:
             [{"path": ["batch"], "message": f"at most {MAX_EVENTS_PER_BATCH} events per request"}],
         )
     parsed = parse_batch(batch)
+    errors = parsed.errors
+    refused: set[int] = set()
     if parsed.traces or parsed.observations or parsed.scores:
-        write_records(
+        # PII redaction before storage (a no-op unless the project's policy is on). An event whose
+        # record cannot be redacted becomes an error; nothing of it is stored.
+        redacted = redact_for_storage(
             project=project, traces=parsed.traces, observations=parsed.observations, scores=parsed.scores
         )
+        for failure in redacted.failures:
+            position = getattr(parsed, f"{failure.kind}_events")[failure.index]
+            if position not in refused:
+                refused.add(position)
+                errors.append(
+                    {
+                        "id": parsed.successes[position],
+                        "status": FAILURE_STATUS,
+                        "message": "Unprocessable Entity",
+                        "error": failure.error,
+                    }
+                )
+        if redacted.traces or redacted.observations or redacted.scores:
+            write_records(
+                project=project,
+                traces=redacted.traces,
+                observations=redacted.observations,
+                scores=redacted.scores,
+            )
     return BatchResult(
-        successes=[{"id": env_id, "status": 201} for env_id in parsed.successes],
-        errors=parsed.errors,
+        successes=[
+            {"id": env_id, "status": 201} for i, env_id in enumerate(parsed.successes) if i not in refused
+        ],
+        errors=errors,
     )

@@ -697,6 +697,11 @@ class ParsedBatch:
     scores: list = field(default_factory=list)
     successes: list = field(default_factory=list)  # envelope ids
     errors: list = field(default_factory=list)  # {"id","status","message","error"}
+    # For each record (parallel to traces/observations/scores), the position in `successes` of the
+    # event it came from, so a record refused later (PII redaction) turns exactly that event into an error.
+    trace_events: list = field(default_factory=list)
+    observation_events: list = field(default_factory=list)
+    score_events: list = field(default_factory=list)
 
 
 def _envelope(event) -> tuple[str, str, datetime, dict]:
@@ -745,11 +750,13 @@ def parse_batch(batch: list) -> ParsedBatch:
         try:
             if event_type == "trace-create":
                 out.traces.append(trace_record(body, envelope_ts=timestamp))
+                out.trace_events.append(len(out.successes))
             elif event_type in OBSERVATION_EVENTS:
                 obs_type, is_create = OBSERVATION_EVENTS[event_type]
                 out.observations.append(
                     observation_record(body, obs_type=obs_type, is_create=is_create, envelope_ts=timestamp)
                 )
+                out.observation_events.append(len(out.successes))
             elif event_type in ("observation-create", "observation-update"):
                 obs_type = body.get("type")
                 if obs_type not in LEGACY_OBSERVATION_TYPES:
@@ -764,8 +771,10 @@ def parse_batch(batch: list) -> ParsedBatch:
                         envelope_ts=timestamp,
                     )
                 )
+                out.observation_events.append(len(out.successes))
             elif event_type == "score-create":
                 out.scores.append(score_record(body))
+                out.score_events.append(len(out.successes))
             elif event_type == "sdk-log":
                 pass  # client-side diagnostics: acknowledged, not stored
             else:

@@ -173,9 +173,10 @@ def scores(request):
         return json_response({"message": "Invalid request data", "error": str(exc)}, status=400)
     if not is_batch:
         if result.errors:
-            return json_response(
-                {"message": "Invalid request data", "error": result.errors[0]["message"]}, 400
-            )
+            error = result.errors[0]
+            status = error.get("status", 400)
+            message = "Invalid request data" if status == 400 else "Unprocessable Entity"
+            return json_response({"message": message, "error": error["message"]}, status)
         return json_response({"id": result.ids[0]}, status=200)
     if not result.errors:
         return json_response({"message": "Accepted"}, status=202)

@@ -170,7 +170,13 @@ def _lookglass_observation_fields(o: Observation) -> dict:
         "errorType": _or_none(o.error_type),
         "errorMessage": _or_none(o.error_message),
         "errorStack": _or_none(o.error_stack),
+        "redactions": _redactions(o.redactions),
     }
+
+
+def _redactions(value) -> dict:
+    """What PII redaction removed before storage: {field: {detector: count}}, never values."""
+    return value if isinstance(value, dict) else {}
 
 
 def observation_view(o: Observation) -> dict:
@@ -242,6 +248,7 @@ def trace_core(t: Trace, *, include_io: bool = True) -> dict:
         "environment": t.environment or "default",
         "createdAt": t.created_at,
         "updatedAt": t.updated_at,
+        "redactions": _redactions(t.redactions),
     }
 
 
@@ -299,6 +306,7 @@ def score_v1(s: Score) -> dict:
         "configId": _or_none(s.config_id),
         "queueId": None,
         "environment": s.environment or "default",
+        "redactions": _redactions(s.redactions),
     }
     if s.data_type != ScoreDataType.TEXT:
         # The SDKs require a number; Langfuse stores 0 for a categorical score without a mapping.
@@ -407,6 +415,7 @@ def observation_v2(
             sessionId=_or_none(trace.session_id) if trace else None,
             isRootObservation=not o.parent_observation_id,
             status=o.status,
+            redactions=_redactions(o.redactions),
         )
     if "time" in groups:
         data.update(

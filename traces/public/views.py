@@ -19,6 +19,7 @@ from traces.models import Level, ObservationType, Status
 from traces.public import render
 from traces.public.http import NotFound, PublicReadView
 from traces.public.params import MAX_DURATION_SECONDS, InvalidParams
+from traces.redaction.detectors import DETECTORS
 
 TRACE_GROUPS = ("core", "io", "scores", "observations", "metrics")
 TYPES = frozenset(ObservationType.values)
@@ -43,6 +44,17 @@ LOOKGLASS_PARAMS = [
         OpenApiTypes.NUMBER,
     ),
     _q("minLatencyMs", "Lookglass: latency in milliseconds at least this.", OpenApiTypes.NUMBER),
+    _q(
+        "redacted",
+        "Lookglass: true = PII redaction removed something before storage (traces: from the trace or any "
+        "of its observations); false = nothing.",
+        OpenApiTypes.BOOL,
+    ),
+    _q(
+        "redactedKind",
+        "Lookglass: redaction removed this kind: a detector (email, phone, credit_card, openai_key, …) or "
+        "custom:LABEL. With redacted=false: nothing of this kind.",
+    ),
 ]
 
 
@@ -75,7 +87,21 @@ def _lookglass_filters(params) -> dict:
         "model": params.string("model"),
         "min_cost": params.decimal("minCost"),
         "min_latency_ms": params.number("minLatencyMs", maximum=MAX_DURATION_SECONDS * 1000),
+        "redacted": params.boolean("redacted"),
+        "redacted_kind": _redacted_kind(params),
     }
+
+
+def _redacted_kind(params) -> str | None:
+    kind = params.string("redactedKind")
+    if kind is None:
+        return None
+    kind = kind.strip()
+    if not selectors.is_redaction_kind(kind):
+        raise InvalidParams(
+            f"redactedKind must be a detector ({', '.join(sorted(DETECTORS))}) or custom:LABEL, got {kind!r}"
+        )
+    return kind
 
 
 def _order_by(params) -> tuple[str, str]:
