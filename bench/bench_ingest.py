@@ -32,7 +32,7 @@ Knobs: BENCH_WORKERS, BENCH_THREADS (default WEB_CONCURRENCY/WEB_THREADS or 2 ×
 (default workers × threads), BENCH_BATCHES (600), BENCH_RATE, BENCH_PHASE2_SECONDS (20),
 BENCH_MAX_SECONDS (180, per phase), BENCH_QUIET_WAIT (seconds to wait for a load average below 1
 before starting; 0), BENCH_PROFILE=dir (py-spy, GIL-holding samples of each worker during phase 1, as
-collapsed stacks; needs `.venv/bin/pip install py-spy`).
+collapsed stacks; needs `.venv/bin/pip install py-spy`), BENCH_REDACT=1 (PII redaction on for the run).
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ PHASE2_SECONDS = float(os.environ.get("BENCH_PHASE2_SECONDS", "20"))
 RATE = float(os.environ.get("BENCH_RATE") or 0)  # phase 2 spans/s; 0 = half of phase 1
 MAX_SECONDS = float(os.environ.get("BENCH_MAX_SECONDS", "180"))  # hard cap per phase
 PROFILE = Path(os.environ["BENCH_PROFILE"]) if os.environ.get("BENCH_PROFILE") else None  # py-spy output
-QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "0"))  # wait up to this long for load average < 1
+QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "0"))
+# BENCH_REDACT=1: the bench project's PII redaction policy is on (every detector, mask) for the run,
+# to measure what redaction adds to ingestion; it is switched off again afterwards.
+REDACT = os.environ.get("BENCH_REDACT", "0").lower() in {"1", "true", "yes"}  # wait up to this long for load average < 1
 PHASE2_CONNECTIONS = 64
 POLL_SECONDS = 1.0
 
@@ -457,6 +460,14 @@ def prepare_environment() -> None:
     os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     os.environ.setdefault("SECURE_COOKIES", "false")
     os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+
+
+def set_redaction(project_id: str, enabled: bool) -> None:
+    code = (
+        "from tenancy.models import Project; from traces.redaction.services import redaction_policy_update; "
+        f"redaction_policy_update(project=Project.objects.get(pk='{project_id}'), actor=None, enabled={enabled})"
+    )
+    manage("shell", "-c", code)
 
 
 def manage(*args: str) -> str:
@@ -875,6 +886,8 @@ def main() -> int:
         )
     )
     auth = "Basic " + base64.b64encode(f"{created['public_key']}:{created['secret_key']}".encode()).decode()
+    if REDACT:
+        set_redaction(created["project_id"], True)
     region = Region(created["project_id"], created["region"])
     region.clean()
     steps = breakdown(created["project_id"], region)
@@ -935,6 +948,8 @@ def main() -> int:
             region.clean()
         finally:
             region.close()
+            if REDACT:
+                set_redaction(created["project_id"], False)
     load_after = load_average()
 
     for r in results:
@@ -949,7 +964,8 @@ def main() -> int:
     print(f"Trace ingestion benchmark — {machine()}")
     print(
         f"gunicorn gthread {WORKERS} workers × {THREADS} threads, DEBUG off, DB pool on; PostgreSQL "
-        f"{durability}; load generator: 1 asyncio process (httpx) on the same CPUs; "
+        f"{durability}; PII redaction {'ON (all detectors, mask)' if REDACT else 'off'}; "
+        f"load generator: 1 asyncio process (httpx) on the same CPUs; "
         f"load average before {load_before}, after {load_after}"
     )
     built = throughput.built
