@@ -812,3 +812,10 @@ def test_v3_and_v4_scores_through_ingestion(client, project, api_key):
     assert scores["495a1d6634604617"].string_value == "up"
     # Scores never invent traces: only observations create placeholder traces.
     assert not Trace.objects.for_project(project).exists()
+
+
+def test_a_trace_without_its_own_timestamp_takes_the_event_timestamp(client, project, api_key):
+    response = post(client, {"batch": [event("e1", "trace-create", {"id": "t-no-ts", "name": "x"}, micro=123456)]},
+                    api_key.basic)
+    assert response.status_code == 207 and response.json()["errors"] == []
+    assert Trace.objects.for_project(project).get(id="t-no-ts").timestamp == at(123456)

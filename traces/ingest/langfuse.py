@@ -193,7 +193,8 @@ TRACE_FIELDS = frozenset(
 
 def trace_record(body: dict, *, envelope_ts: datetime) -> dict:
     rec: dict = {"id": _id(body, "id") or uuid.uuid4().hex}
-    _put(rec, "timestamp", _datetime(body, "timestamp"))
+    # As for an observation's startTime, a trace without its own timestamp takes the event's.
+    _put(rec, "timestamp", _datetime(body, "timestamp") or envelope_ts)
     _put(rec, "name", _string(body, "name", max_length=1000))
     _put(rec, "user_id", _string(body, "userId", max_length=1000))
     _put(rec, "session_id", _string(body, "sessionId", max_length=1000))
