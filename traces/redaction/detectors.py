@@ -118,9 +118,10 @@ _PEM = re.compile(
 _URL_PASSWORD = re.compile(r"://[^\x00\s:/?#@\"'\\<>]{0,128}:([^\x00\s/?#\"'\\<>]{1,128})@(?=[A-Za-z0-9\[])")
 
 
-# One RE2 pass finds every place where a prefixed secret (or an IBAN) could start. RE2 scans with a
-# DFA, so a dozen alternatives cost about one; a dozen multi-character `in` checks cost a dozen
-# passes, and far more on UCS-2 text (any string with a `→` or a kanji in it).
+# Where a prefixed secret (or an IBAN) could start. RE2 scans with a DFA, so a dozen alternatives
+# cost about one; a dozen multi-character `in` checks cost a dozen passes, and far more on UCS-2
+# text (any string with a `→` or a kanji in it). The same pass also finds candidate numbers (see
+# `scan` below), so that the text is encoded and scanned once.
 TRIGGERS = (
     ("sk", r"sk-"),
     ("aws_access", r"A[KS]IA"),
@@ -135,23 +136,8 @@ TRIGGERS = (
     ("iban", r"[A-Z]{2}[0-9]{2}"),
 )
 _TRIGGER_NAMES = tuple(name for name, _ in TRIGGERS)
-_TRIGGER_RE2 = re2.compile("|".join(f"({p})" for _, p in TRIGGERS))
-
 
 MAX_SEEDS = 256
-
-
-def scan_triggers(text: str) -> dict[str, list[int] | None]:
-    """Trigger name -> start offsets of its occurrences in `text`.
-
-    Past MAX_SEEDS occurrences (hostile or degenerate input: `"sk-" * 16000`) every family maps to
-    None, meaning "scan the whole text": per-occurrence bookkeeping would otherwise dominate."""
-    seeds: dict[str, list[int] | None] = {}
-    for count, m in enumerate(_TRIGGER_RE2.finditer(text)):
-        if count == MAX_SEEDS:
-            return dict.fromkeys(_TRIGGER_NAMES)
-        seeds.setdefault(_TRIGGER_NAMES[m.lastindex - 1], []).append(m.start())
-    return seeds
 
 
 def _near(text: str, starts: list[int] | None, regex: re.Pattern, back: int, ahead: int):
@@ -378,6 +364,18 @@ def _overlaps(spans, start: int, end: int) -> bool:
     return any(s < end and start < e for s, e in spans)
 
 
+def _digits_outside(run: str, spans: list[tuple[int, int]]) -> int:
+    """How many digits of `run` no span covers (spans may overlap)."""
+    count = 0
+    pos = 0
+    for start, end in sorted(spans):
+        if start > pos:
+            count += sum(c.isdigit() for c in run[pos:start])
+        if end > pos:
+            pos = end
+    return count + sum(c.isdigit() for c in run[pos:])
+
+
 class PhoneCache:
     """Matcher results per candidate run: system prompts repeat on every call of an app, and the
     libphonenumber matcher (~100 µs a run) is the most expensive validator by far."""
@@ -409,11 +407,25 @@ def _phones_in(run: str, region: str | None, cache: PhoneCache) -> list:
     return found
 
 
-def find_numbers(text: str, on: frozenset, region: str | None, cache: PhoneCache, out: list) -> None:
+def _numeric_candidates(text: str, runs: list[tuple[int, int]] | None):
+    if runs is None:
+        yield from _NUMERIC.finditer(text)
+        return
+    n = len(text)
+    for start, end in runs:
+        # One character past the run: the closing lookahead must see what follows it.
+        yield from _NUMERIC.finditer(text, start, min(n, end + 1))
+
+
+def find_numbers(
+    text: str, on: frozenset, region: str | None, cache: PhoneCache, out: list,
+    runs: list[tuple[int, int]] | None = None,
+) -> None:
+    """Cards, SSNs and phone numbers in the candidate runs of `text` (from `scan`; None: all of it)."""
     want_card = "credit_card" in on
     want_ssn = "us_ssn" in on
     want_phone = "phone" in on
-    for m in _NUMERIC.finditer(text):
+    for m in _numeric_candidates(text, runs):
         run = m.group()
         base = m.start()
         if not run.isascii():
@@ -436,7 +448,7 @@ def find_numbers(text: str, on: frozenset, region: str | None, cache: PhoneCache
                     claimed.append((s.start(), s.end()))
         if not want_phone:
             continue
-        if claimed and sum(c.isdigit() for i, c in enumerate(run) if not _overlaps(claimed, i, i + 1)) < 7:
+        if claimed and _digits_outside(run, claimed) < 7:
             continue  # what is left besides cards, SSNs and dates is too short for a phone number
         plain = run.isdigit()
         if plain and not _PHONE_CONTEXT.search(text, max(0, base - 40), base):
@@ -450,6 +462,138 @@ def find_numbers(text: str, on: frozenset, region: str | None, cache: PhoneCache
             if raw.isdigit() and not _PHONE_CONTEXT.search(text, max(0, base + start - 40), base + start):
                 continue
             out.append(Finding(base + start, base + end, "phone", e164))
+
+
+# ---------------------------------------------------------------------------------------------
+# One pass for triggers and number candidates
+
+# Every `_NUMERIC` match is made of these characters only, so it lies inside one maximal run of them.
+_RUN_CHARS = frozenset("0123456789\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"
+                       " -.()/\u00a0\u2010\u2011\u2012\u2013\uff0d+")
+_RUN = re.compile(f"[{_DIGITS}{_SEPS}+]*")
+# A superset of where `_NUMERIC` can start: the character before (or `\n`-style escape, or the start
+# of the text) is not one that `_bounded` rejects, then 7 digits with at most 3 separators between
+# neighbours — the first 7 digits of any `_NUMERIC` match. No lookbehind: RE2 has none; `scan` then
+# runs the exact `_NUMERIC` over the whole run around each hit.
+_NUMERIC_HINT = (
+    r"(?:^|[^A-Za-z0-9_.\-+/]|\\[nrtbf])[+(]{0,3}"
+    rf"[{_DIGITS}](?:[{_SEPS}]{{0,3}}[{_DIGITS}]){{6}}"
+)
+
+# A hit that is a whole date and nothing more (the UTF-8 bytes at the hit): `find_numbers` would
+# drop that run (`_DATE_IN_RUN` spans it), so it is not worth decoding. Dates are most of the hits in
+# chat traffic. Conservative: a `+`/`(` before the date, fullwidth digits or any continuation of the
+# run by digits leaves the hit to the exact path.
+_SEP_B = rb"(?:[ \-./()]|\xc2\xa0|\xe2\x80[\x90-\x93]|\xef\xbc\x8d)"
+_DIGIT_B = rb"(?:[0-9]|\xef\xbc[\x90-\x99])"
+_DATE_ONLY_B = re.compile(
+    rb"(?:\\[nrtbf]|[^0-9+(\x80-\xff]|[\xc2-\xf4][\x80-\xbf]{1,3})?"
+    rb"(?:(?:19|20)[0-9][0-9][\-/.](?:1[0-2]|0?[1-9])[\-/.](?:3[01]|[12][0-9]|0?[1-9])"
+    rb"|(?:3[01]|[12][0-9]|0?[1-9])[\-/.](?:1[0-2]|0?[1-9])[\-/.](?:19|20)[0-9][0-9]"
+    rb"|(?:1[0-2]|0?[1-9])/(?:3[01]|[12][0-9]|0?[1-9])/(?:19|20)[0-9][0-9])"
+    rb"(?!" + _SEP_B + rb"{0,3}" + _DIGIT_B + rb")"
+)
+
+
+def _scanner(triggers: bool, numbers: bool):
+    """(match, anchor) with match(anchor, data, pos, end)[0] the (start, end) of the first hit
+    in data[pos:end], (-1, -1) if none."""
+    parts = [f"(?:{p})" for _, p in TRIGGERS] if triggers else []
+    if numbers:
+        parts.append(_NUMERIC_HINT)
+    regexp = re2.compile("|".join(parts))
+    try:
+        # The raw matcher on bytes: the str API re-encodes the text and converts offsets at every
+        # match, which costs more than the scan itself.
+        return regexp._regexp.Match, re2._Anchor.UNANCHORED
+    except AttributeError:  # a google-re2 without those internals: same result, slower
+        def match(anchor, data: bytes, pos: int, end: int) -> list[tuple[int, int]]:
+            m = regexp.search(data, pos, end)
+            return [(-1, -1) if m is None else m.span()]
+        return match, None
+
+
+_SCANNERS = {(t, n): _scanner(t, n) for t in (False, True) for n in (False, True) if t or n}
+_TRIGGER_CHECKS = tuple((name, re2.compile(p)) for name, p in TRIGGERS)
+_trigger_names: dict[bytes, str] = {}
+
+
+def _trigger_name(hit: bytes) -> str:
+    # The first alternative that matches all of the hit is the one the scan took (leftmost-first).
+    name = _trigger_names.get(hit)
+    if name is None:
+        name = next(n for n, regexp in _TRIGGER_CHECKS if regexp.fullmatch(hit))
+        if len(_trigger_names) >= 4096:
+            _trigger_names.clear()
+        _trigger_names[hit] = name
+    return name
+
+
+def scan(text: str, *, triggers: bool = True, numbers: bool = True):
+    """One RE2 pass over `text`: (trigger name -> start offsets, numeric runs).
+
+    The runs are (start, end) of maximal runs of digits and separators that may hold a `_NUMERIC`
+    match, for `find_numbers`; None means "scan the whole text". Past MAX_SEEDS trigger occurrences
+    (hostile or degenerate input: `"sk-" * 16000`) every trigger family maps to None and the runs are
+    None too: per-occurrence bookkeeping would otherwise dominate.
+
+    Why the runs miss nothing: a `_NUMERIC` match M starts with 7 digits that `_NUMERIC_HINT`
+    matches from the character before M, and hits (non-overlapping, leftmost-first) are made of that
+    character and run characters ending in a digit, so some hit overlaps M's run. A hit skipped as a
+    lone date (`_DATE_ONLY_B`) starts its digits where M would, which then is that date and nothing
+    more; dates inside a run are joined by excluded characters, so no other match starts in one."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # lone surrogates: the trigger scan refuses them, as RE2's str API does
+        if triggers:
+            raise
+        return {}, None
+    ascii_only = len(data) == len(text)
+    match, anchor = _SCANNERS[(triggers, numbers)]
+    seeds: dict[str, list[int] | None] = {}
+    runs: list[tuple[int, int]] = []
+    end = len(data)
+    pos = 0
+    # A known (byte offset, character offset) pair: hits come in order, so converting offsets
+    # decodes each part of the text at most once.
+    known_b = known_c = 0
+    count = 0
+    while pos <= end:
+        start, stop = match(anchor, data, pos, end)[0]
+        if start < 0:
+            break
+        last = data[stop - 1]
+        if numbers and stop - start >= 7 and (last >= 0x80 or 0x30 <= last <= 0x39):
+            if _DATE_ONLY_B.match(data, start):
+                pos = stop
+                continue
+            if ascii_only:
+                hit_end = stop
+            else:
+                hit_end = known_c + len(data[known_b:stop].decode())
+            lo = hit_end - 1
+            while lo > 0 and text[lo - 1] in _RUN_CHARS:
+                lo -= 1
+            hi = _RUN.match(text, hit_end).end()
+            runs.append((lo, hi))
+            # Nothing else starts inside the run: no trigger has only digits and separators.
+            if ascii_only:
+                pos = hi
+            else:
+                pos = stop + len(text[hit_end:hi].encode())
+                known_b, known_c = pos, hi
+            continue
+        count += 1
+        if count > MAX_SEEDS:
+            return dict.fromkeys(_TRIGGER_NAMES), None
+        if ascii_only:
+            at = start
+        else:
+            at = known_c + len(data[known_b:start].decode())
+            known_b, known_c = start, at
+        seeds.setdefault(_trigger_name(data[start:stop]), []).append(at)
+        pos = stop
+    return seeds, runs
 
 
 # Anchored on the dots (far rarer than digits); the first octet and the boundaries are checked in

@@ -23,6 +23,7 @@ import hmac
 import logging
 import threading
 from collections import Counter, OrderedDict
+from itertools import accumulate
 from dataclasses import dataclass, field
 
 import orjson
@@ -69,6 +70,19 @@ def is_secret_key(key) -> bool:
     return type(key) is str and len(key) <= 64 and _is_secret_key(key)
 
 
+_secret_keys: dict[str, bool] = {}
+
+
+def _secret_key(key: str) -> bool:
+    """`is_secret_key` for a str key, remembered: payloads repeat the same few keys."""
+    hit = _secret_keys.get(key)
+    if hit is None:
+        if len(_secret_keys) >= 4096:
+            _secret_keys.clear()
+        hit = _secret_keys[key] = len(key) <= 64 and _is_secret_key(key)
+    return hit
+
+
 class Redactor:
     """Detectors compiled for one policy. Thread-safe for use; build once per (project, version)."""
 
@@ -87,6 +101,9 @@ class Redactor:
         for p in self.custom:
             self.modes[p.detector] = p.mode
         self._key = key
+        self._secret_keys_on = "secret_field" in self.on
+        # Without tenant patterns a string shorter than any built-in finding is not even collected.
+        self._min_len = 1 if self.custom else MIN_BUILTIN_LENGTH
         self._triggers_on = bool(self.on & d.TRIGGERED_DETECTORS)
         self._numbers_on = bool(self.on & d.NUMERIC_DETECTORS)
         self._phone_cache = d.PhoneCache()
@@ -141,16 +158,17 @@ class Redactor:
     def _find_builtin(self, text: str) -> list[d.Finding]:
         out: list[d.Finding] = []
         on = self.on
-        if self._triggers_on:
-            seeds = d.scan_triggers(text)
+        runs = None
+        if self._triggers_on or self._numbers_on:
+            seeds, runs = d.scan(text, triggers=self._triggers_on, numbers=self._numbers_on)
             if seeds:
                 d.find_secrets(text, on, seeds, out)
                 if "iban" in seeds and "iban" in on:
                     d.find_ibans(text, seeds["iban"], out)
         if "email" in on and "@" in text:
             d.find_emails(text, out)
-        if self._numbers_on:
-            d.find_numbers(text, on, self.phone_region, self._phone_cache, out)
+        if self._numbers_on and (runs is None or runs):
+            d.find_numbers(text, on, self.phone_region, self._phone_cache, out, runs)
         if "ip_address" in on:
             d.find_ips(text, out)
         if out:
@@ -166,32 +184,47 @@ class Redactor:
         which matters because JSON payloads are mostly short strings."""
         if len(texts) == 1:
             return [self.find(texts[0])]
-        results: list[list[d.Finding]] = [[] for _ in texts]
-        index = [i for i, t in enumerate(texts) if len(t) >= MIN_BUILTIN_LENGTH]
-        if index:
-            starts = []
-            pos = 0
-            for i in index:
-                starts.append(pos)
-                pos += len(texts[i]) + 1
-            joined = SEPARATOR.join([texts[i] for i in index])
-            found = self._find_builtin(joined)
-            if len(found) > 1:
-                found = _resolve_overlaps(found)
-            for f in found:
-                k = bisect.bisect_right(starts, f.start) - 1
-                base = starts[k]
-                i = index[k]
-                if f.end - base > len(texts[i]):
-                    raise RuntimeError(f"finding of {f.detector} spans two strings")
-                results[i].append(d.Finding(f.start - base, f.end - base, f.detector, f.value))
+        found = self._find_sparse(texts)
+        return [found.get(i, []) for i in range(len(texts))]
+
+    def _find_sparse(self, texts: list[str]) -> dict[int, list[d.Finding]]:
+        """{index: findings} for the strings of `texts` that have any (most have none)."""
+        out: dict[int, list[d.Finding]] = {}
+        # Without tenant patterns `_collect` leaves out the short strings: nothing to filter then.
+        if min(map(len, texts), default=0) >= MIN_BUILTIN_LENGTH:
+            index = None
+            parts = texts
+        else:
+            index = [i for i, t in enumerate(texts) if len(t) >= MIN_BUILTIN_LENGTH]
+            parts = [texts[i] for i in index]
+        if len(parts) == 1:
+            found = self._find_builtin(parts[0])
+            if found:
+                out[0 if index is None else index[0]] = _resolve_overlaps(found) if len(found) > 1 else found
+        elif parts:
+            found = self._find_builtin(SEPARATOR.join(parts))
+            if found:
+                if len(found) > 1:
+                    found = _resolve_overlaps(found)
+                starts = list(accumulate([len(t) + 1 for t in parts], initial=0))
+                for f in found:
+                    k = bisect.bisect_right(starts, f.start) - 1
+                    base = starts[k]
+                    if f.end - base > len(parts[k]):
+                        raise RuntimeError(f"finding of {f.detector} spans two strings")
+                    out.setdefault(k if index is None else index[k], []).append(
+                        d.Finding(f.start - base, f.end - base, f.detector, f.value)
+                    )
         if self.custom:
             for i, text in enumerate(texts):
                 if text:
-                    self._find_custom(text, results[i])
-                    if len(results[i]) > 1:
-                        results[i] = _resolve_overlaps(results[i])
-        return results
+                    findings = out.get(i, [])
+                    self._find_custom(text, findings)
+                    if len(findings) > 1:
+                        findings = _resolve_overlaps(findings)
+                    if findings:
+                        out[i] = findings
+        return out
 
     def _find_custom(self, text: str, out: list) -> None:
         if self._custom_regex is not None:
@@ -251,71 +284,97 @@ class Redactor:
 
     def redact_record(self, record: dict, fields: tuple[str, ...]) -> dict:
         """Redact `fields` of one record in place; returns counts {field: {detector: n}}."""
-        per_field = {}
-        slots = []
-        owners = []
+        counts: dict[str, Counter] = {}
+        slots: list = []
+        bounds: list[int] = []  # slots[bounds[j - 1]:bounds[j]] belong to owners[j]
+        owners: list[str] = []
+        min_len = self._min_len
         for name in fields:
             if name not in record:
                 continue
-            counts: Counter = Counter()
-            per_field[name] = counts
-            before = len(slots)
-            self._collect(record, name, record[name], slots, counts)
-            owners.extend([counts] * (len(slots) - before))
+            value = record[name]
+            if type(value) is str:
+                if len(value) >= min_len:
+                    slots.append((record, name, value))
+            elif value is not None:
+                replaced = self._collect(record, name, value, slots, min_len)
+                if replaced:
+                    counts[name] = Counter(secret_field=replaced)
+            if slots and (not bounds or bounds[-1] < len(slots)):
+                bounds.append(len(slots))
+                owners.append(name)
         if slots:
-            self._apply_slots(slots, owners)
-        return {name: dict(c) for name, c in per_field.items() if c}
+            for i, findings in enumerate(self.find_many([slot[2] for slot in slots])):
+                if not findings:
+                    continue
+                container, key, text = slots[i]
+                owner = owners[bisect.bisect_right(bounds, i)]
+                field_counts = counts.get(owner)
+                if field_counts is None:
+                    field_counts = counts[owner] = Counter()
+                container[key] = self._apply(text, findings, field_counts)
+        return {name: dict(c) for name in fields if (c := counts.get(name))}
 
     def _redact_slots(self, slots, counts: Counter) -> None:
         collected = []
+        replaced = 0
         for container, key, value in slots:
-            self._collect(container, key, value, collected, counts)
+            replaced += self._collect(container, key, value, collected, self._min_len)
+        if replaced:
+            counts["secret_field"] += replaced
         if collected:
-            self._apply_slots(collected, [counts] * len(collected))
+            results = self.find_many([slot[2] for slot in collected])
+            for (container, key, text), findings in zip(collected, results):
+                if findings:
+                    container[key] = self._apply(text, findings, counts)
 
-    def _apply_slots(self, slots, owners) -> None:
-        results = self.find_many([slot[2] for slot in slots])
-        for (container, key, text), findings, counts in zip(slots, results, owners):
-            if findings:
-                container[key] = self._apply(text, findings, counts)
-
-    def _collect(self, container, key, value, slots: list, counts: Counter) -> None:
-        """Gather (container, key, string) for every string under `value`; values under credential
-        keys are replaced right away. Tuples become lists (JSON has only arrays)."""
+    def _collect(self, container, key, value, slots: list, min_len: int) -> int:
+        """Gather (container, key, string) for every string under `value` at least `min_len` long
+        (shorter ones cannot hold a finding); values under credential keys are replaced right away,
+        and their number returned. Tuples become lists (JSON has only arrays)."""
         kind = type(value)
+        replaced = 0
         if kind is str:
-            slots.append((container, key, value))
+            if len(value) >= min_len:
+                slots.append((container, key, value))
         elif kind is dict:
-            secret_keys = "secret_field" in self.on
+            secret_keys = self._secret_keys_on
             for k, v in value.items():
-                if type(v) is str:
-                    if secret_keys and v and is_secret_key(k):
+                kind = type(v)
+                if kind is str:
+                    if secret_keys and v and type(k) is str and (
+                        _secret_keys.get(k) or (k not in _secret_keys and _secret_key(k))
+                    ):
                         value[k] = self.token("secret_field", v)
-                        counts["secret_field"] += 1
-                    else:
+                        replaced += 1
+                    elif len(v) >= min_len:
                         slots.append((value, k, v))
-                elif v is not None and type(v) not in _SCALARS:
-                    self._collect(value, k, v, slots, counts)
+                elif v is not None and kind not in _SCALARS:
+                    replaced += self._collect(value, k, v, slots, min_len)
         elif kind is list:
             for i, v in enumerate(value):
-                if type(v) is str:
-                    slots.append((value, i, v))
-                elif v is not None and type(v) not in _SCALARS:
-                    self._collect(value, i, v, slots, counts)
+                kind = type(v)
+                if kind is str:
+                    if len(v) >= min_len:
+                        slots.append((value, i, v))
+                elif v is not None and kind not in _SCALARS:
+                    replaced += self._collect(value, i, v, slots, min_len)
         elif kind is tuple:
             as_list = list(value)
             container[key] = as_list
-            self._collect(container, key, as_list, slots, counts)
+            replaced += self._collect(container, key, as_list, slots, min_len)
         elif isinstance(value, str):
-            slots.append((container, key, str(value)))
+            if len(value) >= min_len:
+                slots.append((container, key, str(value)))
         elif isinstance(value, dict):
             plain = dict(value)
             container[key] = plain
-            self._collect(container, key, plain, slots, counts)
+            replaced += self._collect(container, key, plain, slots, min_len)
         elif isinstance(value, (list, tuple)):
             plain = list(value)
             container[key] = plain
-            self._collect(container, key, plain, slots, counts)
+            replaced += self._collect(container, key, plain, slots, min_len)
+        return replaced
 
 
 SEPARATOR = "\x00"
