@@ -40,7 +40,6 @@ from tenancy.admin_site import (
     OrganizationScopedAdmin,
     RegionChoiceField,
     ServiceErrorsAsMessages,
-    acting_user,
     admin_site,
     adopt,
     allowed,
@@ -72,11 +71,11 @@ class OrganizationAdmin(OrganizationScopedAdmin):
         if change:
             original = Organization.objects.get(pk=obj.pk)
             saved = services.organization_update(
-                organization=original, name=obj.name, actor=acting_user(request)
+                organization=original, name=obj.name, actor=request.user
             )
         else:
             # The person creating an organization owns it, so it never starts without an owner.
-            saved = services.organization_create(name=obj.name, owner=acting_user(request))
+            saved = services.organization_create(name=obj.name, owner=request.user)
         adopt(obj, saved)
 
 
@@ -103,16 +102,16 @@ class MembershipAdmin(OrganizationScopedAdmin):
         if change:
             original = Membership.objects.select_related("organization", "user").get(pk=obj.pk)
             saved = services.membership_set_role(
-                membership=original, role=obj.role, actor=acting_user(request)
+                membership=original, role=obj.role, actor=request.user
             )
         else:
             saved = services.membership_add(
-                organization=obj.organization, user=obj.user, role=obj.role, actor=acting_user(request)
+                organization=obj.organization, user=obj.user, role=obj.role, actor=request.user
             )
         adopt(obj, saved)
 
     def delete_model(self, request, obj):
-        services.membership_remove(membership=obj, actor=acting_user(request))
+        services.membership_remove(membership=obj, actor=request.user)
 
 
 class InvitationForm(forms.ModelForm):
@@ -162,7 +161,7 @@ class InvitationAdmin(OrganizationScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         invitation, _token = services.invitation_create(
-            organization=obj.organization, email=obj.email, role=obj.role, invited_by=acting_user(request)
+            organization=obj.organization, email=obj.email, role=obj.role, invited_by=request.user
         )
         adopt(obj, invitation)
         # The token travels only in the email; the console never shows or keeps it.
@@ -179,7 +178,7 @@ class InvitationAdmin(OrganizationScopedAdmin):
                 if not allowed(request, Role.OWNER, invitation.organization_id):
                     raise PermissionDenied
                 if invitation.is_pending:
-                    services.invitation_revoke(invitation=invitation, actor=acting_user(request))
+                    services.invitation_revoke(invitation=invitation, actor=request.user)
                     revoked += 1
         self.message_user(request, f"Revoked {revoked} invitation(s).", messages.SUCCESS)
 
@@ -238,10 +237,10 @@ class ProjectAdmin(OrganizationScopedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             original = Project.objects.select_related("organization").get(pk=obj.pk)
-            saved = services.project_update(project=original, name=obj.name, actor=acting_user(request))
+            saved = services.project_update(project=original, name=obj.name, actor=request.user)
         else:
             saved = services.project_create(
-                organization=obj.organization, name=obj.name, region=obj.region, actor=acting_user(request)
+                organization=obj.organization, name=obj.name, region=obj.region, actor=request.user
             )
         adopt(obj, saved)
 
@@ -297,7 +296,7 @@ class ApiKeyAdmin(OrganizationScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         api_key, secret = services.api_key_create(
-            project=obj.project, actor=acting_user(request), note=obj.note, expires_at=obj.expires_at
+            project=obj.project, actor=request.user, note=obj.note, expires_at=obj.expires_at
         )
         adopt(obj, api_key)
         obj._one_time_secret = secret
@@ -348,7 +347,7 @@ class ApiKeyAdmin(OrganizationScopedAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self._can_revoke(request, api_key):
             raise PermissionDenied
-        services.api_key_revoke(api_key=api_key, actor=acting_user(request))
+        services.api_key_revoke(api_key=api_key, actor=request.user)
         self.message_user(request, f"Revoked {api_key.public_key}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:tenancy_apikey_change", args=[api_key.pk]))
 
@@ -363,7 +362,7 @@ class ApiKeyAdmin(OrganizationScopedAdmin):
                 if not self._can_revoke(request, api_key):
                     raise PermissionDenied
                 if api_key.revoked_at is None:
-                    services.api_key_revoke(api_key=api_key, actor=acting_user(request))
+                    services.api_key_revoke(api_key=api_key, actor=request.user)
                     revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
 
@@ -517,7 +516,7 @@ class UserAdmin(ServiceErrorsAsMessages, DjangoUserAdmin):
         # Memberships go through the service first: audited, and never the last owner.
         with transaction.atomic():
             for membership in Membership.objects.filter(user=obj).select_related("organization", "user"):
-                services.membership_remove(membership=membership, actor=acting_user(request))
+                services.membership_remove(membership=membership, actor=request.user)
             obj.delete()
 
     def delete_queryset(self, request, queryset):

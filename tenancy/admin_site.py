@@ -56,14 +56,6 @@ def is_superuser(request) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_superuser)
 
 
-def acting_user(request) -> User:
-    """The requester as a plain User, for services: request.user is a lazy proxy, which the
-    database router cannot classify when it checks a relation."""
-    user = request.user
-    user.pk  # noqa: B018  (evaluates the lazy proxy)
-    return getattr(user, "_wrapped", user)
-
-
 def organization_ids_with(request, role: str) -> list:
     """Organizations where the requester holds at least `role` (not meaningful for superusers)."""
     if role in (NOBODY, SUPERUSER_ONLY):

@@ -33,7 +33,6 @@ from feedback.admin import trace_scores
 from tenancy.admin_site import (
     NOBODY,
     OrganizationScopedAdmin,
-    acting_user,
     admin_site,
     adopt,
     console_roles,
@@ -789,7 +788,7 @@ class RedactionPolicyAdmin(OrganizationScopedAdmin):
         data = form.cleaned_data
         saved = redaction_policy_update(
             project=obj.project,
-            actor=acting_user(request),
+            actor=request.user,
             enabled=data["enabled"],
             default_mode=data["default_mode"],
             detector_modes=data["detector_modes"],

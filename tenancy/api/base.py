@@ -77,7 +77,7 @@ class _ScopedMixin:
     @cached_property
     def organization(self) -> Organization:
         org_id = self.kwargs.get("organization_id")
-        organization = Organization.objects.filter(pk=org_id).first() if _is_uuid(org_id) else None
+        organization = Organization.objects.filter(pk=org_id).first() if is_uuid(org_id) else None
         if organization is None:
             raise Http404
         principal = self.principal
@@ -112,7 +112,7 @@ class _ScopedMixin:
 
     def get_object(self):
         lookup = self.lookup_url_kwarg or self.lookup_field
-        if not _is_uuid(self.kwargs.get(lookup)) and self.lookup_field in ("pk", "id"):
+        if not is_uuid(self.kwargs.get(lookup)) and self.lookup_field in ("pk", "id"):
             raise Http404
         return super().get_object()
 
@@ -135,7 +135,7 @@ class ProjectScopedViewSet(_ScopedMixin, viewsets.GenericViewSet):
         organization = self.organization
         project = (
             Project.objects.filter(pk=project_id, organization=organization).select_related("organization").first()
-            if _is_uuid(project_id)
+            if is_uuid(project_id)
             else None
         )
         if project is None:
@@ -157,7 +157,7 @@ class ProjectScopedViewSet(_ScopedMixin, viewsets.GenericViewSet):
         return context
 
 
-def _is_uuid(value) -> bool:
+def is_uuid(value) -> bool:
     import uuid
 
     if value is None:

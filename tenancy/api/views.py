@@ -6,10 +6,7 @@ Views stay thin: tenant resolution and role checks happen in `tenancy.api.base`,
 
 from __future__ import annotations
 
-import uuid
-
 import django_filters
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -23,7 +20,7 @@ from rest_framework.response import Response
 from tenancy import selectors, services
 from tenancy.api import schema  # noqa: F401  (registers the API-key security scheme)
 from tenancy.api import serializers as s
-from tenancy.api.base import MANAGEMENT_AUTHENTICATION, OrganizationScopedViewSet, ProjectScopedViewSet
+from tenancy.api.base import MANAGEMENT_AUTHENTICATION, OrganizationScopedViewSet, ProjectScopedViewSet, is_uuid
 from tenancy.authentication import KeyPrincipal
 from tenancy.models import (
     ApiKey,
@@ -34,7 +31,6 @@ from tenancy.models import (
     Organization,
     Project,
     Role,
-    User,
     role_at_least,
 )
 
@@ -54,13 +50,6 @@ def _field_errors(field: str, exc: DjangoValidationError) -> serializers.Validat
     if hasattr(exc, "error_dict"):
         return serializers.ValidationError(exc.message_dict)
     return serializers.ValidationError({field: exc.messages})
-
-
-def _actor(request) -> User:
-    # Session authentication hands back Django's lazy proxy of the user; related-field assignment in the
-    # services needs the real instance. Authentication has already evaluated the proxy here.
-    user = request.user
-    return getattr(user, "_wrapped", user)
 
 
 def _no_store(response: Response) -> Response:
@@ -109,7 +98,7 @@ class OrganizationListCreateView(mixins.ListModelMixin, _PersonView):
         payload = s.OrganizationWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         organization = services.organization_create(
-            name=payload.validated_data["name"], owner=_actor(request)
+            name=payload.validated_data["name"], owner=request.user
         )
         data = s.OrganizationSerializer(organization, context={"roles": {organization.id: Role.OWNER}}).data
         return Response(data, status=status.HTTP_201_CREATED)
@@ -145,7 +134,7 @@ class InvitationAcceptView(_PersonView):
         payload.is_valid(raise_exception=True)
         try:
             membership = services.invitation_accept(
-                token=payload.validated_data["token"], user=_actor(request)
+                token=payload.validated_data["token"], user=request.user
             )
         except DjangoValidationError as exc:
             raise _field_errors("token", exc) from None
@@ -178,13 +167,13 @@ class OrganizationViewSet(OrganizationScopedViewSet):
         payload = s.OrganizationWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         organization = services.organization_update(
-            organization=organization, name=payload.validated_data["name"], actor=_actor(request)
+            organization=organization, name=payload.validated_data["name"], actor=request.user
         )
         return Response(self.get_serializer(organization).data)
 
     @extend_schema(summary="Delete the organization (owner; only once it has no projects)")
     def destroy(self, request, *args, **kwargs):
-        services.organization_delete(organization=self.get_object(), actor=_actor(request))
+        services.organization_delete(organization=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -217,7 +206,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
 
     def scope_queryset(self, queryset):
         user_id = self.kwargs.get("user_id")
-        if user_id is not None and not _is_uuid(user_id):
+        if user_id is not None and not is_uuid(user_id):
             # The base class only guards `pk`/`id` lookups; a malformed user id is simply not found.
             raise Http404
         return queryset.select_related("user", "organization").order_by("user__email")
@@ -228,7 +217,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
         payload.is_valid(raise_exception=True)
         try:
             membership = services.membership_set_role(
-                membership=membership, role=payload.validated_data["role"], actor=_actor(request)
+                membership=membership, role=payload.validated_data["role"], actor=request.user
             )
         except DjangoValidationError as exc:
             raise _field_errors("role", exc) from None
@@ -238,7 +227,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
         membership = self.get_object()
         if membership.user_id != request.user.id and not role_at_least(self.role, Role.OWNER):
             raise PermissionDenied("only an owner can remove other members; you can remove yourself to leave")
-        services.membership_remove(membership=membership, actor=_actor(request))
+        services.membership_remove(membership=membership, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -278,7 +267,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
         payload = s.InvitationCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         invitation, _token = services.invitation_create(
-            organization=self.organization, invited_by=_actor(request), **payload.validated_data
+            organization=self.organization, invited_by=request.user, **payload.validated_data
         )
         return Response(self.get_serializer(invitation).data, status=status.HTTP_201_CREATED)
 
@@ -288,7 +277,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
             raise serializers.ValidationError(
                 {"detail": "this invitation was already accepted; remove the member instead"}
             )
-        services.invitation_revoke(invitation=invitation, actor=_actor(request))
+        services.invitation_revoke(invitation=invitation, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -331,7 +320,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
             organization=self.organization,
             name=payload.validated_data["name"],
             region=payload.validated_data.get("region"),
-            actor=_actor(request),
+            actor=request.user,
         )
         return Response(self.get_serializer(project).data, status=status.HTTP_201_CREATED)
 
@@ -341,11 +330,11 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         payload.is_valid(raise_exception=True)
         name = payload.validated_data.get("name")
         if name is not None and name != project.name:
-            project = services.project_update(project=project, name=name, actor=_actor(request))
+            project = services.project_update(project=project, name=name, actor=request.user)
         return Response(self.get_serializer(project).data)
 
     def destroy(self, request, *args, **kwargs):
-        services.project_delete(project=self.get_object(), actor=_actor(request))
+        services.project_delete(project=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -384,18 +373,18 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
         payload = s.ApiKeyCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         api_key, secret = services.api_key_create(
-            project=self.project, actor=_actor(request), **payload.validated_data
+            project=self.project, actor=request.user, **payload.validated_data
         )
         data = s.ApiKeyCreatedSerializer(api_key, context={"secret_key": secret}).data
         return _no_store(Response(data, status=status.HTTP_201_CREATED))
 
     @action(detail=True, methods=["post"])
     def revoke(self, request, *args, **kwargs):
-        api_key = services.api_key_revoke(api_key=self.get_object(), actor=_actor(request))
+        api_key = services.api_key_revoke(api_key=self.get_object(), actor=request.user)
         return Response(self.get_serializer(api_key).data)
 
     def destroy(self, request, *args, **kwargs):
-        services.api_key_revoke(api_key=self.get_object(), actor=_actor(request))
+        services.api_key_revoke(api_key=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -423,11 +412,3 @@ class AuditLogViewSet(mixins.ListModelMixin, OrganizationScopedViewSet):
 
     def scope_queryset(self, queryset):
         return queryset.order_by("-created_at", "-id")
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

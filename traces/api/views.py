@@ -35,12 +35,6 @@ _PROJECT_PATH = [
 ]
 
 
-def _actor(request):
-    # Session authentication hands back Django's lazy proxy; the audit log needs the real user.
-    user = request.user
-    return getattr(user, "_wrapped", user)
-
-
 def _as_api_errors(exc: DjangoValidationError) -> serializers.ValidationError:
     if not hasattr(exc, "error_dict"):
         return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
@@ -110,7 +104,7 @@ class RedactionPolicyViewSet(ProjectScopedViewSet):
             changes = {**s.RedactionPolicyWriteSerializer.DEFAULTS, **changes}
         try:
             policy = redaction_policy_update(
-                project=self.project, actor=_actor(request), rotate_salt=rotate_salt, **changes
+                project=self.project, actor=request.user, rotate_salt=rotate_salt, **changes
             )
         except DjangoValidationError as exc:
             raise _as_api_errors(exc) from None
