@@ -1,0 +1,37 @@
+"""Turns a database that is down into 503 + Retry-After instead of a 500, for every endpoint.
+
+Views with a wire format of their own (OTLP's google.rpc.Status, Langfuse's 207) answer outages
+themselves; this catches everything else — key lookups on the control plane included — so no
+route can turn an outage into a 500 that clients would not retry.
+"""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
+        response = JsonResponse(
+            {
+                "error": "ServiceUnavailableError",
+                "message": "The database is unavailable; nothing was changed. Retry shortly.",
+            },
+            status=503,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
