@@ -7,33 +7,24 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from billing import pricing, selectors, services
 from billing.api import serializers as s
 from billing.models import ModelPrice
 from tenancy.api.base import MANAGEMENT_AUTHENTICATION, ProjectScopedViewSet
+from tenancy.api.exceptions import as_api_errors
 from tenancy.authentication import KeyPrincipal
 from tenancy.models import Role
-
-def _as_api_errors(exc: DjangoValidationError) -> serializers.ValidationError:
-    if not hasattr(exc, "error_dict"):
-        return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
-    errors = exc.message_dict
-    if NON_FIELD_ERRORS in errors:
-        errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(NON_FIELD_ERRORS)
-    return serializers.ValidationError(errors)
 
 
 _PRICE_ID = OpenApiParameter("price_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -125,7 +116,7 @@ class ProjectPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
         try:
             price = services.model_price_create(project=self.project, actor=request.user, data=payload.validated_data)
         except DjangoValidationError as exc:
-            raise _as_api_errors(exc) from None
+            raise as_api_errors(exc) from None
         return Response(self.get_serializer(price).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -142,7 +133,7 @@ class ProjectPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
         try:
             price = services.model_price_update(price=price, actor=request.user, data=data)
         except DjangoValidationError as exc:
-            raise _as_api_errors(exc) from None
+            raise as_api_errors(exc) from None
         return Response(self.get_serializer(price).data)
 
     def partial_update(self, request, *args, **kwargs):

@@ -1,11 +1,23 @@
 """Turn the errors services raise into clear 4xx responses instead of 500s."""
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def as_api_errors(exc: DjangoValidationError) -> ValidationError:
+    """A model/service ValidationError as DRF's, with field messages and DRF's non-field key."""
+    if not hasattr(exc, "error_dict"):
+        return ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
+    errors = exc.message_dict
+    if NON_FIELD_ERRORS in errors:
+        errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(NON_FIELD_ERRORS)
+    return ValidationError(errors)
 
 
 def exception_handler(exc, context):

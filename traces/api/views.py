@@ -7,16 +7,15 @@ Tenant resolution and role checks happen in `tenancy.api.base`; policy writes go
 
 from __future__ import annotations
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from tenancy.api.base import ProjectScopedViewSet
+from tenancy.api.exceptions import as_api_errors
 from tenancy.models import Role
 from traces import selectors
 from traces.api import serializers as s
@@ -33,15 +32,6 @@ _PROJECT_PATH = [
     OpenApiParameter("organization_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
     OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
 ]
-
-
-def _as_api_errors(exc: DjangoValidationError) -> serializers.ValidationError:
-    if not hasattr(exc, "error_dict"):
-        return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
-    errors = exc.message_dict
-    if NON_FIELD_ERRORS in errors:
-        errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(NON_FIELD_ERRORS)
-    return serializers.ValidationError(errors)
 
 
 def _unavailable() -> Response:
@@ -107,7 +97,7 @@ class RedactionPolicyViewSet(ProjectScopedViewSet):
                 project=self.project, actor=request.user, rotate_salt=rotate_salt, **changes
             )
         except DjangoValidationError as exc:
-            raise _as_api_errors(exc) from None
+            raise as_api_errors(exc) from None
         except (OperationalError, InterfaceError):
             return _unavailable()
         return Response(s.RedactionPolicySerializer(policy_representation(self.project, policy)).data)
