@@ -61,7 +61,7 @@ def _parse(raw: bytes):
 
         try:  # orjson refuses integers beyond 64 bits, which are valid JSON
             data = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
             raise ValueError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("the request body must be an object: {\"text\": \"…\"} or {\"value\": …}")
