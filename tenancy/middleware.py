@@ -1,4 +1,5 @@
-"""Turns a database that is down into 503 + Retry-After instead of a 500, for every endpoint.
+"""Turns a database that is down into 503 + Retry-After instead of a 500, for every endpoint, and a
+value the database cannot hold (a NUL character, a number out of range) into 400.
 
 Views with a wire format of their own (OTLP's google.rpc.Status, Langfuse's 207) answer outages
 themselves; this catches everything else — key lookups on the control plane included — so no
@@ -7,7 +8,7 @@ route can turn an outage into a 500 that clients would not retry.
 
 import logging
 
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,17 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        if isinstance(exception, DataError):
+            # Only client input reaches the database unchecked this way: say so instead of a 500.
+            logger.info("rejected input for %s %s: %s", request.method, request.path, exception)
+            return JsonResponse(
+                {
+                    "error": "InvalidRequestError",
+                    "message": "A value in the request cannot be stored or searched for "
+                    f"(e.g. a NUL character or a number out of range): {str(exception).splitlines()[0]}",
+                },
+                status=400,
+            )
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)

@@ -44,3 +44,22 @@ def test_garbage_protobuf_gets_a_client_error(client, api_key, path):
         HTTP_AUTHORIZATION=api_key.basic,
     )
     assert response.status_code == 400
+
+
+GETS = [
+    "/api/public/traces", "/api/public/observations", "/api/public/v2/observations", "/api/public/sessions",
+    "/api/public/scores", "/api/public/score-configs", "/api/public/v2/prompts", "/api/public/v2/prompts/greeting",
+    "/api/public/v2/prompts/greeting/metrics",
+]
+PARAMS = [
+    "page=-1&limit=abc", "limit=99999999999999999999", "fromTimestamp=yesterday&toTimestamp=%00",
+    "version=abc&label=%00", "from=not-a-date&to=2026-13-45", "cursor=%%%&fields=x,y", "filter=%5B%7B",
+    "minCost=NaN&minLatencyMs=inf&status=weird", "userId=%00&tags=%00",
+]
+
+
+@pytest.mark.parametrize("path", GETS)
+@pytest.mark.parametrize("query", PARAMS, ids=range(len(PARAMS)))
+def test_malformed_query_parameters_get_a_client_error(client, api_key, path, query):
+    response = client.get(f"{path}?{query}", HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code < 500, (path, query, response.status_code, response.content[:300])
