@@ -45,7 +45,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.server import free_port, percentile, prepare_environment, start_gunicorn, wait_ready  # noqa: E402
 
 SPANS_PER_BATCH = 100
 SPANS_PER_TRACE = 5
@@ -444,24 +445,6 @@ def load_generator(spec: dict, ready, go, done, results) -> None:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_environment() -> None:
-    from config.devstack import load_or_create_secrets
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    load_or_create_secrets(os.environ)  # SECRET_KEY and API_KEY_PEPPER, as `make run` uses them
-    os.environ["DEBUG"] = "false"
-    os.environ["DB_POOL"] = "true"
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    os.environ.setdefault("SECURE_COOKIES", "false")
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
-
-
 def set_redaction(project_id: str, enabled: bool) -> None:
     code = (
         "from tenancy.models import Project; from traces.redaction.services import redaction_policy_update; "
@@ -482,53 +465,6 @@ def manage(*args: str) -> str:
     if proc.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
-
-
-def start_gunicorn(port: int, log_fd: int) -> subprocess.Popen:
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "config.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        WORKERS,
-        "--threads",
-        THREADS,
-        "--access-logfile",
-        "-",
-        "--graceful-timeout",
-        "10",
-        "--timeout",
-        "60",
-    ]
-    return subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=log_fd,
-        start_new_session=True,
-    )
-
-
-def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with code {proc.returncode} before it was ready")
-        try:
-            if httpx.get(f"{base}/api/public/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not become ready within {timeout:.0f} s")
 
 
 def worker_pids(master: int) -> list[int]:
@@ -832,13 +768,6 @@ def run_phase(
     )
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return values[index]
-
-
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -892,10 +821,10 @@ def main() -> int:
     region.clean()
     steps = breakdown(created["project_id"], region)
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_fd, log_name = tempfile.mkstemp(prefix="bench-ingest-gunicorn-", suffix=".log")
-    server = start_gunicorn(port, log_fd)
+    server = start_gunicorn(port, workers=WORKERS, threads=THREADS, stderr=log_fd, access_log=True)
     os.close(log_fd)
     rss_peak: dict[int, int] = {}
     results: list[PhaseResult] = []

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,27 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.server import free_port, percentile, prepare_environment, start_gunicorn, wait_ready  # noqa: E402
+
 CLIENTS = int(os.environ.get("BENCH_CLIENTS") or min(8, 2 * (os.cpu_count() or 1)))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
 WORKERS = os.environ.get("WEB_CONCURRENCY", "2")
 THREADS = os.environ.get("WEB_THREADS", "4")
 PROMPT_NAME = "bench/support/greeting"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_environment() -> None:
-    from config.devstack import load_or_create_secrets
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    load_or_create_secrets(os.environ)  # the same secrets `make run` uses, so keys stay valid
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    os.environ.setdefault("SECURE_COOKIES", "false")
 
 
 def seed() -> tuple[str, str, dict[str, int]]:
@@ -104,44 +90,6 @@ def revoke(public_key: str) -> None:
     api_key_revoke(api_key=ApiKey.objects.get(public_key=public_key))
 
 
-def start_gunicorn(port: int) -> subprocess.Popen:
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "config.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        WORKERS,
-        "--threads",
-        THREADS,
-        "--graceful-timeout",
-        "10",
-        "--timeout",
-        "60",
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(argv, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
-
-
-def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with code {proc.returncode} before it was ready")
-        try:
-            if httpx.get(f"{base}/api/public/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("gunicorn did not become ready within 60 s")
-
-
 def _requests(labels: dict[str, int]):
     """(query params, expected version) in the SDK mix."""
     return (
@@ -175,11 +123,6 @@ def client_loop(args) -> tuple[list[float], int]:
     return latencies, errors
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
 def main() -> int:
     prepare_environment()
     code = subprocess.call(
@@ -192,9 +135,9 @@ def main() -> int:
         print("migrate_all failed", file=sys.stderr)
         return code
     public, secret, labels = seed()
-    port = int(os.environ.get("BENCH_PORT") or _free_port())
+    port = int(os.environ.get("BENCH_PORT") or free_port())
     base = f"http://127.0.0.1:{port}"
-    server = start_gunicorn(port)
+    server = start_gunicorn(port, workers=WORKERS, threads=THREADS)
     try:
         wait_ready(base, server)
         start_at = time.time() + WARMUP_SECONDS
