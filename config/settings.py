@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tenancy",
     "traces",
     "prompts",
@@ -187,6 +188,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The Swagger UI assets come from a pinned package and are served as our own static files, so
+    # /api/docs/ works on an air-gapped host (a CDN `@latest` made it blank offline).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # CORS: browser feedback is the only cross-origin use, with origins allowed per project, so
