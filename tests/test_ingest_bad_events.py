@@ -410,3 +410,32 @@ def test_session_ids_with_slashes_read_back(client, project, api_key):
 def test_the_trace_timestamp_is_kept_exactly(client, project, api_key):
     post_batch(client, api_key, event("good", "trace-create", {"id": "t", "timestamp": "2262-01-01T00:00:00Z"}))
     assert Trace.objects.for_project(project).get(id="t").timestamp == datetime(2262, 1, 1, tzinfo=UTC)
+
+
+def test_a_catalog_cost_too_large_for_the_cost_columns_is_left_out_not_failing_the_batch(
+    client, project, api_key, monkeypatch
+):
+    import importlib
+    from datetime import timezone as dt_timezone
+    from decimal import Decimal
+
+    from billing.models import ModelPrice, PriceSource
+
+    monkeypatch.setattr(costs, "_pricing", lambda: importlib.import_module("billing.pricing"))
+    ModelPrice.objects.create(
+        project=None, model_name="gpt-4o", provider="openai", match_pattern=r"^gpt-4o$",
+        input_price=Decimal("2.5"), output_price=Decimal("10"), source=PriceSource.CATALOG,
+        effective_from=datetime(2024, 8, 6, tzinfo=dt_timezone.utc),
+    )
+    answer = post_batch(
+        client, api_key,
+        event("good", "generation-create", {"id": "small", "traceId": "t", "model": "gpt-4o",
+                                             "usageDetails": {"input": 1000, "output": 100}}),
+        event("huge", "generation-create", {"id": "huge", "traceId": "t", "model": "gpt-4o",
+                                             "usageDetails": {"input": 2**60, "output": 2**60}}),
+    )
+    assert not answer["errors"], answer
+    small = Observation.objects.for_project(project).get(id="small")
+    assert (small.cost_source, small.total_cost) == ("catalog", Decimal("0.0035"))
+    huge = Observation.objects.for_project(project).get(id="huge")
+    assert (huge.input_tokens, huge.cost_source, huge.total_cost) == (2**60, "none", None)
