@@ -439,3 +439,15 @@ def test_a_catalog_cost_too_large_for_the_cost_columns_is_left_out_not_failing_t
     assert (small.cost_source, small.total_cost) == ("catalog", Decimal("0.0035"))
     huge = Observation.objects.for_project(project).get(id="huge")
     assert (huge.input_tokens, huge.cost_source, huge.total_cost) == (2**60, "none", None)
+
+
+def test_the_json_depth_limit_is_exactly_100_levels_in_every_field():
+    from traces.ingest.records import MAX_JSON_DEPTH, RecordError, check_record
+
+    assert MAX_JSON_DEPTH == 100
+    check_record({"id": "a", "input": deep(100), "metadata": deep(100), "output": [deep(99)]})
+    for field in ("input", "output", "metadata", "model_parameters", "usage_details", "tool_calls"):
+        with pytest.raises(RecordError, match=f"`{field}` cannot be stored: it nests deeper than 100 levels"):
+            check_record({"id": "a", "input": deep(3), field: deep(101)})
+    with pytest.raises(RecordError, match="64-bit"):
+        check_record({"id": "a", "metadata": {"n": 2**64}})

@@ -16,7 +16,10 @@ a field must not clear it). Rules:
 - unknown client attributes go into `metadata`, never dropped.
 
 `traces.ingest.writer.write_records(project=..., traces=[...], observations=[...], scores=[...])`
-stores a batch of records with one bulk upsert per table.
+stores a batch of records with one bulk upsert per table. Every adapter runs `check_record` (below)
+on each record it builds, so that a value the database would refuse fails its own event, not the
+batch: timestamps within 1970..2262 UTC, token counts up to 2^60, costs below 10^10, JSON values
+nested at most 100 levels, ids other than "." and "..".
 
 Details the writer relies on (added with the writer):
 - token kinds are disjoint, as Langfuse normalises them: `input_tokens` excludes cached and
@@ -33,6 +36,7 @@ Details the writer relies on (added with the writer):
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -139,40 +143,60 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
-def _depth(value) -> int:
-    """How deeply `value` nests (a scalar is 0), stopping once past MAX_JSON_DEPTH."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, (list, tuple)):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            break
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
-    return deepest
+def _encoder_depth_limit() -> int:
+    """The nesting at which orjson stops encoding (255 today), measured rather than assumed."""
+    value: object = 0
+    for depth in range(1, 4096):
+        value = [value]
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return depth
+    raise RuntimeError("orjson encodes any depth; check_json needs another depth check")
 
 
-def check_json(value, field: str) -> None:
-    """`value` is storable as JSON: no integer beyond 64 bits, nesting within MAX_JSON_DEPTH."""
+# `_encodable` encodes the values of a dict inside this many nested lists, so that the encoder's own
+# recursion limit refuses exactly the values nesting deeper than MAX_JSON_DEPTH: the depth check then
+# rides on the one encoding pass (a walk in Python costs several times more than the encoding).
+_PADDING = _encoder_depth_limit() - 1 - MAX_JSON_DEPTH - 1
+_local = threading.local()
+
+
+def _padded() -> tuple[list, list]:
+    """(outermost, innermost) of this thread's chain of _PADDING nested lists."""
+    chain = getattr(_local, "chain", None)
+    if chain is None:
+        inner: list = [None]
+        outer = inner
+        for _ in range(_PADDING - 1):
+            outer = [outer]
+        chain = _local.chain = (outer, inner)
+    return chain
+
+
+def _encodable(values: dict) -> str | None:
+    """None when every value of `values` is storable as JSON, else why not."""
+    outer, inner = _padded()
+    inner[0] = values
     try:
-        encoded = orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+        orjson.dumps(outer, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError as exc:
         reason = str(exc)
         if "Recursion" in reason:
-            reason = f"it nests deeper than {MAX_JSON_DEPTH} levels"
-        elif "64-bit" in reason:
-            reason = "it holds an integer beyond the 64-bit range"
-        raise RecordError(f"`{field}` cannot be stored: {reason}") from None
-    # Cheap first: fewer brackets than the limit cannot nest deeper than it (brackets inside strings
-    # only make the count larger). Only large documents are walked.
-    if encoded.count(b"[") + encoded.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
-        raise RecordError(f"`{field}` cannot be stored: it nests deeper than {MAX_JSON_DEPTH} levels")
+            return f"it nests deeper than {MAX_JSON_DEPTH} levels"
+        if "64-bit" in reason:
+            return "it holds an integer beyond the 64-bit range"
+        return reason
+    finally:
+        inner[0] = None
+    return None
+
+
+def check_json(value, field: str) -> None:
+    """`value` is storable as JSON: nesting at most MAX_JSON_DEPTH levels, no integer beyond 64 bits."""
+    reason = _encodable({field: value})
+    if reason is not None:
+        raise RecordError(f"`{field}` cannot be stored: {reason}")
 
 
 def _number(value):
@@ -211,10 +235,14 @@ def check_record(record: dict) -> dict:
         value = record.get(key)
         if isinstance(value, str) and value in UNADDRESSABLE_IDS:
             raise RecordError(f'`{key}` cannot be "." or "..": no URL can address it')
+    documents = {}
     for key, value in record.items():
         if isinstance(value, datetime):
             check_timestamp(value, key)
         elif key in JSON_KEYS and value is not None:
+            documents[key] = value
+    if documents and _encodable(documents) is not None:
+        for key, value in documents.items():  # one encoding pass for all; this only names the field
             check_json(value, key)
     for key in TOKEN_KEYS:
         value = record.get(key)
