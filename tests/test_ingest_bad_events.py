@@ -168,6 +168,13 @@ def _poison(project):
             "UPDATE traces_trace SET timestamp = '0001-01-01T00:00:00+14:00' WHERE project_id = %s AND id = 'poisoned'",
             [project.id],
         )
+        Score.objects.for_project(project).create(
+            id="poisoned-score", trace_id="poisoned", name="q", value=1.0, data_type="NUMERIC", source="API"
+        )
+        cursor.execute(
+            "UPDATE feedback_score SET timestamp = '9999-12-31T23:59:59-14:00' WHERE project_id = %s",
+            [project.id],
+        )
         cursor.execute(
             "UPDATE traces_observation SET start_time = '0001-01-01T00:00:00+14:00',"
             " end_time = '9999-12-31T23:59:59-14:00', completion_start_time = '9999-12-31T23:59:59-14:00'"
@@ -187,8 +194,10 @@ def test_rows_stored_out_of_range_do_not_break_the_read_api(client, project, api
     assert detail.status_code == 200, detail.content[:300]
     assert detail.json()["timestamp"].startswith("0001-01-01")
     assert detail.json()["observations"][0]["endTime"].startswith("9999-12-31")
+    assert detail.json()["scores"][0]["timestamp"].startswith("9999-12-31")
     for path in ("/api/public/observations", "/api/public/v2/observations?fields=core,basic,time",
-                 "/api/public/observations/poisoned-obs"):
+                 "/api/public/observations/poisoned-obs", "/api/public/scores",
+                 "/api/public/scores/poisoned-score", "/api/public/sessions"):
         response = client.get(path, **auth)
         assert response.status_code == 200, (path, response.content[:300])
 

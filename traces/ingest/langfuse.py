@@ -19,6 +19,9 @@ from datetime import timezone as dt_timezone
 import orjson
 
 from traces.ingest.records import (
+    MAX_BIGINT,
+    MAX_COST,
+    MAX_INT,
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
     TIMESTAMP_RANGE,
@@ -36,9 +39,6 @@ LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 USAGE_UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 SCORE_SOURCES = frozenset({"API", "EVAL", "ANNOTATION"})
 SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
-MAX_BIGINT = 2**63 - 1
-MAX_INT = 2**31 - 1
-MAX_COST = 10**10  # the cost columns are numeric(20, 10)
 ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
 # Ids derived for events whose body carries none: a replay of the event then lands on the same row
 # (Langfuse SDK retries resend the same event id). Fixed, so the same event maps to the same id in
