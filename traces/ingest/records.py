@@ -115,13 +115,10 @@ class RecordError(ValueError):
 
 
 def check_timestamp(value: datetime, field: str) -> datetime:
+    """`value`, when it lies in the accepted range (a naive value is read as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    try:
-        inside = MIN_TIMESTAMP <= value <= MAX_TIMESTAMP
-    except OverflowError:  # pragma: no cover - comparing aware datetimes does not overflow today
-        inside = False
-    if not inside:
+    if not MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
         raise RecordError(f"`{field}` {_shown(value)} is outside the accepted range {TIMESTAMP_RANGE}")
     return value
 
