@@ -90,14 +90,32 @@ def membership_add(*, organization: Organization, user: User, role: str, actor: 
     return membership
 
 
+def _lock_membership(membership: Membership) -> Membership:
+    """Lock the membership's organization, then re-read the membership under that lock.
+
+    Every change that can take an owner away (demote, remove, leave) goes through here, so they run
+    one at a time per organization: the second one sees the first one's committed result. Locking
+    the owner rows with `select_for_update().count()` does not work — PostgreSQL cannot lock rows
+    under an aggregate, so Django drops FOR UPDATE and two owners could each see the other and both
+    go. NO KEY UPDATE still lets other transactions insert rows that reference the organization.
+    """
+    Organization.objects.select_for_update(no_key=True).only("pk").get(pk=membership.organization_id)
+    current = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("organization", "user")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if current is None:
+        raise ValidationError("this person is no longer a member of the organization")
+    return current
+
+
 def _assert_not_last_owner(membership: Membership) -> None:
+    """`membership` must come from `_lock_membership` (the organization is locked)."""
     if membership.role != Role.OWNER:
         return
-    owners = (
-        Membership.objects.select_for_update()
-        .filter(organization_id=membership.organization_id, role=Role.OWNER)
-        .count()
-    )
+    owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER).count()
     if owners <= 1:
         raise ValidationError("an organization must keep at least one owner")
 
@@ -106,6 +124,7 @@ def _assert_not_last_owner(membership: Membership) -> None:
 def membership_set_role(*, membership: Membership, role: str, actor: User | None) -> Membership:
     if role not in Role.values:
         raise ValidationError(f"unknown role {role!r}")
+    membership = _lock_membership(membership)
     old = membership.role
     if old == role:
         return membership
@@ -123,6 +142,7 @@ def membership_set_role(*, membership: Membership, role: str, actor: User | None
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: User | None) -> None:
+    membership = _lock_membership(membership)
     _assert_not_last_owner(membership)
     audit_record(
         organization=membership.organization, actor=actor, action=AuditAction.MEMBER_REMOVED,
