@@ -168,6 +168,19 @@ def test_a_person_signed_in_with_another_address_cannot_accept(client, organizat
     assert invitation.accepted_at is None
 
 
+def test_signed_in_with_another_address_one_signs_out_and_comes_back_to_the_invitation(client, organization):
+    client.force_login(UserFactory(email="intruder@example.com"))
+    _, token = invite(organization)
+    shown = client.get(page(token))
+    sign_out = re.search(r'<form method="post" action="([^"]+)" id="lg-signout-form">', shown.content.decode()).group(1)
+    next_url = re.search(r'name="next" value="([^"]+)"', shown.content.decode()).group(1).replace("&amp;", "&")
+
+    response = client.post(sign_out, {"next": next_url})
+
+    assert response.status_code == 302 and response.url == page(token)
+    assert client.get(page(token)).context["mode"] == "sign_up"
+
+
 def test_an_org_a_token_never_grants_org_b(client, organization, other_organization, other_owner):
     _, token_a = invite(organization, role=Role.OWNER)
     invite(other_organization, email="someone.else@example.com", role=Role.OWNER, invited_by=other_owner)
@@ -253,3 +266,15 @@ def test_after_leaving_the_last_organization_the_person_gets_the_clear_page(clie
     response = client.get(reverse("admin:index"), follow=True)
 
     assert response.status_code == 403 and "not a member of any organization" in response.content.decode()
+
+
+def test_a_person_with_no_membership_can_sign_out_from_that_page(client):
+    client.force_login(UserFactory(email="alone@example.com"))
+    shown = client.get(reverse("admin:login"))
+    assert f'action="{reverse("sign-out")}"' in shown.content.decode()
+
+    response = client.post(reverse("sign-out"), {"next": reverse("admin:login")})
+
+    assert response.status_code == 302 and response.url == reverse("admin:login")
+    assert "_auth_user_id" not in client.session
+    assert client.get(reverse("admin:login")).status_code == 200
