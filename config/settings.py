@@ -187,7 +187,9 @@ AXES_USERNAME_CALLABLE = "tenancy.login_throttle.username"
 AXES_CLIENT_IP_CALLABLE = "tenancy.login_throttle.client_ip"
 AXES_LOCKOUT_CALLABLE = "tenancy.login_throttle.lockout_response"
 # Never store passwords or invitation tokens in the failed-attempt rows.
-AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password1", "password2", "token", "csrfmiddlewaretoken"]
+AXES_SENSITIVE_PARAMETERS = [
+    "username", "ip_address", "password1", "password2", "token", "csrfmiddlewaretoken"
+]
 # Only failures are kept (they expire); no per-login history table growing forever.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
@@ -198,7 +200,8 @@ LOGIN_TRUSTED_PROXY_HOPS = env.int(
 )
 if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 60 or LOGIN_TRUSTED_PROXY_HOPS < 0:
     raise ImproperlyConfigured(
-        "LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1, LOGIN_TRUSTED_PROXY_HOPS at least 0"
+        "LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1, "
+        "LOGIN_TRUSTED_PROXY_HOPS at least 0"
     )
 
 # --- API ---------------------------------------------------------------------------------

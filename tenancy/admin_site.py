@@ -138,7 +138,8 @@ class LookglassAdminSite(admin.AdminSite):
         # accepted an invitation yet) is sent here by every console page. Django's page would ask
         # them to sign in again, which the login form then refuses: say what is going on instead.
         user = request.user
-        if request.method == "GET" and user.is_authenticated and user.is_active and not self.has_permission(request):
+        member_of_nothing = user.is_authenticated and user.is_active and not self.has_permission(request)
+        if request.method == "GET" and member_of_nothing:
             context = {**self.each_context(request), "title": "No organization yet"}
             return TemplateResponse(request, "tenancy/no_membership.html", context, status=403)
         return super().login(request, extra_context)

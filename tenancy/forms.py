@@ -40,7 +40,9 @@ class InvitationSignUpForm(SetPasswordMixin, forms.Form):
     password validators, against the name and email too). The email is not a field: it is the
     invitation's."""
 
-    name = forms.CharField(label="Your name", max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
+    name = forms.CharField(
+        label="Your name", max_length=200, widget=forms.TextInput(attrs={"autofocus": True})
+    )
     password1, password2 = SetPasswordMixin.create_password_fields()
 
     def __init__(self, *, email: str, data=None):

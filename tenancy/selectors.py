@@ -70,7 +70,9 @@ def invitation_for_token(*, token: str) -> Invitation | None:
     if not token:
         return None
     return (
-        Invitation.objects.select_related("organization", "invited_by").filter(token_hash=hash_token(token)).first()
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_hash=hash_token(token))
+        .first()
     )
 
 

@@ -5,13 +5,12 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tenancy.models import AuditAction, AuditLogEntry, Invitation, Membership, Organization, Role, User
+from tenancy.models import AuditAction, AuditLogEntry, Invitation, Membership, Role, User
 from tenancy.services import invitation_create, invitation_revoke
 from tests.factories import UserFactory
 

@@ -3,6 +3,9 @@ LOGIN_FAILURE_LIMIT failures per account, and separately per client address, ref
 password or not, for the cool-off; a success clears that account's count."""
 
 import base64
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -126,22 +129,19 @@ def test_behind_a_proxy_each_client_address_is_counted_on_its_own(client, organi
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.9"}
 
 
-def test_behind_tls_proxy_defaults_to_one_trusted_hop():
-    import subprocess
-    import sys
+def hops_with(**environ) -> str:
+    """LOGIN_TRUSTED_PROXY_HOPS as a fresh process reads it from this environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BEHIND_TLS_PROXY", "LOGIN_TRUSTED_PROXY_HOPS")}
+    env.update(environ, DJANGO_SETTINGS_MODULE="config.test_settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.LOGIN_TRUSTED_PROXY_HOPS)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
 
-    code = "from django.conf import settings; print(settings.LOGIN_TRUSTED_PROXY_HOPS)"
-    env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "BEHIND_TLS_PROXY": "true"}
-    out = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"], env=env, capture_output=True, text=True
-    )
-    assert out.stdout.strip() == "1", out.stderr
-    env.pop("BEHIND_TLS_PROXY")
-    env.pop("LOGIN_TRUSTED_PROXY_HOPS", None)
-    out = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"], env=env, capture_output=True, text=True
-    )
-    assert out.stdout.strip() == "0", out.stderr
+
+def test_behind_tls_proxy_the_client_address_is_taken_from_the_proxys_header_by_default():
+    assert hops_with(BEHIND_TLS_PROXY="true") == "1"
+    assert hops_with() == "0"
+    assert hops_with(BEHIND_TLS_PROXY="true", LOGIN_TRUSTED_PROXY_HOPS="2") == "2"
 
 
 def test_failed_attempts_never_store_passwords_or_invitation_tokens(client, organization):
