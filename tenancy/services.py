@@ -25,6 +25,7 @@ from tenancy.models import (
     Project,
     Role,
     User,
+    role_at_least,
 )
 
 
@@ -228,6 +229,11 @@ def _accept(invitation: Invitation, user: User, *, new_account: bool) -> Members
         organization=invitation.organization, actor=user, action=AuditAction.INVITATION_ACCEPTED,
         target_type="invitation", target_id=invitation.id, data=data,
     )
+    existing = Membership.objects.filter(organization=invitation.organization, user=user).first()
+    if existing is not None and role_at_least(existing.role, invitation.role):
+        # Added to the organization since the invitation was sent, with as much or more: accepting
+        # must not demote them (nor take away an owner).
+        return existing
     return membership_add(organization=invitation.organization, user=user, role=invitation.role, actor=user)
 
 

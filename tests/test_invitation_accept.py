@@ -277,3 +277,15 @@ def test_a_person_with_no_membership_can_sign_out_from_that_page(client):
     assert response.status_code == 302 and response.url == reverse("admin:login")
     assert "_auth_user_id" not in client.session
     assert client.get(reverse("admin:login")).status_code == 200
+
+
+def test_accepting_never_lowers_a_role_given_since_the_invitation(client, organization, owner):
+    person = UserFactory(email="joiner@example.com")
+    _, token = invite(organization, role=Role.VIEWER)
+    Membership.objects.create(organization=organization, user=person, role=Role.OWNER)
+    client.force_login(person)
+
+    response = client.post(page(token), {"token": token, "action": "accept"})
+
+    assert response.status_code == 302
+    assert Membership.objects.get(organization=organization, user=person).role == Role.OWNER
