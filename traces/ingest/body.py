@@ -2,11 +2,19 @@
 
 A gzip bomb (a few KB that inflate to gigabytes) is stopped as soon as the inflated size passes the
 limit, because we decompress incrementally and never ask zlib for more than limit + 1 bytes.
+
+Bodies sent chunked (no Content-Length) are read from the server's de-chunked input under the same
+limits (`tenancy.chunked`); views calling `read_body` are marked `@streams_body` so that nothing
+buffers the body before they authenticate the request.
 """
 
 from __future__ import annotations
 
 import zlib
+
+from tenancy.chunked import LengthRequired, chunked_input, streams_body
+
+__all__ = ["BodyError", "BodyTooLarge", "UnsupportedEncoding", "read_body", "streams_body"]
 
 CHUNK = 64 * 1024
 
@@ -25,6 +33,10 @@ class BodyTooLarge(BodyError):
 
 class UnsupportedEncoding(BodyError):
     status = 415
+
+
+class BodyLengthRequired(BodyError):
+    status = 411
 
 
 def _inflate(stream, *, wbits: int, limit: int) -> bytes:
@@ -56,7 +68,8 @@ def _inflate(stream, *, wbits: int, limit: int) -> bytes:
 def read_body(request, *, limit: int) -> bytes:
     """The request body, decompressed per Content-Encoding (identity, gzip, deflate).
 
-    Raises BodyTooLarge (413), UnsupportedEncoding (415) or BodyError (400) with a clear message.
+    Raises BodyTooLarge (413), UnsupportedEncoding (415), BodyLengthRequired (411, a chunked body the
+    server cannot bound) or BodyError (400) with a clear message.
     Reads from the WSGI stream directly so Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply;
     our own limits do.
     """
@@ -67,6 +80,12 @@ def read_body(request, *, limit: int) -> bytes:
     except ValueError:
         raise BodyError("invalid Content-Length header") from None
     stream = request  # HttpRequest is file-like over the (length-limited) WSGI input
+    try:
+        chunked = chunked_input(request)
+    except LengthRequired as exc:
+        raise BodyLengthRequired(exc.message) from None
+    if chunked is not None:
+        stream = chunked  # the server's de-chunked input; every read below is bounded
     try:
         if encoding in ("identity", ""):
             if declared_length is not None and declared_length > limit:
