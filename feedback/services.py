@@ -37,7 +37,7 @@ from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
 from traces.ingest.langfuse import EventError, normalise_environment, score_record
-from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
+from traces.ingest.redact import redact_for_storage
 from traces.ingest.writer import StorageUnavailable, write_records
 
 logger = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ def scores_create(*, project, bodies: list, public_only: bool = False) -> Scores
         redacted = redact_for_storage(project=project, scores=records)
         for failure in redacted.failures:
             result.errors.append(
-                {"index": positions[failure.index], "message": failure.error, "status": FAILURE_STATUS}
+                {"index": positions[failure.index], "message": failure.error, "status": failure.status}
             )
         result.errors.sort(key=lambda error: error["index"])
         result.ids = [record["id"] for record in redacted.scores]
