@@ -37,6 +37,7 @@ from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
 from traces.ingest.langfuse import EventError, normalise_environment, score_record
+from traces.ingest.limits import metadata_problem
 from traces.ingest.redact import redact_for_storage
 from traces.ingest.writer import StorageUnavailable, write_records
 
@@ -555,6 +556,9 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
         except ScoreConfigError as exc:
             raise FeedbackRejected(exc.message) from None
     name = record["name"]
+    problem = metadata_problem(feedback.metadata)  # the same per-record caps as every ingest path
+    if problem is not None:
+        raise FeedbackRejected(problem)
     comment, metadata, redactions = (
         _redact_comment(project, feedback.comment, feedback.metadata)
         if feedback.comment or feedback.metadata

@@ -232,3 +232,13 @@ def test_a_placeholder_stays_one_until_the_trace_sends_a_timestamp(project):
     write(project, traces=[{"id": "t1", "timestamp": T0 + timedelta(minutes=2)}],
           observations=[{"id": "o2", "trace_id": "t1", "start_time": T0 - timedelta(hours=1)}])
     assert trace_of(project, "t1").timestamp == T0 + timedelta(minutes=1)
+
+
+def test_browser_feedback_over_the_metadata_cap_is_refused(client, project, api_key):
+    response = client.post(
+        "/api/v1/feedback",
+        data=orjson.dumps({"trace_id": "t1", "rating": "up", "user_id": "u", "metadata": _deep(25)}),
+        content_type="application/json", HTTP_AUTHORIZATION=api_key.bearer,
+    )
+    assert response.status_code == 400
+    assert "deeper than 20 levels" in response.json()["message"]

@@ -216,3 +216,19 @@ def test_the_drf_api_still_parses_ordinary_json(client, project, owner):
     assert response.status_code == 200, response.content
     response = client.patch(path, data="{nope", content_type="application/json")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("deep", ["[" * 1000 + "1" + "]" * 1000, '{"a":' * 1000 + "1" + "}" * 1000])
+def test_values_nested_within_the_parsers_limit_are_a_400_too(client, project, owner, deep):
+    """1000 levels parse, but DRF re-encodes JSONField values with the standard library, which runs
+    out of stack: still the client's input, so still a 400."""
+    client.force_login(owner)
+    base = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
+    for method, path, body in (
+        ("POST", base + "redact", '{"value": %s}' % deep),
+        ("PATCH", base + "redaction-policy", '{"detector_modes": %s}' % deep),
+        ("PATCH", base, '{"name": %s}' % deep),
+        ("POST", "/api/v1/organizations/", '{"name": %s}' % deep),
+    ):
+        response = client.generic(method, path, body, content_type="application/json")
+        assert response.status_code == 400, (path, response.status_code, response.content[:200])
