@@ -56,11 +56,11 @@ def gunicorn(django_db_setup, django_db_blocker):
         proc.wait(timeout=20)
 
 
-def _post_chunked(port, path, body: bytes, headers: dict, *, piece=1000):
+def _post_chunked(port, path, body: bytes, headers: dict, *, piece=1000, method="POST"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         pieces = (body[i : i + piece] for i in range(0, len(body), piece))
-        conn.request("POST", path, body=pieces, headers=headers, encode_chunked=True)
+        conn.request(method, path, body=pieces, headers=headers, encode_chunked=True)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -112,3 +112,19 @@ def test_a_chunked_body_over_the_limit_is_413(gunicorn, project, api_key):
         piece=256 * 1024,
     )
     assert status == 413, content
+
+
+def test_a_chunked_drf_patch_is_applied(gunicorn, client, project, owner):
+    client.force_login(owner)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    csrf = "a" * 32  # DRF's session authentication checks CSRF: cookie and header must agree
+    status, content = _post_chunked(
+        gunicorn, f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/",
+        orjson.dumps({"name": "renamed-over-the-wire"}),
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-CSRFToken": csrf,
+         "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}; {settings.CSRF_COOKIE_NAME}={csrf}"},
+        method="PATCH", piece=5,
+    )
+    assert status == 200, content
+    project.refresh_from_db()
+    assert project.name == "renamed-over-the-wire"
