@@ -14,7 +14,7 @@ import zlib
 
 from tenancy.chunked import LengthRequired, chunked_input, streams_body
 
-__all__ = ["BodyError", "BodyTooLarge", "UnsupportedEncoding", "read_body", "streams_body"]
+__all__ = ["BodyError", "BodyLengthRequired", "BodyTooLarge", "UnsupportedEncoding", "read_body", "streams_body"]
 
 CHUNK = 64 * 1024
 
