@@ -21,8 +21,15 @@ from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 
+class Trickle(io.BytesIO):
+    """A WSGI input returning fewer bytes than asked, as PEP 3333 allows."""
+
+    def read(self, size=-1):
+        return super().read(7 if size is None or size < 0 else min(size, 7))
+
+
 def chunked(client, path, body: bytes, *, method="POST", terminated=True, content_type="application/json",
-            **headers):
+            stream=io.BytesIO, **headers):
     """The request as gunicorn passes a `Transfer-Encoding: chunked` body to the application."""
     environ = client._base_environ(
         PATH_INFO=path,
@@ -32,7 +39,7 @@ def chunked(client, path, body: bytes, *, method="POST", terminated=True, conten
         **headers,
     )
     environ.pop("CONTENT_LENGTH", None)
-    environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.input"] = stream(body)
     if terminated:
         environ["wsgi.input_terminated"] = True
     return client.handler(environ)
@@ -65,6 +72,12 @@ def test_a_chunked_ingestion_batch_is_read_and_stored(client, project, api_key):
     assert response.status_code == 207, response.content
     assert orjson.loads(response.content)["successes"] == [{"id": "ev-t-chunked", "status": 201}]
     assert Trace.objects.for_project(project).get(id="t-chunked").name == "chunked"
+
+
+def test_a_chunked_body_arriving_in_short_reads_is_read_whole(client, project, api_key):
+    response = chunked(client, "/api/public/ingestion", _batch(), stream=Trickle, HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 207, response.content
+    assert Trace.objects.for_project(project).filter(id="t-chunked").exists()
 
 
 def test_a_gzipped_chunked_ingestion_batch_is_read_and_stored(client, project, api_key):

@@ -39,6 +39,17 @@ class BodyLengthRequired(BodyError):
     status = 411
 
 
+def _read_at_most(stream, size: int) -> bytes:
+    """Up to `size` bytes: a WSGI input may return less than asked before its end (PEP 3333)."""
+    out = bytearray()
+    while len(out) < size:
+        chunk = stream.read(min(CHUNK, size - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
 def _inflate(stream, *, wbits: int, limit: int) -> bytes:
     decompressor = zlib.decompressobj(wbits=wbits)
     out = bytearray()
@@ -90,7 +101,7 @@ def read_body(request, *, limit: int) -> bytes:
         if encoding in ("identity", ""):
             if declared_length is not None and declared_length > limit:
                 raise BodyTooLarge(f"request body exceeds {limit} bytes")
-            data = stream.read(limit + 1)
+            data = _read_at_most(stream, limit + 1)
             if len(data) > limit:
                 raise BodyTooLarge(f"request body exceeds {limit} bytes")
             return data
