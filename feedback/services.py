@@ -37,8 +37,9 @@ from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
 from traces.ingest.langfuse import EventError, normalise_environment, score_record
+from traces.ingest.limits import metadata_problem
 from traces.ingest.records import RecordError, check_json
-from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
+from traces.ingest.redact import redact_for_storage
 from traces.ingest.writer import StorageUnavailable, write_records
 
 logger = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ def scores_create(*, project, bodies: list, public_only: bool = False) -> Scores
         redacted = redact_for_storage(project=project, scores=records)
         for failure in redacted.failures:
             result.errors.append(
-                {"index": positions[failure.index], "message": failure.error, "status": FAILURE_STATUS}
+                {"index": positions[failure.index], "message": failure.error, "status": failure.status}
             )
         result.errors.sort(key=lambda error: error["index"])
         result.ids = [record["id"] for record in redacted.scores]
@@ -560,6 +561,9 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
         except ScoreConfigError as exc:
             raise FeedbackRejected(exc.message) from None
     name = record["name"]
+    problem = metadata_problem(feedback.metadata)  # the same per-record caps as every ingest path
+    if problem is not None:
+        raise FeedbackRejected(problem)
     comment, metadata, redactions = (
         _redact_comment(project, feedback.comment, feedback.metadata)
         if feedback.comment or feedback.metadata

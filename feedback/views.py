@@ -32,7 +32,7 @@ from feedback.cors import (
 from feedback.models import ScoreConfigDataType
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body
+from traces.ingest.body import BodyError, read_body, streams_body
 from traces.ingest.writer import StorageUnavailable
 
 MAX_PAGE_LIMIT = 100
@@ -86,6 +86,7 @@ def _read_json(request, *, limit: int):
 # --- POST /api/v1/feedback ----------------------------------------------------------------------
 
 
+@streams_body
 @csrf_exempt
 @browser_cors
 def feedback(request):
@@ -226,6 +227,7 @@ def _config_fields(payload, *, allowed: set[str]) -> dict:
     return out
 
 
+@streams_body
 @csrf_exempt
 def score_configs(request):
     """`GET` (paginated list) and `POST` (create) `/api/public/score-configs`."""
@@ -271,6 +273,7 @@ def score_configs(request):
     return json_response(selectors.score_config_to_langfuse(config))
 
 
+@streams_body
 @csrf_exempt
 def score_config_detail(request, config_id: str):
     """`GET` and `PATCH /api/public/score-configs/{id}`; another project's config answers 404 exactly

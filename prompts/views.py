@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import orjson
+from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -26,6 +27,7 @@ from prompts.render import iso
 from prompts.templating import compile_prompt
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
+from traces.ingest.body import BodyError, read_body, streams_body
 
 JSON = "application/json"
 MAX_WINDOW = timedelta(days=366)
@@ -48,6 +50,7 @@ def langfuse_endpoint(*methods: str):
     allowed = {m.upper() for m in methods}
 
     def wrap(view):
+        @streams_body
         @csrf_exempt
         @functools.wraps(view)
         def endpoint(request, **kwargs):
@@ -68,6 +71,11 @@ def langfuse_endpoint(*methods: str):
                 return view(request, principal, **kwargs)
             except InvalidRequest as exc:
                 return _error(400, exc.message, "InvalidRequestError")
+            except BodyError as exc:
+                kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
+                    exc.status, "InvalidRequestError"
+                )
+                return _error(exc.status, exc.message, kind)
             except PromptNotFound as exc:
                 return _error(404, exc.message, "LangfuseNotFoundError")
 
@@ -77,8 +85,11 @@ def langfuse_endpoint(*methods: str):
 
 
 def _body(request) -> dict:
+    # The shared reader: gzip/deflate, chunked bodies, and a JSON 413 past the limit (request.body
+    # would answer Django's HTML 400 instead).
+    raw = read_body(request, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     try:
-        body = orjson.loads(request.body or b"{}")
+        body = orjson.loads(raw if raw.strip() else b"{}")
     except orjson.JSONDecodeError:
         raise InvalidRequest("the request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -266,6 +277,7 @@ def routed_by_method(name_view, *, methods: dict):
     GET; likewise `…/versions/3`. Django resolves paths without looking at the method, so the
     suffix routes hand other methods back to the prompt-by-name view with the full name."""
 
+    @streams_body  # every handler reads its body through `_body`
     @csrf_exempt
     def view(request, name: str, suffix: str, **kwargs):
         handler = methods.get(request.method)

@@ -47,6 +47,10 @@ class Trace(DataPlaneModel):
     id = models.CharField(max_length=200)
     name = models.CharField(max_length=1000, blank=True, default="")
     timestamp = models.DateTimeField(default=timezone.now)
+    # True while `timestamp` is only a stand-in (the earliest observation of a trace created before its
+    # own trace-create arrived, or the arrival time): the trace's own timestamp replaces it whenever
+    # it comes, even when it is later. Set and cleared by the ingest writer.
+    timestamp_is_placeholder = models.BooleanField(default=False)
     user_id = models.CharField(max_length=1000, blank=True, default="")
     session_id = models.CharField(max_length=1000, blank=True, default="")
     environment = models.CharField(max_length=100, blank=True, default="default")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from traces.ingest.langfuse import parse_batch
-from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
+from traces.ingest.redact import redact_for_storage
 from traces.ingest.writer import write_records
 
 
@@ -28,6 +28,7 @@ class BatchResult:
 
 
 MAX_EVENTS_PER_BATCH = 10_000
+MESSAGES = {400: "Invalid request data", 422: "Unprocessable Entity"}
 
 
 def ingest_langfuse_batch(*, project, payload) -> BatchResult:
@@ -53,8 +54,8 @@ def ingest_langfuse_batch(*, project, payload) -> BatchResult:
     errors = parsed.errors
     refused: set[int] = set()
     if parsed.traces or parsed.observations or parsed.scores:
-        # PII redaction before storage (a no-op unless the project's policy is on). An event whose
-        # record cannot be redacted becomes an error; nothing of it is stored.
+        # PII redaction before storage (a no-op unless the project's policy is on) and the metadata
+        # limits. An event whose record is refused becomes an error; nothing of it is stored.
         redacted = redact_for_storage(
             project=project, traces=parsed.traces, observations=parsed.observations, scores=parsed.scores
         )
@@ -65,8 +66,8 @@ def ingest_langfuse_batch(*, project, payload) -> BatchResult:
                 errors.append(
                     {
                         "id": parsed.successes[position],
-                        "status": FAILURE_STATUS,
-                        "message": "Unprocessable Entity",
+                        "status": failure.status,
+                        "message": MESSAGES.get(failure.status, "Unprocessable Entity"),
                         "error": failure.error,
                     }
                 )

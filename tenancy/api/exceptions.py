@@ -24,6 +24,12 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = ValidationError(detail=detail)
+    elif isinstance(exc, RecursionError):
+        # The parser stops at 1024 levels (tenancy/api/parsers.py), but a value nested a few hundred
+        # deep can still exhaust Python's stack where DRF re-encodes it (JSONField): client input.
+        return Response(
+            {"detail": "the request body is nested too deeply"}, status=status.HTTP_400_BAD_REQUEST
+        )
     elif isinstance(exc, IntegrityError):
         return Response(
             {"detail": "this conflicts with an existing object (a name or key must be unique)"},

@@ -2,11 +2,19 @@
 
 A gzip bomb (a few KB that inflate to gigabytes) is stopped as soon as the inflated size passes the
 limit, because we decompress incrementally and never ask zlib for more than limit + 1 bytes.
+
+Bodies sent chunked (no Content-Length) are read from the server's de-chunked input under the same
+limits (`tenancy.chunked`); views calling `read_body` are marked `@streams_body` so that nothing
+buffers the body before they authenticate the request.
 """
 
 from __future__ import annotations
 
 import zlib
+
+from tenancy.chunked import LengthRequired, chunked_input, streams_body
+
+__all__ = ["BodyError", "BodyLengthRequired", "BodyTooLarge", "UnsupportedEncoding", "read_body", "streams_body"]
 
 CHUNK = 64 * 1024
 
@@ -25,6 +33,21 @@ class BodyTooLarge(BodyError):
 
 class UnsupportedEncoding(BodyError):
     status = 415
+
+
+class BodyLengthRequired(BodyError):
+    status = 411
+
+
+def _read_at_most(stream, size: int) -> bytes:
+    """Up to `size` bytes: a WSGI input may return less than asked before its end (PEP 3333)."""
+    out = bytearray()
+    while len(out) < size:
+        chunk = stream.read(min(CHUNK, size - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 def _inflate(stream, *, wbits: int, limit: int) -> bytes:
@@ -56,7 +79,8 @@ def _inflate(stream, *, wbits: int, limit: int) -> bytes:
 def read_body(request, *, limit: int) -> bytes:
     """The request body, decompressed per Content-Encoding (identity, gzip, deflate).
 
-    Raises BodyTooLarge (413), UnsupportedEncoding (415) or BodyError (400) with a clear message.
+    Raises BodyTooLarge (413), UnsupportedEncoding (415), BodyLengthRequired (411, a chunked body the
+    server cannot bound) or BodyError (400) with a clear message.
     Reads from the WSGI stream directly so Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply;
     our own limits do.
     """
@@ -68,10 +92,16 @@ def read_body(request, *, limit: int) -> bytes:
         raise BodyError("invalid Content-Length header") from None
     stream = request  # HttpRequest is file-like over the (length-limited) WSGI input
     try:
+        chunked = chunked_input(request)
+    except LengthRequired as exc:
+        raise BodyLengthRequired(exc.message) from None
+    if chunked is not None:
+        stream = chunked  # the server's de-chunked input; every read below is bounded
+    try:
         if encoding in ("identity", ""):
             if declared_length is not None and declared_length > limit:
                 raise BodyTooLarge(f"request body exceeds {limit} bytes")
-            data = stream.read(limit + 1)
+            data = _read_at_most(stream, limit + 1)
             if len(data) > limit:
                 raise BodyTooLarge(f"request body exceeds {limit} bytes")
             return data

@@ -9,6 +9,10 @@ One call per request, on the whole batch. The policy check comes first and is ch
 `get_policy`: no database query once cached); a project without an enabled policy gets its records
 back untouched and the engine never runs. A policy that cannot be read fails the request with
 StorageUnavailable (503, the client retries), never as "no policy": that would store PII.
+
+Every path calls this right before the writer, so it is also where the per-record metadata limits
+(`traces.ingest.limits`) are enforced: a record over them is a failure like one that cannot be
+redacted (with `failure.status` 400 instead of 422).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 
 from django.db import DatabaseError, InterfaceError
 
+from traces.ingest import limits
 from traces.ingest.writer import StorageUnavailable
 from traces.redaction import engine
 from traces.redaction.engine import FAILURE_MESSAGE, RecordFailure, RedactionResult
@@ -30,13 +35,19 @@ FAILURE_STATUS = 422
 
 
 def redact_for_storage(*, project, traces=(), observations=(), scores=()) -> RedactionResult:
+    kept, refused = limits.screen(traces=traces, observations=observations, scores=scores)
+    traces, observations, scores = (
+        [record for _, record in kept[kind]] for kind in ("trace", "observation", "score")
+    )
     try:
         policy = engine.get_policy(project)
     except (DatabaseError, InterfaceError) as exc:
         logger.warning("redaction policy of project %s unreadable: %s", project.id, exc)
         raise StorageUnavailable("the redaction policy could not be read; retry later") from exc
     if policy is None:
-        return RedactionResult(list(traces), list(observations), list(scores), enabled=False)
-    return engine.redact_records(
+        return RedactionResult(traces, observations, scores, failures=refused, enabled=False)
+    result = engine.redact_records(
         project=project, traces=traces, observations=observations, scores=scores, policy=policy
     )
+    result.failures = refused + limits.restore_indices(result.failures, kept)
+    return result

@@ -20,7 +20,7 @@ from feedback.cors import browser_cors, guard_browser_request
 from feedback.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
 from feedback.services import score_delete, scores_create, screen_ingestion_scores
 from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authenticate_header
-from traces.ingest.body import BodyError, read_body
+from traces.ingest.body import BodyError, read_body, streams_body
 from traces.ingest.langfuse import EventError, parse_datetime
 from traces.ingest.writer import InvalidRecord, StorageUnavailable
 from traces.services import BatchError, ingest_langfuse_batch
@@ -106,6 +106,7 @@ def _retry_when_down(view):
     return wrapper
 
 
+@streams_body
 @csrf_exempt
 @_retry_when_down
 def ingestion(request):
@@ -136,6 +137,7 @@ def ingestion(request):
     return json_response(result.as_response(), status=207)
 
 
+@streams_body
 @csrf_exempt
 @browser_cors  # preflights, and CORS headers for the origins the project allows (feedback.cors)
 @_retry_when_down

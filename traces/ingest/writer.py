@@ -22,9 +22,12 @@ request inserts between them is seen by the UPDATE and merged, not lost.
 Merge rules (Langfuse's, see reference §3.5): later non-null values win; absent or null keys never
 clear a value; `metadata` (and `redactions`) deep-merged; `tags` unioned and sorted; empty
 usage/cost/parameter maps never overwrite; `trace_id`, `created_at` keep their first value;
-`environment` keeps the first value other than "default"; the trace timestamp and observation
-start_time keep the earliest value seen — the first write in order, and also correct when an update
-or a placeholder arrived before the create; a score's timestamp keeps its first value.
+`environment` keeps the first value other than "default"; observation start_time keeps the earliest
+value seen — the first write in order, and also correct when an update arrived before the create;
+the trace timestamp keeps the earliest value the client sent for the trace, and a placeholder's (a
+trace created from its observations before its trace-create arrived: their earliest start) gives way
+to the trace's own timestamp whichever order they arrive in (`timestamp_is_placeholder`); a score's
+timestamp keeps its first value.
 Replaying the same records is a no-op apart from `updated_at`.
 """
 
@@ -151,7 +154,12 @@ _COMMON_RULES = {
 TRACES = _Table(
     model=Trace,
     keys=TRACE_KEYS,
-    rules={**_COMMON_RULES, "tags": "union", "timestamp": "least"},
+    rules={
+        **_COMMON_RULES,
+        "tags": "union",
+        "timestamp": "trace_time",
+        "timestamp_is_placeholder": "placeholder",
+    },
     insert_defaults=_defaults(Trace),
     truncate=_char_limits(Trace),
 )
@@ -265,7 +273,7 @@ def _merge_pair(acc: dict, rec: dict, table: _Table) -> None:
             acc[key] = deep_merge(acc[key], value)
         elif rule == "union":
             acc[key] = sorted(set(acc[key]) | set(value))
-        elif rule == "least":
+        elif rule in ("least", "trace_time"):  # in one batch, every trace timestamp was sent
             acc[key] = min(acc[key], value)
         elif rule == "first":
             pass
@@ -419,6 +427,12 @@ def _merge_expr(column: str, rule: str, table: _Table) -> str:
         return f"CASE WHEN {s} IS NULL THEN {t} ELSE {union} END"
     if rule == "least":
         return f"LEAST({t}, {s})"
+    if rule == "trace_time":
+        # A timestamp the client sent replaces a placeholder's; among sent ones the earliest stays.
+        placeholder = 't."timestamp_is_placeholder"'
+        return f"CASE WHEN {s} IS NULL THEN {t} WHEN {placeholder} THEN {s} ELSE LEAST({t}, {s}) END"
+    if rule == "placeholder":
+        return 't."timestamp_is_placeholder" AND s."timestamp" IS NULL'
     if rule == "first":
         if column == "trace_id":  # a score first sent for a session may be tied to its trace later
             return f"CASE WHEN {t} = '' THEN COALESCE({s}, {t}) ELSE {t} END"
@@ -533,9 +547,15 @@ def _write_table(
 
 
 def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now):
-    rows = [_insert_row(rec, TRACES, now) for rec in merged.values()]
+    rows = []
+    for rec in merged.values():
+        row = _insert_row(rec, TRACES, now)
+        row["timestamp_is_placeholder"] = "timestamp" not in rec  # the insert default (now) stands in
+        rows.append(row)
     # A placeholder only creates a missing trace; it never merges into an existing one.
-    rows += [_insert_row(rec, TRACES, now) for tid, rec in placeholders.items() if tid not in merged]
+    for tid, rec in placeholders.items():
+        if tid not in merged:
+            rows.append({**_insert_row(rec, TRACES, now), "timestamp_is_placeholder": True})
     _write_table(cursor, project, TRACES, merged, now, insert_rows=rows)
 
 

@@ -497,6 +497,7 @@ class RecordFailure:
     index: int  # position in the list passed to redact_records
     id: str | None
     error: str  # safe to return to the client: says nothing about the content
+    status: int = 422  # redaction failures; limits on metadata (traces.ingest.limits) are 400
 
 
 @dataclass

@@ -1,0 +1,27 @@
+"""The JSON parser of every DRF endpoint (`/api/v1`): orjson instead of the standard library.
+
+The standard parser recurses once per nesting level, so a body of 100k `[` ended in RecursionError
+and a 500. orjson refuses documents nested deeper than 1024 levels with an ordinary decode error,
+which becomes DRF's 400 ParseError here; it is also several times faster.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+import orjson
+from django.conf import settings
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            if codecs.lookup(encoding).name != "utf-8":
+                raw = raw.decode(encoding).encode()
+            return orjson.loads(raw)
+        except (orjson.JSONDecodeError, UnicodeError, LookupError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

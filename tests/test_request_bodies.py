@@ -1,0 +1,247 @@
+"""Request bodies on every endpoint that reads one: chunked transfer (no Content-Length), the shared
+reader's limits on prompts, and deep nesting on the DRF API.
+
+Django's test client always sends a Content-Length, so chunked requests are built here as the WSGI
+environ gunicorn hands over (`wsgi.input` de-chunked, no CONTENT_LENGTH, `wsgi.input_terminated`),
+and proven once more against a real gunicorn in tests/test_chunked_gunicorn.py.
+"""
+
+import gzip
+import io
+import json
+
+import orjson
+import pytest
+
+from feedback.models import Score, ScoreConfig
+from tenancy.models import Project
+from traces.models import Observation, Trace
+from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+class Trickle(io.BytesIO):
+    """A WSGI input returning fewer bytes than asked, as PEP 3333 allows."""
+
+    def read(self, size=-1):
+        return super().read(7 if size is None or size < 0 else min(size, 7))
+
+
+def chunked(client, path, body: bytes, *, method="POST", terminated=True, content_type="application/json",
+            stream=io.BytesIO, **headers):
+    """The request as gunicorn passes a `Transfer-Encoding: chunked` body to the application."""
+    environ = client._base_environ(
+        PATH_INFO=path,
+        REQUEST_METHOD=method,
+        CONTENT_TYPE=content_type,
+        HTTP_TRANSFER_ENCODING="chunked",
+        **headers,
+    )
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input"] = stream(body)
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    return client.handler(environ)
+
+
+def _batch(trace_id="t-chunked"):
+    return orjson.dumps(
+        {
+            "batch": [
+                {
+                    "id": f"ev-{trace_id}",
+                    "type": "trace-create",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                    "body": {"id": trace_id, "name": "chunked", "timestamp": "2026-01-01T00:00:00Z"},
+                }
+            ]
+        }
+    )
+
+
+def _otlp_json():
+    return orjson.dumps(to_otlp_json(make_request([make_span(name="chunked-span")])))
+
+
+# --- chunked bodies, crafted environ ------------------------------------------------------------
+
+
+def test_a_chunked_ingestion_batch_is_read_and_stored(client, project, api_key):
+    response = chunked(client, "/api/public/ingestion", _batch(), HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 207, response.content
+    assert orjson.loads(response.content)["successes"] == [{"id": "ev-t-chunked", "status": 201}]
+    assert Trace.objects.for_project(project).get(id="t-chunked").name == "chunked"
+
+
+def test_a_chunked_body_arriving_in_short_reads_is_read_whole(client, project, api_key):
+    response = chunked(client, "/api/public/ingestion", _batch(), stream=Trickle, HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 207, response.content
+    assert Trace.objects.for_project(project).filter(id="t-chunked").exists()
+
+
+def test_a_gzipped_chunked_ingestion_batch_is_read_and_stored(client, project, api_key):
+    response = chunked(
+        client, "/api/public/ingestion", gzip.compress(_batch()), HTTP_AUTHORIZATION=api_key.basic,
+        HTTP_CONTENT_ENCODING="gzip",
+    )
+    assert response.status_code == 207, response.content
+    assert Trace.objects.for_project(project).filter(id="t-chunked").exists()
+
+
+@pytest.mark.parametrize("path", ["/v1/traces", "/api/public/otel/v1/traces"])
+def test_a_chunked_otlp_export_is_stored_not_acknowledged_and_dropped(client, project, api_key, path):
+    response = chunked(client, path, _otlp_json(), HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 200, response.content
+    assert Observation.objects.for_project(project).filter(trace_id=TRACE_ID, name="chunked-span").exists()
+
+
+def test_a_chunked_protobuf_export_is_stored(client, project, api_key):
+    body = gzip.compress(make_request([make_span(name="pb-span")]).SerializeToString())
+    response = chunked(
+        client, "/v1/traces", body, content_type="application/x-protobuf", HTTP_AUTHORIZATION=api_key.basic,
+        HTTP_CONTENT_ENCODING="gzip",
+    )
+    assert response.status_code == 200, response.content
+    assert Observation.objects.for_project(project).filter(name="pb-span").exists()
+
+
+def test_chunked_bodies_keep_the_decompressed_size_limit(client, project, api_key, settings):
+    settings.INGEST_MAX_BODY_BYTES = 10_000
+    bomb = gzip.compress(b" " * 1_000_000)
+    response = chunked(
+        client, "/api/public/ingestion", bomb, HTTP_AUTHORIZATION=api_key.basic, HTTP_CONTENT_ENCODING="gzip"
+    )
+    assert response.status_code == 413
+    response = chunked(client, "/api/public/ingestion", b" " * 10_001, HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 413
+    assert orjson.loads(response.content)["error"] == "PayloadTooLargeError"
+
+
+def test_a_chunked_score_and_score_config_are_stored(client, project, api_key):
+    response = chunked(
+        client, "/api/public/score-configs",
+        orjson.dumps({"name": "chunky", "dataType": "NUMERIC", "minValue": 0, "maxValue": 1}),
+        HTTP_AUTHORIZATION=api_key.basic,
+    )
+    assert response.status_code == 200, response.content
+    assert ScoreConfig.objects.filter(project=project, name="chunky").exists()
+    response = chunked(
+        client, "/api/public/scores", orjson.dumps({"traceId": "t-1", "name": "chunky", "value": 0.5}),
+        HTTP_AUTHORIZATION=api_key.basic,
+    )
+    assert response.status_code == 200, response.content
+    assert Score.objects.for_project(project).filter(name="chunky", value=0.5).exists()
+
+
+def test_a_chunked_prompt_and_redaction_preview_are_read(client, project, api_key):
+    response = chunked(
+        client, "/api/public/v2/prompts", orjson.dumps({"name": "chunked", "prompt": "Hi {{x}}", "type": "text"}),
+        HTTP_AUTHORIZATION=api_key.basic,
+    )
+    assert response.status_code in (200, 201), response.content
+    assert orjson.loads(response.content)["name"] == "chunked"
+    response = chunked(client, "/api/public/redact", orjson.dumps({"text": "hello"}),
+                       HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 200, response.content
+    assert orjson.loads(response.content)["text"] == "hello"
+
+
+def test_a_chunked_feedback_is_read(client, project, api_key):
+    Trace.objects.for_project(project).create(id="t-fb", name="x")
+    response = chunked(
+        client, "/api/v1/feedback", orjson.dumps({"trace_id": "t-fb", "user_id": "u-1", "rating": "up"}),
+        HTTP_AUTHORIZATION=api_key.bearer,
+    )
+    assert response.status_code < 300, response.content
+    assert Score.objects.for_project(project).filter(trace_id="t-fb").exists()
+
+
+def test_a_chunked_drf_patch_is_applied_not_silently_ignored(client, project, owner):
+    client.force_login(owner)
+    path = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
+    response = chunked(client, path, json.dumps({"name": "renamed"}).encode(), method="PATCH")
+    assert response.status_code == 200, response.content
+    project.refresh_from_db()
+    assert project.name == "renamed"
+
+
+def test_a_chunked_drf_body_over_the_limit_is_a_json_413(client, project, owner, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    client.force_login(owner)
+    path = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
+    response = chunked(client, path, json.dumps({"name": "x" * 2000}).encode(), method="PATCH")
+    assert response.status_code == 413
+    assert orjson.loads(response.content)["error"] == "PayloadTooLargeError"
+    assert Project.objects.get(id=project.id).name == project.name
+
+
+@pytest.mark.parametrize("path", ["/api/public/ingestion", "/v1/traces", "/api/v1/me"])
+def test_a_chunked_body_the_server_did_not_bound_is_411_never_success(client, api_key, path):
+    """Without `wsgi.input_terminated` (Django's runserver) the body cannot be read safely."""
+    response = chunked(client, path, _batch(), terminated=False, HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 411, response.content
+
+
+# --- prompts go through the shared reader ----------------------------------------------------------
+
+
+def test_a_prompt_body_over_the_limit_is_a_json_413(client, api_key):
+    body = orjson.dumps({"name": "huge", "prompt": "x" * (6 * 1024 * 1024), "type": "text"})
+    response = client.post(
+        "/api/public/v2/prompts", data=body, content_type="application/json", HTTP_AUTHORIZATION=api_key.basic
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert orjson.loads(response.content)["error"] == "PayloadTooLargeError"
+
+
+def test_a_gzipped_prompt_is_decompressed(client, api_key):
+    body = gzip.compress(orjson.dumps({"name": "zipped", "prompt": "Hello", "type": "text"}))
+    response = client.post(
+        "/api/public/v2/prompts", data=body, content_type="application/json", HTTP_AUTHORIZATION=api_key.basic,
+        HTTP_CONTENT_ENCODING="gzip",
+    )
+    assert response.status_code in (200, 201), response.content
+    assert orjson.loads(response.content)["prompt"] == "Hello"
+
+
+# --- DRF: deep nesting -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 1500 + b"]" * 1500])
+def test_deeply_nested_json_on_the_drf_api_is_a_json_400(client, project, owner, body):
+    client.force_login(owner)
+    for method, path in (
+        ("PATCH", f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"),
+        ("POST", f"/api/v1/organizations/{project.organization_id}/projects/"),
+        ("POST", "/api/v1/organizations/"),
+    ):
+        response = client.generic(method, path, body, content_type="application/json")
+        assert response.status_code == 400, (path, response.status_code, response.content[:200])
+        assert "JSON parse error" in orjson.loads(response.content)["detail"]
+
+
+def test_the_drf_api_still_parses_ordinary_json(client, project, owner):
+    client.force_login(owner)
+    path = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
+    response = client.patch(path, data=json.dumps({"name": "still-works"}), content_type="application/json")
+    assert response.status_code == 200, response.content
+    response = client.patch(path, data="{nope", content_type="application/json")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("deep", ["[" * 1000 + "1" + "]" * 1000, '{"a":' * 1000 + "1" + "}" * 1000])
+def test_values_nested_within_the_parsers_limit_are_a_400_too(client, project, owner, deep):
+    """1000 levels parse, but DRF re-encodes JSONField values with the standard library, which runs
+    out of stack: still the client's input, so still a 400."""
+    client.force_login(owner)
+    base = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
+    for method, path, body in (
+        ("POST", base + "redact", '{"value": %s}' % deep),
+        ("PATCH", base + "redaction-policy", '{"detector_modes": %s}' % deep),
+        ("PATCH", base, '{"name": %s}' % deep),
+        ("POST", "/api/v1/organizations/", '{"name": %s}' % deep),
+    ):
+        response = client.generic(method, path, body, content_type="application/json")
+        assert response.status_code == 400, (path, response.status_code, response.content[:200])
