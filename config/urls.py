@@ -12,14 +12,15 @@ urlpatterns = [
     path("api/public/ready", public_views.ready, name="public-ready"),
     path("api/public/projects", public_views.projects, name="public-projects"),
     path("api/v1/", include("tenancy.api.urls")),
-    path("api/v1/", include("billing.urls")),
-    path("api/v1/", include("traces.api.urls")),
+    path("api/v1/", include("pricing.urls")),
+    path("api/v1/", include("privacy.api.urls")),
     # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt) and OTLP/HTTP.
     path("", include("traces.ingest_urls")),
     path("", include("traces.otel_urls")),
     path("", include("traces.read_urls")),
-    path("", include("traces.redaction_urls")),
+    path("", include("privacy.urls")),
     path("", include("prompts.urls")),
     path("", include("feedback.urls")),
+    path("", include("scores.urls")),
     path("", include("tenancy.urls")),
 ]

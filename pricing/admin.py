@@ -12,8 +12,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Q
 
-from billing import services
-from billing.models import ModelPrice
+from pricing import services
+from pricing.models import ModelPrice
 from tenancy.admin_site import (
     OrganizationScopedAdmin,
     admin_site,

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.patterns import PatternError, check_pattern
+from pricing.patterns import PatternError, check_pattern
 from tenancy.models import Project
 from tenancy.planes import Plane
 
@@ -80,6 +80,8 @@ class ModelPrice(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # The catalog moved here from billing/; its table kept its name (no data moved).
+        db_table = "billing_modelprice"
         ordering = ["provider", "model_name", "-effective_from"]
         constraints = [
             # Two partial constraints because NULL project ids never collide in a plain unique index.

@@ -37,10 +37,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing.patterns import MAX_MATCHED_NAME_LENGTH, compile_pattern
+from pricing.patterns import MAX_MATCHED_NAME_LENGTH, compile_pattern
 
 logger = logging.getLogger(__name__)
 
+# Named before the catalog moved out of billing/; kept so old and new processes share it during a deploy.
 VERSION_CACHE_KEY = "billing:model_prices:version"
 USAGE_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 # A safety net for a missed bump (Redis flushed, a row edited with raw SQL): reload anyway.
@@ -348,7 +349,7 @@ def _snapshot() -> _Snapshot:
 
 
 def _load_prices() -> list[Price]:
-    from billing.models import ModelPrice
+    from pricing.models import ModelPrice
 
     fields = [f for f in Price.__dataclass_fields__ if f != "project_id"]
     rows = ModelPrice.objects.values(*fields, "project_id")

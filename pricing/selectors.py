@@ -1,10 +1,10 @@
-"""Reads of model prices. Cost computation does not read through here: see billing.pricing."""
+"""Reads of model prices. Cost computation does not read through here: see pricing.pricing."""
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from billing.models import ModelPrice
+from pricing.models import ModelPrice
 from tenancy.models import Project, Role, User
 from tenancy.selectors import organization_ids_with_role
 

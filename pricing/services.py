@@ -1,4 +1,4 @@
-"""Writes to model prices. Cache invalidation rides on the model's signals (billing/signals.py), so
+"""Writes to model prices. Cache invalidation rides on the model's signals (pricing/signals.py), so
 it also covers writes that bypass these functions (admin bulk delete, a project's cascade)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.dateparse import parse_date, parse_datetime
 
-from billing.models import ModelPrice, PriceSource
+from pricing.models import ModelPrice, PriceSource
 from tenancy.models import AuditAction, Project, User
 from tenancy.services import audit_record
 

@@ -3,7 +3,7 @@ objects end in a slash, actions do not)."""
 
 from django.urls import path
 
-from billing.api import views
+from pricing.api import views
 
 PROJECT = "organizations/<str:organization_id>/projects/<str:project_id>/"
 

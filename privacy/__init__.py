@@ -2,7 +2,10 @@
 
 - `engine`: `Redactor`, `redact_records`, `get_policy` (what the ingest path calls);
 - `detectors`: the built-in detectors; `policy`: modes and validation of policies and tenant patterns;
-- `services`: `redaction_policy_update` (validated, versioned, audited).
+- `models`: `RedactionPolicy` (control plane); `services`: `redaction_policy_update` (validated,
+  versioned, audited); `selectors`: policy reads and previews; `signals`: drops cached policies;
+- `api`: the management API and `POST /api/public/redact`; `manage.py redact`.
 
-Kept import-free: `traces.models` imports `policy`, and `engine` imports models lazily.
+Imports go one way: `models` imports `policy`, `engine` imports `models`, never the reverse.
+Erasure, retention and export land here next.
 """

@@ -31,8 +31,9 @@ import re2
 from django.conf import settings
 from django.core.cache import cache
 
-from traces.redaction import detectors as d
-from traces.redaction.policy import (
+from privacy import detectors as d
+from privacy.models import RedactionPolicy
+from privacy.policy import (
     RE2_MAX_MEM,
     CustomPattern,
     RedactionMode,
@@ -446,8 +447,6 @@ def get_policy(project):
 
     Cached in the shared cache and invalidated when the policy is saved. A cache outage falls back
     to the database; a database error propagates (never read as "no policy": that would fail open)."""
-    from traces.models import RedactionPolicy
-
     key = policy_cache_key(project.id)
     try:
         cached = cache.get(key)

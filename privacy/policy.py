@@ -1,6 +1,6 @@
 """What a redaction policy may contain, and the checks run before one is saved.
 
-Imported by `traces.models` (the `RedactionPolicy` model), so nothing here imports models.
+Imported by `privacy.models` (the `RedactionPolicy` model), so nothing here imports models.
 Tenant-defined patterns are compiled with RE2: matching time is linear in the input whatever the
 pattern, so `(a+)+$` cannot stall ingestion the way it stalls a backtracking engine.
 """
@@ -16,7 +16,7 @@ import re2
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from traces.redaction.detectors import BUILTIN_LABELS, DETECTORS
+from privacy.detectors import BUILTIN_LABELS, DETECTORS
 
 MAX_CUSTOM_PATTERNS = 20
 MAX_PATTERN_LENGTH = 500

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from privacy.models import RedactionPolicy
+from privacy.policy import new_pseudonym_salt
 from tenancy.models import AuditAction, Project, User
 from tenancy.services import audit_record
-from traces.models import RedactionPolicy
-from traces.redaction.policy import new_pseudonym_salt
 
 _UNSET = object()
 EDITABLE_FIELDS = ("enabled", "default_mode", "detector_modes", "phone_default_region", "custom_patterns")

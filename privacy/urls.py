@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from traces.api import public
+from privacy.api import public
 
 urlpatterns = [
     path("api/public/redact", public.redact, name="public-redact"),

@@ -1,4 +1,4 @@
-"""Shapes of the model price API. Input is validated here; writes go through `billing.services`."""
+"""Shapes of the model price API. Input is validated here; writes go through `pricing.services`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.models import MODEL_NAME_MAX_LENGTH, PATTERN_MAX_LENGTH, ModelPrice
-from billing.patterns import PatternError, check_pattern
+from pricing.models import MODEL_NAME_MAX_LENGTH, PATTERN_MAX_LENGTH, ModelPrice
+from pricing.patterns import PatternError, check_pattern
 
 PRICE_FIELDS = ("input_price", "cached_input_price", "cache_write_price", "output_price", "reasoning_price")
 
@@ -100,7 +100,7 @@ class ResolveQuerySerializer(serializers.Serializer):
 
 
 class ResolvedPriceSerializer(serializers.Serializer):
-    """A `billing.pricing.Price`: the row resolution picked, as ingestion would use it."""
+    """A `pricing.pricing.Price`: the row resolution picked, as ingestion would use it."""
 
     id = serializers.UUIDField()
     project_id = serializers.UUIDField(allow_null=True)

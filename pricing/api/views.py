@@ -1,6 +1,6 @@
 """Model price API: the global catalog (read-only, any signed-in person) and per-project overrides.
 
-Tenant resolution and role checks happen in `tenancy.api.base`; writes in `billing.services`.
+Tenant resolution and role checks happen in `tenancy.api.base`; writes in `pricing.services`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from billing import pricing, selectors, services
-from billing.api import serializers as s
-from billing.models import ModelPrice
+from pricing import pricing, selectors, services
+from pricing.api import serializers as s
+from pricing.models import ModelPrice
 from tenancy.api.base import MANAGEMENT_AUTHENTICATION, ProjectScopedViewSet
 from tenancy.api.exceptions import as_api_errors
 from tenancy.authentication import KeyPrincipal

@@ -1,1 +1,1 @@
-"""Management API for traces (redaction policy, on-demand redaction) and the public `redact` endpoint."""
+"""Management API for redaction (the policy, on-demand redaction) and the public `redact` endpoint."""

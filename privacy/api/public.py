@@ -12,10 +12,10 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from privacy import selectors
+from privacy.api.serializers import MAX_TEXT_CHARS, RedactRequestSerializer
+from privacy.api.views import PREVIEW_FAILED, RETRY_AFTER_SECONDS, UNAVAILABLE
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces import selectors
-from traces.api.serializers import MAX_TEXT_CHARS, RedactRequestSerializer
-from traces.api.views import PREVIEW_FAILED, RETRY_AFTER_SECONDS, UNAVAILABLE
 from traces.ingest.body import BodyError, read_body
 
 # The text limit counts characters; its UTF-8 and JSON-escaped form may be a few times larger.

@@ -1,5 +1,5 @@
 """Shapes of the redaction API. Policy contents are validated by the model (through
-`traces.redaction.services.redaction_policy_update`), so the messages are the same in the API, the
+`privacy.services.redaction_policy_update`), so the messages are the same in the API, the
 console and the services; here only types and unknown keys are checked."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from traces.redaction.detectors import DETECTORS
-from traces.redaction.policy import DEFAULT_PHONE_REGION, RedactionMode
+from privacy.detectors import DETECTORS
+from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
 
 MAX_TEXT_CHARS = 1_000_000
 

@@ -3,7 +3,7 @@ itself, with no id and no trailing slash; `redact` is an action)."""
 
 from django.urls import path
 
-from traces.api import views
+from privacy.api import views
 
 PROJECT = "organizations/<str:organization_id>/projects/<str:project_id>/"
 

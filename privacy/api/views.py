@@ -2,7 +2,7 @@
 on-demand redaction that stores nothing (member).
 
 Tenant resolution and role checks happen in `tenancy.api.base`; policy writes go through
-`traces.redaction.services.redaction_policy_update`, which validates and audits them.
+`privacy.services.redaction_policy_update`, which validates and audits them.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from privacy import selectors
+from privacy.api import serializers as s
+from privacy.detectors import DETECTORS
+from privacy.models import RedactionPolicy
+from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
+from privacy.services import redaction_policy_update
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.api.exceptions import as_api_errors
 from tenancy.models import Role
-from traces import selectors
-from traces.api import serializers as s
-from traces.models import RedactionPolicy
-from traces.redaction.detectors import DETECTORS
-from traces.redaction.policy import DEFAULT_PHONE_REGION, RedactionMode
-from traces.redaction.services import redaction_policy_update
 
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "the database is unavailable; retry later"

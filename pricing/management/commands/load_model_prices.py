@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services import DEFAULT_CATALOG_FILE, catalog_load, read_catalog_file
+from pricing.services import DEFAULT_CATALOG_FILE, catalog_load, read_catalog_file
 
 
 class Command(BaseCommand):

@@ -4,9 +4,9 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
+from privacy.engine import Redactor, default_redactor, get_policy
+from privacy.models import RedactionPolicy
 from tenancy.models import Project
-from traces.models import RedactionPolicy
-from traces.redaction.engine import Redactor, default_redactor, get_policy
 
 
 class Command(BaseCommand):
