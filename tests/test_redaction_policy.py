@@ -98,6 +98,15 @@ def test_get_policy_is_served_from_the_cache_and_invalidated_on_save(project, ow
         assert get_policy(project) is None
 
 
+def test_a_policy_deleted_by_any_path_leaves_the_cache(project, owner):
+    """Cache invalidation is a signal receiver, not the model's delete(): a queryset delete (admin bulk
+    action) and a project's cascade delete drop the cached copy too, so ingestion stops redacting."""
+    redaction_policy_update(project=project, actor=owner)
+    assert get_policy(project) is not None  # now cached
+    RedactionPolicy.objects.filter(project=project).delete()
+    assert get_policy(project) is None
+
+
 def test_a_changed_policy_gets_a_new_compiled_redactor(project, owner):
     first = redactor_for(redaction_policy_update(project=project, actor=owner))
     assert redactor_for(get_policy(project)) is first
