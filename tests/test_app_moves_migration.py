@@ -176,3 +176,18 @@ def test_the_redaction_policy_model_does_not_import_the_engine():
         for alias in node.names
     }
     assert not {name for name in imported if name and name.startswith(("privacy.engine", "traces"))}
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("/admin/billing/modelprice/", "/admin/pricing/modelprice/"),
+        ("/admin/traces/redactionpolicy/7/change/", "/admin/privacy/redactionpolicy/7/change/"),
+        ("/admin/feedback/scoreconfig/?q=relevance", "/admin/scores/scoreconfig/?q=relevance"),
+    ],
+)
+def test_bookmarks_of_the_moved_console_pages_lead_to_the_new_ones(client, superuser, old, new):
+    client.force_login(superuser)
+    response = client.get(old)
+    assert (response.status_code, response["Location"]) == (301, new)
+    assert client.get(new).status_code in (200, 302)  # 302: the change page of a missing object

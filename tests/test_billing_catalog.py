@@ -1,4 +1,4 @@
-"""The shipped price catalog (billing/data/model_prices.json) and `manage.py load_model_prices`."""
+"""The shipped price catalog (pricing/data/model_prices.json) and `manage.py load_model_prices`."""
 
 from __future__ import annotations
 
