@@ -34,7 +34,8 @@ class StackError(Exception):
 
 
 def say(message: str) -> None:
-    print(f"[lookglass] {message}", flush=True)
+    # Status goes to stderr: stdout belongs to the command run under `exec` (`make manage … --json | jq`).
+    print(f"[lookglass] {message}", file=sys.stderr, flush=True)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

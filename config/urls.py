@@ -4,6 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenancy import public_views
 from tenancy.admin_site import admin_site
+from traces import links
+
+# The docs page runs drf-spectacular's inline bootstrap script under the CSP nonce; its bundle,
+# stylesheet and favicon are our own static files (drf-spectacular-sidecar), so no CDN is allowed.
+api_docs = SpectacularSwaggerView.as_view(url_name="schema", template_name="api_docs/swagger_ui.html")
 
 # Console pages of models that moved to another app (issue 9): bookmarks of the old pages still work.
 MOVED_CONSOLE_PAGES = {
@@ -22,7 +27,7 @@ urlpatterns = [
     ),
     path("admin/", admin_site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", api_docs, name="swagger-ui"),
     path("api/public/health", public_views.health, name="public-health"),
     path("api/public/ready", public_views.ready, name="public-ready"),
     path("api/public/projects", public_views.projects, name="public-projects"),
@@ -38,4 +43,10 @@ urlpatterns = [
     path("", include("feedback.urls")),
     path("", include("scores.urls")),
     path("", include("tenancy.urls")),
+    # The trace links the SDKs print open the console's trace page.
+    path("project/<uuid:project_id>/traces/<path:trace_id>", links.project_trace, name="sdk-project-trace"),
+    path("trace/<path:trace_id>", links.trace, name="sdk-trace"),
+    # Last: a Langfuse route Lookglass does not implement answers JSON in Langfuse's error shape (the
+    # SDKs parse error bodies as JSON; an HTML 404 reads as "Internal error occurred").
+    re_path(r"^api/public/", public_views.not_implemented, name="public-not-implemented"),
 ]

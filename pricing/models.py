@@ -22,6 +22,30 @@ from tenancy.planes import Plane
 
 MODEL_NAME_MAX_LENGTH = 200
 PATTERN_MAX_LENGTH = 500
+# The range a price may start in. PostgreSQL stores timestamps from 4713 BC to 294276 AD, Python
+# reads only years 1-9999: a tenant's "0001-01-01T00:00:00+14:00" was stored, then every read of the
+# price table failed, ingestion of every tenant included. No real price starts outside this range.
+EFFECTIVE_FROM_MIN = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
+EFFECTIVE_FROM_MAX = datetime(2100, 1, 1, tzinfo=dt_timezone.utc)
+
+
+class StoredDateTimeField(models.DateTimeField):
+    """A DateTimeField that reads a value Python cannot hold as NULL instead of failing the query.
+
+    TRICKY: psycopg raises DataError for the whole result set when one timestamp is outside Python's
+    years 1-9999, so a single row written before validation existed (or with raw SQL) would make
+    every SELECT of the table fail. The column is wrapped in SQL on every read (`select_format` is
+    applied to every selected column), with a day of margin for the session time zone; callers see
+    None for such a row and can still list, fix or delete it. Filters and ordering use the raw column.
+    """
+
+    _READABLE_SQL = (
+        "CASE WHEN {col} >= '0001-01-02T00:00:00+00:00'::timestamptz "
+        "AND {col} < '9999-12-31T00:00:00+00:00'::timestamptz THEN {col} END"
+    )
+
+    def select_format(self, compiler, sql, params):
+        return self._READABLE_SQL.format(col=sql), (*params, *params, *params)
 
 
 class PriceSource(models.TextChoices):
@@ -63,7 +87,7 @@ class ModelPrice(models.Model):
         help_text="Regular expression matched case-insensitively (search) against the model name as sent; "
         "empty = exactly the model name.",
     )
-    effective_from = models.DateTimeField(default=start_of_today)
+    effective_from = StoredDateTimeField(default=start_of_today)
     input_price = _price_field(required=True, help_text="USD per million fresh input tokens.")
     cached_input_price = _price_field(
         required=False, help_text="USD per million cache-read input tokens; empty = the input price."
@@ -110,13 +134,23 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         scope = f"{self.project_id}" if self.project_id else "catalog"
-        return f"{self.model_name} from {self.effective_from:%Y-%m-%d} ({scope})"
+        # None: a stored date Python cannot read (see StoredDateTimeField); the row must stay nameable
+        # so that it can be deleted.
+        start = "an unreadable date" if self.effective_from is None else f"{self.effective_from:%Y-%m-%d}"
+        return f"{self.model_name} from {start} ({scope})"
 
     def clean(self) -> None:
         super().clean()
         errors = {}
         self.model_name = (self.model_name or "").strip()
         self.provider = (self.provider or "").strip().lower()
+        start = self.effective_from
+        if isinstance(start, datetime) and timezone.is_aware(start) and not (
+            EFFECTIVE_FROM_MIN <= start < EFFECTIVE_FROM_MAX
+        ):
+            errors["effective_from"] = (
+                f"must be between {EFFECTIVE_FROM_MIN:%Y-%m-%d} and {EFFECTIVE_FROM_MAX:%Y-%m-%d} (UTC)"
+            )
         if not self.match_pattern and self.model_name:
             self.match_pattern = default_pattern_for(self.model_name)
         try:

@@ -352,8 +352,18 @@ def _load_prices() -> list[Price]:
     from pricing.models import ModelPrice
 
     fields = [f for f in Price.__dataclass_fields__ if f != "project_id"]
-    rows = ModelPrice.objects.values(*fields, "project_id")
-    return [Price(**row) for row in rows]
+    prices = []
+    for row in ModelPrice.objects.values(*fields, "project_id"):
+        # One tenant's unreadable row (a date Python cannot hold, stored before validation existed)
+        # reads as None (pricing.models.StoredDateTimeField): skip it, never fail every tenant's load.
+        if row["effective_from"] is None:
+            logger.error(
+                "model price %s (project %s) has an effective_from outside years 1-9999; skipped until "
+                "it is fixed or deleted", row["id"], row["project_id"],
+            )
+            continue
+        prices.append(Price(**row))
+    return prices
 
 
 def _new_version() -> str:

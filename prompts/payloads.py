@@ -36,6 +36,9 @@ class PromptInput:
 def validate_name(name) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidRequest("`name` is required: a non-empty string (folders are separated by `/`).")
+    if not name.strip():
+        # A blank name cannot be told apart in any list, nor fetched back by most clients.
+        raise InvalidRequest("`name` cannot be blank: it needs a character other than whitespace.")
     if len(name) > NAME_MAX:
         raise InvalidRequest(f"`name` is {len(name)} characters long; at most {NAME_MAX} are allowed.")
     if "|" in name:
@@ -134,8 +137,8 @@ def parse_create(body) -> PromptInput:
         text=text,
         messages=messages,
         config=config,
-        # `latest` in a create body is harmless: the new version gets it anyway.
-        labels=validate_labels(body.get("labels"), allow_latest=True),
+        # `latest` is the server's to move: refused here as on every other path that sets labels.
+        labels=validate_labels(body.get("labels"), allow_latest=False),
         tags=list(dict.fromkeys(tags)) if tags is not None else None,
         commit_message=commit_message,
     )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from prompts import cache
 from prompts.errors import InvalidRequest, PromptNotFound, not_found_message
 from prompts.models import LATEST, Prompt, PromptLabel, PromptLabelEvent, PromptVersion
-from prompts.payloads import PromptInput
+from prompts.payloads import PromptInput, validate_labels, validate_name
 from tenancy.authentication import KeyPrincipal
 from tenancy.models import AuditAction, Project, User
 from tenancy.regions import region_database
@@ -122,6 +122,10 @@ def prompt_create_version(*, project: Project, data: PromptInput, actor) -> tupl
     """A new version (max + 1) of the named prompt, created with the prompt if it is new. The
     labels in `data` move to it, and so does `latest`. Tags given replace the prompt's tags (they
     apply to every version); tags omitted keep them."""
+    # Checked again here, whatever the caller parsed: a blank name or a `latest` set by hand would
+    # be stored for good (names never change, and `latest` would point at an old version).
+    validate_name(data.name)
+    validate_labels(data.labels, allow_latest=False)
     db = region_database(project.region)
     with transaction.atomic(using=db):
         prompt = _lock_or_create_prompt(project, data, actor)
@@ -165,6 +169,7 @@ def prompt_version_add_labels(
     *, project: Project, name: str, version: int, labels: list[str], actor
 ) -> Prompt:
     """Langfuse's `update_prompt`: the labels move to `version` (labels it already has stay)."""
+    validate_labels(labels, allow_latest=False)
     db = region_database(project.region)
     with transaction.atomic(using=db):
         prompt = _lock_prompt(project, name)

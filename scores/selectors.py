@@ -166,5 +166,23 @@ def score_config_to_langfuse(config: ScoreConfig) -> dict:
         item["minValue"] = config.min_value
         item["maxValue"] = config.max_value
     if config.data_type in ("CATEGORICAL", "BOOLEAN"):
-        item["categories"] = config.categories
+        item["categories"] = [_stored_category(c) for c in config.categories or []]
     return item
+
+
+_JSON_INT_RANGE = range(-(2**63), 2**64)  # what orjson encodes as an integer
+
+
+def _stored_category(category):
+    """A category as stored, made encodable: rows saved before values were bounded may hold integers
+    beyond 64 bits (jsonb keeps them exact), which made every list of the configs a 500."""
+    if not isinstance(category, dict):
+        return category
+    value = category.get("value")
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _JSON_INT_RANGE:
+        try:
+            value = float(value)
+        except OverflowError:
+            value = None
+        return {**category, "value": value}
+    return category

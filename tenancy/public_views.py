@@ -75,3 +75,15 @@ def projects(request):
             ]
         }
     )
+
+
+@csrf_exempt
+def not_implemented(request):
+    """Any /api/public route we do not serve: 404 in Langfuse's error shape, whatever the method."""
+    return JsonResponse(
+        {
+            "message": f"{request.method} {request.path} is not implemented by this Lookglass server",
+            "error": "LangfuseNotFoundError",
+        },
+        status=404,
+    )

@@ -1,5 +1,7 @@
-"""Shared fixtures. A second organization with its own project and key is always present, so
-every test can prove isolation against it."""
+"""Shared fixtures. Two other organizations with their own project and key are always present, so
+every test can prove isolation against them: `other_*` in the SAME region as `project` (a missing
+project filter shows up only there: both tenants' rows share one database), and `far_*` in the other
+region (rows that reach the wrong region database show up there)."""
 
 import pytest
 
@@ -40,7 +42,7 @@ def other_organization():
 
 @pytest.fixture
 def other_project(other_organization):
-    return ProjectFactory(organization=other_organization, name="globex-bot", region="us")
+    return ProjectFactory(organization=other_organization, name="globex-bot", region="eu")
 
 
 @pytest.fixture
@@ -53,9 +55,34 @@ def other_api_key(other_project) -> ApiKeyPair:
     return ApiKeyPair.issue(other_project)
 
 
+@pytest.fixture
+def far_organization():
+    return OrganizationFactory(name="Umbrella")
+
+
+@pytest.fixture
+def far_project(far_organization):
+    return ProjectFactory(organization=far_organization, name="umbrella-bot", region="us")
+
+
+@pytest.fixture
+def far_owner(far_organization):
+    return MembershipFactory(organization=far_organization, role="owner").user
+
+
+@pytest.fixture
+def far_api_key(far_project) -> ApiKeyPair:
+    return ApiKeyPair.issue(far_project)
+
+
 @pytest.fixture(autouse=True)
 def _second_tenant(other_organization, other_project, other_owner, other_api_key):
     """Always present: a test that leaks across tenants has something to leak."""
+
+
+@pytest.fixture(autouse=True)
+def _far_tenant(far_organization, far_project, far_owner, far_api_key):
+    """Always present too, in the other region."""
 
 
 @pytest.fixture

@@ -566,8 +566,14 @@ def test_the_unscoped_view_on_site_shortcut_is_not_served(client, organization, 
     assert client.get(path).status_code == 404
 
 
-def test_a_superuser_sees_every_organization(client, superuser, organization, project, other_project):
+def test_a_superuser_sees_every_organization(
+    client, superuser, organization, project, other_project, far_project
+):
     client.force_login(superuser)
-    assert set(listed(client.get(url("tenancy_project_changelist")))) == {project, other_project}
+    assert set(listed(client.get(url("tenancy_project_changelist")))) == {project, other_project, far_project}
     form = client.get(url("tenancy_project_add")).context["adminform"].form
-    assert set(form.fields["organization"].queryset) == {organization, other_project.organization}
+    assert set(form.fields["organization"].queryset) == {
+        organization,
+        other_project.organization,
+        far_project.organization,
+    }

@@ -273,7 +273,10 @@ def test_the_detail_shows_the_observation_tree_with_timing(client, viewer, proje
     assert llm["tokens"] == [("input", 120), ("cached", 30), ("cache write", 5), ("output", 40),
                              ("reasoning", 12), ("total", 207)]
     content = response.content.decode()
-    assert 'style="margin-left: 10.00%; width: 30.00%"' in content
+    # The bar is placed by a rule under the page's CSP nonce (style="" attributes are refused).
+    assert ".lg-row-2 .lg-bar { margin-left: 10.00%; width: 30.00%; }" in content
+    assert ".lg-row-4 > .lg-indent { padding-left: 36px; }" in content
+    assert 'class="lg-observation lg-row-2"' in content and "style=" not in content
     assert response.context["summary"]["status"] == "error"
     assert "TimeoutError" in content and "statement timeout" in content
 

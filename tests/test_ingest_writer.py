@@ -400,16 +400,16 @@ def test_scores_merge_and_keep_their_first_timestamp(project):
 
 
 def test_eu_rows_land_only_in_the_eu_database_and_never_in_another_project(
-    project, other_project, no_catalog
+    project, far_project, no_catalog
 ):
-    assert (project.region, other_project.region) == ("eu", "us")
+    assert (project.region, far_project.region) == ("eu", "us")
     write(
         project,
         traces=[{"id": "shared-id", "name": "eu"}],
         observations=[{"id": "o1", "trace_id": "shared-id"}],
         scores=[{"id": "s1", "name": "q", "value": 1}],
     )
-    write(other_project, traces=[{"id": "shared-id", "name": "us"}])
+    write(far_project, traces=[{"id": "shared-id", "name": "us"}])
     rows = {}
     for alias in ("region_eu", "region_us"):
         with connections[alias].cursor() as cursor:
@@ -420,7 +420,7 @@ def test_eu_rows_land_only_in_the_eu_database_and_never_in_another_project(
             cursor.execute("SELECT count(*) FROM feedback_score")
             rows[alias + "-scores"] = cursor.fetchone()[0]
     assert rows["region_eu"] == [(str(project.id), "eu")]
-    assert rows["region_us"] == [(str(other_project.id), "us")]
+    assert rows["region_us"] == [(str(far_project.id), "us")]
     assert (rows["region_eu-obs"], rows["region_us-obs"]) == (1, 0)
     assert (rows["region_eu-scores"], rows["region_us-scores"]) == (1, 0)
 

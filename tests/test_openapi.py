@@ -72,3 +72,21 @@ def test_the_swagger_ui_is_served(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_the_swagger_ui_loads_only_local_assets(client):
+    """Air-gapped hosts: every script, style and icon of /api/docs/ is one of our static files."""
+    import re
+
+    from django.contrib.staticfiles import finders
+    from django.templatetags.static import static
+
+    page = client.get("/api/docs/").content.decode()
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r'"(\S+?\.(?:js|css|png))"', page)
+    assert urls, page
+    assert [u for u in urls if u.startswith(("http:", "https:", "//"))] == []
+    prefix = static("")
+    assets = [u for u in urls if u.startswith(prefix)]
+    assert any(u.endswith("swagger-ui-bundle.js") for u in assets)
+    for url in assets:
+        assert finders.find(url[len(prefix):]) is not None, url

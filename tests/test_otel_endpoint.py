@@ -225,10 +225,10 @@ def test_a_revoked_key_is_refused(client, api_key):
     assert _post(client, _request().SerializeToString(), auth=api_key.basic).status_code == 401
 
 
-def test_a_key_writes_only_its_own_project_and_region(client, project, api_key, other_project, other_api_key):
-    assert project.region == "eu" and other_project.region == "us"
+def test_a_key_writes_only_its_own_project_and_region(client, project, api_key, far_project, far_api_key):
+    assert project.region == "eu" and far_project.region == "us"
     assert _post(client, _request().SerializeToString(), auth=api_key.basic).status_code == 200
-    assert not Trace.objects.for_project(other_project).exists()
+    assert not Trace.objects.for_project(far_project).exists()
     assert not Trace.objects.dangerously_in_region("us").exists()
     assert not Observation.objects.dangerously_in_region("us").exists()
     assert {o.project_id for o in Observation.objects.dangerously_in_region("eu")} == {project.id}
@@ -236,11 +236,11 @@ def test_a_key_writes_only_its_own_project_and_region(client, project, api_key, 
     # The other tenant sends the same trace id: it gets its own trace, in its own region.
     other = _request(**{"service.name": "globex", "deployment.environment.name": "dev"})
     other.resource_spans[0].scope_spans[0].spans[0].name = "globex-agent"
-    assert _post(client, other.SerializeToString(), auth=other_api_key.basic).status_code == 200
+    assert _post(client, other.SerializeToString(), auth=far_api_key.basic).status_code == 200
     assert Trace.objects.for_project(project).get(id=TRACE_ID).name == "agent"
-    theirs = Trace.objects.for_project(other_project).get(id=TRACE_ID)
+    theirs = Trace.objects.for_project(far_project).get(id=TRACE_ID)
     assert (theirs.name, theirs.environment) == ("globex-agent", "dev")
-    assert {t.project_id for t in Trace.objects.dangerously_in_region("us")} == {other_project.id}
+    assert {t.project_id for t in Trace.objects.dangerously_in_region("us")} == {far_project.id}
     assert {t.project_id for t in Trace.objects.dangerously_in_region("eu")} == {project.id}
 
 

@@ -85,16 +85,16 @@ def _raw_trace_ids(alias):
         return set(cursor.fetchall())
 
 
-def test_eu_rows_never_appear_in_the_us_database(project, other_project):
-    assert (project.region, other_project.region) == ("eu", "us")
+def test_eu_rows_never_appear_in_the_us_database(project, far_project):
+    assert (project.region, far_project.region) == ("eu", "us")
     Trace.objects.for_project(project).create(id="eu-trace", name="in europe")
-    Trace.objects.for_project(other_project).create(id="us-trace", name="in america")
+    Trace.objects.for_project(far_project).create(id="us-trace", name="in america")
 
     assert _raw_trace_ids("region_eu") == {(str(project.id), "eu-trace")}
-    assert _raw_trace_ids("region_us") == {(str(other_project.id), "us-trace")}
+    assert _raw_trace_ids("region_us") == {(str(far_project.id), "us-trace")}
     assert region_database("eu") == "region_eu"
     assert [t.id for t in Trace.objects.for_project(project)] == ["eu-trace"]
-    assert [t.id for t in Trace.objects.for_project(other_project)] == ["us-trace"]
+    assert [t.id for t in Trace.objects.for_project(far_project)] == ["us-trace"]
 
 
 def test_for_project_filters_other_projects_in_the_same_region(organization, project):

@@ -39,13 +39,13 @@ def test_deleting_a_project_enqueues_the_purge_on_its_region_queue(project, djan
 
 
 def test_the_purge_deletes_every_data_plane_row_of_the_project_and_nothing_else(
-    organization, project, other_project, monkeypatch
+    organization, project, other_project, far_project, monkeypatch
 ):
     from tests.factories import ProjectFactory
 
     monkeypatch.setattr("tenancy.tasks.PURGE_BATCH", 2)  # exercise the batching loop
     sibling = ProjectFactory(organization=organization, region="eu", name="sibling")
-    for p in (project, sibling, other_project):
+    for p in (project, sibling, other_project, far_project):
         _seed(p, 5)
     project_id = project.id
     project_delete(project=project, actor=None)
@@ -55,7 +55,8 @@ def test_the_purge_deletes_every_data_plane_row_of_the_project_and_nothing_else(
     for table in ("traces_trace", "traces_observation", "feedback_score"):
         assert _count("region_eu", table, project_id) == 0
         assert _count("region_eu", table, sibling.id) > 0
-        assert _count("region_us", table, other_project.id) > 0
+        assert _count("region_eu", table, other_project.id) > 0
+        assert _count("region_us", table, far_project.id) > 0
     assert sum(purge_project_data.run(project_id=str(project_id), region="eu").values()) == 0  # idempotent
 
 

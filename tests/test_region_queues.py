@@ -20,14 +20,14 @@ def _queue_messages(client, queue):
     return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
 
 
-def test_region_work_is_routed_to_the_project_region_queue(project, other_project, django_capture_on_commit_callbacks):
+def test_region_work_is_routed_to_the_project_region_queue(project, far_project, django_capture_on_commit_callbacks):
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for queue in ("region.eu", "region.us", "default"):
         client.delete(queue)
 
     with django_capture_on_commit_callbacks(execute=True):
         enqueue_for_project(region_probe, project=project, kwargs={"marker": "eu-work"})
-        enqueue_for_project(region_probe, project=other_project, kwargs={"marker": "us-work"})
+        enqueue_for_project(region_probe, project=far_project, kwargs={"marker": "us-work"})
 
     eu = _queue_messages(client, "region.eu")
     us = _queue_messages(client, "region.us")

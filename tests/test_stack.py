@@ -24,8 +24,8 @@ def test_unreachable_database_url_is_a_clear_error():
     result = run(["-m", "config.devstack", "exec", "--", "true"],
                  DATABASE_URL="postgres://nobody:pw@127.0.0.1:1/nothing", REDIS_URL=settings.REDIS_URL)
     assert result.returncode == 1
-    assert "cannot reach the database" in result.stdout
-    assert "pw@" not in result.stdout  # the password is masked
+    assert "cannot reach the database" in result.stderr
+    assert "pw@" not in result.stdout + result.stderr  # the password is masked
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -37,8 +37,19 @@ def test_port_in_use_is_a_clear_error():
         result = run(["-m", "config.devstack", "run"], DATABASE_URL=os.environ["DATABASE_URL"],
                      REDIS_URL=settings.REDIS_URL, PORT=str(port))
     assert result.returncode == 1
-    assert f"port {port} is already in use" in result.stdout
+    assert f"port {port} is already in use" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_stack_status_lines_leave_stdout_to_the_command(capsys):
+    """`make manage ARGS="create_project … --json" | jq` needs stdout to be the JSON alone: every status
+    line of the embedded stack (servers started, errors) goes to stderr."""
+    from config import devstack
+
+    devstack.say("embedded PostgreSQL on 127.0.0.1:1")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "embedded PostgreSQL" in captured.err
 
 
 def test_production_without_secrets_refuses_to_start():

@@ -598,6 +598,14 @@ def trace_get(*, project, trace_id: str) -> Trace | None:
     return Trace.objects.for_project(project).filter(id=trace_id).first()
 
 
+def trace_project(*, projects, trace_id: str):
+    """The first of `projects` that holds a trace with this id (one indexed look-up each), or None."""
+    for project in projects:
+        if Trace.objects.for_project(project).filter(id=trace_id).exists():
+            return project
+    return None
+
+
 def trace_observations(*, project, trace_id: str) -> list[Observation]:
     return list(_observations(project).filter(trace_id=trace_id).order_by("start_time", "id"))
 

@@ -10,7 +10,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from pricing.models import MODEL_NAME_MAX_LENGTH, PATTERN_MAX_LENGTH, ModelPrice
+from pricing.models import (
+    EFFECTIVE_FROM_MAX,
+    EFFECTIVE_FROM_MIN,
+    MODEL_NAME_MAX_LENGTH,
+    PATTERN_MAX_LENGTH,
+    ModelPrice,
+)
 from pricing.patterns import PatternError, check_pattern
 
 PRICE_FIELDS = ("input_price", "cached_input_price", "cache_write_price", "output_price", "reasoning_price")
@@ -32,7 +38,15 @@ class ModelPriceSerializer(serializers.ModelSerializer):
 class DateOrDateTimeField(serializers.Field):
     """An ISO datetime, or a plain date meaning 00:00 UTC that day. Naive datetimes are UTC."""
 
-    default_error_messages = {"invalid": "expected an ISO 8601 date (YYYY-MM-DD) or datetime"}
+    default_error_messages = {
+        "invalid": "expected an ISO 8601 date (YYYY-MM-DD) or datetime",
+        "overflow": "is outside the years 1-9999 once converted to UTC",
+        "range": "must be between {low:%Y-%m-%d} and {high:%Y-%m-%d} (UTC)",
+    }
+
+    def __init__(self, *, low: datetime | None = None, high: datetime | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.low, self.high = low, high
 
     def to_internal_value(self, data) -> datetime:
         if isinstance(data, datetime):
@@ -40,7 +54,10 @@ class DateOrDateTimeField(serializers.Field):
         elif isinstance(data, date):
             value = datetime.combine(data, time.min)
         elif isinstance(data, str):
-            value = parse_datetime(data.strip())
+            try:
+                value = parse_datetime(data.strip())
+            except ValueError:  # well-formed but impossible, e.g. month 13
+                self.fail("invalid")
             if value is None:
                 try:
                     day = parse_date(data.strip())
@@ -51,7 +68,14 @@ class DateOrDateTimeField(serializers.Field):
                 value = datetime.combine(day, time.min)
         else:
             self.fail("invalid")
-        return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+        value = value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+        try:
+            value.astimezone(dt_timezone.utc)
+        except OverflowError:  # "0001-01-01T00:00:00+14:00" is a year-0 instant Python cannot hold
+            self.fail("overflow")
+        if (self.low and value < self.low) or (self.high and value >= self.high):
+            self.fail("range", low=self.low, high=self.high)
+        return value
 
     def to_representation(self, value):
         return value.isoformat()
@@ -72,7 +96,10 @@ class ModelPriceWriteSerializer(serializers.Serializer):
         help_text="Regex matched case-insensitively against the model name as sent; "
         "empty = exactly the model name.",
     )
-    effective_from = DateOrDateTimeField(required=False, help_text="Default: today, 00:00 UTC.")
+    effective_from = DateOrDateTimeField(
+        required=False, low=EFFECTIVE_FROM_MIN, high=EFFECTIVE_FROM_MAX,
+        help_text=f"Default: today, 00:00 UTC. From {EFFECTIVE_FROM_MIN:%Y-%m-%d} to {EFFECTIVE_FROM_MAX:%Y-%m-%d}.",
+    )
     input_price = _price_input(required=True)
     cached_input_price = _price_input(required=False)
     cache_write_price = _price_input(required=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -113,11 +114,18 @@ class ProjectPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
     def create(self, request, *args, **kwargs):
         payload = s.ModelPriceWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            price = services.model_price_create(project=self.project, actor=request.user, data=payload.validated_data)
-        except DjangoValidationError as exc:
-            raise as_api_errors(exc) from None
-        return Response(self.get_serializer(price).data, status=status.HTTP_201_CREATED)
+        # The response is rendered inside the write's transaction: a value that cannot be shown back
+        # (once, a date that overflowed in rendering) must roll the write back, not answer 400 after
+        # the commit and leave the row behind.
+        with transaction.atomic():
+            try:
+                price = services.model_price_create(
+                    project=self.project, actor=request.user, data=payload.validated_data
+                )
+            except DjangoValidationError as exc:
+                raise as_api_errors(exc) from None
+            body = self.get_serializer(price).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)
@@ -130,11 +138,13 @@ class ProjectPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
             for name in ("cached_input_price", "cache_write_price", "reasoning_price"):
                 data.setdefault(name, None)
             data.setdefault("match_pattern", "")
-        try:
-            price = services.model_price_update(price=price, actor=request.user, data=data)
-        except DjangoValidationError as exc:
-            raise as_api_errors(exc) from None
-        return Response(self.get_serializer(price).data)
+        with transaction.atomic():  # as in create: rendering failures roll the write back
+            try:
+                price = services.model_price_update(price=price, actor=request.user, data=data)
+            except DjangoValidationError as exc:
+                raise as_api_errors(exc) from None
+            body = self.get_serializer(price).data
+        return Response(body)
 
     def partial_update(self, request, *args, **kwargs):
         kwargs["partial"] = True

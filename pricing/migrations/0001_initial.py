@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('billing', '0001_initial'),
+        ('billing', '0002_readable_effective_from'),
         ('contenttypes', '0002_remove_content_type_name'),
         ('tenancy', '0004_verbose_names'),
     ]
@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
                         ('provider', models.CharField(max_length=64)),
                         ('model_name', models.CharField(help_text='Canonical model name.', max_length=200)),
                         ('match_pattern', models.CharField(blank=True, help_text='Regular expression matched case-insensitively (search) against the model name as sent; empty = exactly the model name.', max_length=500)),
-                        ('effective_from', models.DateTimeField(default=pricing.models.start_of_today)),
+                        ('effective_from', pricing.models.StoredDateTimeField(default=pricing.models.start_of_today)),
                         ('input_price', models.DecimalField(decimal_places=6, help_text='USD per million fresh input tokens.', max_digits=14, validators=[django.core.validators.MinValueValidator(0)])),
                         ('cached_input_price', models.DecimalField(blank=True, decimal_places=6, help_text='USD per million cache-read input tokens; empty = the input price.', max_digits=14, null=True, validators=[django.core.validators.MinValueValidator(0)])),
                         ('cache_write_price', models.DecimalField(blank=True, decimal_places=6, help_text='USD per million cache-write input tokens; empty = the input price.', max_digits=14, null=True, validators=[django.core.validators.MinValueValidator(0)])),

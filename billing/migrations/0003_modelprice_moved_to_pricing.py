@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0001_initial'),
+        ('billing', '0002_readable_effective_from'),
         ('pricing', '0001_initial'),
     ]
 
