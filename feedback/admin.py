@@ -15,13 +15,13 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
 
 from feedback import selectors, services
 from feedback.models import FeedbackSettings
 from tenancy.admin_site import OrganizationScopedAdmin, admin_site, adopt, console_roles, is_superuser
 from tenancy.models import Project, Role
+from traces.admin import trace_detail_url
 
 # --- the feedback page ---------------------------------------------------------------------------
 
@@ -74,9 +74,7 @@ def feedback_view(request):
             project=project, name=name, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
         for item in items:
-            item["detail_url"] = reverse(
-                "admin:traces_trace_detail", kwargs={"project_id": project.id, "trace_id": item["traceId"]}
-            )
+            item["detail_url"] = trace_detail_url(project.id, item["traceId"])
         all_total = sum(d["total"] for d in days)
         all_down = sum(d["down"] for d in days)
         query = request.GET.copy()

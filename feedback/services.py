@@ -30,6 +30,7 @@ from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
 from traces.ingest.langfuse import EventError, normalise_environment, score_record
+from traces.ingest.records import RecordError, check_json
 from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
 from traces.ingest.writer import StorageUnavailable, write_records
 
@@ -281,6 +282,10 @@ def parse_feedback(payload, *, comment_max_length: int) -> Feedback:
         metadata = {}
     if not isinstance(metadata, dict):
         raise FeedbackRejected("`metadata` must be an object")
+    try:
+        check_json(metadata, "metadata")  # the limits every stored JSON value keeps (depth, integers)
+    except RecordError as exc:
+        raise FeedbackRejected(exc.message) from None
     if len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
         raise FeedbackRejected(
             f"`metadata` is larger than {MAX_METADATA_BYTES} bytes", status=413, error="PayloadTooLargeError"

@@ -117,3 +117,30 @@ def _fresh_api_key_cache():
     keycache.invalidate()
     yield
     keycache.invalidate()
+
+
+@pytest.fixture
+def queries_everywhere():
+    """Capture the queries of every database (control plane and each region) in a block:
+
+        with queries_everywhere() as captured:
+            ...
+        assert len(captured) <= 12
+
+    pytest-django's `django_assert_num_queries` watches only `default`, so it cannot see a data-plane
+    write growing with the batch."""
+    from contextlib import ExitStack, contextmanager
+
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    @contextmanager
+    def capture():
+        captured: list[dict] = []
+        with ExitStack() as stack:
+            contexts = [stack.enter_context(CaptureQueriesContext(connections[a])) for a in connections]
+            yield captured
+        for context in contexts:
+            captured.extend(context.captured_queries)
+
+    return capture

@@ -298,9 +298,7 @@ def test_an_unavailable_control_plane_database_is_503_not_500(client, api_key, m
     assert response.status_code == 503 and response["Retry-After"]
 
 
-def test_the_number_of_queries_does_not_grow_with_the_batch(
-    client, project, api_key, django_assert_max_num_queries
-):
+def test_the_number_of_queries_does_not_grow_with_the_batch(client, project, api_key, queries_everywhere):
     def batch(n, prefix):
         return make_request(
             [
@@ -320,8 +318,13 @@ def test_the_number_of_queries_does_not_grow_with_the_batch(
         ).SerializeToString()
 
     _post(client, batch(1, "aa"), auth=api_key.basic)  # warm caches (key last-used, price catalog)
-    with django_assert_max_num_queries(12) as small:
+    with queries_everywhere() as small:
         assert _post(client, batch(5, "bb"), auth=api_key.basic).status_code == 200
-    with django_assert_max_num_queries(len(small.captured_queries)):
+    with queries_everywhere() as large:
         assert _post(client, batch(300, "cc"), auth=api_key.basic).status_code == 200
+    # Region writes included: a constant number of statements per request, whatever the batch size
+    # (the control plane may add at most one, a key's last-used stamp that is due once a minute).
+    region = [q for q in small if "traces_" in q["sql"] or "feedback_" in q["sql"]]
+    assert 0 < len(region) <= 12
+    assert len(large) <= len(small) + 1
     assert Observation.objects.for_project(project).count() == 306

@@ -104,8 +104,11 @@ def seeded(project, other_project):
     )
     # Another project with the same prompt name and trace ids must not leak into the figures.
     prompt_create_version(project=other_project, data=parse_create({"name": "qa", "prompt": "x"}), actor=None)
+    # Same region as ours (one table): o99 sits on trace t9, where our project has a thumbs-down but no
+    # generation, so a calls query without its project filter would attach that score to version 1.
+    assert other_project.region == project.region
     Observation.objects.for_project(other_project).bulk_create(
-        [gen("o1", "t1", 1, 1, latency=50000, status="error")]
+        [gen("o1", "t1", 1, 1, latency=50000, status="error"), gen("o99", "t9", 1, 2, latency=10)]
     )
     Score.objects.for_project(other_project).bulk_create(
         [score("s1", "thumbs", 1, trace="t1", source="USER", data_type="BOOLEAN")]
@@ -187,8 +190,8 @@ def test_the_public_metrics_endpoint_serves_the_comparison(client, seeded, api_k
     theirs = client.get(
         "/api/public/v2/prompts/qa/metrics", params, HTTP_AUTHORIZATION=other_api_key.basic
     ).json()
-    assert [v["calls"] for v in theirs["versions"]] == [1]
-    assert theirs["versions"][0]["errorRate"] == 1.0
+    assert [v["calls"] for v in theirs["versions"]] == [2]  # their o1 and o99
+    assert theirs["versions"][0]["errorRate"] == 0.5
 
 
 def test_the_metrics_window_is_validated(client, seeded, api_key):

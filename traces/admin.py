@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 from django import forms
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -161,7 +162,7 @@ class TraceRow:
 
     @property
     def detail_url(self) -> str:
-        return reverse("admin:traces_trace_detail", args=[self.project.id, self.trace.id])
+        return trace_detail_url(self.project.id, self.trace.id)
 
     @property
     def cost_display(self) -> str:
@@ -357,6 +358,13 @@ def trace_list_view(request):
 
 
 # --- the detail -------------------------------------------------------------------------------
+
+
+def trace_detail_url(project_id, trace_id: str) -> str:
+    """The console page of a trace. The id is percent-encoded whole: `reverse()` leaves `/` and `.`
+    as they are, so a trace id such as `../../auth/user` linked to another admin page (ids are any
+    string the client chose). The route decodes it back (`<path:trace_id>`)."""
+    return f"{reverse('admin:traces_trace_list')}{project_id}/{quote(trace_id, safe='')}/"
 
 
 def trace_detail_view(request, project_id, trace_id):

@@ -1,4 +1,5 @@
-"""Langfuse-compatible write routes (no trailing slash: the SDKs POST to these exact paths)."""
+"""Langfuse-compatible write routes (no trailing slash: the SDKs POST to these exact paths). Score ids
+are arbitrary strings, `/` included, so the id routes take the rest of the path."""
 
 from django.urls import path
 
@@ -7,7 +8,7 @@ from traces.ingest import views
 urlpatterns = [
     path("api/public/ingestion", views.ingestion, name="public-ingestion"),
     path("api/public/scores", views.scores, name="public-scores"),
-    path("api/public/scores/<str:score_id>", views.score_detail, name="public-score-detail"),
+    path("api/public/scores/<path:score_id>", views.score_detail, name="public-score-detail"),
     path("api/public/v2/scores", views.scores, name="public-scores-v2"),
-    path("api/public/v2/scores/<str:score_id>", views.score_detail, name="public-score-detail-v2"),
+    path("api/public/v2/scores/<path:score_id>", views.score_detail, name="public-score-detail-v2"),
 ]

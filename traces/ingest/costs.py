@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from pricing import pricing as catalog
+from traces.ingest.records import MAX_COST
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ def to_columns(result) -> dict | None:
         elif input_cost is not None or output_cost is not None:
             total_cost = (input_cost or 0) + (output_cost or 0)
     if total_cost is None:
+        return None
+    if any(amount is not None and not amount < MAX_COST for amount in (input_cost, output_cost, total_cost)):
+        # Token counts can be valid while their price is not storable (2^60 tokens cost trillions):
+        # the call is kept without a catalog cost rather than failing the client's whole batch.
+        logger.warning("catalog cost %s is beyond the cost columns; stored without a cost", total_cost)
         return None
     if not details:
         details = {k: float(v) for k, v in (("input", input_cost), ("output", output_cost)) if v is not None}

@@ -8,6 +8,7 @@ follow the Langfuse public schema (reference notes §3.3–3.5, §5); unknown bo
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import uuid
@@ -17,16 +18,32 @@ from datetime import timezone as dt_timezone
 
 import orjson
 
+from traces.ingest.records import (
+    MAX_BIGINT,
+    MAX_COST,
+    MAX_INT,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    TIMESTAMP_RANGE,
+    UNADDRESSABLE_IDS,
+    RecordError,
+    check_record,
+    check_timestamp,
+)
+
+logger = logging.getLogger(__name__)
+
 MAX_ENVELOPE_ID = 800
 MAX_ID = 200  # our id columns; Langfuse allows 800, real SDK ids are 16–36 characters
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 USAGE_UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 SCORE_SOURCES = frozenset({"API", "EVAL", "ANNOTATION"})
 SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
-MAX_BIGINT = 2**63 - 1
-MAX_INT = 2**31 - 1
-MAX_COST = 10**10  # the cost columns are numeric(20, 10)
 ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
+# Ids derived for events whose body carries none: a replay of the event then lands on the same row
+# (Langfuse SDK retries resend the same event id). Fixed, so the same event maps to the same id in
+# every project and on every server.
+DERIVED_ID_NAMESPACE = uuid.UUID("0b7f3c1e-5d2a-4c8e-9a61-2f4d8e7b1c53")
 
 
 class EventError(Exception):
@@ -63,6 +80,22 @@ def _id(body: dict, key: str, *, required: bool = False) -> str | None:
     value = _string(body, key, max_length=MAX_ID, required=required)
     if value == "":
         return None
+    if value in UNADDRESSABLE_IDS:
+        raise EventError(f'`{key}` cannot be "." or "..": no URL can address it')
+    return value
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id for a record the client sent without one, from the event it came in."""
+    return uuid.uuid5(DERIVED_ID_NAMESPACE, "\x1f".join(parts)).hex
+
+
+def _choice(body: dict, key: str, allowed: frozenset, what: str | None = None) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise EventError(f"`{what or key}` must be one of {', '.join(sorted(allowed))}")
     return value
 
 
@@ -77,13 +110,32 @@ def parse_datetime(value, key: str = "timestamp") -> datetime:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
+        if not MIN_TIMESTAMP.timestamp() <= seconds <= MAX_TIMESTAMP.timestamp():
+            # Checked before converting: far-off numbers overflow the conversion itself.
+            raise EventError(f"`{key}` {value!r} is outside the accepted range {TIMESTAMP_RANGE}")
         return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
     raise EventError(f"`{key}` must be an ISO-8601 datetime string")
 
 
+def event_datetime(value, key: str) -> datetime:
+    """A timestamp of an event (or score body): parsed, and within the range every path accepts."""
+    try:
+        return check_timestamp(parse_datetime(value, key), key)
+    except RecordError as exc:
+        raise EventError(exc.message) from None
+
+
 def _datetime(body: dict, key: str) -> datetime | None:
     value = body.get(key)
-    return None if value is None else parse_datetime(value, key)
+    return None if value is None else event_datetime(value, key)
+
+
+def _checked(record: dict) -> dict:
+    """The record, once it holds only values its row can store and be read back with."""
+    try:
+        return check_record(record)
+    except RecordError as exc:
+        raise EventError(exc.message) from None
 
 
 def _bool(body: dict, key: str) -> bool | None:
@@ -191,8 +243,9 @@ TRACE_FIELDS = frozenset(
 )
 
 
-def trace_record(body: dict, *, envelope_ts: datetime) -> dict:
-    rec: dict = {"id": _id(body, "id") or uuid.uuid4().hex}
+def trace_record(body: dict, *, envelope_ts: datetime, event_id: str | None = None) -> dict:
+    """`event_id`: the envelope id, from which a trace sent without an id gets a stable one."""
+    rec: dict = {"id": _id(body, "id") or (derived_id("trace", event_id) if event_id else uuid.uuid4().hex)}
     # As for an observation's startTime, a trace without its own timestamp takes the event's.
     _put(rec, "timestamp", _datetime(body, "timestamp") or envelope_ts)
     _put(rec, "name", _string(body, "name", max_length=1000))
@@ -200,7 +253,7 @@ def trace_record(body: dict, *, envelope_ts: datetime) -> dict:
     _put(rec, "session_id", _string(body, "sessionId", max_length=1000))
     _put(rec, "release", _string(body, "release", max_length=500))
     _put(rec, "version", _string(body, "version", max_length=500))
-    _put(rec, "environment", normalise_environment(body.get("environment")))
+    _put(rec, "environment", normalise_environment(_string(body, "environment")))
     _put(rec, "public", _bool(body, "public"))
     tags = body.get("tags")
     if tags is not None:
@@ -212,7 +265,7 @@ def trace_record(body: dict, *, envelope_ts: datetime) -> dict:
     if "output" in body:
         _put(rec, "output", body["output"])
     _put(rec, "metadata", _metadata(body, _unknown(body, TRACE_FIELDS)))
-    return rec
+    return _checked(rec)
 
 
 # --- observations ---------------------------------------------------------------------------
@@ -343,10 +396,8 @@ def _legacy_usage(usage: dict, rec: dict) -> dict:
             if count is not None:
                 out[target] = count
                 break
-    unit = usage.get("unit")
+    unit = _choice(usage, "unit", USAGE_UNITS, "usage.unit")
     if unit is not None:
-        if unit not in USAGE_UNITS:
-            raise EventError(f"`usage.unit` must be one of {', '.join(sorted(USAGE_UNITS))}")
         out["unit"] = unit
     costs = {}
     for target, key in (("input", "inputCost"), ("output", "outputCost"), ("total", "totalCost")):
@@ -487,15 +538,19 @@ def _errors_from_metadata(metadata: dict | None, rec: dict) -> None:
                 rec[column] = value
 
 
-def observation_record(body: dict, *, obs_type: str, is_create: bool, envelope_ts: datetime) -> dict:
+def observation_record(
+    body: dict, *, obs_type: str, is_create: bool, envelope_ts: datetime, event_id: str | None = None
+) -> dict:
+    """`event_id`: the envelope id, from which an observation sent without an id gets a stable one."""
     obs_id = _id(body, "id")
     if obs_id is None:
         if not is_create:
             raise EventError("`id` is required on an update: it names the observation to update")
-        obs_id = uuid.uuid4().hex
+        obs_id = derived_id("observation", event_id) if event_id else uuid.uuid4().hex
     rec: dict = {"id": obs_id, "type": obs_type}
-    # Langfuse gives an observation without a trace a trace of its own.
-    rec["trace_id"] = _id(body, "traceId") or uuid.uuid4().hex
+    # Langfuse gives an observation without a trace a trace of its own. Derived from the observation
+    # id, so that a replay, and every update of the observation, names the same trace.
+    rec["trace_id"] = _id(body, "traceId") or derived_id("trace-of", obs_id)
     _put(rec, "parent_observation_id", _id(body, "parentObservationId"))
     _put(rec, "name", _string(body, "name", max_length=1000))
     start = _datetime(body, "startTime")
@@ -506,14 +561,10 @@ def observation_record(body: dict, *, obs_type: str, is_create: bool, envelope_t
     if obs_type == "EVENT" and is_create and "end_time" not in rec:
         rec["end_time"] = rec["start_time"]  # an event is a point in time
     _put(rec, "completion_start_time", _datetime(body, "completionStartTime"))
-    level = body.get("level")
-    if level is not None:
-        if level not in LEVELS:
-            raise EventError(f"`level` must be one of {', '.join(sorted(LEVELS))}")
-        rec["level"] = level
+    _put(rec, "level", _choice(body, "level", LEVELS))
     _put(rec, "status_message", _string(body, "statusMessage"))
     _put(rec, "version", _string(body, "version", max_length=500))
-    _put(rec, "environment", normalise_environment(body.get("environment")))
+    _put(rec, "environment", normalise_environment(_string(body, "environment")))
     _put(rec, "model", _string(body, "model", max_length=500))
     params = _object(body, "modelParameters")
     if params:
@@ -566,7 +617,7 @@ def observation_record(body: dict, *, obs_type: str, is_create: bool, envelope_t
         rec["error_message"] = rec["status_message"]
     if obs_type == "TOOL":
         _put(rec, "tool_name", rec.get("name"))
-    return rec
+    return _checked(rec)
 
 
 # --- scores ---------------------------------------------------------------------------------
@@ -593,11 +644,12 @@ SCORE_FIELDS = frozenset(
 )
 
 
-def score_record(body, *, source: str | None = None) -> dict:
-    """A Langfuse ScoreBody → score record. `source` forces the source (browser feedback)."""
+def score_record(body, *, source: str | None = None, event_id: str | None = None) -> dict:
+    """A Langfuse ScoreBody → score record. `source` forces the source (browser feedback);
+    `event_id` (a batch event's id) gives a score sent without an id a stable one."""
     if not isinstance(body, dict):
         raise EventError("a score must be a JSON object")
-    rec: dict = {"id": _id(body, "id") or uuid.uuid4().hex}
+    rec: dict = {"id": _id(body, "id") or (derived_id("score", event_id) if event_id else uuid.uuid4().hex)}
     rec["name"] = _string(body, "name", max_length=500, required=True)
     _put(rec, "trace_id", _id(body, "traceId"))
     _put(rec, "observation_id", _id(body, "observationId"))
@@ -608,9 +660,7 @@ def score_record(body, *, source: str | None = None) -> dict:
     if rec.get("observation_id") and not rec.get("trace_id"):
         raise EventError("`observationId` needs the `traceId` of its trace")
 
-    data_type = body.get("dataType")
-    if data_type is not None and data_type not in SCORE_DATA_TYPES:
-        raise EventError(f"`dataType` must be one of {', '.join(sorted(SCORE_DATA_TYPES))}")
+    data_type = _choice(body, "dataType", SCORE_DATA_TYPES)
     value = body.get("value")
     if value is None:
         raise EventError("`value` is required")
@@ -642,21 +692,18 @@ def score_record(body, *, source: str | None = None) -> dict:
         rec["string_value"] = value
     rec["data_type"] = data_type
 
-    chosen = source if source is not None else body.get("source")
-    if chosen is not None:
-        if source is None and chosen not in SCORE_SOURCES:
-            raise EventError(f"`source` must be one of {', '.join(sorted(SCORE_SOURCES))}")
-        rec["source"] = chosen
+    chosen = source if source is not None else _choice(body, "source", SCORE_SOURCES)
+    _put(rec, "source", chosen)
     _put(rec, "comment", _string(body, "comment"))
     _put(rec, "config_id", _string(body, "configId", max_length=200))
-    _put(rec, "environment", normalise_environment(body.get("environment")))
+    _put(rec, "environment", normalise_environment(_string(body, "environment")))
     _put(rec, "timestamp", _datetime(body, "timestamp"))
     extra = _unknown(body, SCORE_FIELDS)
     for key in ("datasetRunId", "queueId", "executionTraceId"):
         if body.get(key) is not None:
             extra[key] = body[key]
     _put(rec, "metadata", _metadata(body, extra))
-    return rec
+    return _checked(rec)
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -716,7 +763,7 @@ def _envelope(event) -> tuple[str, str, datetime, dict]:
         raise EventError("the event `type` is required")
     if event.get("timestamp") is None:
         raise EventError("the event `timestamp` is required")
-    timestamp = parse_datetime(event["timestamp"], "timestamp")
+    timestamp = event_datetime(event["timestamp"], "timestamp")
     body = event.get("body")
     if not isinstance(body, dict):
         raise EventError("the event `body` must be an object")
@@ -750,17 +797,19 @@ def parse_batch(batch: list) -> ParsedBatch:
     for _, _, _, env_id, event_type, body, timestamp in ordered:
         try:
             if event_type == "trace-create":
-                out.traces.append(trace_record(body, envelope_ts=timestamp))
+                out.traces.append(trace_record(body, envelope_ts=timestamp, event_id=env_id))
                 out.trace_events.append(len(out.successes))
             elif event_type in OBSERVATION_EVENTS:
                 obs_type, is_create = OBSERVATION_EVENTS[event_type]
                 out.observations.append(
-                    observation_record(body, obs_type=obs_type, is_create=is_create, envelope_ts=timestamp)
+                    observation_record(
+                        body, obs_type=obs_type, is_create=is_create, envelope_ts=timestamp, event_id=env_id
+                    )
                 )
                 out.observation_events.append(len(out.successes))
             elif event_type in ("observation-create", "observation-update"):
                 obs_type = body.get("type")
-                if obs_type not in LEGACY_OBSERVATION_TYPES:
+                if not isinstance(obs_type, str) or obs_type not in LEGACY_OBSERVATION_TYPES:
                     raise EventError(
                         "`body.type` must be GENERATION, SPAN or EVENT (or another observation type)"
                     )
@@ -770,11 +819,12 @@ def parse_batch(batch: list) -> ParsedBatch:
                         obs_type=obs_type,
                         is_create=event_type == "observation-create",
                         envelope_ts=timestamp,
+                        event_id=env_id,
                     )
                 )
                 out.observation_events.append(len(out.successes))
             elif event_type == "score-create":
-                out.scores.append(score_record(body))
+                out.scores.append(score_record(body, event_id=env_id))
                 out.score_events.append(len(out.successes))
             elif event_type == "sdk-log":
                 pass  # client-side diagnostics: acknowledged, not stored
@@ -788,6 +838,16 @@ def parse_batch(batch: list) -> ParsedBatch:
                     "status": exc.status,
                     "message": "Invalid request data" if exc.status == 400 else exc.error,
                     "error": exc.message,
+                }
+            )
+        except Exception:  # a bug mapping one event must not cost the client the other events
+            logger.exception("could not map ingestion event %s (%s)", env_id, event_type)
+            out.errors.append(
+                {
+                    "id": env_id,
+                    "status": 500,
+                    "message": "Internal Server Error",
+                    "error": "the event could not be processed",
                 }
             )
     return out

@@ -35,8 +35,9 @@ _STATUS_NAMES = {
 _KIND_NAMES = {f"SPAN_KIND_{name}": code for code, name in SPAN_KINDS.items()} | {
     name: code for code, name in SPAN_KINDS.items()
 }
-# Nanosecond timestamps past this are not dates a Python datetime can hold (year 9999).
-MAX_UNIX_NANOS = 253402300799 * 10**9
+# The last instant every ingest path accepts (`traces.ingest.records.MAX_TIMESTAMP`): int64 nanoseconds.
+MAX_UNIX_NANOS = 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class DecodeError(Exception):
@@ -293,16 +294,23 @@ def _json_value(value: Any) -> Any:
         if key == "intValue" or key == "int_value":
             if isinstance(raw, bool):
                 raise InvalidSpan("intValue must be an integer")
+            number = None
             if isinstance(raw, int):
-                return raw
-            if isinstance(raw, float) and raw.is_integer():
-                return int(raw)
-            if isinstance(raw, str):
+                number = raw
+            elif isinstance(raw, float) and raw.is_integer():
+                number = int(raw)
+            elif isinstance(raw, str):
                 try:
-                    return int(raw.strip())
+                    number = int(raw.strip())
                 except ValueError:
                     pass
-            raise InvalidSpan(f"intValue {str(raw)[:40]!r} is not an integer")
+            if number is None:
+                raise InvalidSpan(f"intValue {str(raw)[:40]!r} is not an integer")
+            # OTLP's intValue is an int64 (protobuf cannot carry more); JSON can, and no JSON column
+            # can store it.
+            if not INT64_MIN <= number <= INT64_MAX:
+                raise InvalidSpan(f"intValue {str(raw)[:40]} is outside the int64 range")
+            return number
         if key == "doubleValue" or key == "double_value":
             if isinstance(raw, bool):
                 raise InvalidSpan("doubleValue must be a number")

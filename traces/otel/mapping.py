@@ -40,6 +40,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from traces.ingest.records import RecordError, check_record
 from traces.otel import messages as msg
 from traces.otel.decode import SPAN_KINDS, STATUS_ERROR, DecodedBatch, SpanData, SpanEvent, from_request
 from traces.otel.usage import extract_cost, extract_usage
@@ -940,6 +941,13 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
         except Exception as exc:  # one unmappable span must not cost the client its whole batch
             logger.exception("could not map OTLP span %s", span.span_id)
             batch.rejected.append(f"span {span.span_id}: could not be mapped ({type(exc).__name__})")
+            continue
+        try:
+            # Values no row can store (or be read back with) reject this span, not the export.
+            for record in (result.observation, result.trace, result.trace_defaults, *result.scores):
+                check_record(record)
+        except RecordError as exc:
+            batch.rejected.append(f"span {span.span_id}: {exc.message}")
             continue
         batch.observations.append(result.observation)
         batch.scores.extend(result.scores)

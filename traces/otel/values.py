@@ -9,10 +9,9 @@ from typing import Any
 
 import orjson
 
+from traces.ingest.records import MAX_BIGINT, MAX_COST, MAX_INT  # noqa: F401 (re-exported: one rule)
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_BIGINT = 2**63 - 1
-MAX_INT = 2**31 - 1
-MAX_COST = Decimal(10**10)  # the cost columns are numeric(20, 10)
 _ENV_ALLOWED = re.compile(r"^[a-z0-9_-]+$")
 
 

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tenancy.authentication import AuthenticationFailed, authenticate_header
 from traces.ingest.body import BodyError, read_body
-from traces.ingest.writer import StorageUnavailable
+from traces.ingest.writer import InvalidRecord, StorageUnavailable
 from traces.otel.decode import DecodeError
 from traces.otel.services import export_traces as store_export
 
@@ -146,6 +146,11 @@ def export_traces(request):
         return _error(400, exc.message, protobuf=protobuf)
     except StorageUnavailable as exc:
         return _error(503, exc.message, protobuf=protobuf, retry_after=exc.retry_after)
+    except InvalidRecord as exc:
+        # Records are checked span by span before the write; should the database still refuse one,
+        # the export is answered as bad input (exporters drop it), never as a crash.
+        logger.warning("OTLP export for project %s refused by the database: %s", principal.project.id, exc)
+        return _error(400, str(exc), protobuf=protobuf)
     if result.rejected:
         logger.info(
             "OTLP export for project %s: %d span(s) stored, %s",
