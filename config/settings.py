@@ -3,6 +3,7 @@
 `.env.example` documents each variable; production refuses to start without its secrets.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -189,6 +190,42 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIN
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Lookglass <noreply@localhost>")
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+
+# --- Sign-in throttling (django-axes; hooks in tenancy/login_throttle.py) -----------------
+# Failed sign-ins (console login, invitation page) are counted per account and per client address,
+# separately. LOGIN_FAILURE_LIMIT failures on either refuse sign-in, right password or not, until
+# LOGIN_COOLOFF_MINUTES pass without a new failure; a successful sign-in clears that account's count.
+# Unlock early with `manage.py axes_reset_username <email>` or `axes_reset_ip <address>`.
+INSTALLED_APPS = [*INSTALLED_APPS, "axes"]
+MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "tenancy.login_throttle.LoginThrottleHandler"
+# Sign-in forms post the email as `username` (Django's AuthenticationForm), not as the model's `email`.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "tenancy.login_throttle.username"
+AXES_CLIENT_IP_CALLABLE = "tenancy.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "tenancy.login_throttle.lockout_response"
+# Never store passwords or invitation tokens in the failed-attempt rows.
+AXES_SENSITIVE_PARAMETERS = [
+    "username", "ip_address", "password1", "password2", "token", "csrfmiddlewaretoken"
+]
+# Only failures are kept (they expire); no per-login history table growing forever.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+# Proxies in front of Lookglass that append the client address to X-Forwarded-For (the client is the
+# entry that many from the right). Default: 1 with BEHIND_TLS_PROXY, else 0 (the socket address).
+LOGIN_TRUSTED_PROXY_HOPS = env.int(
+    "LOGIN_TRUSTED_PROXY_HOPS", default=1 if env.bool("BEHIND_TLS_PROXY", default=False) else 0
+)
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 60 or LOGIN_TRUSTED_PROXY_HOPS < 0:
+    raise ImproperlyConfigured(
+        "LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1, "
+        "LOGIN_TRUSTED_PROXY_HOPS at least 0"
+    )
 
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

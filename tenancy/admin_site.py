@@ -22,6 +22,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied, Validati
 from django.db import transaction
 from django.db.models import ForeignKey, QuerySet
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
 from tenancy.models import Membership, Organization, Project, Role, User, role_at_least
@@ -131,6 +132,17 @@ class LookglassAdminSite(admin.AdminSite):
         if not (user.is_authenticated and user.is_active):
             return False
         return user.is_superuser or bool(console_roles(request))
+
+    def login(self, request, extra_context=None):
+        # Someone signed in who belongs to no organization (they left, were removed, or have not
+        # accepted an invitation yet) is sent here by every console page. Django's page would ask
+        # them to sign in again, which the login form then refuses: say what is going on instead.
+        user = request.user
+        member_of_nothing = user.is_authenticated and user.is_active and not self.has_permission(request)
+        if request.method == "GET" and member_of_nothing:
+            context = {**self.each_context(request), "title": "No organization yet"}
+            return TemplateResponse(request, "tenancy/no_membership.html", context, status=403)
+        return super().login(request, extra_context)
 
     def register_view(self, route: str, view: Callable, *, name: str, **link) -> None:
         """Serve `view` at /admin/<route> as `admin:<name>`. Call from an app's admin.py."""

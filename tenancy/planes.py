@@ -16,7 +16,10 @@ class Plane(StrEnum):
 
 
 # Django's own apps and third-party apps hold no customer content.
-CONTROL_APP_LABELS = frozenset({"admin", "auth", "contenttypes", "sessions", "messages", "staticfiles", "postgres"})
+# axes keeps failed sign-in attempts (account, address): people data, on the control plane.
+CONTROL_APP_LABELS = frozenset(
+    {"admin", "auth", "contenttypes", "sessions", "messages", "staticfiles", "postgres", "axes"}
+)
 
 
 def plane_of(model: type[models.Model]) -> Plane | None:

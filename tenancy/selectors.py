@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from tenancy.models import ApiKey, AuditLogEntry, Membership, Organization, Project, Role, User, role_at_least
+from tenancy.keys import hash_token
+from tenancy.models import (
+    ApiKey,
+    AuditLogEntry,
+    Invitation,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    User,
+    role_at_least,
+)
 
 
 def organizations_for_user(*, user: User) -> QuerySet[Organization]:
@@ -52,3 +63,22 @@ def audit_log_for_organization(*, organization: Organization) -> QuerySet[AuditL
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
+
+
+def invitation_for_token(*, token: str) -> Invitation | None:
+    """The invitation a token opens, whatever its state (None for an unknown token)."""
+    if not token:
+        return None
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_hash=hash_token(token))
+        .first()
+    )
+
+
+def user_with_email(*, email: str) -> User | None:
+    return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def has_any_membership(*, user: User) -> bool:
+    return Membership.objects.filter(user=user).exists()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from tenancy.regions import region_queue
@@ -23,6 +25,7 @@ from tenancy.models import (
     Project,
     Role,
     User,
+    role_at_least,
 )
 
 
@@ -90,14 +93,32 @@ def membership_add(*, organization: Organization, user: User, role: str, actor: 
     return membership
 
 
+def _lock_membership(membership: Membership) -> Membership:
+    """Lock the membership's organization, then re-read the membership under that lock.
+
+    Every change that can take an owner away (demote, remove, leave) goes through here, so they run
+    one at a time per organization: the second one sees the first one's committed result. Locking
+    the owner rows with `select_for_update().count()` does not work — PostgreSQL cannot lock rows
+    under an aggregate, so Django drops FOR UPDATE and two owners could each see the other and both
+    go. NO KEY UPDATE still lets other transactions insert rows that reference the organization.
+    """
+    Organization.objects.select_for_update(no_key=True).only("pk").get(pk=membership.organization_id)
+    current = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("organization", "user")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if current is None:
+        raise ValidationError("this person is no longer a member of the organization")
+    return current
+
+
 def _assert_not_last_owner(membership: Membership) -> None:
+    """`membership` must come from `_lock_membership` (the organization is locked)."""
     if membership.role != Role.OWNER:
         return
-    owners = (
-        Membership.objects.select_for_update()
-        .filter(organization_id=membership.organization_id, role=Role.OWNER)
-        .count()
-    )
+    owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER).count()
     if owners <= 1:
         raise ValidationError("an organization must keep at least one owner")
 
@@ -106,6 +127,7 @@ def _assert_not_last_owner(membership: Membership) -> None:
 def membership_set_role(*, membership: Membership, role: str, actor: User | None) -> Membership:
     if role not in Role.values:
         raise ValidationError(f"unknown role {role!r}")
+    membership = _lock_membership(membership)
     old = membership.role
     if old == role:
         return membership
@@ -123,6 +145,7 @@ def membership_set_role(*, membership: Membership, role: str, actor: User | None
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: User | None) -> None:
+    membership = _lock_membership(membership)
     _assert_not_last_owner(membership)
     audit_record(
         organization=membership.organization, actor=actor, action=AuditAction.MEMBER_REMOVED,
@@ -153,15 +176,17 @@ def invitation_create(
         organization=organization, actor=invited_by, action=AuditAction.INVITATION_CREATED,
         target_type="invitation", target_id=invitation.id, data={"email": email, "role": role},
     )
-    link = f"{settings.PUBLIC_URL.rstrip('/')}/invitations/accept?token={token}"
+    link = invitation_link(token)
     inviter = invited_by.email if invited_by else "An administrator"
     transaction.on_commit(
         lambda: send_mail(
             subject=f"You are invited to {organization.name} on Lookglass",
             message=(
                 f"{inviter} invited you to join {organization.name} on Lookglass as {role}.\n\n"
-                f"Sign in with this address ({email}) and accept the invitation: {link}\n"
-                f"or POST the token to /api/v1/invitations/accept.\n\nToken: {token}\n"
+                "Open this link to join (you can create your account there if you have none yet):\n"
+                f"{link}\n\n"
+                "Already signed in to the API? You can also POST the token to /api/v1/invitations/accept.\n"
+                f"Token: {token}\n"
                 f"The invitation expires in {settings.INVITATION_TTL_DAYS} days."
             ),
             from_email=None,
@@ -172,22 +197,68 @@ def invitation_create(
     return invitation, token
 
 
-@transaction.atomic
-def invitation_accept(*, token: str, user: User) -> Membership:
+INVITATION_UNUSABLE = "this invitation is invalid, expired, revoked or already used"
+
+
+def invitation_link(token: str) -> str:
+    """The link emailed with an invitation: the page that shows it and lets the person join."""
+    return f"{settings.PUBLIC_URL.rstrip('/')}{reverse('accept-invitation')}?{urlencode({'token': token})}"
+
+
+def _pending_invitation_locked(token: str) -> Invitation:
     invitation = (
-        Invitation.objects.select_for_update().select_related("organization").filter(token_hash=hash_token(token)).first()
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(token_hash=hash_token(token))
+        .first()
     )
     if invitation is None or not invitation.is_pending:
-        raise ValidationError("this invitation is invalid, expired, revoked or already used")
+        raise ValidationError(INVITATION_UNUSABLE)
+    return invitation
+
+
+def _accept(invitation: Invitation, user: User, *, new_account: bool) -> Membership:
     if invitation.email.lower() != user.email.lower():
         raise ValidationError("this invitation was sent to another email address")
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
+    data = {"email": user.email, "role": invitation.role}
+    if new_account:
+        data["account"] = "created"
     audit_record(
         organization=invitation.organization, actor=user, action=AuditAction.INVITATION_ACCEPTED,
-        target_type="invitation", target_id=invitation.id, data={"email": user.email, "role": invitation.role},
+        target_type="invitation", target_id=invitation.id, data=data,
     )
+    existing = Membership.objects.filter(organization=invitation.organization, user=user).first()
+    if existing is not None and role_at_least(existing.role, invitation.role):
+        # Added to the organization since the invitation was sent, with as much or more: accepting
+        # must not demote them (nor take away an owner).
+        return existing
     return membership_add(organization=invitation.organization, user=user, role=invitation.role, actor=user)
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    return _accept(_pending_invitation_locked(token), user, new_account=False)
+
+
+@transaction.atomic
+def invitation_sign_up(*, token: str, name: str, password: str) -> Membership:
+    """Create the account an invitation was sent to and accept the invitation, all or nothing.
+
+    The email is the invitation's, never the caller's choice: holding the token is what proves the
+    address. `password` must already have passed the password validators (the form does it).
+    """
+    invitation = _pending_invitation_locked(token)
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise ValidationError("an account with this email address already exists; sign in instead")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=invitation.email, password=password, name=name.strip())
+    except IntegrityError:
+        # Another invitation for the same address was accepted with a new account at this moment.
+        raise ValidationError("an account with this email address already exists; sign in instead") from None
+    return _accept(invitation, user, new_account=True)
 
 
 @transaction.atomic

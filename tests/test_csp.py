@@ -158,3 +158,13 @@ def test_the_hash_for_djangos_change_list_style_matches_the_installed_django():
         "'sha256-" + base64.b64encode(hashlib.sha256(block.encode()).digest()).decode() + "'" for block in inline
     ]
     assert expected and all(h in settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["style-src"] for h in expected)
+
+
+def test_the_invitation_page_renders_under_its_policy(client, organization):
+    from django.urls import reverse
+
+    from tenancy.services import invitation_create
+
+    _, token = invitation_create(organization=organization, email="joiner@example.com", role="member", invited_by=None)
+    page = assert_renders_under_its_policy(client.get(f"{reverse('accept-invitation')}?token={token}"))
+    assert any(attributes.get("nonce") for tag, attributes, _ in page.blocks if tag == "style")

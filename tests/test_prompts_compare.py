@@ -111,7 +111,11 @@ def seeded(project, other_project):
         [gen("o1", "t1", 1, 1, latency=50000, status="error"), gen("o99", "t9", 1, 2, latency=10)]
     )
     Score.objects.for_project(other_project).bulk_create(
-        [score("s1", "thumbs", 1, trace="t1", source="USER", data_type="BOOLEAN")]
+        [
+            score("s1", "thumbs", 1, trace="t1", source="USER", data_type="BOOLEAN"),
+            # on an observation id that is one of our version-1 calls (o4), under a trace we do not have
+            score("s98", "accuracy", 0.0, trace="t-theirs", observation="o4"),
+        ]
     )
     return project
 
