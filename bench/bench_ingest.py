@@ -447,7 +447,7 @@ def load_generator(spec: dict, ready, go, done, results) -> None:
 
 def set_redaction(project_id: str, enabled: bool) -> None:
     code = (
-        "from tenancy.models import Project; from traces.redaction.services import redaction_policy_update; "
+        "from tenancy.models import Project; from privacy.services import redaction_policy_update; "
         f"redaction_policy_update(project=Project.objects.get(pk='{project_id}'), actor=None, enabled={enabled})"
     )
     manage("shell", "-c", code)

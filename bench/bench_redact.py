@@ -29,8 +29,8 @@ django.setup()
 
 import orjson  # noqa: E402
 
-from traces.redaction.detectors import DETECTORS  # noqa: E402
-from traces.redaction.engine import OBSERVATION_FIELDS, Redactor  # noqa: E402
+from privacy.detectors import DETECTORS  # noqa: E402
+from privacy.engine import OBSERVATION_FIELDS, Redactor  # noqa: E402
 
 SEED = 20240611
 N_RECORDS = int(os.environ.get("BENCH_RECORDS", "400"))

@@ -49,6 +49,10 @@ class PlaneRouter:
                 model = apps.get_model(app_label, model_name)
             except LookupError:
                 model = None
+        if model is None and hints.get("model") is not None:
+            # A model that moved to another app (issue 9: billing -> pricing, traces -> privacy,
+            # feedback -> scores) kept its table: its old app's migrations find it by that table.
+            model = _model_for_table(hints["model"]._meta.db_table)
         if model is not None:
             plane = plane_of(model)
         else:
@@ -68,3 +72,7 @@ def _app_plane(app_label: str):
         return Plane.CONTROL
     planes = {plane_of(m) for m in config.get_models()}
     return Plane.DATA if planes == {Plane.DATA} else Plane.CONTROL
+
+
+def _model_for_table(table: str):
+    return next((m for m in apps.get_models() if m._meta.db_table == table), None)

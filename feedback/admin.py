@@ -1,11 +1,11 @@
-"""Scores and end-user feedback in the console.
+"""End-user feedback in the console.
 
-- Score is a data-plane model with a composite key, so there is no ModelAdmin; the trace detail page
-  (traces/admin.py) shows a trace's scores, end-user feedback included, through `trace_scores`.
 - "Feedback" (`/admin/feedback/`): a project's thumbs-down with comments, newest first, and the daily
   thumbs-down rate; every role of the organization may read it.
-- Feedback settings (browser origins, comment limit) and score configs are ModelAdmins, viewer+ to
-  read and admin+ to change; writes go through `feedback.services` (validated and audited).
+- Feedback settings (browser origins, comment limit) are a ModelAdmin, viewer+ to read and admin+ to
+  change; writes go through `feedback.services` (validated and audited).
+
+Scores and score configs are in scores/admin.py.
 """
 
 from __future__ import annotations
@@ -18,48 +18,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from feedback import selectors, services
-from feedback.models import FeedbackSettings, Score, ScoreConfig, ScoreDataType
-from tenancy.admin_site import NOBODY, OrganizationScopedAdmin, admin_site, adopt, console_roles, is_superuser
+from feedback.models import FeedbackSettings
+from tenancy.admin_site import OrganizationScopedAdmin, admin_site, adopt, console_roles, is_superuser
 from tenancy.models import Project, Role
-
-# A trace rarely has more; the panel is a summary, not an export.
-MAX_SCORES_PER_TRACE = 500
-
-
-def trace_scores(*, project: Project, trace_id: str) -> list[dict]:
-    """The scores of one trace (on the trace itself or on one of its observations), oldest first."""
-    scores = Score.objects.for_project(project).filter(trace_id=trace_id).order_by("timestamp", "id")
-    return [
-        {
-            "score": score,
-            "display_value": display_value(score),
-        }
-        for score in scores.only(
-            "project_id",
-            "id",
-            "trace_id",
-            "observation_id",
-            "name",
-            "value",
-            "string_value",
-            "data_type",
-            "source",
-            "comment",
-            "author_user_id",
-            "timestamp",
-        )[:MAX_SCORES_PER_TRACE]
-    ]
-
-
-def display_value(score: Score) -> str:
-    if score.data_type == ScoreDataType.CATEGORICAL or (score.value is None and score.string_value):
-        return score.string_value
-    if score.data_type == ScoreDataType.BOOLEAN and score.value is not None:
-        return "True" if score.value else "False"
-    if score.value is None:
-        return "—"
-    return f"{score.value:g}"
-
+from traces.admin import trace_detail_url
 
 # --- the feedback page ---------------------------------------------------------------------------
 
@@ -111,8 +73,6 @@ def feedback_view(request):
         items, total = selectors.thumbs_down_page(
             project=project, name=name, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
-        from traces.admin import trace_detail_url  # traces.admin imports this module
-
         for item in items:
             item["detail_url"] = trace_detail_url(project.id, item["traceId"])
         all_total = sum(d["total"] for d in days)
@@ -159,7 +119,7 @@ admin_site.register_view(
 )
 
 
-# --- feedback settings and score configs ----------------------------------------------------------
+# --- feedback settings ------------------------------------------------------------------------------
 
 
 class FeedbackSettingsForm(forms.ModelForm):
@@ -199,52 +159,4 @@ class FeedbackSettingsAdmin(OrganizationScopedAdmin):
             allowed_origins=form.cleaned_data["allowed_origins"],
             comment_max_length=form.cleaned_data["comment_max_length"],
         )
-        adopt(obj, saved)
-
-
-@admin.register(ScoreConfig, site=admin_site)
-class ScoreConfigAdmin(OrganizationScopedAdmin):
-    organization_path = "project__organization"
-    view_role = Role.VIEWER
-    add_role = Role.ADMIN
-    change_role = Role.ADMIN
-    # Archive instead: scores keep pointing at their config.
-    delete_role = NOBODY
-    list_display = ("name", "project", "data_type", "min_value", "max_value", "is_archived", "updated_at")
-    list_filter = ("data_type", "is_archived")
-    list_select_related = ("project__organization",)
-    search_fields = ("name",)
-    fields = (
-        "project",
-        "name",
-        "data_type",
-        "min_value",
-        "max_value",
-        "categories",
-        "description",
-        "is_archived",
-    )
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("project", "data_type")
-
-    def save_model(self, request, obj, form, change):
-        data = form.cleaned_data
-        if change:
-            saved = services.score_config_update(
-                config=obj,
-                actor=request.user,
-                **{name: data[name] for name in services.CONFIG_EDITABLE if name in data},
-            )
-        else:
-            saved = services.score_config_create(
-                project=data["project"],
-                actor=request.user,
-                name=data["name"],
-                data_type=data["data_type"],
-                min_value=data.get("min_value"),
-                max_value=data.get("max_value"),
-                categories=data.get("categories"),
-                description=data.get("description", ""),
-            )
         adopt(obj, saved)

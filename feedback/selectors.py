@@ -1,200 +1,24 @@
-"""Score reads, shaped as the Langfuse public API returns them; score configs, feedback settings and
-the end-user feedback reports (thumbs-down list, daily thumbs-down rate)."""
+"""Feedback settings and the end-user feedback reports (thumbs-down list, daily thumbs-down rate).
+Score reads are in scores/selectors.py."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 
-from feedback.models import FeedbackEvent, FeedbackSettings, Score, ScoreConfig, ScoreDataType, ScoreSource
+from feedback.models import FeedbackEvent, FeedbackSettings
+from scores.models import Score, ScoreDataType, ScoreSource
+from scores.selectors import _iso
 from traces.models import Trace
 
-OPERATORS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=": "exact", "==": "exact", "!=": "ne"}
-
-
-@dataclass(frozen=True)
-class ScoreFilters:
-    name: str | None = None
-    user_id: str | None = None
-    trace_id: str | None = None
-    observation_id: str | None = None
-    session_id: str | None = None
-    source: str | None = None
-    data_type: str | None = None
-    config_id: str | None = None
-    queue_id: str | None = None
-    environments: tuple[str, ...] = ()
-    score_ids: tuple[str, ...] = ()
-    trace_tags: tuple[str, ...] = ()
-    from_timestamp: datetime | None = None
-    to_timestamp: datetime | None = None
-    operator: str | None = None
-    value: float | None = None
-
-
-def score_list(*, project, filters: ScoreFilters, page: int, limit: int) -> tuple[list[dict], int]:
-    """One page of scores, newest first, with the Langfuse `trace` summary; and the total count."""
-    qs = Score.objects.for_project(project)
-    f = filters
-    for field, value in (
-        ("name", f.name),
-        ("trace_id", f.trace_id),
-        ("observation_id", f.observation_id),
-        ("session_id", f.session_id),
-        ("source", f.source),
-        ("data_type", f.data_type),
-        ("config_id", f.config_id),
-    ):
-        if value is not None:
-            qs = qs.filter(**{field: value})
-    if f.queue_id is not None:
-        qs = qs.filter(metadata__queueId=f.queue_id)
-    if f.environments:
-        qs = qs.filter(environment__in=f.environments)
-    if f.score_ids:
-        qs = qs.filter(id__in=f.score_ids)
-    if f.from_timestamp is not None:
-        qs = qs.filter(timestamp__gte=f.from_timestamp)
-    if f.to_timestamp is not None:
-        qs = qs.filter(timestamp__lt=f.to_timestamp)
-    if f.operator is not None and f.value is not None:
-        lookup = OPERATORS[f.operator]
-        qs = qs.exclude(value=f.value) if lookup == "ne" else qs.filter(**{f"value__{lookup}": f.value})
-    if f.user_id is not None or f.trace_tags:
-        traces = Trace.objects.for_project(project)
-        if f.user_id is not None:
-            traces = traces.filter(user_id=f.user_id)
-        if f.trace_tags:
-            traces = traces.filter(tags__contains=list(f.trace_tags))
-        qs = qs.filter(trace_id__in=traces.values("id"))
-    total = qs.count()
-    scores = list(qs.order_by("-timestamp", "id")[(page - 1) * limit : page * limit])
-    trace_ids = {s.trace_id for s in scores if s.trace_id}
-    traces = (
-        {
-            row["id"]: row
-            for row in Trace.objects.for_project(project)
-            .filter(id__in=trace_ids)
-            .values("id", "user_id", "tags", "environment")
-        }
-        if trace_ids
-        else {}
-    )
-    data = []
-    for score in scores:
-        item = score_to_langfuse(score)
-        trace = traces.get(score.trace_id)
-        item["trace"] = (
-            {"userId": trace["user_id"] or None, "tags": trace["tags"], "environment": trace["environment"]}
-            if trace
-            else {}
-        )
-        data.append(item)
-    return data, total
-
-
-def score_get(*, project, score_id: str) -> dict | None:
-    score = Score.objects.for_project(project).filter(id=score_id).first()
-    return None if score is None else score_to_langfuse(score)
-
-
-def page_meta(*, page: int, limit: int, total: int) -> dict:
-    return {
-        "page": page,
-        "limit": limit,
-        "totalItems": total,
-        "totalPages": math.ceil(total / limit) if limit else 0,
-    }
-
-
-def score_to_langfuse(score: Score) -> dict:
-    metadata = dict(score.metadata or {})
-    item = {
-        "id": score.id,
-        "traceId": score.trace_id or None,
-        "observationId": score.observation_id or None,
-        "sessionId": score.session_id or None,
-        "datasetRunId": metadata.get("datasetRunId"),
-        "name": score.name,
-        "value": score.value,
-        "dataType": score.data_type,
-        "source": score.source,
-        "timestamp": _iso(score.timestamp),
-        "createdAt": _iso(score.created_at),
-        "updatedAt": _iso(score.updated_at),
-        "authorUserId": score.author_user_id or None,
-        "comment": score.comment or None,
-        "metadata": metadata,
-        "configId": score.config_id or None,
-        "queueId": metadata.get("queueId"),
-        "environment": score.environment,
-    }
-    if score.data_type != "NUMERIC":
-        item["stringValue"] = score.string_value
-    return item
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-# --- feedback settings and score configs (control plane) --------------------------------------
+# --- feedback settings (control plane) -----------------------------------------------------------
 
 
 def feedback_settings_for(project) -> FeedbackSettings:
     """The project's settings, or unsaved defaults when it never changed them."""
     return FeedbackSettings.objects.filter(project=project).first() or FeedbackSettings(project=project)
-
-
-def score_config_page(*, project, page: int, limit: int) -> tuple[list[ScoreConfig], int]:
-    configs = ScoreConfig.objects.filter(project=project)
-    total = configs.count()
-    return list(configs.order_by("created_at", "id")[(page - 1) * limit : page * limit]), total
-
-
-def score_config_get(*, project, config_id) -> ScoreConfig | None:
-    return ScoreConfig.objects.filter(project=project, id=config_id).first()
-
-
-def score_config_to_langfuse(config: ScoreConfig) -> dict:
-    item = {
-        "id": str(config.id),
-        "name": config.name,
-        "projectId": str(config.project_id),
-        "dataType": config.data_type,
-        "isArchived": config.is_archived,
-        "createdAt": _iso(config.created_at),
-        "updatedAt": _iso(config.updated_at),
-        "description": config.description or None,
-    }
-    if config.data_type == "NUMERIC":
-        item["minValue"] = config.min_value
-        item["maxValue"] = config.max_value
-    if config.data_type in ("CATEGORICAL", "BOOLEAN"):
-        item["categories"] = [_stored_category(c) for c in config.categories or []]
-    return item
-
-
-_JSON_INT_RANGE = range(-(2**63), 2**64)  # what orjson encodes as an integer
-
-
-def _stored_category(category):
-    """A category as stored, made encodable: rows saved before values were bounded may hold integers
-    beyond 64 bits (jsonb keeps them exact), which made every list of the configs a 500."""
-    if not isinstance(category, dict):
-        return category
-    value = category.get("value")
-    if isinstance(value, int) and not isinstance(value, bool) and value not in _JSON_INT_RANGE:
-        try:
-            value = float(value)
-        except OverflowError:
-            value = None
-        return {**category, "value": value}
-    return category
 
 
 # --- end-user feedback reports (data plane) -----------------------------------------------------

@@ -1,6 +1,5 @@
 """Feedback routes, mounted at the site root: the browser feedback endpoint and the feedback reports
-under /api/v1/, the Langfuse score-config API under /api/public/ (no trailing slashes, as the SDKs
-call them)."""
+under /api/v1/."""
 
 from django.urls import path
 
@@ -20,6 +19,4 @@ urlpatterns = [
         views.FeedbackReportViewSet.as_view({"get": "daily"}),
         name="feedback-daily",
     ),
-    path("api/public/score-configs", views.score_configs, name="public-score-configs"),
-    path("api/public/score-configs/<str:config_id>", views.score_config_detail, name="public-score-config"),
 ]

@@ -1,19 +1,16 @@
-"""End-user feedback (`POST /api/v1/feedback`), Langfuse score configs (`/api/public/score-configs`)
-and the feedback reports of the management API.
+"""End-user feedback (`POST /api/v1/feedback`) and the feedback reports of the management API.
 
-The first two are plain Django views like the other Langfuse-compatible endpoints (they authenticate
-with project keys and shape answers exactly); the reports are a `ProjectScopedViewSet` for people.
+The first is a plain Django view like the other Langfuse-compatible endpoints (it authenticates
+with project keys and shapes answers exactly); the reports are a `ProjectScopedViewSet` for people.
+The Langfuse score-config endpoints are in scores/views.py.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
-import orjson
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -29,58 +26,20 @@ from feedback.cors import (
     request_origin,
     too_many_requests,
 )
-from feedback.models import ScoreConfigDataType
+from scores.views import (
+    _bad_request,
+    _int_param,
+    _method_not_allowed,
+    _read_json,
+    _unauthorized,
+    _unavailable,
+)
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body, streams_body
+from traces.ingest.body import streams_body
 from traces.ingest.writer import StorageUnavailable
 
 MAX_PAGE_LIMIT = 100
-
-
-def _unauthorized(message: str):
-    return json_response(
-        {"error": "UnauthorizedError", "message": message},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="lookglass"'},
-    )
-
-
-def _unavailable(message: str = "the database is unavailable; retry later", retry_after: int = 5):
-    return json_response(
-        {"error": "ServiceUnavailableError", "message": message},
-        status=503,
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-def _method_not_allowed(allowed: list[str]):
-    return json_response(
-        {"error": "MethodNotAllowedError", "message": "Method not allowed"},
-        status=405,
-        headers={"Allow": ", ".join(allowed)},
-    )
-
-
-def _bad_request(message: str, status: int = 400, error: str = "InvalidRequestError"):
-    return json_response({"error": error, "message": message}, status=status)
-
-
-def _read_json(request, *, limit: int):
-    """(payload, None) or (None, error response)."""
-    try:
-        raw = read_body(request, limit=limit)
-    except BodyError as exc:
-        kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
-            exc.status, "InvalidRequestError"
-        )
-        return None, _bad_request(exc.message, exc.status, kind)
-    if not raw.strip():
-        return None, _bad_request("the request body is empty")
-    try:
-        return orjson.loads(raw), None
-    except orjson.JSONDecodeError as exc:
-        return None, _bad_request(f"the request body is not valid JSON: {exc}")
 
 
 # --- POST /api/v1/feedback ----------------------------------------------------------------------
@@ -146,170 +105,6 @@ def feedback(request):
         },
         status=201 if result.created else 200,
     )
-
-
-# --- /api/public/score-configs ------------------------------------------------------------------
-
-
-def _authenticate(request):
-    try:
-        return authenticate_header(request.META.get("HTTP_AUTHORIZATION")), None
-    except AuthenticationFailed as exc:
-        return None, _unauthorized(exc.message)
-    except (OperationalError, InterfaceError):
-        return None, _unavailable()
-
-
-def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
-    raw = request.GET.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"`{name}` must be an integer") from None
-    if value < low or (high is not None and value > high):
-        raise ValueError(
-            f"`{name}` must be between {low} and {high}" if high else f"`{name}` must be ≥ {low}"
-        )
-    return value
-
-
-def _validation_message(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(
-            f"{_CAMEL.get(name, name)}: {' '.join(messages)}" if name != "__all__" else " ".join(messages)
-            for name, messages in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
-
-
-_CAMEL = {
-    "data_type": "dataType",
-    "min_value": "minValue",
-    "max_value": "maxValue",
-    "is_archived": "isArchived",
-}
-_CONFIG_BODY = {
-    "name": "name",
-    "dataType": "data_type",
-    "minValue": "min_value",
-    "maxValue": "max_value",
-    "categories": "categories",
-    "description": "description",
-    "isArchived": "is_archived",
-}
-
-
-def _config_fields(payload, *, allowed: set[str]) -> dict:
-    if not isinstance(payload, dict):
-        raise ValidationError("the body must be a JSON object")
-    out = {}
-    for key, value in payload.items():
-        if key not in allowed:
-            raise ValidationError(
-                f"unknown or read-only field {key[:60]!r}; expected {', '.join(sorted(allowed))}"
-            )
-        target = _CONFIG_BODY[key]
-        if target in ("min_value", "max_value") and value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValidationError({target: ["must be a number"]})
-            value = float(value)
-        if target == "is_archived" and not isinstance(value, bool):
-            raise ValidationError({target: ["must be true or false"]})
-        if (
-            target in ("name", "description", "data_type")
-            and value is not None
-            and not isinstance(value, str)
-        ):
-            raise ValidationError({target: ["must be a string"]})
-        out[target] = value
-    return out
-
-
-@streams_body
-@csrf_exempt
-def score_configs(request):
-    """`GET` (paginated list) and `POST` (create) `/api/public/score-configs`."""
-    if request.method not in ("GET", "POST"):
-        return _method_not_allowed(["GET", "POST"])
-    principal, error = _authenticate(request)
-    if error is not None:
-        return error
-    project = principal.project
-    if request.method == "GET":
-        try:
-            page = _int_param(request, "page", 1, low=1)
-            limit = _int_param(request, "limit", 50, low=1, high=MAX_PAGE_LIMIT)
-        except ValueError as exc:
-            return json_response({"message": "Invalid request data", "error": str(exc)}, status=400)
-        configs, total = selectors.score_config_page(project=project, page=page, limit=limit)
-        return json_response(
-            {
-                "data": [selectors.score_config_to_langfuse(c) for c in configs],
-                "meta": selectors.page_meta(page=page, limit=limit, total=total),
-            }
-        )
-    payload, error = _read_json(request, limit=settings.FEEDBACK_MAX_BODY_BYTES)
-    if error is not None:
-        return error
-    try:
-        fields = _config_fields(payload, allowed=set(_CONFIG_BODY) - {"isArchived"})
-        missing = [key for key in ("name", "data_type") if not fields.get(key)]
-        if missing:
-            raise ValidationError({key: ["is required"] for key in missing})
-        if fields["data_type"] not in ScoreConfigDataType.values:
-            raise ValidationError({"data_type": [f"must be one of {', '.join(ScoreConfigDataType.values)}"]})
-        config = services.score_config_create(project=project, actor=principal, **fields)
-    except ValidationError as exc:
-        return json_response(
-            {"message": "Invalid request data", "error": _validation_message(exc)}, status=400
-        )
-    except IntegrityError:
-        return json_response(
-            {"message": "Invalid request data", "error": "name: a live score config with this name exists"},
-            status=409,
-        )
-    return json_response(selectors.score_config_to_langfuse(config))
-
-
-@streams_body
-@csrf_exempt
-def score_config_detail(request, config_id: str):
-    """`GET` and `PATCH /api/public/score-configs/{id}`; another project's config answers 404 exactly
-    like a missing one."""
-    if request.method not in ("GET", "PATCH"):
-        return _method_not_allowed(["GET", "PATCH"])
-    principal, error = _authenticate(request)
-    if error is not None:
-        return error
-    config = None
-    try:
-        config = selectors.score_config_get(project=principal.project, config_id=uuid.UUID(config_id))
-    except ValueError:
-        pass
-    if config is None:
-        return json_response(
-            {"error": "LangfuseNotFoundError", "message": "Score config not found"}, status=404
-        )
-    if request.method == "GET":
-        return json_response(selectors.score_config_to_langfuse(config))
-    payload, error = _read_json(request, limit=settings.FEEDBACK_MAX_BODY_BYTES)
-    if error is not None:
-        return error
-    try:
-        fields = _config_fields(payload, allowed=set(_CONFIG_BODY) - {"dataType"})
-        config = services.score_config_update(config=config, actor=principal, **fields)
-    except ValidationError as exc:
-        return json_response(
-            {"message": "Invalid request data", "error": _validation_message(exc)}, status=400
-        )
-    except IntegrityError:
-        return json_response(
-            {"message": "Invalid request data", "error": "name: a live score config with this name exists"},
-            status=409,
-        )
-    return json_response(selectors.score_config_to_langfuse(config))
 
 
 # --- management API: feedback reports -----------------------------------------------------------

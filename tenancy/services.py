@@ -13,7 +13,6 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from tenancy.regions import region_queue
 from tenancy.keys import hash_secret, hash_token, new_public_key, new_secret_key
 from tenancy.models import (
     ApiKey,
@@ -27,6 +26,7 @@ from tenancy.models import (
     User,
     role_at_least,
 )
+from tenancy.regions import region_queue
 
 
 def audit_record(

@@ -100,9 +100,9 @@ def superuser():
 
 @pytest.fixture(autouse=True)
 def _fresh_model_price_cache():
-    """billing.pricing keeps prices in-process and refreshes only after a commit; every test's rows
+    """pricing.pricing keeps prices in-process and refreshes only after a commit; every test's rows
     are rolled back, never committed, so each test starts (and ends) with an empty snapshot."""
-    from billing.pricing import reset_local_cache
+    from pricing.pricing import reset_local_cache
 
     reset_local_cache()
     yield

@@ -8,7 +8,7 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from feedback.models import Score
+from scores.models import Score
 from tenancy.models import Role
 from tenancy.regions import region_database
 from tests.factories import ProjectFactory

@@ -57,7 +57,7 @@ class Tenant:
 
 
 def _model_price(tenant: Tenant):
-    from billing.models import ModelPrice
+    from pricing.models import ModelPrice
 
     name = f"iso-{tenant.organization.name.lower()}"
     return ModelPrice.objects.create(
@@ -89,7 +89,7 @@ FILLERS = {
     "user_id": (1, lambda t: t.member_user_id),
     "invitation_id": (1, lambda t: t.invitation.id),
     "api_key_id": (2, lambda t: t.api_key.key.id),
-    # billing: a project's price override (the catalog route must not serve it either).
+    # pricing: a project's price override (the catalog route must not serve it either).
     "price_id": (2, lambda t: t.lazily("model_price", _model_price).id),
     # prompts: a prompt that exists in the victim's project (the compare route must not serve it).
     "prompt_name": (2, _prompt_name),

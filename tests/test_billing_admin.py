@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from billing.models import ModelPrice, PriceSource
+from pricing.models import ModelPrice, PriceSource
 
-CHANGELIST = "/admin/billing/modelprice/"
+CHANGELIST = "/admin/pricing/modelprice/"
 
 
 def row(project=None, model_name="gpt-4o", **kwargs):

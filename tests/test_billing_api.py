@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from billing.models import ModelPrice, PriceSource
-from billing.services import AUDIT_CREATED, AUDIT_DELETED, AUDIT_UPDATED
+from pricing.models import ModelPrice, PriceSource
+from pricing.services import AUDIT_CREATED, AUDIT_DELETED, AUDIT_UPDATED
 from tenancy.models import AuditLogEntry
 
 V1 = "/api/v1"

@@ -21,14 +21,14 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from billing import pricing
-from billing.models import ModelPrice, PriceSource
+from pricing import pricing
+from pricing.models import ModelPrice, PriceSource
 from tenancy.models import AuditLogEntry
 from traces.models import Observation
 from traces.otel.testing import make_request, make_span
 
 V1 = "/api/v1"
-CHANGELIST = "/admin/billing/modelprice/"
+CHANGELIST = "/admin/pricing/modelprice/"
 # The two instants the incident stored: year 1 BC and year 10000 once converted to UTC.
 UNREADABLE = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
 
@@ -99,7 +99,7 @@ def test_the_service_refuses_an_out_of_range_start_too(owner, project):
     # The admin and any other caller go through model validation, not only the API serializer.
     from django.core.exceptions import ValidationError
 
-    from billing.services import model_price_create
+    from pricing.services import model_price_create
 
     with pytest.raises(ValidationError) as error:
         model_price_create(
@@ -156,7 +156,7 @@ def test_the_shared_snapshot_skips_an_unreadable_row_and_prices_everyone_else(
     catalog_price()
     bad = store_unreadable_row(other_project, when)
 
-    with caplog.at_level(logging.ERROR, logger="billing.pricing"):
+    with caplog.at_level(logging.ERROR, logger="pricing.pricing"):
         mine = pricing.price_for(project_id=project.id, model="gpt-4o-mini")
         theirs = pricing.price_for(project_id=other_project.id, model="gpt-4o-mini")
 

@@ -1,4 +1,4 @@
-"""The shipped price catalog (billing/data/model_prices.json) and `manage.py load_model_prices`."""
+"""The shipped price catalog (pricing/data/model_prices.json) and `manage.py load_model_prices`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.models import ModelPrice, PriceSource
-from billing.patterns import check_pattern
-from billing.pricing import compute_cost, price_for
-from billing.services import DEFAULT_CATALOG_FILE
+from pricing.models import ModelPrice, PriceSource
+from pricing.patterns import check_pattern
+from pricing.pricing import compute_cost, price_for
+from pricing.services import DEFAULT_CATALOG_FILE
 
 CATALOG = json.loads(DEFAULT_CATALOG_FILE.read_text(), parse_float=Decimal)["models"]
 
@@ -130,7 +130,7 @@ def test_a_new_dated_entry_adds_history_instead_of_rewriting_it(tmp_path):
 
 
 def test_loading_keeps_rows_a_person_edited(superuser, tmp_path):
-    from billing.services import model_price_update
+    from pricing.services import model_price_update
 
     load()
     row = ModelPrice.objects.get(project__isnull=True, model_name="gpt-4o")

@@ -1,4 +1,4 @@
-"""billing.pricing: which price applies, what a call costs, and how fast a price change is seen."""
+"""pricing.pricing: which price applies, what a call costs, and how fast a price change is seen."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from billing import pricing, services
-from billing.models import ModelPrice, PriceSource
-from billing.pricing import CostItem, InvalidUsage, compute_cost, compute_costs, price_for
+from pricing import pricing, services
+from pricing.models import ModelPrice, PriceSource
+from pricing.pricing import CostItem, InvalidUsage, compute_cost, compute_costs, price_for
 
 
 def at(day: str) -> datetime:

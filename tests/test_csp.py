@@ -121,8 +121,8 @@ def test_console_pages_render_under_the_policy(console, project, owner):
         reverse("admin:prompts_prompt_list"),
         reverse("admin:prompts_prompt_detail", args=[project.id, "greeting"]),
         reverse("admin:feedback_overview"),
-        "/admin/billing/modelprice/",
-        "/admin/billing/modelprice/add/",
+        "/admin/pricing/modelprice/",
+        "/admin/pricing/modelprice/add/",
         "/admin/tenancy/project/",
     ]
     nonced = 0

@@ -9,11 +9,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from feedback import ratelimit
 from feedback import services as feedback_services
-from feedback.models import FeedbackEvent, Score
+from feedback.models import FeedbackEvent
 from feedback.services import feedback_score_id, feedback_settings_update
+from privacy.services import redaction_policy_update
+from scores.models import Score
 from traces.ingest import costs
 from traces.models import Trace
-from traces.redaction.services import redaction_policy_update
 
 URL = "/api/v1/feedback"
 
@@ -384,7 +385,7 @@ def test_feedback_is_rejected_when_redaction_fails(client, project, api_key, mon
     def broken(*args, **kwargs):
         raise RuntimeError("detector crashed")
 
-    monkeypatch.setattr("traces.redaction.engine.redact_records", broken)
+    monkeypatch.setattr("privacy.engine.redact_records", broken)
     response = send(
         client, {"trace_id": "t1", "rating": "down", "comment": "my card is 4111 1111 1111 1111"}, pk(api_key)
     )

@@ -7,8 +7,9 @@ import orjson
 import pytest
 
 from feedback import ratelimit
-from feedback.models import FeedbackSettings, Score
+from feedback.models import FeedbackSettings
 from feedback.services import feedback_settings_update
+from scores.models import Score
 from traces.ingest import costs
 
 APP = "https://app.acme.example"

@@ -7,8 +7,8 @@ import pytest
 from django.core.cache import cache
 
 from feedback import ratelimit
-from feedback.models import Score
 from feedback.services import feedback_settings_update
+from scores.models import Score
 from traces.ingest import costs
 
 FEEDBACK = "/api/v1/feedback"

@@ -246,7 +246,8 @@ def test_the_console_page_refuses_another_organizations_project(
 def test_feedback_settings_and_configs_are_editable_by_admins_in_the_console(
     client, organization, project, member_of
 ):
-    from feedback.models import FeedbackSettings, ScoreConfig
+    from feedback.models import FeedbackSettings
+    from scores.models import ScoreConfig
 
     viewer = member_of(organization, Role.VIEWER)
     client.force_login(viewer)
@@ -266,7 +267,7 @@ def test_feedback_settings_and_configs_are_editable_by_admins_in_the_console(
     saved = FeedbackSettings.objects.get(project=project)
     assert (saved.allowed_origins, saved.comment_max_length) == (["https://app.acme.example"], 500)
     response = client.post(
-        "/admin/feedback/scoreconfig/add/",
+        "/admin/scores/scoreconfig/add/",
         {
             "project": str(project.id),
             "name": "stars",

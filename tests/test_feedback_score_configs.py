@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from feedback import ratelimit
-from feedback.models import Score, ScoreConfig
-from feedback.services import score_config_create
+from scores.models import Score, ScoreConfig
+from scores.services import score_config_create
 from tenancy.models import AuditLogEntry
 from traces.ingest import costs
 
@@ -192,7 +192,7 @@ def configs(project):
 
 
 def _archive(config):
-    from feedback.services import score_config_update
+    from scores.services import score_config_update
 
     return score_config_update(config=config, actor=None, is_archived=True)
 

@@ -14,12 +14,12 @@ from django.db import connections
 from django.urls import reverse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from feedback.models import Score
+from scores.models import Score
 from tenancy.models import Role
 from tenancy.regions import region_database
 from traces.ingest import costs
 from traces.models import Observation, Trace
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
+from traces.otel.testing import make_request, make_span, to_otlp_json
 
 URL = "/api/public/ingestion"
 OTLP_URL = "/api/public/otel/v1/traces"
@@ -428,9 +428,9 @@ def test_a_catalog_cost_too_large_for_the_cost_columns_is_left_out_not_failing_t
     from datetime import timezone as dt_timezone
     from decimal import Decimal
 
-    from billing.models import ModelPrice, PriceSource
+    from pricing.models import ModelPrice, PriceSource
 
-    monkeypatch.setattr(costs, "_pricing", lambda: importlib.import_module("billing.pricing"))
+    monkeypatch.setattr(costs, "_pricing", lambda: importlib.import_module("pricing.pricing"))
     ModelPrice.objects.create(
         project=None, model_name="gpt-4o", provider="openai", match_pattern=r"^gpt-4o$",
         input_price=Decimal("2.5"), output_price=Decimal("10"), source=PriceSource.CATALOG,

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from django.db import OperationalError, connections
 
-from feedback.models import Score
+from scores.models import Score
 from traces.ingest import costs, writer
 from traces.models import Observation, Trace
 
@@ -617,14 +617,18 @@ def test_environment_is_normalised_like_langfuse(client, project, api_key):
 
 def test_catalog_cost_applies_when_no_cost_was_sent(client, project, api_key, monkeypatch):
     class Pricing:
+        # The catalog's batch call (`pricing.pricing.compute_costs`), one result per (model, usage, at).
         @staticmethod
-        def compute_cost(*, project_id, model, usage, at):
+        def compute_costs(items, *, project_id):
             assert project_id == project.id
-            return {
-                "input_cost": Decimal("0.001") * usage["input"],
-                "output_cost": Decimal("0.002") * usage["output"],
-                "total_cost": Decimal("0.001") * usage["input"] + Decimal("0.002") * usage["output"],
-            }
+            return [
+                {
+                    "input_cost": Decimal("0.001") * usage["input"],
+                    "output_cost": Decimal("0.002") * usage["output"],
+                    "total_cost": Decimal("0.001") * usage["input"] + Decimal("0.002") * usage["output"],
+                }
+                for _model, usage, _at in items
+            ]
 
     monkeypatch.setattr(costs, "_pricing", lambda: Pricing)
     post(client, v2_batch(), api_key.basic)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from feedback.models import Score
+from scores.models import Score
 from tests.clients import SdkUnavailable, run_sdk_script, sdk_python
 from traces.ingest import costs
 from traces.models import Observation, Trace

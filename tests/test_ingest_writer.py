@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import OperationalError, connections
 
-from feedback.models import Score
+from scores.models import Score
 from traces.ingest import costs, writer
 from traces.ingest.writer import InvalidRecord, StorageUnavailable, write_records
 from traces.models import Observation, Trace
@@ -461,8 +461,8 @@ def test_query_count_does_not_grow_with_the_batch(project, fake_catalog, django_
 
 @pytest.fixture
 def real_catalog():
-    from billing import pricing
-    from billing.models import ModelPrice, PriceSource
+    from pricing import pricing
+    from pricing.models import ModelPrice, PriceSource
 
     pricing.reset_local_cache()
     ModelPrice.objects.create(

@@ -9,7 +9,7 @@ from django.utils import timezone
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from feedback.models import Score
+from scores.models import Score
 from traces.ingest.writer import StorageUnavailable
 from traces.models import Observation, Trace
 from traces.otel import services, views

@@ -11,7 +11,7 @@ from tenancy.planes import Plane, plane_of
 from tenancy.regions import region_database
 from traces.models import Trace
 
-OUR_APPS = {"tenancy", "traces", "prompts", "evals", "feedback", "billing"}
+OUR_APPS = {"tenancy", "pricing", "privacy", "scores", "traces", "prompts", "evals", "feedback", "billing"}
 
 
 def test_every_model_declares_a_plane():

@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 from django.db import connections
 
-from feedback.models import Score
+from scores.models import Score
 from tenancy.services import project_delete
 from tenancy.tasks import purge_project_data
 from traces.models import Observation, Trace
@@ -51,7 +51,7 @@ def test_the_purge_deletes_every_data_plane_row_of_the_project_and_nothing_else(
     project_delete(project=project, actor=None)
 
     deleted = purge_project_data.run(project_id=str(project_id), region="eu")
-    assert deleted["traces.Trace"] == 5 and deleted["traces.Observation"] == 5 and deleted["feedback.Score"] == 1
+    assert deleted["traces.Trace"] == 5 and deleted["traces.Observation"] == 5 and deleted["scores.Score"] == 1
     for table in ("traces_trace", "traces_observation", "feedback_score"):
         assert _count("region_eu", table, project_id) == 0
         assert _count("region_eu", table, sibling.id) > 0

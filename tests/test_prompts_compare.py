@@ -11,10 +11,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from feedback.models import Score
 from prompts.payloads import parse_create
 from prompts.selectors import compare_versions, prompt_by_name, prompt_version_for, prompt_versions_for
 from prompts.services import prompt_create_version
+from scores.models import Score
 from tenancy.regions import region_database
 from traces.models import Observation
 

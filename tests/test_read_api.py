@@ -22,7 +22,7 @@ from langfuse.api.client import LangfuseAPI
 from langfuse.api.core.api_error import ApiError
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedback.models import Score
+from scores.models import Score
 from tenancy.regions import region_database
 from traces.models import Observation, Trace
 

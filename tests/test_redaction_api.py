@@ -11,10 +11,11 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from privacy.detectors import DETECTORS
+from privacy.models import RedactionPolicy
+from privacy.services import redaction_policy_update
 from tenancy.models import AuditAction, AuditLogEntry, Role
-from traces.models import Observation, RedactionPolicy, Trace
-from traces.redaction.detectors import DETECTORS
-from traces.redaction.services import redaction_policy_update
+from traces.models import Observation, Trace
 
 EMAIL = "maria.lopez@gmail.com"
 CARD = "4111 1111 1111 1111"
@@ -208,7 +209,7 @@ def test_redaction_requests_are_validated(organization, project, owner, member_o
 
 
 def test_a_failing_redactor_returns_nothing_of_the_input(organization, project, owner, monkeypatch):
-    from traces.redaction.engine import Redactor
+    from privacy.engine import Redactor
 
     def broken(self, text):
         raise RuntimeError(f"boom {text}")
@@ -272,7 +273,7 @@ def test_an_org_admin_adds_and_edits_a_policy_in_the_console_and_it_is_audited(c
     admin_user = member_of(organization, Role.ADMIN)
     client.force_login(admin_user)
     add = client.post(
-        reverse("admin:traces_redactionpolicy_add"),
+        reverse("admin:privacy_redactionpolicy_add"),
         _admin_form(project, mode_email="pseudonymize", custom_patterns='[{"label": "ORDER", "pattern": "ORD-\\\\d+"}]'),
     )
     assert add.status_code == 302, add.content.decode()[:3000]
@@ -280,7 +281,7 @@ def test_an_org_admin_adds_and_edits_a_policy_in_the_console_and_it_is_audited(c
     assert policy.detector_modes == {"email": "pseudonymize"}
     assert policy.custom_patterns == [{"label": "ORDER", "pattern": "ORD-\\d+", "mode": "mask"}]
 
-    change_url = reverse("admin:traces_redactionpolicy_change", args=[policy.pk])
+    change_url = reverse("admin:privacy_redactionpolicy_change", args=[policy.pk])
     page = client.get(change_url)
     assert page.status_code == 200 and 'name="mode_email"' in page.content.decode()
     edit = client.post(change_url, _admin_form(enabled=None, mode_phone="off"))
@@ -295,7 +296,7 @@ def test_an_org_admin_adds_and_edits_a_policy_in_the_console_and_it_is_audited(c
 def test_the_console_rejects_an_invalid_pattern_and_saves_nothing(client, organization, project, owner):
     client.force_login(owner)
     response = client.post(
-        reverse("admin:traces_redactionpolicy_add"),
+        reverse("admin:privacy_redactionpolicy_add"),
         _admin_form(project, custom_patterns='[{"label": "ORDER", "pattern": "(unclosed"}]'),
     )
     assert response.status_code == 200
@@ -310,19 +311,19 @@ def test_viewers_see_the_policy_read_only_and_other_tenants_policies_not_at_all(
     mine = redaction_policy_update(project=project, actor=owner, detector_modes={"email": "off"})
     theirs = redaction_policy_update(project=other_project, actor=other_owner)
     client.force_login(member_of(organization, Role.VIEWER))
-    listing = client.get(reverse("admin:traces_redactionpolicy_changelist"))
+    listing = client.get(reverse("admin:privacy_redactionpolicy_changelist"))
     assert listing.status_code == 200
     assert project.name in listing.content.decode() and other_project.name not in listing.content.decode()
-    page = client.get(reverse("admin:traces_redactionpolicy_change", args=[mine.pk]))
+    page = client.get(reverse("admin:privacy_redactionpolicy_change", args=[mine.pk]))
     assert page.status_code == 200
     html = page.content.decode()
     assert 'name="mode_email"' not in html and "mask (default mode)" in html
     assert html.count("mask (default mode)") == len(DETECTORS) - 1  # email is off
-    post = client.post(reverse("admin:traces_redactionpolicy_change", args=[mine.pk]), _admin_form())
+    post = client.post(reverse("admin:privacy_redactionpolicy_change", args=[mine.pk]), _admin_form())
     assert post.status_code == 403
-    foreign = client.get(reverse("admin:traces_redactionpolicy_change", args=[theirs.pk]))
+    foreign = client.get(reverse("admin:privacy_redactionpolicy_change", args=[theirs.pk]))
     assert foreign.status_code == 302  # the admin's "doesn't exist" redirect, as for a missing id
-    assert client.get(reverse("admin:traces_redactionpolicy_add")).status_code == 403
+    assert client.get(reverse("admin:privacy_redactionpolicy_add")).status_code == 403
     mine.refresh_from_db()
     assert mine.version == 1
 

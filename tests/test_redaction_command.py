@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from traces.redaction.services import redaction_policy_update
+from privacy.services import redaction_policy_update
 
 TEXT = "Mail maria.lopez@gmail.com, call +1 415 555 2671, order ORD-2024-000123"
 

@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 
+from privacy.detectors import DETECTORS
+from privacy.engine import Redactor
 from tests.data.redaction_corpus import CASES, as_jsonl
-from traces.redaction.detectors import DETECTORS
-from traces.redaction.engine import Redactor
 
 RECALL_FLOOR = 0.99
 PRECISION_FLOOR = 0.98

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from django.core.exceptions import ValidationError
 
-from traces.redaction import engine
-from traces.redaction.engine import FAILURE_MESSAGE, Redactor, pseudonym_key, redact_records
-from traces.redaction.policy import (
+from privacy import engine
+from privacy.engine import FAILURE_MESSAGE, Redactor, pseudonym_key, redact_records
+from privacy.policy import (
     MAX_CUSTOM_PATTERNS,
     MAX_PATTERN_LENGTH,
     CustomPattern,

@@ -4,10 +4,10 @@ projects."""
 import pytest
 from django.core.exceptions import ValidationError
 
+from privacy.engine import get_policy, redact_records, redactor_for
+from privacy.models import RedactionPolicy
+from privacy.services import redaction_policy_update
 from tenancy.models import AuditAction, AuditLogEntry
-from traces.models import RedactionPolicy
-from traces.redaction.engine import get_policy, redact_records, redactor_for
-from traces.redaction.services import redaction_policy_update
 
 EMAIL = "maria.lopez@gmail.com"
 
@@ -90,12 +90,21 @@ def test_get_policy_is_served_from_the_cache_and_invalidated_on_save(project, ow
     assert get_policy(project).default_mode == "pseudonymize"
     # "No policy" is cached too: projects without redaction cost no query per request.
     RedactionPolicy.objects.filter(project=project).delete()
-    from traces.redaction.engine import invalidate_policy_cache
+    from privacy.engine import invalidate_policy_cache
 
     invalidate_policy_cache(project.id)
     assert get_policy(project) is None
     with django_assert_num_queries(0):
         assert get_policy(project) is None
+
+
+def test_a_policy_deleted_by_any_path_leaves_the_cache(project, owner):
+    """Cache invalidation is a signal receiver, not the model's delete(): a queryset delete (admin bulk
+    action) and a project's cascade delete drop the cached copy too, so ingestion stops redacting."""
+    redaction_policy_update(project=project, actor=owner)
+    assert get_policy(project) is not None  # now cached
+    RedactionPolicy.objects.filter(project=project).delete()
+    assert get_policy(project) is None
 
 
 def test_a_changed_policy_gets_a_new_compiled_redactor(project, owner):

@@ -7,13 +7,13 @@ refuses. BOOLEAN configs accepted arbitrary categories although their mapping is
 
 from __future__ import annotations
 
+import json
 import uuid
 
-import json
 import pytest
 from django.db import connection
 
-from feedback.models import ScoreConfig
+from scores.models import ScoreConfig
 
 URL = "/api/public/score-configs"
 

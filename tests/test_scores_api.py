@@ -6,7 +6,7 @@ import orjson
 import pytest
 from django.db import OperationalError
 
-from feedback.models import Score
+from scores.models import Score
 from traces.ingest import costs, writer
 from traces.ingest.writer import write_records
 

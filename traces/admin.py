@@ -20,8 +20,6 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from django import forms
-from django.contrib import admin
-from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
@@ -30,20 +28,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
-from feedback.admin import trace_scores
+from scores.admin import trace_scores
 from tenancy.admin_site import (
-    NOBODY,
-    OrganizationScopedAdmin,
     admin_site,
-    adopt,
     console_roles,
     is_superuser,
 )
-from tenancy.models import Project, Role
-from traces.models import Observation, ObservationType, RedactionPolicy, Status, Trace
-from traces.redaction.detectors import DETECTORS
-from traces.redaction.policy import RedactionMode
-from traces.redaction.services import redaction_policy_update
+from tenancy.models import Project
+from traces.models import Observation, ObservationType, Status, Trace
 from traces.selectors import redaction_totals
 
 PAGE_SIZE = 50
@@ -689,133 +681,3 @@ admin_site.register_view(
 admin_site.register_view(
     "traces/<uuid:project_id>/<path:trace_id>/", trace_detail_view, name="traces_trace_detail",
 )
-
-
-# --- redaction policies -------------------------------------------------------------------------
-
-_INHERIT = ""
-
-
-class RedactionPolicyForm(forms.ModelForm):
-    """The policy with one mode per built-in detector (instead of a JSON map), so an admin sees
-    every detector and what it does. Everything is validated again by the service."""
-
-    rotate_salt = forms.BooleanField(
-        required=False, label="Rotate the pseudonymization key",
-        help_text="Pseudonyms produced from now on no longer match earlier ones.",
-    )
-
-    class Meta:
-        model = RedactionPolicy
-        fields = ("project", "enabled", "default_mode", "phone_default_region", "custom_patterns")
-        help_texts = {
-            "enabled": "When on, ingestion redacts inputs, outputs, metadata, tool calls, error texts and "
-            "score comments before they are stored. Records that cannot be redacted are rejected.",
-            "phone_default_region": "ISO 3166 code (US, DE, FR…) for numbers written without +country "
-            "code; empty = only international numbers.",
-            "custom_patterns": 'Your own patterns (RE2 syntax), e.g. [{"label": "EMPLOYEE_ID", '
-            '"pattern": "EMP-\\d{6}", "mode": "mask"}]. At most 20.',
-        }
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        modes = self.instance.detector_modes if self.instance and self.instance.pk else {}
-        for name, detector in DETECTORS.items():
-            self.fields[f"mode_{name}"] = forms.ChoiceField(
-                required=False, label=f"{name}", initial=modes.get(name, _INHERIT),
-                choices=[(_INHERIT, "— default mode —"), *RedactionMode.choices],
-                help_text=f"{detector.description} → [{detector.label}]",
-            )
-        if "custom_patterns" in self.fields:
-            self.fields["custom_patterns"].required = False
-
-    def clean(self):
-        cleaned = super().clean()
-        cleaned["detector_modes"] = {
-            name: cleaned[f"mode_{name}"] for name in DETECTORS if cleaned.get(f"mode_{name}")
-        }
-        if cleaned.get("custom_patterns") is None:
-            cleaned["custom_patterns"] = []
-        return cleaned
-
-    def _post_clean(self):
-        # The model's clean() checks the detector modes too, so they must be on the instance.
-        self.instance.detector_modes = self.cleaned_data.get("detector_modes", {})
-        super()._post_clean()
-
-
-@admin.register(RedactionPolicy, site=admin_site)
-class RedactionPolicyAdmin(OrganizationScopedAdmin):
-    """Admins and owners edit the policies of their organization's projects; viewers and members
-    read them. Every save goes through `redaction_policy_update`, which audits it. Turning a policy
-    off (not deleting it) is how redaction stops, so the change is in the audit log."""
-
-    form = RedactionPolicyForm
-    organization_path = "project__organization"
-    view_role = Role.VIEWER
-    add_role = Role.ADMIN
-    change_role = Role.ADMIN
-    delete_role = NOBODY
-    list_display = ("project", "enabled", "default_mode", "overrides", "pattern_count", "version", "updated_at")
-    list_filter = ("enabled", "default_mode")
-    list_select_related = ("project__organization",)
-    search_fields = ("project__name",)
-
-    @admin.display(description="detector overrides")
-    def overrides(self, obj):
-        return ", ".join(f"{name}: {mode}" for name, mode in sorted(obj.detector_modes.items())) or "—"
-
-    @admin.display(description="custom patterns")
-    def pattern_count(self, obj):
-        return len(obj.custom_patterns or [])
-
-    def get_fieldsets(self, request, obj=None):
-        main = ["project", "enabled", "default_mode", "phone_default_region"]
-        if obj is not None:
-            main += ["version", "updated_at"]
-            if self.has_change_permission(request, obj):
-                main.append("rotate_salt")
-        return [
-            (None, {"fields": main}),
-            ("Built-in detectors", {"fields": [f"mode_{name}" for name in DETECTORS]}),
-            ("Custom patterns", {"fields": ["custom_patterns"]}),
-        ]
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("project", "version", "updated_at")
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        # The per-detector fields are added by the form itself; the model knows nothing of them.
-        fields = kwargs.get("fields")
-        if fields is None:
-            fields = flatten_fieldsets(self.get_fieldsets(request, obj))
-        kwargs["fields"] = [name for name in fields if not name.startswith("mode_")]
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def save_model(self, request, obj, form, change):
-        data = form.cleaned_data
-        saved = redaction_policy_update(
-            project=obj.project,
-            actor=request.user,
-            enabled=data["enabled"],
-            default_mode=data["default_mode"],
-            detector_modes=data["detector_modes"],
-            phone_default_region=data["phone_default_region"],
-            custom_patterns=data["custom_patterns"],
-            rotate_salt=bool(data.get("rotate_salt")),
-        )
-        adopt(obj, saved)
-
-
-def _mode_display(name: str):
-    # What a person without the change permission sees in place of the per-detector fields.
-    @admin.display(description=name)
-    def show(self, obj):
-        mode = obj.detector_modes.get(name)
-        return mode if mode else f"{obj.default_mode} (default mode)"
-
-    return show
-
-
-for _name in DETECTORS:
-    setattr(RedactionPolicyAdmin, f"mode_{_name}", _mode_display(_name))

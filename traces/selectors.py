@@ -42,9 +42,9 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Greatest
 
-from feedback.models import Score, ScoreDataType
+from privacy.detectors import DETECTORS
+from scores.models import Score, ScoreDataType
 from traces.models import Observation, Status, Trace
-from traces.redaction.detectors import DETECTORS
 
 # Worst status wins when a trace is summarised: one failed call makes the trace an error.
 _STATUS_RANK = {Status.SUCCESS: 0, Status.REFUSED: 1, Status.ERROR: 2}
@@ -296,7 +296,7 @@ def _apply_conditions(queryset: QuerySet, *, project, columns, conditions) -> Qu
 
 
 # --- Redaction counts ----------------------------------------------------------------------------
-# `redactions` is {field: {detector: count}} (see traces.redaction.engine.redact_records).
+# `redactions` is {field: {detector: count}} (see privacy.engine.redact_records).
 
 REDACTION_KIND_PATTERN = re.compile(r"^custom:[A-Z][A-Z0-9_]{1,31}$")
 
@@ -793,59 +793,3 @@ def session_traces(*, project, session_id: str) -> list[Trace]:
     if not session_id:
         return []
     return list(Trace.objects.for_project(project).filter(session_id=session_id).order_by("timestamp", "id"))
-
-
-# --- Redaction policy and previews ---------------------------------------------------------------
-
-
-def redaction_policy_of(*, project):
-    """The project's saved redaction policy (enabled or not), or None when it has never had one."""
-    from traces.models import RedactionPolicy
-
-    return RedactionPolicy.objects.filter(project=project).first()
-
-
-class RedactionPreviewFailed(Exception):
-    """The policy could not be applied to this input (nothing about the input is in the message)."""
-
-
-@dataclass(frozen=True)
-class RedactionPreview:
-    value: Any
-    counts: dict[str, int]
-    source: str  # "project": the project's saved policy; "defaults": every detector, mask mode
-    applied_at_ingest: bool  # whether ingestion applies this policy now (saved and enabled)
-    version: int | None
-
-
-def redaction_preview(*, project, value) -> RedactionPreview:
-    """`value` (a string or any JSON value) as the project's policy would store it, with counts by
-    detector. The saved policy is applied even while disabled, so a team can try it before turning
-    it on; a project without one gets the defaults its first policy starts from. Stores nothing.
-
-    Raises RedactionPreviewFailed when the redactor fails (fail closed: nothing is returned) and lets
-    database errors through (the caller answers 503)."""
-    from collections import Counter
-
-    from traces.redaction.engine import default_redactor, redactor_for
-
-    policy = redaction_policy_of(project=project)
-    try:
-        if policy is None:
-            redactor = default_redactor()
-        else:
-            redactor = redactor_for(policy)
-        if isinstance(value, str):
-            redacted, counts = redactor.redact_text(value)
-        else:
-            counts = Counter()
-            redacted = redactor.redact_value(value, counts)
-    except Exception as exc:
-        raise RedactionPreviewFailed(type(exc).__name__) from exc
-    return RedactionPreview(
-        value=redacted,
-        counts={kind: n for kind, n in sorted(counts.items()) if n},
-        source="defaults" if policy is None else "project",
-        applied_at_ingest=bool(policy is not None and policy.enabled),
-        version=None if policy is None else policy.version,
-    )

@@ -20,7 +20,12 @@ from rest_framework.response import Response
 from tenancy import selectors, services
 from tenancy.api import schema  # noqa: F401  (registers the API-key security scheme)
 from tenancy.api import serializers as s
-from tenancy.api.base import MANAGEMENT_AUTHENTICATION, OrganizationScopedViewSet, ProjectScopedViewSet, is_uuid
+from tenancy.api.base import (
+    MANAGEMENT_AUTHENTICATION,
+    OrganizationScopedViewSet,
+    ProjectScopedViewSet,
+    is_uuid,
+)
 from tenancy.authentication import KeyPrincipal
 from tenancy.models import (
     ApiKey,

@@ -1,27 +1,24 @@
-"""Adapter between the writer and the price catalog (`billing.pricing`).
+"""Adapter between the writer and the price catalog (`pricing.pricing`).
 
-The writer asks for many costs at once; this keeps the number of catalog queries independent of
-the batch size, whatever the catalog offers (a batch call, or a single call we memoise per
-model/usage/day).
+The writer asks for many costs at once; the catalog's batch call keeps the number of catalog
+queries independent of the batch size.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 from decimal import Decimal
 
+from pricing import pricing as catalog
 from traces.ingest.records import MAX_COST
 
 logger = logging.getLogger(__name__)
 
 
 def _pricing():
-    try:
-        return importlib.import_module("billing.pricing")
-    except ImportError:
-        return None
+    """The price catalog; tests put a fake here, or None for "no catalog prices"."""
+    return catalog
 
 
 def _as_decimal(value) -> Decimal | None:
@@ -81,22 +78,9 @@ def catalog_costs(*, project_id, items: list[tuple[str, dict, datetime]]) -> lis
     pricing = _pricing()
     if pricing is None:
         return [None] * len(items)
-    batch = getattr(pricing, "compute_costs", None)
-    if batch is not None:
-        try:
-            results = batch(items, project_id=project_id)
-        except ValueError:  # InvalidUsage: the writer only sends valid kinds, so a bug; never fail the batch
-            logger.exception("pricing refused a batch; storing it without catalog costs")
-            return [None] * len(items)
-        return [to_columns(r) for r in results]
-    single = getattr(pricing, "compute_cost", None)
-    if single is None:
+    try:
+        results = pricing.compute_costs(items, project_id=project_id)
+    except ValueError:  # InvalidUsage: the writer only sends valid kinds, so a bug; never fail the batch
+        logger.exception("pricing refused a batch; storing it without catalog costs")
         return [None] * len(items)
-    memo: dict = {}
-    out = []
-    for model, usage, at in items:
-        key = (model, tuple(sorted(usage.items())), at.date())
-        if key not in memo:
-            memo[key] = to_columns(single(project_id=project_id, model=model, usage=usage, at=at))
-        out.append(memo[key])
-    return out
+    return [to_columns(r) for r in results]

@@ -1,7 +1,7 @@
 """The internal shape every ingest path produces (Langfuse batch events, OTLP spans, REST scores).
 
 A *record* is a plain dict keyed by the field names of `traces.models.Trace`,
-`traces.models.Observation` or `feedback.models.Score`, holding ONLY the fields the client actually
+`traces.models.Observation` or `scores.models.Score`, holding ONLY the fields the client actually
 sent: an absent key means "not sent", which matters for Langfuse's merge rules (an update that omits
 a field must not clear it). Rules:
 

@@ -21,10 +21,10 @@ import logging
 
 from django.db import DatabaseError, InterfaceError
 
+from privacy import engine
+from privacy.engine import FAILURE_MESSAGE, RecordFailure, RedactionResult
 from traces.ingest import limits
 from traces.ingest.writer import StorageUnavailable
-from traces.redaction import engine
-from traces.redaction.engine import FAILURE_MESSAGE, RecordFailure, RedactionResult
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from feedback.cors import browser_cors, guard_browser_request
-from feedback.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
 from feedback.services import score_delete, scores_create, screen_ingestion_scores
+from scores.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
 from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authenticate_header
 from traces.ingest.body import BodyError, read_body, streams_body
 from traces.ingest.langfuse import EventError, parse_datetime

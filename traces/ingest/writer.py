@@ -46,7 +46,7 @@ import orjson
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from feedback.models import Score
+from scores.models import Score
 from tenancy.dataplane import data_connection
 from tenancy.regions import region_database
 from traces.ingest import costs

@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import traces.redaction.policy
 from django.db import migrations, models
+
+import privacy.policy
 
 
 class Migration(migrations.Migration):
@@ -23,7 +24,7 @@ class Migration(migrations.Migration):
                 ('detector_modes', models.JSONField(blank=True, default=dict)),
                 ('phone_default_region', models.CharField(blank=True, default='US', max_length=2)),
                 ('custom_patterns', models.JSONField(blank=True, default=list)),
-                ('pseudonym_salt', models.CharField(default=traces.redaction.policy.new_pseudonym_salt, editable=False, max_length=64)),
+                ('pseudonym_salt', models.CharField(default=privacy.policy.new_pseudonym_salt, editable=False, max_length=64)),
                 ('version', models.PositiveIntegerField(default=1, editable=False)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                 ('updated_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import orjson
 
-from feedback.models import Score, ScoreDataType, ScoreSource
+from scores.models import Score, ScoreDataType, ScoreSource
 from traces.models import Observation, Trace
 from traces.selectors import TraceSummary
 

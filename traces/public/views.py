@@ -13,13 +13,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from feedback.models import ScoreDataType
+from privacy.detectors import DETECTORS
+from scores.models import ScoreDataType
 from traces import selectors
 from traces.models import Level, ObservationType, Status
 from traces.public import render
 from traces.public.http import NotFound, PublicReadView
 from traces.public.params import MAX_DURATION_SECONDS, InvalidParams
-from traces.redaction.detectors import DETECTORS
 
 TRACE_GROUPS = ("core", "io", "scores", "observations", "metrics")
 TYPES = frozenset(ObservationType.values)

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--org", required=True, help="organization name")
         parser.add_argument("--project", required=True, help="project name")
-        parser.add_argument("--region", default=None, help=f"data region (default: DEFAULT_REGION)")
+        parser.add_argument("--region", default=None, help="data region (default: DEFAULT_REGION)")
         parser.add_argument("--note", default="created by manage.py create_project")
         parser.add_argument("--json", action="store_true", help="print one JSON object, for scripts")
 

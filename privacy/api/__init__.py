@@ -1,0 +1,1 @@
+"""Management API for redaction (the policy, on-demand redaction) and the public `redact` endpoint."""

@@ -1,0 +1,136 @@
+"""Shapes of the redaction API. Policy contents are validated by the model (through
+`privacy.services.redaction_policy_update`), so the messages are the same in the API, the
+console and the services; here only types and unknown keys are checked."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from privacy.detectors import DETECTORS
+from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
+
+MAX_TEXT_CHARS = 1_000_000
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know: a misspelt setting must not be silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["unknown field; known: " + ", ".join(sorted(self.fields))] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "enum": list(RedactionMode.values)}}
+)
+class DetectorModesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "description": "2–32 characters A–Z, 0–9 or _, starting with a letter"},
+                "pattern": {"type": "string", "description": "RE2 syntax (linear time; no lookaround)"},
+                "mode": {"type": "string", "enum": list(RedactionMode.values)},
+            },
+            "required": ["label", "pattern"],
+        },
+    }
+)
+class CustomPatternsField(serializers.JSONField):
+    pass
+
+
+class RedactionPolicySerializer(serializers.Serializer):
+    """The policy as it applies now; a project that never had one reads as `configured: false`."""
+
+    project_id = serializers.UUIDField()
+    configured = serializers.BooleanField(help_text="False until a policy is saved; then nothing is redacted.")
+    enabled = serializers.BooleanField(help_text="Whether ingestion redacts before storing.")
+    default_mode = serializers.ChoiceField(choices=RedactionMode.choices)
+    detector_modes = DetectorModesField(help_text="Detectors whose mode differs from default_mode.")
+    effective_modes = DetectorModesField(help_text="The mode of every built-in detector.")
+    phone_default_region = serializers.CharField(allow_blank=True)
+    custom_patterns = CustomPatternsField()
+    version = serializers.IntegerField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class RedactionPolicyWriteSerializer(StrictSerializer):
+    enabled = serializers.BooleanField(required=False)
+    default_mode = serializers.ChoiceField(choices=RedactionMode.choices, required=False)
+    detector_modes = DetectorModesField(
+        required=False,
+        help_text=f"{{detector: mode}}; detectors: {', '.join(DETECTORS)}.",
+    )
+    phone_default_region = serializers.CharField(
+        required=False, allow_blank=True, max_length=8,
+        help_text="ISO 3166 region for numbers without +country code; empty = international numbers only.",
+    )
+    custom_patterns = CustomPatternsField(required=False, help_text="[{label, pattern, mode}], at most 20.")
+    rotate_salt = serializers.BooleanField(
+        required=False, default=False, write_only=True,
+        help_text="New pseudonymization key: tokens produced from now on no longer match earlier ones.",
+    )
+
+    # PUT replaces the policy: what it leaves out goes back to these.
+    DEFAULTS = {
+        "enabled": True,
+        "default_mode": RedactionMode.MASK.value,
+        "detector_modes": {},
+        "phone_default_region": DEFAULT_PHONE_REGION,
+        "custom_patterns": [],
+    }
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class AnyJSONField(serializers.JSONField):
+    pass
+
+
+class RedactRequestSerializer(StrictSerializer):
+    text = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_TEXT_CHARS,
+        help_text="A text to redact.",
+    )
+    value = AnyJSONField(
+        required=False, allow_null=True, help_text="Or any JSON value: every string inside is redacted."
+    )
+
+    def validate(self, attrs):
+        if ("text" in attrs) == ("value" in attrs):
+            raise serializers.ValidationError({"non_field_errors": ["send exactly one of `text` or `value`"]})
+        if "value" in attrs and _json_size(attrs["value"]) > MAX_TEXT_CHARS:
+            raise serializers.ValidationError({"value": [f"at most {MAX_TEXT_CHARS} bytes of JSON"]})
+        return attrs
+
+
+def _json_size(value) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits
+        return len(json.dumps(value))
+
+
+class RedactResponseSerializer(serializers.Serializer):
+    text = serializers.CharField(required=False, help_text="When `text` was sent.")
+    value = AnyJSONField(required=False, help_text="When `value` was sent.")
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Findings by detector.")
+    policy = serializers.DictField(
+        help_text="source (project or defaults), version, and applied_at_ingest (whether ingestion "
+        "applies this policy now)."
+    )

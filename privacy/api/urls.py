@@ -1,0 +1,17 @@
+"""Redaction routes, mounted at /api/v1/ (a project has one policy: the route names the object
+itself, with no id and no trailing slash; `redact` is an action)."""
+
+from django.urls import path
+
+from privacy.api import views
+
+PROJECT = "organizations/<str:organization_id>/projects/<str:project_id>/"
+
+urlpatterns = [
+    path(
+        PROJECT + "redaction-policy",
+        views.RedactionPolicyViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"}),
+        name="redaction-policy",
+    ),
+    path(PROJECT + "redact", views.RedactViewSet.as_view({"post": "create"}), name="redaction-redact"),
+]

@@ -1,0 +1,148 @@
+"""Management API for a project's PII redaction: the policy (viewer reads, admin writes) and an
+on-demand redaction that stores nothing (member).
+
+Tenant resolution and role checks happen in `tenancy.api.base`; policy writes go through
+`privacy.services.redaction_policy_update`, which validates and audits them.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.response import Response
+
+from privacy import selectors
+from privacy.api import serializers as s
+from privacy.detectors import DETECTORS
+from privacy.models import RedactionPolicy
+from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
+from privacy.services import redaction_policy_update
+from tenancy.api.base import ProjectScopedViewSet
+from tenancy.api.exceptions import as_api_errors
+from tenancy.models import Role
+
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE = "the database is unavailable; retry later"
+PREVIEW_FAILED = "the redaction policy could not be applied to this input, so nothing is returned"
+
+_PROJECT_PATH = [
+    OpenApiParameter("organization_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
+    OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
+]
+
+
+def _unavailable() -> Response:
+    return Response({"detail": UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def policy_representation(project, policy: RedactionPolicy | None) -> dict:
+    if policy is None:
+        # Never configured: nothing is redacted. The other values are what a first save starts from.
+        return {
+            "project_id": project.id, "configured": False, "enabled": False,
+            "default_mode": RedactionMode.MASK.value, "detector_modes": {},
+            "effective_modes": {name: RedactionMode.MASK.value for name in DETECTORS},
+            "phone_default_region": DEFAULT_PHONE_REGION, "custom_patterns": [], "version": None,
+            "updated_at": None,
+        }
+    return {
+        "project_id": project.id, "configured": True, "enabled": policy.enabled,
+        "default_mode": policy.default_mode, "detector_modes": policy.detector_modes,
+        "effective_modes": {name: policy.mode_for(name) for name in DETECTORS},
+        "phone_default_region": policy.phone_default_region, "custom_patterns": policy.custom_patterns,
+        "version": policy.version, "updated_at": policy.updated_at,
+    }
+
+
+@extend_schema_view(
+    retrieve=extend_schema(summary="The project's PII redaction policy (viewer)"),
+    update=extend_schema(
+        summary="Replace the redaction policy (admin); fields left out go back to their defaults",
+        request=s.RedactionPolicyWriteSerializer,
+    ),
+    partial_update=extend_schema(
+        summary="Change some settings of the redaction policy (admin)", request=s.RedactionPolicyWriteSerializer
+    ),
+)
+@extend_schema(tags=["redaction"], parameters=_PROJECT_PATH, responses={200: s.RedactionPolicySerializer})
+class RedactionPolicyViewSet(ProjectScopedViewSet):
+    queryset = RedactionPolicy.objects.all()
+    serializer_class = s.RedactionPolicySerializer
+    read_role = Role.VIEWER
+    write_role = Role.ADMIN
+    filter_backends: list = []
+    pagination_class = None
+
+    def retrieve(self, request, *args, **kwargs):
+        try:
+            policy = self.get_queryset().first()
+        except (OperationalError, InterfaceError):
+            return _unavailable()
+        return Response(s.RedactionPolicySerializer(policy_representation(self.project, policy)).data)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        payload = s.RedactionPolicyWriteSerializer(data=request.data, partial=partial)
+        payload.is_valid(raise_exception=True)
+        changes = dict(payload.validated_data)
+        rotate_salt = bool(changes.pop("rotate_salt", False))
+        if not partial:
+            changes = {**s.RedactionPolicyWriteSerializer.DEFAULTS, **changes}
+        try:
+            policy = redaction_policy_update(
+                project=self.project, actor=request.user, rotate_salt=rotate_salt, **changes
+            )
+        except DjangoValidationError as exc:
+            raise as_api_errors(exc) from None
+        except (OperationalError, InterfaceError):
+            return _unavailable()
+        return Response(s.RedactionPolicySerializer(policy_representation(self.project, policy)).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        kwargs["partial"] = True
+        return self.update(request, *args, **kwargs)
+
+
+@extend_schema(
+    tags=["redaction"],
+    parameters=_PROJECT_PATH,
+    summary="Redact a text or JSON value with the project's policy (member); nothing is stored",
+    description="Uses the project's saved policy even while it is disabled (`policy.applied_at_ingest` "
+    "says whether ingestion applies it now); a project without a policy gets the defaults (every "
+    "detector, mask).",
+    request=s.RedactRequestSerializer,
+    responses={200: s.RedactResponseSerializer},
+)
+class RedactViewSet(ProjectScopedViewSet):
+    queryset = RedactionPolicy.objects.none()
+    serializer_class = s.RedactRequestSerializer
+    read_role = Role.MEMBER
+    write_role = Role.MEMBER
+    filter_backends: list = []
+    pagination_class = None
+
+    def create(self, request, *args, **kwargs):
+        payload = s.RedactRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        key = "text" if "text" in payload.validated_data else "value"
+        try:
+            preview = selectors.redaction_preview(project=self.project, value=payload.validated_data[key])
+        except selectors.RedactionPreviewFailed:
+            return Response({"detail": PREVIEW_FAILED}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        except (OperationalError, InterfaceError):
+            return _unavailable()
+        return Response(
+            {
+                key: preview.value,
+                "counts": preview.counts,
+                "policy": {
+                    "source": preview.source,
+                    "version": preview.version,
+                    "applied_at_ingest": preview.applied_at_ingest,
+                },
+            }
+        )

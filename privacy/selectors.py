@@ -1,0 +1,59 @@
+"""Reads of redaction policies, and previews of what a policy removes (nothing is stored)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from privacy.engine import default_redactor, redactor_for
+from privacy.models import RedactionPolicy
+
+# --- Redaction policy and previews ---------------------------------------------------------------
+
+
+def redaction_policy_of(*, project):
+    """The project's saved redaction policy (enabled or not), or None when it has never had one."""
+    return RedactionPolicy.objects.filter(project=project).first()
+
+
+class RedactionPreviewFailed(Exception):
+    """The policy could not be applied to this input (nothing about the input is in the message)."""
+
+
+@dataclass(frozen=True)
+class RedactionPreview:
+    value: Any
+    counts: dict[str, int]
+    source: str  # "project": the project's saved policy; "defaults": every detector, mask mode
+    applied_at_ingest: bool  # whether ingestion applies this policy now (saved and enabled)
+    version: int | None
+
+
+def redaction_preview(*, project, value) -> RedactionPreview:
+    """`value` (a string or any JSON value) as the project's policy would store it, with counts by
+    detector. The saved policy is applied even while disabled, so a team can try it before turning
+    it on; a project without one gets the defaults its first policy starts from. Stores nothing.
+
+    Raises RedactionPreviewFailed when the redactor fails (fail closed: nothing is returned) and lets
+    database errors through (the caller answers 503)."""
+    policy = redaction_policy_of(project=project)
+    try:
+        if policy is None:
+            redactor = default_redactor()
+        else:
+            redactor = redactor_for(policy)
+        if isinstance(value, str):
+            redacted, counts = redactor.redact_text(value)
+        else:
+            counts = Counter()
+            redacted = redactor.redact_value(value, counts)
+    except Exception as exc:
+        raise RedactionPreviewFailed(type(exc).__name__) from exc
+    return RedactionPreview(
+        value=redacted,
+        counts={kind: n for kind, n in sorted(counts.items()) if n},
+        source="defaults" if policy is None else "project",
+        applied_at_ingest=bool(policy is not None and policy.enabled),
+        version=None if policy is None else policy.version,
+    )

@@ -1,1 +1,0 @@
-"""Management API for traces (redaction policy, on-demand redaction) and the public `redact` endpoint."""

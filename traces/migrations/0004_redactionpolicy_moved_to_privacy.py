@@ -1,0 +1,20 @@
+"""RedactionPolicy moved to privacy/ (issue 9); its table, `traces_redactionpolicy`, stays."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('traces', '0003_redaction_policy'),
+        ('privacy', '0001_initial'),
+    ]
+
+    operations = [
+        # State only: the table stays, now owned by privacy/.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.DeleteModel(name='RedactionPolicy'),
+            ],
+        ),
+    ]

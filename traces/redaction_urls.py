@@ -1,9 +1,0 @@
-"""Public redaction route (no trailing slash, like the rest of /api/public)."""
-
-from django.urls import path
-
-from traces.api import public
-
-urlpatterns = [
-    path("api/public/redact", public.redact, name="public-redact"),
-]
