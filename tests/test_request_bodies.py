@@ -13,7 +13,7 @@ import json
 import orjson
 import pytest
 
-from feedback.models import Score, ScoreConfig
+from scores.models import Score, ScoreConfig
 from tenancy.models import Project
 from traces.models import Observation, Trace
 from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from traces.redaction.engine import RecordFailure
+from privacy.engine import RecordFailure
 
 MAX_METADATA_KEYS = 10_000
 MAX_METADATA_DEPTH = 20

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('traces', '0003_redaction_policy'),
+        ('traces', '0005_trace_timestamp_is_placeholder'),
         ('privacy', '0001_initial'),
     ]
 
