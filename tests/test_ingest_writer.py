@@ -42,7 +42,7 @@ def fake_catalog(monkeypatch):
         def compute_costs(items, *, project_id):
             calls.append(items)
             out = []
-            for model, usage, at in items:
+            for model, usage, _at in items:
                 if model != "priced-model":
                     out.append(None)
                     continue
