@@ -36,9 +36,9 @@ from tenancy.dataplane import data_connection
 from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
-from traces.ingest.langfuse import EventError, normalise_environment, score_record
-from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
-from traces.ingest.writer import StorageUnavailable, write_records
+from ingest.adapters.langfuse import EventError, normalise_environment, score_record
+from ingest.stages.redact import FAILURE_STATUS, redact_for_storage
+from ingest.writer import StorageUnavailable, write_records
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _number(value: float) -> str:
 
 
 def conform_score(record: dict, *, configs: ConfigIndex, explicit_type: bool) -> bool:
-    """Check a score record (shaped as `traces.ingest.records`) against its config and bring it into
+    """Check a score record (shaped as `ingest.contract`) against its config and bring it into
     the config's form, in place: the config's name and id, its data type when the client did not
     name one (1 → BOOLEAN, "good" → TEXT, 2 → the CATEGORICAL label whose value is 2). Returns whether
     a config applied; raises ScoreConfigError when the score breaks it.

@@ -32,8 +32,8 @@ from feedback.cors import (
 from feedback.models import ScoreConfigDataType
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body
-from traces.ingest.writer import StorageUnavailable
+from tenancy.http.body import BodyError, read_body
+from ingest.writer import StorageUnavailable
 
 MAX_PAGE_LIMIT = 100
 
@@ -334,7 +334,7 @@ def _date_param(params, name: str) -> date | None:
 
 
 def _datetime_param(params, name: str):
-    from traces.ingest.langfuse import EventError, parse_datetime
+    from ingest.adapters.langfuse import EventError, parse_datetime
 
     raw = params.get(name)
     if not raw:

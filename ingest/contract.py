@@ -15,7 +15,7 @@ a field must not clear it). Rules:
   fields, cost from the price catalog when the client sent none);
 - unknown client attributes go into `metadata`, never dropped.
 
-`traces.ingest.writer.write_records(project=..., traces=[...], observations=[...], scores=[...])`
+`ingest.writer.write_records(project=..., traces=[...], observations=[...], scores=[...])`
 stores a batch of records with one bulk upsert per table.
 
 Details the writer relies on (added with the writer):
@@ -25,8 +25,8 @@ Details the writer relies on (added with the writer):
 - a cost the client sent (`input_cost`/`output_cost`/`total_cost` or `cost_details`) is stored with
   `cost_source="client"`; otherwise the writer prices the tokens from the catalog;
 - `status` is derived (error / refused / success) unless the record carries it;
-- `write_records` raises `traces.ingest.writer.InvalidRecord` for records breaking this contract
-  (ids over 200 characters, unknown keys, naive datetimes) and `traces.ingest.writer.StorageUnavailable`
+- `write_records` raises `ingest.writer.InvalidRecord` for records breaking this contract
+  (ids over 200 characters, unknown keys, naive datetimes) and `ingest.writer.StorageUnavailable`
   when the region database cannot take the write: answer 503 with `Retry-After`
   (`StorageUnavailable.retry_after` seconds), never 500.
 """

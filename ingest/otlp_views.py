@@ -21,10 +21,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body
-from traces.ingest.writer import StorageUnavailable
-from traces.otel.decode import DecodeError
-from traces.otel.services import export_traces as store_export
+from tenancy.http.body import BodyError, read_body
+from ingest.writer import StorageUnavailable
+from ingest.adapters.otel.decode import DecodeError
+from ingest.adapters.otel.services import export_traces as store_export
 
 logger = logging.getLogger(__name__)
 

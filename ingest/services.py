@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from traces.ingest.langfuse import parse_batch
-from traces.ingest.redact import FAILURE_STATUS, redact_for_storage
-from traces.ingest.writer import write_records
+from ingest.adapters.langfuse import parse_batch
+from ingest.stages.redact import FAILURE_STATUS, redact_for_storage
+from ingest.writer import write_records
 
 
 class BatchError(ValueError):

@@ -1,8 +1,9 @@
-"""Langfuse-compatible write routes (no trailing slash: the SDKs POST to these exact paths)."""
+"""The wire write routes: Langfuse batch ingestion, scores and OTLP/HTTP (no trailing slash: the SDKs
+and exporters POST to these exact paths)."""
 
 from django.urls import path
 
-from traces.ingest import views
+from ingest import otlp_views, views
 
 urlpatterns = [
     path("api/public/ingestion", views.ingestion, name="public-ingestion"),
@@ -10,4 +11,8 @@ urlpatterns = [
     path("api/public/scores/<str:score_id>", views.score_detail, name="public-score-detail"),
     path("api/public/v2/scores", views.scores, name="public-scores-v2"),
     path("api/public/v2/scores/<str:score_id>", views.score_detail, name="public-score-detail-v2"),
+    # Langfuse SDK v3+ (base `/api/public/otel`, the exporter appends `/v1/traces`).
+    path("api/public/otel/v1/traces", otlp_views.export_traces, name="otel-traces"),
+    # Plain OpenTelemetry exporters with OTEL_EXPORTER_OTLP_ENDPOINT=http://host.
+    path("v1/traces", otlp_views.export_traces, name="otlp-traces"),
 ]

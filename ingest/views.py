@@ -20,10 +20,10 @@ from feedback.cors import browser_cors, guard_browser_request
 from feedback.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
 from feedback.services import score_delete, scores_create, screen_ingestion_scores
 from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authenticate_header
-from traces.ingest.body import BodyError, read_body
-from traces.ingest.langfuse import EventError, parse_datetime
-from traces.ingest.writer import InvalidRecord, StorageUnavailable
-from traces.services import BatchError, ingest_langfuse_batch
+from tenancy.http.body import BodyError, read_body
+from ingest.adapters.langfuse import EventError, parse_datetime
+from ingest.writer import InvalidRecord, StorageUnavailable
+from ingest.services import BatchError, ingest_langfuse_batch
 
 MAX_PAGE_LIMIT = 100
 

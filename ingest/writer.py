@@ -2,7 +2,7 @@
 
     write_records(project=project, traces=[...], observations=[...], scores=[...])
 
-Records follow `traces.ingest.records`. Per table and request the writer issues a constant number of
+Records follow `ingest.contract`. Per table and request the writer issues a constant number of
 statements, whatever the batch size:
 
 1. records with the same id are merged in memory, in order (Postgres refuses one key twice in a
@@ -46,8 +46,8 @@ from django.utils import timezone
 from feedback.models import Score
 from tenancy.dataplane import data_connection
 from tenancy.regions import region_database
-from traces.ingest import costs
-from traces.ingest.records import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
+from ingest.stages import price as costs
+from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
 from traces.models import CostSource, Observation, Status, Trace
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class StorageUnavailable(Exception):
 
 
 class InvalidRecord(ValueError):
-    """A record breaks the contract in `traces.ingest.records` (a caller bug, not bad client input)."""
+    """A record breaks the contract in `ingest.contract` (a caller bug, not bad client input)."""
 
 
 # ---------------------------------------------------------------------------------------------

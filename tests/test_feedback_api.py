@@ -11,7 +11,7 @@ from feedback import ratelimit
 from feedback import services as feedback_services
 from feedback.models import FeedbackEvent, Score
 from feedback.services import feedback_score_id, feedback_settings_update
-from traces.ingest import costs
+from ingest.stages import price as costs
 from traces.models import Trace
 from traces.redaction.services import redaction_policy_update
 

@@ -9,7 +9,7 @@ import pytest
 from feedback import ratelimit
 from feedback.models import FeedbackSettings, Score
 from feedback.services import feedback_settings_update
-from traces.ingest import costs
+from ingest.stages import price as costs
 
 APP = "https://app.acme.example"
 EVIL = "https://evil.example"

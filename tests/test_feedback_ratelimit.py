@@ -9,7 +9,7 @@ from django.core.cache import cache
 from feedback import ratelimit
 from feedback.models import Score
 from feedback.services import feedback_settings_update
-from traces.ingest import costs
+from ingest.stages import price as costs
 
 FEEDBACK = "/api/v1/feedback"
 SCORES = "/api/public/scores"

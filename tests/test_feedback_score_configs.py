@@ -10,7 +10,7 @@ from feedback import ratelimit
 from feedback.models import Score, ScoreConfig
 from feedback.services import score_config_create
 from tenancy.models import AuditLogEntry
-from traces.ingest import costs
+from ingest.stages import price as costs
 
 URL = "/api/public/score-configs"
 

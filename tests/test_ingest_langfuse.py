@@ -11,7 +11,8 @@ import pytest
 from django.db import OperationalError, connections
 
 from feedback.models import Score
-from traces.ingest import costs, writer
+from ingest import writer
+from ingest.stages import price as costs
 from traces.models import Observation, Trace
 
 URL = "/api/public/ingestion"
@@ -775,7 +776,7 @@ def test_a_100_event_batch_takes_a_constant_number_of_queries(
 
 
 def test_a_control_plane_outage_during_authentication_answers_503(client, api_key, monkeypatch):
-    from traces.ingest import views
+    from ingest import views
 
     def down(header, allow_public_only=False):
         raise OperationalError("connection refused")

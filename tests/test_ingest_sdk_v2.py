@@ -11,7 +11,7 @@ import pytest
 
 from feedback.models import Score
 from tests.clients import SdkUnavailable, run_sdk_script, sdk_python
-from traces.ingest import costs
+from ingest.stages import price as costs
 from traces.models import Observation, Trace
 
 SCRIPT = """

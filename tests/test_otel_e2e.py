@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tests.clients import run_sdk_script
 from traces.models import Observation, Trace
-from traces.otel.testing import to_otlp_json
+from ingest.adapters.otel.testing import to_otlp_json
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

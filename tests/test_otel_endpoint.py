@@ -10,10 +10,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from feedback.models import Score
-from traces.ingest.writer import StorageUnavailable
+from ingest.writer import StorageUnavailable
 from traces.models import Observation, Trace
-from traces.otel import services, views
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
+from ingest import otlp_views as views
+from ingest.adapters.otel import services
+from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 
 LANGFUSE_URL = "/api/public/otel/v1/traces"
 OTLP_URL = "/v1/traces"

@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tenancy.dataplane import data_connection
-from traces.ingest import costs
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
+from ingest.stages import price as costs
+from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 from traces.redaction import engine
 from traces.redaction.services import redaction_policy_update
 

@@ -7,8 +7,9 @@ import pytest
 from django.db import OperationalError
 
 from feedback.models import Score
-from traces.ingest import costs, writer
-from traces.ingest.writer import write_records
+from ingest import writer
+from ingest.stages import price as costs
+from ingest.writer import write_records
 
 URL = "/api/public/scores"
 

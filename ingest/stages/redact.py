@@ -17,7 +17,7 @@ import logging
 
 from django.db import DatabaseError, InterfaceError
 
-from traces.ingest.writer import StorageUnavailable
+from ingest.writer import StorageUnavailable
 from traces.redaction import engine
 from traces.redaction.engine import FAILURE_MESSAGE, RecordFailure, RedactionResult
 

@@ -524,7 +524,7 @@ _UNSET = object()
 
 
 def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UNSET) -> RedactionResult:
-    """Redact records (dicts shaped as in `traces.ingest.records`) in place, before storage.
+    """Redact records (dicts shaped as in `ingest.contract`) in place, before storage.
 
     Each stored record gets `redactions` = {field: {detector: count}} (counts only, never values;
     per field, so the writer's deep merge keeps the counts of a trace's input and output that arrive

@@ -1,4 +1,4 @@
-"""OTLP spans → trace, observation and score records (`traces.ingest.records`). Pure functions.
+"""OTLP spans → trace, observation and score records (`ingest.contract`). Pure functions.
 
 One span is one observation (id = span id, trace_id = trace id, parent_observation_id = parent
 span id, all lowercase hex). Three conventions are read, in this order where they overlap:
@@ -40,10 +40,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from traces.otel import messages as msg
-from traces.otel.decode import SPAN_KINDS, STATUS_ERROR, DecodedBatch, SpanData, SpanEvent, from_request
-from traces.otel.usage import extract_cost, extract_usage
-from traces.otel.values import (
+from ingest.adapters.otel import messages as msg
+from ingest.adapters.otel.decode import SPAN_KINDS, STATUS_ERROR, DecodedBatch, SpanData, SpanEvent, from_request
+from ingest.adapters.otel.usage import extract_cost, extract_usage
+from ingest.adapters.otel.values import (
     MAX_INT,
     nanos_to_datetime,
     normalize_environment,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traces.otel.values import parse_json, parse_json_container, to_text
+from ingest.adapters.otel.values import parse_json, parse_json_container, to_text
 
 MAX_INDEX = 10_000  # a flattened list longer than this is not a list of messages; leave the keys alone
 

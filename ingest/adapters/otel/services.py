@@ -8,10 +8,10 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from traces.ingest.redact import redact_for_storage
-from traces.ingest.writer import write_records
-from traces.otel.decode import decode_json, decode_protobuf
-from traces.otel.mapping import map_decoded
+from ingest.stages.redact import redact_for_storage
+from ingest.writer import write_records
+from ingest.adapters.otel.decode import decode_json, decode_protobuf
+from ingest.adapters.otel.mapping import map_decoded
 
 MAX_ERROR_MESSAGE = 4000
 

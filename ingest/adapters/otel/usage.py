@@ -1,6 +1,6 @@
 """Token counts and client-sent costs from the Langfuse, OpenInference and GenAI attributes.
 
-Our token kinds are disjoint, as Langfuse normalises them (see `traces.ingest.records`):
+Our token kinds are disjoint, as Langfuse normalises them (see `ingest.contract`):
 `input_tokens` is FRESH input only, apart from `cached_input_tokens` (cache reads) and
 `cache_write_tokens`; `output_tokens` excludes `reasoning_tokens`. `total_tokens` is passed on
 when the sender gave one; otherwise the writer sums the five.
@@ -23,7 +23,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from traces.otel.values import MAX_COST, parse_json_object, to_cost, to_count
+from ingest.adapters.otel.values import MAX_COST, parse_json_object, to_cost, to_count
 
 OI_TOKENS = "llm.token_count."
 OI_COST = "llm.cost."
