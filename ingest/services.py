@@ -1,12 +1,15 @@
-"""Trace writes. Ingestion is synchronous: a 207 means the rows are committed in the region database."""
+"""The write entry points of the wire endpoints: decode with the source's adapter, run the one
+pipeline (`ingest.pipeline`), answer in the source's terms. Ingestion is synchronous: a 207/200 means
+the rows are committed in the region database."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest import pipeline
+from ingest.adapters import scores as scores_adapter
 from ingest.adapters.langfuse import parse_batch
-from ingest.stages.redact import FAILURE_STATUS, redact_for_storage
-from ingest.writer import write_records
+from ingest.contract import Batch
 
 
 class BatchError(ValueError):
@@ -28,14 +31,15 @@ class BatchResult:
 
 
 MAX_EVENTS_PER_BATCH = 10_000
+_REFUSAL_MESSAGES = {400: "Invalid request data", 422: "Unprocessable Entity"}
 
 
 def ingest_langfuse_batch(*, project, payload) -> BatchResult:
     """Store a Langfuse ingestion envelope; each event succeeds or fails on its own.
 
-    Raises BatchError for an unusable envelope and lets the writer's StorageUnavailable through
-    (also raised when the redaction policy cannot be read): then nothing was stored and the client
-    should retry the whole batch.
+    Raises BatchError for an unusable envelope and lets the pipeline's StorageUnavailable through
+    (also raised when the redaction policy or the score configs cannot be read): then nothing was
+    stored and the client should retry the whole batch.
     """
     if not isinstance(payload, dict):
         raise BatchError(
@@ -50,36 +54,45 @@ def ingest_langfuse_batch(*, project, payload) -> BatchResult:
             [{"path": ["batch"], "message": f"at most {MAX_EVENTS_PER_BATCH} events per request"}],
         )
     parsed = parse_batch(batch)
+    work = Batch(project=project, source="langfuse")
+    # Each record's ref is the position in `successes` of the event it came from, so a record the
+    # pipeline refuses turns exactly that event into an error.
+    for record, position in zip(parsed.traces, parsed.trace_events):
+        work.add("trace", record, ref=position)
+    for record, position in zip(parsed.observations, parsed.observation_events):
+        work.add("observation", record, ref=position)
+    for record, position, typed in zip(parsed.scores, parsed.score_events, parsed.score_typed):
+        work.add("score", record, ref=position, typed=typed)
+    pipeline.run(work)
     errors = parsed.errors
     refused: set[int] = set()
-    if parsed.traces or parsed.observations or parsed.scores:
-        # PII redaction before storage (a no-op unless the project's policy is on). An event whose
-        # record cannot be redacted becomes an error; nothing of it is stored.
-        redacted = redact_for_storage(
-            project=project, traces=parsed.traces, observations=parsed.observations, scores=parsed.scores
+    for refusal in work.refused:
+        if refusal.ref in refused:
+            continue
+        refused.add(refusal.ref)
+        errors.append(
+            {
+                "id": parsed.successes[refusal.ref],
+                "status": refusal.status,
+                "message": _REFUSAL_MESSAGES.get(refusal.status, "Invalid request data"),
+                "error": refusal.message,
+            }
         )
-        for failure in redacted.failures:
-            position = getattr(parsed, f"{failure.kind}_events")[failure.index]
-            if position not in refused:
-                refused.add(position)
-                errors.append(
-                    {
-                        "id": parsed.successes[position],
-                        "status": FAILURE_STATUS,
-                        "message": "Unprocessable Entity",
-                        "error": failure.error,
-                    }
-                )
-        if redacted.traces or redacted.observations or redacted.scores:
-            write_records(
-                project=project,
-                traces=redacted.traces,
-                observations=redacted.observations,
-                scores=redacted.scores,
-            )
     return BatchResult(
         successes=[
             {"id": env_id, "status": 201} for i, env_id in enumerate(parsed.successes) if i not in refused
         ],
         errors=errors,
     )
+
+
+def create_scores(
+    *, project, bodies: list, public_only: bool = False, comment_limit: int | None = None
+) -> scores_adapter.ScoresResult:
+    """`POST /api/public/scores`: validate each body on its own and store the valid ones in one write.
+    Comments of browser feedback (public key only) are held to `comment_limit`."""
+    work = Batch(project=project, source="scores")
+    result = scores_adapter.decode(work, bodies, public_only=public_only, comment_limit=comment_limit)
+    if work:
+        pipeline.run(work)
+    return scores_adapter.answer(work, result)

@@ -17,13 +17,13 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from feedback.cors import browser_cors, guard_browser_request
-from feedback.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
-from feedback.services import score_delete, scores_create, screen_ingestion_scores
+from feedback.selectors import OPERATORS, ScoreFilters, feedback_settings_for, page_meta, score_get, score_list
+from feedback.services import score_delete
 from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authenticate_header
 from tenancy.http.body import BodyError, read_body
 from ingest.adapters.langfuse import EventError, parse_datetime
 from ingest.writer import InvalidRecord, StorageUnavailable
-from ingest.services import BatchError, ingest_langfuse_batch
+from ingest.services import BatchError, create_scores, ingest_langfuse_batch
 
 MAX_PAGE_LIMIT = 100
 
@@ -120,11 +120,7 @@ def ingestion(request):
     if error is not None:
         return error
     try:
-        # Score configs: a score-create event breaking its config is reported, the others are stored.
-        payload, config_errors = screen_ingestion_scores(project=principal.project, payload=payload)
-    except (OperationalError, InterfaceError):
-        return _unavailable(StorageUnavailable("the database is unavailable; retry later"))
-    try:
+        # A score-create event breaking its score config is reported, the others are stored.
         result = ingest_langfuse_batch(project=principal.project, payload=payload)
     except BatchError as exc:
         return json_response({"message": exc.message, "errors": exc.errors}, status=400)
@@ -132,7 +128,6 @@ def ingestion(request):
         return _unavailable(exc)
     except InvalidRecord as exc:
         return json_response({"error": "InvalidRequestError", "message": str(exc)}, status=400)
-    result.errors.extend(config_errors)
     return json_response(result.as_response(), status=207)
 
 
@@ -164,7 +159,15 @@ def scores(request):
     is_batch = isinstance(payload, list)
     bodies = payload if is_batch else [payload]
     try:
-        result = scores_create(project=principal.project, bodies=bodies, public_only=principal.public_only)
+        comment_limit = (
+            feedback_settings_for(principal.project).comment_max_length if principal.public_only else None
+        )
+        result = create_scores(
+            project=principal.project,
+            bodies=bodies,
+            public_only=principal.public_only,
+            comment_limit=comment_limit,
+        )
     except StorageUnavailable as exc:
         return _unavailable(exc)
     except (OperationalError, InterfaceError):

@@ -1,4 +1,5 @@
-"""The shared writer: every ingest path (Langfuse batch, OTLP, REST scores) stores records here.
+"""The writer: the ONLY module that writes the telemetry tables (traces, observations, scores). Every
+source reaches it through `ingest.pipeline.run`, whose write stage calls it.
 
     write_records(project=project, traces=[...], observations=[...], scores=[...])
 
@@ -46,15 +47,15 @@ from django.utils import timezone
 from feedback.models import Score
 from tenancy.dataplane import data_connection
 from tenancy.regions import region_database
-from ingest.stages import price as costs
 from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
-from traces.models import CostSource, Observation, Status, Trace
+from ingest.rules.environment import DEFAULT_ENVIRONMENT
+from ingest.rules.ids import MAX_ID_LENGTH
+from ingest.rules.status import derive_status
+from ingest.stages import price as costs
+from traces.models import CostSource, Observation, Trace
 
 logger = logging.getLogger(__name__)
 
-MAX_ID_LENGTH = 200
-DEFAULT_ENVIRONMENT = "default"
-REFUSAL_FINISH_REASONS = frozenset({"content_filter", "refusal", "content_filtered", "safety"})
 TOKEN_FIELDS = (
     "input_tokens",
     "cached_input_tokens",
@@ -299,14 +300,6 @@ def derive_total(row: dict) -> int | None:
     return sum(p or 0 for p in parts)
 
 
-def derive_status(row: dict) -> str:
-    if row.get("level") == "ERROR" or row.get("error_type") or row.get("error_message"):
-        return Status.ERROR.value
-    if (row.get("finish_reason") or "").lower() in REFUSAL_FINISH_REASONS:
-        return Status.REFUSED.value
-    return Status.SUCCESS.value
-
-
 def _usage_of(row: dict) -> dict:
     # Unreported kinds stay None so the catalog prices (and details list) only what was reported.
     return {
@@ -322,10 +315,11 @@ def _priceable(row: dict) -> bool:
     return bool(row.get("model") or row.get("response_model")) and any(row.get(f) for f in TOKEN_FIELDS)
 
 
-def _catalog_costs(project, rows: list[dict]) -> list[dict]:
-    """Cost columns for rows the client sent no cost for: catalog price, or `none`."""
+def _catalog_costs(project, rows: list[dict], pricer=None) -> list[dict]:
+    """Cost columns for rows the client sent no cost for: catalog price, or `none`. `pricer` is the
+    pipeline's price stage (`ingest.stages.price.catalog_costs` when called directly)."""
     wanted = [row for row in rows if _priceable(row)]
-    results = costs.catalog_costs(
+    results = (pricer or costs.catalog_costs)(
         project_id=project.id,
         items=[
             (
@@ -556,7 +550,7 @@ _OBS_RETURNING = (
 )
 
 
-def _write_observations(cursor, project, merged: dict[str, dict], now):
+def _write_observations(cursor, project, merged: dict[str, dict], now, pricer=None):
     insert_rows = []
     for rec in merged.values():
         row = _insert_row(rec, OBSERVATIONS, now)
@@ -568,7 +562,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now):
             row["end_time"] = row["start_time"]
         insert_rows.append(row)
     needs_catalog = [row for row in insert_rows if row.get("cost_source") != CostSource.CLIENT.value]
-    for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog)):
+    for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog, pricer)):
         row.update(cost)
 
     _, updated = _write_table(
@@ -595,7 +589,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now):
             fixes[row["id"]] = fix
         if row["cost_source"] != CostSource.CLIENT.value and PRICING_INPUTS & rec.keys():
             reprice.append(row)
-    for row, cost in zip(reprice, _catalog_costs(project, reprice)):
+    for row, cost in zip(reprice, _catalog_costs(project, reprice, pricer)):
         if (
             any(_differs(row.get(k), cost[k]) for k in (*COST_FIELDS, "cost_source"))
             or (row.get("cost_details") or {}) != cost["cost_details"]
@@ -652,7 +646,9 @@ def _placeholders(observations: dict[str, dict], now: datetime) -> dict[str, dic
 # Entry point
 
 
-def write_records(*, project, traces: list[dict], observations: list[dict], scores: list[dict]) -> None:
+def write_records(
+    *, project, traces: list[dict], observations: list[dict], scores: list[dict], pricer=None
+) -> None:
     """Store trace, observation and score records for `project` in its region database.
 
     Raises InvalidRecord for records that break the contract, StorageUnavailable when the database
@@ -683,7 +679,7 @@ def write_records(*, project, traces: list[dict], observations: list[dict], scor
                     if trace_recs or placeholders:
                         _write_traces(cursor, project, trace_recs, placeholders, now)
                     if obs_recs:
-                        _write_observations(cursor, project, obs_recs, now)
+                        _write_observations(cursor, project, obs_recs, now, pricer)
                     if score_recs:
                         _write_table(
                             cursor,
@@ -730,3 +726,95 @@ def _in_outer_atomic(database: str) -> bool:
     from django.db import connections
 
     return connections[database].in_atomic_block
+
+
+# ---------------------------------------------------------------------------------------------
+# End-user feedback: one USER score per rating, replaced when the user changes their mind
+
+
+class NotUserFeedback(Exception):
+    """A score that is not end-user feedback already holds the id a rating would be stored under."""
+
+
+_FEEDBACK_COLUMNS = (
+    "id",
+    "trace_id",
+    "observation_id",
+    "session_id",
+    "name",
+    "value",
+    "string_value",
+    "data_type",
+    "source",
+    "comment",
+    "author_user_id",
+    "config_id",
+    "metadata",
+    "environment",
+    "timestamp",
+    "redactions",
+)
+# A changed mind replaces the rating, comment and metadata and moves the timestamp to the latest
+# rating; `created_at` keeps the first. Only USER scores are ever overwritten.
+_FEEDBACK_UPSERT_SQL = (
+    f'INSERT INTO "{SCORES.db_table}" (project_id, {", ".join(_FEEDBACK_COLUMNS)}, created_at, updated_at) '
+    f"VALUES ({', '.join(['%s'] * (len(_FEEDBACK_COLUMNS) + 3))}) "
+    "ON CONFLICT (project_id, id) DO UPDATE SET value = EXCLUDED.value, "
+    "string_value = EXCLUDED.string_value, "
+    "data_type = EXCLUDED.data_type, comment = EXCLUDED.comment, config_id = EXCLUDED.config_id, "
+    "metadata = EXCLUDED.metadata, environment = EXCLUDED.environment, timestamp = EXCLUDED.timestamp, "
+    "redactions = EXCLUDED.redactions, updated_at = EXCLUDED.updated_at "
+    f"WHERE \"{SCORES.db_table}\".source = 'USER'"
+)
+_FEEDBACK_DEFAULTS = {
+    "observation_id": "",
+    "session_id": "",
+    "string_value": "",
+    "comment": "",
+    "author_user_id": "",
+    "config_id": "",
+    "metadata": {},
+    "environment": DEFAULT_ENVIRONMENT,
+    "redactions": {},
+}
+
+
+def write_user_feedback(*, project, record: dict, after_write=None) -> tuple | None:
+    """Store an end user's rating (a USER score record) under its id, replacing the rating it holds.
+
+    Submissions for one id are serialised, so `after_write(previous)` — run in the same transaction,
+    where the feedback app appends its history row — sees the row this one replaced: `previous` is
+    (source, value, string_value, comment) or None. Raises NotUserFeedback when the id belongs to a
+    score of another source, InvalidRecord when the database refuses a value and StorageUnavailable
+    when the region database cannot take the write (nothing stored in every case)."""
+    now = timezone.now()
+    row = {**_FEEDBACK_DEFAULTS, "timestamp": now, **{k: v for k, v in record.items() if v is not None}}
+    database = region_database(project.region)
+    try:
+        with transaction.atomic(using=database):
+            with data_connection(project).cursor() as cursor:
+                # Serialises submissions for one rating, so each history row names the value it replaced.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{project.id}:{row['id']}"]
+                )
+                cursor.execute(
+                    f'SELECT source, value, string_value, comment FROM "{SCORES.db_table}" '
+                    "WHERE project_id = %s AND id = %s",
+                    [project.id, row["id"]],
+                )
+                previous = cursor.fetchone()
+                if previous is not None and previous[0] != "USER":
+                    raise NotUserFeedback(row["id"])
+                values = [
+                    orjson.dumps(row[c]).decode() if c in ("metadata", "redactions") else row.get(c)
+                    for c in _FEEDBACK_COLUMNS
+                ]
+                cursor.execute(_FEEDBACK_UPSERT_SQL, [project.id, *values, now, now])
+            if after_write is not None:
+                after_write(previous)
+    except DataError as exc:
+        raise InvalidRecord(str(exc)) from exc
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("region %s feedback write failed for project %s: %s", project.region, project.id, exc)
+        raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
+    return previous

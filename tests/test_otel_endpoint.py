@@ -13,7 +13,7 @@ from feedback.models import Score
 from ingest.writer import StorageUnavailable
 from traces.models import Observation, Trace
 from ingest import otlp_views as views
-from ingest.adapters.otel import services
+from ingest import writer
 from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 
 LANGFUSE_URL = "/api/public/otel/v1/traces"
@@ -276,7 +276,7 @@ def test_an_unavailable_region_database_is_503_with_retry_after(client, api_key,
     def down(**kwargs):
         raise StorageUnavailable("the eu data region is unavailable; retry later")
 
-    monkeypatch.setattr(services, "write_records", down)
+    monkeypatch.setattr(writer, "write_records", down)
     response = _post(client, _request().SerializeToString(), auth=api_key.basic)
     assert response.status_code == 503
     assert response["Retry-After"] == str(StorageUnavailable.retry_after)

@@ -703,6 +703,7 @@ class ParsedBatch:
     trace_events: list = field(default_factory=list)
     observation_events: list = field(default_factory=list)
     score_events: list = field(default_factory=list)
+    score_typed: list = field(default_factory=list)  # per score: the client named its `dataType`
 
 
 def _envelope(event) -> tuple[str, str, datetime, dict]:
@@ -776,6 +777,7 @@ def parse_batch(batch: list) -> ParsedBatch:
             elif event_type == "score-create":
                 out.scores.append(score_record(body))
                 out.score_events.append(len(out.successes))
+                out.score_typed.append(body.get("dataType") is not None)
             elif event_type == "sdk-log":
                 pass  # client-side diagnostics: acknowledged, not stored
             else:

@@ -40,3 +40,57 @@ def redact_for_storage(*, project, traces=(), observations=(), scores=()) -> Red
     return engine.redact_records(
         project=project, traces=traces, observations=observations, scores=scores, policy=policy
     )
+
+
+def redact(batch) -> None:
+    """The pipeline's redact stage: the project's policy over every record of `batch` (an
+    `ingest.contract.Batch`), in place. A record that cannot be redacted is refused with 422; a score
+    riding on a refused observation (OTLP: carried by the span) goes with it. A record whose fields the
+    policy covers are all absent or empty has nothing to redact and skips the engine. Should the engine
+    itself fail, every record it was given is refused: fail closed, never store unredacted data."""
+    if not batch:
+        return
+    try:
+        policy = engine.get_policy(batch.project)
+    except (DatabaseError, InterfaceError) as exc:
+        logger.warning("redaction policy of project %s unreadable: %s", batch.project.id, exc)
+        raise StorageUnavailable("the redaction policy could not be read; retry later") from exc
+    if policy is None:
+        return
+    given: dict[str, list] = {}
+    for kind in ("trace", "observation", "score"):
+        fields = engine.RECORD_FIELDS[kind]
+        given[kind] = [e for e in batch.entries(kind) if any(e.record.get(name) for name in fields)]
+    if not any(given.values()):
+        return
+    try:
+        result = engine.redact_records(
+            project=batch.project,
+            traces=[e.record for e in given["trace"]],
+            observations=[e.record for e in given["observation"]],
+            scores=[e.record for e in given["score"]],
+            policy=policy,
+        )
+        failures = [(f.kind, f.index, f.error) for f in result.failures]
+    except Exception as exc:
+        logger.error("PII redaction failed for project %s (%s); records rejected", batch.project.id,
+                     type(exc).__name__)
+        failures = [(kind, index, FAILURE_MESSAGE) for kind in given for index in range(len(given[kind]))]
+    if not failures:
+        return
+    refused: dict[str, set] = {"trace": set(), "observation": set(), "score": set()}
+    for kind, index, error in failures:
+        entry = given[kind][index]
+        refused[kind].add(id(entry))
+        batch.refuse(kind, entry, status=FAILURE_STATUS, message=error, stage="redact")
+    dropped_observations = {
+        e.record.get("id") for e in batch.observations if id(e) in refused["observation"]
+    }
+    for kind in ("trace", "observation", "score"):
+        entries = batch.entries(kind)
+        entries[:] = [
+            e
+            for e in entries
+            if id(e) not in refused[kind]
+            and not (kind == "score" and e.rides_on is not None and e.rides_on in dropped_observations)
+        ]
