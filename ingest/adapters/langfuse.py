@@ -9,16 +9,17 @@ follow the Langfuse public schema (reference notes §3.3–3.5, §5); unknown bo
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
-import orjson
+from ingest.rules import messages
+from ingest.rules.environment import normalize_environment as normalise_environment
+from ingest.rules.ids import MAX_ENVELOPE_ID
+from ingest.rules.ids import MAX_ID_LENGTH as MAX_ID
+from ingest.rules.values import epoch_to_datetime, parse_iso_datetime
 
-MAX_ENVELOPE_ID = 800
-MAX_ID = 200  # our id columns; Langfuse allows 800, real SDK ids are 16–36 characters
+
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 USAGE_UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 SCORE_SOURCES = frozenset({"API", "EVAL", "ANNOTATION"})
@@ -26,7 +27,6 @@ SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORR
 MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
 MAX_COST = 10**10  # the cost columns are numeric(20, 10)
-ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
 
 
 class EventError(Exception):
@@ -68,17 +68,15 @@ def _id(body: dict, key: str, *, required: bool = False) -> str | None:
 
 def parse_datetime(value, key: str = "timestamp") -> datetime:
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise EventError(f"`{key}` is not an ISO-8601 datetime: {value[:60]!r}") from None
         # Langfuse requires an offset; SDKs always send one, so a bare time is read as UTC.
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
-        return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
-    raise EventError(f"`{key}` must be an ISO-8601 datetime string")
+        parsed = parse_iso_datetime(value)
+        if parsed is None:
+            raise EventError(f"`{key}` is not an ISO-8601 datetime: {value[:60]!r}")
+        return parsed
+    moment = epoch_to_datetime(value)  # epoch milliseconds or seconds
+    if moment is None:
+        raise EventError(f"`{key}` must be an ISO-8601 datetime string")
+    return moment
 
 
 def _datetime(body: dict, key: str) -> datetime | None:
@@ -134,22 +132,6 @@ def _non_negative_number(value, key: str) -> float | None:
     if value >= MAX_COST:
         raise EventError(f"`{key}` is too large")
     return value
-
-
-def normalise_environment(value) -> str | None:
-    """Langfuse's rule: lowercase, drop a leading `langfuse` prefix, ≤40 characters, [a-z0-9_-]+,
-    anything else becomes "default"."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return "default"
-    env = value.strip().lower()
-    for prefix in ("langfuse-", "langfuse_", "langfuse"):
-        if env.startswith(prefix):
-            env = env[len(prefix) :]
-            break
-    env = env[:40]
-    return env if env and ENVIRONMENT.match(env) else "default"
 
 
 def _metadata(body: dict, unknown: dict) -> dict | None:
@@ -389,83 +371,6 @@ def _tokens_from_usage(usage: dict, rec: dict, *, sum_total: bool) -> None:
             rec["total_tokens"] = sum(counts)
 
 
-def _json_maybe(value):
-    if isinstance(value, str):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
-def extract_tool_calls(output) -> list[dict]:
-    """Tool calls the model asked for, from OpenAI (`tool_calls`, legacy `function_call`) and
-    Anthropic (`tool_use` content blocks) shaped outputs, as [{id, name, arguments}]."""
-    calls: list[dict] = []
-
-    def visit(node, depth: int) -> None:
-        if depth > 4 or len(calls) >= 128:
-            return
-        if isinstance(node, list):
-            for item in node[:64]:
-                visit(item, depth + 1)
-            return
-        if not isinstance(node, dict):
-            return
-        if node.get("type") == "tool_use" and "name" in node:
-            calls.append({"id": node.get("id"), "name": node.get("name"), "arguments": node.get("input")})
-            return
-        if node.get("type") == "function_call" and "name" in node:  # OpenAI Responses API output item
-            calls.append(
-                {
-                    "id": node.get("call_id") or node.get("id"),
-                    "name": node["name"],
-                    "arguments": _json_maybe(node.get("arguments")),
-                }
-            )
-            return
-        tool_calls = node.get("tool_calls")
-        if isinstance(tool_calls, list):
-            for call in tool_calls:
-                if isinstance(call, dict):
-                    function = call.get("function") if isinstance(call.get("function"), dict) else call
-                    calls.append(
-                        {
-                            "id": call.get("id"),
-                            "name": function.get("name"),
-                            "arguments": _json_maybe(function.get("arguments")),
-                        }
-                    )
-        function_call = node.get("function_call")
-        if isinstance(function_call, dict) and "name" in function_call:
-            calls.append(
-                {
-                    "id": None,
-                    "name": function_call["name"],
-                    "arguments": _json_maybe(function_call.get("arguments")),
-                }
-            )
-        for key in ("content", "choices", "message", "output"):
-            if key in node and isinstance(node[key], (list, dict)):
-                visit(node[key], depth + 1)
-
-    visit(output, 0)
-    return [call for call in calls if call.get("name")]
-
-
-def _finish_reason(output) -> str | None:
-    if isinstance(output, dict):
-        for key in ("finish_reason", "stop_reason"):
-            if isinstance(output.get(key), str):
-                return output[key]
-        choices = output.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            return _finish_reason(choices[0])
-        if output.get("refusal"):
-            return "refusal"
-    return None
-
-
 def _errors_from_metadata(metadata: dict | None, rec: dict) -> None:
     if not metadata:
         return
@@ -554,10 +459,10 @@ def observation_record(body: dict, *, obs_type: str, is_create: bool, envelope_t
     if "output" in body and body["output"] is not None:
         output = body["output"]
         rec["output"] = output
-        calls = extract_tool_calls(output)
+        calls = messages.extract_tool_calls(output)
         if calls:
             rec["tool_calls"] = calls
-        _put(rec, "finish_reason", _finish_reason(output))
+        _put(rec, "finish_reason", messages.finish_reason(output))
 
     metadata = _metadata(body, _unknown(body, OBSERVATION_FIELDS))
     _put(rec, "metadata", metadata)

@@ -45,8 +45,6 @@ from ingest.adapters.otel.decode import SPAN_KINDS, STATUS_ERROR, DecodedBatch, 
 from ingest.adapters.otel.usage import extract_cost, extract_usage
 from ingest.adapters.otel.values import (
     MAX_INT,
-    nanos_to_datetime,
-    normalize_environment,
     parse_datetime,
     parse_json,
     parse_json_container,
@@ -57,6 +55,11 @@ from ingest.adapters.otel.values import (
     to_tags,
     to_text,
 )
+
+from ingest.rules import messages as rules_messages
+from ingest.rules.environment import normalize_environment
+from ingest.rules.status import STATUSES, is_refusal
+from ingest.rules.values import nanos_to_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -121,16 +124,6 @@ LEVELS = {
     "ERROR": "ERROR",
     "FATAL": "ERROR",
     "CRITICAL": "ERROR",
-}
-STATUSES = {"success", "error", "refused"}
-REFUSAL_REASONS = {
-    "content_filter",
-    "content_filtered",
-    "refusal",
-    "safety",
-    "blocklist",
-    "prohibited_content",
-    "spii",
 }
 FIRST_TOKEN_EVENTS = {
     "first token stream event",
@@ -513,7 +506,7 @@ def _finish_reasons(attrs: dict, output: Any) -> list[str]:
         reasons += [to_text(r) for r in raw if _present(r)]
     if _present(attrs.get("llm.finish_reason")):
         reasons.append(to_text(attrs.pop("llm.finish_reason")))
-    reasons += msg.finish_reasons_of(output)
+    reasons += rules_messages.finish_reasons_of(output)
     return reasons
 
 
@@ -744,10 +737,10 @@ def _status_fields(
         fields["level"] = level
 
     reasons = _finish_reasons(attrs, output)
-    refusals = [r for r in reasons if r.strip().lower() in REFUSAL_REASONS]
-    refused = bool(refusals) or (has_output and msg.refusal_of(output))
-    if reasons:
-        fields["finish_reason"] = (refusals or reasons)[0][:100]
+    refused = any(is_refusal(r) for r in reasons) or (has_output and rules_messages.refusal_of(output))
+    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    if finish_reason:
+        fields["finish_reason"] = finish_reason[:100]
 
     explicit = attrs.get("lookglass.status")
     if isinstance(explicit, str) and explicit.strip().lower() in STATUSES:
@@ -866,7 +859,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     elif events.first_token is not None:
         events.other.append(events.first_token)
 
-    tool_calls = msg.tool_calls_of(output_value) if has_output else []
+    tool_calls = rules_messages.extract_tool_calls(output_value) if has_output else []
     if tool_calls:
         observation["tool_calls"] = tool_calls
 

@@ -1,23 +1,19 @@
-"""Small, forgiving conversions for attribute values (senders disagree on types)."""
+"""Small, forgiving conversions for attribute values (senders disagree on types). Time parsing and the
+environment rule are the shared ones in `ingest.rules`."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from ingest.rules.values import nanos_to_datetime, parse_iso_datetime
+
 MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
 MAX_COST = Decimal(10**10)  # the cost columns are numeric(20, 10)
-_ENV_ALLOWED = re.compile(r"^[a-z0-9_-]+$")
-
-
-def nanos_to_datetime(nanos: int) -> datetime:
-    return EPOCH + timedelta(microseconds=nanos // 1000)
 
 
 def parse_json(value: Any) -> Any:
@@ -145,28 +141,4 @@ def parse_datetime(value: Any) -> datetime | None:
         if not isinstance(parsed, str):
             return None
         text = parsed.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-def normalize_environment(value: Any) -> str | None:
-    """Langfuse's rule: lower case, the reserved `langfuse` prefix stripped, at most 40 characters
-    of [a-z0-9_-]; anything else becomes "default". None when nothing was sent."""
-    if value is None:
-        return None
-    text = to_text(value).strip().lower()
-    if not text:
-        return None
-    for prefix in ("langfuse-", "langfuse_", "langfuse"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    text = text[:40]
-    return text if text and _ENV_ALLOWED.match(text) else "default"
+    return parse_iso_datetime(text)
