@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.rules import messages
+from ingest.rules import usage as usage_rules
 from ingest.rules.environment import normalize_environment as normalise_environment
 from ingest.rules.ids import MAX_ENVELOPE_ID
 from ingest.rules.ids import MAX_ID_LENGTH as MAX_ID
-from ingest.rules.values import epoch_to_datetime, parse_iso_datetime
+from ingest.rules.values import MAX_BIGINT, epoch_to_datetime, parse_iso_datetime
 
 
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 USAGE_UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 SCORE_SOURCES = frozenset({"API", "EVAL", "ANNOTATION"})
 SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
-MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
 MAX_COST = 10**10  # the cost columns are numeric(20, 10)
 
@@ -226,45 +226,14 @@ OBSERVATION_FIELDS = frozenset(
     }
 )
 
-CACHE_READ_KEYS = (
-    "input_cached_tokens",
-    "cache_read_input_tokens",
-    "input_cache_read",
-    "cached_input_tokens",
-    "input_cached",
-)
-CACHE_WRITE_PREFIXES = (
-    "input_cache_creation",
-    "cache_creation_input_tokens",
-    "input_cache_write",
-    "cache_write_input_tokens",
-    "cache_creation",
-)
-REASONING_KEYS = ("output_reasoning_tokens", "reasoning_tokens", "output_reasoning")
-
-
 def _openai_usage(details: dict) -> dict | None:
     """OpenAI Chat Completions / Responses usage → Langfuse keys, with details subtracted so that
     `input`/`output` hold only the uncached, non-reasoning part. Extra integer keys are kept as they
     are (Langfuse falls back to the raw map there and double-counts cached input; we do not)."""
-    if "prompt_tokens" in details or "completion_tokens" in details:
-        in_key, out_key, in_details, out_details = (
-            "prompt_tokens",
-            "completion_tokens",
-            "prompt_tokens_details",
-            "completion_tokens_details",
-        )
-    elif ("input_tokens_details" in details or "output_tokens_details" in details) or (
-        "input_tokens" in details and "output_tokens" in details and "total_tokens" in details
-    ):
-        in_key, out_key, in_details, out_details = (
-            "input_tokens",
-            "output_tokens",
-            "input_tokens_details",
-            "output_tokens_details",
-        )
-    else:
+    shape = usage_rules.openai_shape(details)
+    if shape is None:
         return None
+    in_key, out_key, in_details, out_details = shape
     out: dict = {}
     input_total = _non_negative_int(details.get(in_key), f"usageDetails.{in_key}")
     output_total = _non_negative_int(details.get(out_key), f"usageDetails.{out_key}")
@@ -340,35 +309,12 @@ def _legacy_usage(usage: dict, rec: dict) -> dict:
     return out
 
 
-def _tokens_from_usage(usage: dict, rec: dict, *, sum_total: bool) -> None:
-    """Fill the token columns from a Langfuse usage map (keys already normalised)."""
+def _tokens_from_usage(usage: dict, rec: dict, *, sum_total: bool, raw: dict | None = None) -> None:
+    """Fill the token columns from a usage map (keys already normalised; `raw`: the OpenAI-shaped map
+    as sent) by the shared rule, `ingest.rules.usage`."""
     if usage.get("unit") not in (None, "TOKENS"):
         return
-    cached = sum(usage[k] for k in CACHE_READ_KEYS if isinstance(usage.get(k), int))
-    written = sum(v for k, v in usage.items() if isinstance(v, int) and k.startswith(CACHE_WRITE_PREFIXES))
-    reasoning = sum(usage[k] for k in REASONING_KEYS if isinstance(usage.get(k), int))
-    fresh = next(
-        (usage[k] for k in ("input", "input_tokens", "prompt_tokens") if isinstance(usage.get(k), int)), None
-    )
-    output = next(
-        (usage[k] for k in ("output", "output_tokens", "completion_tokens") if isinstance(usage.get(k), int)),
-        None,
-    )
-    _put(rec, "input_tokens", fresh)
-    _put(rec, "output_tokens", output)
-    if cached:
-        rec["cached_input_tokens"] = cached
-    if written:
-        rec["cache_write_tokens"] = written
-    if reasoning:
-        rec["reasoning_tokens"] = reasoning
-    if isinstance(usage.get("total"), int):
-        rec["total_tokens"] = usage["total"]
-    elif sum_total:
-        # Langfuse: without a total, the total is the sum of every provided key.
-        counts = [v for k, v in usage.items() if isinstance(v, int) and k != "total"]
-        if counts:
-            rec["total_tokens"] = sum(counts)
+    rec.update(usage_rules.token_counts(raw if raw is not None else usage, total_of=usage if sum_total else None))
 
 
 def _errors_from_metadata(metadata: dict | None, rec: dict) -> None:
@@ -447,7 +393,8 @@ def observation_record(body: dict, *, obs_type: str, is_create: bool, envelope_t
     if usage_details:
         normalised = _usage_details(usage_details)
         rec["usage_details"] = normalised
-        _tokens_from_usage(normalised, rec, sum_total=True)
+        raw = usage_details if usage_rules.openai_shape(usage_details) else None
+        _tokens_from_usage(normalised, rec, sum_total=True, raw=raw)
     elif usage:
         normalised = _legacy_usage(usage, rec)
         if normalised:

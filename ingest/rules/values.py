@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tenancy.http.params import parse_iso_datetime
 
-__all__ = ["EPOCH", "epoch_to_datetime", "nanos_to_datetime", "parse_iso_datetime"]
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_BIGINT = 2**63 - 1  # bigint columns (token counts)
 
 
 def nanos_to_datetime(nanos: int) -> datetime:
@@ -22,3 +22,29 @@ def epoch_to_datetime(value) -> datetime | None:
         seconds = value / 1000 if value > 1e11 else value
         return datetime.fromtimestamp(seconds, tz=UTC)
     return None
+
+
+def to_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+            return int(number) if number.is_integer() else None
+    return None
+
+
+def to_count(value: Any, *, maximum: int = MAX_BIGINT) -> int | None:
+    """A non-negative integer that fits its column, else None."""
+    number = to_int(value)
+    return number if number is not None and 0 <= number <= maximum else None

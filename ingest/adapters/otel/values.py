@@ -9,9 +9,8 @@ from typing import Any
 
 import orjson
 
-from ingest.rules.values import nanos_to_datetime, parse_iso_datetime
+from ingest.rules.values import nanos_to_datetime, parse_iso_datetime, to_count, to_int  # noqa: F401 (re-exported)
 
-MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
 MAX_COST = Decimal(10**10)  # the cost columns are numeric(20, 10)
 
@@ -39,32 +38,6 @@ def parse_json_container(value: Any) -> Any:
 def parse_json_object(value: Any) -> dict | None:
     parsed = parse_json(value)
     return parsed if isinstance(parsed, dict) else None
-
-
-def to_int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                return None
-            return int(number) if number.is_integer() else None
-    return None
-
-
-def to_count(value: Any, *, maximum: int = MAX_BIGINT) -> int | None:
-    """A non-negative integer that fits its column, else None."""
-    number = to_int(value)
-    return number if number is not None and 0 <= number <= maximum else None
 
 
 def to_cost(value: Any) -> Decimal | None:
