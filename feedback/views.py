@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
@@ -32,55 +31,43 @@ from feedback.cors import (
 from feedback.models import ScoreConfigDataType
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from tenancy.http.body import BodyError, read_body
+from tenancy.http.endpoint import read_json
+from tenancy.http.errors import (
+    CONTROL_PLANE_DOWN,
+    RETRY_AFTER_SECONDS,
+    HttpError,
+    method_not_allowed,
+    unauthorized,
+    unavailable,
+)
+from tenancy.http.params import query_datetime, query_int
 from ingest.writer import StorageUnavailable
 
 MAX_PAGE_LIMIT = 100
 
 
 def _unauthorized(message: str):
-    return json_response(
-        {"error": "UnauthorizedError", "message": message},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="lookglass"'},
-    )
+    return unauthorized(message, scheme="Bearer").response()
 
 
-def _unavailable(message: str = "the database is unavailable; retry later", retry_after: int = 5):
-    return json_response(
-        {"error": "ServiceUnavailableError", "message": message},
-        status=503,
-        headers={"Retry-After": str(retry_after)},
-    )
+def _unavailable(message: str = CONTROL_PLANE_DOWN, retry_after: int = RETRY_AFTER_SECONDS):
+    return unavailable(message, retry_after).response()
 
 
 def _method_not_allowed(allowed: list[str]):
-    return json_response(
-        {"error": "MethodNotAllowedError", "message": "Method not allowed"},
-        status=405,
-        headers={"Allow": ", ".join(allowed)},
-    )
+    return method_not_allowed(allowed).response()
 
 
 def _bad_request(message: str, status: int = 400, error: str = "InvalidRequestError"):
-    return json_response({"error": error, "message": message}, status=status)
+    return HttpError(status, message, error).response()
 
 
 def _read_json(request, *, limit: int):
-    """(payload, None) or (None, error response)."""
+    """(payload, None) or (None, error response), through the one body reader."""
     try:
-        raw = read_body(request, limit=limit)
-    except BodyError as exc:
-        kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
-            exc.status, "InvalidRequestError"
-        )
-        return None, _bad_request(exc.message, exc.status, kind)
-    if not raw.strip():
-        return None, _bad_request("the request body is empty")
-    try:
-        return orjson.loads(raw), None
-    except orjson.JSONDecodeError as exc:
-        return None, _bad_request(f"the request body is not valid JSON: {exc}")
+        return read_json(request, limit=limit), None
+    except HttpError as exc:
+        return None, exc.response()
 
 
 # --- POST /api/v1/feedback ----------------------------------------------------------------------
@@ -160,18 +147,7 @@ def _authenticate(request):
 
 
 def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
-    raw = request.GET.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"`{name}` must be an integer") from None
-    if value < low or (high is not None and value > high):
-        raise ValueError(
-            f"`{name}` must be between {low} and {high}" if high else f"`{name}` must be ≥ {low}"
-        )
-    return value
+    return query_int(request.GET, name, default, low=low, high=high)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -334,15 +310,7 @@ def _date_param(params, name: str) -> date | None:
 
 
 def _datetime_param(params, name: str):
-    from ingest.adapters.langfuse import EventError, parse_datetime
-
-    raw = params.get(name)
-    if not raw:
-        return None
-    try:
-        return parse_datetime(raw, name)
-    except EventError as exc:
-        raise _BadQuery(exc.message) from None
+    return query_datetime(params, name)
 
 
 class FeedbackReportViewSet(ProjectScopedViewSet):

@@ -11,7 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-class InvalidParams(Exception):
+class InvalidParams(ValueError):
+    """A query parameter that cannot be used; `message` names it (a ValueError, so callers that
+    validate several values at once catch it with the rest)."""
+
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
