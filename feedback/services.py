@@ -23,13 +23,12 @@ from django.utils import timezone
 from feedback.models import (
     FeedbackEvent,
     FeedbackSettings,
-    Score,
     ScoreConfig,
     ScoreDataType,
 )
 from tenancy.models import Project
 from tenancy.services import audit_record
-from ingest import pipeline
+from ingest import pipeline, writer
 from ingest.adapters import feedback as feedback_adapter
 from ingest.rules.environment import normalize_environment
 from ingest.writer import InvalidRecord, NotUserFeedback
@@ -199,9 +198,8 @@ def conform_score(record: dict, *, configs: ConfigIndex, explicit_type: bool) ->
 
 def score_delete(*, project, score_id: str) -> bool:
     """Delete one of the project's scores; False when it has none with that id (another project's
-    score counts as none)."""
-    deleted, _ = Score.objects.for_project(project).filter(id=score_id).delete()
-    return deleted > 0
+    score counts as none). The scores table is written by `ingest.writer` only."""
+    return writer.delete_score(project=project, score_id=score_id)
 
 
 # =============================================================================================

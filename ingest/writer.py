@@ -818,3 +818,14 @@ def write_user_feedback(*, project, record: dict, after_write=None) -> tuple | N
         logger.warning("region %s feedback write failed for project %s: %s", project.region, project.id, exc)
         raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
     return previous
+
+
+# ---------------------------------------------------------------------------------------------
+# Deletes
+
+
+def delete_score(*, project, score_id: str) -> bool:
+    """Delete one of the project's scores; False when it has none with that id (another project's
+    score counts as none)."""
+    deleted, _ = Score.objects.for_project(project).filter(id=score_id).delete()
+    return deleted > 0
