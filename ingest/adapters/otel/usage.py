@@ -1,22 +1,8 @@
-"""Token counts and client-sent costs from the Langfuse, OpenInference and GenAI attributes (the
-arithmetic and the usage-map shapes are the shared rule in `ingest.rules.usage`).
+"""Token counts and client-sent costs from the Langfuse, OpenInference and GenAI attributes of a span.
 
-Our token kinds are disjoint, as Langfuse normalises them (see `ingest.contract`):
-`input_tokens` is FRESH input only, apart from `cached_input_tokens` (cache reads) and
-`cache_write_tokens`; `output_tokens` excludes `reasoning_tokens`. `total_tokens` is passed on
-when the sender gave one; otherwise the writer sums the five.
-
-Conventions disagree on whether their counts include those parts:
-- OpenAI-style `prompt_tokens`/`completion_tokens`, Responses `input_tokens`/`output_tokens` (with
-  `*_tokens_details`), OpenInference `llm.token_count.prompt`/`completion` and GenAI
-  `gen_ai.usage.input_tokens`/`output_tokens` INCLUDE them: we subtract.
-- Anthropic-style `input_tokens` next to `cache_read_input_tokens`, and Langfuse's own keys (`input`,
-  `output`, `cache_read_input_tokens`, `output_reasoning_tokens` …, each priced on its own) EXCLUDE
-  them: we take the counts as they are.
-- An "inclusive" sender whose input (output) is smaller than its cache (reasoning) counts evidently
-  reported it without them; subtracting would go negative (Langfuse's best-known cost bug), so we
-  don't.
-The raw map as sent is kept in `usage_details` either way.
+Which attributes hold the counts is read here; what the counts mean (inclusive or exclusive of cache
+and reasoning tokens, and how they become our disjoint token kinds) is the shared rule in
+`ingest.rules.usage`. The raw map as sent is kept in `usage_details` either way.
 """
 
 from __future__ import annotations
