@@ -26,12 +26,12 @@ from feedback.models import (
     ScoreConfig,
     ScoreDataType,
 )
-from tenancy.models import Project
-from tenancy.services import audit_record
 from ingest import pipeline, writer
 from ingest.adapters import feedback as feedback_adapter
 from ingest.rules.environment import normalize_environment
 from ingest.writer import InvalidRecord, NotUserFeedback
+from tenancy.models import Project
+from tenancy.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +383,6 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
         metadata=feedback.metadata,
         environment=feedback.environment,
     )
-    history: dict = {}
 
     def append_history(previous) -> None:
         # Runs after the pipeline's stages, in the write's transaction: the score as stored.
@@ -406,9 +405,10 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
             origin=origin[:255],
             created_at=timezone.now(),
         )
-        history["previous"] = previous
 
-    batch = pipeline.Batch(project=project, source="feedback", write="user_feedback", after_write=append_history)
+    batch = pipeline.Batch(
+        project=project, source="feedback", write="user_feedback", after_write=append_history
+    )
     # A score config is looked up by the score's name, so conforming keeps the name the id derives from.
     batch.add("score", record, ref=0, typed=True)
     try:
@@ -429,7 +429,7 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
                 error="UnprocessableEntityError",
             )
         raise FeedbackRejected(refusal.message)
-    previous = history.get("previous")
+    previous = batch.written  # the rating this one replaced, as the writer found it
     return FeedbackResult(
         score_id=score_id,
         created=previous is None,

@@ -29,6 +29,7 @@ from feedback.cors import (
     too_many_requests,
 )
 from feedback.models import ScoreConfigDataType
+from ingest.writer import StorageUnavailable
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
 from tenancy.http.endpoint import read_json
@@ -41,7 +42,6 @@ from tenancy.http.errors import (
     unavailable,
 )
 from tenancy.http.params import query_datetime, query_int
-from ingest.writer import StorageUnavailable
 
 MAX_PAGE_LIMIT = 100
 

@@ -13,7 +13,14 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from feedback.cors import browser_cors, guard_browser_request
-from feedback.selectors import OPERATORS, ScoreFilters, feedback_settings_for, page_meta, score_get, score_list
+from feedback.selectors import (
+    OPERATORS,
+    ScoreFilters,
+    feedback_settings_for,
+    page_meta,
+    score_get,
+    score_list,
+)
 from feedback.services import score_delete
 from ingest.services import BatchError, create_scores, ingest_langfuse_batch
 from ingest.writer import InvalidRecord, StorageUnavailable

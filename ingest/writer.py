@@ -45,13 +45,13 @@ from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, 
 from django.utils import timezone
 
 from feedback.models import Score
-from tenancy.dataplane import data_connection
-from tenancy.regions import region_database
 from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
 from ingest.rules.environment import DEFAULT_ENVIRONMENT
 from ingest.rules.ids import MAX_ID_LENGTH
 from ingest.rules.status import derive_status
 from ingest.stages import price as costs
+from tenancy.dataplane import data_connection
+from tenancy.regions import region_database
 from traces.models import CostSource, Observation, Trace
 
 logger = logging.getLogger(__name__)

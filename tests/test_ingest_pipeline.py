@@ -74,10 +74,10 @@ def catalog_price(project):
         model_name=MODEL,
         match_pattern=f"^{MODEL}$",
         effective_from=datetime(2020, 1, 1, tzinfo=UTC),
-        input_price=Decimal("2.50"),
+        input_price=Decimal("2.5"),
         cached_input_price=Decimal("1.25"),
-        output_price=Decimal("10"),
-        reasoning_price=Decimal("12"),
+        output_price=Decimal(10),
+        reasoning_price=Decimal(12),
     )
 
 
@@ -101,7 +101,9 @@ def _langfuse(client, api_key, events):
 
 def _otlp(client, api_key, spans, *, url=OTLP, scope="tests", resource=None):
     request = make_request(
-        spans, scope_name=scope, resource=resource or {"service.name": "svc", "deployment.environment.name": "production"}
+        spans,
+        scope_name=scope,
+        resource=resource or {"service.name": "svc", "deployment.environment.name": "production"},
     )
     return client.post(
         url,
@@ -185,7 +187,12 @@ def send_otlp_langfuse(client, api_key, trace_id, span_id):
         "langfuse.observation.usage_details": json.dumps(OPENAI_USAGE),
     }
     span = make_span(
-        trace_id=trace_id, span_id=span_id, name="chat", start_ns=T0_NANOS, end_ns=END_NS, attributes=attributes
+        trace_id=trace_id,
+        span_id=span_id,
+        name="chat",
+        start_ns=T0_NANOS,
+        end_ns=END_NS,
+        attributes=attributes,
     )
     response = _otlp(client, api_key, [span], scope="langfuse-sdk", resource={"service.name": "svc"})
     assert response.status_code == 200, response.content
@@ -258,7 +265,12 @@ def send_otlp_genai(client, api_key, trace_id, span_id):
                 {
                     "role": "assistant",
                     "parts": [
-                        {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+                        {
+                            "type": "tool_call",
+                            "id": "call_1",
+                            "name": "get_weather",
+                            "arguments": {"city": "Paris"},
+                        }
                     ],
                 }
             ]
@@ -271,10 +283,14 @@ def send_otlp_genai(client, api_key, trace_id, span_id):
         "user.id": "user-7",
         "gen_ai.response.time_to_first_chunk": 0.4,
     }
-    evaluation = ("gen_ai.evaluation.result", T0_NANOS, {
-        "gen_ai.evaluation.name": "relevance",
-        "gen_ai.evaluation.score.value": 0.9,
-    })
+    evaluation = (
+        "gen_ai.evaluation.result",
+        T0_NANOS,
+        {
+            "gen_ai.evaluation.name": "relevance",
+            "gen_ai.evaluation.score.value": 0.9,
+        },
+    )
     span = make_span(
         trace_id=trace_id,
         span_id=span_id,
@@ -403,11 +419,14 @@ def _send_score(client, api_key, source: str, value, trace_id: str, span_id: str
     """Send a `relevance` score of `value` for a trace over one source; returns the response."""
     if source == "rest":
         body = {"traceId": trace_id, "name": "relevance", "value": value}
-        return client.post(SCORES, data=orjson.dumps(body), content_type="application/json",
-                           HTTP_AUTHORIZATION=api_key.basic)
+        return client.post(
+            SCORES, data=orjson.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=api_key.basic
+        )
     if source == "langfuse batch":
         return _langfuse(
-            client, api_key, [_event("score-create", {"traceId": trace_id, "name": "relevance", "value": value})]
+            client,
+            api_key,
+            [_event("score-create", {"traceId": trace_id, "name": "relevance", "value": value})],
         )
     if source == "otlp openinference annotation":
         attributes = {
@@ -418,23 +437,38 @@ def _send_score(client, api_key, source: str, value, trace_id: str, span_id: str
         }
         return _otlp(client, api_key, [make_span(trace_id=trace_id, span_id=span_id, attributes=attributes)])
     if source == "otlp genai evaluation":
-        event = ("gen_ai.evaluation.result", T0_NANOS, {
-            "gen_ai.evaluation.name": "relevance",
-            "gen_ai.evaluation.score.value": value,
-        })
+        event = (
+            "gen_ai.evaluation.result",
+            T0_NANOS,
+            {
+                "gen_ai.evaluation.name": "relevance",
+                "gen_ai.evaluation.score.value": value,
+            },
+        )
         attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": MODEL}
         return _otlp(
-            client, api_key, [make_span(trace_id=trace_id, span_id=span_id, attributes=attributes, events=[event])]
+            client,
+            api_key,
+            [make_span(trace_id=trace_id, span_id=span_id, attributes=attributes, events=[event])],
         )
     if source == "browser feedback":
         body = {"trace_id": trace_id, "name": "relevance", "rating": value}
-        return client.post(FEEDBACK, data=orjson.dumps(body), content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {api_key.public}")
+        return client.post(
+            FEEDBACK,
+            data=orjson.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {api_key.public}",
+        )
     raise AssertionError(source)
 
 
-SCORE_SOURCES = ("rest", "langfuse batch", "otlp openinference annotation", "otlp genai evaluation",
-                 "browser feedback")
+SCORE_SOURCES = (
+    "rest",
+    "langfuse batch",
+    "otlp openinference annotation",
+    "otlp genai evaluation",
+    "browser feedback",
+)
 
 
 @pytest.mark.parametrize("source", SCORE_SOURCES)
@@ -503,7 +537,12 @@ def test_prohibited_content_is_a_refusal_whichever_the_wire(client, project, api
         "gen_ai.request.model": "gemini-2.0-flash",
         "gen_ai.response.finish_reasons": ["prohibited_content"],
     }
-    assert _otlp(client, api_key, [make_span(trace_id=otlp_trace, span_id=otlp_span, attributes=attributes)]).status_code == 200
+    assert (
+        _otlp(
+            client, api_key, [make_span(trace_id=otlp_trace, span_id=otlp_span, attributes=attributes)]
+        ).status_code
+        == 200
+    )
     rows = dict(Observation.objects.for_project(project).values_list("id", "status"))
     assert rows == {batch_span: "refused", otlp_span: "refused"}
     stored = dict(Observation.objects.for_project(project).values_list("id", "finish_reason"))
@@ -546,7 +585,8 @@ def test_only_the_writer_writes_the_telemetry_tables():
 
     root = Path(__file__).resolve().parent.parent
     sql = re.compile(
-        r"(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(traces_trace|traces_observation|feedback_score)\b", re.I
+        r"(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(traces_trace|traces_observation|feedback_score)\b",
+        re.IGNORECASE,
     )
     orm = re.compile(
         r"\b(Trace|Observation|Score)\.objects\b[^\n]*\.(create|update|delete|bulk_create|bulk_update|"

@@ -20,7 +20,6 @@ from ingest.rules.ids import MAX_ENVELOPE_ID
 from ingest.rules.ids import MAX_ID_LENGTH as MAX_ID
 from ingest.rules.values import MAX_BIGINT, epoch_to_datetime, parse_iso_datetime
 
-
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 USAGE_UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 SCORE_SOURCES = frozenset({"API", "EVAL", "ANNOTATION"})
@@ -314,7 +313,8 @@ def _tokens_from_usage(usage: dict, rec: dict, *, sum_total: bool, raw: dict | N
     as sent) by the shared rule, `ingest.rules.usage`."""
     if usage.get("unit") not in (None, "TOKENS"):
         return
-    rec.update(usage_rules.token_counts(raw if raw is not None else usage, total_of=usage if sum_total else None))
+    source = raw if raw is not None else usage
+    rec.update(usage_rules.token_counts(source, total_of=usage if sum_total else None))
 
 
 def _errors_from_metadata(metadata: dict | None, rec: dict) -> None:

@@ -28,7 +28,9 @@ def decode(batch: Batch, bodies: list, *, public_only: bool, comment_limit: int 
                 body = {k: v for k, v in body.items() if k != "id"}
             record = score_record(body, source=USER if public_only else None)
             if comment_limit is not None and len(record.get("comment") or "") > comment_limit:
-                raise EventError(f"`comment` is longer than {comment_limit} characters (this project's limit)")
+                raise EventError(
+                    f"`comment` is longer than {comment_limit} characters (this project's limit)"
+                )
         except EventError as exc:
             result.errors.append({"index": index, "message": exc.message})
             continue

@@ -24,8 +24,3 @@ def normalize_environment(value) -> str | None:
             break
     env = env[:MAX_LENGTH]
     return env if env and _ALLOWED.match(env) else DEFAULT_ENVIRONMENT
-
-
-def first_real_environment(current: str, incoming: str) -> str:
-    """The merge rule: an environment other than "default" is kept once set."""
-    return incoming if current == DEFAULT_ENVIRONMENT else current

@@ -146,7 +146,9 @@ def token_counts(usage: dict, *, total_of: dict | None = None) -> dict:
     for `usageDetails`: the total is the sum of every key provided) gives one."""
     fields = from_usage_map(usage)
     if "total_tokens" not in fields and total_of is not None:
-        numbers = [v for k, v in total_of.items() if isinstance(v, int) and not isinstance(v, bool) and k != "total"]
+        numbers = [
+            v for k, v in total_of.items() if isinstance(v, int) and not isinstance(v, bool) and k != "total"
+        ]
         if numbers:
             fields["total_tokens"] = sum(numbers)
     return fields

@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenancy.http.params import parse_iso_datetime
+from tenancy.http.params import parse_iso_datetime  # noqa: F401 (the one ISO reader, re-exported for adapters)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_BIGINT = 2**63 - 1  # bigint columns (token counts)

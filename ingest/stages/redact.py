@@ -52,7 +52,7 @@ def redact(batch) -> None:
             policy=policy,
         )
         failures = [(f.kind, f.index, f.error) for f in result.failures]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - fail closed: whatever broke, store nothing unredacted
         logger.error("PII redaction failed for project %s (%s); records rejected", batch.project.id,
                      type(exc).__name__)
         failures = [(kind, index, FAILURE_MESSAGE) for kind in given for index in range(len(given[kind]))]

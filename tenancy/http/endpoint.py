@@ -21,7 +21,9 @@ from tenancy.http.errors import HttpError, method_not_allowed, unauthorized, una
 def authenticate(request, *, allow_public_only: bool = False, scheme: str = "Basic"):
     """The request's key principal, or HttpError (401; 503 when the control plane is down)."""
     try:
-        return authenticate_header(request.META.get("HTTP_AUTHORIZATION"), allow_public_only=allow_public_only)
+        return authenticate_header(
+            request.META.get("HTTP_AUTHORIZATION"), allow_public_only=allow_public_only
+        )
     except AuthenticationFailed as exc:
         raise unauthorized(exc.message, scheme=scheme) from None
     except (OperationalError, InterfaceError) as exc:

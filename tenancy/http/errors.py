@@ -23,9 +23,13 @@ RETRY_AFTER_SECONDS = 5
 CONTROL_PLANE_DOWN = "the database is unavailable; retry later"
 
 
-def json_response(payload, status: int = 200, headers: dict | None = None, *, utc_z: bool = False) -> HttpResponse:
+def json_response(
+    payload, status: int = 200, headers: dict | None = None, *, utc_z: bool = False
+) -> HttpResponse:
     option = orjson.OPT_UTC_Z if utc_z else None
-    response = HttpResponse(orjson.dumps(payload, option=option), status=status, content_type="application/json")
+    response = HttpResponse(
+        orjson.dumps(payload, option=option), status=status, content_type="application/json"
+    )
     for key, value in (headers or {}).items():
         response[key] = value
     return response

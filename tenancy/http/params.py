@@ -54,7 +54,9 @@ def query_int(query, name: str, default: int, *, low: int, high: int | None = No
     except ValueError:
         raise InvalidParams(f"`{name}` must be an integer") from None
     if value < low or (high is not None and value > high):
-        raise InvalidParams(f"`{name}` must be between {low} and {high}" if high else f"`{name}` must be ≥ {low}")
+        raise InvalidParams(
+            f"`{name}` must be between {low} and {high}" if high else f"`{name}` must be ≥ {low}"
+        )
     return value
 
 

@@ -41,7 +41,14 @@ from typing import Any
 from django.utils import timezone
 
 from ingest.adapters.otel import messages as msg
-from ingest.adapters.otel.decode import SPAN_KINDS, STATUS_ERROR, DecodedBatch, SpanData, SpanEvent, from_request
+from ingest.adapters.otel.decode import (
+    SPAN_KINDS,
+    STATUS_ERROR,
+    DecodedBatch,
+    SpanData,
+    SpanEvent,
+    from_request,
+)
 from ingest.adapters.otel.usage import extract_cost, extract_usage
 from ingest.adapters.otel.values import (
     MAX_INT,
@@ -55,7 +62,6 @@ from ingest.adapters.otel.values import (
     to_tags,
     to_text,
 )
-
 from ingest.rules import messages as rules_messages
 from ingest.rules.environment import normalize_environment
 from ingest.rules.status import STATUSES, is_refusal

@@ -9,9 +9,9 @@ from datetime import datetime
 from django.utils import timezone
 
 from ingest import pipeline
-from ingest.contract import Batch
 from ingest.adapters.otel.decode import decode_json, decode_protobuf
 from ingest.adapters.otel.mapping import map_decoded
+from ingest.contract import Batch
 
 MAX_ERROR_MESSAGE = 4000
 
@@ -70,7 +70,8 @@ def export_traces(
         if refusal.kind == "observation":
             rejected.append(f"span {refusal.record_id}: {refusal.message}")
         elif refusal.kind == "trace":
-            notes.append(f"trace {refusal.record_id}: {refusal.message} (its trace-level input, output and metadata)")
+            what = "its trace-level input, output and metadata"
+            notes.append(f"trace {refusal.record_id}: {refusal.message} ({what})")
         else:
             notes.append(f"score {refusal.record_id}: {refusal.message}")
     return ExportResult(accepted_spans=len(batch.observations), rejected=rejected, notes=notes)
