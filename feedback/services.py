@@ -8,6 +8,7 @@ and the browser feedback stored here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -371,18 +372,7 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
         if feedback.user_id
         else "fb-" + uuid.uuid4().hex
     )
-    record = feedback_adapter.score_record(
-        score_id=score_id,
-        trace_id=feedback.trace_id,
-        observation_id=feedback.observation_id,
-        user_id=feedback.user_id,
-        name=feedback.name,
-        data_type=feedback.data_type,
-        value=feedback.value,
-        comment=feedback.comment,
-        metadata=feedback.metadata,
-        environment=feedback.environment,
-    )
+    record = feedback_adapter.score_record(score_id=score_id, **dataclasses.asdict(feedback))
 
     def append_history(previous) -> None:
         # Runs after the pipeline's stages, in the write's transaction: the score as stored.

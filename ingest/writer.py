@@ -736,24 +736,8 @@ class NotUserFeedback(Exception):
     """A score that is not end-user feedback already holds the id a rating would be stored under."""
 
 
-_FEEDBACK_COLUMNS = (
-    "id",
-    "trace_id",
-    "observation_id",
-    "session_id",
-    "name",
-    "value",
-    "string_value",
-    "data_type",
-    "source",
-    "comment",
-    "author_user_id",
-    "config_id",
-    "metadata",
-    "environment",
-    "timestamp",
-    "redactions",
-)
+# Every column of the scores table but the two timestamps the upsert sets itself.
+_FEEDBACK_COLUMNS = tuple(c for c in _columns(SCORES) if c not in ("created_at", "updated_at"))
 # A changed mind replaces the rating, comment and metadata and moves the timestamp to the latest
 # rating; `created_at` keeps the first. Only USER scores are ever overwritten.
 _FEEDBACK_UPSERT_SQL = (
