@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "privacy",
     "scores",
     "traces",
+    "ingest",
     "prompts",
     "evals",
     "feedback",

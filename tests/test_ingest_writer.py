@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 from django.db import OperationalError, connections
 
+from ingest import writer
+from ingest.stages import price as costs
+from ingest.writer import InvalidRecord, StorageUnavailable, write_records
 from scores.models import Score
-from traces.ingest import costs, writer
-from traces.ingest.writer import InvalidRecord, StorageUnavailable, write_records
 from traces.models import Observation, Trace
 
 T0 = datetime(2026, 11, 26, 19, 42, 27, tzinfo=dt_timezone.utc)

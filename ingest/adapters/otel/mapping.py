@@ -1,4 +1,4 @@
-"""OTLP spans → trace, observation and score records (`traces.ingest.records`). Pure functions.
+"""OTLP spans → trace, observation and score records (`ingest.contract`). Pure functions.
 
 One span is one observation (id = span id, trace_id = trace id, parent_observation_id = parent
 span id, all lowercase hex). Three conventions are read, in this order where they overlap:
@@ -40,14 +40,18 @@ from typing import Any
 
 from django.utils import timezone
 
-from traces.ingest.records import RecordError, check_record
-from traces.otel import messages as msg
-from traces.otel.decode import SPAN_KINDS, STATUS_ERROR, DecodedBatch, SpanData, SpanEvent, from_request
-from traces.otel.usage import extract_cost, extract_usage
-from traces.otel.values import (
+from ingest.adapters.otel import messages as msg
+from ingest.adapters.otel.decode import (
+    SPAN_KINDS,
+    STATUS_ERROR,
+    DecodedBatch,
+    SpanData,
+    SpanEvent,
+    from_request,
+)
+from ingest.adapters.otel.usage import extract_cost, extract_usage
+from ingest.adapters.otel.values import (
     MAX_INT,
-    nanos_to_datetime,
-    normalize_environment,
     parse_datetime,
     parse_json,
     parse_json_container,
@@ -58,6 +62,11 @@ from traces.otel.values import (
     to_tags,
     to_text,
 )
+from ingest.contract import RecordError, check_record
+from ingest.rules import messages as rules_messages
+from ingest.rules.environment import normalize_environment
+from ingest.rules.status import STATUSES, is_refusal
+from ingest.rules.values import nanos_to_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -122,16 +131,6 @@ LEVELS = {
     "ERROR": "ERROR",
     "FATAL": "ERROR",
     "CRITICAL": "ERROR",
-}
-STATUSES = {"success", "error", "refused"}
-REFUSAL_REASONS = {
-    "content_filter",
-    "content_filtered",
-    "refusal",
-    "safety",
-    "blocklist",
-    "prohibited_content",
-    "spii",
 }
 FIRST_TOKEN_EVENTS = {
     "first token stream event",
@@ -514,7 +513,7 @@ def _finish_reasons(attrs: dict, output: Any) -> list[str]:
         reasons += [to_text(r) for r in raw if _present(r)]
     if _present(attrs.get("llm.finish_reason")):
         reasons.append(to_text(attrs.pop("llm.finish_reason")))
-    reasons += msg.finish_reasons_of(output)
+    reasons += rules_messages.finish_reasons_of(output)
     return reasons
 
 
@@ -745,10 +744,10 @@ def _status_fields(
         fields["level"] = level
 
     reasons = _finish_reasons(attrs, output)
-    refusals = [r for r in reasons if r.strip().lower() in REFUSAL_REASONS]
-    refused = bool(refusals) or (has_output and msg.refusal_of(output))
-    if reasons:
-        fields["finish_reason"] = (refusals or reasons)[0][:100]
+    refused = any(is_refusal(r) for r in reasons) or (has_output and rules_messages.refusal_of(output))
+    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    if finish_reason:
+        fields["finish_reason"] = finish_reason[:100]
 
     explicit = attrs.get("lookglass.status")
     if isinstance(explicit, str) and explicit.strip().lower() in STATUSES:
@@ -867,7 +866,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     elif events.first_token is not None:
         events.other.append(events.first_token)
 
-    tool_calls = msg.tool_calls_of(output_value) if has_output else []
+    tool_calls = rules_messages.extract_tool_calls(output_value) if has_output else []
     if tool_calls:
         observation["tool_calls"] = tool_calls
 

@@ -2,7 +2,8 @@
 
 - `decode`: protobuf / OTLP-JSON bodies → `SpanData` (one neutral shape for both encodings),
   invalid spans set aside with a reason instead of failing the batch;
-- `mapping`: spans → trace / observation / score records (see `traces.ingest.records`), reading the
+- `mapping`: spans → trace / observation / score records (see `ingest.contract`), reading the
   Langfuse (`langfuse.*`), OpenInference and OTel GenAI conventions;
-- `views`: the endpoint (`/api/public/otel/v1/traces` and `/v1/traces`).
+- `services`: decode → map → the ingest pipeline; the endpoint is `ingest.otlp_views`
+  (`/api/public/otel/v1/traces` and `/v1/traces`).
 """

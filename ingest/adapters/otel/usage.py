@@ -1,21 +1,8 @@
-"""Token counts and client-sent costs from the Langfuse, OpenInference and GenAI attributes.
+"""Token counts and client-sent costs from the Langfuse, OpenInference and GenAI attributes of a span.
 
-Our token kinds are disjoint, as Langfuse normalises them (see `traces.ingest.records`):
-`input_tokens` is FRESH input only, apart from `cached_input_tokens` (cache reads) and
-`cache_write_tokens`; `output_tokens` excludes `reasoning_tokens`. `total_tokens` is passed on
-when the sender gave one; otherwise the writer sums the five.
-
-Conventions disagree on whether their counts include those parts:
-- OpenAI-style `prompt_tokens`/`completion_tokens`, Responses `input_tokens`/`output_tokens` (with
-  `*_tokens_details`), OpenInference `llm.token_count.prompt`/`completion` and GenAI
-  `gen_ai.usage.input_tokens`/`output_tokens` INCLUDE them: we subtract.
-- Anthropic-style `input_tokens` next to `cache_read_input_tokens`, and Langfuse's own keys (`input`,
-  `output`, `cache_read_input_tokens`, `output_reasoning_tokens` …, each priced on its own) EXCLUDE
-  them: we take the counts as they are.
-- An "inclusive" sender whose input (output) is smaller than its cache (reasoning) counts evidently
-  reported it without them; subtracting would go negative (Langfuse's best-known cost bug), so we
-  don't.
-The raw map as sent is kept in `usage_details` either way.
+Which attributes hold the counts is read here; what the counts mean (inclusive or exclusive of cache
+and reasoning tokens, and how they become our disjoint token kinds) is the shared rule in
+`ingest.rules.usage`. The raw map as sent is kept in `usage_details` either way.
 """
 
 from __future__ import annotations
@@ -23,102 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from traces.otel.values import MAX_COST, parse_json_object, to_cost, to_count
+from ingest.adapters.otel.values import MAX_COST, parse_json_object, to_cost, to_count
+from ingest.rules.usage import counts as _counts
+from ingest.rules.usage import first_count as _first_int
+from ingest.rules.usage import from_usage_map
 
 OI_TOKENS = "llm.token_count."
 OI_COST = "llm.cost."
-
-
-def _first_int(source: dict, *keys: str) -> int | None:
-    for key in keys:
-        value = to_count(source.get(key))
-        if value is not None:
-            return value
-    return None
-
-
-def _without(count: int, *parts: int | None) -> int:
-    remaining = count - sum(p or 0 for p in parts)
-    return remaining if remaining >= 0 else count
-
-
-def _counts(*, input, cached, write, output, reasoning, total, inclusive) -> dict:
-    """Our disjoint token fields; `inclusive`: input counts include cache reads/writes and output
-    counts include reasoning, so they are subtracted."""
-    fields: dict[str, int] = {}
-    if input is not None:
-        fields["input_tokens"] = _without(input, cached, write) if inclusive else input
-    if cached is not None:
-        fields["cached_input_tokens"] = cached
-    if write is not None:
-        fields["cache_write_tokens"] = write
-    if output is not None:
-        fields["output_tokens"] = _without(output, reasoning) if inclusive else output
-    if reasoning is not None:
-        fields["reasoning_tokens"] = reasoning
-    if total is not None:
-        fields["total_tokens"] = total
-    return fields
-
-
-def _details(usage: dict, key: str) -> dict:
-    value = usage.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def from_usage_map(usage: dict) -> dict:
-    """A usage map as Langfuse accepts it in `usage_details`: OpenAI chat, OpenAI Responses,
-    Anthropic, or Langfuse's own keys."""
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        prompt_details = _details(usage, "prompt_tokens_details")
-        completion_details = _details(usage, "completion_tokens_details")
-        return _counts(
-            input=to_count(usage.get("prompt_tokens")),
-            cached=_first_int(prompt_details, "cached_tokens", "cache_read_tokens"),
-            write=_first_int(prompt_details, "cache_creation_tokens", "cache_write_tokens"),
-            output=to_count(usage.get("completion_tokens")),
-            reasoning=_first_int(completion_details, "reasoning_tokens"),
-            total=to_count(usage.get("total_tokens")),
-            inclusive=True,
-        )
-    if "input_tokens_details" in usage or "output_tokens_details" in usage:
-        input_details = _details(usage, "input_tokens_details")
-        output_details = _details(usage, "output_tokens_details")
-        return _counts(
-            input=to_count(usage.get("input_tokens")),
-            cached=_first_int(input_details, "cached_tokens"),
-            write=None,
-            output=to_count(usage.get("output_tokens")),
-            reasoning=_first_int(output_details, "reasoning_tokens"),
-            total=to_count(usage.get("total_tokens")),
-            inclusive=True,
-        )
-    write = _first_int(
-        usage, "cache_creation_input_tokens", "input_cache_creation", "cache_write_tokens", "cache_creation"
-    )
-    if write is None:
-        parts = [to_count(usage.get(k)) for k in ("input_cache_creation_5m", "input_cache_creation_1h")]
-        if any(p is not None for p in parts):
-            write = sum(p or 0 for p in parts)
-    return _counts(
-        input=_first_int(usage, "input", "input_tokens"),
-        cached=_first_int(
-            usage,
-            "cache_read_input_tokens",
-            "input_cached_tokens",
-            "input_cache_read",
-            "cached_tokens",
-            "cache_read_tokens",
-            "cache_read",
-        ),
-        write=write,
-        output=_first_int(usage, "output", "output_tokens"),
-        reasoning=_first_int(
-            usage, "output_reasoning_tokens", "output_reasoning", "reasoning_tokens", "reasoning"
-        ),
-        total=_first_int(usage, "total", "total_tokens"),
-        inclusive=False,
-    )
 
 
 def _pop_prefixed(attrs: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traces.otel.values import parse_json, parse_json_container, to_text
+from ingest.adapters.otel.values import parse_json, parse_json_container, to_text
 
 MAX_INDEX = 10_000  # a flattened list longer than this is not a list of messages; leave the keys alone
 
@@ -274,70 +274,6 @@ def choice_message(attributes: dict[str, Any]) -> dict:
 
 
 # --- tool calls the model asked for, finish reasons ------------------------------------------
-
-
-def _arguments(value: Any) -> Any:
-    return parse_json(value) if isinstance(value, str) else value
-
-
-def _messages_of(output: Any) -> list[dict]:
-    if isinstance(output, dict):
-        if isinstance(output.get("choices"), list):  # a whole chat completion response
-            return [
-                c.get("message")
-                for c in output["choices"]
-                if isinstance(c, dict) and isinstance(c.get("message"), dict)
-            ]
-        return [output]
-    if isinstance(output, list):
-        return [m for m in output if isinstance(m, dict)]
-    return []
-
-
-def tool_calls_of(output: Any) -> list[dict]:
-    """[{id, name, arguments}] for every tool call in assistant output, arguments parsed when JSON."""
-    calls = []
-    for message in _messages_of(output):
-        for call in message.get("tool_calls") or []:
-            if not isinstance(call, dict):
-                continue
-            function = call.get("function") if isinstance(call.get("function"), dict) else call
-            calls.append(
-                {
-                    "id": call.get("id"),
-                    "name": function.get("name"),
-                    "arguments": _arguments(function.get("arguments")),
-                }
-            )
-        function_call = message.get("function_call")
-        if isinstance(function_call, dict):
-            calls.append(
-                {
-                    "id": None,
-                    "name": function_call.get("name"),
-                    "arguments": _arguments(function_call.get("arguments")),
-                }
-            )
-    return calls
-
-
-def finish_reasons_of(output: Any) -> list[str]:
-    reasons = []
-    for message in _messages_of(output):
-        reason = message.get("finish_reason")
-        if isinstance(reason, str) and reason:
-            reasons.append(reason)
-    if isinstance(output, dict) and isinstance(output.get("choices"), list):
-        reasons += [
-            c["finish_reason"]
-            for c in output["choices"]
-            if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
-        ]
-    return reasons
-
-
-def refusal_of(output: Any) -> bool:
-    return any(isinstance(m.get("refusal"), str) and m["refusal"] for m in _messages_of(output))
 
 
 def single_or_list(messages: list[dict]) -> Any:

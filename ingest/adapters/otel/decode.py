@@ -35,7 +35,7 @@ _STATUS_NAMES = {
 _KIND_NAMES = {f"SPAN_KIND_{name}": code for code, name in SPAN_KINDS.items()} | {
     name: code for code, name in SPAN_KINDS.items()
 }
-# The last instant every ingest path accepts (`traces.ingest.records.MAX_TIMESTAMP`): int64 nanoseconds.
+# The last instant every ingest path accepts (`ingest.contract.MAX_TIMESTAMP`): int64 nanoseconds.
 MAX_UNIX_NANOS = 2**63 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -15,7 +15,7 @@ a field must not clear it). Rules:
   fields, cost from the price catalog when the client sent none);
 - unknown client attributes go into `metadata`, never dropped.
 
-`traces.ingest.writer.write_records(project=..., traces=[...], observations=[...], scores=[...])`
+`ingest.writer.write_records(project=..., traces=[...], observations=[...], scores=[...])`
 stores a batch of records with one bulk upsert per table. Every adapter runs `check_record` (below)
 on each record it builds, so that a value the database would refuse fails its own event, not the
 batch: timestamps within 1970..2262 UTC, token counts up to 2^60, costs below 10^10, JSON values
@@ -28,8 +28,8 @@ Details the writer relies on (added with the writer):
 - a cost the client sent (`input_cost`/`output_cost`/`total_cost` or `cost_details`) is stored with
   `cost_source="client"`; otherwise the writer prices the tokens from the catalog;
 - `status` is derived (error / refused / success) unless the record carries it;
-- `write_records` raises `traces.ingest.writer.InvalidRecord` for records breaking this contract
-  (ids over 200 characters, unknown keys, naive datetimes) and `traces.ingest.writer.StorageUnavailable`
+- `write_records` raises `ingest.writer.InvalidRecord` for records breaking this contract
+  (ids over 200 characters, unknown keys, naive datetimes) and `ingest.writer.StorageUnavailable`
   when the region database cannot take the write: answer 503 with `Retry-After`
   (`StorageUnavailable.retry_after` seconds), never 500.
 """
@@ -38,8 +38,11 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
@@ -254,3 +257,62 @@ def check_record(record: dict) -> dict:
     if any(key in record for key in (*COST_KEYS, "cost_details")):
         _check_costs(record)
     return record
+# ---------------------------------------------------------------------------------------------
+# The batch and its outcome: what adapters hand to `ingest.pipeline.run` and get back.
+
+
+@dataclass
+class Entry:
+    """One record on its way to storage, with what its adapter needs to answer for it."""
+
+    record: dict
+    ref: Any = None  # the adapter's handle (event position, span id, body index): echoed in refusals
+    typed: bool = True  # scores: whether the client named the data type (score configs infer it if not)
+    rides_on: str | None = None  # scores carried by an observation (OTLP): dropped when it is refused
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A record the pipeline refused; nothing of it is stored. `message` is safe to return."""
+
+    kind: str  # "trace" | "observation" | "score"
+    ref: Any
+    record_id: str | None
+    status: int  # 400: the record breaks a rule (a score config); 422: it cannot be redacted
+    message: str
+    stage: str
+
+
+@dataclass
+class Batch:
+    """The records of one request for one project, by kind, in the order they are to be merged.
+
+    `write` chooses the writer: "upsert" (Langfuse's merge rules, every source) or "user_feedback"
+    (one end-user rating replaced by a changed mind; `after_write` then runs in the same transaction
+    with the row it replaced)."""
+
+    project: Any
+    source: str  # "langfuse" | "otlp" | "scores" | "feedback" (later "eval")
+    traces: list[Entry] = field(default_factory=list)
+    observations: list[Entry] = field(default_factory=list)
+    scores: list[Entry] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    write: str = "upsert"
+    after_write: Callable | None = None
+    pricer: Callable | None = None  # set by the price stage
+    written: Any = None  # what the write stage returned
+
+    def add(self, kind: str, record: dict, ref: Any = None, **meta) -> None:
+        self.entries(kind).append(Entry(record, ref, **meta))
+
+    def entries(self, kind: str) -> list[Entry]:
+        return {"trace": self.traces, "observation": self.observations, "score": self.scores}[kind]
+
+    def records(self, kind: str) -> list[dict]:
+        return [entry.record for entry in self.entries(kind)]
+
+    def refuse(self, kind: str, entry: Entry, *, status: int, message: str, stage: str) -> None:
+        self.refused.append(Refusal(kind, entry.ref, entry.record.get("id"), status, message, stage))
+
+    def __bool__(self) -> bool:
+        return bool(self.traces or self.observations or self.scores)

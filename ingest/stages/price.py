@@ -10,8 +10,8 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
+from ingest.contract import MAX_COST
 from pricing import pricing as catalog
-from traces.ingest.records import MAX_COST
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Storing one OTLP trace export for a project: decode → map → write, in the request (a 200 means
-the spans are in the database, not merely queued)."""
+"""Storing one OTLP trace export for a project: decode → map → the ingest pipeline, in the request
+(a 200 means the spans are in the database, not merely queued)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from traces.ingest.redact import redact_for_storage
-from traces.ingest.writer import write_records
-from traces.otel.decode import decode_json, decode_protobuf
-from traces.otel.mapping import map_decoded
+from ingest import pipeline
+from ingest.adapters.otel.decode import decode_json, decode_protobuf
+from ingest.adapters.otel.mapping import map_decoded
+from ingest.contract import Batch
 
 MAX_ERROR_MESSAGE = 4000
 
@@ -54,24 +54,24 @@ def export_traces(
     mapped = map_decoded(decoded, received_at=received_at or timezone.now())
     if not (mapped.observations or mapped.scores):
         return ExportResult(accepted_spans=0, rejected=mapped.rejected)
-    # PII redaction before storage (a no-op unless the project's policy is on): a span that cannot
-    # be redacted is rejected, and so are the scores it carried; nothing of them is stored.
-    redacted = redact_for_storage(
-        project=project, traces=mapped.traces, observations=mapped.observations, scores=mapped.scores
-    )
+    batch = Batch(project=project, source="otlp")
+    for record in mapped.traces:
+        batch.add("trace", record, ref=record.get("id"))
+    for record in mapped.observations:
+        batch.add("observation", record, ref=record.get("id"))
+    for record in mapped.scores:
+        # A score carried by a span (its own, or a GenAI evaluation of it) is stored with the span or
+        # not at all; trace- and session-level annotations stand on their own. OTLP names no data
+        # type: score configs infer it from the value.
+        batch.add("score", record, ref=record.get("id"), typed=False, rides_on=record.get("observation_id"))
+    pipeline.run(batch)
     rejected, notes = list(mapped.rejected), []
-    failed_spans = set()
-    for failure in redacted.failures:
-        if failure.kind == "observation":
-            failed_spans.add(failure.id)
-            rejected.append(f"span {failure.id}: {failure.error}")
-        elif failure.kind == "trace":
-            notes.append(f"trace {failure.id}: {failure.error} (its trace-level input, output and metadata)")
+    for refusal in batch.refused:
+        if refusal.kind == "observation":
+            rejected.append(f"span {refusal.record_id}: {refusal.message}")
+        elif refusal.kind == "trace":
+            what = "its trace-level input, output and metadata"
+            notes.append(f"trace {refusal.record_id}: {refusal.message} ({what})")
         else:
-            notes.append(f"score {failure.id}: {failure.error}")
-    scores = redacted.scores
-    if failed_spans:
-        scores = [s for s in scores if s.get("observation_id") not in failed_spans]
-    if redacted.observations or scores:
-        write_records(project=project, traces=redacted.traces, observations=redacted.observations, scores=scores)
-    return ExportResult(accepted_spans=len(redacted.observations), rejected=rejected, notes=notes)
+            notes.append(f"score {refusal.record_id}: {refusal.message}")
+    return ExportResult(accepted_spans=len(batch.observations), rejected=rejected, notes=notes)

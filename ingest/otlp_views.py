@@ -20,11 +20,11 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ingest.adapters.otel.decode import DecodeError
+from ingest.adapters.otel.services import export_traces as store_export
+from ingest.writer import InvalidRecord, StorageUnavailable
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body
-from traces.ingest.writer import InvalidRecord, StorageUnavailable
-from traces.otel.decode import DecodeError
-from traces.otel.services import export_traces as store_export
+from tenancy.http.body import BodyError, read_body
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
-"""The shared writer: every ingest path (Langfuse batch, OTLP, REST scores) stores records here.
+"""The writer: the ONLY module that writes the telemetry tables (traces, observations, scores). Every
+source reaches it through `ingest.pipeline.run`, whose write stage calls it.
 
     write_records(project=project, traces=[...], observations=[...], scores=[...])
 
-Records follow `traces.ingest.records`. Per table and request the writer issues a constant number of
+Records follow `ingest.contract`. Per table and request the writer issues a constant number of
 statements, whatever the batch size:
 
 1. records with the same id are merged in memory, in order (Postgres refuses one key twice in a
@@ -46,18 +47,18 @@ import orjson
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
+from ingest.rules.environment import DEFAULT_ENVIRONMENT
+from ingest.rules.ids import MAX_ID_LENGTH
+from ingest.rules.status import derive_status
+from ingest.stages import price as costs
 from scores.models import Score
 from tenancy.dataplane import data_connection
 from tenancy.regions import region_database
-from traces.ingest import costs
-from traces.ingest.records import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
-from traces.models import CostSource, Observation, Status, Trace
+from traces.models import CostSource, Observation, Trace
 
 logger = logging.getLogger(__name__)
 
-MAX_ID_LENGTH = 200
-DEFAULT_ENVIRONMENT = "default"
-REFUSAL_FINISH_REASONS = frozenset({"content_filter", "refusal", "content_filtered", "safety"})
 TOKEN_FIELDS = (
     "input_tokens",
     "cached_input_tokens",
@@ -100,7 +101,7 @@ class StorageUnavailable(Exception):
 
 
 class InvalidRecord(ValueError):
-    """A record breaks the contract in `traces.ingest.records` (a caller bug, not bad client input)."""
+    """A record breaks the contract in `ingest.contract` (a caller bug, not bad client input)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,14 +308,6 @@ def derive_total(row: dict) -> int | None:
     return sum(p or 0 for p in parts)
 
 
-def derive_status(row: dict) -> str:
-    if row.get("level") == "ERROR" or row.get("error_type") or row.get("error_message"):
-        return Status.ERROR.value
-    if (row.get("finish_reason") or "").lower() in REFUSAL_FINISH_REASONS:
-        return Status.REFUSED.value
-    return Status.SUCCESS.value
-
-
 def _usage_of(row: dict) -> dict:
     # Unreported kinds stay None so the catalog prices (and details list) only what was reported.
     return {
@@ -330,10 +323,11 @@ def _priceable(row: dict) -> bool:
     return bool(row.get("model") or row.get("response_model")) and any(row.get(f) for f in TOKEN_FIELDS)
 
 
-def _catalog_costs(project, rows: list[dict]) -> list[dict]:
-    """Cost columns for rows the client sent no cost for: catalog price, or `none`."""
+def _catalog_costs(project, rows: list[dict], pricer=None) -> list[dict]:
+    """Cost columns for rows the client sent no cost for: catalog price, or `none`. `pricer` is the
+    pipeline's price stage (`ingest.stages.price.catalog_costs` when called directly)."""
     wanted = [row for row in rows if _priceable(row)]
-    results = costs.catalog_costs(
+    results = (pricer or costs.catalog_costs)(
         project_id=project.id,
         items=[
             (
@@ -576,7 +570,7 @@ _OBS_RETURNING = (
 )
 
 
-def _write_observations(cursor, project, merged: dict[str, dict], now):
+def _write_observations(cursor, project, merged: dict[str, dict], now, pricer=None):
     insert_rows = []
     for rec in merged.values():
         row = _insert_row(rec, OBSERVATIONS, now)
@@ -588,7 +582,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now):
             row["end_time"] = row["start_time"]
         insert_rows.append(row)
     needs_catalog = [row for row in insert_rows if row.get("cost_source") != CostSource.CLIENT.value]
-    for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog)):
+    for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog, pricer)):
         row.update(cost)
 
     _, updated = _write_table(
@@ -615,7 +609,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now):
             fixes[row["id"]] = fix
         if row["cost_source"] != CostSource.CLIENT.value and PRICING_INPUTS & rec.keys():
             reprice.append(row)
-    for row, cost in zip(reprice, _catalog_costs(project, reprice)):
+    for row, cost in zip(reprice, _catalog_costs(project, reprice, pricer)):
         if (
             any(_differs(row.get(k), cost[k]) for k in (*COST_FIELDS, "cost_source"))
             or (row.get("cost_details") or {}) != cost["cost_details"]
@@ -672,7 +666,9 @@ def _placeholders(observations: dict[str, dict], now: datetime) -> dict[str, dic
 # Entry point
 
 
-def write_records(*, project, traces: list[dict], observations: list[dict], scores: list[dict]) -> None:
+def write_records(
+    *, project, traces: list[dict], observations: list[dict], scores: list[dict], pricer=None
+) -> None:
     """Store trace, observation and score records for `project` in its region database.
 
     Raises InvalidRecord for records that break the contract, StorageUnavailable when the database
@@ -703,7 +699,7 @@ def write_records(*, project, traces: list[dict], observations: list[dict], scor
                     if trace_recs or placeholders:
                         _write_traces(cursor, project, trace_recs, placeholders, now)
                     if obs_recs:
-                        _write_observations(cursor, project, obs_recs, now)
+                        _write_observations(cursor, project, obs_recs, now, pricer)
                     if score_recs:
                         _write_table(
                             cursor,
@@ -750,3 +746,90 @@ def _in_outer_atomic(database: str) -> bool:
     from django.db import connections
 
     return connections[database].in_atomic_block
+
+
+# ---------------------------------------------------------------------------------------------
+# End-user feedback: one USER score per rating, replaced when the user changes their mind
+
+
+class NotUserFeedback(Exception):
+    """A score that is not end-user feedback already holds the id a rating would be stored under."""
+
+
+# Every column of the scores table but the two timestamps the upsert sets itself.
+_FEEDBACK_COLUMNS = tuple(c for c in _columns(SCORES) if c not in ("created_at", "updated_at"))
+# A changed mind replaces the rating, comment and metadata and moves the timestamp to the latest
+# rating; `created_at` keeps the first. Only USER scores are ever overwritten.
+_FEEDBACK_UPSERT_SQL = (
+    f'INSERT INTO "{SCORES.db_table}" (project_id, {", ".join(_FEEDBACK_COLUMNS)}, created_at, updated_at) '
+    f"VALUES ({', '.join(['%s'] * (len(_FEEDBACK_COLUMNS) + 3))}) "
+    "ON CONFLICT (project_id, id) DO UPDATE SET value = EXCLUDED.value, "
+    "string_value = EXCLUDED.string_value, "
+    "data_type = EXCLUDED.data_type, comment = EXCLUDED.comment, config_id = EXCLUDED.config_id, "
+    "metadata = EXCLUDED.metadata, environment = EXCLUDED.environment, timestamp = EXCLUDED.timestamp, "
+    "redactions = EXCLUDED.redactions, updated_at = EXCLUDED.updated_at "
+    f"WHERE \"{SCORES.db_table}\".source = 'USER'"
+)
+_FEEDBACK_DEFAULTS = {
+    "observation_id": "",
+    "session_id": "",
+    "string_value": "",
+    "comment": "",
+    "author_user_id": "",
+    "config_id": "",
+    "metadata": {},
+    "environment": DEFAULT_ENVIRONMENT,
+    "redactions": {},
+}
+
+
+def write_user_feedback(*, project, record: dict, after_write=None) -> tuple | None:
+    """Store an end user's rating (a USER score record) under its id, replacing the rating it holds.
+
+    Submissions for one id are serialised, so `after_write(previous)` — run in the same transaction,
+    where the feedback app appends its history row — sees the row this one replaced: `previous` is
+    (source, value, string_value, comment) or None. Raises NotUserFeedback when the id belongs to a
+    score of another source, InvalidRecord when the database refuses a value and StorageUnavailable
+    when the region database cannot take the write (nothing stored in every case)."""
+    now = timezone.now()
+    row = {**_FEEDBACK_DEFAULTS, "timestamp": now, **{k: v for k, v in record.items() if v is not None}}
+    database = region_database(project.region)
+    try:
+        with transaction.atomic(using=database):
+            with data_connection(project).cursor() as cursor:
+                # Serialises submissions for one rating, so each history row names the value it replaced.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{project.id}:{row['id']}"]
+                )
+                cursor.execute(
+                    f'SELECT source, value, string_value, comment FROM "{SCORES.db_table}" '
+                    "WHERE project_id = %s AND id = %s",
+                    [project.id, row["id"]],
+                )
+                previous = cursor.fetchone()
+                if previous is not None and previous[0] != "USER":
+                    raise NotUserFeedback(row["id"])
+                values = [
+                    orjson.dumps(row[c]).decode() if c in ("metadata", "redactions") else row.get(c)
+                    for c in _FEEDBACK_COLUMNS
+                ]
+                cursor.execute(_FEEDBACK_UPSERT_SQL, [project.id, *values, now, now])
+            if after_write is not None:
+                after_write(previous)
+    except DataError as exc:
+        raise InvalidRecord(str(exc)) from exc
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("region %s feedback write failed for project %s: %s", project.region, project.id, exc)
+        raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
+    return previous
+
+
+# ---------------------------------------------------------------------------------------------
+# Deletes
+
+
+def delete_score(*, project, score_id: str) -> bool:
+    """Delete one of the project's scores; False when it has none with that id (another project's
+    score counts as none)."""
+    deleted, _ = Score.objects.for_project(project).filter(id=score_id).delete()
+    return deleted > 0

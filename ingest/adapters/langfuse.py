@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
-import orjson
-
-from traces.ingest.records import (
+from ingest.contract import (
     MAX_BIGINT,
     MAX_COST,
     MAX_INT,
@@ -30,16 +26,19 @@ from traces.ingest.records import (
     check_record,
     check_timestamp,
 )
+from ingest.rules import messages
+from ingest.rules import usage as usage_rules
+from ingest.rules.environment import normalize_environment as normalise_environment
+from ingest.rules.ids import MAX_ENVELOPE_ID
+from ingest.rules.ids import MAX_ID_LENGTH as MAX_ID
+from ingest.rules.values import epoch_to_datetime, parse_iso_datetime
 
 logger = logging.getLogger(__name__)
 
-MAX_ENVELOPE_ID = 800
-MAX_ID = 200  # our id columns; Langfuse allows 800, real SDK ids are 16–36 characters
 LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 USAGE_UNITS = frozenset({"TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"})
 SCORE_SOURCES = frozenset({"API", "EVAL", "ANNOTATION"})
 SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION"})
-ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
 # Ids derived for events whose body carries none: a replay of the event then lands on the same row
 # (Langfuse SDK retries resend the same event id). Fixed, so the same event maps to the same id in
 # every project and on every server.
@@ -101,20 +100,20 @@ def _choice(body: dict, key: str, allowed: frozenset, what: str | None = None) -
 
 def parse_datetime(value, key: str = "timestamp") -> datetime:
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise EventError(f"`{key}` is not an ISO-8601 datetime: {value[:60]!r}") from None
         # Langfuse requires an offset; SDKs always send one, so a bare time is read as UTC.
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+        parsed = parse_iso_datetime(value)
+        if parsed is None:
+            raise EventError(f"`{key}` is not an ISO-8601 datetime: {value[:60]!r}")
+        return parsed
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
         if not MIN_TIMESTAMP.timestamp() <= seconds <= MAX_TIMESTAMP.timestamp():
             # Checked before converting: far-off numbers overflow the conversion itself.
             raise EventError(f"`{key}` {value!r} is outside the accepted range {TIMESTAMP_RANGE}")
-        return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
-    raise EventError(f"`{key}` must be an ISO-8601 datetime string")
+    moment = epoch_to_datetime(value)  # epoch milliseconds or seconds
+    if moment is None:
+        raise EventError(f"`{key}` must be an ISO-8601 datetime string")
+    return moment
 
 
 def event_datetime(value, key: str) -> datetime:
@@ -186,22 +185,6 @@ def _non_negative_number(value, key: str) -> float | None:
     if value >= MAX_COST:
         raise EventError(f"`{key}` is too large")
     return value
-
-
-def normalise_environment(value) -> str | None:
-    """Langfuse's rule: lowercase, drop a leading `langfuse` prefix, ≤40 characters, [a-z0-9_-]+,
-    anything else becomes "default"."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return "default"
-    env = value.strip().lower()
-    for prefix in ("langfuse-", "langfuse_", "langfuse"):
-        if env.startswith(prefix):
-            env = env[len(prefix) :]
-            break
-    env = env[:40]
-    return env if env and ENVIRONMENT.match(env) else "default"
 
 
 def _metadata(body: dict, unknown: dict) -> dict | None:
@@ -297,45 +280,14 @@ OBSERVATION_FIELDS = frozenset(
     }
 )
 
-CACHE_READ_KEYS = (
-    "input_cached_tokens",
-    "cache_read_input_tokens",
-    "input_cache_read",
-    "cached_input_tokens",
-    "input_cached",
-)
-CACHE_WRITE_PREFIXES = (
-    "input_cache_creation",
-    "cache_creation_input_tokens",
-    "input_cache_write",
-    "cache_write_input_tokens",
-    "cache_creation",
-)
-REASONING_KEYS = ("output_reasoning_tokens", "reasoning_tokens", "output_reasoning")
-
-
 def _openai_usage(details: dict) -> dict | None:
     """OpenAI Chat Completions / Responses usage → Langfuse keys, with details subtracted so that
     `input`/`output` hold only the uncached, non-reasoning part. Extra integer keys are kept as they
     are (Langfuse falls back to the raw map there and double-counts cached input; we do not)."""
-    if "prompt_tokens" in details or "completion_tokens" in details:
-        in_key, out_key, in_details, out_details = (
-            "prompt_tokens",
-            "completion_tokens",
-            "prompt_tokens_details",
-            "completion_tokens_details",
-        )
-    elif ("input_tokens_details" in details or "output_tokens_details" in details) or (
-        "input_tokens" in details and "output_tokens" in details and "total_tokens" in details
-    ):
-        in_key, out_key, in_details, out_details = (
-            "input_tokens",
-            "output_tokens",
-            "input_tokens_details",
-            "output_tokens_details",
-        )
-    else:
+    shape = usage_rules.openai_shape(details)
+    if shape is None:
         return None
+    in_key, out_key, in_details, out_details = shape
     out: dict = {}
     input_total = _non_negative_int(details.get(in_key), f"usageDetails.{in_key}")
     output_total = _non_negative_int(details.get(out_key), f"usageDetails.{out_key}")
@@ -409,112 +361,13 @@ def _legacy_usage(usage: dict, rec: dict) -> dict:
     return out
 
 
-def _tokens_from_usage(usage: dict, rec: dict, *, sum_total: bool) -> None:
-    """Fill the token columns from a Langfuse usage map (keys already normalised)."""
+def _tokens_from_usage(usage: dict, rec: dict, *, sum_total: bool, raw: dict | None = None) -> None:
+    """Fill the token columns from a usage map (keys already normalised; `raw`: the OpenAI-shaped map
+    as sent) by the shared rule, `ingest.rules.usage`."""
     if usage.get("unit") not in (None, "TOKENS"):
         return
-    cached = sum(usage[k] for k in CACHE_READ_KEYS if isinstance(usage.get(k), int))
-    written = sum(v for k, v in usage.items() if isinstance(v, int) and k.startswith(CACHE_WRITE_PREFIXES))
-    reasoning = sum(usage[k] for k in REASONING_KEYS if isinstance(usage.get(k), int))
-    fresh = next(
-        (usage[k] for k in ("input", "input_tokens", "prompt_tokens") if isinstance(usage.get(k), int)), None
-    )
-    output = next(
-        (usage[k] for k in ("output", "output_tokens", "completion_tokens") if isinstance(usage.get(k), int)),
-        None,
-    )
-    _put(rec, "input_tokens", fresh)
-    _put(rec, "output_tokens", output)
-    if cached:
-        rec["cached_input_tokens"] = cached
-    if written:
-        rec["cache_write_tokens"] = written
-    if reasoning:
-        rec["reasoning_tokens"] = reasoning
-    if isinstance(usage.get("total"), int):
-        rec["total_tokens"] = usage["total"]
-    elif sum_total:
-        # Langfuse: without a total, the total is the sum of every provided key.
-        counts = [v for k, v in usage.items() if isinstance(v, int) and k != "total"]
-        if counts:
-            rec["total_tokens"] = sum(counts)
-
-
-def _json_maybe(value):
-    if isinstance(value, str):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
-def extract_tool_calls(output) -> list[dict]:
-    """Tool calls the model asked for, from OpenAI (`tool_calls`, legacy `function_call`) and
-    Anthropic (`tool_use` content blocks) shaped outputs, as [{id, name, arguments}]."""
-    calls: list[dict] = []
-
-    def visit(node, depth: int) -> None:
-        if depth > 4 or len(calls) >= 128:
-            return
-        if isinstance(node, list):
-            for item in node[:64]:
-                visit(item, depth + 1)
-            return
-        if not isinstance(node, dict):
-            return
-        if node.get("type") == "tool_use" and "name" in node:
-            calls.append({"id": node.get("id"), "name": node.get("name"), "arguments": node.get("input")})
-            return
-        if node.get("type") == "function_call" and "name" in node:  # OpenAI Responses API output item
-            calls.append(
-                {
-                    "id": node.get("call_id") or node.get("id"),
-                    "name": node["name"],
-                    "arguments": _json_maybe(node.get("arguments")),
-                }
-            )
-            return
-        tool_calls = node.get("tool_calls")
-        if isinstance(tool_calls, list):
-            for call in tool_calls:
-                if isinstance(call, dict):
-                    function = call.get("function") if isinstance(call.get("function"), dict) else call
-                    calls.append(
-                        {
-                            "id": call.get("id"),
-                            "name": function.get("name"),
-                            "arguments": _json_maybe(function.get("arguments")),
-                        }
-                    )
-        function_call = node.get("function_call")
-        if isinstance(function_call, dict) and "name" in function_call:
-            calls.append(
-                {
-                    "id": None,
-                    "name": function_call["name"],
-                    "arguments": _json_maybe(function_call.get("arguments")),
-                }
-            )
-        for key in ("content", "choices", "message", "output"):
-            if key in node and isinstance(node[key], (list, dict)):
-                visit(node[key], depth + 1)
-
-    visit(output, 0)
-    return [call for call in calls if call.get("name")]
-
-
-def _finish_reason(output) -> str | None:
-    if isinstance(output, dict):
-        for key in ("finish_reason", "stop_reason"):
-            if isinstance(output.get(key), str):
-                return output[key]
-        choices = output.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            return _finish_reason(choices[0])
-        if output.get("refusal"):
-            return "refusal"
-    return None
+    source = raw if raw is not None else usage
+    rec.update(usage_rules.token_counts(source, total_of=usage if sum_total else None))
 
 
 def _errors_from_metadata(metadata: dict | None, rec: dict) -> None:
@@ -593,7 +446,8 @@ def observation_record(
     if usage_details:
         normalised = _usage_details(usage_details)
         rec["usage_details"] = normalised
-        _tokens_from_usage(normalised, rec, sum_total=True)
+        raw = usage_details if usage_rules.openai_shape(usage_details) else None
+        _tokens_from_usage(normalised, rec, sum_total=True, raw=raw)
     elif usage:
         normalised = _legacy_usage(usage, rec)
         if normalised:
@@ -605,10 +459,10 @@ def observation_record(
     if "output" in body and body["output"] is not None:
         output = body["output"]
         rec["output"] = output
-        calls = extract_tool_calls(output)
+        calls = messages.extract_tool_calls(output)
         if calls:
             rec["tool_calls"] = calls
-        _put(rec, "finish_reason", _finish_reason(output))
+        _put(rec, "finish_reason", messages.finish_reason(output))
 
     metadata = _metadata(body, _unknown(body, OBSERVATION_FIELDS))
     _put(rec, "metadata", metadata)
@@ -750,6 +604,7 @@ class ParsedBatch:
     trace_events: list = field(default_factory=list)
     observation_events: list = field(default_factory=list)
     score_events: list = field(default_factory=list)
+    score_typed: list = field(default_factory=list)  # per score: the client named its `dataType`
 
 
 def _envelope(event) -> tuple[str, str, datetime, dict]:
@@ -826,6 +681,7 @@ def parse_batch(batch: list) -> ParsedBatch:
             elif event_type == "score-create":
                 out.scores.append(score_record(body, event_id=env_id))
                 out.score_events.append(len(out.successes))
+                out.score_typed.append(body.get("dataType") is not None)
             elif event_type == "sdk-log":
                 pass  # client-side diagnostics: acknowledged, not stored
             else:

@@ -1,22 +1,16 @@
-"""Small, forgiving conversions for attribute values (senders disagree on types)."""
+"""Small, forgiving conversions for attribute values (senders disagree on types). Time parsing and the
+environment rule are the shared ones in `ingest.rules`."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
-from traces.ingest.records import MAX_BIGINT, MAX_COST, MAX_INT  # noqa: F401 (re-exported: one rule)
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ENV_ALLOWED = re.compile(r"^[a-z0-9_-]+$")
-
-
-def nanos_to_datetime(nanos: int) -> datetime:
-    return EPOCH + timedelta(microseconds=nanos // 1000)
+from ingest.contract import MAX_BIGINT, MAX_COST, MAX_INT  # noqa: E402,F401 (re-exported: one rule)
+from ingest.rules.values import nanos_to_datetime, parse_iso_datetime, to_count, to_int  # noqa: F401 (re-exported)
 
 
 def parse_json(value: Any) -> Any:
@@ -42,32 +36,6 @@ def parse_json_container(value: Any) -> Any:
 def parse_json_object(value: Any) -> dict | None:
     parsed = parse_json(value)
     return parsed if isinstance(parsed, dict) else None
-
-
-def to_int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                return None
-            return int(number) if number.is_integer() else None
-    return None
-
-
-def to_count(value: Any, *, maximum: int = MAX_BIGINT) -> int | None:
-    """A non-negative integer that fits its column, else None."""
-    number = to_int(value)
-    return number if number is not None and 0 <= number <= maximum else None
 
 
 def to_cost(value: Any) -> Decimal | None:
@@ -144,28 +112,4 @@ def parse_datetime(value: Any) -> datetime | None:
         if not isinstance(parsed, str):
             return None
         text = parsed.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-def normalize_environment(value: Any) -> str | None:
-    """Langfuse's rule: lower case, the reserved `langfuse` prefix stripped, at most 40 characters
-    of [a-z0-9_-]; anything else becomes "default". None when nothing was sent."""
-    if value is None:
-        return None
-    text = to_text(value).strip().lower()
-    if not text:
-        return None
-    for prefix in ("langfuse-", "langfuse_", "langfuse"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    text = text[:40]
-    return text if text and _ENV_ALLOWED.match(text) else "default"
+    return parse_iso_datetime(text)
