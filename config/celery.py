@@ -4,6 +4,7 @@ only their own database; control-plane work goes to `default`."""
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -24,6 +25,14 @@ def _declare_queues(sender, **kwargs):
     sender.conf.task_queues = [Queue("default", routing_key="default")] + [
         Queue(region_queue(name), routing_key=region_queue(name)) for name in settings.DATA_REGIONS
     ]
+
+
+@worker_init.connect
+def _worker_database_timeouts(**kwargs):
+    # Web requests get short statement/lock timeouts (settings); purges and backfills need longer.
+    from config.db import use_worker_timeouts
+
+    use_worker_timeouts()
 
 
 app.autodiscover_tasks()
