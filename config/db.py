@@ -40,8 +40,8 @@ def _settings() -> tuple[float, float]:
     from django.conf import settings
 
     return (
-        float(getattr(settings, "DB_STALL_SECONDS", 2.0)),
-        float(getattr(settings, "DB_PROBE_TIMEOUT_SECONDS", 1.0)),
+        float(getattr(settings, "DB_STALL_SECONDS", 1.0)),
+        float(getattr(settings, "DB_PROBE_TIMEOUT_SECONDS", 0.75)),
     )
 
 

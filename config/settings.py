@@ -95,7 +95,7 @@ DB_POOL_MAX = env.int("DB_POOL_MAX", default=8)
 # Seconds to establish a connection (libpq's minimum is 2).
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=2)
 # Seconds a request waits for a free pooled connection before it answers 503.
-DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=3.0)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=2.0)
 # Server-side limits for web requests (milliseconds); a timeout answers 503 + Retry-After.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
 DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5_000)
@@ -105,8 +105,8 @@ DB_WORKER_LOCK_TIMEOUT_MS = env.int("DB_WORKER_LOCK_TIMEOUT_MS", default=30_000)
 # A server that cannot enforce its own timeouts (frozen, cut off): a wait this long makes the pool's
 # connections probe the server, and a server silent for DB_PROBE_TIMEOUT_SECONDS gets them cut
 # (config/db.py).
-DB_STALL_SECONDS = env.float("DB_STALL_SECONDS", default=2.0)
-DB_PROBE_TIMEOUT_SECONDS = env.float("DB_PROBE_TIMEOUT_SECONDS", default=1.0)
+DB_STALL_SECONDS = env.float("DB_STALL_SECONDS", default=1.0)
+DB_PROBE_TIMEOUT_SECONDS = env.float("DB_PROBE_TIMEOUT_SECONDS", default=0.75)
 # `GET /api/public/health?failIfDatabaseUnavailable=true` answers 503 when its probe takes longer.
 HEALTH_DATABASE_TIMEOUT_SECONDS = env.float("HEALTH_DATABASE_TIMEOUT_SECONDS", default=1.5)
 

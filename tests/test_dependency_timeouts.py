@@ -1,0 +1,175 @@
+"""A stalled Redis or PostgreSQL costs a request a bounded time, never a hang.
+
+The Redis here is a real redis-server frozen with SIGSTOP (it accepts connections, never answers).
+A safety timer kills it after a few seconds, so code without timeouts fails these tests instead of
+hanging them.
+"""
+
+import threading
+import time
+
+import orjson
+import psycopg
+import pytest
+from django.core.cache import cache
+from django.db import connections
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from feedback import ratelimit
+from tenancy import keycache
+from tenancy.models import ApiKey
+from tenancy.tasks import enqueue_for_project, publish
+from tests.faults import FreezableRedis
+from traces.ingest import costs
+
+SAFETY_SECONDS = 6
+# In milliseconds, whatever unit the setting was given in.
+TIMEOUTS = (
+    "SELECT (SELECT setting FROM pg_settings WHERE name = 'statement_timeout'),"
+    " (SELECT setting FROM pg_settings WHERE name = 'lock_timeout')"
+)
+
+
+@pytest.fixture
+def frozen_redis():
+    redis = FreezableRedis().start()
+    redis.freeze()
+    # Code without timeouts would wait forever: end it (and the test) after SAFETY_SECONDS.
+    safety = threading.Timer(SAFETY_SECONDS, redis.kill)
+    safety.start()
+    try:
+        yield redis
+    finally:
+        safety.cancel()
+        redis.stop()
+
+
+@pytest.fixture
+def frozen_cache(frozen_redis, settings):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": frozen_redis.url}}
+    yield frozen_redis
+    # Forget what the outage taught this process, so later tests start with a reachable cache.
+    keycache._state.update(checked_at=0.0, redis_ok=True)
+
+
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def test_the_cache_gives_up_on_a_frozen_redis(frozen_cache):
+    started = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        cache.get("anything")
+    assert time.monotonic() - started < 2
+    assert "Timeout" in type(raised.value).__name__
+
+
+def test_authentication_falls_back_to_the_database_when_redis_is_frozen(client, api_key, frozen_redis, settings):
+    # Warm the key cache while the suite's Redis answers, then lose Redis.
+    assert client.get("/api/public/projects", HTTP_AUTHORIZATION=api_key.basic).status_code == 200
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": frozen_redis.url}}
+    try:
+        # Revoked by another process: its stamp bump cannot reach Redis, and no signal fires here.
+        ApiKey.objects.filter(public_key=api_key.public).update(revoked_at=timezone.now())
+        time.sleep(keycache.STAMP_CHECK_SECONDS + 0.1)
+        response, elapsed = timed(lambda: client.get("/api/public/projects", HTTP_AUTHORIZATION=api_key.basic))
+        assert elapsed < 2
+        # The cached row is not trusted without the stamp: the database says the key is revoked.
+        assert response.status_code == 401
+    finally:
+        keycache._state.update(checked_at=0.0, redis_ok=True)
+
+
+def test_feedback_rate_limits_fail_open_on_a_frozen_redis(client, project, api_key, frozen_cache, monkeypatch, caplog):
+    monkeypatch.setattr(costs, "_pricing", lambda: None)
+    response, elapsed = timed(lambda: client.post(
+        "/api/v1/feedback", data=orjson.dumps({"trace_id": "t1", "rating": "up"}),
+        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api_key.public}", REMOTE_ADDR="203.0.113.9",
+    ))
+    assert response.status_code == 201
+    assert elapsed < 3
+    assert "feedback rate limit unavailable" in caplog.text
+
+
+@pytest.fixture
+def frozen_broker(frozen_redis, monkeypatch):
+    monkeypatch.setattr(celery_app.conf, "broker_url", frozen_redis.url)
+    celery_app.pool.force_close_all()
+    monkeypatch.setattr(celery_app, "_pool", None)
+    yield frozen_redis
+    celery_app.pool.force_close_all()
+
+
+def test_enqueue_after_commit_logs_instead_of_hanging_on_a_frozen_broker(
+    project, frozen_broker, django_capture_on_commit_callbacks, caplog
+):
+    from tests.test_region_queues import region_probe
+
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_for_project(region_probe, project=project, kwargs={"marker": "lost"})
+    assert time.monotonic() - started < 4
+    assert "could not enqueue tests.region_probe on region.eu" in caplog.text
+    assert '"marker": "lost"' in caplog.text  # what an operator needs to send it again
+    assert publish(region_probe, kwargs={"project_id": str(project.id), "marker": "x"}, queue="region.eu") is False
+
+
+def test_web_connections_carry_statement_and_lock_timeouts(settings):
+    with connections["default"].cursor() as cursor:
+        cursor.execute(TIMEOUTS)
+        statement, lock = cursor.fetchone()
+    assert (statement, lock) == (str(settings.DB_STATEMENT_TIMEOUT_MS), str(settings.DB_LOCK_TIMEOUT_MS))
+    assert settings.DB_STATEMENT_TIMEOUT_MS > 0 and settings.DB_LOCK_TIMEOUT_MS > 0
+
+
+def test_a_lock_timeout_answers_503_with_retry_after(client, api_key, project):
+    # Another session holds a lock the request's read must wait for (traces_trace in the project's
+    # region: this test wrote nothing there, so the lock is free to take).
+    region = connections["region_eu"]
+    settings_dict = region.settings_dict
+    other = psycopg.connect(
+        host=settings_dict["HOST"], port=settings_dict["PORT"], user=settings_dict["USER"],
+        dbname=settings_dict["NAME"], autocommit=False,
+    )
+    try:
+        other.execute("SET lock_timeout = '2s'")
+        other.execute("LOCK TABLE traces_trace IN ACCESS EXCLUSIVE MODE")
+        with region.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")  # the setting's 5 s, shortened for the test
+        response, elapsed = timed(lambda: client.get("/api/public/traces", HTTP_AUTHORIZATION=api_key.basic))
+    finally:
+        other.rollback()
+        other.close()
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert elapsed < 2
+
+
+def test_workers_get_their_own_longer_timeouts(settings):
+    from django.db.backends.signals import connection_created
+
+    from config import db
+
+    seen = {}
+
+    def in_a_fresh_connection():
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute(TIMEOUTS)
+                seen["values"] = cursor.fetchone()
+        finally:
+            connections["default"].close()
+
+    db.use_worker_timeouts()
+    try:
+        thread = threading.Thread(target=in_a_fresh_connection)
+        thread.start()
+        thread.join(10)
+    finally:
+        db._worker_timeouts["on"] = False
+        connection_created.disconnect(dispatch_uid="lookglass-worker-timeouts")
+    assert seen["values"] == (str(settings.DB_WORKER_STATEMENT_TIMEOUT_MS), str(settings.DB_WORKER_LOCK_TIMEOUT_MS))
+    assert settings.DB_WORKER_STATEMENT_TIMEOUT_MS > settings.DB_STATEMENT_TIMEOUT_MS
