@@ -173,3 +173,47 @@ def test_workers_get_their_own_longer_timeouts(settings):
         connection_created.disconnect(dispatch_uid="lookglass-worker-timeouts")
     assert seen["values"] == (str(settings.DB_WORKER_STATEMENT_TIMEOUT_MS), str(settings.DB_WORKER_LOCK_TIMEOUT_MS))
     assert settings.DB_WORKER_STATEMENT_TIMEOUT_MS > settings.DB_STATEMENT_TIMEOUT_MS
+
+
+def _direct_params(port=None):
+    params = connections["default"].get_connection_params()
+    if port is not None:
+        params.update(host="127.0.0.1", port=port)
+    return params
+
+
+def test_a_frozen_database_cuts_the_waiting_query_within_seconds(settings):
+    from config.db import DeadlineConnection
+    from tests.faults import FreezableProxy
+
+    settings_dict = connections["default"].settings_dict
+    proxy = FreezableProxy(settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"]))
+    try:
+        with DeadlineConnection.connect(**_direct_params(proxy.port), autocommit=True) as conn:
+            conn.execute("SELECT 1")
+            proxy.freeze()
+            # Without the watchdog the query would wait forever: thaw after SAFETY_SECONDS (it then
+            # succeeds, and the test fails).
+            safety = threading.Timer(SAFETY_SECONDS, proxy.frozen.clear)
+            safety.start()
+            started = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT 1")
+            elapsed = time.monotonic() - started
+            safety.cancel()
+        assert elapsed < settings.DB_STALL_SECONDS + settings.DB_PROBE_TIMEOUT_SECONDS + 1
+    finally:
+        proxy.close()
+
+
+def test_a_slow_query_on_a_live_database_is_left_to_its_statement_timeout(settings):
+    from config.db import DeadlineConnection
+
+    with DeadlineConnection.connect(**_direct_params(), autocommit=True) as conn:
+        seconds = settings.DB_STALL_SECONDS + 0.8
+        started = time.monotonic()
+        conn.execute("SELECT pg_sleep(%s)", [seconds])
+        assert time.monotonic() - started >= seconds
+        conn.execute("SET statement_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(5)")
