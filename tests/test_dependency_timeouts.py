@@ -94,13 +94,19 @@ def test_feedback_rate_limits_fail_open_on_a_frozen_redis(client, project, api_k
     assert "feedback rate limit unavailable" in caplog.text
 
 
+def _fresh_broker_connections():
+    # Publishers reuse pooled broker connections; drop them so the next publish dials broker_url anew.
+    celery_app.pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def frozen_broker(frozen_redis, monkeypatch):
     monkeypatch.setattr(celery_app.conf, "broker_url", frozen_redis.url)
-    celery_app.pool.force_close_all()
-    monkeypatch.setattr(celery_app, "_pool", None)
+    _fresh_broker_connections()
     yield frozen_redis
-    celery_app.pool.force_close_all()
+    _fresh_broker_connections()  # monkeypatch restores broker_url after this
 
 
 def test_enqueue_after_commit_logs_instead_of_hanging_on_a_frozen_broker(
