@@ -38,4 +38,8 @@ def _worker_database_timeouts(**kwargs):
 app.autodiscover_tasks()
 
 # Periodic tasks live here, in one place (crontab reasons next to each as they are added).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # A purge enqueued after a project's deletion is lost if the broker was down at that moment
+    # (tenancy/tasks.py logs it); the hourly sweep re-enqueues every recent deletion's purge.
+    "sweep-project-purges": {"task": "tenancy.sweep_project_purges", "schedule": 3600.0},
+}

@@ -6,6 +6,7 @@ import json
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from tenancy.regions import region_queue
@@ -84,3 +85,34 @@ def purge_project_data(*, project_id: str, region: str) -> dict[str, int]:
                     break
         deleted[model._meta.label] = total
     return deleted
+
+
+PURGE_SWEEP_DAYS = 7
+
+
+@shared_task(name="tenancy.sweep_project_purges")
+def sweep_project_purges(*, days: int = PURGE_SWEEP_DAYS) -> int:
+    """Enqueue the purge of every project deleted in the last `days` days, again.
+
+    The audit log is the durable record of each deletion (written in the deleting transaction), so a
+    purge whose message was lost to a broker outage after commit is still done within a sweep
+    interval. Purges are idempotent and cheap once nothing is left (one indexed DELETE per table).
+    Returns how many purges were enqueued.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenancy.models import AuditAction, AuditLogEntry
+
+    since = timezone.now() - timedelta(days=days)
+    entries = AuditLogEntry.objects.filter(action=AuditAction.PROJECT_DELETED, created_at__gte=since)
+    sent = 0
+    for target_id, data in entries.values_list("target_id", "data").iterator():
+        region = (data or {}).get("region")
+        if region not in settings.DATA_REGIONS:
+            continue  # a region since removed from the deployment: nothing here can reach it
+        sent += publish(
+            purge_project_data, kwargs={"project_id": target_id, "region": region}, queue=region_queue(region)
+        )
+    return sent

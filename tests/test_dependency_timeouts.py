@@ -96,7 +96,9 @@ def test_feedback_rate_limits_fail_open_on_a_frozen_redis(client, project, api_k
 
 def _fresh_broker_connections():
     # Publishers reuse pooled broker connections; drop them so the next publish dials broker_url anew.
-    celery_app.pool.force_close_all()
+    from kombu import pools
+
+    pools.reset()  # kombu's process-wide pools, keyed by broker URL: closed *and* forgotten
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
@@ -223,3 +225,34 @@ def test_a_slow_query_on_a_live_database_is_left_to_its_statement_timeout(settin
         conn.execute("SET statement_timeout = '300ms'")
         with pytest.raises(psycopg.errors.QueryCanceled):
             conn.execute("SELECT pg_sleep(5)")
+
+
+def test_a_purge_lost_to_a_frozen_broker_is_enqueued_by_the_sweep(
+    project, frozen_broker, django_capture_on_commit_callbacks, caplog, monkeypatch
+):
+    import json
+
+    import redis
+    from django.conf import settings as django_settings
+
+    from tenancy.services import project_delete
+    from tenancy.tasks import sweep_project_purges
+
+    project_id = str(project.id)
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        project_delete(project=project, actor=None)  # commits; the purge message cannot be sent
+    assert time.monotonic() - started < 4
+    assert "could not enqueue tenancy.purge_project_data" in caplog.text
+
+    # The broker is back.
+    monkeypatch.undo()
+    _fresh_broker_connections()
+    client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    client.delete("region.eu", "region.us")
+    assert sweep_project_purges.run() >= 1
+    messages = [json.loads(m) for m in client.lrange("region.eu", 0, -1)]
+    assert any(
+        m["headers"]["task"] == "tenancy.purge_project_data" and project_id in json.dumps(m) for m in messages
+    )
+    assert client.llen("region.us") == 0 or project_id not in json.dumps(client.lrange("region.us", 0, -1))
