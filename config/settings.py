@@ -151,9 +151,12 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:63799/0")
 # costs a request at most that long: the cache users fall back to the database or fail open.
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.5)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+# After a Redis command timed out or could not connect, cache calls fail at once for this long.
+REDIS_RETRY_AFTER_SECONDS = env.float("REDIS_RETRY_AFTER_SECONDS", default=1.0)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache, refusing commands at once for a moment after Redis failed to answer.
+        "BACKEND": "config.cache.FailFastRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "lg",
         "TIMEOUT": 300,

@@ -43,6 +43,9 @@ def frozen_redis():
     finally:
         safety.cancel()
         redis.stop()
+        from config import cache as failfast
+
+        failfast.reset()  # the next test's cache starts trusted
 
 
 @pytest.fixture
@@ -256,3 +259,23 @@ def test_a_purge_lost_to_a_frozen_broker_is_enqueued_by_the_sweep(
         m["headers"]["task"] == "tenancy.purge_project_data" and project_id in json.dumps(m) for m in messages
     )
     assert client.llen("region.us") == 0 or project_id not in json.dumps(client.lrange("region.us", 0, -1))
+
+
+def test_after_one_timeout_the_cache_stops_waiting_on_a_frozen_redis_for_a_moment(frozen_cache, settings):
+    from config import cache as failfast
+
+    failfast.reset()
+    try:
+        started = time.monotonic()
+        for _ in range(6):  # a request's worth of cache calls
+            with pytest.raises(Exception):
+                cache.get("anything")
+        # One socket timeout, not six.
+        assert time.monotonic() - started < settings.REDIS_SOCKET_TIMEOUT * 2
+        # And Redis is tried again afterwards: a thawed Redis is used at once.
+        frozen_cache.thaw()
+        time.sleep(settings.REDIS_RETRY_AFTER_SECONDS + 0.1)
+        cache.set("back", 1)
+        assert cache.get("back") == 1
+    finally:
+        failfast.reset()
