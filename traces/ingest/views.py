@@ -20,7 +20,7 @@ from feedback.cors import browser_cors, guard_browser_request
 from feedback.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
 from feedback.services import score_delete, scores_create, screen_ingestion_scores
 from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authenticate_header
-from traces.ingest.body import BodyError, read_body
+from traces.ingest.body import BodyError, loads_json, read_body
 from traces.ingest.langfuse import EventError, parse_datetime
 from traces.ingest.writer import InvalidRecord, StorageUnavailable
 from traces.services import BatchError, ingest_langfuse_batch
@@ -87,7 +87,7 @@ def _read_json(request, limit: int | None = None):
             {"error": "InvalidRequestError", "message": "the request body is empty"}, 400
         )
     try:
-        return orjson.loads(raw), None
+        return loads_json(raw), None
     except orjson.JSONDecodeError as exc:
         return None, json_response(
             {"error": "InvalidRequestError", "message": f"the request body is not valid JSON: {exc}"},
