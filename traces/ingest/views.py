@@ -23,13 +23,14 @@ from tenancy.authentication import AuthenticationFailed, KeyPrincipal, authentic
 from traces.ingest.body import BodyError, loads_json, read_body
 from traces.ingest.langfuse import EventError, parse_datetime
 from traces.ingest.writer import InvalidRecord, StorageUnavailable
+from traces.public.http import dumps
 from traces.services import BatchError, ingest_langfuse_batch
 
 MAX_PAGE_LIMIT = 100
 
 
 def json_response(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    response = HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+    response = HttpResponse(dumps(payload), status=status, content_type="application/json")
     for key, value in (headers or {}).items():
         response[key] = value
     return response

@@ -31,6 +31,16 @@ def _fallback(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def dumps(data, option: int | None = None) -> bytes:
+    """JSON bytes via orjson, falling back to the stdlib for integers beyond 64 bits, which orjson
+    refuses and stored JSON holds: jsonb writes a float such as 1e20 back as the integer
+    100000000000000000000, which psycopg reads as a Python int."""
+    try:
+        return orjson.dumps(data, option=option)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(data, default=_fallback, separators=(",", ":")).encode()
+
+
 class JSONRenderer(BaseRenderer):
     media_type = "application/json"
     format = "json"
@@ -39,11 +49,7 @@ class JSONRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
-        try:
-            return orjson.dumps(data, option=orjson.OPT_UTC_Z)
-        except (orjson.JSONEncodeError, TypeError):
-            # orjson refuses integers beyond 64 bits, which JSON inputs may hold; the stdlib does not.
-            return json.dumps(data, default=_fallback, separators=(",", ":")).encode()
+        return dumps(data, option=orjson.OPT_UTC_Z)
 
 
 class AlwaysJSON(BaseContentNegotiation):
