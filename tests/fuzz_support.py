@@ -65,7 +65,7 @@ KNOWN = {
     "ts-range": "timestamps before year 1 / after 9999 UTC are stored and then break reads",
     "ts-numeric": "numeric timestamps such as 1e15 / -1e12 fail the whole batch",
     "big-number": "usage/cost beyond 64 bits fail the whole batch",
-    "level-list": "`level: [\"x\"]` fails the whole batch",
+    "level-list": '`level: ["x"]` fails the whole batch',
     "deep": "deep nesting fails the whole batch / answers 500",
     "score-type": "wrong-type score fields fail the whole batch",
     "otlp-int": "OTLP intValue ≥ 2^64 and token counts near 2^63 answer 500",

@@ -43,32 +43,59 @@ def world(client, organization, project, owner, other_organization, other_projec
     from tenancy.models import Membership
 
     spare = ApiKeyPair.issue(project)  # revocable without locking the fuzzer out
-    price = ModelPrice.objects.create(project_id=project.id, model_name="fuzz-model", match_pattern="fuzz.*",
-                                      input_price=1, output_price=2)
-    other_price = ModelPrice.objects.create(project_id=other_project.id, model_name="globex-model",
-                                            match_pattern="globex.*", input_price=1, output_price=2)
+    price = ModelPrice.objects.create(
+        project_id=project.id, model_name="fuzz-model", match_pattern="fuzz.*", input_price=1, output_price=2
+    )
+    other_price = ModelPrice.objects.create(
+        project_id=other_project.id,
+        model_name="globex-model",
+        match_pattern="globex.*",
+        input_price=1,
+        output_price=2,
+    )
     member = Membership.objects.filter(organization=organization).exclude(user=owner).first()
     ingest = client.post(
         "/api/public/ingestion",
-        json.dumps({"batch": [
-            {"id": "e1", "type": "trace-create", "timestamp": "2026-11-26T19:42:27Z",
-             "body": {"id": "trace-1", "sessionId": "session-1", "name": "t"}},
-            {"id": "e2", "type": "generation-create", "timestamp": "2026-11-26T19:42:27Z",
-             "body": {"id": "obs-1", "traceId": "trace-1", "model": "gpt-4o"}},
-        ]}),
-        content_type="application/json", HTTP_AUTHORIZATION=api_key.basic,
+        json.dumps(
+            {
+                "batch": [
+                    {
+                        "id": "e1",
+                        "type": "trace-create",
+                        "timestamp": "2026-11-26T19:42:27Z",
+                        "body": {"id": "trace-1", "sessionId": "session-1", "name": "t"},
+                    },
+                    {
+                        "id": "e2",
+                        "type": "generation-create",
+                        "timestamp": "2026-11-26T19:42:27Z",
+                        "body": {"id": "obs-1", "traceId": "trace-1", "model": "gpt-4o"},
+                    },
+                ]
+            }
+        ),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=api_key.basic,
     )
     assert ingest.status_code == 207
     ours = {
-        "organization_id": str(organization.id), "project_id": str(project.id), "user_id": str(owner.id),
-        "api_key_id": str(spare.key.id), "price_id": str(price.id), "trace_id": "trace-1",
-        "observation_id": "obs-1", "session_id": "session-1", "prompt_name": "greeting",
+        "organization_id": str(organization.id),
+        "project_id": str(project.id),
+        "user_id": str(owner.id),
+        "api_key_id": str(spare.key.id),
+        "price_id": str(price.id),
+        "trace_id": "trace-1",
+        "observation_id": "obs-1",
+        "session_id": "session-1",
+        "prompt_name": "greeting",
     }
     if member is not None:
         ours["user_id"] = str(member.user_id)
     theirs = {
-        "organization_id": str(other_organization.id), "project_id": str(other_project.id),
-        "api_key_id": str(other_api_key.key.id), "price_id": str(other_price.id),
+        "organization_id": str(other_organization.id),
+        "project_id": str(other_project.id),
+        "api_key_id": str(other_api_key.key.id),
+        "price_id": str(other_price.id),
     }
     return {"ours": ours, "theirs": theirs, "key": api_key, "owner": owner}
 
@@ -97,7 +124,9 @@ def _run(group, world, select, *, keep_ours):
     @given(data=st.data())
     def check(data):
         op = data.draw(st.sampled_from(operations), label="operation")
-        mode = data.draw(st.sampled_from([GenerationMode.POSITIVE, GenerationMode.POSITIVE, GenerationMode.NEGATIVE]))
+        mode = data.draw(
+            st.sampled_from([GenerationMode.POSITIVE, GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+        )
         case = data.draw(strategy(op, mode), label="case")
         foreign = False
         params = dict(case.path_parameters or {})
@@ -124,10 +153,17 @@ def _run(group, world, select, *, keep_ours):
             response = fuzz.get(path, query, **headers)
         else:
             target = path + ("?" + _urlencode(query) if query else "")
-            response = fuzz.generic(method, target, kwargs["data"] or b"",
-                                    content_type=kwargs.get("content_type", "application/json"), **headers)
+            response = fuzz.generic(
+                method,
+                target,
+                kwargs["data"] or b"",
+                content_type=kwargs.get("content_type", "application/json"),
+                **headers,
+            )
         where = f"{method} {path} query={query!r:.200} body={body!r:.300}"
-        assert response.status_code < 500, f"{where} answered {response.status_code}: {response.content[:300]!r}"
+        assert response.status_code < 500, (
+            f"{where} answered {response.status_code}: {response.content[:300]!r}"
+        )
         if foreign:
             assert response.status_code in (403, 404, 405), (
                 f"{where}: another organization's object answered {response.status_code}: {response.content[:200]!r}"
@@ -158,19 +194,29 @@ def test_fuzz_public_read_api(world):
 
 
 def test_fuzz_management_reads(world):
-    _run("read", world, lambda op: op.path.startswith("/api/v1/") and op.method.upper() == "GET",
-         keep_ours=lambda op, name: True)
+    _run(
+        "read",
+        world,
+        lambda op: op.path.startswith("/api/v1/") and op.method.upper() == "GET",
+        keep_ours=lambda op, name: True,
+    )
 
 
 def test_fuzz_management_writes(world):
     # Our organization and project are never deleted or left by the session user mid-run (later examples
     # would only see 404s); every other write may hit our real objects.
     def keep_ours(op, name):
-        if op.method.upper() == "DELETE" and name in ("organization_id", "project_id", "user_id") and (
-            op.path.endswith(("{organization_id}/", "{project_id}/", "{user_id}/"))
+        if (
+            op.method.upper() == "DELETE"
+            and name in ("organization_id", "project_id", "user_id")
+            and (op.path.endswith(("{organization_id}/", "{project_id}/", "{user_id}/")))
         ):
             return op.path.endswith("{user_id}/") and name != "user_id"
         return True
 
-    _run("write", world, lambda op: op.path.startswith("/api/v1/") and op.method.upper() != "GET",
-         keep_ours=keep_ours)
+    _run(
+        "write",
+        world,
+        lambda op: op.path.startswith("/api/v1/") and op.method.upper() != "GET",
+        keep_ours=keep_ours,
+    )

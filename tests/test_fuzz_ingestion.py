@@ -9,6 +9,7 @@ of its own while the rest of its batch is stored; and the read API still answers
 
 from __future__ import annotations
 
+import os
 import string
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 # ≥ 10,000 requests across the fuzz suite (see tests/test_fuzz_api.py): this test makes ~1.9 per example.
-EXAMPLES = int(__import__("os").environ.get("FUZZ_N", 1600))
+EXAMPLES = int(os.environ.get("FUZZ_N", "1600"))
 MIN_REQUESTS = 2900
 
 # --- field values --------------------------------------------------------------------------------
@@ -52,12 +53,16 @@ ids = st.one_of(
     st.text(st.characters(exclude_characters="\x00/"), min_size=1, max_size=30)
     .filter(lambda s: s.strip(".") and s.strip())
     .map(lambda s: v(s, EITHER)),
-    known(st.sampled_from(["a/b", "../x", "..", "x/../y", "/lead", "%2F"]).map(
-        lambda s: v(s + uuid.uuid4().hex[:4], EITHER, "id-path")
-    )),
+    known(
+        st.sampled_from(["a/b", "../x", "..", "x/../y", "/lead", "%2F"]).map(
+            lambda s: v(s + uuid.uuid4().hex[:4], EITHER, "id-path")
+        )
+    ),
     st.integers(0, 10**6).map(lambda n: v(n, EITHER)),
     st.integers(201, 800).map(lambda n: v("i" * n, REJECT)),
-    st.sampled_from([{"a": 1}, [1], True, 1.5e300]).map(lambda x: v(x, REJECT if not isinstance(x, float) else EITHER)),
+    st.sampled_from([{"a": 1}, [1], True, 1.5e300]).map(
+        lambda x: v(x, REJECT if not isinstance(x, float) else EITHER)
+    ),
 )
 
 
@@ -80,16 +85,21 @@ timestamps = st.one_of(
     st.integers(10**9, 2 * 10**9).map(v),  # epoch seconds
     st.integers(10**12, 2 * 10**12).map(v),  # epoch milliseconds
     st.floats(10**9, 2 * 10**9).map(v),
-    known(st.sampled_from(
-        [
-            "0001-01-01T00:30:00+01:00",  # before year 1 in UTC
-            "9999-12-31T23:30:00-01:00",  # after 9999 in UTC
-            "0001-01-01T00:00:00Z",
-            "9999-12-31T23:59:59.999999Z",
-        ]
-    ).map(lambda s: v(s, EITHER, "ts-range"))),
-    known(st.sampled_from([1e15, -1e12, 1e20, -1, 0, 2**63, 2**64 + 1]).map(
-        lambda n: v(n, EITHER, "ts-numeric"))),
+    known(
+        st.sampled_from(
+            [
+                "0001-01-01T00:30:00+01:00",  # before year 1 in UTC
+                "9999-12-31T23:30:00-01:00",  # after 9999 in UTC
+                "0001-01-01T00:00:00Z",
+                "9999-12-31T23:59:59.999999Z",
+            ]
+        ).map(lambda s: v(s, EITHER, "ts-range"))
+    ),
+    known(
+        st.sampled_from([1e15, -1e12, 1e20, -1, 0, 2**63, 2**64 + 1]).map(
+            lambda n: v(n, EITHER, "ts-numeric")
+        )
+    ),
     st.sampled_from(["yesterday", "2026-13-45T00:00:00Z", "", "10000-01-01T00:00:00Z", "-0001-01-01"]).map(
         lambda s: v(s, REJECT)
     ),
@@ -128,18 +138,22 @@ json_values = st.one_of(
     ).map(v),
     st.sampled_from([1_000, 30_000, 300_000]).map(lambda n: v("h" * n)),  # huge, under the body limit
     st.just(v(Deep(40))),
-    known(st.sampled_from([Deep(400), Deep(1000, "{"), Deep(1500), Deep(30_000), Deep(100_000, "{")]).map(
-        lambda d: v(d, EITHER, "deep")
-    )),
+    known(
+        st.sampled_from([Deep(400), Deep(1000, "{"), Deep(1500), Deep(30_000), Deep(100_000, "{")]).map(
+            lambda d: v(d, EITHER, "deep")
+        )
+    ),
 )
 
 token_counts = st.one_of(
     st.integers(0, 10**7).map(v),
     st.integers(0, 10**6).map(lambda n: v(str(n))),
     st.sampled_from([-1, 1.5, "many", True]).map(lambda x: v(x, REJECT)),
-    known(st.sampled_from([2**63 - 1, 2**63, 2**64, 2**64 + 7, 10**30, 1e300]).map(
-        lambda n: v(n, EITHER, "big-number")
-    )),
+    known(
+        st.sampled_from([2**63 - 1, 2**63, 2**64, 2**64 + 7, 10**30, 1e300]).map(
+            lambda n: v(n, EITHER, "big-number")
+        )
+    ),
 )
 costs = st.one_of(
     st.floats(0, 1000).map(v),
@@ -154,8 +168,11 @@ levels = st.one_of(
 )
 
 
+KEYS = st.text(PLAIN, min_size=1, max_size=12)
+
+
 @st.composite
-def mapping_of(draw, values, keys=st.text(PLAIN, min_size=1, max_size=12)):
+def mapping_of(draw, values, keys=KEYS):
     items = draw(st.lists(st.tuples(keys, values), max_size=4))
     parts = [p for _, p in items]
     return v({k: p.value for k, p in items}, *_merge(parts))
@@ -171,17 +188,25 @@ usage_details = st.one_of(
     # OpenAI's shape (details subtracted from their totals): stored or rejected, never a failed batch.
     st.builds(
         lambda p, c, t: v(
-            {"prompt_tokens": p.value, "completion_tokens": c.value, "total_tokens": t.value,
-             "prompt_tokens_details": {"cached_tokens": 1}},
+            {
+                "prompt_tokens": p.value,
+                "completion_tokens": c.value,
+                "total_tokens": t.value,
+                "prompt_tokens_details": {"cached_tokens": 1},
+            },
             EITHER,
             _merge([p, c, t])[1],
         ),
-        token_counts, token_counts, token_counts,
+        token_counts,
+        token_counts,
+        token_counts,
     ),
 )
 legacy_usage = st.builds(
-    lambda i, o, unit, ic: v({"input": i.value, "output": o.value, "unit": unit.value, "inputCost": ic.value},
-                             *_merge([i, o, unit, ic])),
+    lambda i, o, unit, ic: v(
+        {"input": i.value, "output": o.value, "unit": unit.value, "inputCost": ic.value},
+        *_merge([i, o, unit, ic]),
+    ),
     token_counts,
     token_counts,
     st.one_of(st.sampled_from(["TOKENS", "CHARACTERS", None]).map(v), st.just(v("BYTES", REJECT))),
@@ -240,9 +265,17 @@ def trace_events(draw):
         _optional(draw, body, parts, key, bounded_text(500), 0.2)
     for key in ("input", "output", "metadata"):
         _optional(draw, body, parts, key, json_values)
-    _optional(draw, body, parts, "tags", st.one_of(
-        st.lists(st.text(max_size=10), max_size=4).map(v), st.sampled_from([["a", 1], "tag"]).map(
-            lambda x: v(x, REJECT))), 0.2)
+    _optional(
+        draw,
+        body,
+        parts,
+        "tags",
+        st.one_of(
+            st.lists(st.text(max_size=10), max_size=4).map(v),
+            st.sampled_from([["a", 1], "tag"]).map(lambda x: v(x, REJECT)),
+        ),
+        0.2,
+    )
     _optional(draw, body, parts, "public", st.one_of(st.booleans().map(v), st.just(v("yes", REJECT))), 0.1)
     _optional(draw, body, parts, "environment", st.one_of(st.text(max_size=50), st.integers()).map(v), 0.2)
     _optional(draw, body, parts, "unknownField", json_values, 0.1)
@@ -250,9 +283,20 @@ def trace_events(draw):
 
 
 OBSERVATION_TYPES = [
-    "span-create", "span-update", "generation-create", "generation-update", "event-create",
-    "agent-create", "tool-create", "chain-create", "retriever-create", "evaluator-create",
-    "embedding-create", "guardrail-create", "observation-create", "observation-update",
+    "span-create",
+    "span-update",
+    "generation-create",
+    "generation-update",
+    "event-create",
+    "agent-create",
+    "tool-create",
+    "chain-create",
+    "retriever-create",
+    "evaluator-create",
+    "embedding-create",
+    "guardrail-create",
+    "observation-create",
+    "observation-update",
 ]
 
 
@@ -266,8 +310,12 @@ def observation_events(draw, event_type=None, body_id=None):
     else:
         read_id = _body_id(draw, body, parts, required_on_update=update)
     if event_type.startswith("observation-"):
-        legacy = draw(st.one_of(st.sampled_from(["SPAN", "GENERATION", "EVENT", "TOOL"]).map(v),
-                                st.sampled_from(["span", None, 3]).map(lambda x: v(x, REJECT))))
+        legacy = draw(
+            st.one_of(
+                st.sampled_from(["SPAN", "GENERATION", "EVENT", "TOOL"]).map(v),
+                st.sampled_from(["span", None, 3]).map(lambda x: v(x, REJECT)),
+            )
+        )
         body["type"] = legacy.value
         parts.append(legacy)
     if draw(st.floats(0, 1)) < 0.8:
@@ -286,22 +334,40 @@ def observation_events(draw, event_type=None, body_id=None):
     _optional(draw, body, parts, "environment", st.text(max_size=50).map(v), 0.1)
     if "generation" in event_type or event_type.startswith(("observation", "agent", "tool")):
         _optional(draw, body, parts, "model", bounded_text(500), 0.5)
-        _optional(draw, body, parts, "modelParameters", st.one_of(
-            st.dictionaries(st.text(PLAIN, max_size=10), st.one_of(st.floats(0, 2), st.text(max_size=5)),
-                            max_size=3).map(v),
-            st.sampled_from([["t"], "hot"]).map(lambda x: v(x, REJECT))), 0.3)
+        _optional(
+            draw,
+            body,
+            parts,
+            "modelParameters",
+            st.one_of(
+                st.dictionaries(
+                    st.text(PLAIN, max_size=10), st.one_of(st.floats(0, 2), st.text(max_size=5)), max_size=3
+                ).map(v),
+                st.sampled_from([["t"], "hot"]).map(lambda x: v(x, REJECT)),
+            ),
+            0.3,
+        )
         _optional(draw, body, parts, "usageDetails", usage_details, 0.4)
         if not body.get("usageDetails"):  # `usage` is read only without `usageDetails`
             _optional(draw, body, parts, "usage", legacy_usage, 0.3)
         _optional(draw, body, parts, "costDetails", mapping_of(costs), 0.3)
         if draw(st.floats(0, 1)) < 0.2:
-            prompt = draw(st.one_of(
-                st.tuples(st.text(PLAIN, min_size=1, max_size=10), st.integers(0, 100)).map(
-                    lambda t: v({"promptName": t[0], "promptVersion": t[1]})),
-                st.sampled_from([{"promptName": "p"}, {"promptVersion": 1}, {"promptName": "p", "promptVersion": -1},
-                                 {"promptName": "p", "promptVersion": "2"}, {"promptName": "p", "promptVersion": 2**40}]
-                                ).map(lambda x: v(x, REJECT)),
-            ))
+            prompt = draw(
+                st.one_of(
+                    st.tuples(st.text(PLAIN, min_size=1, max_size=10), st.integers(0, 100)).map(
+                        lambda t: v({"promptName": t[0], "promptVersion": t[1]})
+                    ),
+                    st.sampled_from(
+                        [
+                            {"promptName": "p"},
+                            {"promptVersion": 1},
+                            {"promptName": "p", "promptVersion": -1},
+                            {"promptName": "p", "promptVersion": "2"},
+                            {"promptName": "p", "promptVersion": 2**40},
+                        ]
+                    ).map(lambda x: v(x, REJECT)),
+                )
+            )
             body.update(prompt.value)
             parts.append(prompt)
     return Ev("observation", _envelope(draw, event_type, body, parts), parts, read_id=read_id)
@@ -325,9 +391,20 @@ score_values = st.one_of(
     st.tuples(st.sampled_from([None, "CATEGORICAL"]), st.text(min_size=0, max_size=30)).map(v),
     st.tuples(st.just("TEXT"), st.text(min_size=1, max_size=30)).map(v),
     st.tuples(st.just("CORRECTION"), st.text(min_size=1, max_size=30)).map(v),
-    st.sampled_from([("NUMERIC", "high"), ("BOOLEAN", 2), ("BOOLEAN", "true"), ("TEXT", ""), ("TEXT", "t" * 501),
-                     ("CATEGORICAL", 3.5), ("WEIRD", 1), (None, None), (None, {"a": 1}), (5, 1)]).map(
-        lambda t: v(t, REJECT)),
+    st.sampled_from(
+        [
+            ("NUMERIC", "high"),
+            ("BOOLEAN", 2),
+            ("BOOLEAN", "true"),
+            ("TEXT", ""),
+            ("TEXT", "t" * 501),
+            ("CATEGORICAL", 3.5),
+            ("WEIRD", 1),
+            (None, None),
+            (None, {"a": 1}),
+            (5, 1),
+        ]
+    ).map(lambda t: v(t, REJECT)),
     known(st.sampled_from([(["NUMERIC"], 1), ({"t": 1}, "x")]).map(lambda t: v(t, EITHER, "score-type"))),
 )
 
@@ -336,8 +413,12 @@ score_values = st.one_of(
 def score_events(draw):
     body, parts = {}, []
     read_id = _body_id(draw, body, parts)
-    name = draw(st.one_of(st.text(min_size=1, max_size=30).map(v), st.sampled_from(
-        [None, "", {"n": 1}, "n" * 501]).map(lambda x: v(x, REJECT))))
+    name = draw(
+        st.one_of(
+            st.text(min_size=1, max_size=30).map(v),
+            st.sampled_from([None, "", {"n": 1}, "n" * 501]).map(lambda x: v(x, REJECT)),
+        )
+    )
     parts.append(name)
     if name.value is not None:
         body["name"] = name.value
@@ -366,9 +447,18 @@ def score_events(draw):
     _optional(draw, body, parts, "comment", st.one_of(texts, st.just(v({"c": 1}, REJECT))), 0.3)
     _optional(draw, body, parts, "metadata", json_values, 0.3)
     _optional(draw, body, parts, "timestamp", timestamps, 0.2)
-    _optional(draw, body, parts, "source", st.one_of(
-        st.sampled_from(["API", "EVAL", "ANNOTATION"]).map(v), st.just(v("HUMAN", REJECT)),
-        known(st.just(v(["API"], EITHER, "score-type")))), 0.2)
+    _optional(
+        draw,
+        body,
+        parts,
+        "source",
+        st.one_of(
+            st.sampled_from(["API", "EVAL", "ANNOTATION"]).map(v),
+            st.just(v("HUMAN", REJECT)),
+            known(st.just(v(["API"], EITHER, "score-type"))),
+        ),
+        0.2,
+    )
     _optional(draw, body, parts, "environment", st.text(max_size=20).map(v), 0.1)
     return Ev("score", _envelope(draw, "score-create", body, parts), parts, read_id=read_id)
 
@@ -386,7 +476,12 @@ def broken_events(draw):
     choice = draw(st.integers(0, 6))
     good_id = uuid.uuid4().hex
     event = [
-        lambda: {"id": good_id, "type": "dataset-run-item-create", "timestamp": "2026-01-01T00:00:00Z", "body": {}},
+        lambda: {
+            "id": good_id,
+            "type": "dataset-run-item-create",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "body": {},
+        },
         lambda: {"id": good_id, "type": "span-create", "timestamp": "2026-01-01T00:00:00Z", "body": [1]},
         lambda: {"id": good_id, "type": "nope", "timestamp": "2026-01-01T00:00:00Z", "body": {}},
         lambda: {"id": good_id, "type": 7, "timestamp": "2026-01-01T00:00:00Z", "body": {}},
@@ -406,10 +501,18 @@ batches = st.lists(st.one_of(single_events, single_events, create_then_update())
 )
 
 LIST_EVERY = 8
-LIST_PATHS = ("/api/public/traces?limit=5&fields=core", "/api/public/observations?limit=5",
-              "/api/public/v2/observations?limit=5", "/api/public/sessions?limit=5", "/api/public/scores?limit=5")
-READ_PATHS = {"trace": "/api/public/traces/", "observation": "/api/public/observations/",
-              "score": "/api/public/scores/"}
+LIST_PATHS = (
+    "/api/public/traces?limit=5&fields=core",
+    "/api/public/observations?limit=5",
+    "/api/public/v2/observations?limit=5",
+    "/api/public/sessions?limit=5",
+    "/api/public/scores?limit=5",
+)
+READ_PATHS = {
+    "trace": "/api/public/traces/",
+    "observation": "/api/public/observations/",
+    "score": "/api/public/scores/",
+}
 
 
 def _fail(message, events):
@@ -445,8 +548,10 @@ def test_fuzz_ingestion_batches(fuzz):
                 continue
             env_id = event.event["id"]
             if event.expect == OK and env_id not in successes:
-                _fail(f"valid {event.event['type']} rejected: {errors.get(env_id)}; event {event.event!r:.400}",
-                      [event])
+                _fail(
+                    f"valid {event.event['type']} rejected: {errors.get(env_id)}; event {event.event!r:.400}",
+                    [event],
+                )
             if event.expect == REJECT:
                 if env_id not in errors:
                     _fail(f"invalid {event.event.get('type')} accepted: {event.event!r:.400}", [event])
@@ -455,8 +560,11 @@ def test_fuzz_ingestion_batches(fuzz):
             if env_id in successes and event.read_id is not None and event.kind in READ_PATHS:
                 read = fuzz.get(READ_PATHS[event.kind] + quote(event.read_id, safe=""))
                 if read.status_code != 200:
-                    _fail(f"stored {event.kind} {event.read_id!r} reads back {read.status_code}: "
-                          f"{read.content[:200]!r}", [event])
+                    _fail(
+                        f"stored {event.kind} {event.read_id!r} reads back {read.status_code}: "
+                        f"{read.content[:200]!r}",
+                        [event],
+                    )
         # Whatever was stored, the read API still answers (every few batches: lists are the dearest
         # requests, and what broke them stays in the database for the next check).
         examples.append(batch)

@@ -16,22 +16,38 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz_support import EITHER, OK, CountingClient, Deep, describe_known, encode, fuzz_settings, known, v
+from tests.fuzz_support import (
+    EITHER,
+    OK,
+    CountingClient,
+    Deep,
+    describe_known,
+    encode,
+    fuzz_settings,
+    known,
+    v,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-EXAMPLES = int(os.environ.get("FUZZ_N", 250))
+EXAMPLES = int(os.environ.get("FUZZ_N", "250"))
 MIN_REQUESTS = 350
 
-names = st.one_of(st.text(min_size=1, max_size=30).map(v),
-                  known(st.sampled_from([" ", "a/b", "..", "x" * 300]).map(lambda s: v(s, EITHER, "prompt-name"))))
-labels = st.one_of(st.lists(st.sampled_from(["production", "staging", "dev-1"]), max_size=2).map(v),
-                   known(st.just(v(["latest"], EITHER, "prompt-name"))),
-                   st.sampled_from([["x" * 100], [1], "production"]).map(lambda x: v(x, EITHER)))
+names = st.one_of(
+    st.text(min_size=1, max_size=30).map(v),
+    known(st.sampled_from([" ", "a/b", "..", "x" * 300]).map(lambda s: v(s, EITHER, "prompt-name"))),
+)
+labels = st.one_of(
+    st.lists(st.sampled_from(["production", "staging", "dev-1"]), max_size=2).map(v),
+    known(st.just(v(["latest"], EITHER, "prompt-name"))),
+    st.sampled_from([["x" * 100], [1], "production"]).map(lambda x: v(x, EITHER)),
+)
 prompt_bodies = st.one_of(
     st.text(max_size=200).map(v),
-    st.lists(st.fixed_dictionaries({"role": st.sampled_from(["system", "user"]), "content": st.text(max_size=40)}),
-             max_size=3).map(v),
+    st.lists(
+        st.fixed_dictionaries({"role": st.sampled_from(["system", "user"]), "content": st.text(max_size=40)}),
+        max_size=3,
+    ).map(v),
     st.sampled_from([1_000_000, 4_000_000]).map(lambda n: v("p" * n)),
     known(st.just(v("p" * 6_000_000, EITHER, "big-prompt"))),
     st.sampled_from([5, {"a": 1}, None, [1, 2]]).map(lambda x: v(x, EITHER)),
@@ -41,17 +57,24 @@ prompt_bodies = st.one_of(
 @st.composite
 def prompt_creates(draw):
     name, prompt, label = draw(names), draw(prompt_bodies), draw(labels)
-    body = {"name": name.value, "prompt": prompt.value, "labels": label.value,
-            "type": "chat" if isinstance(prompt.value, list) else "text"}
+    body = {
+        "name": name.value,
+        "prompt": prompt.value,
+        "labels": label.value,
+        "type": "chat" if isinstance(prompt.value, list) else "text",
+    }
     if draw(st.booleans()):
-        body["config"] = draw(st.one_of(st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-                                        st.just(Deep(50))))
+        body["config"] = draw(
+            st.one_of(st.dictionaries(st.text(max_size=5), st.integers(), max_size=3), st.just(Deep(50)))
+        )
     return "prompt", body, [name, prompt, label]
 
 
-category_values = st.one_of(st.integers(-(2**31), 2**31).map(v), st.floats(-10, 10).map(v),
-                            known(st.sampled_from([2**63, 2**64 + 1, -(2**70)]).map(
-                                lambda n: v(n, EITHER, "config-category"))))
+category_values = st.one_of(
+    st.integers(-(2**31), 2**31).map(v),
+    st.floats(-10, 10).map(v),
+    known(st.sampled_from([2**63, 2**64 + 1, -(2**70)]).map(lambda n: v(n, EITHER, "config-category"))),
+)
 
 
 @st.composite
@@ -72,13 +95,24 @@ def score_config_creates(draw):
 
 @st.composite
 def price_creates(draw):
-    effective = draw(st.one_of(
-        st.datetimes().map(lambda d: v(d.isoformat() + "Z")),
-        known(st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]).map(
-            lambda s: v(s, EITHER, "price-effective-from"))),
-    ))
-    body = {"provider": "openai", "model_name": "fuzz-" + uuid.uuid4().hex[:8], "match_pattern": "(?i)^fuzz.*$",
-            "input_price": "1.5", "output_price": "2", "effective_from": effective.value}
+    effective = draw(
+        st.one_of(
+            st.datetimes().map(lambda d: v(d.isoformat() + "Z")),
+            known(
+                st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]).map(
+                    lambda s: v(s, EITHER, "price-effective-from")
+                )
+            ),
+        )
+    )
+    body = {
+        "provider": "openai",
+        "model_name": "fuzz-" + uuid.uuid4().hex[:8],
+        "match_pattern": "(?i)^fuzz.*$",
+        "input_price": "1.5",
+        "output_price": "2",
+        "effective_from": effective.value,
+    }
     return "price", body, [effective]
 
 
@@ -96,15 +130,18 @@ def replays(draw):
         body = {"name": draw(st.text(max_size=10))}
         if draw(st.booleans()):
             body["id"] = uuid.uuid4().hex
-        event_type = draw(st.sampled_from(["trace-create", "span-create", "generation-create", "event-create"]))
-        batch.append({"id": uuid.uuid4().hex, "type": event_type, "timestamp": "2026-11-26T19:42:27Z",
-                      "body": body})
+        event_type = draw(
+            st.sampled_from(["trace-create", "span-create", "generation-create", "event-create"])
+        )
+        batch.append(
+            {"id": uuid.uuid4().hex, "type": event_type, "timestamp": "2026-11-26T19:42:27Z", "body": body}
+        )
     no_id = any("id" not in e["body"] for e in batch)
     return "replay", batch, [v(None, EITHER, "replay-no-id") if no_id else v(None, OK)]
 
 
 KNOWN_HERE = {
-    "prompt-name": "prompt label `latest` / name \" \" mishandled",
+    "prompt-name": 'prompt label `latest` / name " " mishandled',
     "big-prompt": "6 MB prompt POST answers 500",
     "config-category": "score config category > 64 bits answers 500",
     "boolean-categories": "BOOLEAN score config categories mishandled",
@@ -128,15 +165,21 @@ def test_fuzz_other_write_endpoints(owner, organization, project, api_key):
     start = fuzz.count
 
     @fuzz_settings(EXAMPLES)
-    @given(case=st.one_of(prompt_creates(), score_config_creates(), price_creates(), deep_management_bodies(),
-                          replays()))
+    @given(
+        case=st.one_of(
+            prompt_creates(), score_config_creates(), price_creates(), deep_management_bodies(), replays()
+        )
+    )
     def check(case):
         kind, body, parts = case
         if kind == "prompt":
-            response = fuzz.post("/api/public/v2/prompts", encode(body), content_type="application/json", **basic)
+            response = fuzz.post(
+                "/api/public/v2/prompts", encode(body), content_type="application/json", **basic
+            )
         elif kind == "score-config":
-            response = fuzz.post("/api/public/score-configs", encode(body), content_type="application/json",
-                                 **basic)
+            response = fuzz.post(
+                "/api/public/score-configs", encode(body), content_type="application/json", **basic
+            )
         elif kind == "price":
             response = fuzz.post(prices, encode(body), content_type="application/json")
         elif kind == "deep":
@@ -150,10 +193,16 @@ def test_fuzz_other_write_endpoints(owner, organization, project, api_key):
                 ok_first = {s["id"] for s in first.json()["successes"]}
                 ok_again = {s["id"] for s in response.json()["successes"]}
                 if ok_first != ok_again or len(ok_first) != len(body):
-                    _fail(f"replayed batch answered differently: {first.content[:300]!r} / "
-                          f"{response.content[:300]!r}", parts)
+                    _fail(
+                        f"replayed batch answered differently: {first.content[:300]!r} / "
+                        f"{response.content[:300]!r}",
+                        parts,
+                    )
         if response.status_code >= 500:
-            _fail(f"{kind} {encode(body)[:300]} answered {response.status_code}: {response.content[:200]!r}", parts)
+            _fail(
+                f"{kind} {encode(body)[:300]} answered {response.status_code}: {response.content[:200]!r}",
+                parts,
+            )
         if kind == "prompt" and response.status_code == 201:
             read = fuzz.get("/api/public/v2/prompts/" + _quote(body["name"]) + "?label=latest", **basic)
             if read.status_code != 200:
