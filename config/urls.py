@@ -2,6 +2,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+import tenancy.http.converters  # noqa: F401 (registers <anyid:…>)
 from tenancy import public_views
 from tenancy.admin_site import admin_site
 from traces import links
@@ -43,8 +44,8 @@ urlpatterns = [
     path("", include("scores.urls")),
     path("", include("tenancy.urls")),
     # The trace links the SDKs print open the console's trace page.
-    path("project/<uuid:project_id>/traces/<path:trace_id>", links.project_trace, name="sdk-project-trace"),
-    path("trace/<path:trace_id>", links.trace, name="sdk-trace"),
+    path("project/<uuid:project_id>/traces/<anyid:trace_id>", links.project_trace, name="sdk-project-trace"),
+    path("trace/<anyid:trace_id>", links.trace, name="sdk-trace"),
     # Last: a Langfuse route Lookglass does not implement answers JSON in Langfuse's error shape (the
     # SDKs parse error bodies as JSON; an HTML 404 reads as "Internal error occurred").
     re_path(r"^api/public/", public_views.not_implemented, name="public-not-implemented"),

@@ -249,8 +249,8 @@ def check_record(record: dict) -> dict:
         if value is not None and not 0 <= value <= MAX_TOKENS:
             raise RecordError(f"`{key}` {value} is out of range: token counts are at most 2^60")
     total = record.get("total_tokens")
-    if total is not None and not 0 <= total <= MAX_BIGINT:
-        raise RecordError(f"`total_tokens` {total} is out of range: at most 2^63 - 1")
+    if total is not None and not 0 <= total < MAX_BIGINT:  # the writer's bound: below 2^63 - 1
+        raise RecordError(f"`total_tokens` {total} is out of range: below 2^63 - 1")
     version = record.get("prompt_version")
     if version is not None and not 0 <= version <= MAX_INT:
         raise RecordError(f"`prompt_version` {version} is out of range: at most 2^31 - 1")

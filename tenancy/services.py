@@ -180,7 +180,8 @@ def invitation_create(
     inviter = invited_by.email if invited_by else "An administrator"
     transaction.on_commit(
         lambda: send_mail(
-            subject=f"You are invited to {organization.name} on Lookglass",
+            # A header cannot hold a line break and an organization name may: one line, or a 500.
+            subject=" ".join(f"You are invited to {organization.name} on Lookglass".split()),
             message=(
                 f"{inviter} invited you to join {organization.name} on Lookglass as {role}.\n\n"
                 "Open this link to join (you can create your account there if you have none yet):\n"

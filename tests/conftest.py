@@ -144,3 +144,11 @@ def queries_everywhere():
             captured.extend(context.captured_queries)
 
     return capture
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz suite's request count, visible in every run that includes it (tests/fuzz_support.py)."""
+    import sys
+
+    support = sys.modules.get("tests.fuzz_support")
+    if support is not None and support.REQUESTS:
+        detail = ", ".join(f"{name} {count}" for name, count in sorted(support.REQUESTS.items()))
+        terminalreporter.write_line(f"fuzz: {sum(support.REQUESTS.values())} requests ({detail})")

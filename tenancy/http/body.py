@@ -10,11 +10,13 @@ buffers the body before they authenticate the request.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 from tenancy.chunked import LengthRequired, chunked_input, streams_body
 
 __all__ = ["BodyError", "BodyLengthRequired", "BodyTooLarge", "UnsupportedEncoding", "read_body", "streams_body"]
+import orjson
 
 CHUNK = 64 * 1024
 
@@ -112,3 +114,30 @@ def read_body(request, *, limit: int) -> bytes:
     except zlib.error as exc:
         raise BodyError(f"corrupt {encoding} body: {exc}") from None
     raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
+
+
+# An escaped backslash, a surrogate pair, or a lone surrogate escape (in that order of preference).
+_SURROGATE_ESCAPE = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+
+
+def _replace_lone_surrogate(match: re.Match) -> bytes:
+    return b"\\ufffd" if len(match.group()) == 6 else match.group()
+
+
+def loads_json(raw: bytes):
+    """`orjson.loads`, except that a lone UTF-16 surrogate escape (`"\\ud83d"` without its pair)
+    becomes U+FFFD instead of failing the whole body.
+
+    Python's json module (the v2 SDK, most clients) writes such escapes for strings that hold a lone
+    surrogate (a cut emoji, a `surrogateescape`d file name); orjson refuses them, which turned one bad
+    string into a 400 for every event of the batch. Text cannot hold a lone surrogate anyway, so it
+    becomes the replacement character, as NUL does in the writer. Raises orjson.JSONDecodeError.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+    return orjson.loads(_SURROGATE_ESCAPE.sub(_replace_lone_surrogate, raw))

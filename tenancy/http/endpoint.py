@@ -14,7 +14,7 @@ from django.db import InterfaceError, OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from tenancy.http.body import BodyError, read_body
+from tenancy.http.body import BodyError, loads_json, read_body
 from tenancy.http.errors import HttpError, method_not_allowed, unauthorized, unavailable
 
 
@@ -67,6 +67,6 @@ def read_json(request, *, limit: int | None = None, empty=None, invalid_message:
             return empty
         raise HttpError(400, "the request body is empty")
     try:
-        return orjson.loads(raw)
+        return loads_json(raw)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, invalid_message or f"the request body is not valid JSON: {exc}") from None

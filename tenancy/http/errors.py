@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import orjson
 from django.http import HttpResponse
 
@@ -23,13 +26,29 @@ RETRY_AFTER_SECONDS = 5
 CONTROL_PLANE_DOWN = "the database is unavailable; retry later"
 
 
+def _fallback(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(data, option: int | None = None) -> bytes:
+    """JSON bytes via orjson, falling back to the stdlib for integers beyond 64 bits, which orjson
+    refuses and stored JSON holds: jsonb writes a float such as 1e20 back as the integer
+    100000000000000000000, which psycopg reads as a Python int."""
+    try:
+        return orjson.dumps(data, option=option)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(data, default=_fallback, separators=(",", ":")).encode()
+
+
 def json_response(
     payload, status: int = 200, headers: dict | None = None, *, utc_z: bool = False
 ) -> HttpResponse:
     option = orjson.OPT_UTC_Z if utc_z else None
-    response = HttpResponse(
-        orjson.dumps(payload, option=option), status=status, content_type="application/json"
-    )
+    response = HttpResponse(dumps(payload, option=option), status=status, content_type="application/json")
     for key, value in (headers or {}).items():
         response[key] = value
     return response

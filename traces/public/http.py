@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-
 import orjson
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
@@ -14,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tenancy.authentication import MISSING_CREDENTIALS, ApiKeyAuthentication
+from tenancy.http.errors import dumps
 from traces.public.params import InvalidParams, QueryParams
 
 
@@ -21,14 +19,6 @@ class NotFound(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-
-
-def _fallback(value):
-    if isinstance(value, Decimal):
-        return float(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 class JSONRenderer(BaseRenderer):
@@ -39,11 +29,7 @@ class JSONRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
-        try:
-            return orjson.dumps(data, option=orjson.OPT_UTC_Z)
-        except (orjson.JSONEncodeError, TypeError):
-            # orjson refuses integers beyond 64 bits, which JSON inputs may hold; the stdlib does not.
-            return json.dumps(data, default=_fallback, separators=(",", ":")).encode()
+        return dumps(data, option=orjson.OPT_UTC_Z)
 
 
 class AlwaysJSON(BaseContentNegotiation):

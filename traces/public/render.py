@@ -11,10 +11,9 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import quote
 
-import orjson
-
 from scores.models import Score, ScoreDataType, ScoreSource
 from traces.models import Observation, Trace
+from traces.public.http import dumps
 from traces.selectors import TraceSummary
 
 # (our column, Langfuse usage key). Langfuse's usageDetails use these names after normalisation.
@@ -117,7 +116,7 @@ def _map_values(params) -> dict | None:
         ):
             out[key] = value
         else:
-            out[key] = orjson.dumps(value).decode()
+            out[key] = dumps(value).decode()
     return out
 
 
@@ -366,7 +365,7 @@ def _io_text(value, *, as_json: bool):
     # Langfuse v2 returns input/output as the stored text: strings as they are, JSON serialised.
     if as_json or value is None or isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return dumps(value).decode()
 
 
 def _metadata_preview(metadata, expand: frozenset[str]):
@@ -378,7 +377,7 @@ def _metadata_preview(metadata, expand: frozenset[str]):
         if key in expand:
             out[key] = value
             continue
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        text = value if isinstance(value, str) else dumps(value).decode()
         out[key] = text[:METADATA_PREVIEW_CHARS] + "..." if len(text) > METADATA_PREVIEW_CHARS else value
     return out
 

@@ -22,6 +22,8 @@ import orjson
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tenancy.http.body import loads_json
+
 SPAN_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 _STATUS_NAMES = {
@@ -466,7 +468,7 @@ def decode_json(body: bytes) -> DecodedBatch:
     if not body.strip():
         return DecodedBatch()
     try:
-        document = orjson.loads(body)
+        document = loads_json(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
