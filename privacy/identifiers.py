@@ -118,7 +118,8 @@ def national_numbers_in(text: str, run: str, base: int, on: frozenset, out: list
         if len(digits) not in (9, 11, 15) or len(piece) - len(digits) > 7:
             continue
         window = text[max(0, base + start - _CONTEXT_BEFORE):base + start]
-        window = window[window.rfind("\n") + 1:]  # the keyword is on the same line
+        # The keyword is on the same line, in the same string (`find_many` joins strings with NUL).
+        window = window[max(window.rfind("\n"), window.rfind("\x00")) + 1:]
         for name, (length, is_valid) in _VALIDATORS.items():
             if name not in on or len(digits) != length:
                 continue
@@ -308,7 +309,7 @@ def find_macs(text: str, starts: list[int] | None, out: list, runs=None) -> None
 # `n°`, `numéro`, `is`), then 6–9 capitals and digits with at least five digits (`C01X00T47`,
 # `12AB34567`, `123456789`, `PAA123456`). Anything else first (a date, `35x45`, an amount) ends it.
 _PASSPORT_TAIL = re.compile(
-    r"[^\s:#.,;]{0,12}(?:[\s:#=\-\"'()]{1,4}(?:(?i:no|nr|n)[.°º]|[^\W\d_]{1,10})){0,3}[\s:#=\-\"'()]{1,4}"
+    r"[^\s:#.,;\x00]{0,12}(?:[\s:#=\-\"'()]{1,4}(?:(?i:no|nr|n)[.°º]|[^\W\d_]{1,10})){0,3}[\s:#=\-\"'()]{1,4}"
     r"([A-Z0-9]{6,9})(?![A-Za-z0-9\-/]|\.[A-Za-z0-9])"
 )
 
@@ -360,7 +361,7 @@ _DOB_KEYWORD = re.compile(
 _WORD = r"[^\W\d_]{3,12}\.?"
 # What may sit between the keyword and the date: a few words and punctuation, never a digit.
 _DOB_TAIL = re.compile(
-    r"[^\W\d_]{0,12}[^\w\n]{0,4}(?:(?:[^\W\d_]{1,12}\.?|[ao]m|on|le|el|il|op|de|w)[^\w\n]{1,4}){0,3}?"
+    r"[^\W\d_]{0,12}[^\w\n\x00]{0,4}(?:(?:[^\W\d_]{1,12}\.?|[ao]m|on|le|el|il|op|de|w)[^\w\n\x00]{1,4}){0,3}?"
     r"(?:"
     r"(?P<ymd>(?:19|20)[0-9]{2})-(?P<ym>[0-9]{2})-(?P<yd>[0-9]{2})"
     r"|(?P<n1>[0-9]{1,2})(?P<sep>[./\-])(?P<n2>[0-9]{1,2})(?P=sep)(?P<ny>(?:19|20)[0-9]{2})"
@@ -439,7 +440,7 @@ _CREDENTIAL_KEY = (
 )
 _CREDENTIAL = re.compile(
     _CREDENTIAL_KEY + r"(?:\\?[\"'])?[ \t]{0,3}(?:=>|:=|[:=])[ \t]{0,3}(?:\\?[\"'`])?"
-    r"([^\s\"'`\\;,&<>{}()\[\]|]{1,256})"
+    r"([^\s\x00\"'`\\;,&<>{}()\[\]|]{1,256})"
 )
 # Values that are not credentials: placeholders, templates, booleans, empties, masks.
 _PLACEHOLDER = re.compile(

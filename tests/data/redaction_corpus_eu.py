@@ -419,6 +419,12 @@ TEMPLATES = [
      "Codice fiscale: «cf»\nData di nascita: «dob_it»\nCodice errato: «bad_cf»\nPratica «uuid», versione «version»"),
     ("it-passport", "it", "chat", "IT",
      "Numero del passaporto: «passport». Scade il «date». Prenotazione «order»."),
+    ("it-cf-json", "it", "tool-json", "IT",
+     '{"paziente":{"codice_fiscale":"«cf»","tessera":"«order»","nascita":"«dob_it»","agg":"«iso»"}}'),
+    ("en-it-cf", "en", "chat", "IT",
+     "My Italian tax code is «cf» (the old card said «bad_cf», which is wrong). Booking «order»."),
+    ("it-credentials", "it", "config", "IT",
+     "# accesso al database\nutente=app\npassword=«pw»\napi_key=«apikey»\naggiornato=«iso»"),
     ("it-contact", "it", "chat", "IT",
      "Scrivetemi a «obf_email», grazie. Ordine «order»."),
     # --- Dutch -----------------------------------------------------------------------------------
