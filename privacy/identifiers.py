@@ -439,7 +439,7 @@ _CREDENTIAL_KEY = (
     r"kennwort|wachtwoord|contrase[ñn]a|has[łl]o|mot de passe)"
 )
 _CREDENTIAL = re.compile(
-    _CREDENTIAL_KEY + r"(?:\\?[\"'])?[ \t]{0,3}(?:=>|:=|[:=])[ \t]{0,3}(?:\\?[\"'`])?"
+    _CREDENTIAL_KEY + r"(?:\\?[\"'])?[ \t]{0,3}(?:=>|:=|[:=])[ \t]{0,3}(\\?[\"'`])?"
     r"([^\s\x00\"'`\\;,&<>{}()\[\]|]{1,256})"
 )
 # Values that are not credentials: placeholders, templates, booleans, empties, masks.
@@ -447,25 +447,47 @@ _PLACEHOLDER = re.compile(
     r"(?i:[$%#/]|\*+$|x+$|\.+$|-+$|_+$|null$|none$|nil$|true$|false$|yes$|no$|on$|off$|undefined$|redacted$|hidden$|"
     r"changeme$|required$|optional$|string$|str$|password$|secret$|token$|your[_\-]|<|\.\.\.)"
 )
+_DOTTED_NAME = re.compile(r"[A-Za-z_$][A-Za-z_$]*(?:\.[A-Za-z_$][A-Za-z_$]*)+")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAMED_LIKE_A_SECRET = ("pass", "pwd", "secret", "token", "key", "cred")
+
+
+def _is_code(value: str, after: str) -> bool:
+    """An unquoted value that is an expression, not a credential: `password = getpass()`,
+    `token = os.environ["TOKEN"]`, `api_key=settings.OPENAI_API_KEY`, `password=new_password`."""
+    if after in ("(", "["):
+        return True
+    if _DOTTED_NAME.fullmatch(value):
+        return True
+    return _IDENTIFIER.fullmatch(value) is not None and any(s in value.lower() for s in _NAMED_LIKE_A_SECRET)
+
+
 _KEY_BEFORE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def find_credentials(text: str, starts: list[int] | None, out: list) -> None:
     for m in _near(text, starts, _CREDENTIAL, back=0, ahead=300):
-        key = text[m.start():m.start(1)].lower()
+        key = text[m.start():m.start(2)].lower()
         start = m.start()
         # `mypassword=`, `tokens:`, `bypass=`: the keyword must not continue or end another word
         # (`db_password`, `access_token`, `X-Api-Key` are fine: `_` and `-` join words in keys).
         if start > 0 and text[start - 1] in _KEY_BEFORE and not key.startswith(("secret", "token", "api")):
             continue
-        value = m.group(1).rstrip(".")
+        value = m.group(2).rstrip(".")
         if not value or _PLACEHOLDER.match(value):
             continue
+        if m.group(1) is None:
+            after = text[m.start(2) + len(value):m.start(2) + len(value) + 2]
+            if _is_code(value, after[:1]):
+                continue
+            if value.isalpha() and len(after) == 2 and after[0] == " " and after[1].isalpha():
+                continue  # `Password: Please enter it twice`: a label in prose, then words
+
         if key.startswith("token") and (len(value) < 16 or not any(c.isdigit() for c in value)):
             continue  # `token: expired`, `token: 42` — real tokens are long and mixed
         if key.startswith("pwd") and value.startswith("/"):
             continue
-        out.append(Finding(m.start(1), m.start(1) + len(value), "credential", value))
+        out.append(Finding(m.start(2), m.start(2) + len(value), "credential", value))
 
 
 # ---------------------------------------------------------------------------------------------

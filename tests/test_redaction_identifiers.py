@@ -77,6 +77,8 @@ def test_each_new_detector_finds_its_format(text, expected):
         "ff:ff:ff:ff:ff:ff, 00:00:00:00:00:00, build 2024.0610.1842",
         "password: ******** api_key: ${OPENAI_API_KEY} token: expired max_tokens: 1024 (using password: YES)",
         "look at this dot com bubble; see you at 5 pm",
+        'password = os.environ["DB_PASSWORD"]; password = getpass(); api_key=settings.OPENAI_API_KEY; '
+        "login(user=user, password=new_password); token = jwt.encode(payload); Password: Please enter it twice",
     ],
 )
 def test_lookalikes_stay_untouched(text):

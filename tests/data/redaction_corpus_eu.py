@@ -513,6 +513,11 @@ HANDWRITTEN = [
      "password: ********\npassword: <your password>\napi_key: ${OPENAI_API_KEY}\ntoken: expired\nmax_tokens: 1024\n"
      "prompt_tokens: 33\nAccess denied for user 'app'@'localhost' (using password: YES)\npassword_reset_url: /reset\n"
      "token_count=128\nPWD=/home/app\nsecret: true\npassword reset link sent"),
+    ("eu-neg-credentials-code", "en", "code", "US",
+     'password = os.environ["DB_PASSWORD"]\npassword = getpass()\napi_key=settings.OPENAI_API_KEY\n'
+     'login(user=user, password=new_password)\ntoken = jwt.encode(payload, key)\nconst token = process.env.TOKEN;\n'
+     'secret_key = SECRET_KEY_FROM_ENV\nPassword: Please enter it twice.\n'
+     'conn = connect(password="⟦credential|s3cr3t-Pa55⟧", timeout=⟪number|30⟫)  # created ⟪iso|2024-06-11T10:00:00Z⟫'),
     ("eu-neg-passport", "en", "chat", "US",
      "Passport photo size is 35x45 mm; passport renewal fee ⟪price|$130.00⟫; the passport expires "
      "⟪iso|2031-05-01⟫; we use passport-jwt ⟪version|4.0.1⟫ and passport.authenticate('jwt')."),
