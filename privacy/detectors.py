@@ -171,9 +171,8 @@ TRIGGERS = (
     # `iban` trigger, which it starts like.
     ("gb_nino", r"[A-Z]{2} [0-9]{2} [0-9]{2} [0-9]{2} [A-D]"),
     ("es_id", r"[0-9]{8}[ \-]?[A-Z]|[0-9]{2}\.[0-9]{3}\.[0-9]{3}[ \-]?[A-Z]|[XYZ][ \-]?[0-9]{7}[ \-]?[A-Z]"),
-    # Year and day in digits: with the letters that stand for digits in the rare codes re-issued
-    # after a collision (omocodia), English words like `assistant` would trigger it.
-    # Year, month letter, day, town letter. In lower case, when month and town letters are both hex
+    # Year, month letter, day, town letter (not the six letters before: starting on any letter is what
+    # makes an alternative costly). In lower case, when month and town letters are both hex
     # digits, the town number and check letter too: hex ids (`…12a45b…`) would hit on every line.
     ("it_cf", r"[0-9]{2}[ABCDEHLMPRST][0-9]{2}[A-Z]|[0-9]{2}[hlmprst][0-9]{2}[a-z]"
               r"|[0-9]{2}[abcde][0-9]{2}(?:[g-z]|[a-f][0-9]{3}[a-z])"),
@@ -295,21 +294,20 @@ _FILE_TLDS = frozenset(
 _JSON_ESCAPE_LETTERS = frozenset("nrtbf/\"\\")
 
 
-_AT_ESCAPE = "\\u0040"  # `john\u0040example.com`: JSON text that escaped the `@`
+AT_ESCAPE = "\\u0040"  # `john\u0040example.com`: JSON text that escaped the `@`
 
 
 def find_emails(text: str, out: list) -> None:
     pos = 0
     n = len(text)
-    escaped = _AT_ESCAPE in text
-    next_escape = text.find(_AT_ESCAPE) if escaped else -1
+    next_escape = text.find(AT_ESCAPE)
     while True:
         at = text.find("@", pos)
         width = 1
         if next_escape >= 0 and next_escape < pos:
-            next_escape = text.find(_AT_ESCAPE, pos)
+            next_escape = text.find(AT_ESCAPE, pos)
         if next_escape >= 0 and (at < 0 or next_escape < at):
-            at, width = next_escape, len(_AT_ESCAPE)
+            at, width = next_escape, len(AT_ESCAPE)
         if at < 0:
             return
         pos = at + width

@@ -108,7 +108,7 @@ class Redactor:
         self._min_len = 1 if self.custom else MIN_BUILTIN_LENGTH
         self._triggers_on = bool(self.on & d.TRIGGERED_DETECTORS)
         self._numbers_on = bool(self.on & d.NUMERIC_DETECTORS)
-        self._identifiers_on = bool(self.on & IDENTIFIER_DETECTORS)
+        self._identifiers_on = bool(self.on & ids.IDENTIFIER_DETECTORS)
         self._phone_cache = d.PhoneCache()
         self._custom_regex, self._custom_groups = self._compile_custom(self.custom)
         if any(mode == RedactionMode.PSEUDONYMIZE for mode in self.modes.values()) and not key:
@@ -172,7 +172,7 @@ class Redactor:
                     self._find_identifiers(text, seeds, runs, out)
             elif runs and self._identifiers_on:
                 self._find_identifiers(text, seeds, runs, out)
-        if "email" in on and ("@" in text or d._AT_ESCAPE in text):
+        if "email" in on and ("@" in text or d.AT_ESCAPE in text):
             d.find_emails(text, out)
         if self._numbers_on and (runs is None or runs):
             d.find_numbers(text, on, self.phone_region, self._phone_cache, out, runs)
@@ -186,9 +186,11 @@ class Redactor:
         return out
 
     def _find_identifiers(self, text: str, seeds: dict, runs, out: list) -> None:
+        """privacy/identifiers.py, each family only when `scan` saw its trigger (or, for DNI and
+        digits-first MACs, a numeric run it stands next to)."""
         on = self.on
         if "credential" in on and ("credential" in seeds or "secret" in seeds):
-            ids.find_credentials(text, _merged(seeds, "credential", "secret"), out)
+            ids.find_credentials(text, ids.merged_seeds(seeds, "credential", "secret"), out)
         if "email_obfuscated" in on and "email_obf" in seeds:
             ids.find_obfuscated_emails(text, seeds["email_obf"], out)
         if "es_id" in seeds or runs or "it_cf" in seeds or "gb_nino" in seeds or "iban" in seeds:
@@ -401,18 +403,6 @@ class Redactor:
 
 
 SEPARATOR = "\x00"
-IDENTIFIER_DETECTORS = frozenset(
-    {"credential", "email_obfuscated", "es_dni_nie", "it_codice_fiscale", "uk_nino", "mac_address", "passport",
-     "date_of_birth"}
-)
-
-
-def _merged(seeds: dict, *names: str) -> list[int] | None:
-    """Offsets of several trigger families, in order (None: one of them overflowed, scan it all)."""
-    found = [seeds[name] for name in names if name in seeds]
-    if any(starts is None for starts in found):
-        return None
-    return found[0] if len(found) == 1 else sorted(set().union(*found))
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 

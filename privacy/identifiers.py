@@ -36,7 +36,20 @@ from stdnum.pl import pesel as stdnum_pesel
 
 from privacy.detectors import Finding, _near
 
-NATIONAL_NUMBER_DETECTORS = frozenset({"de_tax_id", "fr_nir", "nl_bsn", "pl_pesel"})
+NATIONAL_NUMBER_DETECTORS = frozenset({"de_tax_id", "fr_nir", "nl_bsn", "pl_pesel"})  # in `find_numbers`
+IDENTIFIER_DETECTORS = frozenset(  # in `Redactor._find_identifiers`, from the trigger scan
+    {"credential", "email_obfuscated", "es_dni_nie", "it_codice_fiscale", "uk_nino", "mac_address", "passport",
+     "date_of_birth"}
+)
+
+
+def merged_seeds(seeds: dict, *names: str) -> list[int] | None:
+    """Offsets of several trigger families, in order (None: one of them overflowed, scan it all)."""
+    found = [seeds[name] for name in names if name in seeds]
+    if any(starts is None for starts in found):
+        return None
+    return found[0] if len(found) == 1 else sorted(set().union(*found))
+
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 # ---------------------------------------------------------------------------------------------
@@ -149,11 +162,10 @@ def _named(keyword: re.Pattern, window: str, is_valid) -> bool:
     """The last keyword in `window` names the number that follows it, unless another number stands
     in between that is not one of the same kind: `BSN 123456782, klantnummer 111222333` names only
     the first, `Steuer-IdNr 36 574 261 809, my wife's 86095742719` both."""
-    last = None
-    for last in keyword.finditer(window):
-        pass
-    if last is None:
+    matches = list(keyword.finditer(window))
+    if not matches:
         return False
+    last = matches[-1]
     between = window[last.end():]
     if not any(c.isdigit() for c in between):
         return True
