@@ -456,7 +456,7 @@ _CREDENTIAL = re.compile(
 )
 # Values that are not credentials: placeholders, templates, booleans, empties, masks.
 _PLACEHOLDER = re.compile(
-    r"(?i:[$%#/]|\*+$|x+$|\.+$|-+$|_+$|null$|none$|nil$|true$|false$|yes$|no$|on$|off$|undefined$|redacted$|hidden$|"
+    r"(?i:[$%#/!]|\*+$|x+$|\.+$|-+$|_+$|null$|none$|nil$|true$|false$|yes$|no$|on$|off$|undefined$|redacted$|hidden$|"
     r"changeme$|required$|optional$|string$|str$|password$|secret$|token$|your[_\-]|<|\.\.\.)"
 )
 _DOTTED_NAME = re.compile(r"[A-Za-z_$][A-Za-z_$]*(?:\.[A-Za-z_$][A-Za-z_$]*)+")

@@ -77,6 +77,7 @@ def test_each_new_detector_finds_its_format(text, expected):
         "ff:ff:ff:ff:ff:ff, 00:00:00:00:00:00, build 2024.0610.1842",
         "password: ******** api_key: ${OPENAI_API_KEY} token: expired max_tokens: 1024 (using password: YES)",
         "look at this dot com bubble; see you at 5 pm",
+        "password: !vault | secret: ${{ secrets.API_TOKEN }} password: \"{{ db_password }}\"",
         'password = os.environ["DB_PASSWORD"]; password = getpass(); api_key=settings.OPENAI_API_KEY; '
         "login(user=user, password=new_password); token = jwt.encode(payload); Password: Please enter it twice",
     ],
@@ -226,3 +227,14 @@ def test_no_finding_crosses_from_one_string_of_a_record_into_the_next():
     assert redactor.find_many(texts) == alone
     assert alone[-9:] == [[]] * 9 and redactor.find_many(["password=hunter2", "x" * 8]) == [
         redactor.find("password=hunter2"), []]
+
+
+@pytest.mark.parametrize("name", NEW_DETECTORS)
+def test_every_new_detector_works_alone(name):
+    """Each on its own: the trigger scan then runs without the number candidates (or without the
+    other families), which changes which trigger a DNI or a digits-first MAC is found from."""
+    text = ("Steuer-ID 36574261809, NIR 1 84 12 76 451 089 46, DNI 12345678Z, CF RCCMNL83S18D969H, "
+            "NINO AB123456C, BSN 111222333, PESEL 44051401359, passport C01X00T47, born 14 March 1985, "
+            "MAC 0050.5699.84a2, password=hunter2, jan [at] example [dot] com")
+    alone = Redactor(modes={n: ("mask" if n == name else "off") for n in DETECTORS}).find(text)
+    assert [f.detector for f in alone] == [name]

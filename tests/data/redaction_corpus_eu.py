@@ -512,7 +512,8 @@ HANDWRITTEN = [
     ("eu-neg-credentials", "en", "config", "US",
      "password: ********\npassword: <your password>\napi_key: ${OPENAI_API_KEY}\ntoken: expired\nmax_tokens: 1024\n"
      "prompt_tokens: 33\nAccess denied for user 'app'@'localhost' (using password: YES)\npassword_reset_url: /reset\n"
-     "token_count=128\nPWD=/home/app\nsecret: true\npassword reset link sent"),
+     "token_count=128\nPWD=/home/app\nsecret: true\npassword reset link sent\npassword: !vault |\n"
+     "secret: ${{ secrets.API_TOKEN }}\npassword: \"{{ db_password }}\""),
     ("eu-neg-credentials-code", "en", "code", "US",
      'password = os.environ["DB_PASSWORD"]\npassword = getpass()\napi_key=settings.OPENAI_API_KEY\n'
      'login(user=user, password=new_password)\ntoken = jwt.encode(payload, key)\nconst token = process.env.TOKEN;\n'
