@@ -328,6 +328,21 @@ def main() -> None:
         "'-----BEGIN PRIVATE KEY-----' + 'A' * 50000": "-----BEGIN PRIVATE KEY-----" + "A" * 50000,
         "'://a:' * 10000 + '@'": "://a:" * 10000 + "@",
         "'eyJ' * 16000": "eyJ" * 16000,
+        "'password=' * 5000": "password=" * 5000,
+        "'password=x ' * 4000": "password=x " * 4000,
+        "'token: ' * 7000": "token: " * 7000,
+        "'born ' * 10000": "born " * 10000,
+        "'DOB 1.1.1990 ' * 4000": "DOB 1.1.1990 " * 4000,
+        "'passport ' * 6000": "passport " * 6000,
+        "'passport A1 ' * 4000": "passport A1 " * 4000,
+        "'aa:' * 16000": "aa:" * 16000,
+        "'a at b dot ' * 5000": "a at b dot " * 5000,
+        "'a [at] ' * 7000": "a [at] " * 7000,
+        "'12345678Z ' * 5000": "12345678Z " * 5000,
+        "'BSN 111222333 ' * 3500": "BSN 111222333 " * 3500,
+        "'RSSMRA85T10A562 ' * 3000": "RSSMRA85T10A562 " * 3000,
+        "'AB 12 34 56 ' * 4000": "AB 12 34 56 " * 4000,
+        "'x\\u0040' * 8000": "x\\u0040" * 8000,
     }
     for label, text in adversarial.items():
         t0 = time.process_time()

@@ -39,6 +39,13 @@ class Detector:
     # Overlapping findings: the higher priority wins (a JWT inside `Bearer …` is reported as a JWT).
     priority: int
     description: str
+    # Pseudonyms are keyed on this name (default: the detector's): an obfuscated address gets the
+    # same token as the plain one.
+    pseudonym_namespace: str = ""
+
+    @property
+    def namespace(self) -> str:
+        return self.pseudonym_namespace or self.name
 
 
 DETECTORS: dict[str, Detector] = {
@@ -64,6 +71,29 @@ DETECTORS: dict[str, Detector] = {
         Detector("us_ssn", "US_SSN", 45, "US social security numbers (with separators, valid ranges)"),
         Detector("phone", "PHONE", 40, "phone numbers (libphonenumber matcher, validated)"),
         Detector("ip_address", "IP_ADDRESS", 42, "IPv4 and IPv6 addresses (loopback/unspecified kept)"),
+        # Reaching further (privacy/identifiers.py). Checksummed identifiers rank above cards and
+        # phones: a valid Steuer-IdNr next to its keyword is not also a phone number.
+        Detector("credential", "CREDENTIAL", 64,
+                 "values after password=, passwd:, pwd=, secret=, api_key:, token: … in free text and in "
+                 "Server=…;Password=…; connection strings"),
+        Detector("email_obfuscated", "EMAIL", 49,
+                 "obfuscated e-mail addresses: name at domain dot com, name [at] domain [dot] com, name(at)domain.com",
+                 pseudonym_namespace="email"),
+        Detector("de_tax_id", "DE_TAX_ID", 47,
+                 "German tax id (Steuer-IdNr, checksum; bare 11 digits only next to Steuer-ID/IdNr/tax id)"),
+        Detector("fr_nir", "FR_NIR", 47,
+                 "French social security number (NIR, key; bare 15 digits only next to NIR/sécurité sociale)"),
+        Detector("es_dni_nie", "ES_DNI_NIE", 47, "Spanish DNI and NIE (control letter)"),
+        Detector("it_codice_fiscale", "IT_CODICE_FISCALE", 47, "Italian codice fiscale (check letter)"),
+        Detector("uk_nino", "UK_NINO", 47, "UK National Insurance numbers (HMRC prefix rules)"),
+        Detector("nl_bsn", "NL_BSN", 47, "Dutch BSN (11-check; only next to BSN/burgerservicenummer)"),
+        Detector("pl_pesel", "PL_PESEL", 47, "Polish PESEL (checksum and birth date; only next to PESEL)"),
+        Detector("passport", "PASSPORT", 47,
+                 "passport numbers right after passport/Reisepass/passeport/pasaporte/passaporto/paspoort/paszport"),
+        Detector("date_of_birth", "DATE_OF_BIRTH", 44,
+                 "dates right after born/DOB/date of birth/geboren/né le/fecha de nacimiento/nato il/"
+                 "geboren op/urodzony (never bare dates or timestamps)"),
+        Detector("mac_address", "MAC_ADDRESS", 43, "MAC addresses (EUI-48; broadcast, multicast and zero kept)"),
     )
 }
 CUSTOM_PRIORITY = 60
@@ -134,6 +164,25 @@ TRIGGERS = (
     ("bearer", r"(?i:bearer)"),
     ("pem", r"PRIVATE KEY"),
     ("iban", r"[A-Z]{2}[0-9]{2}"),
+    # privacy/identifiers.py. None of these ends in a digit after 7 characters or more (`scan` takes
+    # such hits for number candidates). Each starts where few texts have a candidate (a separator, a
+    # digit pair): alternatives that start on any letter make RE2's automaton for the whole scan
+    # larger, which slowed the pass by a quarter. A compact NINO (`AB123456C`) is found from the
+    # `iban` trigger, which it starts like.
+    ("gb_nino", r"[A-Z]{2} [0-9]{2} [0-9]{2} [0-9]{2} [A-D]"),
+    ("es_id", r"[0-9]{8}[ \-]?[A-Z]|[0-9]{2}\.[0-9]{3}\.[0-9]{3}[ \-]?[A-Z]|[XYZ][ \-]?[0-9]{7}[ \-]?[A-Z]"),
+    # Year, month letter, day, town letter (not the six letters before: starting on any letter is what
+    # makes an alternative costly). In lower case, when month and town letters are both hex
+    # digits, the town number and check letter too: hex ids (`…12a45b…`) would hit on every line.
+    ("it_cf", r"[0-9]{2}[ABCDEHLMPRST][0-9]{2}[A-Z]|[0-9]{2}[hlmprst][0-9]{2}[a-z]"
+              r"|[0-9]{2}[abcde][0-9]{2}(?:[g-z]|[a-f][0-9]{3}[a-z])"),
+    ("mac", r"[:\-][0-9A-Fa-f]{2}[:\-][0-9A-Fa-f]{2}[:\-][0-9A-Fa-f]{2}[:\-]|\.[0-9A-Fa-f]{4}\."),
+    ("passport", r"(?i:pass(?:port|eport|aporte|aporto|nummer|-nr)|reisepass|paspoort|paszport|pasaport)"),
+    ("credential", r"(?i:pass(?:w(?:or[dt])?|wd)|pwd|token\b|api[_\-]?key|apikey|kennwort|wachtwoord|"
+                   r"contrase[ñn]a|has[łl]o|mot de passe)"),
+    ("dob", r"(?i:\bborn\b|birth|\bd\.?o\.?b\b|geboren|\bgeb\.|geburt|n[ée]e? le|naissance|nacimiento|"
+            r"nacid[oa]|\bnat[oa] |nascita|geboorte|urodzon|urodzenia)"),
+    ("email_obf", r"(?i:[\[({<] ?(?:at|ät|arroba|chez) ?[\])}>]|[ \t]dot[ \t]|[\[({<] ?dot ?[\])}>])"),
 )
 _TRIGGER_NAMES = tuple(name for name, _ in TRIGGERS)
 
@@ -245,17 +294,29 @@ _FILE_TLDS = frozenset(
 _JSON_ESCAPE_LETTERS = frozenset("nrtbf/\"\\")
 
 
+AT_ESCAPE = "\\u0040"  # `john\u0040example.com`: JSON text that escaped the `@`
+
+
 def find_emails(text: str, out: list) -> None:
     pos = 0
     n = len(text)
+    next_escape = text.find(AT_ESCAPE)
     while True:
         at = text.find("@", pos)
+        width = 1
+        if next_escape >= 0 and next_escape < pos:
+            next_escape = text.find(AT_ESCAPE, pos)
+        if next_escape >= 0 and (at < 0 or next_escape < at):
+            at, width = next_escape, len(AT_ESCAPE)
         if at < 0:
             return
-        pos = at + 1
-        if at == 0 or at + 4 > n:
+        pos = at + width
+        if at == 0 or at + width + 3 > n:
             continue
-        tail = _LOCAL_TAIL.search(text, max(0, at - 64), at)
+        local_end = at
+        if width > 1 and text[at - 1] == "\\":
+            local_end -= 1  # `\\u0040` in JSON encoded twice
+        tail = _LOCAL_TAIL.search(text, max(0, local_end - 64), local_end)
         if tail is None:
             continue
         start = tail.start()
@@ -267,16 +328,16 @@ def find_emails(text: str, out: list) -> None:
                 start += 1
         while start < at and text[start] in "'’":
             start += 1  # `to='bob@x.com'`: the quote is code, not part of the address
-        local = text[start:at]
+        local = text[start:local_end]
         if not local or local[0] == "." or local[-1] == "." or ".." in local:
             continue
-        dm = _DOMAIN.match(text, at + 1, min(n, at + 256))
+        dm = _DOMAIN.match(text, at + width, min(n, at + width + 255))
         if dm is None:
             continue
         if dm.group(1).lower() in _FILE_TLDS:
             continue
         end = dm.end()
-        out.append(Finding(start, end, "email", text[start:end].casefold()))
+        out.append(Finding(start, end, "email", f"{local}@{dm.group()}".casefold()))
         pos = end
 
 
@@ -425,6 +486,7 @@ def find_numbers(
     want_card = "credit_card" in on
     want_ssn = "us_ssn" in on
     want_phone = "phone" in on
+    want_national = not NATIONAL_NUMBER_DETECTORS.isdisjoint(on)
     for m in _numeric_candidates(text, runs):
         run = m.group()
         base = m.start()
@@ -435,6 +497,8 @@ def find_numbers(
         if blocked and blocked[0] == (0, len(run)):
             continue
         claimed = list(blocked)
+        if want_national and len(run) >= 9:
+            claimed += national_numbers_in(text, run, base, on, out)
         if want_card:
             before = len(out)
             claimed += _cards_in(run, base, out)
@@ -764,9 +828,18 @@ def in_protected_token(text: str, start: int, end: int) -> bool:
     return False
 
 
-NUMERIC_DETECTORS = frozenset({"credit_card", "us_ssn", "phone"})
+NUMERIC_DETECTORS = frozenset({"credit_card", "us_ssn", "phone", "de_tax_id", "fr_nir", "nl_bsn", "pl_pesel"})
 TRIGGERED_DETECTORS = frozenset(
     {"private_key", "url_password", "lookglass_key", "anthropic_key", "openai_key", "github_token", "slack_token",
-     "slack_webhook", "stripe_key", "aws_access_key", "aws_secret_key", "jwt", "bearer_token", "iban"}
+     "slack_webhook", "stripe_key", "aws_access_key", "aws_secret_key", "jwt", "bearer_token", "iban",
+     "credential", "email_obfuscated", "es_dni_nie", "it_codice_fiscale", "uk_nino", "passport", "date_of_birth",
+     "mac_address"}
 )
-GUARDED_DETECTORS = frozenset({"credit_card", "us_ssn", "phone", "ip_address", "iban"})
+# Findings of these are dropped inside a UUID, a hex id or an ISO timestamp (`in_protected_token`).
+GUARDED_DETECTORS = frozenset(
+    {"credit_card", "us_ssn", "phone", "ip_address", "iban", "de_tax_id", "fr_nir", "nl_bsn", "pl_pesel",
+     "es_dni_nie", "it_codice_fiscale", "uk_nino", "passport"}
+)
+
+# At the end: privacy.identifiers builds on `Finding` and `_near` above.
+from privacy.identifiers import NATIONAL_NUMBER_DETECTORS, national_numbers_in  # noqa: E402

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from privacy import detectors as d
+from privacy import identifiers as ids
 from privacy.models import RedactionPolicy
 from privacy.policy import (
     RE2_MAX_MEM,
@@ -107,6 +108,7 @@ class Redactor:
         self._min_len = 1 if self.custom else MIN_BUILTIN_LENGTH
         self._triggers_on = bool(self.on & d.TRIGGERED_DETECTORS)
         self._numbers_on = bool(self.on & d.NUMERIC_DETECTORS)
+        self._identifiers_on = bool(self.on & ids.IDENTIFIER_DETECTORS)
         self._phone_cache = d.PhoneCache()
         self._custom_regex, self._custom_groups = self._compile_custom(self.custom)
         if any(mode == RedactionMode.PSEUDONYMIZE for mode in self.modes.values()) and not key:
@@ -166,7 +168,11 @@ class Redactor:
                 d.find_secrets(text, on, seeds, out)
                 if "iban" in seeds and "iban" in on:
                     d.find_ibans(text, seeds["iban"], out)
-        if "email" in on and "@" in text:
+                if self._identifiers_on:
+                    self._find_identifiers(text, seeds, runs, out)
+            elif runs and self._identifiers_on:
+                self._find_identifiers(text, seeds, runs, out)
+        if "email" in on and ("@" in text or d.AT_ESCAPE in text):
             d.find_emails(text, out)
         if self._numbers_on and (runs is None or runs):
             d.find_numbers(text, on, self.phone_region, self._phone_cache, out, runs)
@@ -178,6 +184,23 @@ class Redactor:
                 if f.detector not in d.GUARDED_DETECTORS or not d.in_protected_token(text, f.start, f.end)
             ]
         return out
+
+    def _find_identifiers(self, text: str, seeds: dict, runs, out: list) -> None:
+        """privacy/identifiers.py, each family only when `scan` saw its trigger (or, for DNI and
+        digits-first MACs, a numeric run it stands next to)."""
+        on = self.on
+        if "credential" in on and ("credential" in seeds or "secret" in seeds):
+            ids.find_credentials(text, ids.merged_seeds(seeds, "credential", "secret"), out)
+        if "email_obfuscated" in on and "email_obf" in seeds:
+            ids.find_obfuscated_emails(text, seeds["email_obf"], out)
+        if "es_id" in seeds or runs or "it_cf" in seeds or "gb_nino" in seeds or "iban" in seeds:
+            ids.find_letter_ids(text, on, seeds, runs, out)
+        if "mac_address" in on and ("mac" in seeds or runs):
+            ids.find_macs(text, seeds.get("mac", []), out, runs)
+        if "passport" in on and "passport" in seeds:
+            ids.find_passports(text, seeds["passport"], out)
+        if "date_of_birth" in on and "dob" in seeds:
+            ids.find_dates_of_birth(text, seeds["dob"], out)
 
     def find_many(self, texts: list[str]) -> list[list[d.Finding]]:
         """`find` for many strings at once: the built-in detectors scan them joined by NUL (which no
@@ -247,7 +270,8 @@ class Redactor:
     def token(self, detector: str, value: str) -> str:
         label = detector[7:] if detector.startswith("custom:") else d.DETECTORS[detector].label
         if self.modes.get(detector) == RedactionMode.PSEUDONYMIZE:
-            digest = hmac.new(self._key, f"{detector}\0{value}".encode(), hashlib.sha256).hexdigest()
+            namespace = d.DETECTORS[detector].namespace if detector in d.DETECTORS else detector
+            digest = hmac.new(self._key, f"{namespace}\0{value}".encode(), hashlib.sha256).hexdigest()
             return f"[{label}:{digest[:PSEUDONYM_HEX]}]"
         return f"[{label}]"
 

@@ -547,7 +547,7 @@ HANDWRITTEN = [
      "tokens in ⟪number|4155552671⟫ ns, max int ⟪number|2147483647⟫, ⟪number|12 345 678⟫ views."),
     ("neg-ip-like", "en", "config", "US",
      "bind ⟪ip|0.0.0.0⟫:8080 and ⟪ip|127.0.0.1⟫, ⟪ip|::1⟫ and ⟪ip|::⟫; not IPs: ⟪version|999.1.1.1⟫, "
-     "⟪version|1.2.3.4.5⟫, time ⟪iso|12:30:45⟫, mac ⟪number|00:1A:2B:3C:4D:5E⟫, ⟪number|std::vector⟫<int>, "
+     "⟪version|1.2.3.4.5⟫, time ⟪iso|12:30:45⟫, mac ⟦mac_address|00:1A:2B:3C:4D:5E⟧, ⟪number|std::vector⟫<int>, "
      "⟪number|a::b⟫"),
     ("neg-emails", "en", "code", "US",
      "Use ⟪number|icon@2x.png⟫ and ⟪number|logo@3x.webp⟫, mention ⟪number|@maria⟫, decorator ⟪number|@app.route⟫, "
@@ -764,6 +764,9 @@ SECRET_TEMPLATES = [
 GENERATED_PER_TEMPLATE = 5
 SEED = 4242
 
+# Identifiers and contextual detectors of privacy/identifiers.py, in their own module.
+from tests.data.redaction_corpus_eu import eu_cases  # noqa: E402
+
 
 def build_cases() -> list[Case]:
     cases = [parse(cid, lang, fmt, markup, region) for cid, lang, fmt, region, markup in HANDWRITTEN + REALISTIC]
@@ -774,7 +777,7 @@ def build_cases() -> list[Case]:
     return cases
 
 
-CASES = build_cases()
+CASES = build_cases() + eu_cases()
 
 
 def as_jsonl() -> str:
