@@ -98,6 +98,15 @@ def test_a_partly_bad_array_answers_207_and_stores_the_good_scores(client, proje
     assert set(scores_of(project)) == {"02954dacb3ffe450"}
 
 
+@pytest.mark.parametrize("auth", ["basic", "bearer"])
+def test_an_empty_array_is_a_400_not_an_accepted_batch(client, project, api_key, auth):
+    """202 means "every score accepted": for no scores at all that is a lie the SDK cannot notice."""
+    response = post(client, [], getattr(api_key, auth))
+    assert response.status_code == 400, response.content
+    assert response.json()["message"] == "Invalid request data"
+    assert "empty" in response.json()["error"]
+
+
 def test_a_single_object_answers_200_with_its_id(client, project, api_key):
     response = post(client, {"traceId": "t1", "name": "helpful", "value": 3}, api_key.basic)
     assert response.status_code == 200

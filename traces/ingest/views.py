@@ -164,6 +164,9 @@ def scores(request):
     if error is not None:
         return error
     is_batch = isinstance(payload, list)
+    if is_batch and not payload:
+        # 202 would tell the SDK "every score accepted" for a batch that held none.
+        return json_response({"message": "Invalid request data", "error": "the array of scores is empty"}, 400)
     bodies = payload if is_batch else [payload]
     try:
         result = scores_create(project=principal.project, bodies=bodies, public_only=principal.public_only)
