@@ -153,7 +153,7 @@ def test_a_chunked_feedback_is_read(client, project, api_key):
         client, "/api/v1/feedback", orjson.dumps({"trace_id": "t-fb", "user_id": "u-1", "rating": "up"}),
         HTTP_AUTHORIZATION=api_key.bearer,
     )
-    assert response.status_code < 300, response.content
+    assert response.status_code == 201, response.content  # created (200 is an update)
     assert Score.objects.for_project(project).filter(trace_id="t-fb").exists()
 
 
