@@ -747,9 +747,7 @@ def test_a_key_writes_only_its_own_project_and_region(client, project, api_key, 
     assert counts == {"region_eu": {str(project.id): 4}, "region_us": {}}
 
 
-def test_a_100_event_batch_takes_a_constant_number_of_queries(
-    client, project, api_key, django_assert_max_num_queries
-):
+def test_a_100_event_batch_takes_a_constant_number_of_queries(client, project, api_key, queries_everywhere):
     def batch(n):
         events = []
         for i in range(n):
@@ -770,9 +768,13 @@ def test_a_100_event_batch_takes_a_constant_number_of_queries(
         return {"batch": events}
 
     post(client, batch(5), api_key.basic)  # some rows exist already: the update path runs too
-    # auth (key lookup + last-used touch) + savepoint + insert/update per table + release
-    with django_assert_max_num_queries(12):
+    with queries_everywhere() as small:
+        post(client, batch(4), api_key.basic)
+    with queries_everywhere() as large:
         response = post(client, batch(25), api_key.basic)
+    # Counted in every database, the region's writes included: savepoint + insert/update per table +
+    # release (the key is cached; its last-used touch is due at most once a minute).
+    assert len(large) <= len(small) <= 12
     assert response.status_code == 207
     assert len(response.json()["successes"]) == 100
     assert Observation.objects.for_project(project).count() == 25
