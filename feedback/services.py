@@ -19,26 +19,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback.models import FeedbackEvent, FeedbackSettings
-from ingest import pipeline, writer
+from ingest import pipeline
 from ingest.adapters import feedback as feedback_adapter
 from ingest.contract import RecordError, check_json
+from ingest.pipeline import InvalidRecord, NotUserFeedback
 from ingest.rules.environment import normalize_environment
-from ingest.writer import InvalidRecord, NotUserFeedback
 from scores.models import ScoreDataType
 from tenancy.models import Project
 from tenancy.services import audit_record
 
 logger = logging.getLogger(__name__)
-
-
-# =============================================================================================
-# Scores
-
-
-def score_delete(*, project, score_id: str) -> bool:
-    """Delete one of the project's scores; False when it has none with that id (another project's
-    score counts as none). The scores table is written by `ingest.writer` only."""
-    return writer.delete_score(project=project, score_id=score_id)
 
 
 # =============================================================================================

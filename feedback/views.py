@@ -26,7 +26,7 @@ from feedback.cors import (
     request_origin,
     too_many_requests,
 )
-from ingest.writer import StorageUnavailable
+from ingest.pipeline import StorageUnavailable
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
 from tenancy.http.body import streams_body

@@ -36,10 +36,11 @@ from ingest.limits import LIMIT_STATUS, metadata_problem
 from ingest.rules.ids import MAX_ID_LENGTH, valid_id
 from ingest.stages import price as price_catalog
 from ingest.stages.redact import redact
-from ingest.writer import StorageUnavailable
+from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable
 from scores.services import ScoreConfigError, conform_score, project_score_configs
 
-__all__ = ["STAGES", "Batch", "run"]
+# The writer's exceptions, for callers outside the package (only `ingest` imports the writer itself).
+__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "StorageUnavailable", "run"]
 
 
 @dataclass(frozen=True)

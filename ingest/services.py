@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest import pipeline
+from ingest import pipeline, writer
 from ingest.adapters import scores as scores_adapter
 from ingest.adapters.langfuse import parse_batch
 from ingest.contract import Batch
@@ -96,3 +96,9 @@ def create_scores(
     if work:
         pipeline.run(work)
     return scores_adapter.answer(work, result)
+
+
+def delete_score(*, project, score_id: str) -> bool:
+    """Delete one of the project's scores (`DELETE /api/public/scores/{id}`); False when it has none
+    with that id (another project's score counts as none)."""
+    return writer.delete_score(project=project, score_id=score_id)

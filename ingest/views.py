@@ -14,14 +14,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from feedback.cors import browser_cors, guard_browser_request
 from feedback.selectors import feedback_settings_for
-from feedback.services import score_delete
-from ingest.services import BatchError, create_scores, ingest_langfuse_batch
+from ingest.services import BatchError, create_scores, delete_score, ingest_langfuse_batch
 from ingest.writer import InvalidRecord, StorageUnavailable
-from scores.selectors import OPERATORS, ScoreFilters, page_meta, score_get, score_list
+from scores.selectors import OPERATORS, ScoreFilters, page_meta, score_get
 from tenancy.http.body import streams_body
 from tenancy.http.endpoint import authenticate, endpoint, read_json
 from tenancy.http.errors import json_response, unavailable
 from tenancy.http.params import InvalidParams, query_datetime, query_int, query_list
+from traces.selectors import score_list
 
 MAX_PAGE_LIMIT = 100
 
@@ -153,7 +153,7 @@ def score_detail(request, principal, score_id: str):
     missing one."""
     if request.method == "DELETE":
         try:
-            deleted = score_delete(project=principal.project, score_id=score_id)
+            deleted = delete_score(project=principal.project, score_id=score_id)
         except (OperationalError, InterfaceError):
             return _unavailable(StorageUnavailable())
         if not deleted:

@@ -1,4 +1,6 @@
-"""Score reads, shaped as the Langfuse public API returns them, and score config reads."""
+"""Score reads, shaped as the Langfuse public API returns them, and score config reads. The score list,
+which filters and annotates scores by their traces, is `traces.selectors.score_list` (traces sit above
+scores)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scores.models import Score, ScoreConfig
-from traces.models import Trace
 
 OPERATORS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=": "exact", "==": "exact", "!=": "ne"}
 
@@ -30,67 +31,6 @@ class ScoreFilters:
     to_timestamp: datetime | None = None
     operator: str | None = None
     value: float | None = None
-
-
-def score_list(*, project, filters: ScoreFilters, page: int, limit: int) -> tuple[list[dict], int]:
-    """One page of scores, newest first, with the Langfuse `trace` summary; and the total count."""
-    qs = Score.objects.for_project(project)
-    f = filters
-    for field, value in (
-        ("name", f.name),
-        ("trace_id", f.trace_id),
-        ("observation_id", f.observation_id),
-        ("session_id", f.session_id),
-        ("source", f.source),
-        ("data_type", f.data_type),
-        ("config_id", f.config_id),
-    ):
-        if value is not None:
-            qs = qs.filter(**{field: value})
-    if f.queue_id is not None:
-        qs = qs.filter(metadata__queueId=f.queue_id)
-    if f.environments:
-        qs = qs.filter(environment__in=f.environments)
-    if f.score_ids:
-        qs = qs.filter(id__in=f.score_ids)
-    if f.from_timestamp is not None:
-        qs = qs.filter(timestamp__gte=f.from_timestamp)
-    if f.to_timestamp is not None:
-        qs = qs.filter(timestamp__lt=f.to_timestamp)
-    if f.operator is not None and f.value is not None:
-        lookup = OPERATORS[f.operator]
-        qs = qs.exclude(value=f.value) if lookup == "ne" else qs.filter(**{f"value__{lookup}": f.value})
-    if f.user_id is not None or f.trace_tags:
-        traces = Trace.objects.for_project(project)
-        if f.user_id is not None:
-            traces = traces.filter(user_id=f.user_id)
-        if f.trace_tags:
-            traces = traces.filter(tags__contains=list(f.trace_tags))
-        qs = qs.filter(trace_id__in=traces.values("id"))
-    total = qs.count()
-    scores = list(qs.order_by("-timestamp", "id")[(page - 1) * limit : page * limit])
-    trace_ids = {s.trace_id for s in scores if s.trace_id}
-    traces = (
-        {
-            row["id"]: row
-            for row in Trace.objects.for_project(project)
-            .filter(id__in=trace_ids)
-            .values("id", "user_id", "tags", "environment")
-        }
-        if trace_ids
-        else {}
-    )
-    data = []
-    for score in scores:
-        item = score_to_langfuse(score)
-        trace = traces.get(score.trace_id)
-        item["trace"] = (
-            {"userId": trace["user_id"] or None, "tags": trace["tags"], "environment": trace["environment"]}
-            if trace
-            else {}
-        )
-        data.append(item)
-    return data, total
 
 
 def score_get(*, project, score_id: str) -> dict | None:

@@ -44,6 +44,7 @@ from django.db.models.functions import Cast, Greatest
 
 from privacy.detectors import DETECTORS
 from scores.models import Score, ScoreDataType
+from scores.selectors import OPERATORS, ScoreFilters, score_to_langfuse
 from traces.models import Observation, Status, Trace
 
 # Worst status wins when a trace is summarised: one failed call makes the trace an error.
@@ -793,3 +794,67 @@ def session_traces(*, project, session_id: str) -> list[Trace]:
     if not session_id:
         return []
     return list(Trace.objects.for_project(project).filter(session_id=session_id).order_by("timestamp", "id"))
+
+
+# --- scores with their traces (the Langfuse score list) ----------------------------------------
+
+
+def score_list(*, project, filters: ScoreFilters, page: int, limit: int) -> tuple[list[dict], int]:
+    """One page of scores, newest first, with the Langfuse `trace` summary; and the total count."""
+    qs = Score.objects.for_project(project)
+    f = filters
+    for column, value in (
+        ("name", f.name),
+        ("trace_id", f.trace_id),
+        ("observation_id", f.observation_id),
+        ("session_id", f.session_id),
+        ("source", f.source),
+        ("data_type", f.data_type),
+        ("config_id", f.config_id),
+    ):
+        if value is not None:
+            qs = qs.filter(**{column: value})
+    if f.queue_id is not None:
+        qs = qs.filter(metadata__queueId=f.queue_id)
+    if f.environments:
+        qs = qs.filter(environment__in=f.environments)
+    if f.score_ids:
+        qs = qs.filter(id__in=f.score_ids)
+    if f.from_timestamp is not None:
+        qs = qs.filter(timestamp__gte=f.from_timestamp)
+    if f.to_timestamp is not None:
+        qs = qs.filter(timestamp__lt=f.to_timestamp)
+    if f.operator is not None and f.value is not None:
+        lookup = OPERATORS[f.operator]
+        qs = qs.exclude(value=f.value) if lookup == "ne" else qs.filter(**{f"value__{lookup}": f.value})
+    if f.user_id is not None or f.trace_tags:
+        traces = Trace.objects.for_project(project)
+        if f.user_id is not None:
+            traces = traces.filter(user_id=f.user_id)
+        if f.trace_tags:
+            traces = traces.filter(tags__contains=list(f.trace_tags))
+        qs = qs.filter(trace_id__in=traces.values("id"))
+    total = qs.count()
+    scores = list(qs.order_by("-timestamp", "id")[(page - 1) * limit : page * limit])
+    trace_ids = {s.trace_id for s in scores if s.trace_id}
+    traces = (
+        {
+            row["id"]: row
+            for row in Trace.objects.for_project(project)
+            .filter(id__in=trace_ids)
+            .values("id", "user_id", "tags", "environment")
+        }
+        if trace_ids
+        else {}
+    )
+    data = []
+    for score in scores:
+        item = score_to_langfuse(score)
+        trace = traces.get(score.trace_id)
+        item["trace"] = (
+            {"userId": trace["user_id"] or None, "tags": trace["tags"], "environment": trace["environment"]}
+            if trace
+            else {}
+        )
+        data.append(item)
+    return data, total
