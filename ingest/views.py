@@ -65,6 +65,9 @@ def scores(request, _principal):
         return refusal
     payload = read_json(request, limit=settings.FEEDBACK_MAX_BODY_BYTES if principal.public_only else None)
     is_batch = isinstance(payload, list)
+    if is_batch and not payload:
+        # 202 would tell the SDK "every score accepted" for a batch that held none.
+        return json_response({"message": "Invalid request data", "error": "the array of scores is empty"}, 400)
     bodies = payload if is_batch else [payload]
     try:
         comment_limit = (

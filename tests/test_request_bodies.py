@@ -153,7 +153,7 @@ def test_a_chunked_feedback_is_read(client, project, api_key):
         client, "/api/v1/feedback", orjson.dumps({"trace_id": "t-fb", "user_id": "u-1", "rating": "up"}),
         HTTP_AUTHORIZATION=api_key.bearer,
     )
-    assert response.status_code < 300, response.content
+    assert response.status_code == 201, response.content  # created (200 is an update)
     assert Score.objects.for_project(project).filter(trace_id="t-fb").exists()
 
 
@@ -245,3 +245,123 @@ def test_values_nested_within_the_parsers_limit_are_a_400_too(client, project, o
     ):
         response = client.generic(method, path, body, content_type="application/json")
         assert response.status_code == 400, (path, response.status_code, response.content[:200])
+
+
+# --- the decompressed-size bound itself, and the exact limit ----------------------------------------
+
+GIB = 1 << 30
+
+
+def _bomb(encoding: str, inflated: int = GIB) -> bytes:
+    """A valid gzip/deflate body of `inflated` zero bytes (~1 MB for 1 GiB), built in milliseconds:
+    after a full flush deflate restarts from scratch, so every further 1 MiB block compresses to
+    the same bytes and can be repeated; only the trailer checksum covers the whole."""
+    import struct
+    import zlib
+
+    block = bytes(1 << 20)
+    assert inflated % len(block) == 0
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}[encoding]
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)  # with the header
+    repeated = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH) == repeated
+    trailer_size = 8 if encoding == "gzip" else 4
+    last_block = compressor.flush()[:-trailer_size]  # the empty final block, without the trailer
+    blocks = inflated // len(block)
+    if encoding == "gzip":
+        crc = 0
+        for _ in range(blocks):
+            crc = zlib.crc32(block, crc)
+        trailer = struct.pack("<II", crc, inflated & 0xFFFFFFFF)
+    else:
+        adler = 1
+        for _ in range(blocks):
+            adler = zlib.adler32(block, adler)
+        trailer = struct.pack(">I", adler)
+    return first + repeated * (blocks - 1) + last_block + trailer
+
+
+def test_the_bomb_helper_builds_a_valid_body():
+    import zlib
+
+    for encoding, wbits in (("gzip", 31), ("deflate", 15)):
+        body = _bomb(encoding, inflated=8 << 20)
+        assert zlib.decompress(body, wbits) == bytes(8 << 20)
+    assert len(_bomb("gzip")) < 1_100_000
+
+
+def _peak_bytes_during(call):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        response = call()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    return response, peak
+
+
+@pytest.mark.parametrize(
+    "path, encoding, send",
+    [
+        ("/api/public/ingestion", "gzip", "content-length"),
+        ("/api/public/ingestion", "gzip", "chunked"),
+        ("/v1/traces", "deflate", "content-length"),
+    ],
+)
+def test_a_1_gib_bomb_is_refused_without_inflating_past_the_limit(client, api_key, settings, path, encoding, send):
+    """The 413 alone would also come from inflating everything and then measuring it: the bound is
+    that no more than about `limit` bytes are ever inflated (here 1 MiB out of 1 GiB)."""
+    limit = 1 << 20
+    settings.INGEST_MAX_BODY_BYTES = settings.OTLP_MAX_BODY_BYTES = limit
+    headers = {"HTTP_AUTHORIZATION": api_key.basic, "HTTP_CONTENT_ENCODING": encoding}
+
+    def send_body(body):
+        if send == "chunked":
+            return chunked(client, path, body, **headers)
+        return client.post(path, data=body, content_type="application/json", **headers)
+
+    # A small bomb first, so one-time work (URL conf, imports, key cache) is not counted below.
+    assert send_body(_bomb(encoding, inflated=2 * limit)).status_code == 413
+    bomb = _bomb(encoding)
+    response, peak = _peak_bytes_during(lambda: send_body(bomb))
+    assert response.status_code == 413, response.content[:300]
+    # The request itself holds the ~1 MB compressed body (twice, in the test client), the inflated
+    # buffer holds at most limit + 1 bytes and zlib's window is 32 KiB: far below what one more
+    # 64 KiB compressed chunk would inflate to (64 MiB).
+    assert peak < 8 * limit, f"peak {peak / limit:.1f} MiB while refusing a bomb over a 1 MiB limit"
+
+
+def _padded_batch(size: int) -> bytes:
+    body = _batch("t-exact")
+    assert len(body) <= size
+    return body + b" " * (size - len(body))  # trailing whitespace is valid JSON
+
+
+@pytest.mark.parametrize("send", ["content-length", "chunked"])
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(
+    client, project, api_key, settings, send, encoding
+):
+    limit = settings.INGEST_MAX_BODY_BYTES = 10_000
+
+    def post(size):
+        body = _padded_batch(size)
+        headers = {"HTTP_AUTHORIZATION": api_key.basic}
+        if encoding == "gzip":
+            body = gzip.compress(body)
+            headers["HTTP_CONTENT_ENCODING"] = "gzip"
+        if send == "chunked":
+            return chunked(client, "/api/public/ingestion", body, **headers)
+        return client.post("/api/public/ingestion", data=body, content_type="application/json", **headers)
+
+    response = post(limit)
+    assert response.status_code == 207, response.content[:300]
+    assert Trace.objects.for_project(project).filter(id="t-exact").exists()
+    response = post(limit + 1)
+    assert response.status_code == 413, response.content[:300]
+    assert orjson.loads(response.content)["error"] == "PayloadTooLargeError"
