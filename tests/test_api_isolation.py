@@ -83,6 +83,12 @@ def _prompt_name(tenant: Tenant) -> str:
     return name
 
 
+def _score_config(tenant: Tenant):
+    from scores.services import score_config_create
+
+    return score_config_create(project=tenant.project, actor=None, name="iso", data_type="NUMERIC")
+
+
 FILLERS = {
     "organization_id": (0, lambda t: t.organization.id),
     "project_id": (1, lambda t: t.project.id),
@@ -93,6 +99,8 @@ FILLERS = {
     "price_id": (2, lambda t: t.lazily("model_price", _model_price).id),
     # prompts: a prompt that exists in the victim's project (the compare route must not serve it).
     "prompt_name": (2, _prompt_name),
+    # scores: a score config of the victim's project (the Langfuse route must not serve it either).
+    "config_id": (2, lambda t: t.lazily("score_config", _score_config).id),
 }
 
 
@@ -172,6 +180,12 @@ def attacker(organization, project, owner, api_key) -> Tenant:
 
 @pytest.fixture
 def victim(other_organization, other_project, other_owner, other_api_key) -> Tenant:
+    from feedback.services import feedback_settings_update
+
+    # Not the defaults, so a PUT that reached it would show in `_victim_state`.
+    feedback_settings_update(
+        project=other_project, actor=None, allowed_origins=["https://globex.example"], comment_max_length=99
+    )
     return _tenant(other_organization, other_project, other_owner, other_api_key)
 
 
@@ -191,8 +205,16 @@ def _victim_markers(victim: Tenant) -> list[str]:
 
 
 def _victim_state(victim: Tenant) -> tuple:
+    from feedback.models import FeedbackSettings
+    from scores.models import ScoreConfig
+
     org_id = victim.organization.id
     return (
+        # Project-level configuration a PUT with an empty body would reset or a POST would add to.
+        list(FeedbackSettings.objects.filter(project__organization_id=org_id).values_list(
+            "project_id", "enabled", "allowed_origins", "comment_max_length", "updated_at")),
+        list(ScoreConfig.objects.filter(project__organization_id=org_id).values_list(
+            "id", "name", "is_archived", "updated_at")),
         list(Organization.objects.filter(pk=org_id).values_list("name", flat=True)),
         list(Project.objects.filter(organization_id=org_id).values_list("id", "name", "region")),
         list(Membership.objects.filter(organization_id=org_id).values_list("user_id", "role")),
