@@ -277,7 +277,7 @@ COMPONENTS: dict[str, dict] = {
     },
     "ScoreList": {
         "type": "object",
-        "properties": {"data": {"type": "array", "items": ref("Score")}, "meta": ref("PageMeta")},
+        "properties": {"data": {"type": "array", "items": ref("ScoreListItem")}, "meta": ref("PageMeta")},
         "required": ["data", "meta"],
     },
     # score configs (Langfuse shape)
@@ -529,6 +529,15 @@ COMPONENTS: dict[str, dict] = {
                        "details": {"type": "array", "items": ANY}},
         "required": ["code", "message"],
     },
+}
+
+# A listed score also carries a summary of its trace (Langfuse's list shape).
+COMPONENTS["ScoreListItem"] = copy.deepcopy(COMPONENTS["Score"])
+COMPONENTS["ScoreListItem"]["properties"]["trace"] = {
+    "type": "object",
+    "description": "Summary of the score's trace; empty until the trace arrives.",
+    "properties": {"userId": NULLABLE_STRING, "tags": {"type": "array", "items": {"type": "string"}},
+                   "environment": {"type": "string"}},
 }
 
 # --- paths -----------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from feedback import ratelimit
 from feedback.models import DEFAULT_COMMENT_LENGTH, FeedbackSettings
 from feedback.services import feedback_settings_update
 from tenancy.models import AuditAction, AuditLogEntry, Role
-from traces.ingest import costs
 
 APP = "https://app.acme.example"
 
@@ -22,11 +21,6 @@ APP = "https://app.acme.example"
 @pytest.fixture(autouse=True)
 def _own_rate_limit_counters(monkeypatch):
     monkeypatch.setattr(ratelimit, "KEY_PREFIX", f"feedback-rl:test:{uuid.uuid4().hex}")
-
-
-@pytest.fixture(autouse=True)
-def _no_catalog(monkeypatch):
-    monkeypatch.setattr(costs, "_pricing", lambda: None)
 
 
 def url(organization, project) -> str:
