@@ -47,6 +47,8 @@ _PROJECT_PATH = [
 class CatalogPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     authentication_classes = MANAGEMENT_AUTHENTICATION
     permission_classes = [IsAuthenticated]
+    # People only (keys are refused in `initial`); also keeps the schema from offering key auth here.
+    allow_api_keys = False
     serializer_class = s.ModelPriceSerializer
     lookup_field = "pk"
     lookup_url_kwarg = "price_id"
