@@ -23,6 +23,13 @@ test: $(STAMP)
 migrate: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) manage.py migrate_all
 
+# ruff, the import-linter layer contracts ([tool.importlinter] in pyproject.toml) and the check that
+# only the ingest package writes the telemetry tables.
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports
+	@$(PY) -m config.lint_writes
+
 shell: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) manage.py shell
 

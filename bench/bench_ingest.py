@@ -228,7 +228,7 @@ def otlp_body(spans: list[_Span], rng: random.Random) -> bytes:
     import orjson
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-    from traces.otel.testing import make_request, make_span
+    from ingest.adapters.otel.testing import make_request, make_span
 
     def nanos(moment: datetime) -> int:
         return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
@@ -623,11 +623,11 @@ def breakdown(project_id: str, region: Region, batches: int = 20) -> dict[str, f
     import orjson
     from django.utils import timezone
 
+    from ingest.adapters.langfuse import parse_batch
+    from ingest.adapters.otel.decode import decode_protobuf
+    from ingest.adapters.otel.mapping import map_decoded
+    from ingest.writer import write_records
     from tenancy.models import Project
-    from traces.ingest.langfuse import parse_batch
-    from traces.ingest.writer import write_records
-    from traces.otel.decode import decode_protobuf
-    from traces.otel.mapping import map_decoded
 
     project = Project.objects.get(id=project_id)
     built = build_batches(2 * batches + 2, seed=4)

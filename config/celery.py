@@ -4,6 +4,7 @@ only their own database; control-plane work goes to `default`."""
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -26,7 +27,19 @@ def _declare_queues(sender, **kwargs):
     ]
 
 
+@worker_init.connect
+def _worker_database_timeouts(**kwargs):
+    # Web requests get short statement/lock timeouts (settings); purges and backfills need longer.
+    from config.db import use_worker_timeouts
+
+    use_worker_timeouts()
+
+
 app.autodiscover_tasks()
 
 # Periodic tasks live here, in one place (crontab reasons next to each as they are added).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # A purge enqueued after a project's deletion is lost if the broker was down at that moment
+    # (tenancy/tasks.py logs it); the hourly sweep re-enqueues every recent deletion's purge.
+    "sweep-project-purges": {"task": "tenancy.sweep_project_purges", "schedule": 3600.0},
+}

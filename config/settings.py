@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "privacy",
     "scores",
     "traces",
+    "ingest",
     "prompts",
     "evals",
     "feedback",
@@ -100,15 +101,43 @@ DB_POOL = env.bool("DB_POOL", default=True)
 DB_POOL_MAX = env.int("DB_POOL_MAX", default=8)
 
 
+# --- Database timeouts: no request waits long on a slow, locked, frozen or unreachable database ---
+# Seconds to establish a connection (libpq's minimum is 2).
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=2)
+# Seconds a request waits for a free pooled connection before it answers 503.
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=2.0)
+# Server-side limits for web requests (milliseconds); a timeout answers 503 + Retry-After.
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
+DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5_000)
+# Celery workers (purges, backfills) replace those with their own, longer, limits.
+DB_WORKER_STATEMENT_TIMEOUT_MS = env.int("DB_WORKER_STATEMENT_TIMEOUT_MS", default=600_000)
+DB_WORKER_LOCK_TIMEOUT_MS = env.int("DB_WORKER_LOCK_TIMEOUT_MS", default=30_000)
+# A server that cannot enforce its own timeouts (frozen, cut off): a wait this long makes the pool's
+# connections probe the server, and a server silent for DB_PROBE_TIMEOUT_SECONDS gets them cut
+# (config/db.py).
+DB_STALL_SECONDS = env.float("DB_STALL_SECONDS", default=1.0)
+DB_PROBE_TIMEOUT_SECONDS = env.float("DB_PROBE_TIMEOUT_SECONDS", default=0.75)
+# `GET /api/public/health?failIfDatabaseUnavailable=true` answers 503 when its probe takes longer.
+HEALTH_DATABASE_TIMEOUT_SECONDS = env.float("HEALTH_DATABASE_TIMEOUT_SECONDS", default=1.5)
+
+
 def _database(url: str) -> dict:
     config = env.db_url_config(url)
     config.setdefault("OPTIONS", {})
     config["CONN_HEALTH_CHECKS"] = True
     if DB_POOL:
-        config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX, "timeout": 10}
+        from config.db import DeadlineConnection
+
+        config["OPTIONS"]["pool"] = {
+            "min_size": 1, "max_size": DB_POOL_MAX, "timeout": DB_POOL_TIMEOUT,
+            "connection_class": DeadlineConnection,
+        }
     else:
         config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    config["OPTIONS"].setdefault("connect_timeout", 5)
+    config["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+    config["OPTIONS"].setdefault(
+        "options", f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} -c lock_timeout={DB_LOCK_TIMEOUT_MS}"
+    )
     return config
 
 
@@ -128,12 +157,20 @@ DATABASE_ROUTERS = ["config.db_router.PlaneRouter"]
 
 # --- Redis, cache, Celery ----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:63799/0")
+# Every Redis client gives up after these many seconds (connect, then each reply), so a stalled Redis
+# costs a request at most that long: the cache users fall back to the database or fail open.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.5)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+# After a Redis command timed out or could not connect, cache calls fail at once for this long.
+REDIS_RETRY_AFTER_SECONDS = env.float("REDIS_RETRY_AFTER_SECONDS", default=1.0)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache, refusing commands at once for a moment after Redis failed to answer.
+        "BACKEND": "config.cache.FailFastRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "lg",
         "TIMEOUT": 300,
+        "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
     }
 }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -148,7 +185,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 # A visibility timeout longer than the hard time limit, so acks_late tasks are not redelivered
 # while still running.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    # Publishing (on the web path, after commit) must not hang on a stalled broker.
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0),
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
+# One quick retry (a dropped idle connection), then the publisher gives up (tenancy/tasks.py).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Auth, sessions, security -------------------------------------------------------------

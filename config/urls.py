@@ -35,8 +35,7 @@ urlpatterns = [
     path("api/v1/", include("pricing.urls")),
     path("api/v1/", include("privacy.api.urls")),
     # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt) and OTLP/HTTP.
-    path("", include("traces.ingest_urls")),
-    path("", include("traces.otel_urls")),
+    path("", include("ingest.urls")),
     path("", include("traces.read_urls")),
     path("", include("privacy.urls")),
     path("", include("prompts.urls")),

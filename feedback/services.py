@@ -1,170 +1,44 @@
-"""Score writes: Langfuse `POST /api/public/scores` (also reached through `score-create` events),
-end-user feedback (`POST /api/v1/feedback`) and feedback settings.
+"""End-user feedback (`POST /api/v1/feedback`) and feedback settings.
 
-Score configs are enforced on every path that stores a score: `scores.services.conform_score` checks
-one score record against the project's configs, and
-- `scores_create` (REST scores) and `feedback_submit` call it per score;
-- `screen_ingestion_scores` runs it over the `score-create` events of a Langfuse batch before the batch
-  is parsed, so a bad score is reported in the 207 while the other events are stored.
+The feedback score goes through the ingest pipeline like every other score: its `conform_scores`
+stage (`ingest.pipeline`) checks it against the project's score configs (`scores.services`), its
+redact stage redacts the comment, and `ingest.writer` stores it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import orjson
-from django.db import DataError, InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from feedback.models import FeedbackEvent, FeedbackSettings
-from feedback.selectors import feedback_settings_for
-from scores.models import Score, ScoreDataType, ScoreSource
-from scores.services import ConfigIndex, ScoreConfigError, conform_score, project_score_configs
-from tenancy.dataplane import data_connection
+from ingest import pipeline, writer
+from ingest.adapters import feedback as feedback_adapter
+from ingest.contract import RecordError, check_json
+from ingest.rules.environment import normalize_environment
+from ingest.writer import InvalidRecord, NotUserFeedback
+from scores.models import ScoreDataType
 from tenancy.models import Project
-from tenancy.regions import region_database
 from tenancy.services import audit_record
-from traces.ingest.langfuse import EventError, normalise_environment, score_record
-from traces.ingest.limits import metadata_problem
-from traces.ingest.records import RecordError, check_json
-from traces.ingest.redact import redact_for_storage
-from traces.ingest.writer import StorageUnavailable, write_records
 
 logger = logging.getLogger(__name__)
 
 
 # =============================================================================================
-# Score configs over a Langfuse batch
-
-
-def _body_from_record(body: dict, record: dict) -> dict:
-    """A Langfuse score body that `score_record` maps to `record`'s conformed name, type and value."""
-    out = dict(body)
-    out["name"] = record["name"]
-    out["configId"] = record["config_id"]
-    out["dataType"] = record["data_type"]
-    numeric = record["data_type"] in (ScoreDataType.NUMERIC, ScoreDataType.BOOLEAN)
-    out["value"] = record["value"] if numeric else record["string_value"]
-    return out
-
-
-def screen_ingestion_scores(*, project, payload) -> tuple[Any, list[dict]]:
-    """The `score-create` events of a Langfuse ingestion payload, checked against score configs.
-
-    Returns the payload to ingest (events breaking their config left out, conforming ones rewritten
-    into their config's form) and a 207 `errors` entry for each event left out. Events that are
-    malformed anyway are left for the batch parser to report. Costs nothing without score events and
-    one cache read (or query) with them."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
-        return payload, []
-    batch = payload["batch"]
-    candidates = []
-    for index, event in enumerate(batch):
-        if not (
-            isinstance(event, dict)
-            and event.get("type") == "score-create"
-            and isinstance(event.get("body"), dict)
-            and isinstance(event.get("id"), str)
-            and event["id"]
-            and event.get("timestamp") is not None
-        ):
-            continue
-        try:
-            candidates.append((index, event, score_record(event["body"])))
-        except EventError:
-            continue  # reported by the batch parser with its own message
-    if not candidates:
-        return payload, []
-    configs = project_score_configs(project)
-    if not configs:
-        return payload, []
-    dropped: set[int] = set()
-    rewritten: dict[int, dict] = {}
-    errors = []
-    for index, event, record in candidates:
-        try:
-            applied = conform_score(
-                record, configs=configs, explicit_type=event["body"].get("dataType") is not None
-            )
-        except ScoreConfigError as exc:
-            dropped.add(index)
-            errors.append(
-                {"id": event["id"], "status": 400, "message": "Invalid request data", "error": exc.message}
-            )
-            continue
-        if applied:
-            rewritten[index] = {**event, "body": _body_from_record(event["body"], record)}
-    if not dropped and not rewritten:
-        return payload, []
-    kept = [rewritten.get(index, event) for index, event in enumerate(batch) if index not in dropped]
-    return {**payload, "batch": kept}, errors
-
-
-# =============================================================================================
-# Langfuse REST scores
-
-
-@dataclass
-class ScoresResult:
-    ids: list[str] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)  # {"index", "message"[, "status" when not 400]}
-
-
-def scores_create(*, project, bodies: list, public_only: bool = False) -> ScoresResult:
-    """Validate each score body on its own and store the valid ones in one write.
-
-    With only the public key (browser feedback), the source is USER and the id is always ours:
-    a browser must not be able to overwrite an evaluation or annotation score whose id it learnt.
-    Its comments are held to the project's feedback comment limit.
-    """
-    result = ScoresResult()
-    records = []
-    positions = []  # index in `bodies` of each record
-    configs: ConfigIndex | None = None
-    comment_limit = feedback_settings_for(project).comment_max_length if public_only else None
-    for index, body in enumerate(bodies):
-        try:
-            if public_only and isinstance(body, dict):
-                body = {k: v for k, v in body.items() if k != "id"}
-            record = score_record(body, source=ScoreSource.USER.value if public_only else None)
-            if comment_limit is not None and len(record.get("comment") or "") > comment_limit:
-                raise EventError(
-                    f"`comment` is longer than {comment_limit} characters (this project's limit)"
-                )
-            if configs is None:
-                configs = project_score_configs(project)
-            if configs:
-                conform_score(record, configs=configs, explicit_type=body.get("dataType") is not None)
-        except (EventError, ScoreConfigError) as exc:
-            result.errors.append({"index": index, "message": exc.message})
-            continue
-        records.append(record)
-        positions.append(index)
-    if records:
-        # PII redaction before storage (a no-op unless the project's policy is on): a score that
-        # cannot be redacted is refused (422) and nothing of it is stored.
-        redacted = redact_for_storage(project=project, scores=records)
-        for failure in redacted.failures:
-            result.errors.append(
-                {"index": positions[failure.index], "message": failure.error, "status": failure.status}
-            )
-        result.errors.sort(key=lambda error: error["index"])
-        result.ids = [record["id"] for record in redacted.scores]
-        if redacted.scores:
-            write_records(project=project, traces=[], observations=[], scores=redacted.scores)
-    return result
+# Scores
 
 
 def score_delete(*, project, score_id: str) -> bool:
     """Delete one of the project's scores; False when it has none with that id (another project's
-    score counts as none)."""
-    deleted, _ = Score.objects.for_project(project).filter(id=score_id).delete()
-    return deleted > 0
+    score counts as none). The scores table is written by `ingest.writer` only."""
+    return writer.delete_score(project=project, score_id=score_id)
 
 
 # =============================================================================================
@@ -303,7 +177,7 @@ def parse_feedback(payload, *, comment_max_length: int) -> Feedback:
         value=value,
         comment=comment,
         metadata=metadata,
-        environment=normalise_environment(environment),
+        environment=normalize_environment(environment),
     )
 
 
@@ -316,179 +190,78 @@ def feedback_score_id(*, project_id, trace_id: str, observation_id: str, user_id
     return "fb-" + hashlib.sha256(key).hexdigest()[:40]
 
 
-def _redact_comment(project, text: str, metadata: dict) -> tuple[str, dict, dict]:
-    """The comment and metadata as the project's redaction policy lets them be stored, and the
-    redaction counts. Fail closed: anything going wrong rejects the feedback, nothing is stored."""
-    try:
-        from privacy.engine import redact_records
-
-        record = {"id": "feedback", "comment": text, "metadata": metadata}
-        result = redact_records(project=project, scores=[record])
-    except (OperationalError, InterfaceError) as exc:
-        raise FeedbackRejected(
-            "the redaction policy could not be read; retry later", status=503, error="ServiceUnavailableError"
-        ) from exc
-    except Exception as exc:
-        logger.error("redaction of feedback failed for project %s (%s)", project.id, type(exc).__name__)
-        raise FeedbackRejected(
-            "the comment could not be checked for personal data, so the feedback was not stored",
-            status=422,
-            error="UnprocessableEntityError",
-        ) from exc
-    if result.failures or not result.scores:
-        raise FeedbackRejected(
-            "the comment could not be checked for personal data, so the feedback was not stored",
-            status=422,
-            error="UnprocessableEntityError",
-        )
-    stored = result.scores[0]
-    return stored.get("comment", ""), stored.get("metadata", {}), stored.get("redactions", {})
-
-
-_SCORE_COLUMNS = (
-    "project_id",
-    "id",
-    "trace_id",
-    "observation_id",
-    "session_id",
-    "name",
-    "value",
-    "string_value",
-    "data_type",
-    "source",
-    "comment",
-    "author_user_id",
-    "config_id",
-    "metadata",
-    "environment",
-    "timestamp",
-    "redactions",
-    "created_at",
-    "updated_at",
-)
-# A changed mind replaces the rating, comment and metadata and moves the timestamp to the latest
-# rating; `created_at` keeps the first. Only USER scores are ever overwritten.
-_UPSERT_SQL = (
-    f"INSERT INTO feedback_score ({', '.join(_SCORE_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_SCORE_COLUMNS))}) "
-    "ON CONFLICT (project_id, id) DO UPDATE SET value = EXCLUDED.value, "
-    "string_value = EXCLUDED.string_value, "
-    "data_type = EXCLUDED.data_type, comment = EXCLUDED.comment, config_id = EXCLUDED.config_id, "
-    "metadata = EXCLUDED.metadata, environment = EXCLUDED.environment, timestamp = EXCLUDED.timestamp, "
-    "redactions = EXCLUDED.redactions, updated_at = EXCLUDED.updated_at "
-    "WHERE feedback_score.source = 'USER'"
-)
-
-
 def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -> FeedbackResult:
     """Store an end user's rating as a USER score next to the trace, and its history.
 
     - With a `user_id`, one score per (trace, observation, user, name): a changed mind updates it.
       Without one, every submission is a rating of its own (nothing tells two anonymous people apart;
       a front end that wants updates for anonymous visitors sends a stable random id as `user_id`).
-    - Every submission appends a FeedbackEvent with the value it replaced, in the same transaction.
+    - The score goes through the ingest pipeline like every other score (redaction, score configs,
+      `ingest.writer`); every submission appends a FeedbackEvent with the value it replaced, in the
+      same transaction.
     - The trace need not exist yet: feedback often arrives before the trace's batch is flushed.
-    - Score configs apply; the comment and metadata go through the project's redaction policy.
 
     Raises FeedbackRejected (nothing stored) or StorageUnavailable.
     """
-    record = {"name": feedback.name, "data_type": feedback.data_type, "value": feedback.value}
-    if feedback.data_type == ScoreDataType.BOOLEAN:
-        record["string_value"] = "True" if feedback.value == 1 else "False"
-    configs = project_score_configs(project)
-    if configs:
-        try:
-            conform_score(record, configs=configs, explicit_type=True)
-        except ScoreConfigError as exc:
-            raise FeedbackRejected(exc.message) from None
-    name = record["name"]
-    problem = metadata_problem(feedback.metadata)  # the same per-record caps as every ingest path
-    if problem is not None:
-        raise FeedbackRejected(problem)
-    comment, metadata, redactions = (
-        _redact_comment(project, feedback.comment, feedback.metadata)
-        if feedback.comment or feedback.metadata
-        else ("", {}, {})
-    )
     score_id = (
         feedback_score_id(
             project_id=project.id,
             trace_id=feedback.trace_id,
             observation_id=feedback.observation_id,
             user_id=feedback.user_id,
-            name=name,
+            name=feedback.name,
         )
         if feedback.user_id
         else "fb-" + uuid.uuid4().hex
     )
-    now = timezone.now()
-    database = region_database(project.region)
+    record = feedback_adapter.score_record(score_id=score_id, **dataclasses.asdict(feedback))
+
+    def append_history(previous) -> None:
+        # Runs after the pipeline's stages, in the write's transaction: the score as stored.
+        stored = batch.scores[0].record
+        FeedbackEvent.objects.for_project(project).create(
+            score_id=score_id,
+            trace_id=feedback.trace_id,
+            observation_id=feedback.observation_id,
+            user_id=feedback.user_id,
+            name=stored["name"],
+            data_type=stored["data_type"],
+            value=stored.get("value"),
+            string_value=stored.get("string_value", ""),
+            comment=stored.get("comment", ""),
+            is_update=previous is not None,
+            previous_value=previous[1] if previous else None,
+            previous_string_value=previous[2] if previous else "",
+            previous_comment=previous[3] if previous else "",
+            metadata=stored.get("metadata", {}),
+            origin=origin[:255],
+            created_at=timezone.now(),
+        )
+
+    batch = pipeline.Batch(
+        project=project, source="feedback", write="user_feedback", after_write=append_history
+    )
+    # A score config is looked up by the score's name, so conforming keeps the name the id derives from.
+    batch.add("score", record, ref=0, typed=True)
     try:
-        with transaction.atomic(using=database):
-            with data_connection(project).cursor() as cursor:
-                # Serialises submissions for one rating, so each history row names the value it replaced.
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{project.id}:{score_id}"]
-                )
-                cursor.execute(
-                    "SELECT source, value, string_value, comment FROM feedback_score "
-                    "WHERE project_id = %s AND id = %s",
-                    [project.id, score_id],
-                )
-                previous = cursor.fetchone()
-                if previous is not None and previous[0] != ScoreSource.USER:
-                    raise FeedbackRejected(
-                        "a score that is not end-user feedback already uses this feedback's id",
-                        status=409,
-                        error="ConflictError",
-                    )
-                cursor.execute(
-                    _UPSERT_SQL,
-                    [
-                        project.id,
-                        score_id,
-                        feedback.trace_id,
-                        feedback.observation_id,
-                        "",
-                        name,
-                        record.get("value"),
-                        record.get("string_value", ""),
-                        record["data_type"],
-                        ScoreSource.USER,
-                        comment,
-                        feedback.user_id,
-                        record.get("config_id", ""),
-                        orjson.dumps(metadata).decode(),
-                        feedback.environment or "default",
-                        now,
-                        orjson.dumps(redactions).decode(),
-                        now,
-                        now,
-                    ],
-                )
-            FeedbackEvent.objects.for_project(project).create(
-                score_id=score_id,
-                trace_id=feedback.trace_id,
-                observation_id=feedback.observation_id,
-                user_id=feedback.user_id,
-                name=name,
-                data_type=record["data_type"],
-                value=record.get("value"),
-                string_value=record.get("string_value", ""),
-                comment=comment,
-                is_update=previous is not None,
-                previous_value=previous[1] if previous else None,
-                previous_string_value=previous[2] if previous else "",
-                previous_comment=previous[3] if previous else "",
-                metadata=metadata,
-                origin=origin[:255],
-                created_at=now,
-            )
-    except DataError as exc:
+        pipeline.run(batch)
+    except NotUserFeedback:
+        raise FeedbackRejected(
+            "a score that is not end-user feedback already uses this feedback's id",
+            status=409,
+            error="ConflictError",
+        ) from None
+    except InvalidRecord as exc:
         raise FeedbackRejected(f"the database refused the feedback: {exc}") from exc
-    except (OperationalError, InterfaceError) as exc:
-        logger.warning("region %s feedback write failed for project %s: %s", project.region, project.id, exc)
-        raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
+    for refusal in batch.refused:
+        if refusal.stage == "redact":
+            raise FeedbackRejected(
+                "the comment could not be checked for personal data, so the feedback was not stored",
+                status=422,
+                error="UnprocessableEntityError",
+            )
+        raise FeedbackRejected(refusal.message)
+    previous = batch.written  # the rating this one replaced, as the writer found it
     return FeedbackResult(
         score_id=score_id,
         created=previous is None,

@@ -26,20 +26,50 @@ from feedback.cors import (
     request_origin,
     too_many_requests,
 )
-from scores.views import (
-    _bad_request,
-    _int_param,
-    _method_not_allowed,
-    _read_json,
-    _unauthorized,
-    _unavailable,
-)
+from ingest.writer import StorageUnavailable
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import streams_body
-from traces.ingest.writer import StorageUnavailable
+from tenancy.http.body import streams_body
+from tenancy.http.endpoint import read_json
+from tenancy.http.errors import (
+    CONTROL_PLANE_DOWN,
+    RETRY_AFTER_SECONDS,
+    HttpError,
+    method_not_allowed,
+    unauthorized,
+    unavailable,
+)
+from tenancy.http.params import query_datetime, query_int
 
 MAX_PAGE_LIMIT = 100
+
+
+def _unauthorized(message: str):
+    return unauthorized(message, scheme="Bearer").response()
+
+
+def _unavailable(message: str = CONTROL_PLANE_DOWN, retry_after: int = RETRY_AFTER_SECONDS):
+    return unavailable(message, retry_after).response()
+
+
+def _method_not_allowed(allowed: list[str]):
+    return method_not_allowed(allowed).response()
+
+
+def _bad_request(message: str, status: int = 400, error: str = "InvalidRequestError"):
+    return HttpError(status, message, error).response()
+
+
+def _read_json(request, *, limit: int):
+    """(payload, None) or (None, error response), through the one body reader."""
+    try:
+        return read_json(request, limit=limit), None
+    except HttpError as exc:
+        return None, exc.response()
+
+
+def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
+    return query_int(request.GET, name, default, low=low, high=high)
 
 
 # --- POST /api/v1/feedback ----------------------------------------------------------------------
@@ -132,15 +162,7 @@ def _date_param(params, name: str) -> date | None:
 
 
 def _datetime_param(params, name: str):
-    from traces.ingest.langfuse import EventError, parse_datetime
-
-    raw = params.get(name)
-    if not raw:
-        return None
-    try:
-        return parse_datetime(raw, name)
-    except EventError as exc:
-        raise _BadQuery(exc.message) from None
+    return query_datetime(params, name)
 
 
 class FeedbackReportViewSet(ProjectScopedViewSet):

@@ -496,7 +496,7 @@ class RecordFailure:
     index: int  # position in the list passed to redact_records
     id: str | None
     error: str  # safe to return to the client: says nothing about the content
-    status: int = 422  # redaction failures; limits on metadata (traces.ingest.limits) are 400
+    status: int = 422  # redaction failures; limits on metadata (ingest.limits) are 400
 
 
 @dataclass
@@ -524,7 +524,7 @@ _UNSET = object()
 
 
 def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UNSET) -> RedactionResult:
-    """Redact records (dicts shaped as in `traces.ingest.records`) in place, before storage.
+    """Redact records (dicts shaped as in `ingest.contract`) in place, before storage.
 
     Each stored record gets `redactions` = {field: {detector: count}} (counts only, never values;
     per field, so the writer's deep merge keeps the counts of a trace's input and output that arrive

@@ -1,16 +1,17 @@
-"""Errors the prompt services raise; the views turn them into Langfuse-shaped 4xx answers."""
+"""Errors the prompt services raise; the endpoint decorator (`tenancy.http.endpoint`) renders them as
+Langfuse-shaped 4xx answers."""
+
+from tenancy.http.errors import HttpError
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(HttpError):
     def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+        super().__init__(400, message, "InvalidRequestError")
 
 
-class PromptNotFound(Exception):
+class PromptNotFound(HttpError):
     def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+        super().__init__(404, message, "LangfuseNotFoundError")
 
 
 def not_found_message(name: str, *, label: str | None = None, version: int | None = None) -> str:

@@ -7,9 +7,7 @@ Errors keep Langfuse's shape: `{"message": …, "error": "<Kind>"}`.
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 
 import orjson
 from django.conf import settings
@@ -26,8 +24,9 @@ from prompts.payloads import parse_create, parse_version, validate_labels
 from prompts.render import iso
 from prompts.templating import compile_prompt
 from tenancy.api.base import ProjectScopedViewSet
-from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body, streams_body
+from tenancy.http.body import streams_body
+from tenancy.http.endpoint import endpoint, read_json
+from tenancy.http.params import parse_iso_datetime
 
 JSON = "application/json"
 MAX_WINDOW = timedelta(days=366)
@@ -38,60 +37,26 @@ def _json(payload, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(payload, option=orjson.OPT_UTC_Z), status=status, content_type=JSON)
 
 
-def _error(status: int, message: str, kind: str, **headers) -> HttpResponse:
-    response = _json({"message": message, "error": kind}, status=status)
-    for key, value in headers.items():
-        response[key.replace("_", "-")] = value
-    return response
+def _method_message(request, allowed) -> str:
+    return f"Method {request.method} not allowed here; use {', '.join(allowed)}"
 
 
 def langfuse_endpoint(*methods: str):
-    """CSRF-exempt, method-checked, key-authenticated; the view gets (request, principal, **kwargs)."""
-    allowed = {m.upper() for m in methods}
-
-    def wrap(view):
-        @streams_body
-        @csrf_exempt
-        @functools.wraps(view)
-        def endpoint(request, **kwargs):
-            if request.method not in allowed:
-                return _error(
-                    405,
-                    f"Method {request.method} not allowed here; use {', '.join(sorted(allowed))}",
-                    "MethodNotAllowedError",
-                    Allow=", ".join(sorted(allowed)),
-                )
-            try:
-                principal = authenticate_header(request.META.get("HTTP_AUTHORIZATION"))
-            except AuthenticationFailed as exc:
-                return _error(
-                    401, exc.message, "UnauthorizedError", WWW_Authenticate='Basic realm="lookglass"'
-                )
-            try:
-                return view(request, principal, **kwargs)
-            except InvalidRequest as exc:
-                return _error(400, exc.message, "InvalidRequestError")
-            except BodyError as exc:
-                kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
-                    exc.status, "InvalidRequestError"
-                )
-                return _error(exc.status, exc.message, kind)
-            except PromptNotFound as exc:
-                return _error(404, exc.message, "LangfuseNotFoundError")
-
-        return endpoint
-
-    return wrap
+    """CSRF-exempt, method-checked, key-authenticated (`tenancy.http.endpoint`); the view gets
+    (request, principal, **kwargs)."""
+    wrap = endpoint(*sorted(m.upper() for m in methods), method_message=_method_message)
+    # Marked for `tenancy.chunked`: these views read chunked bodies themselves, under their own limit.
+    return lambda view: streams_body(wrap(view))
 
 
 def _body(request) -> dict:
-    # The shared reader: gzip/deflate, chunked bodies, and a JSON 413 past the limit (request.body
-    # would answer Django's HTML 400 instead).
-    raw = read_body(request, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    try:
-        body = orjson.loads(raw if raw.strip() else b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("the request body is not valid JSON.") from None
+    # Through the one body reader: Content-Encoding, and the size limit applied after decompression.
+    body = read_json(
+        request,
+        limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+        empty={},
+        invalid_message="the request body is not valid JSON.",
+    )
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object.")
     return body
@@ -125,14 +90,12 @@ def _int_param(request, name: str, *, default: int, maximum: int) -> int:
 def _datetime_param(raw: str | None, name: str) -> datetime | None:
     if raw in (None, ""):
         return None
-    text = raw.strip().replace(" ", "+")  # an unencoded `+00:00` arrives as a space
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
+    value = parse_iso_datetime(raw)
+    if value is None:
         raise InvalidRequest(
             f"`{name}` must be an ISO 8601 datetime such as 2025-01-31T00:00:00Z, not {raw!r}."
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+        )
+    return value
 
 
 def parse_window(query) -> tuple[datetime, datetime]:

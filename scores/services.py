@@ -89,7 +89,7 @@ def _number(value: float) -> str:
 
 
 def conform_score(record: dict, *, configs: ConfigIndex, explicit_type: bool) -> bool:
-    """Check a score record (shaped as `traces.ingest.records`) against its config and bring it into
+    """Check a score record (shaped as `ingest.contract`) against its config and bring it into
     the config's form, in place: the config's name and id, its data type when the client did not
     name one (1 → BOOLEAN, "good" → TEXT, 2 → the CATEGORICAL label whose value is 2). Returns whether
     a config applied; raises ScoreConfigError when the score breaks it.

@@ -1,78 +1,57 @@
 """Langfuse score configs (`/api/public/score-configs`): plain Django views like the other
 Langfuse-compatible endpoints (they authenticate with project keys and shape answers exactly).
-
-The small JSON helpers below are shared with feedback/views.py (feedback sits above scores).
 """
 
 from __future__ import annotations
 
 import uuid
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
-from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from scores import selectors, services
 from scores.models import ScoreConfigDataType
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body, streams_body
+from tenancy.http.body import streams_body
+from tenancy.http.endpoint import read_json
+from tenancy.http.errors import (
+    CONTROL_PLANE_DOWN,
+    RETRY_AFTER_SECONDS,
+    HttpError,
+    json_response,
+    method_not_allowed,
+    unauthorized,
+    unavailable,
+)
+from tenancy.http.params import query_int
 
 MAX_PAGE_LIMIT = 100
 
 
-def json_response(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    response = HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
-    for key, value in (headers or {}).items():
-        response[key] = value
-    return response
-
-
 def _unauthorized(message: str):
-    return json_response(
-        {"error": "UnauthorizedError", "message": message},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="lookglass"'},
-    )
+    return unauthorized(message, scheme="Bearer").response()
 
 
-def _unavailable(message: str = "the database is unavailable; retry later", retry_after: int = 5):
-    return json_response(
-        {"error": "ServiceUnavailableError", "message": message},
-        status=503,
-        headers={"Retry-After": str(retry_after)},
-    )
+def _unavailable(message: str = CONTROL_PLANE_DOWN, retry_after: int = RETRY_AFTER_SECONDS):
+    return unavailable(message, retry_after).response()
 
 
 def _method_not_allowed(allowed: list[str]):
-    return json_response(
-        {"error": "MethodNotAllowedError", "message": "Method not allowed"},
-        status=405,
-        headers={"Allow": ", ".join(allowed)},
-    )
-
-
-def _bad_request(message: str, status: int = 400, error: str = "InvalidRequestError"):
-    return json_response({"error": error, "message": message}, status=status)
+    return method_not_allowed(allowed).response()
 
 
 def _read_json(request, *, limit: int):
-    """(payload, None) or (None, error response)."""
+    """(payload, None) or (None, error response), through the one body reader."""
     try:
-        raw = read_body(request, limit=limit)
-    except BodyError as exc:
-        kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
-            exc.status, "InvalidRequestError"
-        )
-        return None, _bad_request(exc.message, exc.status, kind)
-    if not raw.strip():
-        return None, _bad_request("the request body is empty")
-    try:
-        return orjson.loads(raw), None
-    except orjson.JSONDecodeError as exc:
-        return None, _bad_request(f"the request body is not valid JSON: {exc}")
+        return read_json(request, limit=limit), None
+    except HttpError as exc:
+        return None, exc.response()
+
+
+def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
+    return query_int(request.GET, name, default, low=low, high=high)
 
 
 def _authenticate(request):

@@ -112,7 +112,9 @@ def authenticate_header(header: str | None, *, allow_public_only: bool = False) 
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise AuthenticationFailed("Malformed Basic credentials: expected base64 of `public_key:secret_key`.")
+            raise AuthenticationFailed(
+                "Malformed Basic credentials: expected base64 of `public_key:secret_key`."
+            ) from None
         public_key, sep, secret = decoded.partition(":")
         if not sep or not public_key or not secret:
             raise AuthenticationFailed("Basic credentials must be `public_key:secret_key`, both non-empty.")

@@ -8,7 +8,7 @@ answered `200 {}` with nothing stored: acknowledged and dropped.
 
 Two readers cover every view:
 
-- views that stream their own body through `traces.ingest.body.read_body` (ingestion, OTLP, scores,
+- views that stream their own body through `tenancy.http.body.read_body` (ingestion, OTLP, scores,
   score configs, prompts, feedback, redact) read `chunked_input(request)` directly, after
   authentication and under their own decompressed-size limits; they are marked `@streams_body`;
 - every other view (DRF's `/api/v1`, forms) gets the body buffered by `ChunkedBodyMiddleware` up to
@@ -59,7 +59,7 @@ def chunked_input(request):
 
 
 def streams_body(view):
-    """Marks a view that reads a chunked body itself, streaming (see `traces.ingest.body`)."""
+    """Marks a view that reads a chunked body itself, streaming (see `tenancy.http.body`)."""
     view.streams_body = True
     return view
 

@@ -10,6 +10,7 @@ import logging
 
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import JsonResponse
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -35,15 +36,18 @@ class DatabaseUnavailableMiddleware:
                 },
                 status=400,
             )
-        if not isinstance(exception, (OperationalError, InterfaceError)):
+        if isinstance(exception, RedisError):
+            # Cache users fall back or fail open; one that cannot (e.g. a prompt cache write) must
+            # still not turn a Redis outage into a 500.
+            logger.warning("redis unavailable for %s %s: %s", request.method, request.path, exception)
+            message = "A backing service is unavailable; retry shortly."
+        elif isinstance(exception, (OperationalError, InterfaceError)):
+            # Outages, and statement/lock timeouts (QueryCanceled, LockNotAvailable are operational
+            # errors too): the transaction was rolled back, so a retry is safe.
+            logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
+            message = "The database is unavailable; nothing was changed. Retry shortly."
+        else:
             return None
-        logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
-        response = JsonResponse(
-            {
-                "error": "ServiceUnavailableError",
-                "message": "The database is unavailable; nothing was changed. Retry shortly.",
-            },
-            status=503,
-        )
+        response = JsonResponse({"error": "ServiceUnavailableError", "message": message}, status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

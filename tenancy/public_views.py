@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -29,12 +33,41 @@ except ValueError:  # not the main thread (e.g. a threaded test server): readine
     _previous_sigterm = None
 
 
-def _database_ok() -> bool:
+_probe_lock = threading.Lock()
+_probe: dict = {"future": None, "executor": None, "pid": None}
+
+
+def _select_one() -> bool:
+    """SELECT 1 on a connection of its own: the pool may be exhausted by requests stuck on the very
+    outage the health check exists to report."""
+    import psycopg
+
+    from config.db import DeadlineConnection
+
+    params = connections["default"].get_connection_params()
     try:
-        with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT 1")
+        with DeadlineConnection.connect(**params, autocommit=True) as conn:
+            conn.execute("SELECT 1")
         return True
-    except DatabaseError:
+    except (psycopg.Error, DatabaseError):
+        return False
+
+
+def _database_ok() -> bool:
+    """Answers within HEALTH_DATABASE_TIMEOUT_SECONDS even on a frozen database (then False).
+
+    The probe runs in a thread of its own; concurrent health checks share the one in flight, so
+    a frozen database never piles up more than one stuck probe per process."""
+    with _probe_lock:
+        if _probe["executor"] is None or _probe["pid"] != os.getpid():
+            _probe["executor"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-db")
+            _probe["pid"], _probe["future"] = os.getpid(), None
+        future = _probe["future"]
+        if future is None or future.done():
+            future = _probe["future"] = _probe["executor"].submit(_select_one)
+    try:
+        return future.result(timeout=settings.HEALTH_DATABASE_TIMEOUT_SECONDS)
+    except FutureTimeout:
         return False
 
 

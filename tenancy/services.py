@@ -308,13 +308,13 @@ def project_delete(*, project: Project, actor: User | None) -> None:
     )
     # The project's traces, scores and prompts live in its region database, out of reach of the
     # cascade: a task on that region's queue deletes them once this transaction has committed.
-    from tenancy.tasks import purge_project_data
+    from tenancy.tasks import publish, purge_project_data
 
     project_id, region = str(project.id), project.region
     project.delete()
     transaction.on_commit(
-        lambda: purge_project_data.apply_async(
-            kwargs={"project_id": project_id, "region": region}, queue=region_queue(region)
+        lambda: publish(
+            purge_project_data, kwargs={"project_id": project_id, "region": region}, queue=region_queue(region)
         )
     )
 

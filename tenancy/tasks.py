@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from tenancy.regions import region_queue
+
+logger = logging.getLogger(__name__)
+
+
+def publish(task, *, kwargs: dict, queue: str) -> bool:
+    """Send `task` to `queue` now; False (logged with everything needed to resend it) when the broker
+    does not take it within the broker timeouts.
+
+    Called after commit: the write the task follows up on is already durable, so failing the request
+    (a 503 the client would retry against a committed write) would be wrong. Region tasks are
+    idempotent and derive their work from the database, so a missed message is made good by
+    running the task again for the same ids (e.g. `purge_project_data` for a deleted project).
+    """
+    try:
+        task.apply_async(kwargs=kwargs, queue=queue)
+        return True
+    except Exception:  # noqa: BLE001 - kombu/redis errors of every kind: the commit stands regardless
+        logger.error(
+            "could not enqueue %s on %s (broker unavailable); run it again with kwargs=%s",
+            task.name, queue, json.dumps(kwargs, sort_keys=True), exc_info=True,
+        )
+        return False
 
 
 def enqueue_for_project(task, *, project, kwargs: dict | None = None) -> None:
     """Send `task` to the project's region queue once the current transaction commits.
 
     Tasks receive ids only (always including project_id) and re-fetch what they need, scoped.
+    A broker outage is logged, never raised into the request (see `publish`).
     """
     payload = {"project_id": str(project.id), **(kwargs or {})}
     queue = region_queue(project.region)
-    transaction.on_commit(lambda: task.apply_async(kwargs=payload, queue=queue))
+    transaction.on_commit(lambda: publish(task, kwargs=payload, queue=queue))
 
 
 PURGE_BATCH = 5000
@@ -58,3 +85,34 @@ def purge_project_data(*, project_id: str, region: str) -> dict[str, int]:
                     break
         deleted[model._meta.label] = total
     return deleted
+
+
+PURGE_SWEEP_DAYS = 7
+
+
+@shared_task(name="tenancy.sweep_project_purges")
+def sweep_project_purges(*, days: int = PURGE_SWEEP_DAYS) -> int:
+    """Enqueue the purge of every project deleted in the last `days` days, again.
+
+    The audit log is the durable record of each deletion (written in the deleting transaction), so a
+    purge whose message was lost to a broker outage after commit is still done within a sweep
+    interval. Purges are idempotent and cheap once nothing is left (one indexed DELETE per table).
+    Returns how many purges were enqueued.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenancy.models import AuditAction, AuditLogEntry
+
+    since = timezone.now() - timedelta(days=days)
+    entries = AuditLogEntry.objects.filter(action=AuditAction.PROJECT_DELETED, created_at__gte=since)
+    sent = 0
+    for target_id, data in entries.values_list("target_id", "data").iterator():
+        region = (data or {}).get("region")
+        if region not in settings.DATA_REGIONS:
+            continue  # a region since removed from the deployment: nothing here can reach it
+        sent += publish(
+            purge_project_data, kwargs={"project_id": target_id, "region": region}, queue=region_queue(region)
+        )
+    return sent

@@ -21,11 +21,11 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
+from ingest.adapters.otel.testing import make_request, make_span
 from pricing import pricing
 from pricing.models import ModelPrice, PriceSource
 from tenancy.models import AuditLogEntry
 from traces.models import Observation
-from traces.otel.testing import make_request, make_span
 
 V1 = "/api/v1"
 CHANGELIST = "/admin/pricing/modelprice/"

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import connections
 
 from bench.server import free_port, wait_ready
+from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 from tenancy.regions import region_alias
 from traces.models import Observation, Trace
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

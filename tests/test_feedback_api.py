@@ -8,12 +8,12 @@ from django.db import connections
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from feedback import ratelimit
-from feedback import services as feedback_services
 from feedback.models import FeedbackEvent
 from feedback.services import feedback_score_id, feedback_settings_update
+from ingest import writer
+from ingest.stages import price as costs
 from privacy.services import redaction_policy_update
 from scores.models import Score
-from traces.ingest import costs
 from traces.models import Trace
 
 URL = "/api/v1/feedback"
@@ -382,6 +382,8 @@ def test_comments_go_through_the_projects_redaction_policy(client, project, api_
 
 
 def test_feedback_is_rejected_when_redaction_fails(client, project, api_key, monkeypatch):
+    redaction_policy_update(project=project, actor=None, enabled=True)
+
     def broken(*args, **kwargs):
         raise RuntimeError("detector crashed")
 
@@ -403,7 +405,7 @@ def test_a_region_outage_answers_503_and_stores_nothing(client, project, api_key
         def cursor(self):
             raise OperationalError("connection refused")
 
-    monkeypatch.setattr(feedback_services, "data_connection", lambda project: Dead())
+    monkeypatch.setattr(writer, "data_connection", lambda project: Dead())
     response = send(client, {"trace_id": "t1", "rating": "up"}, pk(api_key))
     assert response.status_code == 503
     assert response["Retry-After"]

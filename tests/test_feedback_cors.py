@@ -9,8 +9,8 @@ import pytest
 from feedback import ratelimit
 from feedback.models import FeedbackSettings
 from feedback.services import feedback_settings_update
+from ingest.stages import price as costs
 from scores.models import Score
-from traces.ingest import costs
 
 APP = "https://app.acme.example"
 EVIL = "https://evil.example"

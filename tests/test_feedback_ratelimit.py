@@ -8,8 +8,8 @@ from django.core.cache import cache
 
 from feedback import ratelimit
 from feedback.services import feedback_settings_update
+from ingest.stages import price as costs
 from scores.models import Score
-from traces.ingest import costs
 
 FEEDBACK = "/api/v1/feedback"
 SCORES = "/api/public/scores"

@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from feedback import ratelimit
+from ingest.stages import price as costs
+from ingest.writer import write_records
 from tenancy.models import Role
-from traces.ingest import costs
-from traces.ingest.writer import write_records
 
 
 @pytest.fixture(autouse=True)

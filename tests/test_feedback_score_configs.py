@@ -7,10 +7,10 @@ import orjson
 import pytest
 
 from feedback import ratelimit
+from ingest.stages import price as costs
 from scores.models import Score, ScoreConfig
 from scores.services import score_config_create
 from tenancy.models import AuditLogEntry
-from traces.ingest import costs
 
 URL = "/api/public/score-configs"
 

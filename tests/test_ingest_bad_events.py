@@ -14,12 +14,12 @@ from django.db import connections
 from django.urls import reverse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ingest.adapters.otel.testing import make_request, make_span, to_otlp_json
+from ingest.stages import price as costs
 from scores.models import Score
 from tenancy.models import Role
 from tenancy.regions import region_database
-from traces.ingest import costs
 from traces.models import Observation, Trace
-from traces.otel.testing import make_request, make_span, to_otlp_json
 
 URL = "/api/public/ingestion"
 OTLP_URL = "/api/public/otel/v1/traces"
@@ -451,7 +451,7 @@ def test_a_catalog_cost_too_large_for_the_cost_columns_is_left_out_not_failing_t
 
 
 def test_the_json_depth_limit_is_exactly_100_levels_in_every_field():
-    from traces.ingest.records import MAX_JSON_DEPTH, RecordError, check_record
+    from ingest.contract import MAX_JSON_DEPTH, RecordError, check_record
 
     assert MAX_JSON_DEPTH == 100
     check_record({"id": "a", "input": deep(100), "metadata": deep(100), "output": [deep(99)]})

@@ -10,8 +10,9 @@ import orjson
 import pytest
 from django.db import OperationalError, connections
 
+from ingest import writer
+from ingest.stages import price as costs
 from scores.models import Score
-from traces.ingest import costs, writer
 from traces.models import Observation, Trace
 
 URL = "/api/public/ingestion"
@@ -779,12 +780,12 @@ def test_a_100_event_batch_takes_a_constant_number_of_queries(
 
 
 def test_a_control_plane_outage_during_authentication_answers_503(client, api_key, monkeypatch):
-    from traces.ingest import views
+    from tenancy.http import endpoint
 
     def down(header, allow_public_only=False):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(views, "authenticate_header", down)
+    monkeypatch.setattr(endpoint, "authenticate_header", down)
     response = post(client, v2_batch(), api_key.basic)
     assert response.status_code == 503
     assert response["Retry-After"]

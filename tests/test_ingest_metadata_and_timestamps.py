@@ -8,11 +8,11 @@ import orjson
 import pytest
 from django.db import connections
 
+from ingest import limits
+from ingest.adapters.otel.testing import make_request, make_span
+from ingest.writer import write_records
 from tenancy.regions import region_database
-from traces.ingest import limits
-from traces.ingest.writer import write_records
 from traces.models import Observation, Trace
-from traces.otel.testing import make_request, make_span
 
 T0 = datetime(2026, 11, 26, 19, 42, 27, tzinfo=dt_timezone.utc)
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
+from ingest.stages import price as costs
 from scores.models import Score
 from tests.clients import SdkUnavailable, run_sdk_script, sdk_python
-from traces.ingest import costs
 from traces.models import Observation, Trace
 
 SCRIPT = """

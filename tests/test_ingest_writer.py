@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 from django.db import OperationalError, connections
 
+from ingest import writer
+from ingest.stages import price as costs
+from ingest.writer import InvalidRecord, StorageUnavailable, write_records
 from scores.models import Score
-from traces.ingest import costs, writer
-from traces.ingest.writer import InvalidRecord, StorageUnavailable, write_records
 from traces.models import Observation, Trace
 
 T0 = datetime(2026, 11, 26, 19, 42, 27, tzinfo=dt_timezone.utc)
@@ -42,7 +43,7 @@ def fake_catalog(monkeypatch):
         def compute_costs(items, *, project_id):
             calls.append(items)
             out = []
-            for model, usage, at in items:
+            for model, usage, _at in items:
                 if model != "priced-model":
                     out.append(None)
                     continue

@@ -6,8 +6,8 @@ import copy
 import orjson
 import pytest
 
-from traces.otel.decode import DecodeError, decode_json, decode_protobuf
-from traces.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span, to_otlp_json
+from ingest.adapters.otel.decode import DecodeError, decode_json, decode_protobuf
+from ingest.adapters.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span, to_otlp_json
 
 CHILD = "0011223344556677"
 

@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ingest.adapters.otel.testing import to_otlp_json
 from tests.clients import run_sdk_script
 from traces.models import Observation, Trace
-from traces.otel.testing import to_otlp_json
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -9,11 +9,12 @@ from django.utils import timezone
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ingest import otlp_views as views
+from ingest import writer
+from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
+from ingest.writer import StorageUnavailable
 from scores.models import Score
-from traces.ingest.writer import StorageUnavailable
 from traces.models import Observation, Trace
-from traces.otel import services, views
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 
 LANGFUSE_URL = "/api/public/otel/v1/traces"
 OTLP_URL = "/v1/traces"
@@ -275,7 +276,7 @@ def test_an_unavailable_region_database_is_503_with_retry_after(client, api_key,
     def down(**kwargs):
         raise StorageUnavailable("the eu data region is unavailable; retry later")
 
-    monkeypatch.setattr(services, "write_records", down)
+    monkeypatch.setattr(writer, "write_records", down)
     response = _post(client, _request().SerializeToString(), auth=api_key.basic)
     assert response.status_code == 503
     assert response["Retry-After"] == str(StorageUnavailable.retry_after)

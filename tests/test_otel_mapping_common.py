@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 
-from traces.otel import mapping
-from traces.otel.mapping import map_request
-from traces.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
+from ingest.adapters.otel import mapping
+from ingest.adapters.otel.mapping import map_request
+from ingest.adapters.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
 
 RECEIVED = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
@@ -137,7 +137,7 @@ def test_a_span_that_cannot_be_mapped_is_rejected_and_the_others_are_kept(monkey
 
 
 def test_records_use_only_known_keys():
-    from traces.ingest.records import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
+    from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
 
     batch = map_request(
         make_request(

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from traces.otel.mapping import map_request
-from traces.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
+from ingest.adapters.otel.mapping import map_request
+from ingest.adapters.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
 
 GENAI_SCOPE = {"scope_name": "opentelemetry.util.genai.handler", "scope_version": "0.1b0"}
 

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from traces.otel.mapping import map_request
-from traces.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
+from ingest.adapters.otel.mapping import map_request
+from ingest.adapters.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
 
 ROOT = "fa5b018a9183e180"
 GEN = "890e7fb70b6be4a9"

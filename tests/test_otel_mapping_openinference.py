@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from traces.otel.mapping import map_request
-from traces.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
+from ingest.adapters.otel.mapping import map_request
+from ingest.adapters.otel.testing import T0_NANOS, TRACE_ID, make_request, make_span
 
 OI_SCOPE = {"scope_name": "openinference.instrumentation.openai", "scope_version": "0.1.66"}
 

@@ -1377,7 +1377,7 @@ def test_json_beyond_64_bit_integers_is_still_served(client, project, api_key):
 
 
 def test_rows_stored_by_the_ingest_writer_read_back_in_langfuse_shape(client, project, api_key, sdk):
-    from traces.ingest.writer import write_records
+    from ingest.writer import write_records
 
     write_records(
         project=project,

@@ -15,11 +15,11 @@ from django.db import OperationalError, connections
 from django.test.utils import CaptureQueriesContext
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
+from ingest.stages import price as costs
 from privacy import engine
 from privacy.services import redaction_policy_update
 from tenancy.dataplane import data_connection
-from traces.ingest import costs
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 
 EMAIL = "maria.lopez@gmail.com"
 PHONE = "+1 415 555 2671"

@@ -13,10 +13,10 @@ import json
 import orjson
 import pytest
 
+from ingest.adapters.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 from scores.models import Score, ScoreConfig
 from tenancy.models import Project
 from traces.models import Observation, Trace
-from traces.otel.testing import TRACE_ID, make_request, make_span, to_otlp_json
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

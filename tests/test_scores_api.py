@@ -6,9 +6,10 @@ import orjson
 import pytest
 from django.db import OperationalError
 
+from ingest import writer
+from ingest.stages import price as costs
+from ingest.writer import write_records
 from scores.models import Score
-from traces.ingest import costs, writer
-from traces.ingest.writer import write_records
 
 URL = "/api/public/scores"
 

@@ -1,7 +1,7 @@
 """Reading timestamps that Python cannot hold.
 
 PostgreSQL stores timestamptz values from 4713 BC to 294276 AD; Python's datetime only years 1 to
-9999. Ingestion refuses anything outside 1970..2262 (`traces.ingest.records`), but rows stored before
+9999. Ingestion refuses anything outside 1970..2262 (`ingest.contract`), but rows stored before
 that rule (or written by hand) may hold, say, `0001-01-01T00:00:00+14:00` — year 0 in UTC. psycopg
 then raises DataError while loading the row, and every page listing it (the read API, the console,
 the operator's cross-tenant list) answered 400 for good.

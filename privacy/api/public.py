@@ -16,7 +16,7 @@ from privacy import selectors
 from privacy.api.serializers import MAX_TEXT_CHARS, RedactRequestSerializer
 from privacy.api.views import PREVIEW_FAILED, RETRY_AFTER_SECONDS, UNAVAILABLE
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from traces.ingest.body import BodyError, read_body, streams_body
+from tenancy.http.body import BodyError, read_body, streams_body
 
 # The text limit counts characters; its UTF-8 and JSON-escaped form may be a few times larger.
 MAX_BODY_BYTES = 8 * MAX_TEXT_CHARS

@@ -1,14 +1,18 @@
-"""Query-string parsing for the public read API: every bad value becomes a 400 with a clear message."""
+"""Query-string parsing for the public read API: every bad value becomes a 400 with a clear message
+(`InvalidParams` and the datetime reader are the shared ones of `tenancy.http.params`)."""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import orjson
 
+from tenancy.http.params import InvalidParams, parse_iso_datetime
 from traces.selectors import CONDITION_TYPES, Column, Condition
+
+__all__ = ["InvalidParams", "QueryParams", "parse_datetime_value"]
 
 MAX_FILTER_CONDITIONS = 50
 # Bounds that keep numbers inside what Postgres numerics and Python timedeltas can hold.
@@ -16,26 +20,10 @@ MAX_NUMBER = 1e15
 MAX_DURATION_SECONDS = 1e9
 
 
-class InvalidParams(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
 def parse_datetime_value(name: str, raw: str) -> datetime:
-    text = raw.strip()
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        # An unencoded `+00:00` in a hand-written URL arrives as a space.
-        try:
-            value = datetime.fromisoformat(text.replace(" ", "+"))
-        except ValueError:
-            raise InvalidParams(
-                f"{name} must be an ISO 8601 datetime such as 2024-05-01T12:00:00Z, got {raw!r}"
-            ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+    value = parse_iso_datetime(raw)
+    if value is None:
+        raise InvalidParams(f"{name} must be an ISO 8601 datetime such as 2024-05-01T12:00:00Z, got {raw!r}")
     return value
 
 

@@ -1,0 +1,985 @@
+"""OTLP spans → trace, observation and score records (`ingest.contract`). Pure functions.
+
+One span is one observation (id = span id, trace_id = trace id, parent_observation_id = parent
+span id, all lowercase hex). Three conventions are read, in this order where they overlap:
+the Langfuse SDK's `langfuse.*` attributes, OpenInference (`openinference.span.kind`, `llm.*`,
+`input.value`, …) and OTel GenAI (`gen_ai.*`, current and deprecated names, span events).
+
+Every attribute is *consumed* by the field it fills (popped from a working copy); whatever is left,
+including the losing candidates when two sources offer the same field, is kept under
+`metadata["otel"]["attributes"]`, so nothing the client sent is silently dropped. Resource
+attributes, the instrumentation scope, span kind, links and the events not turned into fields are
+kept under `metadata["otel"]` as well.
+
+Trace records follow Langfuse's rules: a root span (no parent, or `langfuse.internal.as_root`)
+gives the full trace (name falls back to the span name, input/output to the root observation's);
+other spans contribute only the trace attributes they carry (`langfuse.trace.*`, `user.id`,
+`session.id`, tags …); a trace seen only through child spans still gets a minimal record, so the
+observations are never orphans. Records for one trace within a batch are merged into one.
+
+Decisions where no convention decides (see also `usage.py`):
+- `lookglass.status` = success | error | refused sets the observation status explicitly, over
+  everything derived (OTel status ERROR, exception events and `error.type` → error; finish reasons
+  content_filter/refusal/safety…, or an OpenAI `refusal` in the output → refused).
+- OpenInference RERANKER, PROMPT, DECISION and UNKNOWN spans are SPAN observations (the kind stays
+  in metadata); GenAI `retrieval` → RETRIEVER and `invoke_workflow` → CHAIN; a span with no type
+  information but a model attribute is a GENERATION (as Langfuse does).
+- A prompt version is only linked together with a prompt name (langfuse prompt name,
+  `gen_ai.prompt.name`, or OpenInference `prompt.id`); `llm.prompt_template.*` is always kept in
+  `metadata["prompt_template"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ingest.adapters.otel import messages as msg
+from ingest.adapters.otel.decode import (
+    SPAN_KINDS,
+    STATUS_ERROR,
+    DecodedBatch,
+    SpanData,
+    SpanEvent,
+    from_request,
+)
+from ingest.adapters.otel.usage import extract_cost, extract_usage
+from ingest.adapters.otel.values import (
+    MAX_INT,
+    parse_datetime,
+    parse_json,
+    parse_json_container,
+    parse_json_object,
+    to_bool,
+    to_count,
+    to_int,
+    to_tags,
+    to_text,
+)
+from ingest.contract import RecordError, check_record
+from ingest.rules import messages as rules_messages
+from ingest.rules.environment import normalize_environment
+from ingest.rules.status import STATUSES, is_refusal
+from ingest.rules.values import nanos_to_datetime
+
+logger = logging.getLogger(__name__)
+
+LANGFUSE_SCOPE = "langfuse-sdk"
+
+LANGFUSE_TYPES = {
+    "span": "SPAN",
+    "generation": "GENERATION",
+    "event": "EVENT",
+    "agent": "AGENT",
+    "tool": "TOOL",
+    "chain": "CHAIN",
+    "retriever": "RETRIEVER",
+    "evaluator": "EVALUATOR",
+    "embedding": "EMBEDDING",
+    "guardrail": "GUARDRAIL",
+}
+OPENINFERENCE_KINDS = {
+    "LLM": "GENERATION",
+    "TOOL": "TOOL",
+    "AGENT": "AGENT",
+    "CHAIN": "CHAIN",
+    "RETRIEVER": "RETRIEVER",
+    "EMBEDDING": "EMBEDDING",
+    "EVALUATOR": "EVALUATOR",
+    "GUARDRAIL": "GUARDRAIL",
+}
+GENAI_OPERATIONS = {
+    "chat": "GENERATION",
+    "text_completion": "GENERATION",
+    "generate_content": "GENERATION",
+    "completion": "GENERATION",
+    "generate": "GENERATION",
+    "embeddings": "EMBEDDING",
+    "execute_tool": "TOOL",
+    "invoke_agent": "AGENT",
+    "create_agent": "AGENT",
+    "retrieval": "RETRIEVER",
+    "invoke_workflow": "CHAIN",
+}
+MODEL_KEYS = (
+    "langfuse.observation.model.name",
+    "gen_ai.request.model",
+    "llm.request.model_name",
+    "llm.model_name",
+    "embedding.model_name",
+    "reranker.model_name",
+)
+RESPONSE_MODEL_KEYS = ("gen_ai.response.model", "llm.response.model_name")
+LEVELS = {
+    "DEBUG": "DEBUG",
+    "TRACE": "DEBUG",
+    "VERBOSE": "DEBUG",
+    "DEFAULT": "DEFAULT",
+    "INFO": "DEFAULT",
+    "LOG": "DEFAULT",
+    "NOTICE": "DEFAULT",
+    "OK": "DEFAULT",
+    "SUCCESS": "DEFAULT",
+    "WARNING": "WARNING",
+    "WARN": "WARNING",
+    "ERROR": "ERROR",
+    "FATAL": "ERROR",
+    "CRITICAL": "ERROR",
+}
+FIRST_TOKEN_EVENTS = {
+    "first token stream event",
+    "llm.content.completion.chunk",
+    "gen_ai.content.completion.chunk",
+    "ai.stream.firstchunk",
+    "first_token",
+}
+DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+ENVIRONMENT_KEYS = ("langfuse.environment", "deployment.environment.name", "deployment.environment")
+SCORE_ID_NAMESPACE = uuid.UUID("6f1d7c2e-8a43-4bde-9f0e-3c5a1b7d9e21")
+
+
+@dataclass
+class MappedBatch:
+    traces: list[dict] = field(default_factory=list)
+    observations: list[dict] = field(default_factory=list)
+    scores: list[dict] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _SpanResult:
+    observation: dict
+    trace: dict  # trace fields this span carries (partial unless root)
+    is_root: bool
+    scores: list[dict]
+    trace_defaults: dict = field(default_factory=dict)  # a root's fallbacks, used when no span set them
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _pop_first(attrs: dict, keys: Iterable[str]) -> Any:
+    """The first key with a value; only that key is consumed."""
+    for key in keys:
+        if _present(attrs.get(key)):
+            return attrs.pop(key)
+    return None
+
+
+def _first(sources: Iterable[dict], keys: Iterable[str]) -> Any:
+    for source in sources:
+        for key in keys:
+            if _present(source.get(key)):
+                return source[key]
+    return None
+
+
+def _has_prefix(attrs: dict, prefix: str) -> bool:
+    return any(key.startswith(prefix) for key in attrs)
+
+
+def _is_langfuse_v5(span: SpanData) -> bool:
+    if span.scope.name != LANGFUSE_SCOPE:
+        return False
+    major = to_int(span.scope.version.split(".", 1)[0]) if span.scope.version else None
+    return major is not None and major >= 5
+
+
+def _langfuse_metadata(attrs: dict, prefix: str, *, values_are_json: bool) -> dict:
+    """`prefix` (a JSON object, merged) and `prefix.<key>` attributes. The v5 Python SDK JSON-encodes
+    every value so "123" and 123 stay distinct; older senders send plain strings."""
+    out: dict[str, Any] = {}
+    if prefix in attrs:
+        whole = parse_json(attrs.pop(prefix))
+        if isinstance(whole, dict):
+            out.update(whole)
+        elif whole is not None:
+            out["metadata"] = whole
+    dotted = prefix + "."
+    for key in [k for k in attrs if k.startswith(dotted)]:
+        value = attrs.pop(key)
+        out[key[len(dotted) :]] = parse_json(value) if values_are_json else parse_json_container(value)
+    return out
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _event_time(event: SpanEvent, fallback: datetime) -> datetime:
+    return nanos_to_datetime(event.time_unix_nano) if event.time_unix_nano else fallback
+
+
+# --- type -----------------------------------------------------------------------------------
+
+_LANGFUSE_GENERATION_HINTS = (
+    "langfuse.observation.model.name",
+    "langfuse.observation.usage_details",
+    "langfuse.observation.cost_details",
+    "langfuse.observation.completion_start_time",
+    "langfuse.observation.model.parameters",
+    "langfuse.observation.prompt.name",
+)
+
+
+def _observation_type(attrs: dict) -> str:
+    declared = attrs.get("langfuse.observation.type")
+    if isinstance(declared, str) and declared.strip().lower() in LANGFUSE_TYPES:
+        attrs.pop("langfuse.observation.type")
+        kind = LANGFUSE_TYPES[declared.strip().lower()]
+        # Python SDK <= 3.3 sent generations as type "span" carrying generation attributes.
+        if kind == "SPAN" and any(key in attrs for key in _LANGFUSE_GENERATION_HINTS):
+            return "GENERATION"
+        return kind
+    oi_kind = attrs.get("openinference.span.kind")
+    if isinstance(oi_kind, str) and oi_kind.strip():
+        mapped = OPENINFERENCE_KINDS.get(oi_kind.strip().upper())
+        if mapped:
+            attrs.pop("openinference.span.kind")
+            return mapped
+        return "SPAN"  # RERANKER, PROMPT, DECISION, UNKNOWN: the kind stays in metadata
+    operation = attrs.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation.strip().lower() in GENAI_OPERATIONS:
+        return GENAI_OPERATIONS[operation.strip().lower()]
+    if _present(attrs.get("gen_ai.tool.name")) or _present(attrs.get("gen_ai.tool.call.id")):
+        return "TOOL"
+    if any(_present(attrs.get(key)) for key in MODEL_KEYS + RESPONSE_MODEL_KEYS):
+        return "GENERATION"
+    return "SPAN"
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Events:
+    exceptions: list[SpanEvent] = field(default_factory=list)
+    input_messages: list[SpanEvent] = field(default_factory=list)
+    choices: list[SpanEvent] = field(default_factory=list)
+    content_prompt: SpanEvent | None = None
+    content_completion: SpanEvent | None = None
+    evaluations: list[SpanEvent] = field(default_factory=list)
+    first_token: SpanEvent | None = None
+    other: list[SpanEvent] = field(default_factory=list)
+
+
+def _classify_events(span: SpanData, attrs: dict) -> _Events:
+    events = _Events()
+    for event in span.events:
+        name = event.name or to_text(event.attributes.get("event.name"))
+        lowered = name.lower()
+        if lowered == "exception":
+            events.exceptions.append(event)
+        elif name == DETAILS_EVENT:
+            # The newer GenAI "details" event carries the same attributes as the span would;
+            # the span's own attributes win.
+            for key, value in event.attributes.items():
+                attrs.setdefault(key, value)
+        elif name in msg.EVENT_ROLES:
+            events.input_messages.append(event)
+        elif name == "gen_ai.choice":
+            events.choices.append(event)
+        elif name == "gen_ai.content.prompt" and events.content_prompt is None:
+            events.content_prompt = event
+        elif name == "gen_ai.content.completion" and events.content_completion is None:
+            events.content_completion = event
+        elif name == EVALUATION_EVENT:
+            events.evaluations.append(event)
+        elif lowered in FIRST_TOKEN_EVENTS and (
+            events.first_token is None or event.time_unix_nano < events.first_token.time_unix_nano
+        ):
+            if events.first_token is not None:
+                events.other.append(events.first_token)
+            events.first_token = event
+        else:
+            events.other.append(event)
+    return events
+
+
+def _event_dict(event: SpanEvent) -> dict:
+    entry: dict[str, Any] = {"name": event.name}
+    if event.time_unix_nano:
+        entry["time"] = _iso(nanos_to_datetime(event.time_unix_nano))
+    if event.attributes:
+        entry["attributes"] = event.attributes
+    if event.dropped_attributes_count:
+        entry["dropped_attributes_count"] = event.dropped_attributes_count
+    return entry
+
+
+# --- input / output -------------------------------------------------------------------------
+
+
+def _mime_value(attrs: dict, key: str, mime_key: str) -> Any:
+    value = attrs.pop(key)
+    mime = attrs.pop(mime_key, None)
+    if isinstance(mime, str) and mime.strip().lower() == "application/json":
+        return parse_json(value)
+    if isinstance(mime, str) and mime.strip().lower().startswith("text/"):
+        return value
+    return parse_json_container(value)
+
+
+def _input_messages(attrs: dict, events: _Events) -> list[dict] | None:
+    if _present(attrs.get("gen_ai.input.messages")):
+        parsed = msg.genai_messages(attrs["gen_ai.input.messages"])
+        if parsed is not None:
+            attrs.pop("gen_ai.input.messages")
+            return parsed
+    if _has_prefix(attrs, "llm.input_messages."):
+        found = msg.pop_indexed(attrs, "llm.input_messages.")
+        if found:
+            return [msg.oi_message(fields) for fields in found]
+    if _has_prefix(attrs, "gen_ai.prompt."):
+        found = msg.pop_indexed(attrs, "gen_ai.prompt.")
+        if found:
+            return [msg.flat_genai_message(fields) for fields in found]
+    if events.input_messages:
+        found = [
+            msg.event_message(e.name or e.attributes.get("event.name"), e.attributes)
+            for e in events.input_messages
+        ]
+        events.input_messages = []
+        return found
+    if events.content_prompt is not None:
+        parsed = msg.genai_messages(events.content_prompt.attributes.get("gen_ai.prompt"))
+        if parsed is not None:
+            events.content_prompt = None
+            return parsed
+    return None
+
+
+def _output_messages(attrs: dict, events: _Events) -> list[dict] | None:
+    if _present(attrs.get("gen_ai.output.messages")):
+        parsed = msg.genai_messages(attrs["gen_ai.output.messages"])
+        if parsed is not None:
+            attrs.pop("gen_ai.output.messages")
+            return parsed
+    if _has_prefix(attrs, "llm.output_messages."):
+        found = msg.pop_indexed(attrs, "llm.output_messages.")
+        if found:
+            return [msg.oi_message(fields) for fields in found]
+    if _has_prefix(attrs, "gen_ai.completion."):
+        found = msg.pop_indexed(attrs, "gen_ai.completion.")
+        if found:
+            return [msg.flat_genai_message(fields) for fields in found]
+    if events.choices:
+        found = [msg.choice_message(e.attributes) for e in events.choices]
+        events.choices = []
+        return found
+    if events.content_completion is not None:
+        parsed = msg.genai_messages(events.content_completion.attributes.get("gen_ai.completion"))
+        if parsed is not None:
+            events.content_completion = None
+            return parsed
+    return None
+
+
+def _input(attrs: dict, events: _Events, obs_type: str) -> tuple[bool, Any]:
+    if "langfuse.observation.input" in attrs:
+        return True, parse_json(attrs.pop("langfuse.observation.input"))
+    messages = _input_messages(attrs, events)
+    system = None
+    if _present(attrs.get("gen_ai.system_instructions")) and (
+        messages is not None or obs_type == "GENERATION"
+    ):
+        system = msg.system_instructions_message(attrs.pop("gen_ai.system_instructions"))
+    if messages is not None or system is not None:
+        return True, ([system] if system else []) + (messages or [])
+    if obs_type == "TOOL" and _present(attrs.get("gen_ai.tool.call.arguments")):
+        return True, parse_json(attrs.pop("gen_ai.tool.call.arguments"))
+    if "input.value" in attrs:
+        return True, _mime_value(attrs, "input.value", "input.mime_type")
+    if obs_type == "TOOL" and _present(attrs.get("tool.parameters")):
+        return True, parse_json(attrs.pop("tool.parameters"))
+    if _has_prefix(attrs, "llm.prompts."):
+        prompts = [p.get("prompt.text", p) for p in msg.pop_indexed(attrs, "llm.prompts.")]
+        if prompts:
+            return True, prompts[0] if len(prompts) == 1 else prompts
+    if "traceloop.entity.input" in attrs:
+        return True, parse_json(attrs.pop("traceloop.entity.input"))
+    if obs_type == "RETRIEVER" and _present(attrs.get("gen_ai.retrieval.query.text")):
+        return True, attrs.pop("gen_ai.retrieval.query.text")
+    return False, None
+
+
+def _output(attrs: dict, events: _Events, obs_type: str) -> tuple[bool, Any]:
+    if "langfuse.observation.output" in attrs:
+        return True, parse_json(attrs.pop("langfuse.observation.output"))
+    messages = _output_messages(attrs, events)
+    if messages is not None:
+        return True, msg.single_or_list(messages)
+    if obs_type == "TOOL" and "gen_ai.tool.call.result" in attrs:
+        return True, parse_json(attrs.pop("gen_ai.tool.call.result"))
+    if "output.value" in attrs:
+        return True, _mime_value(attrs, "output.value", "output.mime_type")
+    if _has_prefix(attrs, "llm.choices."):
+        choices = [c.get("completion.text", c) for c in msg.pop_indexed(attrs, "llm.choices.")]
+        if choices:
+            return True, choices[0] if len(choices) == 1 else choices
+    if "traceloop.entity.output" in attrs:
+        return True, parse_json(attrs.pop("traceloop.entity.output"))
+    if obs_type == "RETRIEVER" and _present(attrs.get("gen_ai.retrieval.documents")):
+        return True, parse_json(attrs.pop("gen_ai.retrieval.documents"))
+    return False, None
+
+
+# --- model, prompt, tools ---------------------------------------------------------------------
+
+
+def _model_parameters(attrs: dict) -> dict:
+    params: dict[str, Any] = {}
+    for key in [k for k in attrs if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"]:
+        params[key.removeprefix("gen_ai.request.")] = attrs.pop(key)
+    for key in (
+        "embedding.invocation_parameters",
+        "llm.invocation_parameters",
+        "langfuse.observation.model.parameters",
+    ):
+        if key in attrs:
+            parsed = parse_json_object(attrs[key])
+            if parsed is not None:
+                attrs.pop(key)
+                params.update(parsed)
+    return params
+
+
+def _prompt(attrs: dict, metadata: dict) -> dict:
+    fields: dict[str, Any] = {}
+    template = {}
+    for key in ("template", "variables", "version"):
+        full = f"llm.prompt_template.{key}"
+        if full in attrs:
+            template[key] = parse_json_container(attrs.pop(full)) if key == "variables" else attrs.pop(full)
+    if template:
+        metadata.setdefault("prompt_template", template)
+    name = _pop_first(
+        attrs, ("langfuse.observation.prompt.name", "langfuse.prompt.name", "gen_ai.prompt.name")
+    )
+    if name is None and template:
+        name = _pop_first(attrs, ("prompt.id",))
+    if name is None:
+        return fields
+    fields["prompt_name"] = to_text(name)
+    version_keys = ("langfuse.observation.prompt.version", "langfuse.prompt.version")
+    version = to_count(_first([attrs], version_keys), maximum=MAX_INT)
+    if version is not None:
+        _pop_first(attrs, version_keys)
+    elif template.get("version") is not None:
+        version = to_count(to_text(template["version"]).strip().lower().removeprefix("v"), maximum=MAX_INT)
+    if version is not None:
+        fields["prompt_version"] = version
+    return fields
+
+
+def _tool_definitions(attrs: dict) -> list | None:
+    if _present(attrs.get("gen_ai.tool.definitions")):
+        parsed = parse_json(attrs.pop("gen_ai.tool.definitions"))
+        return parsed if isinstance(parsed, list) else [parsed]
+    if _has_prefix(attrs, "llm.tools."):
+        tools = []
+        for fields in msg.pop_indexed(attrs, "llm.tools."):
+            schema = fields.pop("tool.json_schema", None)
+            tool = parse_json(schema) if schema is not None else {}
+            if not isinstance(tool, dict):
+                tool = {"json_schema": tool}
+            for key, value in fields.items():
+                tool.setdefault(key.removeprefix("tool."), value)
+            tools.append(tool)
+        return tools
+    return None
+
+
+# --- errors, status, completion start -----------------------------------------------------------
+
+
+def _finish_reasons(attrs: dict, output: Any) -> list[str]:
+    reasons: list[str] = []
+    raw = attrs.pop("gen_ai.response.finish_reasons", None)
+    if isinstance(raw, str):
+        raw = to_tags(raw)
+    if isinstance(raw, list):
+        reasons += [to_text(r) for r in raw if _present(r)]
+    if _present(attrs.get("llm.finish_reason")):
+        reasons.append(to_text(attrs.pop("llm.finish_reason")))
+    reasons += rules_messages.finish_reasons_of(output)
+    return reasons
+
+
+def _completion_start(attrs: dict, start: datetime, first_token: SpanEvent | None) -> datetime | None:
+    if "langfuse.observation.completion_start_time" in attrs:
+        moment = parse_datetime(attrs["langfuse.observation.completion_start_time"])
+        if moment is not None:
+            attrs.pop("langfuse.observation.completion_start_time")
+            return moment
+    for key, unit in (("gen_ai.response.time_to_first_chunk", 1.0), ("ai.response.msToFirstChunk", 0.001)):
+        value = attrs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**7:
+            attrs.pop(key)
+            return start + timedelta(seconds=value * unit)
+    if first_token is not None and first_token.time_unix_nano:
+        return nanos_to_datetime(first_token.time_unix_nano)
+    return None
+
+
+def _pick_exception(exceptions: list[SpanEvent]) -> SpanEvent | None:
+    if not exceptions:
+        return None
+    escaped = [e for e in exceptions if to_bool(e.attributes.get("exception.escaped"))]
+    return (escaped or exceptions)[-1]
+
+
+# --- scores --------------------------------------------------------------------------------------
+
+
+def _score_id(*parts: str) -> str:
+    return uuid.uuid5(SCORE_ID_NAMESPACE, ":".join(parts)).hex
+
+
+def _score_value(record: dict, value: Any, label: Any) -> None:
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is not None:
+        record["value"] = float(number)
+        record["data_type"] = "NUMERIC"
+        if _present(label):
+            record.setdefault("metadata", {})["label"] = to_text(label)
+    elif isinstance(value, bool):
+        record["value"] = 1.0 if value else 0.0
+        record["string_value"] = "True" if value else "False"
+        record["data_type"] = "BOOLEAN"
+    elif _present(label):
+        record["string_value"] = to_text(label)[:1000]
+        record["data_type"] = "CATEGORICAL"
+
+
+def _evaluation_scores(span: SpanData, events: list[SpanEvent], base: dict, start: datetime) -> list[dict]:
+    scores = []
+    for index, event in enumerate(events):
+        attributes = dict(event.attributes)
+        name = attributes.pop("gen_ai.evaluation.name", None) or "evaluation"
+        record = {
+            "id": _score_id("genai-eval", span.trace_id, span.span_id, str(index)),
+            "name": to_text(name)[:500],
+            "source": "EVAL",
+            "timestamp": _event_time(event, start),
+            "observation_id": span.span_id,
+            **base,
+        }
+        _score_value(
+            record,
+            attributes.pop("gen_ai.evaluation.score.value", None),
+            attributes.pop("gen_ai.evaluation.score.label", None),
+        )
+        explanation = attributes.pop("gen_ai.evaluation.explanation", None)
+        if _present(explanation):
+            record["comment"] = to_text(explanation)
+        if "value" not in record and "string_value" not in record:
+            continue
+        if attributes:
+            record.setdefault("metadata", {}).update(attributes)
+        scores.append(record)
+    return scores
+
+
+def _annotation_scores(
+    span: SpanData, attrs: dict, base: dict, start: datetime, session_id: str | None
+) -> list:
+    """OpenInference feedback carried on spans: annotations.N.annotation.* / evaluations.N.evaluation.*,
+    also at trace (trace.annotations…) and session (session.annotations…) level."""
+    scores = []
+    for level in ("", "trace.", "session."):
+        for plural, singular in (("annotations", "annotation"), ("evaluations", "evaluation")):
+            prefix = f"{level}{plural}."
+            if not _has_prefix(attrs, prefix):
+                continue
+            if level == "session." and not session_id:
+                continue
+            for index, fields in enumerate(msg.pop_indexed(attrs, prefix)):
+                item = {k.removeprefix(f"{singular}."): v for k, v in fields.items()}
+                name = item.pop("name", None)
+                if not _present(name):
+                    attrs.update({f"{prefix}{index}.{k}": v for k, v in fields.items()})
+                    continue
+                kind = to_text(item.pop("annotator_kind", "")).upper()
+                record: dict[str, Any] = {
+                    "id": _score_id("oi", level or "span.", plural, span.trace_id, span.span_id, str(index)),
+                    "name": to_text(name)[:500],
+                    "source": "ANNOTATION" if kind == "HUMAN" else "EVAL",
+                    "timestamp": start,
+                    **base,
+                }
+                if level == "":
+                    record["observation_id"] = span.span_id
+                if level == "session.":
+                    record.pop("trace_id", None)
+                    record["session_id"] = session_id
+                _score_value(record, item.pop("score", None), item.pop("label", None))
+                explanation = item.pop("explanation", None)
+                if _present(explanation):
+                    record["comment"] = to_text(explanation)
+                extra = parse_json_object(item.pop("metadata", None)) or {}
+                extra.update(item)
+                if kind:
+                    extra["annotator_kind"] = kind
+                if extra:
+                    record.setdefault("metadata", {}).update(extra)
+                if "value" in record or "string_value" in record:
+                    scores.append(record)
+    return scores
+
+
+# --- one span ------------------------------------------------------------------------------------
+
+
+def _environment(attrs: dict, resource: dict) -> str | None:
+    for key in ENVIRONMENT_KEYS:
+        if _present(attrs.get(key)):
+            return normalize_environment(attrs.pop(key))
+        if _present(resource.get(key)):
+            return normalize_environment(resource[key])
+    return None
+
+
+def _trace_fields(attrs: dict, span: SpanData, *, v5: bool) -> dict:
+    fields: dict[str, Any] = {}
+    name = _pop_first(attrs, ("langfuse.trace.name",))
+    if name is not None:
+        fields["name"] = to_text(name)
+    user_id = _pop_first(attrs, ("langfuse.user.id", "user.id"))
+    if user_id is not None:
+        fields["user_id"] = to_text(user_id)
+    session_id = _pop_first(attrs, ("langfuse.session.id", "session.id", "gen_ai.conversation.id"))
+    if session_id is not None:
+        fields["session_id"] = to_text(session_id)
+    tags: list[str] = []
+    for key in ("langfuse.trace.tags", "langfuse.tags", "tag.tags"):
+        if key in attrs:
+            tags += to_tags(attrs.pop(key))
+    if tags:
+        fields["tags"] = list(dict.fromkeys(tags))
+    public = to_bool(_first([attrs], ("langfuse.trace.public", "langfuse.public")))
+    if public is not None:
+        _pop_first(attrs, ("langfuse.trace.public", "langfuse.public"))
+        fields["public"] = public
+    metadata = _langfuse_metadata(attrs, "langfuse.trace.metadata", values_are_json=v5)
+    if metadata:
+        fields["metadata"] = metadata
+    for key, target in (("langfuse.trace.input", "input"), ("langfuse.trace.output", "output")):
+        if key in attrs:
+            fields[target] = parse_json(attrs.pop(key))
+    return fields
+
+
+def _model_fields(attrs: dict) -> dict:
+    fields: dict[str, Any] = {}
+    model_key = next((key for key in MODEL_KEYS if key in attrs), None)
+    model = _pop_first(attrs, MODEL_KEYS)
+    response_model = _pop_first(attrs, RESPONSE_MODEL_KEYS)
+    params = _model_parameters(attrs)
+    requested = params.get("model") if isinstance(params, dict) else None
+    if model_key == "llm.model_name" and response_model is None and isinstance(requested, str) and requested:
+        # OpenInference's OpenAI instrumentor puts the model *as answered* in llm.model_name and the
+        # one requested only in llm.invocation_parameters.model.
+        if to_text(model) != requested:
+            response_model, model = model, requested
+    if model is None:
+        model = response_model
+    if model is not None:
+        fields["model"] = to_text(model)
+    if response_model is not None:
+        fields["response_model"] = to_text(response_model)
+    if params:
+        fields["model_parameters"] = params
+    return fields
+
+
+def _status_fields(
+    span: SpanData, attrs: dict, exception: SpanEvent | None, output: Any, has_output: bool
+) -> dict:
+    """Error details, level, status message, finish reason and status."""
+    fields: dict[str, Any] = {}
+    error_type = _pop_first(attrs, ("error.type",))
+    if exception is not None:
+        ex = exception.attributes
+        error_type = ex.get("exception.type") or error_type
+        if _present(ex.get("exception.message")):
+            fields["error_message"] = to_text(ex["exception.message"])
+        if _present(ex.get("exception.stacktrace")):
+            fields["error_stack"] = to_text(ex["exception.stacktrace"])
+    if _present(error_type):
+        fields["error_type"] = to_text(error_type)
+    if "error_message" not in fields and span.status_code == STATUS_ERROR and span.status_message:
+        fields["error_message"] = span.status_message
+
+    status_message = _pop_first(attrs, ("langfuse.observation.status_message",))
+    if status_message is None:
+        status_message = span.status_message or fields.get("error_message")
+    if _present(status_message):
+        fields["status_message"] = to_text(status_message)
+
+    level = None
+    declared_level = attrs.get("langfuse.observation.level")
+    if isinstance(declared_level, str) and declared_level.strip().upper() in LEVELS:
+        level = LEVELS[attrs.pop("langfuse.observation.level").strip().upper()]
+    failed = span.status_code == STATUS_ERROR or exception is not None or _present(error_type)
+    if level is None and failed:
+        level = "ERROR"
+    if level is not None:
+        fields["level"] = level
+
+    reasons = _finish_reasons(attrs, output)
+    refused = any(is_refusal(r) for r in reasons) or (has_output and rules_messages.refusal_of(output))
+    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    if finish_reason:
+        fields["finish_reason"] = finish_reason[:100]
+
+    explicit = attrs.get("lookglass.status")
+    if isinstance(explicit, str) and explicit.strip().lower() in STATUSES:
+        fields["status"] = attrs.pop("lookglass.status").strip().lower()
+    elif failed or level == "ERROR":
+        fields["status"] = "error"
+    elif refused:
+        fields["status"] = "refused"
+    return fields
+
+
+def _otel_metadata(span: SpanData, attrs: dict, events: _Events, exception: SpanEvent | None) -> dict:
+    """What no field took: leftover attributes and events, plus span kind, status, links, resource, scope."""
+    otel: dict[str, Any] = {"span_kind": SPAN_KINDS.get(span.kind, str(span.kind))}
+    if span.status_code or span.status_message:
+        otel["status"] = {"code": {0: "UNSET", 1: "OK", 2: "ERROR"}.get(span.status_code, span.status_code)}
+        if span.status_message:
+            otel["status"]["message"] = span.status_message
+    if attrs:
+        otel["attributes"] = attrs
+    leftover_events = list(events.other)
+    leftover_events += [e for e in events.exceptions if e is not exception]
+    leftover_events += events.input_messages + events.choices
+    leftover_events += [e for e in (events.content_prompt, events.content_completion) if e is not None]
+    if leftover_events:
+        leftover_events.sort(key=lambda e: e.time_unix_nano)
+        otel["events"] = [_event_dict(e) for e in leftover_events]
+    if span.links:
+        otel["links"] = span.links
+    if span.trace_state:
+        otel["trace_state"] = span.trace_state
+    if span.dropped:
+        otel["dropped"] = span.dropped
+    otel["resource"] = span.resource
+    scope: dict[str, Any] = {"name": span.scope.name}
+    if span.scope.version:
+        scope["version"] = span.scope.version
+    if span.scope.attributes:
+        scope["attributes"] = span.scope.attributes
+    otel["scope"] = scope
+    return otel
+
+
+def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
+    attrs = dict(span.attributes)
+    resource = span.resource
+    v5 = _is_langfuse_v5(span)
+    events = _classify_events(span, attrs)
+
+    start = nanos_to_datetime(span.start_time_unix_nano) if span.start_time_unix_nano else None
+    end = nanos_to_datetime(span.end_time_unix_nano) if span.end_time_unix_nano else None
+    start = start or end or received_at
+    end = end or start
+    end = max(end, start)
+
+    as_root = to_bool(attrs.pop("langfuse.internal.as_root", None)) is True
+    attrs.pop("langfuse.internal.is_app_root", None)
+    is_root = not span.parent_span_id or as_root
+
+    environment = _environment(attrs, resource)
+    release = _pop_first(attrs, ("langfuse.release",))
+    if release is None:
+        release = resource.get("langfuse.release")
+    version = _pop_first(attrs, ("langfuse.version",))
+    if version is None:
+        version = resource.get("service.version")
+
+    trace = _trace_fields(attrs, span, v5=v5)
+    obs_type = _observation_type(attrs)
+    if obs_type == "EVENT":
+        end = start
+
+    observation: dict[str, Any] = {
+        "id": span.span_id,
+        "trace_id": span.trace_id,
+        "type": obs_type,
+        "name": span.name,
+        "start_time": start,
+        "end_time": end,
+    }
+    if span.parent_span_id:
+        observation["parent_observation_id"] = span.parent_span_id
+    if environment:
+        observation["environment"] = environment
+    if _present(version):
+        observation["version"] = to_text(version)
+
+    metadata: dict[str, Any] = _langfuse_metadata(attrs, "langfuse.observation.metadata", values_are_json=v5)
+    metadata.update(_langfuse_metadata(attrs, "langfuse.metadata", values_are_json=v5))
+    if "metadata" in attrs:
+        oi_metadata = parse_json_object(attrs["metadata"])
+        if oi_metadata is not None:
+            attrs.pop("metadata")
+            for key, value in oi_metadata.items():
+                metadata.setdefault(key, value)
+
+    has_input, input_value = _input(attrs, events, obs_type)
+    if has_input:
+        observation["input"] = input_value
+    has_output, output_value = _output(attrs, events, obs_type)
+    if has_output:
+        observation["output"] = output_value
+
+    observation.update(_model_fields(attrs))
+    observation.update(_prompt(attrs, metadata))
+    tools = _tool_definitions(attrs)
+    if tools:
+        metadata.setdefault("tools", tools)
+
+    observation.update(extract_usage(attrs))
+    observation.update(extract_cost(attrs))
+
+    completion_start = _completion_start(attrs, start, events.first_token)
+    if completion_start is not None:
+        observation["completion_start_time"] = completion_start
+    elif events.first_token is not None:
+        events.other.append(events.first_token)
+
+    tool_calls = rules_messages.extract_tool_calls(output_value) if has_output else []
+    if tool_calls:
+        observation["tool_calls"] = tool_calls
+
+    if obs_type == "TOOL":
+        tool_name = _pop_first(attrs, ("gen_ai.tool.name", "tool.name"))
+        observation["tool_name"] = to_text(tool_name) if tool_name is not None else span.name
+        call_id = _pop_first(attrs, ("gen_ai.tool.call.id", "tool.id", "tool_call.id"))
+        if call_id is not None:
+            observation["tool_call_id"] = to_text(call_id)
+
+    exception = _pick_exception(events.exceptions)
+    observation.update(
+        _status_fields(span, attrs, exception, output_value if has_output else None, has_output)
+    )
+
+    # Trace-level context and feedback.
+    score_base: dict[str, Any] = {"trace_id": span.trace_id}
+    if environment:
+        score_base["environment"] = environment
+    scores = _evaluation_scores(span, events.evaluations, score_base, start)
+    scores += _annotation_scores(span, attrs, score_base, start, trace.get("session_id"))
+
+    metadata["otel"] = _otel_metadata(span, attrs, events, exception)
+    observation["metadata"] = metadata
+
+    # The trace record this span contributes.
+    if environment:
+        trace["environment"] = environment
+    defaults: dict[str, Any] = {}
+    if is_root:
+        defaults["name"] = span.name
+        trace["timestamp"] = start
+        if has_input:
+            defaults["input"] = input_value
+        if has_output:
+            defaults["output"] = output_value
+        if _present(release):
+            trace["release"] = to_text(release)
+        if _present(version):
+            trace["version"] = to_text(version)
+    return _SpanResult(
+        observation=observation, trace=trace, is_root=is_root, scores=scores, trace_defaults=defaults
+    )
+
+
+# --- a batch -------------------------------------------------------------------------------------
+
+
+def _merge_trace(target: dict, fields: dict, *, override: bool) -> None:
+    for key, value in fields.items():
+        if key == "tags":
+            target["tags"] = list(dict.fromkeys(target.get("tags", []) + value))
+        elif key == "metadata":
+            current = target.get("metadata", {})
+            target["metadata"] = {**current, **value} if override else {**value, **current}
+        elif override or key not in target:
+            target[key] = value
+
+
+def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None) -> MappedBatch:
+    received_at = received_at or timezone.now()
+    batch = MappedBatch()
+    roots: dict[str, dict] = {}
+    partial: dict[str, dict] = {}
+    defaults: dict[str, dict] = {}
+    earliest: dict[str, datetime] = {}
+    order: list[str] = []
+    for span in spans:
+        try:
+            result = map_span(span, received_at=received_at)
+        except Exception as exc:  # one unmappable span must not cost the client its whole batch
+            logger.exception("could not map OTLP span %s", span.span_id)
+            batch.rejected.append(f"span {span.span_id}: could not be mapped ({type(exc).__name__})")
+            continue
+        try:
+            # Values no row can store (or be read back with) reject this span, not the export.
+            for record in (result.observation, result.trace, result.trace_defaults, *result.scores):
+                check_record(record)
+        except RecordError as exc:
+            batch.rejected.append(f"span {span.span_id}: {exc.message}")
+            continue
+        batch.observations.append(result.observation)
+        batch.scores.extend(result.scores)
+        trace_id = span.trace_id
+        if trace_id not in earliest:
+            order.append(trace_id)
+            earliest[trace_id] = result.observation["start_time"]
+        else:
+            earliest[trace_id] = min(earliest[trace_id], result.observation["start_time"])
+        if result.is_root:
+            _merge_trace(roots.setdefault(trace_id, {}), result.trace, override=False)
+            _merge_trace(defaults.setdefault(trace_id, {}), result.trace_defaults, override=False)
+        else:
+            _merge_trace(partial.setdefault(trace_id, {}), result.trace, override=False)
+    for trace_id in order:
+        record: dict[str, Any] = {"id": trace_id}
+        _merge_trace(record, partial.get(trace_id, {}), override=True)
+        if trace_id in roots:
+            _merge_trace(record, roots[trace_id], override=True)
+        _merge_trace(record, defaults.get(trace_id, {}), override=False)
+        # The writer keeps the earliest timestamp it has seen for a trace, so a batch holding only
+        # child spans cannot move a trace's start later than its root's.
+        record.setdefault("timestamp", earliest[trace_id])
+        batch.traces.append(record)
+    return batch
+
+
+def map_decoded(decoded: DecodedBatch, *, received_at: datetime | None = None) -> MappedBatch:
+    mapped = map_spans(decoded.spans, received_at=received_at)
+    mapped.rejected = decoded.rejected + mapped.rejected
+    return mapped
+
+
+def map_request(request, *, received_at: datetime | None = None) -> MappedBatch:
+    """An `ExportTraceServiceRequest` → records (what the tests build spans with)."""
+    return map_decoded(from_request(request), received_at=received_at)

@@ -1,0 +1,281 @@
+"""Chat messages from the conventions' many shapes → one stored shape.
+
+Stored shape (OpenAI-chat-like, what the Langfuse SDKs send as generation input and what UIs render):
+    {"role": "user", "content": "hi"}
+    {"role": "assistant", "content": None, "tool_calls": [{"id", "type": "function",
+                                                          "function": {"name", "arguments"}}]}
+    {"role": "tool", "tool_call_id": "call_1", "content": "..."}
+`content` is a string for a text-only message, else a list of parts (text parts as
+{"type": "text", "text"}, images as {"type": "image_url", "image_url": {"url"}}, anything else as
+sent). Keys the converters do not know are kept on the message, never dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.adapters.otel.values import parse_json, parse_json_container, to_text
+
+MAX_INDEX = 10_000  # a flattened list longer than this is not a list of messages; leave the keys alone
+
+
+def pop_indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
+
+    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up."""
+    groups: dict[int, dict[str, Any]] = {}
+    for key in [k for k in attrs if k.startswith(prefix)]:
+        head, sep, rest = key[len(prefix) :].partition(".")
+        if not sep or not head.isdigit() or int(head) > MAX_INDEX:
+            continue
+        groups.setdefault(int(head), {})[rest] = attrs.pop(key)
+    return [groups[index] for index in sorted(groups)]
+
+
+def _tool_call(call_id: Any, name: Any, arguments: Any, extra: dict | None = None) -> dict:
+    call: dict[str, Any] = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+    if extra:
+        call.update(extra)
+    return call
+
+
+def _text_or_parts(parts: list[dict]) -> str | list | None:
+    if not parts:
+        return None
+    if len(parts) == 1 and parts[0].get("type") == "text" and set(parts[0]) == {"type", "text"}:
+        return parts[0]["text"]
+    return parts
+
+
+# --- OpenInference: llm.input_messages.N.message.* ------------------------------------------
+
+
+def _oi_content_part(fields: dict[str, Any]) -> dict:
+    part: dict[str, Any] = {}
+    image_url = None
+    for key, value in fields.items():
+        key = key.removeprefix("message_content.")
+        if key == "image.image.url":
+            image_url = value
+        else:
+            part[key] = value
+    if image_url is not None:
+        part["type"] = "image_url"
+        part["image_url"] = {"url": image_url}
+    part.setdefault("type", "text" if "text" in part else "unknown")
+    return part
+
+
+def oi_message(fields: dict[str, Any]) -> dict:
+    fields = dict(fields)
+    message: dict[str, Any] = {}
+    tool_calls = []
+    for call in pop_indexed(fields, "message.tool_calls."):
+        extra = {
+            k.removeprefix("tool_call."): v
+            for k, v in call.items()
+            if k not in ("tool_call.id", "tool_call.function.name", "tool_call.function.arguments")
+        }
+        tool_calls.append(
+            _tool_call(
+                call.get("tool_call.id"),
+                call.get("tool_call.function.name"),
+                call.get("tool_call.function.arguments"),
+                extra,
+            )
+        )
+    parts = [_oi_content_part(part) for part in pop_indexed(fields, "message.contents.")]
+    function_name = fields.pop("message.function_call_name", None)
+    function_args = fields.pop("message.function_call_arguments_json", None)
+    message["role"] = fields.pop("message.role", None)
+    content = fields.pop("message.content", None)
+    if content is None:
+        content = _text_or_parts(parts)
+    elif parts:
+        message["contents"] = parts
+    message["content"] = content
+    for key, value in fields.items():
+        message[key.removeprefix("message.")] = value
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    if function_name is not None or function_args is not None:
+        message["function_call"] = {"name": function_name, "arguments": function_args}
+    return message
+
+
+# --- OTel GenAI: gen_ai.input.messages / gen_ai.output.messages ----------------------------
+
+
+def _genai_part_to_content(part: Any) -> dict:
+    if not isinstance(part, dict):
+        return {"type": "text", "text": to_text(part)}
+    kind = part.get("type")
+    if kind == "text":
+        converted = {"type": "text", "text": part.get("content")}
+        converted.update({k: v for k, v in part.items() if k not in ("type", "content")})
+        return converted
+    if kind == "uri" and part.get("modality") == "image":
+        return {"type": "image_url", "image_url": {"url": part.get("uri")}} | {
+            k: v for k, v in part.items() if k not in ("type", "uri", "modality")
+        }
+    return dict(part)
+
+
+def genai_message(raw: Any) -> dict:
+    if not isinstance(raw, dict):
+        return {"role": None, "content": raw}
+    message: dict[str, Any] = {"role": raw.get("role")}
+    parts = raw.get("parts")
+    if parts is None and "content" in raw:  # already chat-shaped (some senders skip `parts`)
+        parts = [{"type": "text", "content": raw["content"]}] if isinstance(raw["content"], str) else None
+        if parts is None:
+            message["content"] = raw["content"]
+    if isinstance(parts, str):
+        parts = [{"type": "text", "content": parts}]
+    contents: list[dict] = []
+    tool_calls = []
+    for part in parts or []:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "tool_call":
+            extra = {k: v for k, v in part.items() if k not in ("type", "id", "name", "arguments")}
+            tool_calls.append(_tool_call(part.get("id"), part.get("name"), part.get("arguments"), extra))
+        elif kind == "tool_call_response":
+            message["tool_call_id"] = part.get("id")
+            response = part.get("response", part.get("result"))
+            contents.append(
+                {"type": "text", "text": response}
+                if isinstance(response, str)
+                else {"type": "tool_call_response", "response": response}
+            )
+        else:
+            contents.append(_genai_part_to_content(part))
+    if "content" not in message:
+        content = _text_or_parts(contents)
+        if isinstance(content, list) and len(content) == 1 and content[0].get("type") == "tool_call_response":
+            content = content[0]["response"]
+        message["content"] = content
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    for key, value in raw.items():
+        if key not in ("role", "parts", "content"):
+            message[key] = value
+    return message
+
+
+def genai_messages(value: Any) -> list[dict] | None:
+    parsed = parse_json(value)
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        return None
+    return [genai_message(item) for item in parsed]
+
+
+def system_instructions_message(value: Any) -> dict | None:
+    parsed = parse_json(value)
+    if parsed is None or parsed == [] or parsed == "":
+        return None
+    if isinstance(parsed, str):
+        return {"role": "system", "content": parsed}
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        return {"role": "system", "content": parsed}
+    return {"role": "system", "content": _text_or_parts([_genai_part_to_content(part) for part in parsed])}
+
+
+# --- Deprecated flattened GenAI (OpenLLMetry): gen_ai.prompt.N.*, gen_ai.completion.N.* ----
+
+
+def flat_genai_message(fields: dict[str, Any]) -> dict:
+    fields = dict(fields)
+    tool_calls = []
+    for call in pop_indexed(fields, "tool_calls."):
+        name = call.pop("name", call.pop("function.name", None))
+        arguments = call.pop("arguments", call.pop("function.arguments", None))
+        call_id = call.pop("id", None)
+        call.pop("type", None)
+        tool_calls.append(_tool_call(call_id, name, arguments, call))
+    message: dict[str, Any] = {"role": fields.pop("role", None)}
+    message["content"] = parse_json_container(fields.pop("content", None))
+    message.update(fields)
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
+
+
+# --- Legacy GenAI span events: gen_ai.{system,user,assistant,tool}.message, gen_ai.choice ---
+
+EVENT_ROLES = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+
+
+def _openai_tool_calls(value: Any) -> list[dict]:
+    parsed = parse_json(value)
+    if not isinstance(parsed, list):
+        return []
+    calls = []
+    for call in parsed:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        calls.append(
+            _tool_call(
+                call.get("id"),
+                function.get("name", call.get("name")),
+                function.get("arguments", call.get("arguments")),
+            )
+        )
+    return calls
+
+
+def event_message(event_name: str, attributes: dict[str, Any]) -> dict:
+    attributes = dict(attributes)
+    attributes.pop("gen_ai.system", None)
+    attributes.pop("gen_ai.provider.name", None)
+    attributes.pop("event.name", None)
+    message: dict[str, Any] = {"role": attributes.pop("role", None) or EVENT_ROLES[event_name]}
+    message["content"] = parse_json_container(attributes.pop("content", None))
+    call_id = attributes.pop("id", None)
+    if call_id is not None:
+        message["tool_call_id"] = call_id
+    tool_calls = _openai_tool_calls(attributes.pop("tool_calls", None))
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    message.update(attributes)
+    return message
+
+
+def choice_message(attributes: dict[str, Any]) -> dict:
+    attributes = dict(attributes)
+    for key in ("gen_ai.system", "gen_ai.provider.name", "event.name"):
+        attributes.pop(key, None)
+    inner = parse_json(attributes.pop("message", None))
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    if isinstance(inner, dict):
+        message["role"] = inner.get("role") or "assistant"
+        message["content"] = parse_json_container(inner.get("content"))
+        calls = _openai_tool_calls(inner.get("tool_calls"))
+        if calls:
+            message["tool_calls"] = calls
+    calls = _openai_tool_calls(attributes.pop("tool_calls", None))
+    if calls:
+        message["tool_calls"] = calls
+    message.update(attributes)
+    return message
+
+
+# --- tool calls the model asked for, finish reasons ------------------------------------------
+
+
+def single_or_list(messages: list[dict]) -> Any:
+    """Output of one choice is that message; several choices stay a list."""
+    return messages[0] if len(messages) == 1 else messages

@@ -1,0 +1,152 @@
+"""THE write path: every source stores telemetry through `run`, which applies the same stages, in the
+same order, to every batch — Langfuse batch events, OTLP spans (both routes), REST scores
+(`POST /api/public/scores`), browser feedback, and later eval results.
+
+    decode (by the adapter, before `run`: wire format → `ingest.contract` records in a `Batch`)
+    quota           [slot]  refuse over-quota work before anything else runs (billing, later)
+    normalize               contract rules the adapters cannot vary: id limits (`rules.ids`), metadata
+                            size and depth (`ingest.limits`)
+    redact                  the project's PII policy; a record that cannot be redacted is refused (422)
+    conform_scores          every score against the project's score configs; a breaking score is refused (400)
+    price                   the model price catalog for observations without a client cost
+    sampling        [slot]  drop or keep whole traces (later)
+    write                   `ingest.writer`, the only module that writes traces/observations/scores
+    rollups         [slot]  rollups and usage metering from what was written (later)
+
+Adapters only translate: their wire format into records (`decode`), and the refusals the stages
+record in `batch.refused` back into their wire answers (207 entries, OTLP partial success, 4xx).
+Domain rules the adapters share live once in `ingest.rules`. A stage refuses records one at a time
+(the others are stored); a stage that cannot run at all (the policy or the configs cannot be read,
+the database is down) raises `ingest.writer.StorageUnavailable` and nothing is stored.
+
+The slots are explicit no-ops so the capabilities that come next have their place in the order; they
+must keep the contract: take the batch, refuse records through `batch.refuse`, never write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import InterfaceError, OperationalError
+
+from ingest import writer
+from ingest.contract import Batch
+from ingest.limits import LIMIT_STATUS, metadata_problem
+from ingest.rules.ids import MAX_ID_LENGTH, valid_id
+from ingest.stages import price as price_catalog
+from ingest.stages.redact import redact
+from ingest.writer import StorageUnavailable
+from scores.services import ScoreConfigError, conform_score, project_score_configs
+
+__all__ = ["STAGES", "Batch", "run"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    apply: Callable[[Batch], None]
+    slot: bool = False  # an empty slot for a capability that comes later
+
+
+def quota(batch: Batch) -> None:
+    """Slot (billing): refuse the batch, or part of it, when the project is over its quota."""
+
+
+def _normalize_problem(kind: str, record: dict) -> str | None:
+    if not valid_id(record.get("id")):
+        return f"the {kind} id must be a string of 1–{MAX_ID_LENGTH} characters"
+    metadata = record.get("metadata")
+    return metadata_problem(metadata) if metadata else None
+
+
+def normalize(batch: Batch) -> None:
+    """Records the writer could not store, or should not merge, whatever the adapter: an id out of
+    `rules.ids` limits, metadata over `ingest.limits` (too many keys or too deep)."""
+    for kind in ("trace", "observation", "score"):
+        entries = batch.entries(kind)
+        problems = [_normalize_problem(kind, entry.record) for entry in entries]
+        if not any(problems):
+            continue
+        kept = []
+        for entry, problem in zip(entries, problems):
+            if problem is None:
+                kept.append(entry)
+            else:
+                batch.refuse(kind, entry, status=LIMIT_STATUS, message=problem, stage="normalize")
+        entries[:] = kept
+
+
+def conform_scores(batch: Batch) -> None:
+    """Every score against the project's score configs (one cache read, or one query, per batch):
+    a score breaking its config is refused; a conforming one is brought into the config's form."""
+    if not batch.scores:
+        return
+    try:
+        configs = project_score_configs(batch.project)
+    except (OperationalError, InterfaceError) as exc:
+        raise StorageUnavailable("the database is unavailable; retry later") from exc
+    if not configs:
+        return
+    kept = []
+    for entry in batch.scores:
+        try:
+            conform_score(entry.record, configs=configs, explicit_type=entry.typed)
+        except ScoreConfigError as exc:
+            batch.refuse("score", entry, status=400, message=exc.message, stage="conform_scores")
+            continue
+        kept.append(entry)
+    batch.scores[:] = kept
+
+
+def price(batch: Batch) -> None:
+    """Catalog costs for observations the client sent no cost for. The writer applies the pricer
+    inside its transaction, because a merged row is priced from its *stored* model and usage."""
+    batch.pricer = price_catalog.catalog_costs
+
+
+def sampling(batch: Batch) -> None:
+    """Slot (monitoring): keep or drop whole traces before they are written."""
+
+
+def write(batch: Batch) -> None:
+    if not batch:
+        return
+    if batch.write == "user_feedback":
+        [entry] = batch.scores
+        batch.written = writer.write_user_feedback(
+            project=batch.project, record=entry.record, after_write=batch.after_write
+        )
+        return
+    writer.write_records(
+        project=batch.project,
+        traces=batch.records("trace"),
+        observations=batch.records("observation"),
+        scores=batch.records("score"),
+        pricer=batch.pricer,
+    )
+
+
+def rollups(batch: Batch) -> None:
+    """Slot (monitoring, billing): rollups and usage metering from what was just written."""
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("quota", quota, slot=True),
+    Stage("normalize", normalize),
+    Stage("redact", redact),
+    Stage("conform_scores", conform_scores),
+    Stage("price", price),
+    Stage("sampling", sampling, slot=True),
+    Stage("write", write),
+    Stage("rollups", rollups, slot=True),
+)
+
+
+def run(batch: Batch) -> Batch:
+    """Every stage, in order. Returns the batch: what is left in it was stored, `batch.refused`
+    says what was not and why. Raises StorageUnavailable (nothing stored; the client retries) and
+    `ingest.writer.InvalidRecord` (a record breaking the contract: a bug, answered as a 400)."""
+    for stage in STAGES:
+        stage.apply(batch)
+    return batch

@@ -1,0 +1,129 @@
+"""Messages and tool calls in model outputs, for every path: the tool calls a model asked for, its
+finish reasons and refusals. (The Langfuse batch and the OTLP mapping had a copy each.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ingest.rules.status import is_refusal
+
+
+def _json_maybe(value):
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def extract_tool_calls(output) -> list[dict]:
+    """Tool calls the model asked for, from OpenAI (`tool_calls`, legacy `function_call`) and
+    Anthropic (`tool_use` content blocks) shaped outputs, as [{id, name, arguments}]."""
+    calls: list[dict] = []
+
+    def visit(node, depth: int) -> None:
+        if depth > 4 or len(calls) >= 128:
+            return
+        if isinstance(node, list):
+            for item in node[:64]:
+                visit(item, depth + 1)
+            return
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "tool_use" and "name" in node:
+            calls.append({"id": node.get("id"), "name": node.get("name"), "arguments": node.get("input")})
+            return
+        if node.get("type") == "function_call" and "name" in node:  # OpenAI Responses API output item
+            calls.append(
+                {
+                    "id": node.get("call_id") or node.get("id"),
+                    "name": node["name"],
+                    "arguments": _json_maybe(node.get("arguments")),
+                }
+            )
+            return
+        tool_calls = node.get("tool_calls")
+        if isinstance(tool_calls, list):
+            for call in tool_calls:
+                if isinstance(call, dict):
+                    function = call.get("function") if isinstance(call.get("function"), dict) else call
+                    calls.append(
+                        {
+                            "id": call.get("id"),
+                            "name": function.get("name"),
+                            "arguments": _json_maybe(function.get("arguments")),
+                        }
+                    )
+        function_call = node.get("function_call")
+        if isinstance(function_call, dict) and "name" in function_call:
+            calls.append(
+                {
+                    "id": None,
+                    "name": function_call["name"],
+                    "arguments": _json_maybe(function_call.get("arguments")),
+                }
+            )
+        for key in ("content", "choices", "message", "output"):
+            if key in node and isinstance(node[key], (list, dict)):
+                visit(node[key], depth + 1)
+
+    visit(output, 0)
+    return [call for call in calls if call.get("name")]
+
+
+def _messages_of(output: Any) -> list[dict]:
+    """The assistant messages of an output: a whole chat completion response (its choices' messages),
+    one message, or a list of messages."""
+    if isinstance(output, dict):
+        if isinstance(output.get("choices"), list):  # a whole chat completion response
+            return [
+                c.get("message")
+                for c in output["choices"]
+                if isinstance(c, dict) and isinstance(c.get("message"), dict)
+            ]
+        return [output]
+    if isinstance(output, list):
+        return [m for m in output if isinstance(m, dict)]
+    return []
+
+
+def finish_reasons_of(output: Any) -> list[str]:
+    """Every finish (stop) reason in an output, in order: its messages' `finish_reason` (Anthropic:
+    `stop_reason`), then a chat completion's choices'."""
+    reasons = []
+    for message in _messages_of(output):
+        for key in ("finish_reason", "stop_reason"):
+            reason = message.get(key)
+            if isinstance(reason, str) and reason:
+                reasons.append(reason)
+                break
+    if isinstance(output, dict) and isinstance(output.get("choices"), list):
+        reasons += [
+            c["finish_reason"]
+            for c in output["choices"]
+            if isinstance(c, dict) and isinstance(c.get("finish_reason"), str) and c["finish_reason"]
+        ]
+    return reasons
+
+
+def refusal_of(output: Any) -> bool:
+    """An OpenAI `refusal` in an assistant message."""
+    return any(isinstance(m.get("refusal"), str) and m["refusal"] for m in _messages_of(output))
+
+
+def pick_finish_reason(reasons: list[str], output: Any = None) -> str | None:
+    """The finish reason to store: the first refusal signal among `reasons` (it decides the status),
+    else the first reason; "refusal" for an output that refused without naming a reason."""
+    for reason in reasons:
+        if is_refusal(reason):
+            return reason
+    if reasons:
+        return reasons[0]
+    return "refusal" if refusal_of(output) else None
+
+
+def finish_reason(output: Any) -> str | None:
+    return pick_finish_reason(finish_reasons_of(output), output)

@@ -1,0 +1,1 @@
+"""The pipeline stages that are more than a few lines (see `ingest.pipeline` for the order)."""

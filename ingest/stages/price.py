@@ -1,0 +1,86 @@
+"""Adapter between the writer and the price catalog (`pricing.pricing`).
+
+The writer asks for many costs at once; the catalog's batch call keeps the number of catalog
+queries independent of the batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from ingest.contract import MAX_COST
+from pricing import pricing as catalog
+
+logger = logging.getLogger(__name__)
+
+
+def _pricing():
+    """The price catalog; tests put a fake here, or None for "no catalog prices"."""
+    return catalog
+
+
+def _as_decimal(value) -> Decimal | None:
+    if value is None:
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def to_columns(result) -> dict | None:
+    """A catalog CostResult as observation cost columns (input/output/total cost, cost_details)."""
+    if result is None:
+        return None
+    get = (lambda k: result.get(k)) if isinstance(result, dict) else (lambda k: getattr(result, k, None))
+    details = get("details") or get("cost_details") or {}
+    details = {str(k): float(v) for k, v in dict(details).items() if v is not None}
+    input_cost = _as_decimal(get("input_cost"))
+    output_cost = _as_decimal(get("output_cost"))
+    total_cost = _as_decimal(get("total_cost"))
+    if total_cost is None:
+        total_cost = _as_decimal(get("total"))
+    if input_cost is None and details:
+        input_cost = sum(
+            (_as_decimal(details[k]) for k in ("input", "cached_input", "cache_write") if k in details),
+            Decimal(0),
+        )
+    if output_cost is None and details:
+        output_cost = sum(
+            (_as_decimal(details[k]) for k in ("output", "reasoning") if k in details), Decimal(0)
+        )
+    if total_cost is None:
+        if details:
+            total_cost = sum((_as_decimal(v) for k, v in details.items() if k != "total"), Decimal(0))
+        elif input_cost is not None or output_cost is not None:
+            total_cost = (input_cost or 0) + (output_cost or 0)
+    if total_cost is None:
+        return None
+    if any(amount is not None and not amount < MAX_COST for amount in (input_cost, output_cost, total_cost)):
+        # Token counts can be valid while their price is not storable (2^60 tokens cost trillions):
+        # the call is kept without a catalog cost rather than failing the client's whole batch.
+        logger.warning("catalog cost %s is beyond the cost columns; stored without a cost", total_cost)
+        return None
+    if not details:
+        details = {k: float(v) for k, v in (("input", input_cost), ("output", output_cost)) if v is not None}
+    details.setdefault("total", float(total_cost))
+    return {
+        "input_cost": input_cost,
+        "output_cost": output_cost,
+        "total_cost": total_cost,
+        "cost_details": details,
+    }
+
+
+def catalog_costs(*, project_id, items: list[tuple[str, dict, datetime]]) -> list[dict | None]:
+    """Cost columns for each (model, usage, at), or None where the catalog knows no price."""
+    if not items:
+        return []
+    pricing = _pricing()
+    if pricing is None:
+        return [None] * len(items)
+    try:
+        results = pricing.compute_costs(items, project_id=project_id)
+    except ValueError:  # InvalidUsage: the writer only sends valid kinds, so a bug; never fail the batch
+        logger.exception("pricing refused a batch; storing it without catalog costs")
+        return [None] * len(items)
+    return [to_columns(r) for r in results]

@@ -1,8 +1,0 @@
-"""OTLP/HTTP trace ingestion: what the Langfuse SDKs v3+ and any OpenTelemetry exporter send.
-
-- `decode`: protobuf / OTLP-JSON bodies → `SpanData` (one neutral shape for both encodings),
-  invalid spans set aside with a reason instead of failing the batch;
-- `mapping`: spans → trace / observation / score records (see `traces.ingest.records`), reading the
-  Langfuse (`langfuse.*`), OpenInference and OTel GenAI conventions;
-- `views`: the endpoint (`/api/public/otel/v1/traces` and `/v1/traces`).
-"""
