@@ -300,6 +300,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The wire-compatible endpoints are plain Django views; config/openapi_wire.py describes them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi_wire.add_wire_endpoints",
+    ],
     # The Swagger UI assets come from a pinned package and are served as our own static files, so
     # /api/docs/ works on an air-gapped host (a CDN `@latest` made it blank offline).
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -8,10 +8,16 @@ from pricing.api import views
 PROJECT = "organizations/<str:organization_id>/projects/<str:project_id>/"
 
 urlpatterns = [
-    path("model-prices/", views.CatalogPriceViewSet.as_view({"get": "list"}), name="model-price-catalog"),
+    path(
+        "model-prices/",
+        views.CatalogPriceViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-price-catalog",
+    ),
     path(
         "model-prices/<str:price_id>/",
-        views.CatalogPriceViewSet.as_view({"get": "retrieve"}),
+        views.CatalogPriceViewSet.as_view(
+            {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+        ),
         name="model-price-catalog-detail",
     ),
     path(

@@ -41,6 +41,16 @@ def versions_with_labels(*, project: Project, prompt: Prompt):
     )
 
 
+def prompt_labels(*, project: Project, prompt: Prompt) -> list[tuple[str, int]]:
+    """The prompt's labels and the version each points at, by label."""
+    return list(
+        PromptLabel.objects.for_project(project)
+        .filter(prompt_id=prompt.id)
+        .order_by("label")
+        .values_list("label", "version")
+    )
+
+
 def prompt_version_get(
     *, project: Project, prompt: Prompt, label: str | None = None, version: int | None = None
 ) -> PromptVersion | None:

@@ -7,9 +7,12 @@ server decodes before routing, so encoded and raw slashes arrive alike; names th
 
 from django.urls import re_path
 
-from prompts import views
+from prompts import api, views
 
 PUBLIC = r"^api/public/v2/prompts"
+PROMPT_V1 = (
+    r"^api/v1/organizations/(?P<organization_id>[^/]+)/projects/(?P<project_id>[^/]+)/prompts/(?P<prompt_name>.+)"
+)
 
 urlpatterns = [
     re_path(PUBLIC + r"$", views.prompts_root, name="public-prompts"),
@@ -34,5 +37,12 @@ urlpatterns = [
         r"(?P<prompt_name>.+)/versions/compare$",
         views.PromptCompareViewSet.as_view({"get": "compare"}),
         name="prompt-versions-compare",
+    ),
+    # Labels never contain `/`, so a name with folders is still split correctly from the right.
+    re_path(PROMPT_V1 + r"/labels$", api.PromptLabelViewSet.as_view({"get": "labels"}), name="prompt-labels"),
+    re_path(
+        PROMPT_V1 + r"/labels/(?P<label>[^/]+)$",
+        api.PromptLabelViewSet.as_view({"put": "update", "delete": "destroy"}),
+        name="prompt-label",
     ),
 ]

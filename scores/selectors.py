@@ -106,8 +106,13 @@ def score_config_to_langfuse(config: ScoreConfig) -> dict:
         item["minValue"] = config.min_value
         item["maxValue"] = config.max_value
     if config.data_type in ("CATEGORICAL", "BOOLEAN"):
-        item["categories"] = [_stored_category(c) for c in config.categories or []]
+        item["categories"] = stored_categories(config)
     return item
+
+
+def stored_categories(config: ScoreConfig) -> list:
+    """A config's categories, made encodable (see `_stored_category`)."""
+    return [_stored_category(c) for c in config.categories or []]
 
 
 _JSON_INT_RANGE = range(-(2**63), 2**64)  # what orjson encodes as an integer

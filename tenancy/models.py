@@ -217,6 +217,9 @@ class AuditAction(models.TextChoices):
     MODEL_PRICE_UPDATED = "model_price.updated"
     MODEL_PRICE_DELETED = "model_price.deleted"
     PROMPT_LABEL_MOVED = "prompt.label_moved"
+    FEEDBACK_SETTINGS_UPDATED = "feedback_settings.updated"
+    SCORE_CONFIG_CREATED = "score_config.created"
+    SCORE_CONFIG_UPDATED = "score_config.updated"
 
 
 class AuditLogEntry(models.Model):

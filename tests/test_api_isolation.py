@@ -83,6 +83,21 @@ def _prompt_name(tenant: Tenant) -> str:
     return name
 
 
+def _prompt_label(tenant: Tenant) -> str:
+    """A label on the tenant's prompt (moving it to the version it is on is a no-op, so this is
+    idempotent); `_victim_state` watches the victim's labels."""
+    from prompts.services import prompt_version_add_labels
+
+    prompt_version_add_labels(project=tenant.project, name=_prompt_name(tenant), version=1, labels=["iso"], actor=None)
+    return "iso"
+
+
+def _score_config(tenant: Tenant):
+    from scores.services import score_config_create
+
+    return score_config_create(project=tenant.project, actor=None, name="iso", data_type="NUMERIC")
+
+
 FILLERS = {
     "organization_id": (0, lambda t: t.organization.id),
     "project_id": (1, lambda t: t.project.id),
@@ -93,6 +108,11 @@ FILLERS = {
     "price_id": (2, lambda t: t.lazily("model_price", _model_price).id),
     # prompts: a prompt that exists in the victim's project (the compare route must not serve it).
     "prompt_name": (2, _prompt_name),
+    # scores: a score config of the victim's project (the Langfuse route must not serve it either).
+    "config_id": (2, lambda t: t.lazily("score_config", _score_config).id),
+    # prompts: a label of the victim's prompt; same level as the prompt name, so a variant never
+    # pairs the attacker's own prompt with it (that would be the attacker's own label).
+    "label": (2, _prompt_label),
 }
 
 
@@ -172,6 +192,12 @@ def attacker(organization, project, owner, api_key) -> Tenant:
 
 @pytest.fixture
 def victim(other_organization, other_project, other_owner, other_api_key) -> Tenant:
+    from feedback.services import feedback_settings_update
+
+    # Not the defaults, so a PUT that reached it would show in `_victim_state`.
+    feedback_settings_update(
+        project=other_project, actor=None, allowed_origins=["https://globex.example"], comment_max_length=99
+    )
     return _tenant(other_organization, other_project, other_owner, other_api_key)
 
 
@@ -191,8 +217,18 @@ def _victim_markers(victim: Tenant) -> list[str]:
 
 
 def _victim_state(victim: Tenant) -> tuple:
+    from feedback.models import FeedbackSettings
+    from prompts.models import PromptLabel
+    from scores.models import ScoreConfig
+
     org_id = victim.organization.id
     return (
+        sorted(PromptLabel.objects.for_project(victim.project).values_list("prompt_id", "label", "version")),
+        # Project-level configuration a PUT with an empty body would reset or a POST would add to.
+        list(FeedbackSettings.objects.filter(project__organization_id=org_id).values_list(
+            "project_id", "enabled", "allowed_origins", "comment_max_length", "updated_at")),
+        list(ScoreConfig.objects.filter(project__organization_id=org_id).values_list(
+            "id", "name", "is_archived", "updated_at")),
         list(Organization.objects.filter(pk=org_id).values_list("name", flat=True)),
         list(Project.objects.filter(organization_id=org_id).values_list("id", "name", "region")),
         list(Membership.objects.filter(organization_id=org_id).values_list("user_id", "role")),

@@ -43,10 +43,28 @@ _PROJECT_PATH = [
         ],
     ),
     retrieve=extend_schema(summary="One catalog price", parameters=[_PRICE_ID]),
+    create=extend_schema(
+        summary="Add a catalog price (superusers)", request=s.ModelPriceWriteSerializer,
+        responses={201: s.ModelPriceSerializer},
+    ),
+    update=extend_schema(
+        summary="Replace a catalog price (superusers); it becomes `custom`, so the loader keeps it",
+        parameters=[_PRICE_ID], request=s.ModelPriceWriteSerializer, responses={200: s.ModelPriceSerializer},
+    ),
+    partial_update=extend_schema(
+        summary="Change a catalog price (superusers); it becomes `custom`, so the loader keeps it",
+        parameters=[_PRICE_ID], request=s.ModelPriceWriteSerializer, responses={200: s.ModelPriceSerializer},
+    ),
+    destroy=extend_schema(summary="Delete a catalog price (superusers)", parameters=[_PRICE_ID]),
 )
 class CatalogPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Everyone signed in reads the catalog; only superusers change it, as in the console
+    (pricing/admin.py). A project's admins override a price for their project instead."""
+
     authentication_classes = MANAGEMENT_AUTHENTICATION
     permission_classes = [IsAuthenticated]
+    # People only (keys are refused in `initial`); also keeps the schema from offering key auth here.
+    allow_api_keys = False
     serializer_class = s.ModelPriceSerializer
     lookup_field = "pk"
     lookup_url_kwarg = "price_id"
@@ -70,6 +88,61 @@ class CatalogPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         except ValueError:
             raise Http404 from None
         return super().get_object()
+
+    def _superusers_only(self) -> None:
+        if not self.request.user.is_superuser:
+            raise PermissionDenied(CATALOG_WRITE_REFUSED)
+
+    def create(self, request, *args, **kwargs):
+        self._superusers_only()
+        payload = s.ModelPriceWriteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        with transaction.atomic():  # as for overrides: rendering failures roll the write back
+            try:
+                price = services.model_price_create(project=None, actor=request.user, data=payload.validated_data)
+            except DjangoValidationError as exc:
+                raise as_api_errors(exc) from None
+            body = self.get_serializer(price).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        price = self.get_object()  # first: an id that is not a catalog row is a 404 for everyone
+        self._superusers_only()
+        payload = s.ModelPriceWriteSerializer(data=request.data, partial=partial)
+        payload.is_valid(raise_exception=True)
+        data = _replacing(dict(payload.validated_data), partial=partial)
+        with transaction.atomic():
+            try:
+                price = services.model_price_update(price=price, actor=request.user, data=data)
+            except DjangoValidationError as exc:
+                raise as_api_errors(exc) from None
+            body = self.get_serializer(price).data
+        return Response(body)
+
+    def partial_update(self, request, *args, **kwargs):
+        kwargs["partial"] = True
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        price = self.get_object()
+        self._superusers_only()
+        services.model_price_delete(price=price, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+CATALOG_WRITE_REFUSED = (
+    "only superusers change the global catalog; a project's admins add a price override to the project instead"
+)
+
+
+def _replacing(data: dict, *, partial: bool) -> dict:
+    if not partial:
+        # PUT replaces: optional prices left out are cleared, an omitted pattern becomes the exact name.
+        for name in ("cached_input_price", "cache_write_price", "reasoning_price"):
+            data.setdefault(name, None)
+        data.setdefault("match_pattern", "")
+    return data
 
 
 @extend_schema_view(
@@ -131,12 +204,7 @@ class ProjectPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
         price = self.get_object()
         payload = s.ModelPriceWriteSerializer(data=request.data, partial=partial)
         payload.is_valid(raise_exception=True)
-        data = dict(payload.validated_data)
-        if not partial:
-            # PUT replaces: optional prices left out are cleared, an omitted pattern becomes the exact name.
-            for name in ("cached_input_price", "cache_write_price", "reasoning_price"):
-                data.setdefault(name, None)
-            data.setdefault("match_pattern", "")
+        data = _replacing(dict(payload.validated_data), partial=partial)
         with transaction.atomic():  # as in create: rendering failures roll the write back
             try:
                 price = services.model_price_update(price=price, actor=request.user, data=data)
