@@ -9,11 +9,23 @@ A superuser's edit of a catalog row marks it `custom`, so `load_model_prices` ke
 
 from __future__ import annotations
 
-from django.contrib import admin
+import uuid
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
 
 from pricing import services
-from pricing.models import ModelPrice
+from pricing.models import ModelPrice, default_pattern_for
+from pricing.pricing import price_for
+from pricing.selectors import prices_visible_to, projects_for_price_overrides
 from tenancy.admin_site import (
     OrganizationScopedAdmin,
     admin_site,
@@ -22,7 +34,10 @@ from tenancy.admin_site import (
     is_superuser,
     organization_ids_with,
 )
-from tenancy.models import Role
+from tenancy.models import Project, Role
+from traces.selectors import unpriced_models
+
+UNPRICED_DAYS = 7
 
 
 @admin.register(ModelPrice, site=admin_site)
@@ -47,6 +62,25 @@ class ModelPriceAdmin(OrganizationScopedAdmin):
         "project", "provider", "model_name", "match_pattern", "effective_from", "input_price",
         "cached_input_price", "cache_write_price", "output_price", "reasoning_price", "source",
     )
+
+    actions = ["reprice_calls"]
+
+    def changelist_view(self, request, extra_context=None):
+        # The catalog page lists what it is missing: models seen without a price, with a one-click add.
+        extra = {"unpriced": unpriced_rows(request, limit=20), "unpriced_days": UNPRICED_DAYS}
+        return super().changelist_view(request, extra_context={**(extra_context or {}), **extra})
+
+    @admin.action(description="Re-price stored calls with the selected prices…")
+    def reprice_calls(self, request, queryset):
+        rows = list(queryset)
+        query = {"prices": ",".join(str(r.id) for r in rows)}
+        projects = {r.project_id for r in rows}
+        if len(projects) == 1 and None not in projects:
+            query["project"] = str(projects.pop())
+        starts = [r.effective_from for r in rows if r.effective_from is not None]
+        if starts:
+            query["since"] = min(starts).strftime("%Y-%m-%d %H:%M:%S")
+        return HttpResponseRedirect(reverse("admin:pricing_reprice") + "?" + urlencode(query))
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -96,3 +130,157 @@ class ModelPriceAdmin(OrganizationScopedAdmin):
 
     def delete_model(self, request, obj):
         services.model_price_delete(price=obj, actor=request.user)
+
+
+# --- models seen without a price, and re-pricing ------------------------------------------------
+
+
+def _readable_projects(request):
+    queryset = Project.objects.select_related("organization")
+    if is_superuser(request):
+        return queryset
+    return queryset.filter(organization_id__in=organization_ids_with(request, Role.VIEWER))
+
+
+def _writable_projects(request):
+    return projects_for_price_overrides(user=request.user)
+
+
+def unpriced_rows(request, *, limit: int = 100, days: int = UNPRICED_DAYS) -> list[dict]:
+    """Recent models without a price in the requester's projects, with links to fix them."""
+    since = timezone.now() - timedelta(days=days)
+    writable = {p.id for p in _writable_projects(request)}
+    add_url = reverse("admin:pricing_modelprice_add")
+    rows = []
+    for item in unpriced_models(projects=list(_readable_projects(request)), since=since, limit=limit):
+        # A price added since these calls were stored: they only need re-pricing.
+        priced_now = price_for(project_id=item.project.id, model=item.model, at=item.last_seen) is not None
+        prefill = {"model_name": item.model[:200], "match_pattern": default_pattern_for(item.model[:200]),
+                   "provider": _provider_guess(item.model)}
+        row = {"item": item, "priced_now": priced_now, "add_override_url": None, "add_catalog_url": None,
+               "reprice_url": None}
+        if item.project.id in writable:
+            row["add_override_url"] = add_url + "?" + urlencode({**prefill, "project": str(item.project.id)})
+            row["reprice_url"] = reverse("admin:pricing_reprice") + "?" + urlencode({
+                "project": str(item.project.id), "models": item.model,
+                "since": item.first_seen.strftime("%Y-%m-%d %H:%M:%S"),
+            })
+        if is_superuser(request):
+            row["add_catalog_url"] = add_url + "?" + urlencode(prefill)
+        rows.append(row)
+    return rows
+
+
+def _provider_guess(model: str) -> str:
+    name = model.lower().rsplit("/", 1)[-1]
+    for prefix, provider in (("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
+                             ("o4", "openai"), ("text-embedding", "openai"), ("gemini", "google"),
+                             ("gemma", "google"), ("mistral", "mistral"), ("codestral", "mistral"),
+                             ("ministral", "mistral"), ("llama", "meta"), ("meta-llama", "meta")):
+        if name.startswith(prefix) or model.lower().startswith(prefix):
+            return provider
+    return model.split("/", 1)[0].lower() if "/" in model else "other"
+
+
+def unpriced_models_view(request):
+    context = {
+        **admin_site.each_context(request),
+        "title": "Models seen without a price",
+        "rows": unpriced_rows(request),
+        "unpriced_days": UNPRICED_DAYS,
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/pricing/unpriced_models.html", context)
+
+
+class RepriceForm(forms.Form):
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), help_text="Only this project's calls.")
+    since = forms.DateTimeField(help_text="Calls that started at or after this time (UTC).")
+    until = forms.DateTimeField(required=False, help_text="…and before this time (UTC). Empty: now.")
+    models = forms.CharField(
+        required=False, help_text="Only these model names as sent, comma-separated. Empty: every model "
+        "(or the models the selected prices match).",
+    )
+
+    def __init__(self, *args, projects, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until") or timezone.now()
+        cleaned["until"] = until
+        if since and since >= until:
+            self.add_error("until", "Must be later than the start.")
+        cleaned["model_list"] = [m.strip() for m in (cleaned.get("models") or "").split(",") if m.strip()]
+        return cleaned
+
+
+def _uuid_or_404(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("no such project") from None
+
+
+def reprice_view(request):
+    projects = _writable_projects(request)
+    data = request.POST if request.method == "POST" else request.GET
+    # Another organization's project (or one the requester may only read) does not exist here.
+    if data.get("project") and not projects.filter(id=_uuid_or_404(data["project"])).exists():
+        raise Http404("no such project")
+    price_ids = [_uuid_or_404(v) for v in data.get("prices", "").split(",") if v.strip()]
+    prices = list(prices_visible_to(user=request.user).filter(id__in=price_ids)) if price_ids else []
+    if len(prices) != len(set(price_ids)):
+        raise Http404("no such price")
+    if request.method == "POST":
+        form = RepriceForm(request.POST, projects=projects)
+        if form.is_valid():
+            c = form.cleaned_data
+            try:
+                report = services.observations_reprice(
+                    project=c["project"], actor=request.user, since=c["since"], until=c["until"],
+                    models=c["model_list"] or None, prices=prices or None,
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(
+                    request,
+                    f"{c['project']}: {report.examined} calls examined, {report.repriced} re-priced "
+                    f"({report.newly_priced} newly priced), {report.still_unpriced} still without a price.",
+                )
+                return HttpResponseRedirect(reverse("admin:pricing_unpriced_models"))
+    else:
+        initial = {"since": timezone.now() - timedelta(days=UNPRICED_DAYS)}
+        for key in ("project", "since", "until", "models"):
+            if request.GET.get(key):
+                initial[key] = request.GET[key]
+        form = RepriceForm(initial=initial, projects=projects)
+    context = {
+        **admin_site.each_context(request),
+        "title": "Re-price stored calls",
+        "form": form,
+        "prices": prices,
+        "prices_param": ",".join(str(p.id) for p in prices),
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/pricing/reprice.html", context, status=400 if form.errors else 200)
+
+
+def _may_view_prices(request) -> bool:
+    return admin_site.has_permission(request)
+
+
+def _may_reprice(request) -> bool:
+    return is_superuser(request) or allowed(request, Role.ADMIN, anywhere=True)
+
+
+admin_site.register_view(
+    "pricing/unpriced/", unpriced_models_view, name="pricing_unpriced_models",
+    link_title="Models without a price", app_label="pricing", app_title="Pricing", visible=_may_view_prices,
+)
+admin_site.register_view(
+    "pricing/reprice/", reprice_view, name="pricing_reprice",
+    link_title="Re-price stored calls", app_label="pricing", app_title="Pricing", visible=_may_reprice,
+)
