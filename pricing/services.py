@@ -367,7 +367,7 @@ def observations_reprice(
     report = reprice_observations(project=project, since=since, until=until, models=names)
     audit_record(
         organization=project.organization,
-        actor=actor if isinstance(actor, User) else None,
+        actor=actor,
         action=AUDIT_REPRICED,
         target_type="project",
         target_id=str(project.id),
@@ -380,7 +380,6 @@ def observations_reprice(
             "repriced": report.repriced,
             "newly_priced": report.newly_priced,
             "still_unpriced": report.still_unpriced,
-            **({"by": actor} if isinstance(actor, str) else {}),
         },
     )
     return report
