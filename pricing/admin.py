@@ -63,7 +63,7 @@ class ModelPriceAdmin(OrganizationScopedAdmin):
         "cached_input_price", "cache_write_price", "output_price", "reasoning_price", "source",
     )
 
-    actions = ["reprice_calls"]
+    actions = ("reprice_calls",)
 
     def changelist_view(self, request, extra_context=None):
         # The catalog page lists what it is missing: models seen without a price, with a one-click add.

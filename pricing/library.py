@@ -191,7 +191,9 @@ def _as_date(value) -> date:
 
 def _rates(entry: dict) -> tuple:
     """Prices after the catalog's fallbacks, so "no cache price" equals "cache price = input"."""
-    get = lambda k: None if entry.get(k) is None else Decimal(str(entry[k]))  # noqa: E731
+    def get(kind):
+        return None if entry.get(kind) is None else Decimal(str(entry[kind]))
+
     inp, out = get("input"), get("output")
     return (
         inp,

@@ -103,7 +103,9 @@ def _catalog(model_name):
 
 
 def test_sync_adds_new_models_and_changed_prices_as_new_rows_and_never_rewrites(project, superuser):
-    day = lambda *a: datetime(*a, tzinfo=dt_timezone.utc)  # noqa: E731
+    def day(*parts):
+        return datetime(*parts, tzinfo=dt_timezone.utc)
+
     ModelPrice.objects.create(provider="acme", model_name="acme-1", match_pattern="^acme-1$",
                               effective_from=day(2025, 1, 1), input_price=1, output_price=2, source=PriceSource.CATALOG)
     override = model_price_create(project=project, actor=superuser, data={
