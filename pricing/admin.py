@@ -21,6 +21,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from pricing import services
 from pricing.models import ModelPrice, default_pattern_for
@@ -127,6 +128,14 @@ class ModelPriceAdmin(OrganizationScopedAdmin):
         else:
             saved = services.model_price_create(project=form.cleaned_data.get("project"), actor=request.user, data=data)
         adopt(obj, saved)
+        # Calls stored before this price keep their old (or missing) cost until re-priced.
+        query = {"prices": str(saved.id), "since": saved.effective_from.strftime("%Y-%m-%d %H:%M:%S")}
+        if saved.project_id:
+            query["project"] = str(saved.project_id)
+        messages.info(request, format_html(
+            'Calls stored earlier keep their cost until re-priced: <a href="{}">re-price stored calls</a>.',
+            reverse("admin:pricing_reprice") + "?" + urlencode(query),
+        ))
 
     def delete_model(self, request, obj):
         services.model_price_delete(price=obj, actor=request.user)

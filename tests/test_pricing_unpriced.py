@@ -254,3 +254,15 @@ def test_repricing_reaches_a_project_in_the_other_region(far_project, project):
     assert (report.examined, report.repriced) == (1, 1)
     assert rows(far_project)["f1"].total_cost == Decimal("0.002")
     assert rows(project)["e1"].total_cost is None
+
+
+def test_adding_a_price_in_the_console_offers_to_reprice(organization, member_of, project):
+    client = console(member_of(organization, Role.ADMIN))
+    response = client.post("/admin/pricing/modelprice/add/", {
+        "project": str(project.id), "provider": "acme", "model_name": "brand-new-model", "match_pattern": "",
+        "effective_from_0": "2026-01-01", "effective_from_1": "00:00:00", "input_price": "1",
+        "cached_input_price": "", "cache_write_price": "", "output_price": "2", "reasoning_price": "",
+    }, follow=True)
+    assert response.status_code == 200
+    (message,) = [str(m) for m in response.context["messages"] if "re-price" in str(m)]
+    assert "/admin/pricing/reprice/?" in message and str(project.id) in message
