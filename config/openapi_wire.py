@@ -418,6 +418,7 @@ COMPONENTS: dict[str, dict] = {
             "latencyP95Ms": {"type": "number", "nullable": True},
             "timeToFirstTokenP50Ms": {"type": "number", "nullable": True},
             "avgCost": {"type": "number", "nullable": True}, "costedCalls": {"type": "integer"},
+            "unpricedCalls": {"type": "integer"},
             "feedbackCount": {"type": "integer"}, "thumbsDownCount": {"type": "integer"},
             "thumbsDownRate": {"type": "number", "nullable": True},
             "scores": {"type": "object", "additionalProperties": {

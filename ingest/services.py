@@ -5,11 +5,20 @@ the rows are committed in the region database."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
 
 from ingest import pipeline, writer
 from ingest.adapters import scores as scores_adapter
 from ingest.adapters.langfuse import parse_batch
 from ingest.contract import Batch
+from ingest.writer import reprice_observations
+from pricing.models import ModelPrice
+from pricing.patterns import compile_pattern
+from tenancy.models import Project, User
+from tenancy.services import audit_record
+from traces.selectors import model_names_seen
 
 
 class BatchError(ValueError):
@@ -102,3 +111,58 @@ def delete_score(*, project, score_id: str) -> bool:
     """Delete one of the project's scores (`DELETE /api/public/scores/{id}`); False when it has none
     with that id (another project's score counts as none)."""
     return writer.delete_score(project=project, score_id=score_id)
+
+
+# --- re-pricing stored calls ---------------------------------------------------------------------
+
+AUDIT_REPRICED = "model_price.repriced"
+MAX_REPRICE_MODELS = 500
+
+
+def observations_reprice(
+    *,
+    project: Project,
+    actor: User | str | None,
+    since: datetime,
+    until: datetime,
+    models: list[str] | None = None,
+    prices: list[ModelPrice] | None = None,
+):
+    """Recompute the catalog costs of `project`'s calls that started in [since, until), e.g. after
+    adding a model's price, and record it in the organization's audit log.
+
+    `models` (names as sent) and/or `prices` (their match patterns pick the names seen in the range)
+    narrow it; neither means every model. Client-sent costs are never changed. The writing is done by
+    the ingest writer (`reprice_observations`), with the same pricing code path as ingestion.
+    """
+    if since is None or until is None or since >= until:
+        raise ValidationError("the time range is empty: `since` must be before `until`")
+    names: list[str] | None = None
+    if models or prices:
+        names = sorted({m.strip() for m in models or [] if m and m.strip()})
+        if prices:
+            patterns = [p.match_pattern for p in prices]
+            compiled = [c for c in (compile_pattern(p) for p in patterns) if c is not None]
+            seen = model_names_seen(project=project, since=since, until=until)
+            names = sorted({*names, *(n for n in seen if any(c.search(n) for c in compiled))})
+        if len(names) > MAX_REPRICE_MODELS:
+            raise ValidationError(f"at most {MAX_REPRICE_MODELS} model names at once")
+    report = reprice_observations(project=project, since=since, until=until, models=names)
+    audit_record(
+        organization=project.organization,
+        actor=actor,
+        action=AUDIT_REPRICED,
+        target_type="project",
+        target_id=str(project.id),
+        data={
+            "project": str(project.id),
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "models": names,
+            "examined": report.examined,
+            "repriced": report.repriced,
+            "newly_priced": report.newly_priced,
+            "still_unpriced": report.still_unpriced,
+        },
+    )
+    return report

@@ -833,3 +833,78 @@ def delete_score(*, project, score_id: str) -> bool:
     score counts as none)."""
     deleted, _ = Score.objects.for_project(project).filter(id=score_id).delete()
     return deleted > 0
+# Re-pricing stored calls
+
+
+REPRICE_BATCH = 1000
+_REPRICE_COLUMNS = ("id", "model", "response_model", "start_time", *TOKEN_FIELDS, "cost_source", *COST_FIELDS, "cost_details")
+
+
+@dataclass
+class RepriceReport:
+    examined: int = 0
+    repriced: int = 0  # rows whose cost changed (newly priced, price changed, or price removed)
+    newly_priced: int = 0
+    still_unpriced: int = 0
+
+
+def reprice_observations(
+    *, project, since: datetime, until: datetime, models: list[str] | None = None, batch_size: int = REPRICE_BATCH
+) -> RepriceReport:
+    """Recompute catalog costs of `project`'s stored calls that started in [since, until), after a
+    price was added or changed, with the same pricing code as ingestion (`_catalog_costs`: the price
+    in force at each call's start time, project overrides first).
+
+    Costs the client sent (`cost_source = client`) are never touched. `models` narrows to calls whose
+    model or response model is one of these names as sent. Works in batches of `batch_size` rows, one
+    short transaction each (keyset on start time and id), so a long range never holds locks for long.
+    """
+    report = RepriceReport()
+    database = region_database(project.region)
+    pid = str(project.id)
+    select = ", ".join(f'"{c}"' for c in _REPRICE_COLUMNS)
+    model_filter = ""
+    params_models: list = []
+    if models is not None:
+        names = sorted({m for m in models if m})
+        if not names:
+            return report
+        model_filter = ' AND ("model" = ANY(%s) OR "response_model" = ANY(%s))'
+        params_models = [names, names]
+    position: tuple | None = None
+    while True:
+        keyset = ' AND ("start_time", "id") > (%s, %s)' if position else ""
+        sql = (
+            f'SELECT {select} FROM "{OBSERVATIONS.db_table}" WHERE "project_id" = %s::uuid '
+            f'AND "start_time" >= %s AND "start_time" < %s AND "cost_source" <> %s{model_filter}{keyset} '
+            f'ORDER BY "start_time", "id" LIMIT %s FOR UPDATE'
+        )
+        params = [pid, since, until, CostSource.CLIENT.value, *params_models, *(position or ()), batch_size]
+        try:
+            with transaction.atomic(using=database):
+                connection = data_connection(project)
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    rows = [_decode_json_columns(dict(zip(_REPRICE_COLUMNS, values))) for values in cursor.fetchall()]
+                    fixes = []
+                    now = timezone.now()
+                    for row, cost in zip(rows, _catalog_costs(project, rows)):
+                        if cost["cost_source"] == CostSource.NONE.value and _priceable(row):
+                            report.still_unpriced += 1
+                        if (
+                            any(_differs(row.get(k), cost[k]) for k in (*COST_FIELDS, "cost_source"))
+                            or (row.get("cost_details") or {}) != cost["cost_details"]
+                        ):
+                            if row["cost_source"] == CostSource.NONE.value:
+                                report.newly_priced += 1
+                            fixes.append({"id": row["id"], **cost, "updated_at": now})
+                    if fixes:
+                        columns = tuple(sorted(c for c in fixes[0] if c != "id"))
+                        cursor.execute(_sql("fix", OBSERVATIONS, columns), [_dump(fixes), pid])
+        except (OperationalError, InterfaceError) as exc:
+            raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
+        report.examined += len(rows)
+        report.repriced += len(fixes)
+        if len(rows) < batch_size:
+            return report
+        position = (rows[-1]["start_time"], rows[-1]["id"])

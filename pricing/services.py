@@ -245,3 +245,81 @@ def catalog_load(*, entries: list[dict]) -> LoadReport:
             row.save()
             report.updated += 1
     return report
+
+
+# --- keeping the catalog current from the price library ---------------------------------------
+
+
+def _row_as_entry(row: ModelPrice) -> dict:
+    entry = {
+        "provider": row.provider,
+        "model_name": row.model_name,
+        "match_pattern": row.match_pattern,
+        "effective_from": row.effective_from,
+    }
+    for kind, column in FILE_PRICE_KEYS.items():
+        entry[kind] = getattr(row, column)
+    return entry
+
+
+@transaction.atomic
+def catalog_sync(*, since: date, models=None):
+    """Add catalog rows for what the price library knows and our catalog does not (new models, and
+    prices that changed), dated where the library dates the change or else `since`. Never changes or
+    deletes a row (history stays explainable) and never touches project overrides."""
+    from pricing import library
+
+    rows = ModelPrice.objects.select_for_update().filter(project__isnull=True)
+    existing = [_row_as_entry(row) for row in rows if row.effective_from is not None]
+    report = library.merge(existing, library.library_models() if models is None else models, since=since)
+    problems = []
+    for entry in report.added:
+        fields = _entry_to_fields({k: v for k, v in entry.items() if k != "notes"})
+        candidate = ModelPrice(project=None, source=PriceSource.CATALOG, **fields)
+        try:
+            candidate.full_clean()
+        except ValidationError as exc:
+            problems.append(f"{entry['model_name']}: {'; '.join(exc.messages)}")
+            continue
+        candidate.save()
+    if problems:
+        raise ValidationError(problems)
+    return report
+
+
+def catalog_file_sync(*, path: Path | str = DEFAULT_CATALOG_FILE, since: date, models=None):
+    """The build step: append to the shipped data file what the price library adds to its history."""
+    from pricing import library
+
+    path = Path(path)
+    document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    existing = document["models"]
+    report = library.merge(existing, library.library_models() if models is None else models, since=since)
+    document["models"] = [*existing, *report.added]
+    path.write_text(render_catalog_file(document), encoding="utf-8")
+    return report
+
+
+def render_catalog_file(document: dict) -> str:
+    """One entry a line, prices written exactly as stored (no float rounding), so diffs stay readable."""
+
+    def value(v):
+        if isinstance(v, Decimal):
+            return format(v, "f")
+        if isinstance(v, bool) or v is None:
+            return json.dumps(v)
+        if isinstance(v, (int, float)):
+            return format(Decimal(str(v)), "f")
+        return json.dumps(v, ensure_ascii=False)
+
+    def entry(e: dict) -> str:
+        return "{" + ", ".join(f"{json.dumps(k)}: {value(v)}" for k, v in e.items()) + "}"
+
+    head = {k: v for k, v in document.items() if k != "models"}
+    lines = ["{"]
+    lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
+    lines.append('  "models": [')
+    models = document["models"]
+    lines += [f"    {entry(e)}{',' if i < len(models) - 1 else ''}" for i, e in enumerate(models)]
+    lines += ["  ]", "}", ""]
+    return "\n".join(lines)

@@ -246,7 +246,10 @@ _CALL_METRICS_SQL = """
                ORDER BY extract(epoch FROM o.completion_start_time - o.start_time) * 1000)
                FILTER (WHERE o.completion_start_time IS NOT NULL) AS ttft_p50,
            avg(o.total_cost) AS avg_cost,
-           count(o.total_cost) AS costed_calls
+           count(o.total_cost) AS costed_calls,
+           count(*) FILTER (WHERE o.total_cost IS NULL AND (o.model <> '' OR o.response_model <> '')
+                            AND GREATEST(o.input_tokens, o.cached_input_tokens, o.cache_write_tokens,
+                                         o.output_tokens, o.reasoning_tokens) > 0) AS unpriced_calls
     FROM traces_observation o
     WHERE o.project_id = %(project)s AND o.type = %(generation)s AND o.prompt_name = %(name)s
       AND o.prompt_version IS NOT NULL AND o.start_time >= %(since)s AND o.start_time < %(until)s
@@ -295,6 +298,8 @@ class VersionMetrics:
     time_to_first_token_p50_ms: float | None = None
     avg_cost: Decimal | None = None
     costed_calls: int = 0
+    # Calls with a model and tokens but no price: `avg_cost` is over priced calls only.
+    unpriced_calls: int = 0
     feedback_count: int = 0
     thumbs_down_count: int = 0
     scores: dict[str, dict] = field(default_factory=dict)
@@ -352,9 +357,10 @@ def compare_versions(
 
     with data_connection(project).cursor() as cursor:
         cursor.execute(_CALL_METRICS_SQL, params)
-        for number, calls, errors, refusals, p50, p95, ttft, avg_cost, costed in cursor.fetchall():
+        for number, calls, errors, refusals, p50, p95, ttft, avg_cost, costed, unpriced in cursor.fetchall():
             m = entry(number)
             m.calls, m.errors, m.refusals, m.costed_calls = calls, errors, refusals, costed
+            m.unpriced_calls = unpriced
             m.latency_p50_ms, m.latency_p95_ms, m.time_to_first_token_p50_ms = p50, p95, ttft
             m.avg_cost = avg_cost
         cursor.execute(_SCORE_METRICS_SQL, params)

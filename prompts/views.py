@@ -269,6 +269,7 @@ def metrics_payload(row: selectors.VersionMetrics, *, camel: bool) -> dict:
         "time_to_first_token_p50_ms": num(row.time_to_first_token_p50_ms),
         "avg_cost": num(row.avg_cost),
         "costed_calls": row.costed_calls,
+        "unpriced_calls": row.unpriced_calls,
         "feedback_count": row.feedback_count,
         "thumbs_down_count": row.thumbs_down_count,
         "thumbs_down_rate": row.thumbs_down_rate,

@@ -121,8 +121,8 @@ NOT_IN_SCHEMA = {
     "": "redirects to the console",
     "invitations/accept": "the HTML page an invitation email links to",
     "sign-out": "the console's sign-out page",
-    "project/<uuid:project_id>/traces/<path:trace_id>": "SDK trace link: redirects to the console",
-    "trace/<path:trace_id>": "SDK trace link: redirects to the console",
+    "project/<uuid:project_id>/traces/<anyid:trace_id>": "SDK trace link: redirects to the console",
+    "trace/<anyid:trace_id>": "SDK trace link: redirects to the console",
 }
 # Our code: a schema warning or error whose message names one of these folders is ours to fix.
 OUR_FOLDERS = ("config/", "tenancy/", "traces/", "ingest/", "scores/", "feedback/", "prompts/", "evals/",

@@ -448,4 +448,9 @@ def test_redaction_filters_keep_the_list_queries_constant(client, api_key, proje
         response = client.get("/api/public/traces", {"redactedKind": "email"}, HTTP_AUTHORIZATION=api_key.basic)
     assert len(response.json()["data"]) == 30
     # Counted in every database: the traces, their observations and scores come from the region's.
-    assert len(thirty) <= len(one) <= 8
+    # The key cache may look the key up again between two requests (its one-second Redis stamp): a
+    # control-plane query per request, not per row, so it is left out of the comparison.
+    def per_request(queries):
+        return [q for q in queries if '"tenancy_apikey"' not in q["sql"]]
+
+    assert len(per_request(thirty)) <= len(per_request(one)) <= 8

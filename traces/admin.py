@@ -36,7 +36,7 @@ from tenancy.admin_site import (
 )
 from tenancy.models import Project
 from traces.models import Observation, ObservationType, Status, Trace
-from traces.selectors import redaction_totals
+from traces.selectors import PRICED_NAME, UNPRICED, is_unpriced, redaction_totals
 
 PAGE_SIZE = 50
 # A trace page stays usable; past this many observations the rest is left out, with a notice.
@@ -159,6 +159,9 @@ class TraceRow:
     latency_ms: float | None = None
     models: list[str] = field(default_factory=list)
     status: str = Status.SUCCESS
+    # Calls without a price, left out of `total_cost` (unknown, not zero).
+    unpriced: int = 0
+    unpriced_models: list[str] = field(default_factory=list)
 
     @property
     def detail_url(self) -> str:
@@ -276,6 +279,9 @@ def _attach_aggregates(rows: list[TraceRow]) -> None:
             )
             .values("project_id", "trace_id")
             .annotate(
+                # Before `total_cost` below: that name then means the sum, not the column.
+                unpriced=Count("id", filter=UNPRICED),
+                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED),
                 observation_count=Count("id"),
                 total_tokens=Sum("total_tokens"),
                 total_cost=Sum("total_cost"),
@@ -297,6 +303,8 @@ def _attach_aggregates(rows: list[TraceRow]) -> None:
             row.latency_ms = (aggregate["last_end"] - aggregate["first_start"]).total_seconds() * 1000
             row.models = sorted(aggregate["models"] or [])
             row.status = trace_status(errors=aggregate["errors"], refusals=aggregate["refusals"])
+            row.unpriced = aggregate["unpriced"]
+            row.unpriced_models = sorted(m for m in aggregate["unpriced_models"] or [] if m)
 
 
 def trace_status(*, errors: int, refusals: int) -> str:
@@ -436,6 +444,8 @@ def trace_summary(observations: list[Observation]) -> dict:
         "reasoning_tokens": total("reasoning_tokens"),
         "total_tokens": total("total_tokens"),
         "total_cost": format_cost(total("total_cost")),
+        "unpriced": sum(1 for o in observations if is_unpriced(o)),
+        "unpriced_models": sorted({o.response_model or o.model for o in observations if is_unpriced(o)}),
         "latency": format_ms((end - start).total_seconds() * 1000) if start else "—",
         "start": start,
     }
@@ -521,6 +531,7 @@ def _observation_row(o: Observation, depth: int, start, duration: float) -> dict
         "ttft": format_ms(o.time_to_first_token_ms),
         "tokens": tokens,
         "cost": format_cost(o.total_cost),
+        "unpriced": is_unpriced(o),
         "is_tool": o.type == ObservationType.TOOL,
         "input": present(o.input),
         "output": present(o.output),

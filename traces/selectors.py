@@ -40,7 +40,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, Greatest
+from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 
 from privacy.detectors import DETECTORS
 from scores.models import Score, ScoreDataType
@@ -484,6 +484,31 @@ def trace_page(
     return rows, total
 
 
+# A call that should have a cost and has none: a model and tokens, but no price (catalog or client).
+# Its cost is unknown, not zero; totals that leave it out say so (`unpriced_*`).
+UNPRICED = (
+    (~Q(model="") | ~Q(response_model=""))
+    & (
+        Q(input_tokens__gt=0)
+        | Q(cached_input_tokens__gt=0)
+        | Q(cache_write_tokens__gt=0)
+        | Q(output_tokens__gt=0)
+        | Q(reasoning_tokens__gt=0)
+    )
+    & Q(total_cost__isnull=True)
+)
+# The name a call is priced by (pricing uses the response model when there is one).
+PRICED_NAME = Coalesce(NullIf("response_model", Value("")), "model")
+
+
+def is_unpriced(o: Observation) -> bool:
+    return (
+        bool(o.model or o.response_model)
+        and any((getattr(o, f) or 0) > 0 for f in TOKEN_FIELDS)
+        and o.total_cost is None
+    )
+
+
 @dataclass
 class TraceSummary:
     """What a trace's observations add up to."""
@@ -497,6 +522,9 @@ class TraceSummary:
     usage: dict[str, int] = field(default_factory=dict)
     observation_ids: list[str] = field(default_factory=list)
     observation_count: int = 0
+    # Calls without a price: `total_cost` leaves them out (their cost is unknown, not zero).
+    unpriced_observations: int = 0
+    unpriced_models: list[str] = field(default_factory=list)
 
 
 def _latency_seconds(first_start, last_start, last_end) -> float:
@@ -526,6 +554,8 @@ def trace_summaries(*, project, trace_ids: list[str], with_ids: bool = True) -> 
         ),
         "models": ArrayAgg("model", distinct=True, filter=~Q(model=""), order_by="model", default=Value([])),
         "n": Count("id"),
+        "unpriced": Count("id", filter=UNPRICED),
+        "unpriced_models": ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED, default=Value([])),
         **{f"sum_{name}": Sum(name) for name in TOKEN_FIELDS},
     }
     if with_ids:
@@ -549,6 +579,8 @@ def trace_summaries(*, project, trace_ids: list[str], with_ids: bool = True) -> 
             usage={name: row[f"sum_{name}"] for name in TOKEN_FIELDS if row[f"sum_{name}"] is not None},
             observation_ids=list(row.get("ids") or []),
             observation_count=row["n"],
+            unpriced_observations=row["unpriced"],
+            unpriced_models=sorted(m for m in row["unpriced_models"] if m),
         )
     return summaries
 
@@ -575,6 +607,8 @@ def summarize_observations(observations: list[Observation]) -> TraceSummary:
         usage={name: value for name in TOKEN_FIELDS if (value := total(name)) is not None},
         observation_ids=[o.id for o in ordered],
         observation_count=len(observations),
+        unpriced_observations=sum(1 for o in observations if is_unpriced(o)),
+        unpriced_models=sorted({o.response_model or o.model for o in observations if is_unpriced(o)}),
     )
 
 
@@ -858,3 +892,54 @@ def score_list(*, project, filters: ScoreFilters, page: int, limit: int) -> tupl
         )
         data.append(item)
     return data, total
+# --- models seen without a price -----------------------------------------------------------------
+
+
+@dataclass
+class UnpricedModel:
+    project: Any
+    model: str
+    calls: int
+    tokens: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+def unpriced_models(*, projects, since: datetime, limit: int = 100) -> list[UnpricedModel]:
+    """Model names (as priced: the response model, else the model) of recent calls that have tokens
+    but no cost, per project, most calls first. One grouped query per region of `projects`."""
+    by_region: dict[str, list] = {}
+    for project in projects:
+        by_region.setdefault(project.region, []).append(project)
+    found: list[UnpricedModel] = []
+    for region, region_projects in by_region.items():
+        index = {p.id: p for p in region_projects}
+        rows = (
+            Observation.objects.dangerously_in_region(region)
+            .filter(UNPRICED, project_id__in=list(index), start_time__gte=since)
+            .annotate(priced_name=PRICED_NAME)
+            .values("project_id", "priced_name")
+            .annotate(calls=Count("id"), tokens=Sum("total_tokens"), first=Min("start_time"), last=Max("start_time"))
+            .order_by("-calls", "priced_name")[:limit]
+        )
+        for row in rows:
+            found.append(
+                UnpricedModel(
+                    project=index[row["project_id"]], model=row["priced_name"], calls=row["calls"],
+                    tokens=row["tokens"] or 0, first_seen=row["first"], last_seen=row["last"],
+                )
+            )
+    found.sort(key=lambda m: (-m.calls, m.model, str(m.project.id)))
+    return found[:limit]
+
+
+def model_names_seen(*, project, since: datetime, until: datetime) -> list[str]:
+    """Distinct model and response-model names of `project`'s calls that started in [since, until)."""
+    rows = (
+        _observations(project)
+        .filter(start_time__gte=since, start_time__lt=until)
+        .order_by()
+        .values_list("model", "response_model")
+        .distinct()
+    )
+    return sorted({name for pair in rows for name in pair if name})

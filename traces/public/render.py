@@ -262,6 +262,10 @@ def trace_metrics(summary: TraceSummary | None) -> dict:
         "inputCost": _float(summary.input_cost),
         "outputCost": _float(summary.output_cost),
         "observationCount": summary.observation_count,
+        # `totalCost` stays a number (every Langfuse SDK parses it as one); these say how many calls
+        # it leaves out because they have no price, and for which models. A call's own cost is null.
+        "unpricedObservations": summary.unpriced_observations,
+        "unpricedModels": list(summary.unpriced_models),
     }
 
 

@@ -143,7 +143,8 @@ class TraceListView(PublicReadView):
         ],
         responses={200: OpenApiTypes.OBJECT},
         description="Langfuse `GET /api/public/traces`: TraceWithDetails items plus Lookglass's status, "
-        "models, usage (tokens by kind), inputCost, outputCost and observationCount.",
+        "models, usage (tokens by kind), inputCost, outputCost, observationCount, and unpricedObservations / "
+        "unpricedModels: calls with a model and tokens but no price, which totalCost leaves out.",
     )
     def get(self, request):
         params = self.params()
@@ -195,7 +196,7 @@ class TraceDetailView(PublicReadView):
         ],
         responses={200: OpenApiTypes.OBJECT},
         description="Langfuse `GET /api/public/traces/{traceId}`: TraceWithFullDetails, observations and "
-        "scores as full objects.",
+        "scores as full objects; unpricedObservations / unpricedModels as in the list.",
     )
     def get(self, request, trace_id: str):
         groups = self.params().field_groups("fields", TRACE_GROUPS, default=TRACE_GROUPS) | {"core"}
