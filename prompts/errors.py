@@ -1,16 +1,32 @@
-"""Errors the prompt services raise; the views turn them into Langfuse-shaped 4xx answers."""
+"""Errors the prompt (and dataset) services raise; `prompts.views.langfuse_endpoint` turns every
+`ApiError` into a Langfuse-shaped answer: `{"message": …, "error": kind}` with its status."""
 
 
-class InvalidRequest(Exception):
+class ApiError(Exception):
+    status = 400
+    kind = "InvalidRequestError"
+
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
 
 
-class PromptNotFound(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class InvalidRequest(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    status = 404
+    kind = "LangfuseNotFoundError"
+
+
+class PromptNotFound(NotFound):
+    pass
+
+
+class Conflict(ApiError):
+    status = 409
+    kind = "ConflictError"
 
 
 def not_found_message(name: str, *, label: str | None = None, version: int | None = None) -> str:

@@ -21,7 +21,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from prompts import selectors, services
-from prompts.errors import InvalidRequest, PromptNotFound, not_found_message
+from prompts.errors import ApiError, InvalidRequest, PromptNotFound, not_found_message
 from prompts.payloads import parse_create, parse_version, validate_labels
 from prompts.render import iso
 from prompts.templating import compile_prompt
@@ -69,15 +69,13 @@ def langfuse_endpoint(*methods: str):
                 )
             try:
                 return view(request, principal, **kwargs)
-            except InvalidRequest as exc:
-                return _error(400, exc.message, "InvalidRequestError")
+            except ApiError as exc:
+                return _error(exc.status, exc.message, exc.kind)
             except BodyError as exc:
                 kind = {413: "PayloadTooLargeError", 415: "UnsupportedMediaTypeError"}.get(
                     exc.status, "InvalidRequestError"
                 )
                 return _error(exc.status, exc.message, kind)
-            except PromptNotFound as exc:
-                return _error(404, exc.message, "LangfuseNotFoundError")
 
         return endpoint
 
@@ -95,6 +93,11 @@ def _body(request) -> dict:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object.")
     return body
+
+
+# Shared with the other Langfuse-compatible plain views (evals/views.py).
+json_response = _json
+json_body = _body
 
 
 def _label_or_version(label, version) -> tuple[str | None, int | None]:
@@ -120,6 +123,10 @@ def _int_param(request, name: str, *, default: int, maximum: int) -> int:
     if not 1 <= value <= maximum:
         raise InvalidRequest(f"`{name}` must be an integer between 1 and {maximum}, not {raw!r}.")
     return value
+
+
+# Shared with evals/views.py, like json_response and json_body above.
+int_param = _int_param
 
 
 def _datetime_param(raw: str | None, name: str) -> datetime | None:
