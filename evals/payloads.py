@@ -1,7 +1,7 @@
 """Request bodies of the Langfuse datasets API, checked field by field into plain dicts.
 
 Only the keys a client sent appear in the result: `POST /dataset-items` on an existing id is a
-partial update, so "not sent" (keep the stored value) must stay distinct from `null` (clear it).
+partial update (fields not sent, or sent as null, keep their stored values).
 Unknown keys are ignored, as Langfuse's request schemas do for these bodies, so newer SDKs keep
 working.
 """

@@ -152,7 +152,8 @@ def _dataset_or_404(project: Project, name: str, *, lock: bool = False) -> Datas
 
 
 def dataset_item_upsert(*, project: Project, dataset_name: str, item_id: str | None, fields: dict) -> tuple[DatasetItem, Dataset]:
-    """Create an item, or update the one with `item_id`: fields not sent keep their stored values.
+    """Create an item, or update the one with `item_id`: fields not sent (or sent as null) keep their
+    stored values.
     Item ids are unique per project, so an id that belongs to another dataset is a 409."""
     db = _db(project)
     with transaction.atomic(using=db):
@@ -166,7 +167,10 @@ def dataset_item_upsert(*, project: Project, dataset_name: str, item_id: str | N
                     f"Dataset item {item_id!r} already exists in another dataset; item ids are unique per project."
                 )
             for key, value in fields.items():
-                setattr(existing, key, value)
+                # null counts as "not sent": the SDKs send null for every argument left out, so
+                # `create_dataset_item(id=…, expected_output=…)` must keep the stored input.
+                if value is not None:
+                    setattr(existing, key, value)
             _validate_item(dataset, input=existing.input, expected_output=existing.expected_output)
             existing.updated_at = timezone.now()
             existing.save(using=db)

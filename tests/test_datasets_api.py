@@ -176,9 +176,9 @@ def test_posting_an_existing_id_is_a_partial_update(client, api_key, project):
     assert (updated["expectedOutput"], updated["status"]) == ("b", "ARCHIVED")
     assert updated["createdAt"] == first["createdAt"]
     assert updated["updatedAt"] >= first["updatedAt"]
-    # An explicit null clears a field.
-    cleared = make_item(client, api_key, id="item-1", metadata=None)
-    assert (cleared["metadata"], cleared["input"]) == (None, {"q": 1})
+    # null counts as not sent: the SDKs send null for every argument the caller left out.
+    kept = make_item(client, api_key, id="item-1", input=None, metadata=None, expectedOutput="c")
+    assert (kept["input"], kept["metadata"], kept["expectedOutput"]) == ({"q": 1}, {"m": 1}, "c")
     assert DatasetItem.objects.for_project(project).count() == 1
 
 
