@@ -85,12 +85,16 @@ def dataset_items_of(*, project, dataset: Dataset, active_only: bool) -> list[Da
     return list(queryset.order_by("-created_at", "id"))
 
 
-def dataset_items_from_source(*, project, trace_id: str, observation_id: str | None) -> list[DatasetItem]:
-    return list(
-        DatasetItem.objects.for_project(project).filter(
-            source_trace_id=trace_id, source_observation_id=observation_id
-        )
+def trace_dataset_memberships(*, project, trace_id: str) -> list[tuple[str, str | None, str]]:
+    """(dataset name, source observation id or None, item id) of the items made from this trace."""
+    rows = list(
+        DatasetItem.objects.for_project(project)
+        .filter(source_trace_id=trace_id)
+        .order_by("created_at")
+        .values_list("dataset_id", "source_observation_id", "id")
     )
+    names = dataset_names_by_id(project=project, ids={row[0] for row in rows})
+    return [(names.get(dataset_id, "?"), observation_id, item_id) for dataset_id, observation_id, item_id in rows]
 
 
 # --- runs ---------------------------------------------------------------------------------------
