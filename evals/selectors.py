@@ -5,6 +5,8 @@ Every query goes through `for_project`, so another project's dataset is as absen
 
 from __future__ import annotations
 
+import uuid
+
 from evals.models import Dataset, DatasetItem, DatasetItemStatus, DatasetRun, DatasetRunItem
 
 
@@ -26,6 +28,14 @@ def dataset_by_name(*, project, name: str) -> Dataset | None:
     if "\x00" in name:  # PostgreSQL text cannot hold NUL: no such name exists
         return None
     return Dataset.objects.for_project(project).filter(name=name).first()
+
+
+def dataset_by_id(*, project, dataset_id: str) -> Dataset | None:
+    try:
+        key = uuid.UUID(str(dataset_id))
+    except ValueError:
+        return None
+    return Dataset.objects.for_project(project).filter(id=key).first()
 
 
 def dataset_page(*, project, page: int, limit: int) -> tuple[list[Dataset], int]:
@@ -109,6 +119,11 @@ def run_by_name(*, project, dataset: Dataset, name: str) -> DatasetRun | None:
     if "\x00" in name:
         return None
     return DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id, name=name).first()
+
+
+def run_item_page(*, project, run: DatasetRun, page: int, limit: int) -> tuple[list[DatasetRunItem], int]:
+    queryset = DatasetRunItem.objects.for_project(project).filter(run_id=run.id).order_by("-created_at", "id")
+    return _page(queryset, page=page, limit=limit)
 
 
 def run_items_of(*, project, run: DatasetRun) -> list[DatasetRunItem]:

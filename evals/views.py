@@ -132,10 +132,30 @@ def dataset_item_detail(request, principal, item_id: str):
 # --- /api/public/dataset-run-items --------------------------------------------------------------
 
 
-@langfuse_endpoint("POST")
+@langfuse_endpoint("GET", "POST")
 def dataset_run_items(request, principal):
-    run_item, run = services.run_item_create(project=principal.project, **parse_run_item(json_body(request)))
-    return json_response(selectors.run_item_payload(run_item, run_name=run.name))
+    project = principal.project
+    if request.method == "POST":
+        run_item, run = services.run_item_create(project=project, **parse_run_item(json_body(request)))
+        return json_response(selectors.run_item_payload(run_item, run_name=run.name))
+    # The deprecated list: one run's items, by dataset id and run name.
+    dataset_id, run_name = _string_param(request, "datasetId"), _string_param(request, "runName")
+    if dataset_id is None or run_name is None:
+        raise InvalidRequest("`datasetId` and `runName` are required.")
+    dataset = selectors.dataset_by_id(project=project, dataset_id=dataset_id)
+    if dataset is None:
+        raise NotFound(services.DATASET_NOT_FOUND)
+    run = selectors.run_by_name(project=project, dataset=dataset, name=run_name)
+    if run is None:
+        raise NotFound(services.RUN_NOT_FOUND)
+    page, limit = _paging(request)
+    run_items, total = selectors.run_item_page(project=project, run=run, page=page, limit=limit)
+    return json_response(
+        {
+            "data": [selectors.run_item_payload(ri, run_name=run.name) for ri in run_items],
+            "meta": selectors.page_meta(page=page, limit=limit, total=total),
+        }
+    )
 
 
 # --- /api/public/datasets/{name}[/runs[/{runName}]] (deprecated in Langfuse v4, still called) ---

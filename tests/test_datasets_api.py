@@ -140,7 +140,8 @@ def test_wrong_methods_are_405_and_no_key_is_401(client, api_key):
     assert client.get(ITEMS).status_code == 401
     assert client.delete(DATASETS, HTTP_AUTHORIZATION=api_key.basic).status_code == 405
     assert client.put(ITEMS, HTTP_AUTHORIZATION=api_key.basic).status_code == 405
-    assert client.get(RUN_ITEMS, HTTP_AUTHORIZATION=api_key.basic).status_code == 405
+    assert client.put(RUN_ITEMS, HTTP_AUTHORIZATION=api_key.basic).status_code == 405
+    assert client.get(RUN_ITEMS, HTTP_AUTHORIZATION=api_key.basic).status_code == 400
 
 
 # --- items --------------------------------------------------------------------------------------
@@ -363,6 +364,12 @@ def test_a_run_item_creates_the_run_and_links_the_trace(client, api_key, project
     assert set(runs["data"][0]) == RUN_KEYS
     assert runs["data"][0]["name"] == "baseline"
 
+    listed = get(client, api_key, RUN_ITEMS, datasetId=run.dataset_id, runName="baseline", limit=1).json()
+    assert listed["meta"] == {"page": 1, "limit": 1, "totalItems": 2, "totalPages": 2}
+    assert set(listed["data"][0]) == RUN_ITEM_KEYS
+    assert get(client, api_key, RUN_ITEMS, datasetId=run.dataset_id, runName="other").status_code == 404
+    assert get(client, api_key, RUN_ITEMS, datasetId="not-a-uuid", runName="baseline").status_code == 404
+
     detail = get(client, api_key, "/api/public/datasets/qa/runs/baseline").json()
     assert set(detail) == RUN_KEYS | {"datasetRunItems"}
     assert sorted((ri["datasetItemId"], ri["traceId"], ri["observationId"]) for ri in detail["datasetRunItems"]) == [
@@ -450,6 +457,8 @@ def test_another_projects_datasets_items_and_runs_answer_404(client, api_key, ot
     assert get(client, api_key, "/api/public/datasets/private/runs/run").status_code == 404
     assert delete(client, api_key, "/api/public/datasets/private/runs/run").status_code == 404
     assert get(client, api_key, "/api/public/datasets/private").status_code == 404
+    their_dataset = Dataset.objects.for_project(other_project).get(name="private")
+    assert get(client, api_key, RUN_ITEMS, datasetId=their_dataset.id, runName="run").status_code == 404
     # Linking to the neighbour's item, or writing into its dataset, is refused too.
     linked = post(client, api_key, RUN_ITEMS, {"runName": "run", "datasetItemId": "secret-item", "traceId": "t"})
     assert linked.status_code == 404
