@@ -10,10 +10,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from jsonschema import SchemaError
-from jsonschema.exceptions import best_match
-from jsonschema.validators import validator_for
-
+from evals import schemas
 from evals.models import Dataset, DatasetItem, DatasetItemStatus, DatasetRun, DatasetRunItem
 from prompts.errors import Conflict, InvalidRequest, NotFound
 from tenancy.models import Project
@@ -40,9 +37,9 @@ def _check_schema(schema, field: str) -> None:
     if schema is None:
         return
     try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise InvalidRequest(f"`{field}` is not a valid JSON Schema: {exc.message}") from None
+        schemas.check_schema(schema)
+    except schemas.UnsupportedSchema as exc:
+        raise InvalidRequest(f"`{field}` is not a valid JSON Schema: {exc}") from None
 
 
 def _schema_error(schema, value) -> str | None:
@@ -50,12 +47,7 @@ def _schema_error(schema, value) -> str | None:
     input or expected output (Langfuse validates only what is present)."""
     if schema is None or value is None:
         return None
-    validator = validator_for(schema)(schema)
-    error = best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    where = error.json_path if error.absolute_path else "$"
-    return f"{where}: {error.message}"
+    return schemas.first_error(schema, value)
 
 
 def _item_problems(dataset: Dataset, *, input, expected_output) -> list[str]:

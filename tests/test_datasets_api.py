@@ -485,3 +485,32 @@ def test_rows_stay_in_the_projects_region(client, api_key, far_api_key, far_proj
         assert cursor.fetchone()[0] == 0
     assert Dataset.objects.for_project(far_project).filter(name="far").exists()
     assert get(client, api_key, f"{DATASETS}/far").status_code == 404
+
+
+def test_schema_patterns_run_in_linear_time_and_unsupported_ones_are_refused(client, api_key):
+    import time
+
+    evil = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}
+    make_dataset(client, api_key, inputSchema=evil)
+    started = time.monotonic()
+    # Python's backtracking `re` takes ~2^30 steps on this; RE2 answers at once.
+    response = post(client, api_key, ITEMS, {"datasetName": "qa", "input": {"code": "a" * 30 + "!"}})
+    assert response.status_code == 400
+    assert time.monotonic() - started < 5
+    assert "does not match" in response.json()["message"]
+    assert make_item(client, api_key, input={"code": "aaa"})["input"] == {"code": "aaa"}
+
+    keyed = {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False}
+    make_dataset(client, api_key, "keyed", inputSchema=keyed)
+    assert make_item(client, api_key, "keyed", input={"x-a": 1})["input"] == {"x-a": 1}
+    wrong = post(client, api_key, ITEMS, {"datasetName": "keyed", "input": {"x-a": "one", "other": 1}})
+    assert wrong.status_code == 400
+
+    for schema in (
+        {"type": "string", "pattern": "(a)\\1"},
+        {"type": "string", "pattern": "^(?=a)"},
+        {"patternProperties": {"^a": {}}, "unevaluatedProperties": False},
+    ):
+        refused = post(client, api_key, DATASETS, {"name": "bad", "inputSchema": schema})
+        assert refused.status_code == 400, schema
+        assert "is not a valid JSON Schema" in refused.json()["message"]
