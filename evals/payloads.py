@@ -8,7 +8,7 @@ working.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from datetime import timezone as dt_timezone
 
 from evals.models import MAX_ITEM_ID_LENGTH, DatasetItemStatus
@@ -77,7 +77,7 @@ def parse_datetime(raw, key: str) -> datetime | None:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         raise InvalidRequest(f"`{key}` must be an ISO 8601 datetime such as 2026-01-31T00:00:00Z, not {raw!r}.") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def sanitize(value):

@@ -10,6 +10,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
 from evals import schemas
 from evals.models import Dataset, DatasetItem, DatasetItemStatus, DatasetRun, DatasetRunItem
 from prompts.errors import Conflict, InvalidRequest, NotFound
