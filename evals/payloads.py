@@ -9,7 +9,6 @@ working.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from datetime import timezone as dt_timezone
 
 from evals.models import MAX_ITEM_ID_LENGTH, DatasetItemStatus
 from prompts.errors import InvalidRequest
