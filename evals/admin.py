@@ -42,7 +42,6 @@ def add_to_dataset_view(request, project_id):
             dataset_name=dataset_name,
             trace_id=trace_id,
             observation_id=observation_id,
-            actor=request.user,
         )
     except ApiError as exc:
         if exc.status == 404 and exc.message.startswith("Trace"):

@@ -186,7 +186,7 @@ def dataset_item_delete(*, project: Project, item_id: str) -> bool:
 
 
 def dataset_item_from_production(
-    *, project: Project, dataset_name: str, trace_id: str, observation_id: str | None, actor
+    *, project: Project, dataset_name: str, trace_id: str, observation_id: str | None
 ) -> tuple[DatasetItem, Dataset]:
     """A new item copying a trace's (or one of its observations') input and output as the item's
     input and expected output, with the source ids recorded. The same source twice in one dataset
@@ -261,7 +261,7 @@ def run_item_create(
         item = DatasetItem.objects.for_project(project).filter(id=dataset_item_id).only("id", "dataset_id").first()
         if item is None:
             raise NotFound(ITEM_NOT_FOUND)
-        run = _run_for_update(project, dataset_id=item.dataset_id, name=run_name, db=db)
+        run = _run_for_update(project, dataset_id=item.dataset_id, name=run_name)
         if run is None:
             try:
                 with transaction.atomic(using=db):
@@ -270,7 +270,7 @@ def run_item_create(
                     )
             except IntegrityError:
                 # The SDKs link items concurrently: another request created the run first.
-                run = _run_for_update(project, dataset_id=item.dataset_id, name=run_name, db=db)
+                run = _run_for_update(project, dataset_id=item.dataset_id, name=run_name)
         else:
             changed = False
             if run_description is not None:
@@ -291,7 +291,7 @@ def run_item_create(
     return run_item, run
 
 
-def _run_for_update(project: Project, *, dataset_id, name: str, db: str) -> DatasetRun | None:
+def _run_for_update(project: Project, *, dataset_id, name: str) -> DatasetRun | None:
     return (
         DatasetRun.objects.for_project(project).select_for_update().filter(dataset_id=dataset_id, name=name).first()
     )

@@ -283,7 +283,6 @@ class DatasetItemFromTraceViewSet(ProjectScopedViewSet):
                 dataset_name=data["dataset_name"],
                 trace_id=data["trace_id"],
                 observation_id=data.get("observation_id") or None,
-                actor=request.user,
             )
         except ApiError as exc:
             return Response({"detail": exc.message}, status=exc.status)
