@@ -42,6 +42,7 @@ urlpatterns = [
     path("", include("prompts.urls")),
     path("", include("feedback.urls")),
     path("", include("scores.urls")),
+    path("", include("evals.urls")),
     path("", include("tenancy.urls")),
     # The trace links the SDKs print open the console's trace page.
     path("project/<uuid:project_id>/traces/<anyid:trace_id>", links.project_trace, name="sdk-project-trace"),

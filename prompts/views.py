@@ -62,6 +62,11 @@ def _body(request) -> dict:
     return body
 
 
+# Shared with the other Langfuse-compatible plain views (evals/views.py).
+json_response = _json
+json_body = _body
+
+
 def _label_or_version(label, version) -> tuple[str | None, int | None]:
     if label not in (None, "") and version not in (None, ""):
         raise InvalidRequest("give either `version` or `label`, not both.")
@@ -85,6 +90,10 @@ def _int_param(request, name: str, *, default: int, maximum: int) -> int:
     if not 1 <= value <= maximum:
         raise InvalidRequest(f"`{name}` must be an integer between 1 and {maximum}, not {raw!r}.")
     return value
+
+
+# Shared with evals/views.py, like json_response and json_body above.
+int_param = _int_param
 
 
 def _datetime_param(raw: str | None, name: str) -> datetime | None:

@@ -1,0 +1,26 @@
+"""Dataset routes, mounted at the site root: the Langfuse datasets API under /api/public/ (no
+trailing slashes, as the SDKs call them) and the management "add to dataset" under /api/v1/.
+
+Dataset names and item ids may contain `/`. The SDKs send them percent-encoded, which the WSGI
+server decodes before routing, so names match `.+`; the runs routes are split in the view (see
+`evals.views._split_runs_path`)."""
+
+from django.urls import path, re_path
+
+from evals import views
+
+PROJECT = "api/v1/organizations/<str:organization_id>/projects/<str:project_id>/"
+
+urlpatterns = [
+    re_path(r"^api/public/v2/datasets$", views.datasets_root, name="public-datasets"),
+    re_path(r"^api/public/v2/datasets/(?P<name>.+)$", views.dataset_detail, name="public-dataset"),
+    re_path(r"^api/public/dataset-items$", views.dataset_items_root, name="public-dataset-items"),
+    re_path(r"^api/public/dataset-items/(?P<item_id>.+)$", views.dataset_item_detail, name="public-dataset-item"),
+    re_path(r"^api/public/dataset-run-items$", views.dataset_run_items, name="public-dataset-run-items"),
+    re_path(r"^api/public/datasets/(?P<rest>.+)$", views.datasets_v1, name="public-dataset-runs"),
+    path(
+        PROJECT + "dataset-items/from-trace",
+        views.DatasetItemFromTraceViewSet.as_view({"post": "create"}),
+        name="dataset-item-from-trace",
+    ),
+]
