@@ -6,7 +6,7 @@ Those views shape their answers byte for byte as the SDKs expect, so they stay p
 drf-spectacular cannot see them. This module adds them to the generated schema as a postprocessing
 hook (`SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]`), written from the views' behaviour and
 /work/shared/reference/langfuse-api.md. It imports none of the views on purpose: the schema must not
-depend on where they live (they move between apps). `tests/test_openapi.py` walks the URL resolver
+depend on where they live (they move between apps). `tests/tenancy/test_openapi.py` walks the URL resolver
 and fails if an API route is missing here or in the DRF part of the schema.
 """
 

@@ -215,7 +215,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy on every response (django-csp). Our templates mark their inline <style> and
 # <script> with `request.csp_nonce`; nothing inline runs without it. The hash allows the one inline
-# <style> of Django's own admin change list (tests/test_csp.py checks it against the installed Django).
+# <style> of Django's own admin change list (tests/tenancy/test_csp.py checks it against the installed Django).
 from csp.constants import NONCE, NONE, SELF  # noqa: E402
 
 CONTENT_SECURITY_POLICY = {

@@ -1,4 +1,4 @@
-"""Shared pieces of the fuzz suite (tests/test_fuzz_*.py): a request counter, deterministic hypothesis
+"""Shared pieces of the fuzz suite (tests/fuzz/test_fuzz_*.py): a request counter, deterministic hypothesis
 settings, labelled values and a JSON encoder that can write what `json.dumps` will not.
 
 Every generated value is a `V`: the value, what the server must do with the event that carries it

@@ -1,6 +1,6 @@
 """An organization name holding a line break made the invitation mail's Subject header invalid: the
 invitation was stored, then sending it raised BadHeaderError and the API answered 500. Found by
-tests/test_fuzz_api.py (a PATCHed organization name, then an invitation)."""
+tests/fuzz/test_fuzz_api.py (a PATCHed organization name, then an invitation)."""
 
 import json
 

@@ -1,6 +1,6 @@
 """A lone UTF-16 surrogate escape in a JSON body (what Python's json module writes for a cut emoji)
 is one odd string, not a malformed request: it becomes U+FFFD and the rest of the batch is stored.
-Found by tests/test_fuzz_ingestion.py; before, orjson refused the whole body with 400."""
+Found by tests/fuzz/test_fuzz_ingestion.py; before, orjson refused the whole body with 400."""
 
 import json
 

@@ -21,7 +21,7 @@ from traces.models import Observation, Trace
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _url(alias: str) -> str:

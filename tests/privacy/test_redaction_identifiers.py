@@ -2,7 +2,7 @@
 and dates of birth in context, MAC addresses, credentials in free text, obfuscated and escaped e-mail
 addresses — what each finds, what it leaves alone, how the policy turns each one off or to
 pseudonyms (engine, API and console), that the JSON walk still never touches keys, ids, timestamps
-or numbers, and that hostile input stays linear. Precision and recall: tests/test_redaction_corpus.py."""
+or numbers, and that hostile input stays linear. Precision and recall: tests/privacy/test_redaction_corpus.py."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def _require_fillers(route: Route) -> None:
     unknown = [p for p in route.params if p not in FILLERS]
     if unknown:
         pytest.fail(
-            f"/{route.template} takes {unknown}; add them to FILLERS in tests/test_api_isolation.py so the "
+            f"/{route.template} takes {unknown}; add them to FILLERS in tests/tenancy/test_api_isolation.py so the "
             "isolation walk can aim them at another tenant's real objects"
         )
 

@@ -3,7 +3,7 @@ reader's limits on prompts, and deep nesting on the DRF API.
 
 Django's test client always sends a Content-Length, so chunked requests are built here as the WSGI
 environ gunicorn hands over (`wsgi.input` de-chunked, no CONTENT_LENGTH, `wsgi.input_terminated`),
-and proven once more against a real gunicorn in tests/test_chunked_gunicorn.py.
+and proven once more against a real gunicorn in tests/tenancy/test_chunked_gunicorn.py.
 """
 
 import gzip

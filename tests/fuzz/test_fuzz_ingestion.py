@@ -38,7 +38,7 @@ from tests.fuzz_support import (
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
-# ≥ 10,000 requests across the fuzz suite (see tests/test_fuzz_api.py): this test makes ~1.9 per example.
+# ≥ 10,000 requests across the fuzz suite (see tests/fuzz/test_fuzz_api.py): this test makes ~1.9 per example.
 EXAMPLES = int(os.environ.get("FUZZ_N", "1700"))
 MIN_REQUESTS = 2900
 

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 EXAMPLES = {"public": 1800, "read": 1100, "write": 1600}
 if os.environ.get("FUZZ_N"):
     EXAMPLES = dict.fromkeys(EXAMPLES, int(os.environ["FUZZ_N"]))
-# With tests/test_fuzz_ingestion.py (2,900) and tests/test_fuzz_otel.py (2,600): ≥ 10,000 per run.
+# With tests/fuzz/test_fuzz_ingestion.py (2,900) and tests/fuzz/test_fuzz_otel.py (2,600): ≥ 10,000 per run.
 MIN_REQUESTS = {"public": 1800, "read": 1100, "write": 1600}
 IDS = re.compile(r"\{(\w+)\}")
 

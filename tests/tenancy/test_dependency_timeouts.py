@@ -117,7 +117,7 @@ def frozen_broker(frozen_redis, monkeypatch):
 def test_enqueue_after_commit_logs_instead_of_hanging_on_a_frozen_broker(
     project, frozen_broker, django_capture_on_commit_callbacks, caplog
 ):
-    from tests.test_region_queues import region_probe
+    from tests.tenancy.test_region_queues import region_probe
 
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):

@@ -33,7 +33,7 @@ import pytest
 from config.devstack import EmbeddedPostgres, free_port
 from tests.faults import FreezableRedis
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Thousands of request lines would bury the report of a failure.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 REQUEST_DEADLINE = 5.0

@@ -1,6 +1,6 @@
 """jsonb gives a float such as 1e20 back as the integer 100000000000000000000, which orjson refuses to
-write: reading such a stored score or observation answered 500. Found by tests/test_fuzz_ingestion.py
-and tests/test_fuzz_otel.py."""
+write: reading such a stored score or observation answered 500. Found by tests/fuzz/test_fuzz_ingestion.py
+and tests/fuzz/test_fuzz_otel.py."""
 
 import json
 

@@ -583,7 +583,7 @@ def test_only_the_writer_writes_the_telemetry_tables():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     sql = re.compile(
         r"(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(traces_trace|traces_observation|feedback_score)\b",
         re.IGNORECASE,
