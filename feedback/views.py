@@ -30,46 +30,27 @@ from ingest.pipeline import StorageUnavailable
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.authentication import AuthenticationFailed, authenticate_header
 from tenancy.http.body import streams_body
-from tenancy.http.endpoint import read_json
 from tenancy.http.errors import (
-    CONTROL_PLANE_DOWN,
-    RETRY_AFTER_SECONDS,
     HttpError,
-    method_not_allowed,
-    unauthorized,
-    unavailable,
 )
-from tenancy.http.params import query_datetime, query_int
+from tenancy.http.params import query_datetime
+from tenancy.http.plain import int_param as _int_param
+from tenancy.http.plain import method_not_allowed_response as _method_not_allowed
+from tenancy.http.plain import read_json_or_response as _read_json
+from tenancy.http.plain import unauthorized_response as _unauthorized
+from tenancy.http.plain import unavailable_response as _unavailable
 
 MAX_PAGE_LIMIT = 100
 
 
-def _unauthorized(message: str):
-    return unauthorized(message, scheme="Bearer").response()
 
-
-def _unavailable(message: str = CONTROL_PLANE_DOWN, retry_after: int = RETRY_AFTER_SECONDS):
-    return unavailable(message, retry_after).response()
-
-
-def _method_not_allowed(allowed: list[str]):
-    return method_not_allowed(allowed).response()
 
 
 def _bad_request(message: str, status: int = 400, error: str = "InvalidRequestError"):
     return HttpError(status, message, error).response()
 
 
-def _read_json(request, *, limit: int):
-    """(payload, None) or (None, error response), through the one body reader."""
-    try:
-        return read_json(request, limit=limit), None
-    except HttpError as exc:
-        return None, exc.response()
 
-
-def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
-    return query_int(request.GET, name, default, low=low, high=high)
 
 
 # --- POST /api/v1/feedback ----------------------------------------------------------------------

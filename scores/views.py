@@ -15,43 +15,20 @@ from scores import selectors, services
 from scores.models import ScoreConfigDataType
 from tenancy.authentication import AuthenticationFailed, authenticate_header
 from tenancy.http.body import streams_body
-from tenancy.http.endpoint import read_json
 from tenancy.http.errors import (
-    CONTROL_PLANE_DOWN,
-    RETRY_AFTER_SECONDS,
-    HttpError,
     json_response,
-    method_not_allowed,
-    unauthorized,
-    unavailable,
 )
-from tenancy.http.params import query_int
+from tenancy.http.plain import int_param as _int_param
+from tenancy.http.plain import method_not_allowed_response as _method_not_allowed
+from tenancy.http.plain import read_json_or_response as _read_json
+from tenancy.http.plain import unauthorized_response as _unauthorized
+from tenancy.http.plain import unavailable_response as _unavailable
 
 MAX_PAGE_LIMIT = 100
 
 
-def _unauthorized(message: str):
-    return unauthorized(message, scheme="Bearer").response()
 
 
-def _unavailable(message: str = CONTROL_PLANE_DOWN, retry_after: int = RETRY_AFTER_SECONDS):
-    return unavailable(message, retry_after).response()
-
-
-def _method_not_allowed(allowed: list[str]):
-    return method_not_allowed(allowed).response()
-
-
-def _read_json(request, *, limit: int):
-    """(payload, None) or (None, error response), through the one body reader."""
-    try:
-        return read_json(request, limit=limit), None
-    except HttpError as exc:
-        return None, exc.response()
-
-
-def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
-    return query_int(request.GET, name, default, low=low, high=high)
 
 
 def _authenticate(request):
@@ -63,19 +40,6 @@ def _authenticate(request):
         return None, _unavailable()
 
 
-def _int_param(request, name: str, default: int, *, low: int, high: int | None = None) -> int:
-    raw = request.GET.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"`{name}` must be an integer") from None
-    if value < low or (high is not None and value > high):
-        raise ValueError(
-            f"`{name}` must be between {low} and {high}" if high else f"`{name}` must be ≥ {low}"
-        )
-    return value
 
 
 # --- /api/public/score-configs ------------------------------------------------------------------
