@@ -14,9 +14,9 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 
 from evals import services
 from prompts.errors import ApiError
-from tenancy.admin_site import admin_site, allowed
+from tenancy.admin_site import admin_site, allowed, visible_projects
 from tenancy.models import Role
-from traces.admin import trace_detail_url, visible_projects
+from traces.admin import trace_detail_url
 
 ADD_ROLE = Role.MEMBER
 

@@ -19,7 +19,12 @@ from django.utils import timezone
 
 from feedback import selectors, services
 from feedback.models import FeedbackSettings
-from tenancy.admin_site import OrganizationScopedAdmin, admin_site, adopt, console_roles, is_superuser
+from tenancy.admin_site import (
+    OrganizationScopedAdmin,
+    admin_site,
+    adopt,
+    visible_projects,
+)
 from tenancy.models import Project, Role
 from traces.admin import trace_detail_url
 
@@ -28,13 +33,6 @@ from traces.admin import trace_detail_url
 REPORT_DAYS = 30
 PAGE_SIZE = 50
 
-
-def _visible_projects(request):
-    # Same rule as the trace pages: every role of an organization reads its projects' feedback.
-    queryset = Project.objects.select_related("organization")
-    if is_superuser(request):
-        return queryset
-    return queryset.filter(organization_id__in=list(console_roles(request)))
 
 
 class FeedbackFilterForm(forms.Form):
@@ -49,7 +47,7 @@ class FeedbackFilterForm(forms.Form):
 
 
 def feedback_view(request):
-    projects = list(_visible_projects(request))
+    projects = list(visible_projects(request))
     data = request.GET.copy()
     if projects and not data.get("project"):
         data["project"] = str(projects[0].id)

@@ -27,18 +27,12 @@ from prompts import selectors, services
 from prompts.errors import InvalidRequest, PromptNotFound
 from prompts.models import LATEST, Prompt, PromptLabel, PromptType
 from prompts.payloads import validate_labels
-from tenancy.admin_site import admin_site, allowed, console_roles, is_superuser
+from tenancy.admin_site import admin_site, allowed, visible_projects
 from tenancy.models import Project, Role, User
 
 MAX_LIST_ROWS = 500
 LABEL_WRITE_ROLE = Role.MEMBER
 
-
-def visible_projects(request):
-    queryset = Project.objects.select_related("organization")
-    if is_superuser(request):
-        return queryset
-    return queryset.filter(organization_id__in=list(console_roles(request)))
 
 
 def detail_url(project_id, name: str) -> str:

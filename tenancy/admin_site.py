@@ -52,6 +52,17 @@ def console_roles(request) -> dict:
     return roles
 
 
+def visible_projects(request) -> QuerySet[Project]:
+    """The projects a console page may show the requester: every project of every organization they
+    are a member of, whatever the role (superusers: all). The one rule every console page resolves
+    projects through (the trace, prompt, feedback, dataset and pricing pages), using the roles already
+    read for this request; another organization's project is then as absent as a missing one."""
+    queryset = Project.objects.select_related("organization")
+    if is_superuser(request):
+        return queryset
+    return queryset.filter(organization_id__in=list(console_roles(request)))
+
+
 def is_superuser(request) -> bool:
     user = request.user
     return bool(user.is_authenticated and user.is_active and user.is_superuser)

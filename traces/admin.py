@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import heapq
 import json
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from urllib.parse import quote
 
 from django import forms
-from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -31,12 +27,12 @@ from django.utils.dateparse import parse_datetime
 from scores.admin import trace_scores
 from tenancy.admin_site import (
     admin_site,
-    console_roles,
-    is_superuser,
+    visible_projects,
 )
 from tenancy.models import Project
 from traces.models import Observation, ObservationType, Status, Trace
-from traces.selectors import PRICED_NAME, UNPRICED, is_unpriced, redaction_totals
+from traces.selectors import TraceListRow, is_unpriced, redaction_totals, trace_status
+from traces.selectors import traces_across_projects as _traces_across_projects
 
 PAGE_SIZE = 50
 # A trace page stays usable; past this many observations the rest is left out, with a notice.
@@ -44,11 +40,7 @@ MAX_OBSERVATIONS = 2000
 # Inputs and outputs can be megabytes; the page shows this much of each and says so.
 MAX_TEXT_CHARS = 100_000
 OPEN_DETAILS_UP_TO = 25
-# Past this many projects in one region (operators, big organizations) one plain query is cheaper
-# to plan than a UNION branch per project.
-UNION_BRANCHES_UP_TO = 50
 
-TRACE_LIST_FIELDS = ("project_id", "id", "name", "timestamp", "user_id", "session_id", "environment", "tags")
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -149,19 +141,15 @@ class TraceFilterForm(forms.Form):
         return [self.projects[key]] if key else list(self.projects.values())
 
 
-@dataclass
-class TraceRow:
-    trace: Trace
-    project: Project
-    observation_count: int = 0
-    total_tokens: int | None = None
-    total_cost: Decimal | None = None
-    latency_ms: float | None = None
-    models: list[str] = field(default_factory=list)
-    status: str = Status.SUCCESS
-    # Calls without a price, left out of `total_cost` (unknown, not zero).
-    unpriced: int = 0
-    unpriced_models: list[str] = field(default_factory=list)
+def trace_page(*, projects, filters: dict, after=None, before=None, page_size: int = PAGE_SIZE):
+    """The console list's page: `traces.selectors.traces_across_projects` with console rows."""
+    return _traces_across_projects(
+        projects=projects, filters=filters, after=after, before=before, page_size=page_size, row_class=TraceRow
+    )
+
+
+class TraceRow(TraceListRow):
+    """A row of the console's trace list: the selector's row with its links and display forms."""
 
     @property
     def detail_url(self) -> str:
@@ -175,155 +163,6 @@ class TraceRow:
     def latency_display(self) -> str:
         return format_ms(self.latency_ms)
 
-
-def _observations_of_outer_trace(region: str):
-    return Observation.objects.dangerously_in_region(region).filter(
-        project_id=OuterRef("project_id"), trace_id=OuterRef("id")
-    )
-
-
-def _filtered_traces(region: str, project_ids: list, filters: dict):
-    """A region's traces of these projects, narrowed by the list's filters."""
-    queryset = Trace.objects.dangerously_in_region(region).filter(project_id__in=project_ids)
-    for name in ("user_id", "session_id", "environment"):
-        if filters.get(name):
-            queryset = queryset.filter(**{name: filters[name]})
-    if filters.get("since"):
-        queryset = queryset.filter(timestamp__gte=filters["since"])
-    if filters.get("until"):
-        queryset = queryset.filter(timestamp__lt=filters["until"])
-    if filters.get("model"):
-        model = filters["model"]
-        queryset = queryset.filter(
-            Exists(_observations_of_outer_trace(region).filter(Q(model=model) | Q(response_model=model)))
-        )
-    status = filters.get("status")
-    if status:
-        has_error = Exists(_observations_of_outer_trace(region).filter(status=Status.ERROR))
-        has_refusal = Exists(_observations_of_outer_trace(region).filter(status=Status.REFUSED))
-        if status == Status.ERROR:
-            queryset = queryset.filter(has_error)
-        elif status == Status.REFUSED:
-            queryset = queryset.filter(has_refusal).exclude(has_error)
-        else:
-            queryset = queryset.exclude(has_error).exclude(has_refusal)
-    return queryset.only(*TRACE_LIST_FIELDS)
-
-
-def _sort_key(trace: Trace):
-    # Ties on (timestamp, project) only happen inside one region's list, whose database order
-    # heapq.merge keeps, so the id tiebreak follows the database collation, as the cursor does.
-    return (trace.timestamp, trace.project_id)
-
-
-def trace_page(
-    *, projects: list[Project], filters: dict, after: Cursor | None = None, before: Cursor | None = None,
-    page_size: int = PAGE_SIZE,
-) -> tuple[list[TraceRow], bool, bool]:
-    """One page of traces, newest first, across the projects' regions: (rows, has_newer, has_older).
-
-    Per region: one query for the page and one grouped query for its traces' aggregates.
-    """
-    # Cursor positions and merge order use (timestamp, project_id, id), a total order.
-    by_region: dict[str, list[Project]] = defaultdict(list)
-    for project in projects:
-        by_region[project.region].append(project)
-
-    if before is not None:
-        ordering, position = ("timestamp", "project_id", "id"), before.newer()
-    else:
-        ordering, position = ("-timestamp", "-project_id", "-id"), (after.older() if after else Q())
-
-    per_region: list[list[Trace]] = []
-    for region, region_projects in by_region.items():
-        if len(region_projects) == 1 or len(region_projects) > UNION_BRANCHES_UP_TO:
-            queryset = _filtered_traces(region, [p.id for p in region_projects], filters).filter(position)
-        else:
-            # One statement per region, but a branch per project: each branch walks the project's
-            # (project_id, -timestamp) index and stops at the page size, where a single
-            # `project_id IN (…)` query would sort every matching row of every project.
-            branches = [
-                _filtered_traces(region, [p.id], filters).filter(position).order_by(*ordering)[: page_size + 1]
-                for p in region_projects
-            ]
-            queryset = branches[0].union(*branches[1:], all=True)
-        per_region.append(list(queryset.order_by(*ordering)[: page_size + 1]))
-
-    merged = list(heapq.merge(*per_region, key=_sort_key, reverse=before is None))
-    more = len(merged) > page_size
-    traces = merged[:page_size]
-    if before is not None:
-        traces.reverse()
-        has_newer, has_older = more, True
-    else:
-        has_newer, has_older = after is not None, more
-
-    projects_by_id = {p.id: p for p in projects}
-    rows = [TraceRow(trace=t, project=projects_by_id[t.project_id]) for t in traces]
-    _attach_aggregates(rows)
-    return rows, has_newer, has_older
-
-
-def _attach_aggregates(rows: list[TraceRow]) -> None:
-    by_region: dict[str, list[TraceRow]] = defaultdict(list)
-    for row in rows:
-        by_region[row.project.region].append(row)
-    for region, region_rows in by_region.items():
-        index = {(row.trace.project_id, row.trace.id): row for row in region_rows}
-        aggregates = (
-            Observation.objects.dangerously_in_region(region)
-            # A superset of the page's (project, trace) pairs; pairs not on the page are ignored.
-            .filter(
-                project_id__in={row.trace.project_id for row in region_rows},
-                trace_id__in={row.trace.id for row in region_rows},
-            )
-            .values("project_id", "trace_id")
-            .annotate(
-                # Before `total_cost` below: that name then means the sum, not the column.
-                unpriced=Count("id", filter=UNPRICED),
-                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED),
-                observation_count=Count("id"),
-                total_tokens=Sum("total_tokens"),
-                total_cost=Sum("total_cost"),
-                first_start=Min("start_time"),
-                last_end=Max(Coalesce("end_time", "start_time")),
-                errors=Count("id", filter=Q(status=Status.ERROR)),
-                refusals=Count("id", filter=Q(status=Status.REFUSED)),
-                models=ArrayAgg("model", distinct=True, filter=~Q(model="")),
-            )
-            .order_by()
-        )
-        for aggregate in aggregates:
-            row = index.get((aggregate["project_id"], aggregate["trace_id"]))
-            if row is None:
-                continue
-            row.observation_count = aggregate["observation_count"]
-            row.total_tokens = aggregate["total_tokens"]
-            row.total_cost = aggregate["total_cost"]
-            row.latency_ms = (aggregate["last_end"] - aggregate["first_start"]).total_seconds() * 1000
-            row.models = sorted(aggregate["models"] or [])
-            row.status = trace_status(errors=aggregate["errors"], refusals=aggregate["refusals"])
-            row.unpriced = aggregate["unpriced"]
-            row.unpriced_models = sorted(m for m in aggregate["unpriced_models"] or [] if m)
-
-
-def trace_status(*, errors: int, refusals: int) -> str:
-    if errors:
-        return Status.ERROR
-    if refusals:
-        return Status.REFUSED
-    return Status.SUCCESS
-
-
-def visible_projects(request):
-    """Projects whose traces the requester may read: every role reads (superusers: all).
-
-    Same rule as tenancy.selectors.projects_for_user, reusing the roles the console already read
-    for this request instead of querying them again."""
-    queryset = Project.objects.select_related("organization")
-    if is_superuser(request):
-        return queryset
-    return queryset.filter(organization_id__in=list(console_roles(request)))
 
 
 def trace_list_view(request):

@@ -11,8 +11,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 
-from tenancy.admin_site import admin_site
-from traces.admin import visible_projects
+from tenancy.admin_site import admin_site, visible_projects
 from traces.selectors import trace_project
 
 

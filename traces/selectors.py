@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -943,3 +945,167 @@ def model_names_seen(*, project, since: datetime, until: datetime) -> list[str]:
         .distinct()
     )
     return sorted({name for pair in rows for name in pair if name})
+
+
+# --- traces across projects and regions (the console's list) -----------------------------------
+
+# Past this many projects in one region (operators, big organizations) one plain query is cheaper
+# to plan than a UNION branch per project.
+UNION_BRANCHES_UP_TO = 50
+TRACE_LIST_FIELDS = ("project_id", "id", "name", "timestamp", "user_id", "session_id", "environment", "tags")
+
+
+@dataclass
+class TraceListRow:
+    trace: Trace
+    project: Any
+    observation_count: int = 0
+    total_tokens: int | None = None
+    total_cost: Decimal | None = None
+    latency_ms: float | None = None
+    models: list[str] = field(default_factory=list)
+    status: str = Status.SUCCESS
+    # Calls without a price, left out of `total_cost` (unknown, not zero).
+    unpriced: int = 0
+    unpriced_models: list[str] = field(default_factory=list)
+
+
+def _observations_of_outer_trace(region: str):
+    return Observation.objects.dangerously_in_region(region).filter(
+        project_id=OuterRef("project_id"), trace_id=OuterRef("id")
+    )
+
+
+def _filtered_traces(region: str, project_ids: list, filters: dict):
+    """A region's traces of these projects, narrowed by the list's filters."""
+    queryset = Trace.objects.dangerously_in_region(region).filter(project_id__in=project_ids)
+    for name in ("user_id", "session_id", "environment"):
+        if filters.get(name):
+            queryset = queryset.filter(**{name: filters[name]})
+    if filters.get("since"):
+        queryset = queryset.filter(timestamp__gte=filters["since"])
+    if filters.get("until"):
+        queryset = queryset.filter(timestamp__lt=filters["until"])
+    if filters.get("model"):
+        model = filters["model"]
+        queryset = queryset.filter(
+            Exists(_observations_of_outer_trace(region).filter(Q(model=model) | Q(response_model=model)))
+        )
+    status = filters.get("status")
+    if status:
+        has_error = Exists(_observations_of_outer_trace(region).filter(status=Status.ERROR))
+        has_refusal = Exists(_observations_of_outer_trace(region).filter(status=Status.REFUSED))
+        if status == Status.ERROR:
+            queryset = queryset.filter(has_error)
+        elif status == Status.REFUSED:
+            queryset = queryset.filter(has_refusal).exclude(has_error)
+        else:
+            queryset = queryset.exclude(has_error).exclude(has_refusal)
+    return queryset.only(*TRACE_LIST_FIELDS)
+
+
+def _sort_key(trace: Trace):
+    # Ties on (timestamp, project) only happen inside one region's list, whose database order
+    # heapq.merge keeps, so the id tiebreak follows the database collation, as the cursor does.
+    return (trace.timestamp, trace.project_id)
+
+
+def traces_across_projects(
+    *, projects: list, filters: dict, after=None, before=None, page_size: int = 50, row_class=None,
+) -> tuple[list[TraceListRow], bool, bool]:
+    """One page of traces, newest first, across the projects' regions: (rows, has_newer, has_older).
+    The console's trace list (and any list over several projects) reads through this.
+
+    `after`/`before` are cursors with `older()`/`newer()` Q bounds on (timestamp, project_id, id).
+    Per region: one query for the page and one grouped query for its traces' aggregates.
+    """
+    row_class = row_class or TraceListRow
+    # Cursor positions and merge order use (timestamp, project_id, id), a total order.
+    by_region: dict[str, list] = defaultdict(list)
+    for project in projects:
+        by_region[project.region].append(project)
+
+    if before is not None:
+        ordering, position = ("timestamp", "project_id", "id"), before.newer()
+    else:
+        ordering, position = ("-timestamp", "-project_id", "-id"), (after.older() if after else Q())
+
+    per_region: list[list[Trace]] = []
+    for region, region_projects in by_region.items():
+        if len(region_projects) == 1 or len(region_projects) > UNION_BRANCHES_UP_TO:
+            queryset = _filtered_traces(region, [p.id for p in region_projects], filters).filter(position)
+        else:
+            # One statement per region, but a branch per project: each branch walks the project's
+            # (project_id, -timestamp) index and stops at the page size, where a single
+            # `project_id IN (…)` query would sort every matching row of every project.
+            branches = [
+                _filtered_traces(region, [p.id], filters).filter(position).order_by(*ordering)[: page_size + 1]
+                for p in region_projects
+            ]
+            queryset = branches[0].union(*branches[1:], all=True)
+        per_region.append(list(queryset.order_by(*ordering)[: page_size + 1]))
+
+    merged = list(heapq.merge(*per_region, key=_sort_key, reverse=before is None))
+    more = len(merged) > page_size
+    traces = merged[:page_size]
+    if before is not None:
+        traces.reverse()
+        has_newer, has_older = more, True
+    else:
+        has_newer, has_older = after is not None, more
+
+    projects_by_id = {p.id: p for p in projects}
+    rows = [row_class(trace=t, project=projects_by_id[t.project_id]) for t in traces]
+    _attach_aggregates(rows)
+    return rows, has_newer, has_older
+
+
+def _attach_aggregates(rows: list[TraceListRow]) -> None:
+    by_region: dict[str, list[TraceListRow]] = defaultdict(list)
+    for row in rows:
+        by_region[row.project.region].append(row)
+    for region, region_rows in by_region.items():
+        index = {(row.trace.project_id, row.trace.id): row for row in region_rows}
+        aggregates = (
+            Observation.objects.dangerously_in_region(region)
+            # A superset of the page's (project, trace) pairs; pairs not on the page are ignored.
+            .filter(
+                project_id__in={row.trace.project_id for row in region_rows},
+                trace_id__in={row.trace.id for row in region_rows},
+            )
+            .values("project_id", "trace_id")
+            .annotate(
+                # Before `total_cost` below: that name then means the sum, not the column.
+                unpriced=Count("id", filter=UNPRICED),
+                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED),
+                observation_count=Count("id"),
+                total_tokens=Sum("total_tokens"),
+                total_cost=Sum("total_cost"),
+                first_start=Min("start_time"),
+                last_end=Max(Coalesce("end_time", "start_time")),
+                errors=Count("id", filter=Q(status=Status.ERROR)),
+                refusals=Count("id", filter=Q(status=Status.REFUSED)),
+                models=ArrayAgg("model", distinct=True, filter=~Q(model="")),
+            )
+            .order_by()
+        )
+        for aggregate in aggregates:
+            row = index.get((aggregate["project_id"], aggregate["trace_id"]))
+            if row is None:
+                continue
+            row.observation_count = aggregate["observation_count"]
+            row.total_tokens = aggregate["total_tokens"]
+            row.total_cost = aggregate["total_cost"]
+            row.latency_ms = (aggregate["last_end"] - aggregate["first_start"]).total_seconds() * 1000
+            row.models = sorted(aggregate["models"] or [])
+            row.status = trace_status(errors=aggregate["errors"], refusals=aggregate["refusals"])
+            row.unpriced = aggregate["unpriced"]
+            row.unpriced_models = sorted(m for m in aggregate["unpriced_models"] or [] if m)
+
+
+def trace_status(*, errors: int, refusals: int) -> str:
+    if errors:
+        return Status.ERROR
+    if refusals:
+        return Status.REFUSED
+    return Status.SUCCESS
