@@ -1,5 +1,5 @@
 """OpenAPI descriptions of the endpoints that are plain Django views, not DRF: the Langfuse-compatible
-wire endpoints (ingestion, OTLP, scores, score configs, prompts), browser feedback, redaction,
+wire endpoints (ingestion, OTLP, scores, score configs, prompts, datasets), browser feedback, redaction,
 health/ready and the SDKs' auth check.
 
 Those views shape their answers byte for byte as the SDKs expect, so they stay plain views and
@@ -13,6 +13,8 @@ and fails if an API route is missing here or in the DRF part of the schema.
 from __future__ import annotations
 
 import copy
+
+from evals.models import MAX_ITEM_ID_LENGTH, DatasetItemStatus
 
 # --- building blocks -------------------------------------------------------------------------------
 
@@ -131,6 +133,25 @@ EVENT_TYPES = [
     "agent-create", "tool-create", "chain-create", "retriever-create", "evaluator-create", "embedding-create",
     "guardrail-create", "observation-create", "observation-update", "score-create", "sdk-log",
 ]
+
+DATASET_ITEM_STATUSES = list(DatasetItemStatus.values)
+_DATASET_PROPERTIES = {
+    "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+    "description": NULLABLE_STRING, "metadata": {**ANY, "nullable": True},
+    "inputSchema": {**ANY, "nullable": True, "description": "JSON Schema every item's input must match."},
+    "expectedOutputSchema": {**ANY, "nullable": True,
+                             "description": "JSON Schema every item's expected output must match."},
+    "projectId": {"type": "string", "format": "uuid"},
+    "createdAt": {"type": "string", "format": "date-time"},
+    "updatedAt": {"type": "string", "format": "date-time"},
+}
+_RUN_PROPERTIES = {
+    "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+    "description": NULLABLE_STRING, "metadata": {**ANY, "nullable": True},
+    "datasetId": {"type": "string", "format": "uuid"}, "datasetName": {"type": "string"},
+    "createdAt": {"type": "string", "format": "date-time"},
+    "updatedAt": {"type": "string", "format": "date-time"},
+}
 
 COMPONENTS: dict[str, dict] = {
     "LangfuseError": {
@@ -434,6 +455,137 @@ COMPONENTS: dict[str, dict] = {
             "versions": {"type": "array", "items": ref("PromptVersionMetrics")},
         },
     },
+    # datasets (evals/views.py; item ids and names are any string, dataset/run/run-item ids UUIDs)
+    "Dataset": {
+        "type": "object",
+        "properties": _DATASET_PROPERTIES,
+        "required": ["id", "name", "description", "metadata", "projectId", "createdAt", "updatedAt"],
+    },
+    "DatasetCreate": {
+        "type": "object",
+        "description": "Creates the dataset, or updates the one with this name (only the keys sent change). "
+        "Unknown keys are ignored.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255}, "description": NULLABLE_STRING,
+            "metadata": {**ANY, "nullable": True},
+            "inputSchema": {"type": "object", "nullable": True,
+                            "description": "A JSON Schema; existing items must match it. `pattern` runs with "
+                            "RE2: backreferences and lookaround are refused."},
+            "expectedOutputSchema": {"type": "object", "nullable": True, "description": "As `inputSchema`."},
+        },
+        "required": ["name"],
+    },
+    "DatasetList": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": ref("Dataset")}, "meta": ref("PageMeta")},
+        "required": ["data", "meta"],
+    },
+    "DatasetItem": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "status": {"type": "string", "enum": DATASET_ITEM_STATUSES},
+            "input": {**ANY, "nullable": True}, "expectedOutput": {**ANY, "nullable": True},
+            "metadata": {**ANY, "nullable": True},
+            "sourceTraceId": NULLABLE_STRING, "sourceObservationId": NULLABLE_STRING,
+            "datasetId": {"type": "string", "format": "uuid"}, "datasetName": {"type": "string"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+            "mediaReferences": {"type": "array", "items": ANY, "maxItems": 0,
+                                "description": "Always empty (media uploads are not stored); SDK v5 requires it."},
+        },
+        "required": ["id", "status", "input", "expectedOutput", "metadata", "sourceTraceId", "sourceObservationId",
+                     "datasetId", "datasetName", "createdAt", "updatedAt", "mediaReferences"],
+    },
+    "DatasetItemCreate": {
+        "type": "object",
+        "description": "Creates an item, or updates the one with `id` (fields not sent, or sent as null, keep "
+        "their stored values). Item ids are unique per project: an id of another dataset is a 409. Input and "
+        "expected output must match the dataset's schemas. Unknown keys are ignored.",
+        "properties": {
+            "datasetName": {"type": "string", "minLength": 1, "maxLength": 255},
+            "id": {"type": "string", "minLength": 1, "maxLength": MAX_ITEM_ID_LENGTH, "nullable": True},
+            "input": {**ANY, "nullable": True}, "expectedOutput": {**ANY, "nullable": True},
+            "metadata": {**ANY, "nullable": True},
+            "sourceTraceId": {"type": "string", "maxLength": 200, "nullable": True},
+            "sourceObservationId": {"type": "string", "maxLength": 200, "nullable": True},
+            "status": {"type": "string", "enum": DATASET_ITEM_STATUSES, "nullable": True,
+                       "description": "Default ACTIVE."},
+        },
+        "required": ["datasetName"],
+    },
+    "DatasetItemList": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": ref("DatasetItem")}, "meta": ref("PageMeta")},
+        "required": ["data", "meta"],
+    },
+    "DatasetDeleted": {
+        "type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"],
+    },
+    "DatasetWithItems": {
+        "type": "object",
+        "description": "The legacy dataset shape: the dataset with its ACTIVE items and its runs' names.",
+        "properties": {
+            **_DATASET_PROPERTIES,
+            "items": {"type": "array", "items": ref("DatasetItem")},
+            "runs": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["id", "name", "description", "metadata", "projectId", "createdAt", "updatedAt", "items",
+                     "runs"],
+    },
+    "DatasetRun": {
+        "type": "object",
+        "properties": _RUN_PROPERTIES,
+        "required": ["id", "name", "description", "metadata", "datasetId", "datasetName", "createdAt",
+                     "updatedAt"],
+    },
+    "DatasetRunList": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": ref("DatasetRun")}, "meta": ref("PageMeta")},
+        "required": ["data", "meta"],
+    },
+    "DatasetRunItem": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"}, "datasetRunId": {"type": "string", "format": "uuid"},
+            "datasetRunName": {"type": "string"}, "datasetItemId": {"type": "string"},
+            "traceId": {"type": "string"}, "observationId": NULLABLE_STRING,
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "datasetRunId", "datasetRunName", "datasetItemId", "traceId", "observationId",
+                     "createdAt", "updatedAt"],
+    },
+    "DatasetRunItemCreate": {
+        "type": "object",
+        "description": "Links an item to what a run produced; the run is found or created by (item's dataset, "
+        "`runName`), and a `runDescription` or `metadata` sent updates it. `traceId` or `observationId` is "
+        "required (with only an observation, its trace is looked up). Unknown keys are ignored.",
+        "properties": {
+            "runName": {"type": "string", "minLength": 1, "maxLength": 255}, "runDescription": NULLABLE_STRING,
+            "metadata": {**ANY, "nullable": True},
+            "datasetItemId": {"type": "string", "minLength": 1, "maxLength": 255},
+            "traceId": {"type": "string", "maxLength": 200, "nullable": True},
+            "observationId": {"type": "string", "maxLength": 200, "nullable": True},
+            "datasetVersion": {"type": "string", "format": "date-time", "nullable": True,
+                               "description": "Recorded in the run's metadata as `dataset_version`."},
+            "createdAt": {"type": "string", "format": "date-time", "nullable": True},
+        },
+        "required": ["runName", "datasetItemId"],
+    },
+    "DatasetRunItemList": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": ref("DatasetRunItem")}, "meta": ref("PageMeta")},
+        "required": ["data", "meta"],
+    },
+    "DatasetRunWithItems": {
+        "type": "object",
+        "properties": {
+            **_RUN_PROPERTIES,
+            "datasetRunItems": {"type": "array", "items": ref("DatasetRunItem")},
+        },
+        "required": ["id", "name", "description", "metadata", "datasetId", "datasetName", "createdAt",
+                     "updatedAt", "datasetRunItems"],
+    },
     # feedback
     "FeedbackRequest": {
         "type": "object",
@@ -596,6 +748,9 @@ _SCORE_ID = _param("score_id", "path", description="Any string; percent-encode `
 _CONFIG_ID = _param("config_id", "path", {"type": "string", "format": "uuid"})
 _PROMPT_NAME = _param("name", "path", description="May contain `/` (folders); send it percent-encoded.")
 _PROMPT_VERSION = _param("version", "path", {"type": "integer", "minimum": 1})
+_DATASET_NAME = _param("name", "path", description="May contain `/`; send it percent-encoded.")
+_RUN_NAME = _param("runName", "path", description="May contain `/`; send it percent-encoded.")
+_ITEM_ID = _param("id", "path", description="Any string; percent-encode `/`.")
 _SCORE_FILTERS = [
     *PAGE,
     *(_param(name) for name in ("name", "userId", "traceId", "observationId", "sessionId", "configId", "queueId")),
@@ -747,6 +902,73 @@ WIRE_PATHS: dict[str, dict] = {
                     _param("from", schema={"type": "string", "format": "date-time"}, description="default: to − 7 days"),
                     _param("to", schema={"type": "string", "format": "date-time"}, description="default: now")],
     )},
+    "/api/public/v2/datasets": {
+        "get": _op("public_datasets_list", "List the project's datasets, newest first", "datasets", SECRET,
+                   {"200": _json(ref("DatasetList"), "A page of datasets"), **_errors(400, 401, 503)},
+                   parameters=PAGE),
+        "post": _op("public_datasets_create", "Create a dataset, or update the one with this name", "datasets",
+                    SECRET, {"200": _json(ref("Dataset"), "The dataset"), **_errors(400, 401, 413, 415, 503)},
+                    request=_json_body(ref("DatasetCreate")),
+                    description="A schema that is not a JSON Schema, or that existing items do not match, is a 400."),
+    },
+    "/api/public/v2/datasets/{name}": {"get": _op(
+        "public_dataset_retrieve", "One dataset, by name", "datasets", SECRET,
+        {"200": _json(ref("Dataset"), "The dataset"), **_errors(401, 404, 503)}, parameters=[_DATASET_NAME],
+    )},
+    "/api/public/datasets/{name}": {"get": _op(
+        "public_dataset_legacy_retrieve", "One dataset with its ACTIVE items and its runs' names (deprecated)",
+        "datasets", SECRET, {"200": _json(ref("DatasetWithItems"), "The dataset"), **_errors(401, 404, 503)},
+        parameters=[_DATASET_NAME],
+        description="Other methods answer 405 once the key is checked (401 before).",
+    )},
+    "/api/public/datasets/{name}/runs": {"get": _op(
+        "public_dataset_runs_list", "List a dataset's runs, newest first (deprecated)", "datasets", SECRET,
+        {"200": _json(ref("DatasetRunList"), "A page of runs"), **_errors(400, 401, 404, 503)},
+        parameters=[_DATASET_NAME, *PAGE],
+        description="Other methods answer 405 once the key is checked (401 before).",
+    )},
+    "/api/public/datasets/{name}/runs/{runName}": {
+        "get": _op("public_dataset_run_retrieve", "One run with its run items (deprecated)", "datasets", SECRET,
+                   {"200": _json(ref("DatasetRunWithItems"), "The run"), **_errors(401, 404, 503)},
+                   parameters=[_DATASET_NAME, _RUN_NAME]),
+        "delete": _op("public_dataset_run_destroy", "Delete a run and its run items", "datasets", SECRET,
+                      {"200": _json(ref("DatasetDeleted"), "Deleted"), **_errors(401, 404, 503)},
+                      parameters=[_DATASET_NAME, _RUN_NAME]),
+    },
+    "/api/public/dataset-items": {
+        "get": _op("public_dataset_items_list", "List dataset items, newest first", "datasets", SECRET,
+                   {"200": _json(ref("DatasetItemList"), "A page of items"), **_errors(400, 401, 404, 503)},
+                   parameters=[
+                       _param("datasetName", description="Only this dataset's items (404 if it does not exist)."),
+                       _param("sourceTraceId"), _param("sourceObservationId"),
+                       _param("version", schema={"type": "string", "format": "date-time"},
+                              description="Items as of this time (created before it); requires `datasetName`."),
+                       *PAGE,
+                   ]),
+        "post": _op("public_dataset_items_create", "Create a dataset item, or update the one with `id`", "datasets",
+                    SECRET, {"200": _json(ref("DatasetItem"), "The item"), **_errors(400, 401, 404, 409, 413, 415, 503)},
+                    request=_json_body(ref("DatasetItemCreate")),
+                    description="404 when the dataset does not exist; 400 when the input or expected output does "
+                    "not match the dataset's schemas."),
+    },
+    "/api/public/dataset-items/{id}": {
+        "get": _op("public_dataset_item_retrieve", "One dataset item", "datasets", SECRET,
+                   {"200": _json(ref("DatasetItem"), "The item"), **_errors(401, 404, 503)}, parameters=[_ITEM_ID]),
+        "delete": _op("public_dataset_item_destroy", "Delete a dataset item and its run items", "datasets", SECRET,
+                      {"200": _json(ref("DatasetDeleted"), "Deleted"), **_errors(401, 404, 503)},
+                      parameters=[_ITEM_ID]),
+    },
+    "/api/public/dataset-run-items": {
+        "get": _op("public_dataset_run_items_list", "List one run's items (deprecated)", "datasets", SECRET,
+                   {"200": _json(ref("DatasetRunItemList"), "A page of run items"), **_errors(400, 401, 404, 503)},
+                   parameters=[_param("datasetId", required=True, schema={"type": "string", "format": "uuid"}),
+                               _param("runName", required=True), *PAGE]),
+        "post": _op("public_dataset_run_items_create", "Link a dataset item to a run's trace or observation",
+                    "datasets", SECRET,
+                    {"200": _json(ref("DatasetRunItem"), "The run item"), **_errors(400, 401, 404, 413, 415, 503)},
+                    request=_json_body(ref("DatasetRunItemCreate")),
+                    description="404 when the item, or the observation given without a trace, does not exist."),
+    },
     "/api/v1/feedback": {"options": _preflight("feedback_preflight"), "post": _op(
         "feedback_submit", "Record an end user's rating of a trace (browser-safe)", "feedback", SECRET_OR_PUBLIC,
         {"200": _json(ref("FeedbackResponse"), "Updated the user's earlier rating"),
