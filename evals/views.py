@@ -10,11 +10,12 @@ reads in `evals.selectors`.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from evals import selectors, services
+from evals.models import DatasetItemStatus
 from evals.payloads import parse_dataset, parse_datetime, parse_item, parse_run_item
 from prompts.errors import ApiError, InvalidRequest, NotFound
 from prompts.views import int_param, json_body, json_response, langfuse_endpoint
@@ -241,6 +242,26 @@ class FromTraceSerializer(serializers.Serializer):
     observation_id = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
 
 
+class FromTraceItemSerializer(serializers.Serializer):
+    """The item created, as `management_item_payload` shapes it (documents the answer)."""
+
+    id = serializers.CharField()
+    dataset_id = serializers.UUIDField()
+    dataset_name = serializers.CharField()
+    status = serializers.ChoiceField(choices=DatasetItemStatus.choices)
+    input = serializers.JSONField(allow_null=True)
+    expected_output = serializers.JSONField(allow_null=True)
+    metadata = serializers.JSONField(allow_null=True)
+    source_trace_id = serializers.CharField(allow_null=True)
+    source_observation_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class FromTraceErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 def management_item_payload(item, *, dataset_name: str) -> dict:
     return {
         "id": item.id,
@@ -271,7 +292,17 @@ class DatasetItemFromTraceViewSet(ProjectScopedViewSet):
             OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
         ],
         request=FromTraceSerializer,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={
+            201: FromTraceItemSerializer,
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Invalid body (messages by field), or the source does not match the dataset's "
+                "schemas (`detail`)",
+            ),
+            403: OpenApiResponse(FromTraceErrorSerializer, description="Below the member role"),
+            404: OpenApiResponse(FromTraceErrorSerializer, description="No such project, dataset, trace or observation"),
+            409: OpenApiResponse(FromTraceErrorSerializer, description="That trace or observation is already in the dataset"),
+        },
     )
     def create(self, request, *args, **kwargs):
         payload = FromTraceSerializer(data=request.data)

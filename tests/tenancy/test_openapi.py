@@ -213,10 +213,21 @@ WIRE_METHODS = {
     "/api/public/v2/prompts/{name}/metrics": {"get"},
     "/api/v1/feedback": {"post", "options"},
     "/api/public/redact": {"post"},
+    "/api/public/v2/datasets": {"get", "post"},
+    "/api/public/v2/datasets/{name}": {"get"},
+    "/api/public/datasets/{name}": {"get"},
+    "/api/public/datasets/{name}/runs": {"get"},
+    "/api/public/datasets/{name}/runs/{runName}": {"get", "delete"},
+    "/api/public/dataset-items": {"get", "post"},
+    "/api/public/dataset-items/{id}": {"get", "delete"},
+    "/api/public/dataset-run-items": {"get", "post"},
 }
 # On these, a method the route does not serve reads the whole path as a prompt name (prompts/urls.py).
 NAME_FALLBACK = {"/api/public/v2/prompts/{name}/versions/{version}", "/api/public/v2/prompts/{name}/compile",
                  "/api/public/v2/prompts/{name}/metrics"}
+# One route serves these and `…/runs/{runName}`, where DELETE is served: a DELETE here is let through to
+# the key check (401 without one) and answered 405 by the view after it (checked below).
+DELETE_AFTER_AUTH = {"/api/public/datasets/{name}", "/api/public/datasets/{name}/runs"}
 
 
 def test_the_wire_endpoints_are_documented_with_the_methods_they_serve(client):
@@ -229,8 +240,18 @@ def test_the_wire_endpoints_are_documented_with_the_methods_they_serve(client):
             status = getattr(client, method)(url).status_code
             if method in methods:
                 assert status != 405, f"{method.upper()} {path} is documented but answers 405"
+            elif path in DELETE_AFTER_AUTH and method == "delete":
+                assert status == 401, f"DELETE {path} answers {status} without a key"
             elif path not in NAME_FALLBACK:
                 assert status == 405, f"{method.upper()} {path} answers {status} but is not documented"
+
+
+def test_undocumented_delete_on_the_deprecated_dataset_routes_answers_405_with_a_key(client, api_key):
+    _post_json(client, "/api/public/v2/datasets", {"name": SAMPLE_UUID}, api_key.basic)
+    for path in DELETE_AFTER_AUTH:
+        response = client.delete(_example_url(path), HTTP_AUTHORIZATION=api_key.basic)
+        assert response.status_code == 405, path
+        assert response.json()["error"] == "MethodNotAllowedError", path
 
 
 def test_wire_endpoints_name_their_authentication():
@@ -498,3 +519,101 @@ def test_every_management_operation_is_documented_as_session_only():
         for method, operation in operations.items():
             if method in HTTP_METHODS:
                 assert operation["security"] == [{"cookieAuth": []}], (path, method)
+
+
+def test_dataset_answers_match_the_schema(client, api_key, conformance):
+    auth = api_key.basic
+    root, named = "/api/public/v2/datasets", "/api/public/v2/datasets/{name}"
+    dataset = conformance.check(_post_json(client, root, {
+        "name": "team/qa", "description": "d", "metadata": {"k": 1},
+        "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}, auth), root, "post")
+    assert dataset["name"] == "team/qa"
+    conformance.check(_post_json(client, root, {"name": ""}, auth), root, "post")  # 400
+    conformance.check(_post_json(client, root, {"name": "bad", "inputSchema": {"pattern": "(a)\\1"}}, auth),
+                      root, "post")  # 400: RE2 cannot run a backreference
+    conformance.check(client.get(root, HTTP_AUTHORIZATION=auth), root, "get")
+    conformance.check(client.get(root, {"limit": 0}, HTTP_AUTHORIZATION=auth), root, "get")  # 400
+    conformance.check(client.get(root), root, "get")  # 401
+    conformance.check(client.get(f"{root}/team%2Fqa", HTTP_AUTHORIZATION=auth), named, "get")
+    conformance.check(client.get(f"{root}/missing", HTTP_AUTHORIZATION=auth), named, "get")  # 404
+
+    items, item_path = "/api/public/dataset-items", "/api/public/dataset-items/{id}"
+    item = conformance.check(_post_json(client, items, {
+        "datasetName": "team/qa", "id": "item-1", "input": {"q": "refund?"}, "expectedOutput": "yes",
+        "metadata": {"m": 1}, "sourceTraceId": "t1"}, auth), items, "post")
+    assert item["mediaReferences"] == [] and item["datasetName"] == "team/qa"
+    conformance.check(_post_json(client, items, {"datasetName": "team/qa", "input": {"q": 1}}, auth),
+                      items, "post")  # 400: does not match the input schema
+    conformance.check(_post_json(client, items, {"datasetName": "missing"}, auth), items, "post")  # 404
+    conformance.check(_post_json(client, root, {"name": "other"}, auth), root, "post")
+    conformance.check(_post_json(client, items, {"datasetName": "other", "id": "item-1"}, auth),
+                      items, "post")  # 409: item ids are unique per project
+    listed = conformance.check(client.get(items, {"datasetName": "team/qa"}, HTTP_AUTHORIZATION=auth), items, "get")
+    assert [i["id"] for i in listed["data"]] == ["item-1"]
+    conformance.check(client.get(items, {"version": TS}, HTTP_AUTHORIZATION=auth), items, "get")  # 400
+    conformance.check(client.get(items, {"datasetName": "missing"}, HTTP_AUTHORIZATION=auth), items, "get")  # 404
+    conformance.check(client.get(f"{items}/item-1", HTTP_AUTHORIZATION=auth), item_path, "get")
+    conformance.check(client.get(f"{items}/missing", HTTP_AUTHORIZATION=auth), item_path, "get")  # 404
+
+    run_items = "/api/public/dataset-run-items"
+    run_item = conformance.check(_post_json(client, run_items, {
+        "runName": "base/line", "runDescription": "first", "metadata": {"m": 1}, "datasetItemId": "item-1",
+        "traceId": "t-run", "datasetVersion": TS}, auth), run_items, "post")
+    assert run_item["datasetRunName"] == "base/line" and run_item["observationId"] is None
+    conformance.check(_post_json(client, run_items, {"runName": "b", "datasetItemId": "item-1"}, auth),
+                      run_items, "post")  # 400: neither a trace nor an observation
+    conformance.check(_post_json(client, run_items, {"runName": "b", "datasetItemId": "missing", "traceId": "t"},
+                                 auth), run_items, "post")  # 404
+    query = {"datasetId": dataset["id"], "runName": "base/line"}
+    page = conformance.check(client.get(run_items, query, HTTP_AUTHORIZATION=auth), run_items, "get")
+    assert [ri["id"] for ri in page["data"]] == [run_item["id"]]
+    conformance.check(client.get(run_items, HTTP_AUTHORIZATION=auth), run_items, "get")  # 400
+    conformance.check(client.get(run_items, {**query, "runName": "missing"}, HTTP_AUTHORIZATION=auth),
+                      run_items, "get")  # 404
+
+    legacy = "/api/public/datasets"
+    whole = conformance.check(client.get(f"{legacy}/team%2Fqa", HTTP_AUTHORIZATION=auth),
+                              f"{legacy}/{{name}}", "get")
+    assert [i["id"] for i in whole["items"]] == ["item-1"] and whole["runs"] == ["base/line"]
+    conformance.check(client.get(f"{legacy}/missing", HTTP_AUTHORIZATION=auth), f"{legacy}/{{name}}", "get")
+    runs_path, run_path = f"{legacy}/{{name}}/runs", f"{legacy}/{{name}}/runs/{{runName}}"
+    runs = conformance.check(client.get(f"{legacy}/team%2Fqa/runs", HTTP_AUTHORIZATION=auth), runs_path, "get")
+    assert [r["name"] for r in runs["data"]] == ["base/line"]
+    conformance.check(client.get(f"{legacy}/team%2Fqa/runs", {"page": "x"}, HTTP_AUTHORIZATION=auth),
+                      runs_path, "get")  # 400
+    conformance.check(client.get(f"{legacy}/missing/runs", HTTP_AUTHORIZATION=auth), runs_path, "get")  # 404
+    run = conformance.check(client.get(f"{legacy}/team%2Fqa/runs/base%2Fline", HTTP_AUTHORIZATION=auth),
+                            run_path, "get")
+    assert [ri["id"] for ri in run["datasetRunItems"]] == [run_item["id"]]
+    conformance.check(client.get(f"{legacy}/team%2Fqa/runs/missing", HTTP_AUTHORIZATION=auth), run_path, "get")
+    conformance.check(client.delete(f"{legacy}/team%2Fqa/runs/base%2Fline", HTTP_AUTHORIZATION=auth),
+                      run_path, "delete")
+    conformance.check(client.delete(f"{legacy}/team%2Fqa/runs/base%2Fline", HTTP_AUTHORIZATION=auth),
+                      run_path, "delete")  # 404
+
+    conformance.check(client.delete(f"{items}/item-1", HTTP_AUTHORIZATION=auth), item_path, "delete")
+    conformance.check(client.delete(f"{items}/item-1", HTTP_AUTHORIZATION=auth), item_path, "delete")  # 404
+    conformance.check(client.get(f"{items}/item-1"), item_path, "get")  # 401
+
+
+def test_add_to_dataset_answers_match_the_schema(project, owner, conformance):
+    from datetime import UTC, datetime
+
+    from rest_framework.test import APIClient
+
+    from evals.services import dataset_upsert
+    from traces.models import Trace
+
+    dataset_upsert(project=project, fields={"name": "review"}, actor=None)
+    Trace.objects.for_project(project).create(id="prod-1", timestamp=datetime(2026, 3, 1, tzinfo=UTC),
+                                              input={"q": "refund?"}, output={"a": "yes"})
+    api = APIClient()
+    api.force_login(owner)
+    path = "/api/v1/organizations/{organization_id}/projects/{project_id}/dataset-items/from-trace"
+    url = path.format(organization_id=project.organization_id, project_id=project.id)
+    body = {"dataset_name": "review", "trace_id": "prod-1"}
+    item = conformance.check(api.post(url, body, format="json"), path, "post")  # 201
+    assert item["source_trace_id"] == "prod-1" and item["expected_output"] == {"a": "yes"}
+    conformance.check(api.post(url, body, format="json"), path, "post")  # 409
+    conformance.check(api.post(url, {**body, "trace_id": "missing"}, format="json"), path, "post")  # 404
+    conformance.check(api.post(url, {}, format="json"), path, "post")  # 400
