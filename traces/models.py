@@ -131,6 +131,10 @@ class Observation(DataPlaneModel):
     error_stack = models.TextField(blank=True, default="")
 
     redactions = models.JSONField(default=dict, blank=True)
+    # A generation that describes the same model call as its parent generation (an SDK's own span
+    # nested under an instrumentation's span for one API call) names that parent here, and is left
+    # out of trace totals, so the call is counted once. Set by the writer (ingest.writer), never sent.
+    duplicate_of = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
