@@ -295,7 +295,7 @@ def test_an_sdk_span_nested_in_openinferences_span_is_counted_once(client, proje
 
     trace = _trace(client, api_key, trace_id)
     assert trace["totalCost"] == pytest.approx(float(one.total_cost))
-    listed = client.get(f"/api/public/traces?limit=50", HTTP_AUTHORIZATION=api_key.basic).json()["data"]
+    listed = client.get("/api/public/traces?limit=50", HTTP_AUTHORIZATION=api_key.basic).json()["data"]
     (row,) = [t for t in listed if t["id"] == trace_id]
     assert row["totalCost"] == pytest.approx(float(one.total_cost))
 

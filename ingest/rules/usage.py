@@ -167,5 +167,9 @@ LANGFUSE_USAGE_KEYS = (
 
 def langfuse_usage_details(fields: dict) -> dict:
     """Our disjoint token fields as a Langfuse `usageDetails` map (each key counted once by a consumer
-    that sums the keys containing "input" / "output")."""
-    return {key: fields[column] for column, key in LANGFUSE_USAGE_KEYS if fields.get(column) is not None}
+    that sums the keys containing "input" / "output"). Without a total, the total is their sum, as
+    Langfuse defines it (and as the writer derives the total_tokens column)."""
+    details = {key: fields[column] for column, key in LANGFUSE_USAGE_KEYS if fields.get(column) is not None}
+    if details and "total" not in details:
+        details["total"] = sum(details.values())
+    return details

@@ -64,8 +64,8 @@ from ingest.adapters.otel.values import (
 )
 from ingest.contract import RecordError, check_record
 from ingest.rules import messages as rules_messages
-from ingest.rules.environment import normalize_environment
 from ingest.rules.conventions import FINISH_REASON_ATTRIBUTES
+from ingest.rules.environment import normalize_environment
 from ingest.rules.status import STATUSES, is_refusal
 from ingest.rules.values import nanos_to_datetime
 

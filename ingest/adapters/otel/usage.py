@@ -13,7 +13,16 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.adapters.otel.values import MAX_COST, parse_json_object, to_cost, to_count
-from ingest.rules.conventions import CACHE_WRITE, CACHED_INPUT, INPUT, OUTPUT, REASONING, TOTAL, kinds_of, usage_attributes
+from ingest.rules.conventions import (
+    CACHE_WRITE,
+    CACHED_INPUT,
+    INPUT,
+    OUTPUT,
+    REASONING,
+    TOTAL,
+    kinds_of,
+    usage_attributes,
+)
 from ingest.rules.usage import counts as _counts
 from ingest.rules.usage import from_usage_map, langfuse_usage_details, openai_shape
 
