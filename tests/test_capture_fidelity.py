@@ -295,9 +295,14 @@ def test_an_sdk_span_nested_in_openinferences_span_is_counted_once(client, proje
 
     trace = _trace(client, api_key, trace_id)
     assert trace["totalCost"] == pytest.approx(float(one.total_cost))
+    served = {o["id"]: o["duplicateOf"] for o in trace["observations"]}
+    assert served == {outer: None, inner: outer}
     listed = client.get("/api/public/traces?limit=50", HTTP_AUTHORIZATION=api_key.basic).json()["data"]
     (row,) = [t for t in listed if t["id"] == trace_id]
     assert row["totalCost"] == pytest.approx(float(one.total_cost))
+
+    (listed_row,) = [r for r in console.get("/admin/traces/").context["rows"] if r.trace.id == trace_id]
+    assert (listed_row.total_cost, listed_row.total_tokens) == (one.total_cost, one.total_tokens)
 
     page = console.get(reverse("admin:traces_trace_detail", args=[project.id, trace_id]))
     assert page.status_code == 200

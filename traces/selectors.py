@@ -1089,11 +1089,12 @@ def _attach_aggregates(rows: list[TraceListRow]) -> None:
             .values("project_id", "trace_id")
             .annotate(
                 # Before `total_cost` below: that name then means the sum, not the column.
-                unpriced=Count("id", filter=UNPRICED),
-                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED),
+                # A nested generation repeating its parent's call is not counted again (COUNTED).
+                unpriced=Count("id", filter=UNPRICED & COUNTED),
+                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED & COUNTED),
                 observation_count=Count("id"),
-                total_tokens=Sum("total_tokens"),
-                total_cost=Sum("total_cost"),
+                total_tokens=Sum("total_tokens", filter=COUNTED),
+                total_cost=Sum("total_cost", filter=COUNTED),
                 first_start=Min("start_time"),
                 last_end=Max(Coalesce("end_time", "start_time")),
                 errors=Count("id", filter=Q(status=Status.ERROR)),

@@ -201,6 +201,8 @@ def _lookglass_observation_fields(o: Observation) -> dict:
         "errorMessage": _or_none(o.error_message),
         "errorStack": _or_none(o.error_stack),
         "redactions": _redactions(o.redactions),
+        # The outer generation this one repeats (the same model call, counted once in trace totals).
+        "duplicateOf": _or_none(o.duplicate_of),
     }
 
 
@@ -486,6 +488,7 @@ def observation_v2(
             reasoningTokens=o.reasoning_tokens,
             totalTokens=o.total_tokens,
             costSource=o.cost_source,
+            duplicateOf=_or_none(o.duplicate_of),
         )
     if "prompt" in groups:
         data.update(promptId=None, promptName=_or_none(o.prompt_name), promptVersion=o.prompt_version)

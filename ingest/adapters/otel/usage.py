@@ -54,6 +54,8 @@ def extract_usage(attrs: dict[str, Any]) -> dict:
     present = usage_attributes(attrs)
     if not present:
         return {}
+    # OpenInference's other sub-counts (audio …) are parts of the counts above: kept with the raw usage.
+    present.update({k: v for k, v in attrs.items() if k.startswith(OI_TOKENS) and k not in present})
     for key in present:
         attrs.pop(key)
     kinds = kinds_of(present, to_count)
