@@ -10,8 +10,10 @@ a field must not clear it). Rules:
 - JSON fields (input, output, metadata, model_parameters, usage_details, cost_details, tool_calls)
   hold plain JSON-able Python values;
 - token columns (input_tokens = fresh input only, cached_input_tokens, cache_write_tokens,
-  output_tokens, reasoning_tokens, total_tokens) may be given directly, and `usage_details` keeps the
-  raw usage map as sent; the writer fills what can be derived (total, status, latency-independent
+  output_tokens, reasoning_tokens, total_tokens) may be given directly, and `usage_details` holds the
+  usage in Langfuse's keys, each token kind once (a raw map in other names, such as OTLP attributes,
+  goes to `metadata.usage_raw`); `cost_details` entries are disjoint and sum to the total; the writer
+  fills what can be derived (total, status, latency-independent
   fields, cost from the price catalog when the client sent none);
 - unknown client attributes go into `metadata`, never dropped.
 

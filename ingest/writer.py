@@ -663,6 +663,57 @@ def _placeholders(observations: dict[str, dict], now: datetime) -> dict[str, dic
 
 
 # ---------------------------------------------------------------------------------------------
+# One call counted once
+
+# A child generation is the same model call as its parent generation when both are generations of
+# the same model (as requested or as answered), the child's time span lies within the parent's and
+# their token counts are equal: `AnthropicInstrumentor().instrument()` on a global tracer provider
+# nests the anthropic SDK's own span under OpenInference's span for the one API call, and the trace
+# doubled its tokens and cost. The inner one is marked `duplicate_of` = the outer one's id; readers
+# leave marked rows out of totals (traces.selectors) and the console shows the pair as one call.
+_SAME_CALL = """
+    c.type = 'GENERATION' AND p.type = 'GENERATION'
+    AND (NULLIF(c.model, '') IN (p.model, p.response_model)
+         OR NULLIF(c.response_model, '') IN (p.model, p.response_model))
+    AND c.start_time >= p.start_time
+    AND c.end_time IS NOT NULL AND p.end_time IS NOT NULL AND c.end_time <= p.end_time
+    AND COALESCE(c.input_tokens, 0) = COALESCE(p.input_tokens, 0)
+    AND COALESCE(c.cached_input_tokens, 0) = COALESCE(p.cached_input_tokens, 0)
+    AND COALESCE(c.cache_write_tokens, 0) = COALESCE(p.cache_write_tokens, 0)
+    AND COALESCE(c.output_tokens, 0) = COALESCE(p.output_tokens, 0)
+    AND COALESCE(c.reasoning_tokens, 0) = COALESCE(p.reasoning_tokens, 0)
+    AND COALESCE(c.input_tokens, 0) + COALESCE(c.cached_input_tokens, 0)
+        + COALESCE(c.cache_write_tokens, 0) + COALESCE(c.output_tokens, 0) > 0
+"""
+# Both directions, as spans arrive in any order (an inner span usually ends, and is exported, first):
+# a batch's rows as the inner one (found by primary key) and as the outer one (its children found
+# through the (project_id, trace_id) index). A pair that no longer matches after an update is unmarked.
+_MARK_DUPLICATES_SQL = f"""
+WITH pairs AS (
+    SELECT c.id AS child, CASE WHEN {_SAME_CALL} THEN p.id ELSE '' END AS parent
+    FROM traces_observation c
+    JOIN traces_observation p
+      ON p.project_id = c.project_id AND p.id = c.parent_observation_id AND p.trace_id = c.trace_id
+    WHERE c.project_id = %s::uuid AND c.id = ANY(%s) AND c.parent_observation_id <> ''
+    UNION
+    SELECT c.id AS child, CASE WHEN {_SAME_CALL} THEN p.id ELSE '' END AS parent
+    FROM traces_observation p
+    JOIN traces_observation c
+      ON c.project_id = p.project_id AND c.trace_id = p.trace_id AND c.parent_observation_id = p.id
+    WHERE p.project_id = %s::uuid AND p.id = ANY(%s) AND p.type = 'GENERATION'
+)
+UPDATE traces_observation o SET duplicate_of = pairs.parent
+FROM pairs
+WHERE o.project_id = %s::uuid AND o.id = pairs.child AND o.duplicate_of <> pairs.parent
+"""
+
+
+def _mark_duplicates(cursor, project, ids: list[str]) -> None:
+    project_id = str(project.id)
+    cursor.execute(_MARK_DUPLICATES_SQL, [project_id, ids, project_id, ids, project_id])
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry point
 
 
@@ -700,6 +751,7 @@ def write_records(
                         _write_traces(cursor, project, trace_recs, placeholders, now)
                     if obs_recs:
                         _write_observations(cursor, project, obs_recs, now, pricer)
+                        _mark_duplicates(cursor, project, sorted(obs_recs))
                     if score_recs:
                         _write_table(
                             cursor,

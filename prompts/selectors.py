@@ -230,6 +230,7 @@ _CALLS_CTE = """
         FROM traces_observation o
         WHERE o.project_id = %(project)s AND o.type = %(generation)s AND o.prompt_name = %(name)s
           AND o.prompt_version IS NOT NULL AND o.start_time >= %(since)s AND o.start_time < %(until)s
+      AND o.duplicate_of = ''  -- a nested span of the same call is not a second call
     )
 """
 
@@ -253,6 +254,7 @@ _CALL_METRICS_SQL = """
     FROM traces_observation o
     WHERE o.project_id = %(project)s AND o.type = %(generation)s AND o.prompt_name = %(name)s
       AND o.prompt_version IS NOT NULL AND o.start_time >= %(since)s AND o.start_time < %(until)s
+      AND o.duplicate_of = ''  -- a nested span of the same call is not a second call
     GROUP BY o.prompt_version
 """
 

@@ -31,7 +31,7 @@ from tenancy.admin_site import (
 )
 from tenancy.models import Project
 from traces.models import Observation, ObservationType, Status, Trace
-from traces.selectors import TraceListRow, is_unpriced, redaction_totals, trace_status
+from traces.selectors import TraceListRow, is_counted, is_unpriced, redaction_totals, trace_status
 from traces.selectors import traces_across_projects as _traces_across_projects
 
 PAGE_SIZE = 50
@@ -264,8 +264,11 @@ def _observation_redaction_totals(observations: list[Observation]) -> dict | Non
 
 
 def trace_summary(observations: list[Observation]) -> dict:
+    # A nested generation repeating its parent's call (`duplicate_of`) is shown, not counted again.
+    counted = [o for o in observations if is_counted(o)]
+
     def total(attr):
-        values = [getattr(o, attr) for o in observations if getattr(o, attr) is not None]
+        values = [getattr(o, attr) for o in counted if getattr(o, attr) is not None]
         return sum(values) if values else None
 
     start, end = _bounds(observations)
@@ -283,8 +286,8 @@ def trace_summary(observations: list[Observation]) -> dict:
         "reasoning_tokens": total("reasoning_tokens"),
         "total_tokens": total("total_tokens"),
         "total_cost": format_cost(total("total_cost")),
-        "unpriced": sum(1 for o in observations if is_unpriced(o)),
-        "unpriced_models": sorted({o.response_model or o.model for o in observations if is_unpriced(o)}),
+        "unpriced": sum(1 for o in counted if is_unpriced(o)),
+        "unpriced_models": sorted({o.response_model or o.model for o in counted if is_unpriced(o)}),
         "latency": format_ms((end - start).total_seconds() * 1000) if start else "—",
         "start": start,
     }
@@ -333,11 +336,36 @@ def observation_tree(observations: list[Observation]) -> list[dict]:
     # Small traces open every generation, tool call and error; big ones stay folded to stay usable.
     open_by_default = len(observations) <= OPEN_DETAILS_UP_TO
     rows = [_observation_row(o, depth, start, duration) for o, depth in ordered]
+    _mark_same_calls(rows)
     for row in rows:
         row["open"] = row["has_error"] or (
             open_by_default and row["obs"].type in (ObservationType.GENERATION, ObservationType.TOOL)
         )
     return rows
+
+
+def _source(o: Observation) -> str:
+    """Who recorded an observation: its OTel instrumentation scope, else the Langfuse SDK."""
+    otel = o.metadata.get("otel") if isinstance(o.metadata, dict) else None
+    scope = otel.get("scope") if isinstance(otel, dict) else None
+    name = scope.get("name") if isinstance(scope, dict) else None
+    return str(name) if name else "Langfuse SDK"
+
+
+def _mark_same_calls(rows: list[dict]) -> None:
+    """A generation that repeats its parent's call (`duplicate_of`) and that parent, shown as one
+    call with both sources: the inner row says "same call as …" and is not counted again."""
+    by_id = {row["obs"].id: row for row in rows}
+    for row in rows:
+        outer = by_id.get(row["obs"].duplicate_of) if row["obs"].duplicate_of else None
+        if outer is None:
+            continue
+        row["same_call_as"] = {"id": outer["obs"].id, "name": outer["obs"].name, "source": _source(outer["obs"])}
+        row["source"] = _source(row["obs"])
+        outer["source"] = _source(outer["obs"])
+        outer.setdefault("same_call_by", []).append(
+            {"id": row["obs"].id, "name": row["obs"].name, "source": row["source"]}
+        )
 
 
 def _observation_row(o: Observation, depth: int, start, duration: float) -> dict:
@@ -439,6 +467,11 @@ def chat_messages(value) -> list[dict] | None:
     messages = []
     for message in value:
         parts, calls = _content_parts(message.get("content"))
+        refusal = message.get("refusal")
+        if not parts and isinstance(refusal, str) and refusal:
+            # An OpenAI refusal (`content` null) stored before ingest copied it into `content`: the
+            # refusal is the answer, so it is shown as one.
+            parts = [{"kind": "text", "text": _clip(refusal)}]
         messages.append(
             {
                 "role": message["role"],

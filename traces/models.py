@@ -108,7 +108,8 @@ class Observation(DataPlaneModel):
     tool_calls = models.JSONField(default=list, blank=True)
 
     # Tokens by kind. input_tokens counts fresh (uncached) input only.
-    usage_details = models.JSONField(default=dict, blank=True)  # the raw usage map, as sent
+    # Usage in Langfuse's keys, each kind once (raw OTLP usage attributes are in metadata.usage_raw).
+    usage_details = models.JSONField(default=dict, blank=True)
     input_tokens = models.BigIntegerField(null=True, blank=True)
     cached_input_tokens = models.BigIntegerField(null=True, blank=True)
     cache_write_tokens = models.BigIntegerField(null=True, blank=True)
@@ -116,7 +117,7 @@ class Observation(DataPlaneModel):
     reasoning_tokens = models.BigIntegerField(null=True, blank=True)
     total_tokens = models.BigIntegerField(null=True, blank=True)
 
-    cost_details = models.JSONField(default=dict, blank=True)  # per token kind, in USD
+    cost_details = models.JSONField(default=dict, blank=True)  # per token kind, disjoint, in USD
     input_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     output_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     total_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
@@ -131,6 +132,10 @@ class Observation(DataPlaneModel):
     error_stack = models.TextField(blank=True, default="")
 
     redactions = models.JSONField(default=dict, blank=True)
+    # A generation that describes the same model call as its parent generation (an SDK's own span
+    # nested under an instrumentation's span for one API call) names that parent here, and is left
+    # out of trace totals, so the call is counted once. Set by the writer (ingest.writer), never sent.
+    duplicate_of = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -447,7 +447,9 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
     # Correlated per trace (the project/trace index answers each), so a narrow page of traces never
     # aggregates every observation in the project.
     if f.min_cost is not None and f.min_cost > 0:
-        qs = qs.annotate(_cost=_per_trace(project, cost=Sum("total_cost"))).filter(_cost__gte=f.min_cost)
+        qs = qs.annotate(_cost=_per_trace(project, cost=Sum("total_cost", filter=COUNTED))).filter(
+            _cost__gte=f.min_cost
+        )
     if f.min_latency_ms is not None and f.min_latency_ms > 0:
         latency = Greatest(Max("end_time"), Max("start_time")) - Min("start_time")
         qs = qs.annotate(_latency=_per_trace(project, latency=latency, output_field=DurationField())).filter(
@@ -503,6 +505,15 @@ UNPRICED = (
 PRICED_NAME = Coalesce(NullIf("response_model", Value("")), "model")
 
 
+# A generation that repeats its parent's model call (`Observation.duplicate_of`, set by the writer) is
+# shown but not counted again: trace tokens, cost and unpriced calls leave it out.
+COUNTED = Q(duplicate_of="")
+
+
+def is_counted(o: Observation) -> bool:
+    return not o.duplicate_of
+
+
 def is_unpriced(o: Observation) -> bool:
     return (
         bool(o.model or o.response_model)
@@ -544,9 +555,9 @@ def trace_summaries(*, project, trace_ids: list[str], with_ids: bool = True) -> 
         "first_start": Min("start_time"),
         "last_start": Max("start_time"),
         "last_end": Max("end_time"),
-        "total_cost_sum": Sum("total_cost"),
-        "input_cost_sum": Sum("input_cost"),
-        "output_cost_sum": Sum("output_cost"),
+        "total_cost_sum": Sum("total_cost", filter=COUNTED),
+        "input_cost_sum": Sum("input_cost", filter=COUNTED),
+        "output_cost_sum": Sum("output_cost", filter=COUNTED),
         "status_rank": Max(
             Case(
                 *(When(status=status, then=Value(rank)) for status, rank in _STATUS_RANK.items() if rank),
@@ -556,9 +567,9 @@ def trace_summaries(*, project, trace_ids: list[str], with_ids: bool = True) -> 
         ),
         "models": ArrayAgg("model", distinct=True, filter=~Q(model=""), order_by="model", default=Value([])),
         "n": Count("id"),
-        "unpriced": Count("id", filter=UNPRICED),
-        "unpriced_models": ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED, default=Value([])),
-        **{f"sum_{name}": Sum(name) for name in TOKEN_FIELDS},
+        "unpriced": Count("id", filter=UNPRICED & COUNTED),
+        "unpriced_models": ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED & COUNTED, default=Value([])),
+        **{f"sum_{name}": Sum(name, filter=COUNTED) for name in TOKEN_FIELDS},
     }
     if with_ids:
         aggregates["ids"] = ArrayAgg("id", order_by=("start_time", "id"))
@@ -594,8 +605,10 @@ def summarize_observations(observations: list[Observation]) -> TraceSummary:
     starts = [o.start_time for o in observations]
     ends = [o.end_time for o in observations if o.end_time is not None]
 
+    counted = [o for o in observations if is_counted(o)]
+
     def total(name):
-        values = [getattr(o, name) for o in observations if getattr(o, name) is not None]
+        values = [getattr(o, name) for o in counted if getattr(o, name) is not None]
         return sum(values, Decimal(0) if name.endswith("cost") else 0) if values else None
 
     ordered = sorted(observations, key=lambda o: (o.start_time, o.id))
@@ -609,8 +622,8 @@ def summarize_observations(observations: list[Observation]) -> TraceSummary:
         usage={name: value for name in TOKEN_FIELDS if (value := total(name)) is not None},
         observation_ids=[o.id for o in ordered],
         observation_count=len(observations),
-        unpriced_observations=sum(1 for o in observations if is_unpriced(o)),
-        unpriced_models=sorted({o.response_model or o.model for o in observations if is_unpriced(o)}),
+        unpriced_observations=sum(1 for o in counted if is_unpriced(o)),
+        unpriced_models=sorted({o.response_model or o.model for o in counted if is_unpriced(o)}),
     )
 
 
@@ -1076,11 +1089,12 @@ def _attach_aggregates(rows: list[TraceListRow]) -> None:
             .values("project_id", "trace_id")
             .annotate(
                 # Before `total_cost` below: that name then means the sum, not the column.
-                unpriced=Count("id", filter=UNPRICED),
-                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED),
+                # A nested generation repeating its parent's call is not counted again (COUNTED).
+                unpriced=Count("id", filter=UNPRICED & COUNTED),
+                unpriced_models=ArrayAgg(PRICED_NAME, distinct=True, filter=UNPRICED & COUNTED),
                 observation_count=Count("id"),
-                total_tokens=Sum("total_tokens"),
-                total_cost=Sum("total_cost"),
+                total_tokens=Sum("total_tokens", filter=COUNTED),
+                total_cost=Sum("total_cost", filter=COUNTED),
                 first_start=Min("start_time"),
                 last_end=Max(Coalesce("end_time", "start_time")),
                 errors=Count("id", filter=Q(status=Status.ERROR)),

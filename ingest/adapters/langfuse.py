@@ -246,7 +246,7 @@ def trace_record(body: dict, *, envelope_ts: datetime, event_id: str | None = No
     if "input" in body:
         _put(rec, "input", body["input"])
     if "output" in body:
-        _put(rec, "output", body["output"])
+        _put(rec, "output", messages.with_refusal_as_answer(body["output"]))
     _put(rec, "metadata", _metadata(body, _unknown(body, TRACE_FIELDS)))
     return _checked(rec)
 
@@ -457,7 +457,7 @@ def observation_record(
     if "input" in body:
         _put(rec, "input", body["input"])
     if "output" in body and body["output"] is not None:
-        output = body["output"]
+        output = messages.with_refusal_as_answer(body["output"])
         rec["output"] = output
         calls = messages.extract_tool_calls(output)
         if calls:

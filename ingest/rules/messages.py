@@ -127,3 +127,39 @@ def pick_finish_reason(reasons: list[str], output: Any = None) -> str | None:
 
 def finish_reason(output: Any) -> str | None:
     return pick_finish_reason(finish_reasons_of(output), output)
+
+
+def _refusal_text(message: dict) -> str | None:
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal.strip() and message.get("content") in (None, "", []):
+        return refusal
+    return None
+
+
+def with_refusal_as_answer(output: Any) -> Any:
+    """An OpenAI answer that refused (`{"content": null, "refusal": "I'm sorry…"}`) with the refusal
+    text as its content: the refusal IS the answer, and every reader of `content` (the console, the
+    read API's consumers, evaluations) would otherwise see an empty output. `refusal` is kept as sent.
+    Anything else is returned unchanged (the same object)."""
+    if isinstance(output, dict) and isinstance(output.get("choices"), list):
+        choices = output["choices"]
+        if not any(
+            isinstance(c, dict) and isinstance(c.get("message"), dict) and _refusal_text(c["message"])
+            for c in choices
+        ):
+            return output
+        return {
+            **output,
+            "choices": [
+                {**c, "message": with_refusal_as_answer(c["message"])}
+                if isinstance(c, dict) and isinstance(c.get("message"), dict)
+                else c
+                for c in choices
+            ],
+        }
+    if isinstance(output, dict):
+        text = _refusal_text(output)
+        return {**output, "content": text} if text is not None else output
+    if isinstance(output, list) and any(isinstance(m, dict) and _refusal_text(m) for m in output):
+        return [with_refusal_as_answer(m) if isinstance(m, dict) else m for m in output]
+    return output

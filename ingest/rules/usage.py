@@ -152,3 +152,24 @@ def token_counts(usage: dict, *, total_of: dict | None = None) -> dict:
         if numbers:
             fields["total_tokens"] = sum(numbers)
     return fields
+
+
+# Our token columns → Langfuse's normalised usage keys (what its read API serves in `usageDetails`).
+LANGFUSE_USAGE_KEYS = (
+    ("input_tokens", "input"),
+    ("cached_input_tokens", "input_cached_tokens"),
+    ("cache_write_tokens", "input_cache_creation"),
+    ("output_tokens", "output"),
+    ("reasoning_tokens", "output_reasoning_tokens"),
+    ("total_tokens", "total"),
+)
+
+
+def langfuse_usage_details(fields: dict) -> dict:
+    """Our disjoint token fields as a Langfuse `usageDetails` map (each key counted once by a consumer
+    that sums the keys containing "input" / "output"). Without a total, the total is their sum, as
+    Langfuse defines it (and as the writer derives the total_tokens column)."""
+    details = {key: fields[column] for column, key in LANGFUSE_USAGE_KEYS if fields.get(column) is not None}
+    if details and "total" not in details:
+        details["total"] = sum(details.values())
+    return details

@@ -316,9 +316,8 @@ SOURCES = {
 IDENTITY = {"project", "id", "trace", "trace_id", "created_at", "updated_at"}
 # Columns that legitimately differ by source, and why. Everything else must be equal.
 OBSERVATION_EXCEPTIONS = {
-    # The raw usage map is kept as each convention names it (`prompt_tokens`…, `llm.token_count.*`,
-    # `gen_ai.usage.*`); the token columns derived from it are compared.
-    "usage_details": "the raw usage map, in each convention's own keys",
+    # (usage_details are compared: every wire stores our token kinds in Langfuse's keys, issue 10; the
+    # usage as each convention names it is in metadata.usage_raw over OTLP.)
     # OTLP keeps what no column took (span kind, leftover attributes, resource, scope) under
     # metadata.otel; a batch event has no such envelope.
     "metadata": "the OTLP envelope (span kind, resource, scope, leftover attributes)",

@@ -165,7 +165,7 @@ def test_a_plain_chat_completion_is_stored_field_by_field(pipeline, project, oth
         obs.reasoning_tokens,
         obs.total_tokens,
     ) == (10, 20, None, 4, 3, 37)
-    assert obs.usage_details["llm.token_count.prompt"] == 30
+    assert obs.metadata["usage_raw"]["llm.token_count.prompt"] == 30
     assert obs.model_parameters["temperature"] == 0.2
     assert (obs.finish_reason, obs.status, obs.level) == ("stop", "success", "DEFAULT")
     assert (obs.error_type, obs.error_message, obs.status_message) == ("", "", "")

@@ -150,7 +150,8 @@ def test_cached_and_reasoning_tokens_are_taken_out_of_input_and_output():
     )
     assert (obs["input_tokens"], obs["cached_input_tokens"], obs["cache_write_tokens"]) == (100, 800, 100)
     assert (obs["output_tokens"], obs["reasoning_tokens"]) == (100, 200)
-    assert obs["usage_details"]["gen_ai.usage.input_tokens"] == 1000
+    assert obs["metadata"]["usage_raw"]["gen_ai.usage.input_tokens"] == 1000
+    assert "gen_ai.usage.input_tokens" not in obs["usage_details"]
 
 
 def test_a_sender_that_already_excludes_cache_is_not_subtracted_twice():

@@ -317,7 +317,8 @@ def test_openai_shaped_usage_details_are_normalised_to_fresh_input_and_plain_out
     ).observations[0]
     assert (obs["input_tokens"], obs["cached_input_tokens"]) == (60, 40)
     assert (obs["output_tokens"], obs["reasoning_tokens"], obs["total_tokens"]) == (30, 20, 150)
-    assert obs["usage_details"]["prompt_tokens_details"] == {"cached_tokens": 40}
+    assert obs["metadata"]["usage_raw"]["prompt_tokens_details"] == {"cached_tokens": 40}
+    assert "prompt_tokens_details" not in obs["usage_details"]
 
 
 def test_anthropic_shaped_usage_details_count_input_without_cache():

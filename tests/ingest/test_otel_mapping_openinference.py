@@ -87,7 +87,11 @@ def test_an_llm_span_becomes_a_generation_with_messages_tools_and_tokens():
         obs["reasoning_tokens"],
         obs["total_tokens"],
     ) == (20, 100, 20, 10, 150)
-    assert obs["usage_details"]["llm.token_count.prompt"] == 120
+    # usageDetails hold our kinds once, in Langfuse's keys; the attributes as sent are in metadata.
+    assert obs["usage_details"] == {
+        "input": 20, "input_cached_tokens": 100, "output": 20, "output_reasoning_tokens": 10, "total": 150
+    }
+    assert obs["metadata"]["usage_raw"]["llm.token_count.prompt"] == 120
     assert obs["metadata"]["env"] == "test" and obs["metadata"]["n"] == 1
     assert obs["metadata"]["tools"] == [{"type": "function", "function": {"name": "get_weather"}}]
     leftover = obs["metadata"]["otel"]["attributes"]
@@ -274,7 +278,8 @@ def test_embedding_spans_and_costs():
         Decimal("0.0"),
         Decimal("0.00001"),
     )
-    assert obs["cost_details"]["prompt_details.input"] == 0.00001
+    assert obs["metadata"]["cost_raw"]["prompt_details.input"] == 0.00001
+    assert obs["cost_details"] == {"input": 0.00001, "output": 0.0, "total": 0.00001}
     assert obs["metadata"]["otel"]["attributes"]["embedding.embeddings.0.embedding.text"] == "hello"
 
 

@@ -56,6 +56,20 @@ _USAGE_ALIASES = frozenset(
         "completion_tokens_details",
         "input_tokens_details",
         "output_tokens_details",
+        # Langfuse's and the providers' flat names for cache and reasoning counts (ingest.rules.usage
+        # reads them into the columns; a test keeps the two lists in step).
+        "input_cached",
+        "input_cache_write",
+        "input_cache_creation_5m",
+        "input_cache_creation_1h",
+        "cached_input_tokens",
+        "cache_read_tokens",
+        "cache_read",
+        "cache_write_input_tokens",
+        "cache_write_tokens",
+        "cache_creation",
+        "output_reasoning",
+        "reasoning",
     }
 )
 TRACE_USAGE_NAMES = (
@@ -121,11 +135,17 @@ def _map_values(params) -> dict | None:
 
 
 def usage_details(observation: Observation) -> dict[str, int]:
+    """Langfuse `usageDetails`: our token kinds in Langfuse's keys, plus the sender's own other kinds.
+
+    Langfuse-compatible consumers sum every key containing "input" (or "output"), so a count may be
+    here under one name only: a provider's spelling of a kind we have a column for, or a raw attribute
+    name (`gen_ai.usage.input_tokens`, kept in usage_details by older writes), is left out.
+    """
     details: dict[str, int] = {}
     raw = observation.usage_details if isinstance(observation.usage_details, dict) else {}
     for key, value in raw.items():
         number = _as_int(value)
-        if number is not None and key not in _USAGE_ALIASES:
+        if number is not None and key not in _USAGE_ALIASES and "." not in key:
             details[key] = number
     for column, key in USAGE_KEYS:
         value = getattr(observation, column)
@@ -134,16 +154,27 @@ def usage_details(observation: Observation) -> dict[str, int]:
     return details
 
 
+def _is_amount(value) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
 def cost_details(observation: Observation) -> dict[str, float]:
-    details: dict[str, float] = {}
+    """Langfuse `costDetails`: disjoint entries that sum to `total`, as Langfuse defines them.
+
+    The stored details are disjoint (fresh input apart from cache reads and writes, output apart from
+    reasoning). The input/output cost COLUMNS are not: they hold a side's whole cost, so they fill
+    `input`/`output` only for a call stored without details (overriding `input` with the column used
+    to count cache costs twice).
+    """
     raw = observation.cost_details if isinstance(observation.cost_details, dict) else {}
-    for key, value in raw.items():
-        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-            details[key] = float(value)
-    for column, key in (("input_cost", "input"), ("output_cost", "output"), ("total_cost", "total")):
-        value = getattr(observation, column)
-        if value is not None:
-            details[key] = float(value)
+    details = {key: float(value) for key, value in raw.items() if _is_amount(value)}
+    if not any(key != "total" for key in details):
+        for column, key in (("input_cost", "input"), ("output_cost", "output")):
+            value = getattr(observation, column)
+            if value is not None:
+                details[key] = float(value)
+    if observation.total_cost is not None:
+        details["total"] = float(observation.total_cost)
     return details
 
 
@@ -170,6 +201,8 @@ def _lookglass_observation_fields(o: Observation) -> dict:
         "errorMessage": _or_none(o.error_message),
         "errorStack": _or_none(o.error_stack),
         "redactions": _redactions(o.redactions),
+        # The outer generation this one repeats (the same model call, counted once in trace totals).
+        "duplicateOf": _or_none(o.duplicate_of),
     }
 
 
@@ -455,6 +488,7 @@ def observation_v2(
             reasoningTokens=o.reasoning_tokens,
             totalTokens=o.total_tokens,
             costSource=o.cost_source,
+            duplicateOf=_or_none(o.duplicate_of),
         )
     if "prompt" in groups:
         data.update(promptId=None, promptName=_or_none(o.prompt_name), promptVersion=o.prompt_version)

@@ -64,6 +64,7 @@ from ingest.adapters.otel.values import (
 )
 from ingest.contract import RecordError, check_record
 from ingest.rules import messages as rules_messages
+from ingest.rules.conventions import FINISH_REASON_ATTRIBUTES
 from ingest.rules.environment import normalize_environment
 from ingest.rules.status import STATUSES, is_refusal
 from ingest.rules.values import nanos_to_datetime
@@ -506,13 +507,14 @@ def _tool_definitions(attrs: dict) -> list | None:
 
 def _finish_reasons(attrs: dict, output: Any) -> list[str]:
     reasons: list[str] = []
-    raw = attrs.pop("gen_ai.response.finish_reasons", None)
-    if isinstance(raw, str):
-        raw = to_tags(raw)
-    if isinstance(raw, list):
-        reasons += [to_text(r) for r in raw if _present(r)]
-    if _present(attrs.get("llm.finish_reason")):
-        reasons.append(to_text(attrs.pop("llm.finish_reason")))
+    for attribute, _ in FINISH_REASON_ATTRIBUTES:
+        if attribute not in attrs:
+            continue
+        raw = attrs.pop(attribute)
+        if isinstance(raw, (str, list, tuple)):
+            reasons += to_tags(raw)
+        elif _present(raw):
+            reasons.append(to_text(raw))
     reasons += rules_messages.finish_reasons_of(output)
     return reasons
 
@@ -849,6 +851,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
         observation["input"] = input_value
     has_output, output_value = _output(attrs, events, obs_type)
     if has_output:
+        output_value = rules_messages.with_refusal_as_answer(output_value)
         observation["output"] = output_value
 
     observation.update(_model_fields(attrs))
@@ -858,7 +861,11 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
         metadata.setdefault("tools", tools)
 
     observation.update(extract_usage(attrs))
+    if "usage_raw" in observation:
+        metadata["usage_raw"] = observation.pop("usage_raw")
     observation.update(extract_cost(attrs))
+    if "cost_raw" in observation:
+        metadata["cost_raw"] = observation.pop("cost_raw")
 
     completion_start = _completion_start(attrs, start, events.first_token)
     if completion_start is not None:

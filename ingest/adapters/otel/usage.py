@@ -2,7 +2,9 @@
 
 Which attributes hold the counts is read here; what the counts mean (inclusive or exclusive of cache
 and reasoning tokens, and how they become our disjoint token kinds) is the shared rule in
-`ingest.rules.usage`. The raw map as sent is kept in `usage_details` either way.
+`ingest.rules.usage`; which attribute names mean which kind is the one table in
+`ingest.rules.conventions`. `usage_details` holds our kinds in Langfuse's keys; the usage as sent is
+kept in `metadata.usage_raw`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,18 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.adapters.otel.values import MAX_COST, parse_json_object, to_cost, to_count
+from ingest.rules.conventions import (
+    CACHE_WRITE,
+    CACHED_INPUT,
+    INPUT,
+    OUTPUT,
+    REASONING,
+    TOTAL,
+    kinds_of,
+    usage_attributes,
+)
 from ingest.rules.usage import counts as _counts
-from ingest.rules.usage import first_count as _first_int
-from ingest.rules.usage import from_usage_map
+from ingest.rules.usage import from_usage_map, langfuse_usage_details, openai_shape
 
 OI_TOKENS = "llm.token_count."
 OI_COST = "llm.cost."
@@ -23,71 +34,41 @@ def _pop_prefixed(attrs: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {key: attrs.pop(key) for key in [k for k in attrs if k.startswith(prefix)]}
 
 
-GENAI_USAGE_KEYS = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "gen_ai.usage.total_tokens",
-    "llm.usage.total_tokens",
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_read_input_tokens",
-    "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens",
-    "gen_ai.usage.reasoning.output_tokens",
-    "gen_ai.usage.reasoning_tokens",
-)
-
-
 def extract_usage(attrs: dict[str, Any]) -> dict:
-    """Token fields + `usage_details` for one span; the attributes used are removed from attrs."""
+    """Token fields + `usage_details` for one span; the attributes used are removed from attrs.
+
+    `usage_details` holds only our token kinds in Langfuse's keys: Langfuse-compatible consumers sum
+    every key containing "input", so a raw attribute name kept beside them (`gen_ai.usage.input_tokens`)
+    was counted twice. The usage as sent goes to `usage_raw` (stored in `metadata.usage_raw`).
+    """
     raw = attrs.get("langfuse.observation.usage_details")
     usage = parse_json_object(raw) if raw is not None else None
     if usage is not None:
         attrs.pop("langfuse.observation.usage_details")
-        return {"usage_details": usage, **from_usage_map(usage)}
+        fields = from_usage_map(usage)
+        if openai_shape(usage) is None:
+            # Langfuse's own keys: already disjoint, kept as Langfuse keeps them.
+            return {"usage_details": usage, **fields}
+        return {"usage_details": langfuse_usage_details(fields), "usage_raw": usage, **fields}
 
-    oi = {k: v for k, v in attrs.items() if k.startswith(OI_TOKENS)}
-    if oi:
-        _pop_prefixed(attrs, OI_TOKENS)
-        return {
-            "usage_details": oi,
-            **_counts(
-                input=to_count(oi.get("llm.token_count.prompt")),
-                cached=to_count(oi.get("llm.token_count.prompt_details.cache_read")),
-                write=to_count(oi.get("llm.token_count.prompt_details.cache_write")),
-                output=to_count(oi.get("llm.token_count.completion")),
-                reasoning=to_count(oi.get("llm.token_count.completion_details.reasoning")),
-                total=to_count(oi.get("llm.token_count.total")),
-                inclusive=True,
-            ),
-        }
-
-    genai = {k: attrs[k] for k in GENAI_USAGE_KEYS if k in attrs}
-    if genai:
-        for key in genai:
-            attrs.pop(key)
-        return {
-            "usage_details": genai,
-            **_counts(
-                input=_first_int(genai, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
-                cached=_first_int(
-                    genai, "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"
-                ),
-                write=_first_int(
-                    genai,
-                    "gen_ai.usage.cache_creation.input_tokens",
-                    "gen_ai.usage.cache_creation_input_tokens",
-                ),
-                output=_first_int(genai, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
-                reasoning=_first_int(
-                    genai, "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"
-                ),
-                total=_first_int(genai, "gen_ai.usage.total_tokens", "llm.usage.total_tokens"),
-                inclusive=True,
-            ),
-        }
-    return {}
+    present = usage_attributes(attrs)
+    if not present:
+        return {}
+    # OpenInference's other sub-counts (audio …) are parts of the counts above: kept with the raw usage.
+    present.update({k: v for k, v in attrs.items() if k.startswith(OI_TOKENS) and k not in present})
+    for key in present:
+        attrs.pop(key)
+    kinds = kinds_of(present, to_count)
+    fields = _counts(
+        input=kinds.get(INPUT),
+        cached=kinds.get(CACHED_INPUT),
+        write=kinds.get(CACHE_WRITE),
+        output=kinds.get(OUTPUT),
+        reasoning=kinds.get(REASONING),
+        total=kinds.get(TOTAL),
+        inclusive=True,
+    )
+    return {"usage_details": langfuse_usage_details(fields), "usage_raw": present, **fields}
 
 
 def _sum(values) -> Decimal | None:
@@ -117,6 +98,32 @@ def _cost_fields(details: dict, *, input_keys, output_keys, total_key) -> dict |
     }
 
 
+def _disjoint_oi_costs(costs: dict, total: Decimal | None) -> dict:
+    """OpenInference costs (`prompt` includes its `prompt_details.*`, `completion` its
+    `completion_details.*`) as disjoint kinds that sum to the total, as Langfuse's `costDetails` do:
+    input is fresh input only, output excludes reasoning."""
+    amounts = {k: to_cost(v) for k, v in costs.items()}
+    cached, write = amounts.get("prompt_details.cache_read"), amounts.get("prompt_details.cache_write")
+    reasoning = amounts.get("completion_details.reasoning")
+    out: dict[str, Decimal] = {}
+    for kind, whole, part, parts in (
+        ("input", "prompt", "prompt_details.input", (cached, write)),
+        ("output", "completion", "completion_details.output", (reasoning,)),
+    ):
+        if amounts.get(part) is not None:
+            out[kind] = amounts[part]
+        elif amounts.get(whole) is not None:
+            rest = amounts[whole] - sum((p for p in parts if p is not None), Decimal(0))
+            # A sender whose whole is below its parts evidently left them out (as with token counts).
+            out[kind] = rest if rest >= 0 else amounts[whole]
+    for kind, amount in (("cached_input", cached), ("cache_write", write), ("reasoning", reasoning)):
+        if amount is not None:
+            out[kind] = amount
+    if total is not None:
+        out["total"] = total
+    return {k: float(v) for k, v in out.items()}
+
+
 def extract_cost(attrs: dict[str, Any]) -> dict:
     """Cost the client computed itself (it wins over the price catalog). Amounts that are negative
     or too large for the cost columns are left out; the attribute then stays in metadata as sent."""
@@ -144,7 +151,8 @@ def extract_cost(attrs: dict[str, Any]) -> dict:
         if fields is not None:
             if valid == oi:
                 _pop_prefixed(attrs, OI_COST)
-            fields["cost_details"] = valid
+            fields["cost_details"] = _disjoint_oi_costs(valid, fields.get("total_cost"))
+            fields["cost_raw"] = valid
             return fields
     total = to_cost(attrs.get("gen_ai.usage.cost"))
     if total is not None:
