@@ -38,6 +38,10 @@ from monitoring.rules import FeatureRule, bucket_of, feature_of
 from tenancy.regions import region_database
 from traces.models import Observation, Trace
 
+# Statements the rollups add to a write transaction at most, whatever the batch size: the lock and
+# rule, the trace snapshot, the observation snapshot, the re-read of updated traces, the move of the
+# calls of traces whose dimensions changed, the new state of the batch's calls, and the upsert.
+MAX_STATEMENTS = 7
 ROLLED_TYPES = frozenset({"GENERATION", "EMBEDDING"})  # the LLM calls
 TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
                "total_tokens")
@@ -191,6 +195,8 @@ def _upsert_sql(table: str, dims: tuple, sums: tuple, hists: tuple = ()) -> str:
 
 _HOURLY_UPSERT = _upsert_sql(HOURLY_TABLE, HOURLY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
 _USER_UPSERT = _upsert_sql(USER_TABLE, ("day", "user_id"), USER_SUMS)
+# Both tables in one statement (hourly first: the lock order), so the rollups cost one round trip.
+_BOTH_UPSERT = f"WITH hourly AS ({_HOURLY_UPSERT} RETURNING 1) {_USER_UPSERT}"
 
 
 def _json_default(value):
@@ -298,9 +304,11 @@ class Tracker:
 
     def _write(self, deltas: Deltas) -> None:
         hourly, users = deltas.rows()
-        if hourly:
+        if hourly and users:
+            self.cursor.execute(_BOTH_UPSERT, [self.pid, _dump(hourly), self.pid, _dump(users)])
+        elif hourly:
             self.cursor.execute(_HOURLY_UPSERT, [self.pid, _dump(hourly)])
-        if users:
+        elif users:
             self.cursor.execute(_USER_UPSERT, [self.pid, _dump(users)])
 
 
