@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import orjson
 
@@ -55,7 +55,7 @@ OBS_COLUMNS = (
     "response_model", "environment", "prompt_name", "prompt_version", *TOKEN_KINDS, "total_cost",
 )
 _OBS_SELECT = ", ".join(f'o."{c}"' for c in OBS_COLUMNS)
-_TRACE_DIMS = 't."id", t."name", t."user_id", t."release", t."metadata" ->> %s, t."tags"'
+_TRACE_DIMS = 't."id", t."name", t."user_id", t."release", t."metadata" -> %s, t."tags"'
 OBS_TABLE = Observation._meta.db_table
 TRACE_TABLE = Trace._meta.db_table
 HOURLY_TABLE = HourlyRollup._meta.db_table
@@ -83,8 +83,21 @@ def _cut(value) -> str:
     return (value or "")[:DIMENSION_CHARS]
 
 
-def _trace_dims(rule: FeatureRule, row) -> TraceDims:
+def _metadata_text(value, *, raw: bool) -> str | None:
+    """A metadata value as feature text, the same whether it comes from the database (jsonb, which
+    Django's driver hands over as JSON text: `raw`) or from a row this transaction inserted."""
+    if raw and isinstance(value, (str, bytes)):
+        value = orjson.loads(value)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _trace_dims(rule: FeatureRule, row, *, raw: bool = True) -> TraceDims:
     _, name, user_id, release, meta_value, tags = row
+    meta_value = _metadata_text(meta_value, raw=raw)
     return TraceDims(
         name=_cut(name), user_id=_cut(user_id), release=_cut(release),
         feature=_cut(feature_of(rule, name=name, metadata_value=meta_value, tags=tags)),
@@ -224,6 +237,9 @@ class Tracker:
         self.rule = FeatureRule()
         self.old_traces: dict[str, TraceDims] = {}
         self.old_obs: dict[str, dict] = {}
+        # Rows this transaction inserted, as the writer stored them: their new state needs no read.
+        self.inserted_traces: dict[str, dict] = {}
+        self.inserted_obs: dict[str, dict] = {}
 
     def begin(self) -> None:
         """The project's rollup lock (shared) and, read under it, the rule the rollups are built with."""
@@ -231,6 +247,16 @@ class Tracker:
         _, source, key = self.cursor.fetchone()
         if source is not None:
             self.rule = FeatureRule(source, key)
+
+    def inserted(self, *, ids, snapshot, traces=None, observations=None) -> None:
+        """The writer's hook between its INSERT (`ids`: the rows it inserted, of `traces` or
+        `observations`) and its UPDATE (`snapshot`: the existing rows it is about to change)."""
+        if traces is not None:
+            self.inserted_traces = {row["id"]: row for row in traces if row["id"] in ids}
+            self.snapshot_traces(snapshot)
+        else:
+            self.inserted_obs = {row["id"]: row for row in observations if row["id"] in ids}
+            self.snapshot_observations(snapshot)
 
     def snapshot_traces(self, ids) -> None:
         """Lock the batch's existing traces and remember their dimensions (before the trace UPDATE)."""
@@ -282,6 +308,24 @@ class Tracker:
                 obs = _obs(row)
                 deltas.add(obs, self.old_traces[obs["trace_id"]], -1)
                 deltas.add(obs, new_traces[obs["trace_id"]], +1)
+        counted: set[str] = set()
+        for obs_id, row in self.inserted_obs.items():
+            trace_row = self.inserted_traces.get(row["trace_id"])
+            if trace_row is not None:
+                metadata = trace_row.get("metadata") or {}
+                dims = _trace_dims(self.rule, (
+                    None, trace_row.get("name"), trace_row.get("user_id"), trace_row.get("release"),
+                    metadata.get(self.rule.metadata_key) if isinstance(metadata, dict) else None,
+                    trace_row.get("tags"),
+                ), raw=False)
+            elif row["trace_id"] in new_traces:
+                # An existing trace: locked by `snapshot_traces` and re-read above.
+                dims = new_traces[row["trace_id"]]
+            else:  # not expected (every call's trace is inserted or locked); read it below
+                continue
+            deltas.add(_stored_state(row), dims, +1)
+            counted.add(obs_id)
+        obs_ids = [obs_id for obs_id in obs_ids if obs_id not in counted]
         if obs_ids:
             self.cursor.execute(
                 f'SELECT {_OBS_SELECT}, {_TRACE_DIMS} FROM "{OBS_TABLE}" AS o '
@@ -310,6 +354,19 @@ class Tracker:
             self.cursor.execute(_HOURLY_UPSERT, [self.pid, _dump(hourly)])
         elif users:
             self.cursor.execute(_USER_UPSERT, [self.pid, _dump(users)])
+
+
+_SCALE = Decimal("1e-10")  # numeric(20, 10), as the observations table stores costs
+
+
+def _stored_state(row: dict) -> dict:
+    """An inserted row's contribution columns as the database stored them."""
+    state = {c: row.get(c) for c in OBS_COLUMNS}
+    cost = state["total_cost"]
+    if cost is not None:
+        # The writer sends costs as JSON numbers; PostgreSQL rounds them to the column's scale.
+        state["total_cost"] = Decimal(str(cost)).quantize(_SCALE, rounding=ROUND_HALF_UP)
+    return state
 
 
 def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:

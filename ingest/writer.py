@@ -559,7 +559,7 @@ def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[s
     ids = set(merged) | set(placeholders)
     _write_table(
         cursor, project, TRACES, merged, now, insert_rows=rows,
-        before_update=lambda inserted: tracker.snapshot_traces(ids - inserted),
+        before_update=lambda inserted: tracker.inserted(traces=rows, ids=inserted, snapshot=ids - inserted),
     )
 
 
@@ -597,7 +597,9 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, 
 
     _, updated = _write_table(
         cursor, project, OBSERVATIONS, merged, now, insert_rows=insert_rows, returning=_OBS_RETURNING,
-        before_update=lambda inserted: tracker.snapshot_observations(merged.keys() - inserted),
+        before_update=lambda inserted: tracker.inserted(
+            observations=insert_rows, ids=inserted, snapshot=merged.keys() - inserted
+        ),
     )
     if not updated:
         return

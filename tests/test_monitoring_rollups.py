@@ -40,7 +40,7 @@ def _feature(rule: FeatureRule, trace: Trace) -> str:
     value = (trace.metadata or {}).get(rule.key)
     if value is None:
         return ""
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def recompute(project, rule: FeatureRule = DEFAULT_RULE) -> tuple[dict, dict]:
@@ -140,7 +140,9 @@ trace_bodies = st.fixed_dictionaries(
         "name": st.sampled_from(["chat", "search", "summarise"]),
         "userId": st.sampled_from(["u1", "u2"]),
         "release": st.sampled_from(["r1", "r2"]),
-        "metadata": st.fixed_dictionaries({"feature": st.sampled_from(["support", "billing", "search"])}),
+        "metadata": st.fixed_dictionaries(
+            {"feature": st.sampled_from(["support", "billing", "search", 3, {"team": "b", "area": "a"}])}
+        ),
         "tags": st.lists(st.sampled_from(["feature:a", "feature:b", "beta"]), max_size=2),
         "timestamp": st.integers(0, 50).map(lambda m: iso(T0 + timedelta(minutes=m))),
     },
@@ -365,3 +367,21 @@ def test_rebuild_under_another_rule_counts_every_call_under_it(project):
     # Later writes use the rule the rollups are built with.
     writer.write_records(project=project, scores=[], traces=[{"id": "t2", "tags": ["feature:c"]}], observations=[])
     assert_exact(project, rule)
+
+
+def test_a_trace_and_its_calls_created_in_one_batch_count_under_the_trace_s_dimensions(client, project, api_key):
+    post(client, [
+        envelope("trace-create", {"id": "t1", "name": "chat", "userId": "u1", "release": "r1",
+                                  "metadata": {"feature": {"team": "b", "area": "a"}}}),
+        envelope("trace-create", {"id": "t2", "name": "search", "metadata": {"feature": "support"}}),
+        envelope("generation-create", {"id": "g1", "traceId": "t1", "startTime": iso(T0), "model": "gpt-4o",
+                                       "costDetails": {"input": 0.1, "output": 0.2000000000004}}),
+        envelope("generation-create", {"id": "g2", "traceId": "t2", "startTime": iso(T0)}),
+    ], api_key)
+    rows = {(r.feature, r.trace_name, r.release): r for r in HourlyRollup.objects.for_project(project)}
+    assert set(rows) == {('{"area":"a","team":"b"}', "chat", "r1"), ("support", "search", "")}
+    assert DailyUserRollup.objects.for_project(project).get().user_id == "u1"
+    assert_exact(project)
+    # Sent again, and then the first trace renamed: every call follows.
+    post(client, [envelope("trace-create", {"id": "t1", "name": "chat-v2"})], api_key)
+    assert_exact(project)
