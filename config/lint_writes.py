@@ -1,4 +1,5 @@
-"""`make lint`: only the ingest package writes the telemetry tables (traces, observations, scores).
+"""`make lint`: only the ingest package writes the telemetry tables (traces, observations, scores,
+monitoring rollups).
 
 Every write — SDK batch, OTLP, REST scores, browser feedback, eval results — must pass the same
 pipeline stages (validation, redaction, score configs, pricing, and the rollups and metering that hook
@@ -21,8 +22,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TELEMETRY_MODELS = {"Trace", "Observation", "Score"}
-TELEMETRY_TABLES = ("traces_trace", "traces_observation", "feedback_score")
+# The monitoring rollups are telemetry too: only `ingest.rollups`, inside the writer's transaction,
+# keeps them equal to the raw rows.
+TELEMETRY_MODELS = {"Trace", "Observation", "Score", "HourlyRollup", "DailyUserRollup"}
+TELEMETRY_TABLES = (
+    "traces_trace", "traces_observation", "feedback_score", "monitoring_hourlyrollup", "monitoring_dailyuserrollup",
+)
 WRITE_METHODS = {"create", "bulk_create", "bulk_update", "update", "delete", "get_or_create", "update_or_create"}
 SQL_WRITE = re.compile(
     r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(%s)\b" % "|".join(TELEMETRY_TABLES), re.IGNORECASE

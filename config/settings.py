@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "evals",
     "feedback",
     "billing",
+    "monitoring",
 ]
 
 MIDDLEWARE = [

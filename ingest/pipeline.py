@@ -10,8 +10,11 @@ same order, to every batch — Langfuse batch events, OTLP spans (both routes), 
     conform_scores          every score against the project's score configs; a breaking score is refused (400)
     price                   the model price catalog for observations without a client cost
     sampling        [slot]  drop or keep whole traces (later)
-    write                   `ingest.writer`, the only module that writes traces/observations/scores
-    rollups         [slot]  rollups and usage metering from what was written (later)
+    write                   `ingest.writer`, the only module that writes traces/observations/scores;
+                            inside its transaction `ingest.rollups` moves the monitoring rollups by
+                            (new − old) of every call it changed, so they stay exact
+    rollups         [slot]  usage metering from what was written (later; the monitoring rollups
+                            are not here because only the writer's transaction makes them exact)
 
 Adapters only translate: their wire format into records (`decode`), and the refusals the stages
 record in `batch.refused` back into their wire answers (207 entries, OTLP partial success, 4xx).
@@ -129,7 +132,9 @@ def write(batch: Batch) -> None:
 
 
 def rollups(batch: Batch) -> None:
-    """Slot (monitoring, billing): rollups and usage metering from what was just written."""
+    """Slot (billing): usage metering from what was just written. The monitoring rollups are written
+    by the writer itself, in its transaction (`ingest.rollups`): a stage after the commit could not
+    see the rows' previous state, so a replay or a late update would count twice."""
 
 
 STAGES: tuple[Stage, ...] = (

@@ -47,6 +47,7 @@ import orjson
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from ingest import rollups
 from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
 from ingest.rules.environment import DEFAULT_ENVIRONMENT
 from ingest.rules.ids import MAX_ID_LENGTH
@@ -523,14 +524,19 @@ def _write_table(
     *,
     insert_rows: list[dict],
     returning: tuple[str, ...] = (),
+    before_update=None,
 ) -> tuple[set[str], list[tuple]]:
-    """Insert new rows, merge into existing ones. Returns (inserted ids, RETURNING rows of the update)."""
+    """Insert new rows, merge into existing ones. Returns (inserted ids, RETURNING rows of the update).
+    `before_update(inserted ids)` runs between the two (the rollups lock and read the rows the
+    UPDATE is about to change)."""
     pid = str(project.id)
     inserted: set[str] = set()
     if insert_rows:
         insert_rows.sort(key=lambda r: r["id"])
         cursor.execute(_sql("insert", table), [pid, _dump(insert_rows)])
         inserted = {row[0] for row in cursor.fetchall()}
+    if before_update is not None:
+        before_update(inserted)
     existing = sorted(rec_id for rec_id in merged if rec_id not in inserted)
     updated: list[tuple] = []
     if existing:
@@ -540,7 +546,7 @@ def _write_table(
     return inserted, updated
 
 
-def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now):
+def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now, tracker):
     rows = []
     for rec in merged.values():
         row = _insert_row(rec, TRACES, now)
@@ -550,7 +556,11 @@ def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[s
     for tid, rec in placeholders.items():
         if tid not in merged:
             rows.append({**_insert_row(rec, TRACES, now), "timestamp_is_placeholder": True})
-    _write_table(cursor, project, TRACES, merged, now, insert_rows=rows)
+    ids = set(merged) | set(placeholders)
+    _write_table(
+        cursor, project, TRACES, merged, now, insert_rows=rows,
+        before_update=lambda inserted: tracker.inserted(traces=rows, ids=inserted, snapshot=ids - inserted),
+    )
 
 
 _OBS_RETURNING = (
@@ -570,7 +580,7 @@ _OBS_RETURNING = (
 )
 
 
-def _write_observations(cursor, project, merged: dict[str, dict], now, pricer=None):
+def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, pricer=None):
     insert_rows = []
     for rec in merged.values():
         row = _insert_row(rec, OBSERVATIONS, now)
@@ -586,7 +596,10 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, pricer=No
         row.update(cost)
 
     _, updated = _write_table(
-        cursor, project, OBSERVATIONS, merged, now, insert_rows=insert_rows, returning=_OBS_RETURNING
+        cursor, project, OBSERVATIONS, merged, now, insert_rows=insert_rows, returning=_OBS_RETURNING,
+        before_update=lambda inserted: tracker.inserted(
+            observations=insert_rows, ids=inserted, snapshot=merged.keys() - inserted
+        ),
     )
     if not updated:
         return
@@ -704,13 +717,18 @@ WITH pairs AS (
 )
 UPDATE traces_observation o SET duplicate_of = pairs.parent
 FROM pairs
+JOIN traces_observation prev ON prev.project_id = %s::uuid AND prev.id = pairs.child
 WHERE o.project_id = %s::uuid AND o.id = pairs.child AND o.duplicate_of <> pairs.parent
+RETURNING o.id, prev.duplicate_of
 """
 
 
-def _mark_duplicates(cursor, project, ids: list[str]) -> None:
+def _mark_duplicates(cursor, project, ids: list[str]) -> dict[str, str]:
+    """Mark (or unmark) the batch's calls and their children; {id: previous duplicate_of} of every row
+    whose mark changed (the self-join reads the rows as they were before this statement)."""
     project_id = str(project.id)
-    cursor.execute(_MARK_DUPLICATES_SQL, [project_id, ids, project_id, ids, project_id])
+    cursor.execute(_MARK_DUPLICATES_SQL, [project_id, ids, project_id, ids, project_id, project_id])
+    return {row[0]: row[1] for row in cursor.fetchall()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,13 +763,19 @@ def write_records(
             with transaction.atomic(using=database):
                 connection = data_connection(project)
                 with connection.cursor() as plain, _server_bound(plain) as cursor:
-                    # Lock order is always traces → observations → scores, each sorted by id, so
-                    # concurrent batches touching the same rows wait for each other instead of deadlocking.
+                    # Lock order is always traces → observations → scores → rollups, each sorted by
+                    # key, so concurrent batches touching the same rows wait for each other instead
+                    # of deadlocking. The rollups move by (new − old) of what this transaction wrote.
+                    tracker = rollups.Tracker(cursor, project)
+                    if trace_recs or obs_recs:
+                        tracker.begin()
                     if trace_recs or placeholders:
-                        _write_traces(cursor, project, trace_recs, placeholders, now)
+                        _write_traces(cursor, project, trace_recs, placeholders, now, tracker)
                     if obs_recs:
-                        _write_observations(cursor, project, obs_recs, now, pricer)
-                        _mark_duplicates(cursor, project, sorted(obs_recs))
+                        _write_observations(cursor, project, obs_recs, now, tracker, pricer)
+                        # Before the rollups read what was written: a call marked as the duplicate
+                        # of its parent contributes nothing, and marking moves its contribution.
+                        tracker.duplicates_changed(_mark_duplicates(cursor, project, sorted(obs_recs)))
                     if score_recs:
                         _write_table(
                             cursor,
@@ -761,6 +785,8 @@ def write_records(
                             now,
                             insert_rows=[_insert_row(r, SCORES, now) for r in score_recs.values()],
                         )
+                    if obs_recs or tracker.old_traces:
+                        tracker.apply(obs_recs.keys())
             return
         except (IntegrityError, DataError) as exc:
             # Records are validated before this point; a value the database still refuses must fail
@@ -951,8 +977,14 @@ def reprice_observations(
                                 report.newly_priced += 1
                             fixes.append({"id": row["id"], **cost, "updated_at": now})
                     if fixes:
+                        # The rollups move each re-priced call's cost (new − old), as ingestion does.
+                        tracker = rollups.Tracker(cursor, project)
+                        tracker.begin()
+                        fixed_ids = [fix["id"] for fix in fixes]
+                        tracker.snapshot_observations(fixed_ids)
                         columns = tuple(sorted(c for c in fixes[0] if c != "id"))
                         cursor.execute(_sql("fix", OBSERVATIONS, columns), [_dump(fixes), pid])
+                        tracker.apply(fixed_ids)
         except (OperationalError, InterfaceError) as exc:
             raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
         report.examined += len(rows)

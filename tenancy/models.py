@@ -213,6 +213,7 @@ class AuditAction(models.TextChoices):
     ORGANIZATION_UPDATED = "organization.updated"
     ORGANIZATION_DELETED = "organization.deleted"
     REDACTION_POLICY_UPDATED = "redaction_policy.updated"
+    MONITORING_SETTINGS_UPDATED = "monitoring_settings.updated"
     MODEL_PRICE_CREATED = "model_price.created"
     MODEL_PRICE_UPDATED = "model_price.updated"
     MODEL_PRICE_DELETED = "model_price.deleted"

@@ -1,0 +1,441 @@
+"""Exact monitoring rollups, written inside the writer's transaction (the only writer of the
+`monitoring` rollup tables; `make lint` checks it).
+
+A rollup row is a sum of per-call *contributions*. Whenever a transaction changes a call, or the
+trace dimensions it is counted under, it subtracts the call's contribution as it stood before and
+adds the contribution as it stands after, both read under row locks in that same transaction:
+
+- observations: between the writer's INSERT (which reports the rows that already existed) and its
+  UPDATE, `snapshot` locks those rows (FOR UPDATE, in id order) and reads their state; after all
+  writes, `apply` reads the new state of every observation of the batch and upserts the difference.
+  A replay therefore adds nothing (new − old = 0), and a later cost or status moves the call.
+- traces: the batch's existing traces are locked (FOR UPDATE, in id order, also those it only
+  references, so a concurrent change of their dimensions waits for this batch or this batch for it)
+  and their dimensions read before the trace UPDATE; a trace whose name, release, user or feature
+  changed moves every stored call of it (read FOR UPDATE) from the old dimensions to the new.
+- every writer holds `pg_advisory_xact_lock_shared` on the project and, in the same statement,
+  reads the feature rule the rollups are built with (`RollupRule`, data plane); `rebuild` (after a
+  change of the project's setting) takes the lock exclusively, recomputes the project's rollups
+  from the raw rows under the new rule and switches `RollupRule`, so no write ever mixes two rules.
+
+Lock order is the writer's (traces → observations → rollups, each in key order), so batches wait for
+each other rather than deadlock. Deltas are summed in Python (exact integers and Decimals) and
+upserted in one statement per table, with histograms added element-wise by
+`lookglass_int8_array_add`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import orjson
+
+from monitoring.models import DIMENSION_CHARS, HISTOGRAM_BUCKETS, DailyUserRollup, HourlyRollup, RollupRule
+from monitoring.rules import FeatureRule, bucket_of, feature_of
+from tenancy.regions import region_database
+from traces.models import Observation, Trace
+
+# Statements the rollups add to a write transaction at most, whatever the batch size: the lock and
+# rule, the trace snapshot, the observation snapshot, the re-read of updated traces, the move of the
+# calls of traces whose dimensions changed, the new state of the batch's calls, and the upsert.
+MAX_STATEMENTS = 7
+ROLLED_TYPES = frozenset({"GENERATION", "EMBEDDING"})  # the LLM calls
+TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+               "total_tokens")
+COUNTERS = ("calls", "errors", "refusals", *TOKEN_KINDS, "unpriced_calls")
+HOURLY_DIMS = ("hour", "feature", "trace_name", "model", "environment", "release", "prompt_name", "prompt_version")
+HOURLY_SUMS = (*COUNTERS, "cost", "latency_count", "latency_us_sum", "ttft_count", "ttft_us_sum")
+USER_SUMS = (*COUNTERS, "cost")
+
+OBS_COLUMNS = (
+    "id", "trace_id", "type", "start_time", "end_time", "completion_start_time", "status", "model",
+    "response_model", "environment", "prompt_name", "prompt_version", *TOKEN_KINDS, "total_cost",
+    "duplicate_of",
+)
+_OBS_SELECT = ", ".join(f'o."{c}"' for c in OBS_COLUMNS)
+_TRACE_DIMS = 't."id", t."name", t."user_id", t."release", t."metadata" -> %s, t."tags"'
+OBS_TABLE = Observation._meta.db_table
+TRACE_TABLE = Trace._meta.db_table
+HOURLY_TABLE = HourlyRollup._meta.db_table
+USER_TABLE = DailyUserRollup._meta.db_table
+RULE_TABLE = RollupRule._meta.db_table
+_BEGIN_SQL = (
+    f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), r.feature_source, r.feature_key "
+    f'FROM (SELECT 1) AS one LEFT JOIN "{RULE_TABLE}" AS r ON r.project_id = %s::uuid'
+)
+
+
+def _lock_key(project) -> str:
+    return f"rollups:{project.id}"
+
+
+@dataclass(frozen=True)
+class TraceDims:
+    name: str
+    user_id: str
+    release: str
+    feature: str
+
+
+def _cut(value) -> str:
+    return (value or "")[:DIMENSION_CHARS]
+
+
+def _metadata_text(value, *, raw: bool) -> str | None:
+    """A metadata value as feature text, the same whether it comes from the database (jsonb, which
+    Django's driver hands over as JSON text: `raw`) or from a row this transaction inserted."""
+    if raw and isinstance(value, (str, bytes)):
+        value = orjson.loads(value)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _trace_dims(rule: FeatureRule, row, *, raw: bool = True) -> TraceDims:
+    _, name, user_id, release, meta_value, tags = row
+    meta_value = _metadata_text(meta_value, raw=raw)
+    return TraceDims(
+        name=_cut(name), user_id=_cut(user_id), release=_cut(release),
+        feature=_cut(feature_of(rule, name=name, metadata_value=meta_value, tags=tags)),
+    )
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _us(delta: timedelta) -> int:
+    return max(0, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
+@dataclass
+class _Acc:
+    sums: dict = field(default_factory=lambda: defaultdict(int))
+    latency: dict = field(default_factory=lambda: defaultdict(int))  # bucket -> count
+    ttft: dict = field(default_factory=lambda: defaultdict(int))
+
+
+class Deltas:
+    """Signed sums of contributions, by rollup key."""
+
+    def __init__(self):
+        self.hourly: dict[tuple, _Acc] = defaultdict(_Acc)
+        self.users: dict[tuple, _Acc] = defaultdict(_Acc)
+
+    def add(self, obs: dict, dims: TraceDims, sign: int) -> None:
+        # A call recorded twice (an SDK span nested in its instrumentation's span, `duplicate_of` set
+        # by the writer) is counted once: the inner record contributes nothing.
+        if obs["type"] not in ROLLED_TYPES or obs.get("duplicate_of"):
+            return
+        start = obs["start_time"]
+        values = {
+            "calls": 1,
+            "errors": int(obs["status"] == "error"),
+            "refusals": int(obs["status"] == "refused"),
+            "unpriced_calls": int(obs["total_cost"] is None),
+            "cost": obs["total_cost"] or Decimal(0),
+            **{kind: obs[kind] or 0 for kind in TOKEN_KINDS},
+        }
+        key = (
+            _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
+            _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
+        )
+        acc = self.hourly[key]
+        for name, value in values.items():
+            acc.sums[name] += sign * value
+        if obs["end_time"] is not None:
+            spent = _us(obs["end_time"] - start)
+            acc.sums["latency_count"] += sign
+            acc.sums["latency_us_sum"] += sign * spent
+            acc.latency[bucket_of(spent / 1000)] += sign
+        if obs["completion_start_time"] is not None:
+            spent = _us(obs["completion_start_time"] - start)
+            acc.sums["ttft_count"] += sign
+            acc.sums["ttft_us_sum"] += sign * spent
+            acc.ttft[bucket_of(spent / 1000)] += sign
+        if dims.user_id:
+            user = self.users[(start.date(), dims.user_id)]
+            for name in USER_SUMS:
+                user.sums[name] += sign * values[name]
+
+    def rows(self):
+        """(hourly rows, daily user rows) with a non-zero change, in key order (the lock order)."""
+        hourly = []
+        for key in sorted(self.hourly, key=_sort_key):
+            acc = self.hourly[key]
+            if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
+                continue
+            row = dict(zip(HOURLY_DIMS, key))
+            row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
+            row["latency_hist"] = _hist(acc.latency)
+            row["ttft_hist"] = _hist(acc.ttft)
+            hourly.append(row)
+        users = []
+        for key in sorted(self.users, key=_sort_key):
+            acc = self.users[key]
+            if not any(acc.sums.values()):
+                continue
+            users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
+        return hourly, users
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple(str(part) if not isinstance(part, int) else f"{part:012d}" for part in key)
+
+
+def _hist(buckets: dict) -> list[int]:
+    out = [0] * HISTOGRAM_BUCKETS
+    for index, count in buckets.items():
+        out[index] += count
+    return out
+
+
+def _upsert_sql(table: str, dims: tuple, sums: tuple, hists: tuple = ()) -> str:
+    columns = (*dims, *sums, *hists)
+    col_list = ", ".join(f'"{c}"' for c in columns)
+    select = ", ".join(f's."{c}"' for c in columns)
+    sets = [f'"{c}" = r."{c}" + EXCLUDED."{c}"' for c in sums]
+    sets += [f'"{c}" = lookglass_int8_array_add(r."{c}", EXCLUDED."{c}")' for c in hists]
+    keys = ", ".join(f'"{c}"' for c in ("project_id", *dims))
+    return (
+        f'INSERT INTO "{table}" AS r ("project_id", {col_list}) '
+        f'SELECT %s::uuid, {select} FROM jsonb_populate_recordset(NULL::"{table}", %s::jsonb) AS s '
+        f"ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+_HOURLY_UPSERT = _upsert_sql(HOURLY_TABLE, HOURLY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
+_USER_UPSERT = _upsert_sql(USER_TABLE, ("day", "user_id"), USER_SUMS)
+# Both tables in one statement (hourly first: the lock order), so the rollups cost one round trip.
+_BOTH_UPSERT = f"WITH hourly AS ({_HOURLY_UPSERT} RETURNING 1) {_USER_UPSERT}"
+
+
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a rollup")
+
+
+def _dump(rows: list[dict]) -> str:
+    return orjson.dumps(rows, default=_json_default).decode()
+
+
+def _obs(row) -> dict:
+    return dict(zip(OBS_COLUMNS, row))
+
+
+class Tracker:
+    """One per write transaction: `begin` first, the two snapshots between the writer's INSERT and
+    UPDATE of each table, `apply` last."""
+
+    def __init__(self, cursor, project):
+        self.cursor = cursor
+        self.project = project
+        self.pid = str(project.id)
+        self.rule = FeatureRule()
+        self.old_traces: dict[str, TraceDims] = {}
+        self.old_obs: dict[str, dict] = {}
+        # Rows this transaction inserted, as the writer stored them: their new state needs no read.
+        self.inserted_traces: dict[str, dict] = {}
+        self.inserted_obs: dict[str, dict] = {}
+        # Calls whose duplicate mark this transaction changed: {id: the mark before}.
+        self.marks_before: dict[str, str] = {}
+
+    def duplicates_changed(self, marks_before: dict[str, str]) -> None:
+        self.marks_before = marks_before
+
+    def begin(self) -> None:
+        """The project's rollup lock (shared) and, read under it, the rule the rollups are built with."""
+        self.cursor.execute(_BEGIN_SQL, [_lock_key(self.project), self.pid])
+        _, source, key = self.cursor.fetchone()
+        if source is not None:
+            self.rule = FeatureRule(source, key)
+
+    def inserted(self, *, ids, snapshot, traces=None, observations=None) -> None:
+        """The writer's hook between its INSERT (`ids`: the rows it inserted, of `traces` or
+        `observations`) and its UPDATE (`snapshot`: the existing rows it is about to change)."""
+        if traces is not None:
+            self.inserted_traces = {row["id"]: row for row in traces if row["id"] in ids}
+            self.snapshot_traces(snapshot)
+        else:
+            self.inserted_obs = {row["id"]: row for row in observations if row["id"] in ids}
+            self.snapshot_observations(snapshot)
+
+    def snapshot_traces(self, ids) -> None:
+        """Lock the batch's existing traces and remember their dimensions (before the trace UPDATE)."""
+        ids = sorted(ids)
+        if not ids:
+            return
+        self.cursor.execute(
+            f'SELECT {_TRACE_DIMS} FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = %s::uuid '
+            f'AND t."id" = ANY(%s) ORDER BY t."id" FOR UPDATE',
+            [self.rule.metadata_key, self.pid, ids],
+        )
+        for row in self.cursor.fetchall():
+            self.old_traces[row[0]] = _trace_dims(self.rule, row)
+
+    def snapshot_observations(self, ids) -> None:
+        """Lock the batch's existing observations and remember their state (before the UPDATE)."""
+        ids = sorted(ids)
+        if not ids:
+            return
+        self.cursor.execute(
+            f'SELECT {_OBS_SELECT} FROM "{OBS_TABLE}" AS o WHERE o."project_id" = %s::uuid '
+            f'AND o."id" = ANY(%s) ORDER BY o."id" FOR UPDATE',
+            [self.pid, ids],
+        )
+        for row in self.cursor.fetchall():
+            obs = _obs(row)
+            self.old_obs[obs["id"]] = obs
+
+    def apply(self, obs_ids) -> None:
+        deltas = Deltas()
+        # Traces whose dimensions this transaction changed: their other stored calls move.
+        new_traces: dict[str, TraceDims] = {}
+        if self.old_traces:
+            self.cursor.execute(
+                f'SELECT {_TRACE_DIMS} FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = %s::uuid AND t."id" = ANY(%s)',
+                [self.rule.metadata_key, self.pid, sorted(self.old_traces)],
+            )
+            for row in self.cursor.fetchall():
+                new_traces[row[0]] = _trace_dims(self.rule, row)
+        changed = sorted(tid for tid, dims in new_traces.items() if dims != self.old_traces[tid])
+        obs_ids = sorted(obs_ids)
+        moved: set[str] = set()
+        if changed:
+            self.cursor.execute(
+                f'SELECT {_OBS_SELECT} FROM "{OBS_TABLE}" AS o WHERE o."project_id" = %s::uuid '
+                f'AND o."trace_id" = ANY(%s) AND NOT (o."id" = ANY(%s)) ORDER BY o."id" FOR UPDATE',
+                [self.pid, changed, obs_ids],
+            )
+            for row in self.cursor.fetchall():
+                obs = _obs(row)
+                before = self._before_marking(obs)
+                deltas.add(before, self.old_traces[obs["trace_id"]], -1)
+                deltas.add(obs, new_traces[obs["trace_id"]], +1)
+                moved.add(obs["id"])
+        counted: set[str] = set()
+        for obs_id, row in self.inserted_obs.items():
+            if obs_id in self.marks_before:
+                continue  # marked after the insert: its stored state is read below
+            trace_row = self.inserted_traces.get(row["trace_id"])
+            if trace_row is not None:
+                metadata = trace_row.get("metadata") or {}
+                dims = _trace_dims(self.rule, (
+                    None, trace_row.get("name"), trace_row.get("user_id"), trace_row.get("release"),
+                    metadata.get(self.rule.metadata_key) if isinstance(metadata, dict) else None,
+                    trace_row.get("tags"),
+                ), raw=False)
+            elif row["trace_id"] in new_traces:
+                # An existing trace: locked by `snapshot_traces` and re-read above.
+                dims = new_traces[row["trace_id"]]
+            else:  # not expected (every call's trace is inserted or locked); read it below
+                continue
+            deltas.add(_stored_state(row), dims, +1)
+            counted.add(obs_id)
+        obs_ids = [obs_id for obs_id in obs_ids if obs_id not in counted]
+        outside = set(self.marks_before) - set(obs_ids) - counted - moved
+        obs_ids = sorted({*obs_ids, *outside})
+        if obs_ids:
+            self.cursor.execute(
+                f'SELECT {_OBS_SELECT}, {_TRACE_DIMS} FROM "{OBS_TABLE}" AS o '
+                f'JOIN "{TRACE_TABLE}" AS t ON t."project_id" = o."project_id" AND t."id" = o."trace_id" '
+                f'WHERE o."project_id" = %s::uuid AND o."id" = ANY(%s)',
+                [self.rule.metadata_key, self.pid, obs_ids],
+            )
+            width = len(OBS_COLUMNS)
+            for row in self.cursor.fetchall():
+                obs = _obs(row[:width])
+                dims = _trace_dims(self.rule, row[width:])
+                old = self.old_obs.get(obs["id"])
+                if old is None and obs["id"] in self.marks_before and obs["id"] not in self.inserted_obs:
+                    # Not in this batch: stored before, only its mark changed (a parent or child of
+                    # a call in this batch). It moves from its state before the marking.
+                    old = self._before_marking(obs)
+                if old is not None:
+                    # Counted before under its trace's dimensions as they were. A trace this batch
+                    # did not lock kept its dimensions here; a concurrent change of them moves this
+                    # row after our commit (its mover waits for our lock on the row and re-reads it).
+                    deltas.add(old, self.old_traces.get(old["trace_id"], dims), -1)
+                deltas.add(obs, dims, +1)
+        self._write(deltas)
+
+    def _before_marking(self, obs: dict) -> dict:
+        if obs["id"] in self.marks_before:
+            return {**obs, "duplicate_of": self.marks_before[obs["id"]]}
+        return obs
+
+    def _write(self, deltas: Deltas) -> None:
+        hourly, users = deltas.rows()
+        if hourly and users:
+            self.cursor.execute(_BOTH_UPSERT, [self.pid, _dump(hourly), self.pid, _dump(users)])
+        elif hourly:
+            self.cursor.execute(_HOURLY_UPSERT, [self.pid, _dump(hourly)])
+        elif users:
+            self.cursor.execute(_USER_UPSERT, [self.pid, _dump(users)])
+
+
+_SCALE = Decimal("1e-10")  # numeric(20, 10), as the observations table stores costs
+
+
+def _stored_state(row: dict) -> dict:
+    """An inserted row's contribution columns as the database stored them."""
+    state = {c: row.get(c) for c in OBS_COLUMNS}
+    cost = state["total_cost"]
+    if cost is not None:
+        # The writer sends costs as JSON numbers; PostgreSQL rounds them to the column's scale.
+        state["total_cost"] = Decimal(str(cost)).quantize(_SCALE, rounding=ROUND_HALF_UP)
+    return state
+
+
+def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:
+    """Recompute the project's rollups from its raw rows under `rule` and make it the rule every
+    later write uses. Holds the project's rollup lock exclusively, so no write interleaves. Returns
+    the calls counted. (One transaction: fine for the projects of today; a very large project will
+    want it per day, as a region task.)"""
+    from django.db import transaction
+
+    from tenancy.dataplane import data_connection
+
+    database = region_database(project.region)
+    counted = 0
+    with transaction.atomic(using=database):
+        with data_connection(project).cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(project)])
+            pid = str(project.id)
+            cursor.execute(f'DELETE FROM "{HOURLY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
+            cursor.execute(f'DELETE FROM "{USER_TABLE}" WHERE "project_id" = %s::uuid', [pid])
+            cursor.execute(
+                f'INSERT INTO "{RULE_TABLE}" (project_id, feature_source, feature_key) VALUES (%s::uuid, %s, %s) '
+                "ON CONFLICT (project_id) DO UPDATE SET feature_source = EXCLUDED.feature_source, "
+                "feature_key = EXCLUDED.feature_key",
+                [pid, rule.source, rule.key],
+            )
+            cursor.execute(
+                f'SELECT {_OBS_SELECT}, {_TRACE_DIMS} FROM "{OBS_TABLE}" AS o '
+                f'JOIN "{TRACE_TABLE}" AS t ON t."project_id" = o."project_id" AND t."id" = o."trace_id" '
+                f'WHERE o."project_id" = %s::uuid AND o."type" = ANY(%s)',
+                [rule.metadata_key, pid, sorted(ROLLED_TYPES)],
+            )
+            width = len(OBS_COLUMNS)
+            while True:
+                rows = cursor.fetchmany(chunk)
+                if not rows:
+                    break
+                deltas = Deltas()
+                for row in rows:
+                    deltas.add(_obs(row[:width]), _trace_dims(rule, row[width:]), +1)
+                    counted += 1
+                hourly, users = deltas.rows()
+                # A second cursor: the first one is still streaming the raw rows.
+                with data_connection(project).cursor() as out:
+                    if hourly:
+                        out.execute(_HOURLY_UPSERT, [pid, _dump(hourly)])
+                    if users:
+                        out.execute(_USER_UPSERT, [pid, _dump(users)])
+    return counted
