@@ -3,7 +3,8 @@ same order, to every batch — Langfuse batch events, OTLP spans (both routes), 
 (`POST /api/public/scores`), browser feedback, and later eval results.
 
     decode (by the adapter, before `run`: wire format → `ingest.contract` records in a `Batch`)
-    quota           [slot]  refuse over-quota work before anything else runs (billing, later)
+    quota                   the organization's quota and rate limits (`billing.enforcement`): the whole
+                            request is refused with QuotaExceeded (429), or admitted
     normalize               contract rules the adapters cannot vary: id limits (`rules.ids`), metadata
                             size and depth (`ingest.limits`)
     redact                  the project's PII policy; a record that cannot be redacted is refused (422)
@@ -11,7 +12,7 @@ same order, to every batch — Langfuse batch events, OTLP spans (both routes), 
     price                   the model price catalog for observations without a client cost
     sampling        [slot]  drop or keep whole traces (later)
     write                   `ingest.writer`, the only module that writes traces/observations/scores
-    rollups         [slot]  rollups and usage metering from what was written (later)
+    rollups                 the stored units count toward the quota (monitoring rollups later)
 
 Adapters only translate: their wire format into records (`decode`), and the refusals the stages
 record in `batch.refused` back into their wire answers (207 entries, OTLP partial success, 4xx).
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 from django.db import InterfaceError, OperationalError
 
+from billing import enforcement
+from billing.enforcement import QuotaExceeded
 from ingest import writer
 from ingest.contract import Batch
 from ingest.limits import LIMIT_STATUS, metadata_problem
@@ -40,7 +43,7 @@ from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable
 from scores.services import ScoreConfigError, conform_score, project_score_configs
 
 # The writer's exceptions, for callers outside the package (only `ingest` imports the writer itself).
-__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "StorageUnavailable", "run"]
+__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "QuotaExceeded", "StorageUnavailable", "run"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,17 @@ class Stage:
     slot: bool = False  # an empty slot for a capability that comes later
 
 
+def _units(batch: Batch) -> int:
+    # Billable units as Langfuse counts them: traces + observations + scores.
+    return len(batch.traces) + len(batch.observations) + len(batch.scores)
+
+
 def quota(batch: Batch) -> None:
-    """Slot (billing): refuse the batch, or part of it, when the project is over its quota."""
+    """Billing: the organization's quota and ingest rate limits (`billing.enforcement`). Over a hard
+    limit the WHOLE request is refused (QuotaExceeded → 429 + Retry-After; nothing stored), never
+    part of it: a client retries a 429, while an event dropped from a 2xx is lost."""
+    if batch:
+        enforcement.check(project=batch.project, api_key_id=batch.api_key_id, units=_units(batch))
 
 
 def _normalize_problem(kind: str, record: dict) -> str | None:
@@ -129,18 +141,19 @@ def write(batch: Batch) -> None:
 
 
 def rollups(batch: Batch) -> None:
-    """Slot (monitoring, billing): rollups and usage metering from what was just written."""
+    """Billing: what was stored counts toward the period's quota (monitoring rollups come later)."""
+    enforcement.count_usage(project=batch.project, units=_units(batch))
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("quota", quota, slot=True),
+    Stage("quota", quota),
     Stage("normalize", normalize),
     Stage("redact", redact),
     Stage("conform_scores", conform_scores),
     Stage("price", price),
     Stage("sampling", sampling, slot=True),
     Stage("write", write),
-    Stage("rollups", rollups, slot=True),
+    Stage("rollups", rollups),
 )
 
 
