@@ -11,6 +11,7 @@ from django.db.models import F
 
 from billing.enforcement import REJECTED_KEY, _client
 from billing.models import RejectedEvents, Subscription
+from tenancy.models import Organization
 from tenancy.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def rejections_flush() -> int:
                 return 0
             raise
     totals = parse_counters(client.hgetall(FLUSHING_KEY))
+    # An organization deleted since its refusals were counted has nothing left to show them to.
+    existing = {str(pk) for pk in Organization.objects.filter(pk__in={key[0] for key in totals}).values_list("pk", flat=True)}
+    totals = {key: counts for key, counts in totals.items() if key[0] in existing}
     with transaction.atomic():
         for (org, project, day, reason), counts in totals.items():
             row, created = RejectedEvents.objects.get_or_create(

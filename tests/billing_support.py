@@ -75,3 +75,11 @@ def post_feedback(client, api_key, trace_id="t-1"):
 
 def stored(project) -> int:
     return sum(m.objects.for_project(project).count() for m in (Trace, Observation, Score))
+
+
+def clear_rejection_counters() -> None:
+    """Redis outlives each test's rolled-back rows: start every test with empty counters."""
+    from billing import enforcement
+    from billing.services import FLUSHING_KEY
+
+    enforcement._client().delete(enforcement.REJECTED_KEY, FLUSHING_KEY)

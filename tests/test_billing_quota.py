@@ -17,6 +17,7 @@ from billing.models import Plan, RejectedEvents
 from billing.services import rejections_flush, subscription_set
 from ingest.stages import price as costs
 from tests.billing_support import (
+    clear_rejection_counters,
     langfuse_batch,
     make_plan,
     post_batch,
@@ -36,6 +37,7 @@ def no_catalog(monkeypatch):
 @pytest.fixture(autouse=True)
 def _fresh_limits():
     limits.invalidate()
+    clear_rejection_counters()
     yield
     limits.invalidate()
 
@@ -205,7 +207,6 @@ def test_redis_down_fails_open_with_a_log_line(client, project, api_key, organiz
 
 def test_rejected_events_are_counted_by_reason_and_flushed(client, project, api_key, organization, exhausted):
     _use_up(client, api_key, project)
-    enforcement._client().delete(enforcement.REJECTED_KEY, enforcement.REJECTED_KEY + ":flushing")
     post_batch(client, api_key)  # 2 events refused
     post_otlp(client, api_key)  # 1 span (a trace and an observation: 2 units)
     post_score(client, api_key)  # 1
