@@ -10,7 +10,7 @@ from billing import limits
 from billing.models import RejectedEvents
 from billing.services import rejections_flush
 from ingest.stages import price as costs
-from tests.billing_support import (
+from tests.billing.support import (
     clear_rejection_counters,
     make_plan,
     post_batch,

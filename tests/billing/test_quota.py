@@ -16,7 +16,7 @@ from billing.enforcement import WARNING_HEADER
 from billing.models import Plan, RejectedEvents
 from billing.services import rejections_flush, subscription_set
 from ingest.stages import price as costs
-from tests.billing_support import (
+from tests.billing.support import (
     clear_rejection_counters,
     langfuse_batch,
     make_plan,
