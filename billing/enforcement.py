@@ -144,7 +144,13 @@ def _set_headers(headers: dict) -> None:
 
 
 def _client():
-    return cache._cache.get_client(write=True)
+    # One fail-fast client per cache backend instance (Django builds a new Redis object on every
+    # get_client(), which costs more than the command itself on this path); it is thread-safe.
+    backend = cache._cache
+    client = backend.__dict__.get("_billing_client")
+    if client is None:
+        client = backend.__dict__["_billing_client"] = backend.get_client(write=True)
+    return client
 
 
 _script_holder: list = []
