@@ -24,6 +24,7 @@ from tests.billing.support import (
     post_feedback,
     post_otlp,
     post_score,
+    shipped_plans,
     stored,
     subscribe,
 )
@@ -37,6 +38,7 @@ def no_catalog(monkeypatch):
 @pytest.fixture(autouse=True)
 def _fresh_limits():
     limits.invalidate()
+    shipped_plans()
     clear_rejection_counters()
     yield
     limits.invalidate()
@@ -218,3 +220,14 @@ def test_rejected_events_are_counted_by_reason_and_flushed(client, project, api_
     row.refresh_from_db()
     assert (row.requests, row.events) == (4, 6)
     assert rejections_flush() == 0
+
+
+def test_the_flush_skips_counters_of_deleted_organizations(organization, project):
+    import uuid
+
+    from billing.models import RejectedEvents
+
+    enforcement._client().hincrby(enforcement.REJECTED_KEY, f"{uuid.uuid4()}|{uuid.uuid4()}|2026-12-01|quota|events", 3)
+    enforcement._client().hincrby(enforcement.REJECTED_KEY, f"{organization.id}|{project.id}|2026-12-01|quota|events", 2)
+    assert rejections_flush() == 1
+    assert list(RejectedEvents.objects.values_list("organization_id", "events")) == [(organization.id, 2)]
