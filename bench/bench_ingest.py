@@ -32,7 +32,9 @@ Knobs: BENCH_WORKERS, BENCH_THREADS (default WEB_CONCURRENCY/WEB_THREADS or 2 ×
 (default workers × threads), BENCH_BATCHES (600), BENCH_RATE, BENCH_PHASE2_SECONDS (20),
 BENCH_MAX_SECONDS (180, per phase), BENCH_QUIET_WAIT (seconds to wait for a load average below 1
 before starting; 0), BENCH_PROFILE=dir (py-spy, GIL-holding samples of each worker during phase 1, as
-collapsed stacks; needs `.venv/bin/pip install py-spy`), BENCH_REDACT=1 (PII redaction on for the run).
+collapsed stacks; needs `.venv/bin/pip install py-spy`), BENCH_REDACT=1 (PII redaction on for the run),
+BENCH_BILLING=1 (the bench organization on a plan with a hard quota and both rate limits, all far above
+what the run uses, so every request pays the whole billing check; off, it is on the unlimited default).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "0"))
 # BENCH_REDACT=1: the bench project's PII redaction policy is on (every detector, mask) for the run,
 # to measure what redaction adds to ingestion; it is switched off again afterwards.
 REDACT = os.environ.get("BENCH_REDACT", "0").lower() in {"1", "true", "yes"}  # wait up to this long for load average < 1
+BILLING = os.environ.get("BENCH_BILLING", "0").lower() in {"1", "true", "yes"}
 PHASE2_CONNECTIONS = 64
 POLL_SECONDS = 1.0
 
@@ -453,6 +456,23 @@ def set_redaction(project_id: str, enabled: bool) -> None:
     manage("shell", "-c", code)
 
 
+def set_billing(project_id: str, enabled: bool) -> None:
+    code = (
+        "from tenancy.models import Project; from billing.models import Plan, Subscription; "
+        f"org = Project.objects.get(pk='{project_id}').organization; "
+        "Subscription.objects.filter(organization=org).delete(); "
+        + (
+            "plan, _ = Plan.objects.update_or_create(name='bench-billing', defaults=dict("
+            "included_units=10**12, extra_unit_price=None, ingest_rate_per_second=100_000, "
+            "key_rate_per_second=100_000, soft_limit_share=1.0)); "
+            "Subscription.objects.create(organization=org, plan=plan)"
+            if enabled
+            else "pass"
+        )
+    )
+    manage("shell", "-c", code)
+
+
 def manage(*args: str) -> str:
     proc = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -817,6 +837,7 @@ def main() -> int:
     auth = "Basic " + base64.b64encode(f"{created['public_key']}:{created['secret_key']}".encode()).decode()
     if REDACT:
         set_redaction(created["project_id"], True)
+    set_billing(created["project_id"], BILLING)
     region = Region(created["project_id"], created["region"])
     region.clean()
     steps = breakdown(created["project_id"], region)
@@ -879,6 +900,8 @@ def main() -> int:
             region.close()
             if REDACT:
                 set_redaction(created["project_id"], False)
+            if BILLING:
+                set_billing(created["project_id"], False)
     load_after = load_average()
 
     for r in results:
@@ -894,6 +917,7 @@ def main() -> int:
     print(
         f"gunicorn gthread {WORKERS} workers × {THREADS} threads, DEBUG off, DB pool on; PostgreSQL "
         f"{durability}; PII redaction {'ON (all detectors, mask)' if REDACT else 'off'}; "
+        f"billing {'ON (quota + rate limits checked)' if BILLING else 'off (unlimited default)'}; "
         f"load generator: 1 asyncio process (httpx) on the same CPUs; "
         f"load average before {load_before}, after {load_after}"
     )

@@ -42,4 +42,7 @@ app.conf.beat_schedule = {
     # A purge enqueued after a project's deletion is lost if the broker was down at that moment
     # (tenancy/tasks.py logs it); the hourly sweep re-enqueues every recent deletion's purge.
     "sweep-project-purges": {"task": "tenancy.sweep_project_purges", "schedule": 3600.0},
+    # Rejected-event counters (billing/enforcement.py) into the control plane; the API adds what is
+    # still in Redis, so customers see refusals at once either way.
+    "flush-billing-rejections": {"task": "billing.flush_rejections", "schedule": 60.0},
 }

@@ -380,3 +380,13 @@ if FEEDBACK_MAX_BODY_BYTES < 1024:
 # Seconds a process may reuse an API key row without asking the database; changes to keys are
 # still seen within about a second through a generation stamp in Redis. 0 turns the cache off.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
+
+# --- billing: quotas and ingest rate limits (billing/enforcement.py) ------------------------
+# Seconds a process reuses an organization's plan limits (changes are seen within a second anyway).
+BILLING_CACHE_SECONDS = env.int("BILLING_CACHE_SECONDS", default=60)
+# A token bucket holds this many seconds of an ingest rate limit (bursts up to rate × seconds).
+BILLING_RATE_BURST_SECONDS = env.float("BILLING_RATE_BURST_SECONDS", default=2.0)
+# Retry-After of a quota refusal: the time until the period resets, at most this many seconds, so
+# SDKs and exporters keep retrying (and succeed soon after the plan is raised): an OTLP exporter
+# drops a batch at once when Retry-After exceeds what is left of its timeout (10 s by default).
+BILLING_QUOTA_RETRY_AFTER_SECONDS = env.int("BILLING_QUOTA_RETRY_AFTER_SECONDS", default=5)

@@ -36,6 +36,7 @@ urlpatterns = [
     path("api/v1/", include("pricing.urls")),
     path("api/v1/", include("privacy.api.urls")),
     path("api/v1/", include("monitoring.urls")),
+    path("api/v1/", include("billing.urls")),
     # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt) and OTLP/HTTP.
     path("", include("ingest.urls")),
     path("", include("traces.read_urls")),

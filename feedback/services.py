@@ -180,7 +180,9 @@ def feedback_score_id(*, project_id, trace_id: str, observation_id: str, user_id
     return "fb-" + hashlib.sha256(key).hexdigest()[:40]
 
 
-def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -> FeedbackResult:
+def feedback_submit(
+    *, project: Project, feedback: Feedback, origin: str = "", api_key_id=None
+) -> FeedbackResult:
     """Store an end user's rating as a USER score next to the trace, and its history.
 
     - With a `user_id`, one score per (trace, observation, user, name): a changed mind updates it.
@@ -229,7 +231,8 @@ def feedback_submit(*, project: Project, feedback: Feedback, origin: str = "") -
         )
 
     batch = pipeline.Batch(
-        project=project, source="feedback", write="user_feedback", after_write=append_history
+        project=project, source="feedback", write="user_feedback", after_write=append_history,
+        api_key_id=api_key_id,
     )
     # A score config is looked up by the score's name, so conforming keeps the name the id derives from.
     batch.add("score", record, ref=0, typed=True)

@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from billing.enforcement import QuotaExceeded, quota_response, with_billing_headers
 from feedback import ratelimit, selectors, services
 from feedback.cors import (
     browser_cors,
@@ -59,6 +60,7 @@ def _bad_request(message: str, status: int = 400, error: str = "InvalidRequestEr
 @streams_body
 @csrf_exempt
 @browser_cors
+@with_billing_headers
 def feedback(request):
     """Record an end user's rating of a trace. `Authorization: Bearer <public key>` is enough, so a
     web page can call it directly; the key can write feedback and nothing else."""
@@ -94,10 +96,13 @@ def feedback(request):
         limits = selectors.feedback_settings_for(principal.project)
         parsed = services.parse_feedback(payload, comment_max_length=limits.comment_max_length)
         result = services.feedback_submit(
-            project=principal.project, feedback=parsed, origin=request_origin(request) or ""
+            project=principal.project, feedback=parsed, origin=request_origin(request) or "",
+            api_key_id=principal.api_key.id,
         )
     except services.FeedbackRejected as exc:
         return _bad_request(exc.message, exc.status, exc.error)
+    except QuotaExceeded as exc:
+        return quota_response(exc)
     except StorageUnavailable as exc:
         return _unavailable(exc.message, exc.retry_after)
     except (OperationalError, InterfaceError):

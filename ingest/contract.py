@@ -303,6 +303,7 @@ class Batch:
     after_write: Callable | None = None
     pricer: Callable | None = None  # set by the price stage
     written: Any = None  # what the write stage returned
+    api_key_id: Any = None  # the key that sent it: its ingest rate limit (billing)
 
     def add(self, kind: str, record: dict, ref: Any = None, **meta) -> None:
         self.entries(kind).append(Entry(record, ref, **meta))

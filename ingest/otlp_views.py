@@ -20,6 +20,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from billing.enforcement import QuotaExceeded, with_billing_headers
 from ingest.adapters.otel.decode import DecodeError
 from ingest.adapters.otel.services import export_traces as store_export
 from ingest.writer import InvalidRecord, StorageUnavailable
@@ -38,6 +39,7 @@ _GRPC_CODES = {
     401: code_pb2.UNAUTHENTICATED,
     405: code_pb2.UNIMPLEMENTED,
     413: code_pb2.RESOURCE_EXHAUSTED,
+    429: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
     503: code_pb2.UNAVAILABLE,
 }
@@ -99,6 +101,7 @@ def _ingestion_version_error(request) -> str | None:
 
 
 @csrf_exempt
+@with_billing_headers
 def export_traces(request):
     content_type = _content_type(request)
     protobuf = content_type in PROTOBUF_TYPES
@@ -141,7 +144,12 @@ def export_traces(request):
         return _error(exc.status, exc.message, protobuf=protobuf)
 
     try:
-        result = store_export(project=principal.project, body=body, protobuf=protobuf)
+        result = store_export(
+            project=principal.project, body=body, protobuf=protobuf, api_key_id=principal.api_key.id
+        )
+    except QuotaExceeded as exc:
+        # 429 is one of the codes OTLP exporters retry (with RetryInfo); nothing of it was stored.
+        return _error(429, exc.message, protobuf=protobuf, retry_after=exc.retry_after)
     except DecodeError as exc:
         return _error(400, exc.message, protobuf=protobuf)
     except StorageUnavailable as exc:

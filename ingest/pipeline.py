@@ -3,7 +3,8 @@ same order, to every batch — Langfuse batch events, OTLP spans (both routes), 
 (`POST /api/public/scores`), browser feedback, and later eval results.
 
     decode (by the adapter, before `run`: wire format → `ingest.contract` records in a `Batch`)
-    quota           [slot]  refuse over-quota work before anything else runs (billing, later)
+    quota                   the organization's quota and rate limits (`billing.enforcement`): the whole
+                            request is refused with QuotaExceeded (429), or admitted
     normalize               contract rules the adapters cannot vary: id limits (`rules.ids`), metadata
                             size and depth (`ingest.limits`)
     redact                  the project's PII policy; a record that cannot be redacted is refused (422)
@@ -13,8 +14,8 @@ same order, to every batch — Langfuse batch events, OTLP spans (both routes), 
     write                   `ingest.writer`, the only module that writes traces/observations/scores;
                             inside its transaction `ingest.rollups` moves the monitoring rollups by
                             (new − old) of every call it changed, so they stay exact
-    rollups         [slot]  usage metering from what was written (later; the monitoring rollups
-                            are not here because only the writer's transaction makes them exact)
+    rollups                 the stored units count toward the quota (billing; the monitoring rollups
+                            are written by the writer, whose transaction alone makes them exact)
 
 Adapters only translate: their wire format into records (`decode`), and the refusals the stages
 record in `batch.refused` back into their wire answers (207 entries, OTLP partial success, 4xx).
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 
 from django.db import InterfaceError, OperationalError
 
+from billing import enforcement
+from billing.enforcement import QuotaExceeded
 from ingest import writer
 from ingest.contract import Batch
 from ingest.limits import LIMIT_STATUS, metadata_problem
@@ -43,7 +46,7 @@ from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable
 from scores.services import ScoreConfigError, conform_score, project_score_configs
 
 # The writer's exceptions, for callers outside the package (only `ingest` imports the writer itself).
-__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "StorageUnavailable", "run"]
+__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "QuotaExceeded", "StorageUnavailable", "run"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,17 @@ class Stage:
     slot: bool = False  # an empty slot for a capability that comes later
 
 
+def _units(batch: Batch) -> int:
+    # Billable units as Langfuse counts them: traces + observations + scores.
+    return len(batch.traces) + len(batch.observations) + len(batch.scores)
+
+
 def quota(batch: Batch) -> None:
-    """Slot (billing): refuse the batch, or part of it, when the project is over its quota."""
+    """Billing: the organization's quota and ingest rate limits (`billing.enforcement`). Over a hard
+    limit the WHOLE request is refused (QuotaExceeded → 429 + Retry-After; nothing stored), never
+    part of it: a client retries a 429, while an event dropped from a 2xx is lost."""
+    if batch:
+        enforcement.check(project=batch.project, api_key_id=batch.api_key_id, units=_units(batch))
 
 
 def _normalize_problem(kind: str, record: dict) -> str | None:
@@ -132,20 +144,21 @@ def write(batch: Batch) -> None:
 
 
 def rollups(batch: Batch) -> None:
-    """Slot (billing): usage metering from what was just written. The monitoring rollups are written
+    """Billing: what was stored counts toward the period's quota. The monitoring rollups are written
     by the writer itself, in its transaction (`ingest.rollups`): a stage after the commit could not
     see the rows' previous state, so a replay or a late update would count twice."""
+    enforcement.count_usage(project=batch.project, units=_units(batch))
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("quota", quota, slot=True),
+    Stage("quota", quota),
     Stage("normalize", normalize),
     Stage("redact", redact),
     Stage("conform_scores", conform_scores),
     Stage("price", price),
     Stage("sampling", sampling, slot=True),
     Stage("write", write),
-    Stage("rollups", rollups, slot=True),
+    Stage("rollups", rollups),
 )
 
 

@@ -43,7 +43,7 @@ MAX_EVENTS_PER_BATCH = 10_000
 _REFUSAL_MESSAGES = {400: "Invalid request data", 422: "Unprocessable Entity"}
 
 
-def ingest_langfuse_batch(*, project, payload) -> BatchResult:
+def ingest_langfuse_batch(*, project, payload, api_key_id=None) -> BatchResult:
     """Store a Langfuse ingestion envelope; each event succeeds or fails on its own.
 
     Raises BatchError for an unusable envelope and lets the pipeline's StorageUnavailable through
@@ -63,7 +63,7 @@ def ingest_langfuse_batch(*, project, payload) -> BatchResult:
             [{"path": ["batch"], "message": f"at most {MAX_EVENTS_PER_BATCH} events per request"}],
         )
     parsed = parse_batch(batch)
-    work = Batch(project=project, source="langfuse")
+    work = Batch(project=project, source="langfuse", api_key_id=api_key_id)
     # Each record's ref is the position in `successes` of the event it came from, so a record the
     # pipeline refuses turns exactly that event into an error.
     for record, position in zip(parsed.traces, parsed.trace_events):
@@ -96,11 +96,11 @@ def ingest_langfuse_batch(*, project, payload) -> BatchResult:
 
 
 def create_scores(
-    *, project, bodies: list, public_only: bool = False, comment_limit: int | None = None
+    *, project, bodies: list, public_only: bool = False, comment_limit: int | None = None, api_key_id=None
 ) -> scores_adapter.ScoresResult:
     """`POST /api/public/scores`: validate each body on its own and store the valid ones in one write.
     Comments of browser feedback (public key only) are held to `comment_limit`."""
-    work = Batch(project=project, source="scores")
+    work = Batch(project=project, source="scores", api_key_id=api_key_id)
     result = scores_adapter.decode(work, bodies, public_only=public_only, comment_limit=comment_limit)
     if work:
         pipeline.run(work)

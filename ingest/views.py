@@ -12,6 +12,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from billing.enforcement import QuotaExceeded, quota_response, with_billing_headers
 from feedback.cors import browser_cors, guard_browser_request
 from feedback.selectors import feedback_settings_for
 from ingest.services import BatchError, create_scores, delete_score, ingest_langfuse_batch
@@ -30,6 +31,7 @@ def _unavailable(exc: StorageUnavailable) -> HttpResponse:
     return unavailable(exc.message, exc.retry_after).response()
 
 
+@with_billing_headers
 @streams_body
 @endpoint("POST")
 def ingestion(request, principal):
@@ -37,7 +39,11 @@ def ingestion(request, principal):
     payload = read_json(request)
     try:
         # A score-create event breaking its score config is reported, the others are stored.
-        result = ingest_langfuse_batch(project=principal.project, payload=payload)
+        result = ingest_langfuse_batch(
+            project=principal.project, payload=payload, api_key_id=principal.api_key.id
+        )
+    except QuotaExceeded as exc:
+        return quota_response(exc)
     except BatchError as exc:
         return json_response({"message": exc.message, "errors": exc.errors}, status=400)
     except StorageUnavailable as exc:
@@ -47,6 +53,7 @@ def ingestion(request, principal):
     return json_response(result.as_response(), status=207)
 
 
+@with_billing_headers
 @streams_body
 @csrf_exempt
 @browser_cors  # preflights, and CORS headers for the origins the project allows (feedback.cors)
@@ -78,7 +85,10 @@ def scores(request, _principal):
             bodies=bodies,
             public_only=principal.public_only,
             comment_limit=comment_limit,
+            api_key_id=principal.api_key.id,
         )
+    except QuotaExceeded as exc:
+        return quota_response(exc)
     except StorageUnavailable as exc:
         return _unavailable(exc)
     except (OperationalError, InterfaceError):

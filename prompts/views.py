@@ -26,6 +26,7 @@ from prompts.templating import compile_prompt
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.http.body import streams_body
 from tenancy.http.endpoint import endpoint, read_json
+from tenancy.http.errors import dumps
 from tenancy.http.params import parse_iso_datetime
 
 JSON = "application/json"
@@ -34,7 +35,9 @@ DEFAULT_WINDOW = timedelta(days=7)
 
 
 def _json(payload, status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(payload, option=orjson.OPT_UTC_Z), status=status, content_type=JSON)
+    # `dumps` falls back to the stdlib for integers beyond 64 bits, which stored JSON (a dataset's
+    # metadata, an item's input) may hold and orjson refuses.
+    return HttpResponse(dumps(payload, option=orjson.OPT_UTC_Z), status=status, content_type=JSON)
 
 
 def _method_message(request, allowed) -> str:

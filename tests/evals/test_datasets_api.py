@@ -514,3 +514,21 @@ def test_schema_patterns_run_in_linear_time_and_unsupported_ones_are_refused(cli
         refused = post(client, api_key, DATASETS, {"name": "bad", "inputSchema": schema})
         assert refused.status_code == 400, schema
         assert "is not a valid JSON Schema" in refused.json()["message"]
+
+
+def test_a_dataset_holding_an_integer_beyond_64_bits_lists_and_reads(client, api_key):
+    """Found by the fuzz suite: JSON accepts any integer, orjson writes at most 64 bits; the list answered 500."""
+    import json
+
+    big = 2**70
+    body = json.dumps({"name": "big-numbers", "metadata": {"n": big}})
+    created = client.post("/api/public/v2/datasets", data=body, content_type="application/json",
+                          HTTP_AUTHORIZATION=api_key.basic)
+    assert created.status_code == 200, created.content
+    listed = client.get("/api/public/v2/datasets", HTTP_AUTHORIZATION=api_key.basic)
+    assert listed.status_code == 200
+    [dataset] = [d for d in json.loads(listed.content)["data"] if d["name"] == "big-numbers"]
+    # Beyond 64 bits the body parser reads the number as a float (orjson), as every JSON API would.
+    assert dataset["metadata"]["n"] == pytest.approx(big, rel=1e-15)
+    one = client.get("/api/public/v2/datasets/big-numbers", HTTP_AUTHORIZATION=api_key.basic)
+    assert one.status_code == 200 and json.loads(one.content)["metadata"]["n"] == pytest.approx(big, rel=1e-15)

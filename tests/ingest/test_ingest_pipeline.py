@@ -553,14 +553,14 @@ def test_prohibited_content_is_a_refusal_whichever_the_wire(client, project, api
 
 def test_the_stages_are_declared_once_in_order_with_their_slots():
     assert [(stage.name, stage.slot) for stage in pipeline.STAGES] == [
-        ("quota", True),
+        ("quota", False),  # billing (issue 15)
         ("normalize", False),
         ("redact", False),
         ("conform_scores", False),
         ("price", False),
         ("sampling", True),
         ("write", False),
-        ("rollups", True),
+        ("rollups", False),  # billing's usage counter; monitoring rollups later
     ]
 
 

@@ -45,7 +45,7 @@ class ExportResult:
 
 
 def export_traces(
-    *, project, body: bytes, protobuf: bool, received_at: datetime | None = None
+    *, project, body: bytes, protobuf: bool, received_at: datetime | None = None, api_key_id=None
 ) -> ExportResult:
     """Raises `decode.DecodeError` for a body that is not an export request at all (→ 400) and
     `writer.StorageUnavailable` when the region database cannot take the write or the redaction
@@ -54,7 +54,7 @@ def export_traces(
     mapped = map_decoded(decoded, received_at=received_at or timezone.now())
     if not (mapped.observations or mapped.scores):
         return ExportResult(accepted_spans=0, rejected=mapped.rejected)
-    batch = Batch(project=project, source="otlp")
+    batch = Batch(project=project, source="otlp", api_key_id=api_key_id)
     for record in mapped.traces:
         batch.add("trace", record, ref=record.get("id"))
     for record in mapped.observations:

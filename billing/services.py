@@ -1,0 +1,86 @@
+"""Billing writes: subscriptions and the flush of rejected-event counters."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date
+
+from django.db import transaction
+from django.db.models import F
+
+from billing.enforcement import REJECTED_KEY, _client
+from billing.models import RejectedEvents, Subscription
+from tenancy.models import Organization
+from tenancy.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+FLUSHING_KEY = REJECTED_KEY + ":flushing"
+AUDIT_SUBSCRIPTION = "billing.subscription_changed"
+
+
+def subscription_set(*, organization, plan, actor, period_start=None, overrides=None) -> Subscription:
+    """Put `organization` on `plan` (validated, audited); takes effect on ingest within a second."""
+    subscription = Subscription.objects.filter(organization=organization).first() or Subscription(
+        organization=organization
+    )
+    subscription.plan = plan
+    if period_start is not None:
+        subscription.period_start = period_start
+    if overrides is not None:
+        subscription.overrides = overrides
+    subscription.full_clean(exclude=["organization"])
+    with transaction.atomic():
+        subscription.save()
+        audit_record(
+            organization=organization, actor=actor, action=AUDIT_SUBSCRIPTION, target_type="subscription",
+            target_id=str(organization.id),
+            data={"plan": plan.name, "overrides": subscription.overrides,
+                  "period_start": subscription.period_start.isoformat()},
+        )
+    return subscription
+
+
+def parse_counters(raw: dict) -> dict[tuple, dict[str, int]]:
+    """{(org, project, day, reason): {"requests": n, "events": n}} from the Redis hash's fields."""
+    totals: dict[tuple, dict[str, int]] = defaultdict(lambda: {"requests": 0, "events": 0})
+    for field, value in raw.items():
+        field = field.decode() if isinstance(field, bytes) else field
+        try:
+            org, project, day, reason, kind = field.split("|")
+            totals[(org, project, day, reason)][kind] += int(value)
+        except (ValueError, KeyError):
+            logger.warning("ignoring malformed rejected-events counter %r", field)
+    return totals
+
+
+def rejections_flush() -> int:
+    """Move the rejected-event counters from Redis into `RejectedEvents` (adds); returns rows touched.
+
+    The hash is renamed before it is read, so counts added meanwhile go to a fresh hash; a flush
+    that fails leaves the renamed hash, and the next one takes it first."""
+    client = _client()
+    if not client.exists(FLUSHING_KEY):
+        try:
+            client.rename(REJECTED_KEY, FLUSHING_KEY)
+        except Exception as exc:  # noqa: BLE001 - "no such key": nothing was rejected
+            if "no such key" in str(exc).lower():
+                return 0
+            raise
+    totals = parse_counters(client.hgetall(FLUSHING_KEY))
+    # An organization deleted since its refusals were counted has nothing left to show them to.
+    existing = {str(pk) for pk in Organization.objects.filter(pk__in={key[0] for key in totals}).values_list("pk", flat=True)}
+    totals = {key: counts for key, counts in totals.items() if key[0] in existing}
+    with transaction.atomic():
+        for (org, project, day, reason), counts in totals.items():
+            row, created = RejectedEvents.objects.get_or_create(
+                organization_id=org, project_id=project, day=date.fromisoformat(day), reason=reason,
+                defaults=counts,
+            )
+            if not created:
+                RejectedEvents.objects.filter(pk=row.pk).update(
+                    requests=F("requests") + counts["requests"], events=F("events") + counts["events"]
+                )
+    client.delete(FLUSHING_KEY)
+    return len(totals)
