@@ -249,3 +249,29 @@ def test_usage_page_shows_metered_totals_and_hides_other_organizations(client, o
     assert b'id="lg-usage-total">6<' in page.content and b'id="lg-invoice-units">6<' in page.content
     assert b"<rect" in page.content
     assert client.get(f"/admin/billing/usage/?organization={other_organization.id}").status_code == 404
+
+
+# --- plan limits on projects and members ------------------------------------------------------------
+
+def test_plan_limits_projects_and_members(organization, owner, project, member_of, other_organization):
+    from django.core.exceptions import ValidationError
+
+    from tenancy import services
+    from tenancy.models import Membership, Project
+    from tests.factories import UserFactory
+
+    subscribe(organization, make_plan(max_projects=Project.objects.filter(organization=organization).count() + 1,
+                                      max_members=Membership.objects.filter(organization=organization).count() + 1))
+    services.project_create(organization=organization, name="second", actor=owner)
+    with pytest.raises(ValidationError, match="allows"):
+        services.project_create(organization=organization, name="third", actor=owner)
+    api = _as(owner)
+    answer = api.post(f"/api/v1/organizations/{organization.id}/projects/", {"name": "fourth"}, format="json")
+    assert answer.status_code == 400 and "allows" in str(answer.json())
+    services.membership_add(organization=organization, user=UserFactory(), role=Role.VIEWER, actor=owner)
+    with pytest.raises(ValidationError, match="members"):
+        services.membership_add(organization=organization, user=UserFactory(), role=Role.VIEWER, actor=owner)
+    # Changing the role of an existing member is not a new member; another organization is not limited.
+    member = Membership.objects.filter(organization=organization, role=Role.VIEWER).first()
+    services.membership_add(organization=organization, user=member.user, role=Role.ADMIN, actor=owner)
+    services.project_create(organization=other_organization, name="free to grow", actor=None)
