@@ -6,4 +6,7 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from billing import limits  # noqa: F401  (plan/subscription changes invalidate the limit cache)
+        from billing import limits  # (plan/subscription changes invalidate the limit cache)
+        from tenancy import plan_limits
+
+        plan_limits.register(limits.enforce_plan_limits)

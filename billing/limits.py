@@ -174,3 +174,28 @@ def _on_change(sender, instance, **kwargs):
     # At once and again after commit: a request racing the transaction could re-cache the old row.
     invalidate()
     transaction.on_commit(invalidate)
+
+
+def enforce_plan_limits(kind: str, organization) -> None:
+    """Registered with `tenancy.plan_limits`: refuse a project or a member past the plan's number.
+
+    The organization row is locked first, so two concurrent creations cannot both take the last
+    place (the creating service runs in a transaction)."""
+    from django.core.exceptions import ValidationError
+
+    from tenancy import plan_limits
+    from tenancy.models import Membership, Organization, Project
+
+    subscription = Subscription.objects.select_related("plan").filter(organization_id=organization.id).first()
+    limits = effective_limits(subscription, organization_id=organization.id)
+    cap = limits.max_projects if kind == plan_limits.PROJECTS else limits.max_members
+    if cap is None:
+        return
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    model = Project if kind == plan_limits.PROJECTS else Membership
+    count = model.objects.filter(organization_id=organization.id).count()
+    if count >= cap:
+        raise ValidationError(
+            f"Plan {limits.plan!r} allows {cap} {kind}; this organization has {count}. "
+            "An operator can raise the limit by changing the plan."
+        )

@@ -127,3 +127,71 @@ class RejectedEvents(models.Model):
             models.UniqueConstraint(fields=("organization", "project_id", "day", "reason"), name="billing_rejected_uniq")
         ]
         indexes = [models.Index(fields=("organization", "day"))]
+
+
+class Meter(models.TextChoices):
+    """What the metering job counts per project and hour (`billing.metering`)."""
+
+    TRACES = "traces", "traces"
+    OBSERVATIONS = "observations", "observations"
+    SCORES = "scores", "scores"
+    BYTES = "bytes", "stored bytes of the hour's new rows"
+    JUDGE_CALLS = "judge_calls", "LLM-judge calls"
+    JUDGE_TOKENS = "judge_tokens", "LLM-judge tokens"
+
+
+# The meters that make a billable unit (Langfuse's definition: traces + observations + scores).
+UNIT_METERS = (Meter.TRACES, Meter.OBSERVATIONS, Meter.SCORES)
+
+
+class UsageRecord(models.Model):
+    """One meter's quantity for one project and hour, counted by creation time from the project's
+    region database. Written once per (region, hour) by the metering job and never changed after:
+    a rerun of the same hour finds its `MeteredHour` and writes nothing; a later erasure does not
+    un-bill what was stored."""
+
+    PLANE = Plane.CONTROL
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    project_id = models.UUIDField()
+    hour = models.DateTimeField()
+    meter = models.CharField(max_length=20, choices=Meter.choices)
+    quantity = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("project_id", "hour", "meter"), name="billing_usage_uniq"),
+        ]
+        indexes = [models.Index(fields=("organization", "hour"), name="billing_usage_org_hour")]
+
+
+class MeteredHour(models.Model):
+    """A (region, hour) the metering job has finished: its UsageRecords were written in the same
+    transaction, so this row is the job's idempotency mark."""
+
+    PLANE = Plane.CONTROL
+
+    region = models.CharField(max_length=32)
+    hour = models.DateTimeField()
+    metered_at = models.DateTimeField(auto_now_add=True)
+    records = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("region", "hour"), name="billing_metered_hour_uniq")]
+
+
+class QuotaNotice(models.Model):
+    """The soft-limit e-mail sent for an organization's period (at most one per period)."""
+
+    PLANE = Plane.CONTROL
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateTimeField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+    usage_units = models.BigIntegerField()
+    recipients = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("organization", "period_start"), name="billing_quota_notice_uniq"),
+        ]

@@ -84,3 +84,68 @@ def rejections_flush() -> int:
                 )
     client.delete(FLUSHING_KEY)
     return len(totals)
+
+
+# --- Soft-limit notices --------------------------------------------------------------------------
+
+def soft_limit_state(*, organization_id, now=None) -> dict | None:
+    """{usage, included, soft, period_end, plan} when the organization is at or past its soft limit
+    this period, else None. Reads the quota counter (Redis) and the cached limits: no query once warm."""
+    from django.utils import timezone
+
+    from billing.enforcement import usage_in_period
+    from billing.limits import limits_for
+
+    limits = limits_for(organization_id)
+    if limits is None or limits.unlimited or limits.soft_units is None:
+        return None
+    now = now or timezone.now()
+    usage = usage_in_period(limits, now=now)
+    if usage is None or usage < limits.soft_units:
+        return None
+    start, end = limits.period(now)
+    return {"usage": usage, "included": limits.included_units, "soft": limits.soft_units, "plan": limits.plan,
+            "period_start": start, "period_end": end, "hard": limits.hard_units is not None}
+
+
+def quota_notices_send(*, now=None) -> int:
+    """E-mail the owners and admins of every organization at or past its soft limit, once per period
+    (a `QuotaNotice` row is the mark, taken before the mail goes out so two runs never both send).
+    Returns the number of organizations notified."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.db import IntegrityError
+
+    from billing.models import QuotaNotice
+    from tenancy.models import Membership, Role
+
+    sent = 0
+    for subscription in Subscription.objects.select_related("organization").exclude(plan__included_units=None):
+        state = soft_limit_state(organization_id=subscription.organization_id, now=now)
+        if state is None:
+            continue
+        emails = sorted(set(Membership.objects.filter(
+            organization_id=subscription.organization_id, role__in=[Role.OWNER, Role.ADMIN]
+        ).values_list("user__email", flat=True)))
+        try:
+            with transaction.atomic():
+                QuotaNotice.objects.create(organization_id=subscription.organization_id,
+                                           period_start=state["period_start"], usage_units=state["usage"],
+                                           recipients=len(emails))
+        except IntegrityError:
+            continue  # already told this period
+        org = subscription.organization
+        what = ("ingestion will be refused (HTTP 429) past the included units" if state["hard"]
+                else "units past the included ones are billed at the plan's price")
+        send_mail(
+            subject=f"Lookglass: {org.name.splitlines()[0][:80]} has used {state['usage']:,} of "
+                    f"{state['included']:,} units",
+            message=(f"Your organization {org.name!r} on plan {state['plan']!r} has used {state['usage']:,} of its "
+                     f"{state['included']:,} included billable units (traces + observations + scores) this period, "
+                     f"which ends {state['period_end']:%Y-%m-%d %H:%M} UTC. After that, {what}.\n\n"
+                     f"Usage by day and project: {settings.PUBLIC_URL}/admin/billing/usage/\n"),
+            from_email=None, recipient_list=emails, fail_silently=False,
+        )
+        logger.info("soft-limit notice sent to %d people of organization %s", len(emails), org.id)
+        sent += 1
+    return sent

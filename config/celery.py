@@ -45,4 +45,8 @@ app.conf.beat_schedule = {
     # Rejected-event counters (billing/enforcement.py) into the control plane; the API adds what is
     # still in Redis, so customers see refusals at once either way.
     "flush-billing-rejections": {"task": "billing.flush_rejections", "schedule": 60.0},
+    # The exact meter: each region counts its closed hours into the control plane (idempotent per
+    # hour, so a missed or repeated run changes nothing); soft-limit e-mails at most once a period.
+    "meter-regions": {"task": "billing.meter_regions", "schedule": 300.0},
+    "billing-quota-notices": {"task": "billing.send_quota_notices", "schedule": 600.0},
 }

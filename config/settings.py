@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django.contrib.humanize",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -96,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "billing.context.quota_warnings",
             ],
         },
     },
@@ -394,3 +396,6 @@ BILLING_RATE_BURST_SECONDS = env.float("BILLING_RATE_BURST_SECONDS", default=2.0
 # SDKs and exporters keep retrying (and succeed soon after the plan is raised): an OTLP exporter
 # drops a batch at once when Retry-After exceeds what is left of its timeout (10 s by default).
 BILLING_QUOTA_RETRY_AFTER_SECONDS = env.int("BILLING_QUOTA_RETRY_AFTER_SECONDS", default=5)
+# Minutes after an hour ends before the metering job counts it (writes stamped in the hour may
+# still be committing).
+METERING_GRACE_MINUTES = env.int("METERING_GRACE_MINUTES", default=10)

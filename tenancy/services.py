@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from tenancy import plan_limits
 from tenancy.keys import hash_secret, hash_token, new_public_key, new_secret_key
 from tenancy.models import (
     ApiKey,
@@ -80,6 +81,8 @@ def organization_update(*, organization: Organization, name: str, actor: User | 
 
 @transaction.atomic
 def membership_add(*, organization: Organization, user: User, role: str, actor: User | None) -> Membership:
+    if not Membership.objects.filter(organization=organization, user=user).exists():
+        plan_limits.enforce(plan_limits.MEMBERS, organization)
     membership, created = Membership.objects.get_or_create(
         organization=organization, user=user, defaults={"role": role}
     )
@@ -280,6 +283,7 @@ def project_create(
 ) -> Project:
     project = Project(organization=organization, name=name.strip(), region=region or settings.DEFAULT_REGION)
     project.full_clean()
+    plan_limits.enforce(plan_limits.PROJECTS, organization)
     project.save()
     audit_record(
         organization=organization, actor=actor, action=AuditAction.PROJECT_CREATED,

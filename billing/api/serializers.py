@@ -41,3 +41,42 @@ class RejectedEventsSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(choices=["quota", "org_rate", "key_rate"])
     requests = serializers.IntegerField()
     events = serializers.IntegerField()
+
+
+class UsageDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    project_id = serializers.UUIDField()
+    units = serializers.IntegerField(help_text="Billable units: traces + observations + scores created that day.")
+    traces = serializers.IntegerField()
+    observations = serializers.IntegerField()
+    scores = serializers.IntegerField()
+    bytes = serializers.IntegerField(help_text="Stored size of the rows created that day.")
+    judge_calls = serializers.IntegerField()
+    judge_tokens = serializers.IntegerField()
+    rejected_events = serializers.IntegerField(help_text="Events refused for billing (quota or rate limits).")
+
+
+class InvoicePreviewSerializer(serializers.Serializer):
+    organization_id = serializers.UUIDField()
+    plan = serializers.CharField()
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    metered_through = serializers.DateTimeField(allow_null=True, help_text="Usage before this time is final.")
+    units = serializers.IntegerField()
+    included_units = serializers.IntegerField(allow_null=True)
+    overage_units = serializers.IntegerField()
+    extra_unit_price = serializers.CharField(allow_null=True)
+    overage_amount = serializers.CharField()
+    total = serializers.CharField()
+    currency = serializers.CharField()
+    meters = serializers.DictField(child=serializers.IntegerField())
+
+
+class UsageRecordLineSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField()
+    organization_id = serializers.UUIDField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    meter = serializers.CharField()
+    quantity = serializers.IntegerField()
+    final = serializers.BooleanField(help_text="Every hour of the period has been metered; import final lines.")

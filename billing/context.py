@@ -1,0 +1,36 @@
+"""The soft-limit banner: owners and admins see, on every console page, that their organization is
+near (or at) its plan's included units — before ingestion is refused, not after."""
+
+from __future__ import annotations
+
+from django.urls import NoReverseMatch, reverse
+
+from billing.services import soft_limit_state
+
+
+def quota_warnings(request) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not request.path.startswith(("/admin", "/console")):
+        return {}
+    from tenancy.models import Membership, Role
+
+    memberships = Membership.objects.filter(user=user, role__in=[Role.OWNER, Role.ADMIN]).select_related(
+        "organization")
+    warnings = []
+    try:
+        url = reverse("admin:billing_usage")
+    except NoReverseMatch:
+        url = ""
+    for membership in memberships:
+        state = soft_limit_state(organization_id=membership.organization_id)
+        if state is None:
+            continue
+        org = membership.organization.name.splitlines()[0][:80]
+        if state["hard"] and state["usage"] >= state["included"]:
+            text = (f"{org} has used all {state['included']:,} included units of plan {state['plan']!r}: "
+                    f"ingestion is refused (429) until {state['period_end']:%Y-%m-%d} or a plan change.")
+        else:
+            text = (f"{org} has used {state['usage']:,} of {state['included']:,} included units of plan "
+                    f"{state['plan']!r} this period (ends {state['period_end']:%Y-%m-%d}).")
+        warnings.append({"text": text, "url": f"{url}?organization={membership.organization_id}" if url else ""})
+    return {"quota_warnings": warnings}
