@@ -22,6 +22,7 @@ decision are emptied by the next run (the sweep below), except error and refusal
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from django.utils import timezone
 
 from ingest.pipeline import empty_payloads
 from monitoring.models import DIMENSION_CHARS, HourlyRollup, RollupRule
-from monitoring.rules import FeatureRule, feature_of, percentile_of
+from monitoring.rules import FeatureRule, bucket_bounds, feature_of
 from monitoring.sampling_models import SamplingDecision, SamplingPolicy, SamplingReason
 from monitoring.sampling_rules import kept_by_share, rate_from_tracestate, valid_rate
 from tenancy.dataplane import data_connection
@@ -44,7 +45,10 @@ logger = logging.getLogger(__name__)
 
 BATCH = 2000
 PERCENTILE_DAYS = 7
-RUN_BUDGET_SECONDS = 40  # a run leaves the rest for the next minute
+RUN_BUDGET_SECONDS = 40
+# Late spans of dropped traces are looked for among the drops of the last hours (a span arriving
+# later than that keeps its payload; it is counted in the rollups either way).
+SWEEP_HOURS = timedelta(hours=2)  # a run leaves the rest for the next minute
 LLM_TYPES = ("GENERATION", "EMBEDDING")
 TRACES = Trace._meta.db_table
 OBSERVATIONS = Observation._meta.db_table
@@ -94,10 +98,27 @@ def latency_percentiles(project, *, q: float, min_calls: int, now: datetime) -> 
     out = {}
     for feature, model, count, hist in rows:
         if int(count or 0) >= min_calls:
-            value = percentile_of(list(hist or ()), q)
+            value = _bucket_ceiling(list(hist or ()), q)
             if value is not None:
                 out[(feature, model)] = value
     return out
+
+
+def _bucket_ceiling(hist: list[int], q: float) -> float | None:
+    """The upper bound of the histogram bucket holding the q-quantile: a call is "above the pNN" only
+    when it is slower than every value that bucket can hold (the bucket's middle, as the dashboards
+    show it, would call half of a steady feature's own calls outliers)."""
+    total = sum(hist)
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for index, count in enumerate(hist):
+        seen += count
+        if seen >= rank:
+            upper = bucket_bounds(index)[1]
+            return float("inf") if upper is None else upper
+    return None
 
 
 def _candidates(project, policy: SamplingPolicy, *, now: datetime, rule: FeatureRule) -> dict[str, _TraceFacts]:
@@ -170,7 +191,7 @@ def _sweep_late_spans(project, *, now: datetime) -> int:
             f'WHERE d."project_id" = %s::uuid AND NOT d."kept" AND d."decided_at" >= %s '
             f'AND o."updated_at" >= d."decided_at" AND NOT o."metadata" @> \'{{"sampled_out": true}}\'::jsonb '
             f"AND o.\"status\" NOT IN ('error', 'refused') LIMIT %s",
-            [str(project.id), now - timedelta(days=2), BATCH],
+            [str(project.id), now - SWEEP_HOURS, BATCH],
         )
         late = [row[0] for row in cursor.fetchall()]
     return empty_payloads(project=project, trace_ids=late, keep_metadata_keys=("sample_rate",)) if late else 0
@@ -198,8 +219,9 @@ def decide_project(project, policy: SamplingPolicy, *, now: datetime | None = No
         for trace_id, f in facts.items():
             reason = decide(trace_id, f, policy, pnn)
             kept = reason != SamplingReason.DROPPED
+            # decided_at is when the decision is recorded (the sweep compares write times with it).
             decisions.append(SamplingDecision(project_id=project.id, trace_id=trace_id, kept=kept, reason=reason,
-                                              client_sample_rate=f.client_rate, decided_at=now))
+                                              client_sample_rate=f.client_rate, decided_at=timezone.now()))
             counts[reason] = counts.get(reason, 0) + 1
             if not kept:
                 dropped.append(trace_id)
