@@ -33,7 +33,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import InterfaceError, OperationalError, transaction
+import orjson
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from monitoring.alerts_models import (
@@ -113,59 +114,117 @@ def baseline_windows(rule: AlertRule, window: Window) -> list[Window]:
     return []
 
 
-def _rollup_filters(rule: AlertRule) -> tuple[str, list]:
-    sql, params = [], []
-    for column in ("feature", "model", "environment", "prompt_name"):
-        value = getattr(rule, column)
-        if value:
-            sql.append(f'AND r."{column}" = %s')
-            params.append(value)
-    if rule.prompt_version is not None:
-        sql.append('AND r."prompt_version" = %s')
-        params.append(rule.prompt_version)
-    return " ".join(sql), params
+_DIMS = ("feature", "model", "environment", "prompt_name")
+_HIST = {"latency_hist": 1, "ttft_hist": 2}
 
 
-def _unnest(windows: list[Window]) -> tuple[str, list]:
-    return (
-        "unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS w(idx, since, until)",
-        [list(range(len(windows))), [w.since for w in windows], [w.until for w in windows]],
+def measure(rule: AlertRule, windows: list[Window]) -> list[Measure]:
+    """The rule's metric in each window."""
+    return measure_many(rule.project, [(rule, windows)])[0]
+
+
+def measure_many(project, wanted: list[tuple[AlertRule, list[Window]]]) -> list[list[Measure]]:
+    """Each rule's metric in each of its windows, for rules of one project: one query for the rules
+    read from the rollups and one each for thumbs and score rules, whatever their number (windows and
+    filters travel as arrays joined to the table; each window is an index range scan on (project,
+    hour) or (project, name, time))."""
+    found: dict[tuple[int, int], Measure] = {}
+    rollup = [(i, r, ws) for i, (r, ws) in enumerate(wanted) if r.metric not in SCORE_METRICS]
+    thumbs = [(i, r, ws) for i, (r, ws) in enumerate(wanted) if r.metric == AlertMetric.THUMBS_DOWN_RATE]
+    score = [(i, r, ws) for i, (r, ws) in enumerate(wanted) if r.metric == AlertMetric.SCORE_AVG]
+    with data_connection(project).cursor() as cursor:
+        if rollup:
+            _rollup_measures(cursor, project, rollup, found)
+        if thumbs:
+            _score_measures(cursor, project, thumbs, found, thumbs=True)
+        if score:
+            _score_measures(cursor, project, score, found, thumbs=False)
+    return [[found.get((i, j), Measure(0, _empty_value(rule))) for j in range(len(windows))]
+            for i, (rule, windows) in enumerate(wanted)]
+
+
+def _empty_value(rule: AlertRule) -> float | None:
+    # A window without a single row: zero calls and zero cost are values; a rate of nothing is not.
+    return 0.0 if rule.metric in SUM_METRICS else None
+
+
+def _window_columns(items) -> tuple[list, list, list, list]:
+    ri, wi, since, until = [], [], [], []
+    for i, _rule, windows in items:
+        for j, window in enumerate(windows):
+            ri.append(i)
+            wi.append(j)
+            since.append(window.since)
+            until.append(window.until)
+    return ri, wi, since, until
+
+
+def _rollup_measures(cursor, project, items, found) -> None:
+    ri, wi, since, until = _window_columns(items)
+    by_rule = {i: rule for i, rule, _ in items}
+    dims = [[getattr(by_rule[i], name) or None for i in ri] for name in _DIMS]
+    versions = [by_rule[i].prompt_version for i in ri]
+    hists = [_HIST.get(PERCENTILES.get(by_rule[i].metric, ("",))[0], 0) for i in ri]
+    # LATERAL: each window is its own index range scan on (project, hour); a plain join would read
+    # every row of the project once per window. Histograms (percentile rules only) are summed bucket
+    # by bucket with unnest, in C: the SQL aggregate `lookglass_int8_array_sum` costs a function
+    # call per row, ten times more here.
+    table = f'"{HourlyRollup._meta.db_table}" AS r'
+    where = (
+        "WHERE r.project_id = %(project)s::uuid AND r.hour >= w.since AND r.hour < w.until "
+        "AND (w.feature IS NULL OR r.feature = w.feature) "
+        "AND (w.model IS NULL OR r.model = w.model) AND (w.environment IS NULL OR r.environment = w.environment) "
+        "AND (w.prompt_name IS NULL OR r.prompt_name = w.prompt_name) "
+        "AND (w.prompt_version IS NULL OR r.prompt_version = w.prompt_version)"
     )
-
-
-def measure(rule: AlertRule, windows: list[Window], *, now: datetime) -> list[Measure]:
-    """The rule's metric in each window (one query)."""
-    windows_sql, window_params = _unnest(windows)
-    if rule.metric in SCORE_METRICS:
-        rows = _score_rows(rule, windows_sql, window_params)
-    else:
-        rows = _rollup_rows(rule, windows_sql, window_params)
-    out = []
-    for index in range(len(windows)):
-        calls, value = rows.get(index, (0, None))
-        out.append(Measure(calls=int(calls or 0), value=value))
-    return out
-
-
-def _rollup_rows(rule, windows_sql, window_params) -> dict:
-    hist_column = PERCENTILES.get(rule.metric, (None, None))[0]
-    hist_sql = f', lookglass_int8_array_sum(r."{hist_column}")' if hist_column else ", NULL"
-    filters, filter_params = _rollup_filters(rule)
-    sql = (
-        f"SELECT w.idx, sum(r.calls), sum(r.errors), sum(r.refusals), sum(r.cost), sum(r.latency_count), "
-        f"sum(r.latency_us_sum), sum(r.ttft_count), sum(r.ttft_us_sum){hist_sql} "
-        f'FROM {windows_sql} JOIN "{HourlyRollup._meta.db_table}" AS r ON r.project_id = %s::uuid '
-        f"AND r.hour >= w.since AND r.hour < w.until {filters} GROUP BY w.idx"
+    cursor.execute(
+        "SELECT w.ri, w.wi, a.*, h.hist FROM unnest(%(ri)s::int[], %(wi)s::int[], %(since)s::timestamptz[], "
+        "%(until)s::timestamptz[], %(feature)s::text[], %(model)s::text[], %(environment)s::text[], "
+        "%(prompt_name)s::text[], %(prompt_version)s::int[], %(hist)s::int[]) "
+        "AS w(ri, wi, since, until, feature, model, environment, prompt_name, prompt_version, hist) "
+        "CROSS JOIN LATERAL (SELECT sum(r.calls), sum(r.errors), sum(r.refusals), sum(r.cost), "
+        f"sum(r.latency_count), sum(r.latency_us_sum), sum(r.ttft_count), sum(r.ttft_us_sum) FROM {table} {where}) "
+        "AS a CROSS JOIN LATERAL (SELECT array_agg(b.total ORDER BY b.i) AS hist FROM (SELECT u.i, sum(u.c)::bigint AS total "
+        f"FROM {table} CROSS JOIN LATERAL unnest(CASE WHEN w.hist = 1 THEN r.latency_hist ELSE r.ttft_hist END) "
+        f"WITH ORDINALITY AS u(c, i) {where} AND w.hist > 0 GROUP BY u.i) AS b) AS h",
+        {"ri": ri, "wi": wi, "since": since, "until": until, **dict(zip(_DIMS, dims)), "prompt_version": versions,
+         "hist": hists, "project": str(project.id)},
     )
-    with data_connection(rule.project).cursor() as cursor:
-        cursor.execute(sql, [*window_params, str(rule.project_id), *filter_params])
-        rows = cursor.fetchall()
-    out = {}
-    for idx, calls, errors, refusals, cost, lat_n, lat_sum, ttft_n, ttft_sum, hist in rows:
+    for i, j, calls, errors, refusals, cost, lat_n, lat_sum, ttft_n, ttft_sum, hist in cursor.fetchall():
+        rule = by_rule[i]
         calls = int(calls or 0)
-        out[idx] = (calls, _rollup_value(rule.metric, calls, errors, refusals, cost, lat_n, lat_sum, ttft_n,
-                                         ttft_sum, hist))
-    return out
+        found[(i, j)] = Measure(calls, _rollup_value(rule.metric, calls, errors, refusals, cost, lat_n, lat_sum,
+                                                     ttft_n, ttft_sum, hist))
+
+
+def _score_measures(cursor, project, items, found, *, thumbs: bool) -> None:
+    ri, wi, since, until = _window_columns(items)
+    by_rule = {i: rule for i, rule, _ in items}
+    names = [by_rule[i].score_name or None for i in ri]
+    environments = [by_rule[i].environment or None for i in ri]
+    if thumbs:
+        # End-user thumbs: source USER, BOOLEAN (1 = up, 0 = down), as `feedback.selectors` reads them
+        # (their partial index).
+        kind = "AND s.source = 'USER' AND s.data_type = 'BOOLEAN' AND (w.name IS NULL OR s.name = w.name)"
+        select = "count(s.value), count(*) FILTER (WHERE s.value = 0)"
+    else:
+        kind = "AND s.name = w.name AND s.data_type IN ('NUMERIC', 'BOOLEAN')"  # the (project, name, time) index
+        select = "count(s.value), avg(s.value)"
+    cursor.execute(
+        f"SELECT w.ri, w.wi, a.* FROM unnest(%s::int[], %s::int[], %s::timestamptz[], %s::timestamptz[], "
+        "%s::text[], %s::text[]) AS w(ri, wi, since, until, name, environment) "
+        f'CROSS JOIN LATERAL (SELECT {select} FROM "{SCORE_TABLE}" AS s WHERE s.project_id = %s::uuid '
+        f"AND s.timestamp >= w.since AND s.timestamp < w.until {kind} "
+        "AND (w.environment IS NULL OR s.environment = w.environment)) AS a",
+        [ri, wi, since, until, names, environments, str(project.id)],
+    )
+    for i, j, count, second in cursor.fetchall():
+        count = int(count or 0)
+        if thumbs:
+            value = (int(second) / count) if count else None
+        else:
+            value = float(second) if second is not None else None
+        found[(i, j)] = Measure(count, value)
 
 
 def _rollup_value(metric, calls, errors, refusals, cost, lat_n, lat_sum, ttft_n, ttft_sum, hist):
@@ -188,49 +247,24 @@ def _rollup_value(metric, calls, errors, refusals, cost, lat_n, lat_sum, ttft_n,
     raise ValueError(f"unknown metric {metric}")
 
 
-def _score_rows(rule, windows_sql, window_params) -> dict:
-    conditions, params = [], []
-    if rule.metric == AlertMetric.THUMBS_DOWN_RATE:
-        # End-user thumbs: source USER, BOOLEAN (1 = up, 0 = down), as `feedback.selectors` reads them.
-        conditions.append("AND s.source = 'USER' AND s.data_type = 'BOOLEAN'")
-        select = "count(s.value), count(*) FILTER (WHERE s.value = 0)"
-    else:
-        conditions.append("AND s.data_type IN ('NUMERIC', 'BOOLEAN')")
-        select = "count(s.value), avg(s.value)"
-    if rule.score_name:
-        conditions.append("AND s.name = %s")
-        params.append(rule.score_name)
-    if rule.environment:
-        conditions.append("AND s.environment = %s")
-        params.append(rule.environment)
-    sql = (
-        f'SELECT w.idx, {select} FROM {windows_sql} JOIN "{SCORE_TABLE}" AS s ON s.project_id = %s::uuid '
-        f"AND s.timestamp >= w.since AND s.timestamp < w.until {' '.join(conditions)} GROUP BY w.idx"
-    )
-    with data_connection(rule.project).cursor() as cursor:
-        cursor.execute(sql, [*window_params, str(rule.project_id), *params])
-        rows = cursor.fetchall()
-    out = {}
-    for idx, count, second in rows:
-        count = int(count or 0)
-        if rule.metric == AlertMetric.THUMBS_DOWN_RATE:
-            out[idx] = (count, (int(second) / count) if count else None)
-        else:
-            out[idx] = (count, float(second) if second is not None else None)
-    return out
-
-
 def _enough(rule: AlertRule, m: Measure) -> bool:
     if m.value is None:
         return False
     return rule.metric == AlertMetric.VOLUME or m.calls >= rule.min_calls
 
 
-def outcome(rule: AlertRule, *, now: datetime) -> Outcome:
-    """The rule's state now (before the resolved/ok bookkeeping of `evaluate_rule`)."""
+def windows_of(rule: AlertRule, now: datetime) -> list[Window]:
+    """The current window, then the baselines."""
     window = current_window(rule, now)
-    baselines = baseline_windows(rule, window)
-    current, *past = measure(rule, [window, *baselines], now=now)
+    return [window, *baseline_windows(rule, window)]
+
+
+def outcome(rule: AlertRule, *, now: datetime, measures: list[Measure] | None = None) -> Outcome:
+    """The rule's state now (before the resolved/ok bookkeeping of `evaluate_project`), from the
+    measures of `windows_of(rule, now)` (read here when not given)."""
+    windows = windows_of(rule, now)
+    window = windows[0]
+    current, *past = measures if measures is not None else measure(rule, windows)
 
     def result(state, baseline=None, limit=None, message=""):
         return Outcome(state, current.value, baseline, limit, current.calls, window, message)
@@ -328,41 +362,51 @@ def payload(rule: AlertRule, *, kind: str, result: Outcome | None, now: datetime
     }
 
 
-def evaluate_rule(rule_id, *, now: datetime | None = None, force: bool = False) -> str | None:
-    """Evaluate one rule (locked, so two overlapping runs never both notify). Returns its state, or
-    None when skipped (disabled, locked by another run, evaluated moments ago)."""
+def evaluate_project(project, *, now: datetime | None = None, rule_ids=None, force: bool = False) -> dict:
+    """Evaluate the project's enabled rules (or those of `rule_ids`) in one control-plane transaction:
+    the rules are locked (SKIP LOCKED: two overlapping runs never both evaluate, or notify, a rule),
+    their numbers read with `measure_many` (a query or three on the region database), and the new
+    states, history and deliveries written in bulk. Returns {rule id: state} of the rules evaluated."""
     from monitoring.tasks import enqueue_delivery
 
     now = now or timezone.now()
+    states: dict = {}
     with transaction.atomic():
-        rule = (
-            AlertRule.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("project")
-            .filter(pk=rule_id, enabled=True)
-            .first()
-        )
-        if rule is None:
-            return None
-        if not force and rule.last_evaluated_at and now - rule.last_evaluated_at < MIN_INTERVAL:
-            return None
-        result = outcome(rule, now=now)
-        previous = rule.state
-        state = next_state(previous, result.state)
-        event = None
-        if state != previous:
-            event = AlertEvent.objects.create(
-                rule=rule, project_id=rule.project_id, from_state=previous, to_state=state, value=result.value,
-                baseline=result.baseline, limit=result.limit, calls=result.calls, window_start=result.window.since,
-                window_end=result.window.until, message=result.message, created_at=now,
-            )
-            rule.state, rule.state_since = state, now
-        rule.last_value, rule.last_baseline, rule.last_evaluated_at = result.value, result.baseline, now
-        kind = _notification(rule, state, now)
-        fields = ["state", "state_since", "last_value", "last_baseline", "last_evaluated_at"]
-        if kind is not None:
-            rule.last_notified_at = now
-            rule.last_notified_state = NOTIFIED_AS[state]
-            fields += ["last_notified_at", "last_notified_state"]
+        rules = AlertRule.objects.select_for_update(skip_locked=True).filter(project_id=project.id, enabled=True)
+        if rule_ids is not None:
+            rules = rules.filter(pk__in=list(rule_ids))
+        rules = [r for r in rules.order_by("id")
+                 if force or not r.last_evaluated_at or now - r.last_evaluated_at >= MIN_INTERVAL]
+        if not rules:
+            return states
+        for rule in rules:
+            rule.project = project
+        measured = measure_many(project, [(rule, windows_of(rule, now)) for rule in rules])
+        events, notify = [], []
+        for rule, measures in zip(rules, measured):
+            result = outcome(rule, now=now, measures=measures)
+            previous = rule.state
+            state = next_state(previous, result.state)
+            event = None
+            if state != previous:
+                event = AlertEvent(
+                    rule=rule, project_id=rule.project_id, from_state=previous, to_state=state, value=result.value,
+                    baseline=result.baseline, limit=result.limit, calls=result.calls,
+                    window_start=result.window.since, window_end=result.window.until, message=result.message,
+                    created_at=now,
+                )
+                events.append(event)
+                rule.state, rule.state_since = state, now
+            rule.last_value, rule.last_baseline, rule.last_evaluated_at = result.value, result.baseline, now
+            kind = _notification(rule, state, now)
+            if kind is not None:
+                rule.last_notified_at = now
+                rule.last_notified_state = NOTIFIED_AS[state]
+                notify.append((rule, kind, result, event))
+            states[rule.id] = state
+        AlertEvent.objects.bulk_create(events)
+        _save_states(rules)
+        for rule, kind, result, event in notify:
             body = payload(rule, kind=kind, result=result, now=now, event_id=event.id if event else None)
             for channel in rule.channels.filter(enabled=True):
                 delivery = AlertDelivery.objects.create(
@@ -370,23 +414,64 @@ def evaluate_rule(rule_id, *, now: datetime | None = None, force: bool = False) 
                     created_at=now,
                 )
                 transaction.on_commit(lambda d=delivery.id: enqueue_delivery(d))
-        rule.save(update_fields=fields)
-    return state
+    return states
+
+
+_STATE_COLUMNS = (
+    ("state", "text"), ("state_since", "timestamptz"), ("last_value", "double precision"),
+    ("last_baseline", "double precision"), ("last_evaluated_at", "timestamptz"), ("last_notified_at", "timestamptz"),
+    ("last_notified_state", "text"),
+)
+
+
+def _save_states(rules: list[AlertRule]) -> None:
+    """Every rule's new state in one UPDATE (the ORM's bulk_update builds a CASE per field and row in
+    Python: most of an evaluation's time with a hundred rules)."""
+    rows = [{"id": str(rule.id), **{name: _jsonable(getattr(rule, name)) for name, _ in _STATE_COLUMNS}}
+            for rule in rules]
+    sets = ", ".join(f'"{name}" = v."{name}"' for name, _ in _STATE_COLUMNS)
+    types = ", ".join(f'"{name}" {kind}' for name, kind in _STATE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{AlertRule._meta.db_table}" AS r SET {sets} FROM jsonb_to_recordset(%s::jsonb) '
+            f"AS v(id uuid, {types}) WHERE r.id = v.id",
+            [orjson.dumps(rows).decode()],
+        )
+
+
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def evaluate_rule(rule_id, *, now: datetime | None = None, force: bool = False) -> str | None:
+    """One rule (see `evaluate_project`); None when skipped (disabled, locked, evaluated moments ago)."""
+    from tenancy.models import Project
+
+    project = Project.objects.filter(alert_rules__id=rule_id).first()
+    if project is None:
+        return None
+    return evaluate_project(project, now=now, rule_ids=[rule_id], force=force).get(rule_id)
 
 
 def evaluate_region(region: str, *, now: datetime | None = None) -> dict:
-    """Every enabled rule of the region's projects. A rule whose region database cannot be read now
-    keeps its state (logged) and is tried again next minute."""
+    """Every enabled rule of the region's projects, project by project. A project whose region
+    database cannot be read now keeps its rules' states (logged) and is tried again next minute."""
+    from tenancy.models import Project
+
     started = time.monotonic()
-    ids = list(AlertRule.objects.filter(enabled=True, project__region=region).values_list("id", flat=True))
+    projects = Project.objects.filter(
+        region=region, pk__in=AlertRule.objects.filter(enabled=True).values("project_id")
+    ).select_related("organization")
     counts: dict[str, int] = {}
-    for rule_id in ids:
+    for project in projects:
         try:
-            state = evaluate_rule(rule_id, now=now)
+            states = evaluate_project(project, now=now)
         except (OperationalError, InterfaceError):
-            logger.warning("could not evaluate alert rule %s now", rule_id, exc_info=True)
-            state = "unavailable"
-        counts[state or "skipped"] = counts.get(state or "skipped", 0) + 1
+            logger.warning("could not evaluate the alert rules of project %s now", project.id, exc_info=True)
+            counts["unavailable"] = counts.get("unavailable", 0) + 1
+            continue
+        for state in states.values():
+            counts[str(state)] = counts.get(str(state), 0) + 1
     counts["seconds"] = round(time.monotonic() - started, 3)
     return counts
 
