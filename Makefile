@@ -53,6 +53,12 @@ bench-redact: $(STAMP)
 bench-ingest: $(STAMP)
 	@$(if $(PROFILE),BENCH_WORKLOAD=$(PROFILE) )$(PY) -m config.devstack exec -- $(PY) bench/bench_ingest.py
 
+# Alert evaluation: 1,000 rules of every kind over 35 days of rollups, timed as the per-region beat
+# task runs them (budget 10 s per minute; BENCH_ALERT_* knobs: bench/bench_alerts.py).
+.PHONY: bench-alerts
+bench-alerts: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_alerts.py
+
 # Any manage.py command against the same stack as `make run` (shares it when it is up):
 #   make manage ARGS="create_project --org Acme --project bot --json"
 .PHONY: manage

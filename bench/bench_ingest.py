@@ -98,6 +98,9 @@ QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "0"))
 # to measure what redaction adds to ingestion; it is switched off again afterwards.
 REDACT = os.environ.get("BENCH_REDACT", "0").lower() in {"1", "true", "yes"}  # wait up to this long for load average < 1
 BILLING = os.environ.get("BENCH_BILLING", "0").lower() in {"1", "true", "yes"}
+# BENCH_SAMPLING=1: the bench project's sampling policy is on (10% share, traces settle after 1 minute)
+# and the decision job runs every 5 s beside the server for the whole run (monitoring.sampling).
+SAMPLING = os.environ.get("BENCH_SAMPLING", "0").lower() in {"1", "true", "yes"}
 PHASE2_CONNECTIONS = 64
 POLL_SECONDS = 1.0
 
@@ -821,6 +824,24 @@ def set_redaction(project_id: str, enabled: bool) -> None:
     manage("shell", "-c", code)
 
 
+def set_sampling(project_id: str, enabled: bool) -> None:
+    code = (
+        "from tenancy.models import Project; from monitoring.sampling import policy_update; "
+        f"policy_update(project=Project.objects.get(pk='{project_id}'), actor=None, enabled={enabled}, "
+        "keep_share=0.1, settle_minutes=1)"
+    )
+    manage("shell", "-c", code)
+
+
+def start_sampler(region: str) -> subprocess.Popen:
+    code = (
+        "import time\nfrom monitoring.sampling import decide_region\n"
+        f"while True:\n    decide_region('{region}')\n    time.sleep(5)\n"
+    )
+    return subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+
+
 def set_billing(project_id: str, enabled: bool) -> None:
     code = (
         "from tenancy.models import Project; from billing.models import Plan, Subscription; "
@@ -1330,6 +1351,8 @@ def main() -> int:
     if REDACT:
         set_redaction(created["project_id"], True)
     set_billing(created["project_id"], BILLING)
+    if SAMPLING:
+        set_sampling(created["project_id"], True)
     region = Region(created["project_id"], created["region"])
     region.clean()
     steps = breakdown(created["project_id"], region)
@@ -1338,6 +1361,7 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     log_fd, log_name = tempfile.mkstemp(prefix="bench-ingest-gunicorn-", suffix=".log")
     server = start_gunicorn(port, workers=WORKERS, threads=THREADS, stderr=log_fd, access_log=True)
+    sampler = start_sampler(created["region"]) if SAMPLING else None
     os.close(log_fd)
     rss_peak: dict[int, int] = {}
     results: list[PhaseResult] = []
@@ -1383,6 +1407,10 @@ def main() -> int:
         # The bare PostgreSQL figure, on the same database, after the server has stopped taking work.
         documents = baseline_rows(created["project_id"], build_batches(BATCHES, seed=2))
     finally:
+        if sampler is not None:
+            os.killpg(sampler.pid, signal.SIGTERM)
+            sampler.wait(timeout=30)
+            set_sampling(created["project_id"], False)
         try:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -1413,6 +1441,7 @@ def main() -> int:
         f"gunicorn gthread {WORKERS} workers × {THREADS} threads, DEBUG off, DB pool on; PostgreSQL "
         f"{durability}; PII redaction {'ON (all detectors, mask)' if REDACT else 'off'}; "
         f"billing {'ON (quota + rate limits checked)' if BILLING else 'off (unlimited default)'}; "
+        f"sampling {'ON (10%, decision job every 5 s)' if SAMPLING else 'off'}; "
         f"load generator: 1 asyncio process (httpx) on the same CPUs; "
         f"load average before {load_before}, after {load_after}"
     )

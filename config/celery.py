@@ -50,3 +50,21 @@ app.conf.beat_schedule = {
     "meter-regions": {"task": "billing.meter_regions", "schedule": 300.0},
     "billing-quota-notices": {"task": "billing.send_quota_notices", "schedule": 600.0},
 }
+
+
+@app.on_after_finalize.connect
+def _region_beat(sender, **kwargs):
+    # Per-region periodic work runs on that region's queue, so only its workers (and database) do it:
+    # alert rules are evaluated every minute (a condition that becomes true fires within two), and
+    # settled traces get their sampling decision every minute (`monitoring.tasks`).
+    from django.conf import settings
+
+    from tenancy.regions import region_queue
+
+    for name in settings.DATA_REGIONS:
+        for entry, task in (("evaluate-alerts", "monitoring.evaluate_alerts"),
+                            ("decide-sampling", "monitoring.decide_sampling")):
+            sender.conf.beat_schedule[f"{entry}-{name}"] = {
+                "task": task, "schedule": 60.0, "kwargs": {"region": name},
+                "options": {"queue": region_queue(name), "expires": 55},
+            }

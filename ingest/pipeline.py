@@ -10,7 +10,8 @@ same order, to every batch — Langfuse batch events, OTLP spans (both routes), 
     redact                  the project's PII policy; a record that cannot be redacted is refused (422)
     conform_scores          every score against the project's score configs; a breaking score is refused (400)
     price                   the model price catalog for observations without a client cost
-    sampling        [slot]  drop or keep whole traces (later)
+    sampling                the client SDK's sample rate onto the trace (`monitoring.sampling_rules`);
+                            keeping or dropping a trace waits for it to settle (`monitoring.sampling`)
     write                   `ingest.writer`, the only module that writes traces/observations/scores;
                             inside its transaction `ingest.rollups` moves the monitoring rollups by
                             (new − old) of every call it changed, so they stay exact
@@ -42,11 +43,14 @@ from ingest.limits import LIMIT_STATUS, metadata_problem
 from ingest.rules.ids import MAX_ID_LENGTH, valid_id
 from ingest.stages import price as price_catalog
 from ingest.stages.redact import redact
-from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable
+from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable, empty_payloads
+from monitoring.sampling_rules import record_client_rates
 from scores.services import ScoreConfigError, conform_score, project_score_configs
 
 # The writer's exceptions, for callers outside the package (only `ingest` imports the writer itself).
-__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "QuotaExceeded", "StorageUnavailable", "run"]
+# `empty_payloads`: the sampling job (`monitoring.sampling`) drops payloads through the writer too.
+__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "QuotaExceeded", "StorageUnavailable",
+           "empty_payloads", "run"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,12 @@ def price(batch: Batch) -> None:
 
 
 def sampling(batch: Batch) -> None:
-    """Slot (monitoring): keep or drop whole traces before they are written."""
+    """Monitoring: only what must happen at ingest — the client SDK's own sample rate (an OTel
+    `ot=th:` trace state) recorded on its trace, so counts can be scaled. The server's keep/drop
+    decision is not taken here: it waits for the trace to settle (`monitoring.sampling`), so a late
+    error span still keeps its trace, and the rollups count every call first."""
+    if batch.observations:
+        record_client_rates(batch.records("trace"), batch.records("observation"))
 
 
 def write(batch: Batch) -> None:
@@ -156,7 +165,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("redact", redact),
     Stage("conform_scores", conform_scores),
     Stage("price", price),
-    Stage("sampling", sampling, slot=True),
+    Stage("sampling", sampling),
     Stage("write", write),
     Stage("rollups", rollups),
 )

@@ -1086,3 +1086,53 @@ def reprice_observations(
         if len(rows) < batch_size:
             return report
         position = (rows[-1]["start_time"], rows[-1]["id"])
+
+
+SAMPLED_OUT = {"sampled_out": True}
+
+
+def empty_payloads(*, project, trace_ids: list[str], keep_metadata_keys: tuple[str, ...] = ()) -> int:
+    """Sampling (`monitoring.sampling`): empty the payloads — input, output, metadata — of dropped
+    traces and of their observations, marking both `metadata = {"sampled_out": true}`. Every
+    number stays (status, times, model, tokens, cost), so the rollups, counted at ingest, stay exact
+    without a delta; the trace keeps the metadata key its feature comes from (the rollups' rule, read
+    under their lock, so a rebuild recomputes the same feature) and `keep_metadata_keys`. Error and
+    refusal observations keep theirs (a late error span of a dropped trace is still readable).
+    Idempotent: a second call (late spans of a dropped trace) empties only what is new. Locks
+    traces then observations, in id order, like every writer. Returns the observations emptied."""
+    ids = sorted(set(trace_ids))
+    if not ids:
+        return 0
+    pid = str(project.id)
+    try:
+        with transaction.atomic(using=region_database(project.region)):
+            with data_connection(project).cursor() as cursor:
+                tracker = rollups.Tracker(cursor, project)
+                tracker.begin()
+                keep = sorted({*keep_metadata_keys, tracker.rule.metadata_key} - {""})
+                cursor.execute(
+                    f'SELECT "id" FROM "{TRACES.db_table}" WHERE "project_id" = %s::uuid AND "id" = ANY(%s) '
+                    f'ORDER BY "id" FOR UPDATE', [pid, ids],
+                )
+                cursor.execute(
+                    f'UPDATE "{TRACES.db_table}" AS t SET "input" = NULL, "output" = NULL, "metadata" = %s::jsonb || '
+                    f"COALESCE((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(t.\"metadata\") AS e "
+                    f'WHERE e.key = ANY(%s)), \'{{}}\'::jsonb) WHERE t."project_id" = %s::uuid AND t."id" = ANY(%s) '
+                    f'AND NOT t."metadata" @> %s::jsonb',
+                    [orjson.dumps(SAMPLED_OUT).decode(), keep, pid, ids, orjson.dumps(SAMPLED_OUT).decode()],
+                )
+                cursor.execute(
+                    f'SELECT "id" FROM "{OBSERVATIONS.db_table}" WHERE "project_id" = %s::uuid AND "trace_id" = ANY(%s) '
+                    f"AND \"status\" NOT IN ('error', 'refused') AND NOT \"metadata\" @> %s::jsonb "
+                    f'ORDER BY "id" FOR UPDATE', [pid, ids, orjson.dumps(SAMPLED_OUT).decode()],
+                )
+                obs_ids = [row[0] for row in cursor.fetchall()]
+                if obs_ids:
+                    cursor.execute(
+                        f'UPDATE "{OBSERVATIONS.db_table}" SET "input" = NULL, "output" = NULL, "metadata" = %s::jsonb '
+                        f'WHERE "project_id" = %s::uuid AND "id" = ANY(%s)',
+                        [orjson.dumps(SAMPLED_OUT).decode(), pid, obs_ids],
+                    )
+    except (OperationalError, InterfaceError) as exc:
+        raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
+    return len(obs_ids)

@@ -121,3 +121,13 @@ class DailyUserRollup(DataPlaneModel, _Measures):
 
     class Meta:
         indexes = [models.Index(fields=["project_id", "-day"], name="userrollup_project_day")]
+
+
+# Alerts and sampling live in their own modules; imported here so Django registers their models.
+from monitoring.alerts_models import (  # noqa: E402, F401
+    AlertChannel,
+    AlertDelivery,
+    AlertEvent,
+    AlertRule,
+)
+from monitoring.sampling_models import SamplingDecision, SamplingPolicy  # noqa: E402, F401

@@ -18,3 +18,8 @@ urlpatterns = [
         name="monitoring-cost-by-feature",
     ),
 ]
+
+# Alerts and sampling (their own module, so their routes merge without touching the ones above).
+from monitoring.alerts_urls import urlpatterns as _alerts_and_sampling  # noqa: E402
+
+urlpatterns += _alerts_and_sampling

@@ -558,7 +558,7 @@ def test_the_stages_are_declared_once_in_order_with_their_slots():
         ("redact", False),
         ("conform_scores", False),
         ("price", False),
-        ("sampling", True),
+        ("sampling", False),  # monitoring: the client sample rate (issue 12)
         ("write", False),
         ("rollups", False),  # billing's usage counter; monitoring rollups later
     ]

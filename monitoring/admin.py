@@ -1,0 +1,3 @@
+"""Console registrations of monitoring (alerts and sampling: `alerts_admin`)."""
+
+from monitoring import alerts_admin  # noqa: F401
