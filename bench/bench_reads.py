@@ -123,9 +123,8 @@ def sample_ids(state: dict) -> None:
     import django
 
     django.setup()
-    from traces.models import Observation, Trace
-
     from tenancy.models import Project
+    from traces.models import Observation, Trace
 
     project = Project.objects.get(pk=state["project_id"])
     trace = Trace.objects.for_project(project).filter(session_id="session-000123").order_by("timestamp").first()

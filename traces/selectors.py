@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from django.contrib.postgres.aggregates import ArrayAgg
+from django.db import connections
 from django.db.models import (
     BooleanField,
     Case,
@@ -47,6 +48,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 from privacy.detectors import DETECTORS
 from scores.models import Score, ScoreDataType
 from scores.selectors import OPERATORS, ScoreFilters, score_to_langfuse
+from tenancy.http.params import InvalidParams
 from traces.models import Observation, Status, Trace
 
 # Worst status wins when a trace is summarised: one failed call makes the trace an error.
@@ -65,6 +67,80 @@ TOKEN_FIELDS = (
 
 class InvalidCursor(ValueError):
     pass
+
+
+# --- page-numbered lists at volume (issue 13) ------------------------------------------------------
+# Langfuse's page-numbered lists answer `meta.totalItems`/`totalPages`. An exact `count(*)` grows with
+# the project (every matching row, every request), so the total is exact when it is cheap and an
+# estimate otherwise:
+# - a page that is not full ends the list: the total is exact (offset + rows on it), no count at all;
+# - else the matching rows are counted up to COUNT_EXACT_UP_TO (a bounded walk of an index): exact;
+# - past that, PostgreSQL's own row estimate for the query (EXPLAIN, no rows read), never less than
+#   what the client has already seen plus one, so `page < totalPages` holds while there is more.
+COUNT_EXACT_UP_TO = 10_000
+# An OFFSET walks every skipped row, so deep page numbers cost what they skip (not what the table
+# holds). Beyond this many rows skipped the lists answer 400 and point to time windows or the cursor
+# API (v2 observations), which cost the same on any page.
+MAX_PAGE_OFFSET = 100_000
+
+
+class PageTooDeep(InvalidParams):
+    def __init__(self, *, page: int, limit: int):
+        super().__init__(
+            f"page {page} with limit {limit} skips more than {MAX_PAGE_OFFSET:,} rows; narrow the list with "
+            "fromTimestamp/toTimestamp (or fromStartTime/toStartTime), or page observations with the "
+            "cursor of /api/public/v2/observations"
+        )
+
+
+def _capped_count(queryset: QuerySet) -> int:
+    """The number of rows, counted up to COUNT_EXACT_UP_TO + 1 (a bounded walk)."""
+    return queryset.order_by()[: COUNT_EXACT_UP_TO + 1].count()
+
+
+def past_the_end(queryset: QuerySet, *, page: int, limit: int) -> int | None:
+    """For a page deeper than MAX_PAGE_OFFSET: the (exact) total when the list is short and the page
+    is simply past its end (an empty page, as before); PageTooDeep when the list is long. None for a
+    page within reach."""
+    if (page - 1) * limit <= MAX_PAGE_OFFSET:
+        return None
+    counted = _capped_count(queryset)
+    if counted <= COUNT_EXACT_UP_TO:
+        return counted
+    raise PageTooDeep(page=page, limit=limit)
+
+
+def planner_rows(queryset: QuerySet) -> int:
+    """PostgreSQL's estimate of the rows `queryset` returns (EXPLAIN plans it, reads no rows)."""
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def page_total(queryset: QuerySet, *, offset: int, rows_on_page: int, more: bool) -> int:
+    """`totalItems` of a page-numbered list (see COUNT_EXACT_UP_TO): exact up to the cap, else estimated."""
+    if not more and (rows_on_page or offset == 0):
+        return offset + rows_on_page
+    counted = _capped_count(queryset)
+    if counted <= COUNT_EXACT_UP_TO:
+        return counted
+    seen = offset + rows_on_page + (1 if more else 0)
+    return max(planner_rows(queryset), COUNT_EXACT_UP_TO + 1, seen)
+
+
+def _page(queryset: QuerySet, *, ordering, page: int, limit: int) -> tuple[list, int]:
+    """One page (one more row is read to know whether the list goes on) and its `totalItems`."""
+    if (total := past_the_end(queryset, page=page, limit=limit)) is not None:
+        return [], total
+    offset = (page - 1) * limit
+    rows = list(queryset.order_by(*ordering)[offset : offset + limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, page_total(queryset, offset=offset, rows_on_page=len(rows), more=more)
 
 
 # --- JSON `filter` conditions (Langfuse's structured filter, a documented subset) ----------------
@@ -426,16 +502,17 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
     if f.environments:
         qs = qs.filter(environment__in=list(f.environments))
     if f.status is not None:
-        # EXISTS rather than IN: Postgres plans these as (anti-)semi-joins on the trace index.
-        def having(**lookups):
-            return Exists(_observations(project).filter(trace_id=OuterRef("id"), **lookups))
+        # EXISTS (anti-)semi-joins that probe only the partial index of failed calls
+        # (obs_project_trace_failed): `FAILED` repeats its predicate so the planner can use it.
+        def having(status):
+            return Exists(_observations(project).filter(FAILED, trace_id=OuterRef("id"), status=status))
 
         if f.status == Status.ERROR:
-            qs = qs.filter(having(status=Status.ERROR))
+            qs = qs.filter(having(Status.ERROR))
         elif f.status == Status.REFUSED:
-            qs = qs.filter(having(status=Status.REFUSED)).exclude(having(status=Status.ERROR))
+            qs = qs.filter(having(Status.REFUSED)).exclude(having(Status.ERROR))
         else:
-            qs = qs.exclude(having(status__in=[Status.ERROR, Status.REFUSED]))
+            qs = qs.exclude(Exists(_observations(project).filter(FAILED, trace_id=OuterRef("id"))))
     if f.model is not None:
         qs = qs.filter(
             Exists(
@@ -482,10 +559,12 @@ def trace_page(
     prefix = "-" if direction == "desc" else ""
     # id breaks ties so pages never overlap or skip rows with equal sort keys.
     ordering = [f"{prefix}{column}"] + ([f"{prefix}id"] if column != "id" else [])
-    total = qs.count()
-    offset = (page - 1) * limit
-    rows = list(qs.order_by(*ordering)[offset : offset + limit]) if offset < total else []
-    return rows, total
+    return _page(qs, ordering=ordering, page=page, limit=limit)
+
+
+# A failed call (error or refusal): the predicate of the partial index obs_project_trace_failed, written
+# the same way so that PostgreSQL can prove a query's condition implies it and probe that small index.
+FAILED = Q(status__in=[Status.ERROR, Status.REFUSED])
 
 
 # A call that should have a cost and has none: a model and tokens, but no price (catalog or client).
@@ -745,10 +824,7 @@ def observation_page(
     *, project, filters: ObservationFilters, page: int, limit: int
 ) -> tuple[list[Observation], int]:
     qs = observations_filtered(project=project, filters=filters)
-    total = qs.count()
-    offset = (page - 1) * limit
-    rows = list(qs.order_by("-start_time", "-id")[offset : offset + limit]) if offset < total else []
-    return rows, total
+    return _page(qs, ordering=("-start_time", "-id"), page=page, limit=limit)
 
 
 def observation_get(*, project, observation_id: str) -> Observation | None:
@@ -816,27 +892,77 @@ def session_page(
     page: int,
     limit: int,
 ) -> tuple[list[SessionRow], int]:
-    """Sessions exist implicitly through their traces; createdAt is the first trace's timestamp."""
+    """Sessions exist implicitly through their traces; createdAt is the first trace's timestamp.
+
+    Newest session first, without grouping every trace of the project: traces are walked newest
+    first (the project/time index) in growing chunks, and the sessions met are looked up whole (the
+    project/session index). A session's first trace is never newer than the walk's horizon once the
+    session has been met, so every session created after the horizon is known: the walk stops as soon
+    as those fill the page. Its cost follows the page depth, not the project's size.
+    """
     traces = Trace.objects.for_project(project).exclude(session_id="")
     if environments:
         traces = traces.filter(environment__in=list(environments))
-    sessions = (
-        traces.order_by().values("session_id").annotate(created_at=Min("timestamp"), env=Min("environment"))
-    )
+    sessions = traces.order_by().values("session_id").annotate(created_at=Min("timestamp"))
     if from_timestamp is not None:
         sessions = sessions.filter(created_at__gte=from_timestamp)
     if to_timestamp is not None:
         sessions = sessions.filter(created_at__lt=to_timestamp)
-    total = sessions.count()
+    if (total := past_the_end(sessions, page=page, limit=limit)) is not None:
+        return [], total
     offset = (page - 1) * limit
-    rows = (
-        list(sessions.order_by("-created_at", "-session_id")[offset : offset + limit])
-        if offset < total
-        else []
-    )
-    return [
-        SessionRow(id=r["session_id"], created_at=r["created_at"], environment=r["env"]) for r in rows
-    ], total
+    wanted = offset + limit + 1  # one more: does the list go on?
+    # A session created before `to` has its first trace before `to`: the walk starts there.
+    walk = traces.filter(timestamp__lt=to_timestamp) if to_timestamp is not None else traces
+    found: dict[str, tuple[datetime, str]] = {}
+    position: tuple[datetime, str] | None = None
+    chunk_size = SESSION_WALK_CHUNK
+
+    def in_window(created: datetime) -> bool:
+        return (from_timestamp is None or created >= from_timestamp) and (
+            to_timestamp is None or created < to_timestamp
+        )
+
+    while True:
+        chunk_qs = walk
+        if position is not None:
+            chunk_qs = chunk_qs.filter(Q(timestamp__lt=position[0]) | Q(timestamp=position[0], id__lt=position[1]))
+        chunk = list(chunk_qs.order_by("-timestamp", "-id").values_list("timestamp", "id", "session_id")[:chunk_size])
+        met = {session_id for _, _, session_id in chunk if session_id not in found}
+        if met:
+            for row in (
+                traces.filter(session_id__in=met)
+                .order_by()
+                .values("session_id")
+                .annotate(created_at=Min("timestamp"), env=Min("environment"))
+            ):
+                found[row["session_id"]] = (row["created_at"], row["env"])
+        exhausted = len(chunk) < chunk_size
+        horizon = None if exhausted else chunk[-1][0]
+        # Complete: every session created strictly after the horizon (ties may still be unmet).
+        known = sorted(
+            (
+                (created, session_id, env)
+                for session_id, (created, env) in found.items()
+                if (horizon is None or created > horizon) and in_window(created)
+            ),
+            reverse=True,
+        )
+        past_window = from_timestamp is not None and horizon is not None and horizon < from_timestamp
+        if exhausted or past_window or len(known) >= wanted:
+            break
+        position = (chunk[-1][0], chunk[-1][1])
+        chunk_size = min(chunk_size * 2, SESSION_WALK_CHUNK_MAX)
+
+    rows = [SessionRow(id=sid, created_at=created, environment=env) for created, sid, env in known[offset : offset + limit]]
+    if exhausted or past_window:
+        return rows, len(known)
+    return rows, page_total(sessions, offset=offset, rows_on_page=len(rows), more=True)
+
+
+# The sessions walk reads this many traces first, doubling up to the maximum per step.
+SESSION_WALK_CHUNK = 1_000
+SESSION_WALK_CHUNK_MAX = 32_000
 
 
 def session_traces(*, project, session_id: str) -> list[Trace]:
@@ -883,8 +1009,7 @@ def score_list(*, project, filters: ScoreFilters, page: int, limit: int) -> tupl
         if f.trace_tags:
             traces = traces.filter(tags__contains=list(f.trace_tags))
         qs = qs.filter(trace_id__in=traces.values("id"))
-    total = qs.count()
-    scores = list(qs.order_by("-timestamp", "id")[(page - 1) * limit : page * limit])
+    scores, total = _page(qs, ordering=("-timestamp", "id"), page=page, limit=limit)
     trace_ids = {s.trace_id for s in scores if s.trace_id}
     traces = (
         {
@@ -1006,14 +1131,16 @@ def _filtered_traces(region: str, project_ids: list, filters: dict):
         )
     status = filters.get("status")
     if status:
-        has_error = Exists(_observations_of_outer_trace(region).filter(status=Status.ERROR))
-        has_refusal = Exists(_observations_of_outer_trace(region).filter(status=Status.REFUSED))
+        # Probes of the partial index of failed calls only (see `traces_filtered`).
+        failed = _observations_of_outer_trace(region).filter(FAILED)
+        has_error = Exists(failed.filter(status=Status.ERROR))
+        has_refusal = Exists(failed.filter(status=Status.REFUSED))
         if status == Status.ERROR:
             queryset = queryset.filter(has_error)
         elif status == Status.REFUSED:
             queryset = queryset.filter(has_refusal).exclude(has_error)
         else:
-            queryset = queryset.exclude(has_error).exclude(has_refusal)
+            queryset = queryset.exclude(Exists(failed))
     return queryset.only(*TRACE_LIST_FIELDS)
 
 
