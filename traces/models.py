@@ -163,11 +163,13 @@ class Observation(DataPlaneModel):
                 name="obs_project_trace_failed",
                 condition=models.Q(status__in=["error", "refused"]),
             ),
-            # Prompt version metrics read a time window of one prompt's generations.
+            # Prompt version metrics read a time window of one prompt's counted generations: exactly the
+            # rows of this partial index (prompts.selectors._CALLS_CTE repeats its predicate).
             models.Index(
                 fields=["project_id", "prompt_name", "start_time"],
                 name="obs_project_prompt_time",
-                condition=~models.Q(prompt_name=""),
+                condition=models.Q(type="GENERATION", prompt_version__isnull=False, duplicate_of="")
+                & ~models.Q(prompt_name=""),
             ),
         ]
 

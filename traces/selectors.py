@@ -74,14 +74,15 @@ class InvalidCursor(ValueError):
 # the project (every matching row, every request), so the total is exact when it is cheap and an
 # estimate otherwise:
 # - a page that is not full ends the list: the total is exact (offset + rows on it), no count at all;
-# - else the matching rows are counted up to COUNT_EXACT_UP_TO (a bounded walk of an index): exact;
-# - past that, PostgreSQL's own row estimate for the query (EXPLAIN, no rows read), never less than
-#   what the client has already seen plus one, so `page < totalPages` holds while there is more.
+# - else, when PostgreSQL expects at most COUNT_EXACT_UP_TO rows, they are counted (up to that cap,
+#   a bounded walk): exact;
+# - else PostgreSQL's own row estimate for the query (EXPLAIN, no rows read), never less than what
+#   the client has already seen plus one, so `page < totalPages` holds while there is more.
 COUNT_EXACT_UP_TO = 10_000
 # An OFFSET walks every skipped row, so deep page numbers cost what they skip (not what the table
 # holds). Beyond this many rows skipped the lists answer 400 and point to time windows or the cursor
 # API (v2 observations), which cost the same on any page.
-MAX_PAGE_OFFSET = 100_000
+MAX_PAGE_OFFSET = 50_000
 
 
 class PageTooDeep(InvalidParams):
@@ -93,9 +94,15 @@ class PageTooDeep(InvalidParams):
         )
 
 
-def _capped_count(queryset: QuerySet) -> int:
-    """The number of rows, counted up to COUNT_EXACT_UP_TO + 1 (a bounded walk)."""
-    return queryset.order_by()[: COUNT_EXACT_UP_TO + 1].count()
+def _small_count(queryset: QuerySet) -> tuple[int | None, int]:
+    """(exact count or None, estimate): the rows are counted (up to COUNT_EXACT_UP_TO + 1, a bounded
+    walk) only when PostgreSQL expects at most COUNT_EXACT_UP_TO of them. A count the planner expects
+    to be large is never started: with a sparse filter, even a capped count walks much of the table."""
+    estimate = planner_rows(queryset)
+    if estimate > COUNT_EXACT_UP_TO:
+        return None, estimate
+    counted = queryset.order_by()[: COUNT_EXACT_UP_TO + 1].count()
+    return (counted if counted <= COUNT_EXACT_UP_TO else None), max(estimate, counted)
 
 
 def past_the_end(queryset: QuerySet, *, page: int, limit: int) -> int | None:
@@ -104,8 +111,8 @@ def past_the_end(queryset: QuerySet, *, page: int, limit: int) -> int | None:
     page within reach."""
     if (page - 1) * limit <= MAX_PAGE_OFFSET:
         return None
-    counted = _capped_count(queryset)
-    if counted <= COUNT_EXACT_UP_TO:
+    counted, _ = _small_count(queryset)
+    if counted is not None:
         return counted
     raise PageTooDeep(page=page, limit=limit)
 
@@ -122,14 +129,14 @@ def planner_rows(queryset: QuerySet) -> int:
 
 
 def page_total(queryset: QuerySet, *, offset: int, rows_on_page: int, more: bool) -> int:
-    """`totalItems` of a page-numbered list (see COUNT_EXACT_UP_TO): exact up to the cap, else estimated."""
+    """`totalItems` of a page-numbered list (see COUNT_EXACT_UP_TO): exact when small, else estimated."""
     if not more and (rows_on_page or offset == 0):
         return offset + rows_on_page
-    counted = _capped_count(queryset)
-    if counted <= COUNT_EXACT_UP_TO:
+    counted, estimate = _small_count(queryset)
+    if counted is not None:
         return counted
     seen = offset + rows_on_page + (1 if more else 0)
-    return max(planner_rows(queryset), COUNT_EXACT_UP_TO + 1, seen)
+    return max(estimate, COUNT_EXACT_UP_TO + 1, seen)
 
 
 def _page(queryset: QuerySet, *, ordering, page: int, limit: int) -> tuple[list, int]:
@@ -503,9 +510,11 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
         qs = qs.filter(environment__in=list(f.environments))
     if f.status is not None:
         # EXISTS (anti-)semi-joins that probe only the partial index of failed calls
-        # (obs_project_trace_failed): `FAILED` repeats its predicate so the planner can use it.
+        # (obs_project_trace_failed): `status = X` implies its predicate, and `FAILED` is it. (Adding
+        # FAILED to `status = X` as well would make the planner count the condition twice and
+        # underestimate the rows by two orders of magnitude.)
         def having(status):
-            return Exists(_observations(project).filter(FAILED, trace_id=OuterRef("id"), status=status))
+            return Exists(_observations(project).filter(trace_id=OuterRef("id"), status=status))
 
         if f.status == Status.ERROR:
             qs = qs.filter(having(Status.ERROR))
@@ -894,75 +903,50 @@ def session_page(
 ) -> tuple[list[SessionRow], int]:
     """Sessions exist implicitly through their traces; createdAt is the first trace's timestamp.
 
-    Newest session first, without grouping every trace of the project: traces are walked newest
-    first (the project/time index) in growing chunks, and the sessions met are looked up whole (the
-    project/session index). A session's first trace is never newer than the walk's horizon once the
-    session has been met, so every session created after the horizon is known: the walk stops as soon
-    as those fill the page. Its cost follows the page depth, not the project's size.
+    Newest session first without grouping every trace of the project: a session is listed through
+    its first trace (no earlier trace of the same session: one probe of the project/session index),
+    and first traces are read newest first from the project/time index, so a page costs what it
+    skips and shows, not what the project holds. The environment shown is the smallest of the
+    session's (as before), read for the page's sessions only.
     """
     traces = Trace.objects.for_project(project).exclude(session_id="")
     if environments:
         traces = traces.filter(environment__in=list(environments))
-    sessions = traces.order_by().values("session_id").annotate(created_at=Min("timestamp"))
+    same_session = traces.filter(session_id=OuterRef("session_id"))
+    # Earlier in (timestamp, id) order: the index range is `timestamp <= t`, the tie is on id.
+    earlier = same_session.filter(
+        Q(timestamp__lt=OuterRef("timestamp")) | Q(id__lt=OuterRef("id")), timestamp__lte=OuterRef("timestamp")
+    )
+    firsts = traces.exclude(Exists(earlier))
     if from_timestamp is not None:
-        sessions = sessions.filter(created_at__gte=from_timestamp)
+        firsts = firsts.filter(timestamp__gte=from_timestamp)
     if to_timestamp is not None:
-        sessions = sessions.filter(created_at__lt=to_timestamp)
-    if (total := past_the_end(sessions, page=page, limit=limit)) is not None:
+        firsts = firsts.filter(timestamp__lt=to_timestamp)
+    # The same set, grouped: only for the planner's estimate of the total (n_distinct of session_id).
+    grouped = traces.order_by().values("session_id").annotate(created_at=Min("timestamp"))
+    if from_timestamp is not None:
+        grouped = grouped.filter(created_at__gte=from_timestamp)
+    if to_timestamp is not None:
+        grouped = grouped.filter(created_at__lt=to_timestamp)
+    if (total := past_the_end(grouped, page=page, limit=limit)) is not None:
         return [], total
     offset = (page - 1) * limit
-    wanted = offset + limit + 1  # one more: does the list go on?
-    # A session created before `to` has its first trace before `to`: the walk starts there.
-    walk = traces.filter(timestamp__lt=to_timestamp) if to_timestamp is not None else traces
-    found: dict[str, tuple[datetime, str]] = {}
-    position: tuple[datetime, str] | None = None
-    chunk_size = SESSION_WALK_CHUNK
-
-    def in_window(created: datetime) -> bool:
-        return (from_timestamp is None or created >= from_timestamp) and (
-            to_timestamp is None or created < to_timestamp
-        )
-
-    while True:
-        chunk_qs = walk
-        if position is not None:
-            chunk_qs = chunk_qs.filter(Q(timestamp__lt=position[0]) | Q(timestamp=position[0], id__lt=position[1]))
-        chunk = list(chunk_qs.order_by("-timestamp", "-id").values_list("timestamp", "id", "session_id")[:chunk_size])
-        met = {session_id for _, _, session_id in chunk if session_id not in found}
-        if met:
-            for row in (
-                traces.filter(session_id__in=met)
-                .order_by()
-                .values("session_id")
-                .annotate(created_at=Min("timestamp"), env=Min("environment"))
-            ):
-                found[row["session_id"]] = (row["created_at"], row["env"])
-        exhausted = len(chunk) < chunk_size
-        horizon = None if exhausted else chunk[-1][0]
-        # Complete: every session created strictly after the horizon (ties may still be unmet).
-        known = sorted(
-            (
-                (created, session_id, env)
-                for session_id, (created, env) in found.items()
-                if (horizon is None or created > horizon) and in_window(created)
-            ),
-            reverse=True,
-        )
-        past_window = from_timestamp is not None and horizon is not None and horizon < from_timestamp
-        if exhausted or past_window or len(known) >= wanted:
-            break
-        position = (chunk[-1][0], chunk[-1][1])
-        chunk_size = min(chunk_size * 2, SESSION_WALK_CHUNK_MAX)
-
-    rows = [SessionRow(id=sid, created_at=created, environment=env) for created, sid, env in known[offset : offset + limit]]
-    if exhausted or past_window:
-        return rows, len(known)
-    return rows, page_total(sessions, offset=offset, rows_on_page=len(rows), more=True)
-
-
-# The sessions walk reads this many traces first, doubling up to the maximum per step.
-SESSION_WALK_CHUNK = 1_000
-SESSION_WALK_CHUNK_MAX = 32_000
+    rows = list(
+        firsts.order_by("-timestamp", "-session_id").values_list("session_id", "timestamp")[
+            offset : offset + limit + 1
+        ]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    env = dict(
+        traces.filter(session_id__in=[session_id for session_id, _ in rows])
+        .order_by()
+        .values("session_id")
+        .annotate(env=Min("environment"))
+        .values_list("session_id", "env")
+    ) if rows else {}
+    total = page_total(grouped, offset=offset, rows_on_page=len(rows), more=more)
+    return [SessionRow(id=sid, created_at=created, environment=env[sid]) for sid, created in rows], total
 
 
 def session_traces(*, project, session_id: str) -> list[Trace]:
@@ -1133,8 +1117,8 @@ def _filtered_traces(region: str, project_ids: list, filters: dict):
     if status:
         # Probes of the partial index of failed calls only (see `traces_filtered`).
         failed = _observations_of_outer_trace(region).filter(FAILED)
-        has_error = Exists(failed.filter(status=Status.ERROR))
-        has_refusal = Exists(failed.filter(status=Status.REFUSED))
+        has_error = Exists(_observations_of_outer_trace(region).filter(status=Status.ERROR))
+        has_refusal = Exists(_observations_of_outer_trace(region).filter(status=Status.REFUSED))
         if status == Status.ERROR:
             queryset = queryset.filter(has_error)
         elif status == Status.REFUSED:

@@ -45,7 +45,8 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name="observation",
             index=models.Index(
-                condition=models.Q(("prompt_name", ""), _negated=True),
+                condition=models.Q(type="GENERATION", prompt_version__isnull=False, duplicate_of="")
+                & ~models.Q(prompt_name=""),
                 fields=["project_id", "prompt_name", "start_time"],
                 name="obs_project_prompt_time",
             ),
