@@ -114,9 +114,9 @@ class Volume:
 
     def __init__(self, *, seed: int, scale: float, end: datetime):
         self.seed = seed
-        self.traces = max(1, int(TRACES_PER_SCALE * scale))
-        self.users = max(1, int(USERS_PER_SCALE * scale))
-        self.sessions = max(1, int(SESSIONS_PER_SCALE * scale))
+        self.traces = max(1, round(TRACES_PER_SCALE * scale))
+        self.users = max(1, round(USERS_PER_SCALE * scale))
+        self.sessions = max(1, round(SESSIONS_PER_SCALE * scale))
         self.end = end
         self.start = end - timedelta(days=DAYS)
         self.step = timedelta(days=DAYS) / self.traces

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from django.contrib.postgres.aggregates import ArrayAgg
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connections
 from django.db.models import (
     BooleanField,
@@ -523,13 +524,7 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
         else:
             qs = qs.exclude(Exists(_observations(project).filter(FAILED, trace_id=OuterRef("id"))))
     if f.model is not None:
-        qs = qs.filter(
-            Exists(
-                _observations(project).filter(
-                    Q(model=f.model) | Q(response_model=f.model), trace_id=OuterRef("id")
-                )
-            )
-        )
+        qs = qs.filter(_with_model(_observations(project), f.model, one_project=True))
     # Correlated per trace (the project/trace index answers each), so a narrow page of traces never
     # aggregates every observation in the project.
     if f.min_cost is not None and f.min_cost > 0:
@@ -551,6 +546,33 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
         else:
             qs = qs.filter(anything | Q(in_observations))
     return _apply_conditions(qs, project=project, columns=TRACE_COLUMNS, conditions=f.conditions)
+
+
+# A model this rare (calls, as PostgreSQL estimates them from the model indexes) is looked up from its
+# calls: their trace ids first, then those traces. A common one is found walking traces newest first.
+RARE_MODEL_CALLS = 5_000
+
+
+class _IsAnyOf(Func):
+    """`column = ANY(ARRAY(subquery))`: the subquery runs once (an InitPlan) and the outer rows are
+    looked up by primary key, a plan PostgreSQL would not choose itself for a filter it expects to
+    match uniformly (it would walk the newest traces and probe each one's calls)."""
+
+    template = "(%(expressions)s))"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+
+
+def _with_model(observations: QuerySet, model: str, *, one_project: bool) -> Q:
+    """Traces with a call to `model`, as requested or as answered (both sides are indexed).
+    `observations` are those of the traces' project(s)."""
+    calls = observations.filter(Q(model=model) | Q(response_model=model))
+    exists = Q(Exists(calls.filter(project_id=OuterRef("project_id"), trace_id=OuterRef("id"))))
+    if planner_rows(calls) > RARE_MODEL_CALLS:
+        return exists
+    rare = Q(_IsAnyOf(F("id"), ArraySubquery(calls.order_by().values("trace_id"))))
+    # Over several projects a trace id may repeat: EXISTS on (project, trace) then decides.
+    return rare if one_project else rare & exists
 
 
 def trace_page(
@@ -1109,10 +1131,8 @@ def _filtered_traces(region: str, project_ids: list, filters: dict):
     if filters.get("until"):
         queryset = queryset.filter(timestamp__lt=filters["until"])
     if filters.get("model"):
-        model = filters["model"]
-        queryset = queryset.filter(
-            Exists(_observations_of_outer_trace(region).filter(Q(model=model) | Q(response_model=model)))
-        )
+        observations = Observation.objects.dangerously_in_region(region).filter(project_id__in=project_ids)
+        queryset = queryset.filter(_with_model(observations, filters["model"], one_project=len(project_ids) == 1))
     status = filters.get("status")
     if status:
         # Probes of the partial index of failed calls only (see `traces_filtered`).
