@@ -6,7 +6,8 @@ BENCH_READS_RUNS times (after two warm-up rounds) from one client, one request a
 p50/p95 of the *server* time: gunicorn's access log `%(D)s` (microseconds from the request being read
 to the response being written; no client or loopback time). The console trace list is timed
 in this process around `traces.admin.trace_page` (its queries and row building, not template
-rendering), on the same database.
+rendering), on the same database, and so is the monitoring cost-by-feature answer
+(`monitoring.selectors.cost_breakdown`, from the rollups).
 
 A/B: `--compare DIR` starts a second gunicorn from another checkout (e.g. `git archive main | tar -x
 -C /tmp/old`) on the same database and alternates the two servers request by request, so machine load
@@ -48,7 +49,8 @@ def endpoints(state: dict, end: datetime) -> list[tuple[str, str, dict]]:
     prompt_window = {"from": (end - timedelta(days=7)).isoformat(), "to": end.isoformat()}
     return [
         ("traces page 1", "/api/public/traces", {}),
-        ("traces page 2000", "/api/public/traces", {"page": 2000}),
+        ("traces page 1000 (deepest)", "/api/public/traces", {"page": 1000}),
+        ("traces page 2000 (400)", "/api/public/traces", {"page": 2000}),
         ("traces name=", "/api/public/traces", {"name": "translate-reply"}),
         ("traces tags=vip", "/api/public/traces", {"tags": "vip"}),
         ("traces userId=", "/api/public/traces", {"userId": "user-00000"}),
@@ -62,7 +64,8 @@ def endpoints(state: dict, end: datetime) -> list[tuple[str, str, dict]]:
         ("traces model=unknown", "/api/public/traces", {"model": "no-such-model"}),
         ("trace detail", f"/api/public/traces/{trace_id}", {}),
         ("observations page 1", "/api/public/observations", {}),
-        ("observations page 2000", "/api/public/observations", {"page": 2000}),
+        ("observations page 1000 (deepest)", "/api/public/observations", {"page": 1000}),
+        ("observations page 2000 (400)", "/api/public/observations", {"page": 2000}),
         ("observations type=GENERATION", "/api/public/observations", {"type": "GENERATION"}),
         ("observations model=response", "/api/public/observations", {"model": "o3-mini-2025-01-31"}),
         ("observations name=", "/api/public/observations", {"name": "chat-final"}),
@@ -154,6 +157,17 @@ def time_console(state: dict, runs: int, only: str | None) -> dict[str, list[flo
             if run >= 2:
                 times.append((time.perf_counter() - t0) * 1000)
         out[label] = times
+    # The seed's cost-by-feature question, answered from the monitoring rollups (not raw rows).
+    from monitoring.selectors import cost_breakdown
+
+    if not only or only in "cost by feature 7d":
+        times = []
+        for run in range(runs + 2):
+            t0 = time.perf_counter()
+            cost_breakdown(project=project, by="feature", days=7)
+            if run >= 2:
+                times.append((time.perf_counter() - t0) * 1000)
+        out["cost by feature 7d"] = times
     for connection in connections.all():
         connection.close()
     return out
@@ -172,6 +186,9 @@ def main() -> int:
     state = json.loads(STATE_FILE.read_text())
     prepare_environment()
     sample_ids(state)
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the settings log every request at INFO
     end = datetime.fromisoformat(state["end"]).astimezone(UTC)
     import base64
 
@@ -204,7 +221,8 @@ def main() -> int:
                         t0 = time.perf_counter()
                         response = client.get(base + path, params=query)
                         client_ms = (time.perf_counter() - t0) * 1000
-                        if response.status_code != 200:
+                        expected = 400 if label.endswith("(400)") and name == "this" else 200
+                        if response.status_code != expected:
                             failures.append(f"{name} {label}: HTTP {response.status_code} {response.text[:200]}")
                         server_ms = client_ms
                         if log is not None:

@@ -79,7 +79,7 @@ class InvalidCursor(ValueError):
 #   a bounded walk): exact;
 # - else PostgreSQL's own row estimate for the query (EXPLAIN, no rows read), never less than what
 #   the client has already seen plus one, so `page < totalPages` holds while there is more.
-COUNT_EXACT_UP_TO = 10_000
+COUNT_EXACT_UP_TO = 2_000
 # An OFFSET walks every skipped row, so deep page numbers cost what they skip (not what the table
 # holds). Beyond this many rows skipped the lists answer 400 and point to time windows or the cursor
 # API (v2 observations), which cost the same on any page.
