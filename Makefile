@@ -64,3 +64,16 @@ bench-alerts: $(STAMP)
 .PHONY: manage
 manage: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) manage.py $(ARGS)
+
+# A reproducible telemetry volume loaded through the ingest API (OTLP + Langfuse batch) on the durable
+# embedded stack: SCALE=1 is 1M observations (200k traces, 30 days); SCALE=10 is 10M. SEED, and ARGS for
+# the rest (--project-keys PUBLIC:SECRET, --base URL, --end, --start/--stop): bench/seed_volume.py --help.
+.PHONY: seed-volume
+seed-volume: $(STAMP)
+	@SCALE=$(SCALE) SEED=$(SEED) $(PY) -m config.devstack exec -- $(PY) bench/seed_volume.py $(ARGS)
+
+# p50/p95 server time of every read endpoint and the console trace list over the seed-volume project
+# (BENCH_READS_RUNS per endpoint; ARGS: bench/bench_reads.py --help).
+.PHONY: bench-reads
+bench-reads: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_reads.py $(ARGS)

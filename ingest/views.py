@@ -152,6 +152,8 @@ def _score_list(request):
         return json_response({"message": "Invalid request data", "error": exc.message}, status=400)
     try:
         data, total = score_list(project=principal.project, filters=filters, page=page, limit=limit)
+    except InvalidParams as exc:  # a page too deep (traces.selectors.MAX_PAGE_OFFSET)
+        return json_response({"message": "Invalid request data", "error": exc.message}, status=400)
     except (OperationalError, InterfaceError):
         return _unavailable(StorageUnavailable())
     return json_response({"data": data, "meta": page_meta(page=page, limit=limit, total=total)})

@@ -224,43 +224,54 @@ def label_history(*, project: Project, prompt: Prompt, limit: int = 100):
 # Feedback is an attached USER score that is a thumbs up/down: BOOLEAN, or NUMERIC with value 0 or 1.
 # Thumbs-down rate = feedback scores with value 0 / all feedback scores (null when none).
 
+# One statement: the version's calls are read once (a MATERIALIZED CTE over the prompt/time index
+# obs_project_prompt_time, whose `prompt_name <> ''` predicate is repeated so the planner can use it),
+# then grouped for the call metrics and joined to their scores. Rows: ('calls', version, ...call
+# columns) and ('scores', version, name or NULL for the per-version grouping set, ...score columns).
 _CALLS_CTE = """
-    calls AS (
-        SELECT o.id, o.trace_id, o.prompt_version
+    calls AS MATERIALIZED (
+        SELECT o.id, o.trace_id, o.prompt_version, o.status, o.start_time, o.end_time,
+               o.completion_start_time, o.total_cost,
+               o.total_cost IS NULL AND (o.model <> '' OR o.response_model <> '')
+                   AND GREATEST(o.input_tokens, o.cached_input_tokens, o.cache_write_tokens,
+                                o.output_tokens, o.reasoning_tokens) > 0 AS unpriced
         FROM traces_observation o
-        WHERE o.project_id = %(project)s AND o.type = %(generation)s AND o.prompt_name = %(name)s
-          AND o.prompt_version IS NOT NULL AND o.start_time >= %(since)s AND o.start_time < %(until)s
-      AND o.duplicate_of = ''  -- a nested span of the same call is not a second call
+        WHERE o.project_id = %(project)s AND o.prompt_name = %(name)s AND o.prompt_name <> ''
+          AND o.start_time >= %(since)s AND o.start_time < %(until)s
+          AND o.type = %(generation)s AND o.prompt_version IS NOT NULL
+          AND o.duplicate_of = ''  -- a nested span of the same call is not a second call
     )
 """
 
-_CALL_METRICS_SQL = """
-    SELECT o.prompt_version,
-           count(*) AS calls,
-           count(*) FILTER (WHERE o.status = %(error)s) AS errors,
-           count(*) FILTER (WHERE o.status = %(refused)s) AS refusals,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.end_time - o.start_time) * 1000)
-               FILTER (WHERE o.end_time IS NOT NULL) AS latency_p50,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM o.end_time - o.start_time) * 1000)
-               FILTER (WHERE o.end_time IS NOT NULL) AS latency_p95,
-           percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY extract(epoch FROM o.completion_start_time - o.start_time) * 1000)
-               FILTER (WHERE o.completion_start_time IS NOT NULL) AS ttft_p50,
-           avg(o.total_cost) AS avg_cost,
-           count(o.total_cost) AS costed_calls,
-           count(*) FILTER (WHERE o.total_cost IS NULL AND (o.model <> '' OR o.response_model <> '')
-                            AND GREATEST(o.input_tokens, o.cached_input_tokens, o.cache_write_tokens,
-                                         o.output_tokens, o.reasoning_tokens) > 0) AS unpriced_calls
-    FROM traces_observation o
-    WHERE o.project_id = %(project)s AND o.type = %(generation)s AND o.prompt_name = %(name)s
-      AND o.prompt_version IS NOT NULL AND o.start_time >= %(since)s AND o.start_time < %(until)s
-      AND o.duplicate_of = ''  -- a nested span of the same call is not a second call
-    GROUP BY o.prompt_version
+_CALL_METRICS_CTE = """
+    call_metrics AS (
+        SELECT prompt_version,
+               count(*) AS calls,
+               count(*) FILTER (WHERE status = %(error)s) AS errors,
+               count(*) FILTER (WHERE status = %(refused)s) AS refusals,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM end_time - start_time) * 1000)
+                   FILTER (WHERE end_time IS NOT NULL) AS latency_p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM end_time - start_time) * 1000)
+                   FILTER (WHERE end_time IS NOT NULL) AS latency_p95,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM completion_start_time - start_time) * 1000)
+                   FILTER (WHERE completion_start_time IS NOT NULL) AS ttft_p50,
+               avg(total_cost) AS avg_cost,
+               count(total_cost) AS costed_calls,
+               count(*) FILTER (WHERE unpriced) AS unpriced_calls
+        FROM calls
+        GROUP BY prompt_version
+    )
 """
 
-_SCORE_METRICS_SQL = (
+# The call metrics alone (version, calls, errors, …): what the combined statement's 'calls' rows hold.
+_CALL_METRICS_SQL = "WITH" + _CALLS_CTE + "," + _CALL_METRICS_CTE + "SELECT * FROM call_metrics"
+
+_METRICS_SQL = (
     "WITH"
     + _CALLS_CTE
+    + ","
+    + _CALL_METRICS_CTE
     + """,
     attached AS (
         SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
@@ -270,17 +281,27 @@ _SCORE_METRICS_SQL = (
         SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
         FROM calls c
         JOIN feedback_score s ON s.project_id = %(project)s AND s.observation_id = c.id
+    ),
+    score_metrics AS (
+        SELECT prompt_version, name,
+               avg(value) AS average,
+               count(value) AS scored,
+               count(*) FILTER (WHERE source = %(user)s AND value IS NOT NULL
+                                AND (data_type = %(boolean)s OR (data_type = %(numeric)s AND value IN (0, 1))))
+                   AS feedback,
+               count(*) FILTER (WHERE source = %(user)s AND value = 0
+                                AND (data_type = %(boolean)s OR data_type = %(numeric)s)) AS thumbs_down
+        FROM attached
+        GROUP BY GROUPING SETS ((prompt_version, name), (prompt_version))
     )
-    SELECT prompt_version, name,
-           avg(value) AS average,
-           count(value) AS scored,
-           count(*) FILTER (WHERE source = %(user)s AND value IS NOT NULL
-                            AND (data_type = %(boolean)s OR (data_type = %(numeric)s AND value IN (0, 1))))
-               AS feedback,
-           count(*) FILTER (WHERE source = %(user)s AND value = 0
-                            AND (data_type = %(boolean)s OR data_type = %(numeric)s)) AS thumbs_down
-    FROM attached
-    GROUP BY GROUPING SETS ((prompt_version, name), (prompt_version))
+    SELECT 'calls', prompt_version, NULL::text, calls, errors, refusals, latency_p50, latency_p95, ttft_p50,
+           avg_cost, costed_calls, unpriced_calls,
+           NULL::double precision, NULL::bigint, NULL::bigint, NULL::bigint
+    FROM call_metrics
+    UNION ALL
+    SELECT 'scores', prompt_version, name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           average, scored, feedback, thumbs_down
+    FROM score_metrics
 """
 )
 
@@ -326,7 +347,8 @@ def compare_versions(
     token p50, average cost, thumbs-down rate and the average of every score. Newest version first.
 
     Versions seen on generations but not (or no longer) in the registry are included with
-    `registered=False`. Three grouped queries in all, whatever the number of versions or rows.
+    `registered=False`. One statement for the metrics (and one for the registry), whatever the number of
+    versions or rows.
     """
     registered = {v.version: v for v in versions_with_labels(project=project, prompt=prompt)}
     params = {
@@ -358,18 +380,18 @@ def compare_versions(
         return metrics[number]
 
     with data_connection(project).cursor() as cursor:
-        cursor.execute(_CALL_METRICS_SQL, params)
-        for number, calls, errors, refusals, p50, p95, ttft, avg_cost, costed, unpriced in cursor.fetchall():
-            m = entry(number)
+        cursor.execute(_METRICS_SQL, params)
+        rows = cursor.fetchall()
+    for kind, number, name, *call_columns, average, scored, feedback, thumbs_down in rows:
+        m = entry(number)
+        if kind == "calls":
+            calls, errors, refusals, p50, p95, ttft, avg_cost, costed, unpriced = call_columns
             m.calls, m.errors, m.refusals, m.costed_calls = calls, errors, refusals, costed
             m.unpriced_calls = unpriced
             m.latency_p50_ms, m.latency_p95_ms, m.time_to_first_token_p50_ms = p50, p95, ttft
             m.avg_cost = avg_cost
-        cursor.execute(_SCORE_METRICS_SQL, params)
-        for number, name, average, scored, feedback, thumbs_down in cursor.fetchall():
-            m = entry(number)
-            if name is None:  # the per-version grouping set
-                m.feedback_count, m.thumbs_down_count = feedback, thumbs_down
-            elif scored:
-                m.scores[name] = {"avg": average, "count": scored}
+        elif name is None:  # the per-version grouping set
+            m.feedback_count, m.thumbs_down_count = feedback, thumbs_down
+        elif scored:
+            m.scores[name] = {"avg": average, "count": scored}
     return [metrics[n] for n in sorted(metrics, reverse=True)]

@@ -68,6 +68,8 @@ class Score(DataPlaneModel):
             models.Index(fields=["project_id", "observation_id"], name="score_project_observation"),
             models.Index(fields=["project_id", "session_id"], name="score_project_session"),
             models.Index(fields=["project_id", "name", "-timestamp"], name="score_project_name_time"),
+            # The score list, newest first, and its time windows (issue 13).
+            models.Index(fields=["project_id", "-timestamp"], name="score_project_time"),
             # The end-user feedback lists (thumbs-down, daily rate) read only USER thumbs.
             models.Index(
                 fields=["project_id", "-timestamp"],

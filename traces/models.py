@@ -2,7 +2,7 @@
 and index so tables can later be time-partitioned and distributed by project (Citus) as they are."""
 
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.db import models
 from django.utils import timezone
 
@@ -73,6 +73,10 @@ class Trace(DataPlaneModel):
             models.Index(fields=["project_id", "-timestamp"], name="trace_project_time"),
             models.Index(fields=["project_id", "session_id", "-timestamp"], name="trace_project_session"),
             models.Index(fields=["project_id", "user_id", "-timestamp"], name="trace_project_user"),
+            # Reads at volume (issue 13): `name=` pages walk this newest first; `tags=` uses a GIN index
+            # that starts with the project too (btree_gin gives GIN a uuid operator class).
+            models.Index(fields=["project_id", "name", "-timestamp"], name="trace_project_name_time"),
+            GinIndex(fields=["project_id", "tags"], name="trace_project_tags"),
         ]
 
     def __str__(self) -> str:
@@ -158,6 +162,26 @@ class Observation(DataPlaneModel):
                 fields=["project_id", "trace_id", "parent_observation_id"],
                 name="obs_project_children",
                 condition=~models.Q(parent_observation_id=""),
+            ),
+            # Reads at volume (issue 13). `model=` matches the requested or the answered model: each side
+            # has its index, so a rare model is found without scanning every observation.
+            models.Index(
+                fields=["project_id", "response_model", "-start_time"], name="obs_project_resp_model_time"
+            ),
+            # Trace status filters probe "has this trace a failed call?": only failed rows are indexed
+            # (a few percent), so the index stays small and cheap for the writer.
+            models.Index(
+                fields=["project_id", "trace_id"],
+                name="obs_project_trace_failed",
+                condition=models.Q(status__in=["error", "refused"]),
+            ),
+            # Prompt version metrics read a time window of one prompt's counted generations: exactly the
+            # rows of this partial index (prompts.selectors._CALLS_CTE repeats its predicate).
+            models.Index(
+                fields=["project_id", "prompt_name", "start_time"],
+                name="obs_project_prompt_time",
+                condition=models.Q(type="GENERATION", prompt_version__isnull=False, duplicate_of="")
+                & ~models.Q(prompt_name=""),
             ),
         ]
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 from django.contrib.postgres.aggregates import ArrayAgg
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connections
 from django.db.models import (
     BooleanField,
     Case,
@@ -47,6 +49,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 from privacy.detectors import DETECTORS
 from scores.models import Score, ScoreDataType
 from scores.selectors import OPERATORS, ScoreFilters, score_to_langfuse
+from tenancy.http.params import InvalidParams
 from traces.models import Observation, Status, Trace
 
 # Worst status wins when a trace is summarised: one failed call makes the trace an error.
@@ -65,6 +68,87 @@ TOKEN_FIELDS = (
 
 class InvalidCursor(ValueError):
     pass
+
+
+# --- page-numbered lists at volume (issue 13) ------------------------------------------------------
+# Langfuse's page-numbered lists answer `meta.totalItems`/`totalPages`. An exact `count(*)` grows with
+# the project (every matching row, every request), so the total is exact when it is cheap and an
+# estimate otherwise:
+# - a page that is not full ends the list: the total is exact (offset + rows on it), no count at all;
+# - else, when PostgreSQL expects at most COUNT_EXACT_UP_TO rows, they are counted (up to that cap,
+#   a bounded walk): exact;
+# - else PostgreSQL's own row estimate for the query (EXPLAIN, no rows read), never less than what
+#   the client has already seen plus one, so `page < totalPages` holds while there is more.
+COUNT_EXACT_UP_TO = 2_000
+# An OFFSET walks every skipped row, so deep page numbers cost what they skip (not what the table
+# holds). Beyond this many rows skipped the lists answer 400 and point to time windows or the cursor
+# API (v2 observations), which cost the same on any page.
+MAX_PAGE_OFFSET = 50_000
+
+
+class PageTooDeep(InvalidParams):
+    def __init__(self, *, page: int, limit: int):
+        super().__init__(
+            f"page {page} with limit {limit} skips more than {MAX_PAGE_OFFSET:,} rows; narrow the list with "
+            "fromTimestamp/toTimestamp (or fromStartTime/toStartTime), or page observations with the "
+            "cursor of /api/public/v2/observations"
+        )
+
+
+def _small_count(queryset: QuerySet) -> tuple[int | None, int]:
+    """(exact count or None, estimate): the rows are counted (up to COUNT_EXACT_UP_TO + 1, a bounded
+    walk) only when PostgreSQL expects at most COUNT_EXACT_UP_TO of them. A count the planner expects
+    to be large is never started: with a sparse filter, even a capped count walks much of the table."""
+    estimate = planner_rows(queryset)
+    if estimate > COUNT_EXACT_UP_TO:
+        return None, estimate
+    counted = queryset.order_by()[: COUNT_EXACT_UP_TO + 1].count()
+    return (counted if counted <= COUNT_EXACT_UP_TO else None), max(estimate, counted)
+
+
+def past_the_end(queryset: QuerySet, *, page: int, limit: int) -> int | None:
+    """For a page deeper than MAX_PAGE_OFFSET: the (exact) total when the list is short and the page
+    is simply past its end (an empty page, as before); PageTooDeep when the list is long. None for a
+    page within reach."""
+    if (page - 1) * limit <= MAX_PAGE_OFFSET:
+        return None
+    counted, _ = _small_count(queryset)
+    if counted is not None:
+        return counted
+    raise PageTooDeep(page=page, limit=limit)
+
+
+def planner_rows(queryset: QuerySet) -> int:
+    """PostgreSQL's estimate of the rows `queryset` returns (EXPLAIN plans it, reads no rows)."""
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def page_total(queryset: QuerySet, *, offset: int, rows_on_page: int, more: bool) -> int:
+    """`totalItems` of a page-numbered list (see COUNT_EXACT_UP_TO): exact when small, else estimated."""
+    if not more and (rows_on_page or offset == 0):
+        return offset + rows_on_page
+    counted, estimate = _small_count(queryset)
+    if counted is not None:
+        return counted
+    seen = offset + rows_on_page + (1 if more else 0)
+    return max(estimate, COUNT_EXACT_UP_TO + 1, seen)
+
+
+def _page(queryset: QuerySet, *, ordering, page: int, limit: int) -> tuple[list, int]:
+    """One page (one more row is read to know whether the list goes on) and its `totalItems`."""
+    if (total := past_the_end(queryset, page=page, limit=limit)) is not None:
+        return [], total
+    offset = (page - 1) * limit
+    rows = list(queryset.order_by(*ordering)[offset : offset + limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, page_total(queryset, offset=offset, rows_on_page=len(rows), more=more)
 
 
 # --- JSON `filter` conditions (Langfuse's structured filter, a documented subset) ----------------
@@ -426,24 +510,21 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
     if f.environments:
         qs = qs.filter(environment__in=list(f.environments))
     if f.status is not None:
-        # EXISTS rather than IN: Postgres plans these as (anti-)semi-joins on the trace index.
-        def having(**lookups):
-            return Exists(_observations(project).filter(trace_id=OuterRef("id"), **lookups))
+        # EXISTS (anti-)semi-joins that probe only the partial index of failed calls
+        # (obs_project_trace_failed): `status = X` implies its predicate, and `FAILED` is it. (Adding
+        # FAILED to `status = X` as well would make the planner count the condition twice and
+        # underestimate the rows by two orders of magnitude.)
+        def having(status):
+            return Exists(_observations(project).filter(trace_id=OuterRef("id"), status=status))
 
         if f.status == Status.ERROR:
-            qs = qs.filter(having(status=Status.ERROR))
+            qs = qs.filter(having(Status.ERROR))
         elif f.status == Status.REFUSED:
-            qs = qs.filter(having(status=Status.REFUSED)).exclude(having(status=Status.ERROR))
+            qs = qs.filter(having(Status.REFUSED)).exclude(having(Status.ERROR))
         else:
-            qs = qs.exclude(having(status__in=[Status.ERROR, Status.REFUSED]))
+            qs = qs.exclude(Exists(_observations(project).filter(FAILED, trace_id=OuterRef("id"))))
     if f.model is not None:
-        qs = qs.filter(
-            Exists(
-                _observations(project).filter(
-                    Q(model=f.model) | Q(response_model=f.model), trace_id=OuterRef("id")
-                )
-            )
-        )
+        qs = qs.filter(_with_model(_observations(project), f.model, one_project=True))
     # Correlated per trace (the project/trace index answers each), so a narrow page of traces never
     # aggregates every observation in the project.
     if f.min_cost is not None and f.min_cost > 0:
@@ -467,6 +548,33 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
     return _apply_conditions(qs, project=project, columns=TRACE_COLUMNS, conditions=f.conditions)
 
 
+# A model this rare (calls, as PostgreSQL estimates them from the model indexes) is looked up from its
+# calls: their trace ids first, then those traces. A common one is found walking traces newest first.
+RARE_MODEL_CALLS = 5_000
+
+
+class _IsAnyOf(Func):
+    """`column = ANY(ARRAY(subquery))`: the subquery runs once (an InitPlan) and the outer rows are
+    looked up by primary key, a plan PostgreSQL would not choose itself for a filter it expects to
+    match uniformly (it would walk the newest traces and probe each one's calls)."""
+
+    template = "(%(expressions)s))"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+
+
+def _with_model(observations: QuerySet, model: str, *, one_project: bool) -> Q:
+    """Traces with a call to `model`, as requested or as answered (both sides are indexed).
+    `observations` are those of the traces' project(s)."""
+    calls = observations.filter(Q(model=model) | Q(response_model=model))
+    exists = Q(Exists(calls.filter(project_id=OuterRef("project_id"), trace_id=OuterRef("id"))))
+    if planner_rows(calls) > RARE_MODEL_CALLS:
+        return exists
+    rare = Q(_IsAnyOf(F("id"), ArraySubquery(calls.order_by().values("trace_id"))))
+    # Over several projects a trace id may repeat: EXISTS on (project, trace) then decides.
+    return rare if one_project else rare & exists
+
+
 def trace_page(
     *,
     project,
@@ -482,10 +590,12 @@ def trace_page(
     prefix = "-" if direction == "desc" else ""
     # id breaks ties so pages never overlap or skip rows with equal sort keys.
     ordering = [f"{prefix}{column}"] + ([f"{prefix}id"] if column != "id" else [])
-    total = qs.count()
-    offset = (page - 1) * limit
-    rows = list(qs.order_by(*ordering)[offset : offset + limit]) if offset < total else []
-    return rows, total
+    return _page(qs, ordering=ordering, page=page, limit=limit)
+
+
+# A failed call (error or refusal): the predicate of the partial index obs_project_trace_failed, written
+# the same way so that PostgreSQL can prove a query's condition implies it and probe that small index.
+FAILED = Q(status__in=[Status.ERROR, Status.REFUSED])
 
 
 # A call that should have a cost and has none: a model and tokens, but no price (catalog or client).
@@ -745,10 +855,7 @@ def observation_page(
     *, project, filters: ObservationFilters, page: int, limit: int
 ) -> tuple[list[Observation], int]:
     qs = observations_filtered(project=project, filters=filters)
-    total = qs.count()
-    offset = (page - 1) * limit
-    rows = list(qs.order_by("-start_time", "-id")[offset : offset + limit]) if offset < total else []
-    return rows, total
+    return _page(qs, ordering=("-start_time", "-id"), page=page, limit=limit)
 
 
 def observation_get(*, project, observation_id: str) -> Observation | None:
@@ -816,27 +923,52 @@ def session_page(
     page: int,
     limit: int,
 ) -> tuple[list[SessionRow], int]:
-    """Sessions exist implicitly through their traces; createdAt is the first trace's timestamp."""
+    """Sessions exist implicitly through their traces; createdAt is the first trace's timestamp.
+
+    Newest session first without grouping every trace of the project: a session is listed through
+    its first trace (no earlier trace of the same session: one probe of the project/session index),
+    and first traces are read newest first from the project/time index, so a page costs what it
+    skips and shows, not what the project holds. The environment shown is the smallest of the
+    session's (as before), read for the page's sessions only.
+    """
     traces = Trace.objects.for_project(project).exclude(session_id="")
     if environments:
         traces = traces.filter(environment__in=list(environments))
-    sessions = (
-        traces.order_by().values("session_id").annotate(created_at=Min("timestamp"), env=Min("environment"))
+    same_session = traces.filter(session_id=OuterRef("session_id"))
+    # Earlier in (timestamp, id) order: the index range is `timestamp <= t`, the tie is on id.
+    earlier = same_session.filter(
+        Q(timestamp__lt=OuterRef("timestamp")) | Q(id__lt=OuterRef("id")), timestamp__lte=OuterRef("timestamp")
     )
+    firsts = traces.exclude(Exists(earlier))
     if from_timestamp is not None:
-        sessions = sessions.filter(created_at__gte=from_timestamp)
+        firsts = firsts.filter(timestamp__gte=from_timestamp)
     if to_timestamp is not None:
-        sessions = sessions.filter(created_at__lt=to_timestamp)
-    total = sessions.count()
+        firsts = firsts.filter(timestamp__lt=to_timestamp)
+    # The same set, grouped: only for the planner's estimate of the total (n_distinct of session_id).
+    grouped = traces.order_by().values("session_id").annotate(created_at=Min("timestamp"))
+    if from_timestamp is not None:
+        grouped = grouped.filter(created_at__gte=from_timestamp)
+    if to_timestamp is not None:
+        grouped = grouped.filter(created_at__lt=to_timestamp)
+    if (total := past_the_end(grouped, page=page, limit=limit)) is not None:
+        return [], total
     offset = (page - 1) * limit
-    rows = (
-        list(sessions.order_by("-created_at", "-session_id")[offset : offset + limit])
-        if offset < total
-        else []
+    rows = list(
+        firsts.order_by("-timestamp", "-session_id").values_list("session_id", "timestamp")[
+            offset : offset + limit + 1
+        ]
     )
-    return [
-        SessionRow(id=r["session_id"], created_at=r["created_at"], environment=r["env"]) for r in rows
-    ], total
+    more = len(rows) > limit
+    rows = rows[:limit]
+    env = dict(
+        traces.filter(session_id__in=[session_id for session_id, _ in rows])
+        .order_by()
+        .values("session_id")
+        .annotate(env=Min("environment"))
+        .values_list("session_id", "env")
+    ) if rows else {}
+    total = page_total(grouped, offset=offset, rows_on_page=len(rows), more=more)
+    return [SessionRow(id=sid, created_at=created, environment=env[sid]) for sid, created in rows], total
 
 
 def session_traces(*, project, session_id: str) -> list[Trace]:
@@ -883,8 +1015,7 @@ def score_list(*, project, filters: ScoreFilters, page: int, limit: int) -> tupl
         if f.trace_tags:
             traces = traces.filter(tags__contains=list(f.trace_tags))
         qs = qs.filter(trace_id__in=traces.values("id"))
-    total = qs.count()
-    scores = list(qs.order_by("-timestamp", "id")[(page - 1) * limit : page * limit])
+    scores, total = _page(qs, ordering=("-timestamp", "id"), page=page, limit=limit)
     trace_ids = {s.trace_id for s in scores if s.trace_id}
     traces = (
         {
@@ -1000,12 +1131,12 @@ def _filtered_traces(region: str, project_ids: list, filters: dict):
     if filters.get("until"):
         queryset = queryset.filter(timestamp__lt=filters["until"])
     if filters.get("model"):
-        model = filters["model"]
-        queryset = queryset.filter(
-            Exists(_observations_of_outer_trace(region).filter(Q(model=model) | Q(response_model=model)))
-        )
+        observations = Observation.objects.dangerously_in_region(region).filter(project_id__in=project_ids)
+        queryset = queryset.filter(_with_model(observations, filters["model"], one_project=len(project_ids) == 1))
     status = filters.get("status")
     if status:
+        # Probes of the partial index of failed calls only (see `traces_filtered`).
+        failed = _observations_of_outer_trace(region).filter(FAILED)
         has_error = Exists(_observations_of_outer_trace(region).filter(status=Status.ERROR))
         has_refusal = Exists(_observations_of_outer_trace(region).filter(status=Status.REFUSED))
         if status == Status.ERROR:
@@ -1013,7 +1144,7 @@ def _filtered_traces(region: str, project_ids: list, filters: dict):
         elif status == Status.REFUSED:
             queryset = queryset.filter(has_refusal).exclude(has_error)
         else:
-            queryset = queryset.exclude(has_error).exclude(has_refusal)
+            queryset = queryset.exclude(Exists(failed))
     return queryset.only(*TRACE_LIST_FIELDS)
 
 

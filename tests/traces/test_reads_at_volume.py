@@ -1,0 +1,285 @@
+"""Reads at volume (issue 13): page totals that never count a big list, a clear limit on deep pages,
+trace filters answered from indexes with the same rows as their definition, sessions without grouping
+every trace, prompt metrics in one statement, and the indexes the plans rely on.
+
+The data is a small slice of `make seed-volume` (bench/seed_volume.py), sent through the ingest API
+(Langfuse batch and OTLP, as the generator sends it), so the filters are checked on the rows the
+generator describes."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connections
+
+from bench import seed_volume
+from prompts.payloads import parse_create
+from prompts.selectors import compare_versions, prompt_by_name
+from prompts.services import prompt_create_version
+from tenancy.regions import region_database
+from traces import selectors
+from traces.models import Trace
+
+END = datetime(2026, 1, 10, tzinfo=UTC)
+TRACES = 120
+
+
+def volume(seed: int = 5) -> seed_volume.Volume:
+    v = seed_volume.Volume(seed=seed, scale=TRACES / seed_volume.TRACES_PER_SCALE, end=END)
+    v.users, v.sessions = 9, 17
+    return v
+
+
+def _send(client, key, v: seed_volume.Volume) -> list[dict]:
+    for start in range(0, v.traces, seed_volume.TRACES_PER_REQUEST):
+        for protocol, body in seed_volume.requests_for(v, range(start, min(start + 20, v.traces))):
+            path, content_type = (
+                ("/v1/traces", "application/x-protobuf") if protocol == "otlp"
+                else ("/api/public/ingestion", "application/json")
+            )
+            response = client.post(path, data=body, content_type=content_type, HTTP_AUTHORIZATION=key.basic)
+            assert response.status_code in (200, 207), response.content
+            if protocol == "langfuse":
+                assert not response.json()["errors"]
+    return [v.trace(i) for i in range(v.traces)]
+
+
+@pytest.fixture
+def seeded(client, project, api_key):
+    traces = _send(client, api_key, volume())
+    with connections[region_database(project.region)].cursor() as cursor:
+        cursor.execute("ANALYZE traces_trace; ANALYZE traces_observation; ANALYZE feedback_score")
+    return traces
+
+
+def get(client, key, path, params=None) -> dict:
+    response = client.get(path, params or {}, HTTP_AUTHORIZATION=key.basic)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def all_ids(client, key, params) -> set[str]:
+    ids, page = [], 1
+    while True:
+        body = get(client, key, "/api/public/traces", {**params, "limit": 100, "page": page})
+        ids += [t["id"] for t in body["data"]]
+        if page >= body["meta"]["totalPages"]:
+            break
+        page += 1
+    assert body["meta"]["totalItems"] == len(ids) == len(set(ids))  # small lists: exact totals
+    return set(ids)
+
+
+def trace_time(trace) -> datetime:
+    # OTLP traces take their time from the root span; Langfuse traces send theirs.
+    return trace["timestamp"] if trace["protocol"] == "langfuse" else trace["observations"][0]["start"]
+
+
+def trace_status(trace) -> str:
+    statuses = {o.get("status") for o in trace["observations"]}
+    return "error" if "error" in statuses else "refused" if "refused" in statuses else "success"
+
+
+def has_model(trace, model) -> bool:
+    return any(
+        o.get("model") == model or (trace["protocol"] == "otlp" and o.get("response_model") == model)
+        for o in trace["observations"]
+    )
+
+
+# --- the generator ---------------------------------------------------------------------------------
+
+
+def test_the_volume_is_reproducible_and_varies_with_the_seed():
+    a, b = volume(5), volume(5)
+    assert [a.trace(i) for i in range(30)] == [b.trace(i) for i in range(30)]
+    assert seed_volume.requests_for(a, range(0, 20)) == seed_volume.requests_for(b, range(0, 20))
+    assert a.trace(3)["id"] != volume(6).trace(3)["id"]
+    assert {a.trace(i)["protocol"] for i in range(4)} == {"langfuse", "otlp"}
+
+
+def test_the_volume_arrives_through_the_api_as_described(seeded, project):
+    stored = Trace.objects.for_project(project)
+    assert stored.count() == TRACES
+    assert stored.filter(id=seeded[7]["id"]).get().user_id == seeded[7]["user_id"]
+    # Every kind of row the read benchmark filters on is present in the slice.
+    assert {trace_status(t) for t in seeded} == {"error", "refused", "success"}
+
+
+# --- filters: same rows as their definition, from indexes --------------------------------------------
+
+
+def test_trace_filters_return_the_rows_they_define(client, api_key, seeded, monkeypatch):
+    by_status = {s: {t["id"] for t in seeded if trace_status(t) == s} for s in ("error", "refused", "success")}
+    for status, expected in by_status.items():
+        assert all_ids(client, api_key, {"status": status}) == expected, status
+    otlp_response_model = next(
+        o["response_model"] for t in seeded if t["protocol"] == "otlp"
+        for o in t["observations"] if o["type"] == "GENERATION" and o["response_model"] != o["model"]
+    )
+    models = ("gpt-4o", otlp_response_model, "no-such-model")
+    # Both plans: the rare-model lookup by trace id and the EXISTS walk give the same rows.
+    for rare in (10**9, -1):
+        monkeypatch.setattr(selectors, "RARE_MODEL_CALLS", rare)
+        for model in models:
+            expected = {t["id"] for t in seeded if has_model(t, model)}
+            assert all_ids(client, api_key, {"model": model}) == expected, (model, rare)
+    assert {t["id"] for t in seeded if has_model(t, otlp_response_model)}  # not vacuous
+    assert all_ids(client, api_key, {"tags": "vip"}) == {t["id"] for t in seeded if "vip" in t["tags"]}
+    name = seeded[0]["name"]
+    assert all_ids(client, api_key, {"name": name}) == {t["id"] for t in seeded if t["name"] == name}
+
+
+def test_console_list_filters_return_the_rows_they_define_and_stay_in_the_project(
+    client, project, other_project, other_api_key, seeded, monkeypatch
+):
+    # The other tenant (same region) holds the same trace ids with the same calls.
+    _send(client, other_api_key, volume())
+    for rare in (10**9, -1):
+        monkeypatch.setattr(selectors, "RARE_MODEL_CALLS", rare)
+        for filters, wanted in (
+            ({"status": "error"}, lambda t: trace_status(t) == "error"),
+            ({"status": "success"}, lambda t: trace_status(t) == "success"),
+            ({"model": "gpt-4o"}, lambda t: has_model(t, "gpt-4o")),
+        ):
+            rows, _, _ = selectors.traces_across_projects(projects=[project], filters=filters, page_size=200)
+            assert {r.trace.id for r in rows} == {t["id"] for t in seeded if wanted(t)}
+            assert {r.project.id for r in rows} == {project.id}
+            both, _, _ = selectors.traces_across_projects(
+                projects=[project, other_project], filters=filters, page_size=400
+            )
+            assert sorted((r.project.id, r.trace.id) for r in both) == sorted(
+                (p.id, t["id"]) for p in (project, other_project) for t in seeded if wanted(t)
+            )
+
+
+def test_sessions_list_is_the_grouped_list_page_by_page(client, api_key, seeded):
+    def reference(traces):
+        first: dict[str, datetime] = {}
+        for t in traces:
+            first[t["session_id"]] = min(first.get(t["session_id"], trace_time(t)), trace_time(t))
+        return sorted(first.items(), key=lambda item: (item[1], item[0]), reverse=True)
+
+    def listed(params):
+        out, page = [], 1
+        while True:
+            body = get(client, api_key, "/api/public/sessions", {**params, "limit": 4, "page": page})
+            out += [(s["id"], datetime.fromisoformat(s["createdAt"].replace("Z", "+00:00"))) for s in body["data"]]
+            if page >= body["meta"]["totalPages"]:
+                return out, body["meta"]["totalItems"]
+            page += 1
+
+    def same_ms(a, b):
+        return [(sid, t.replace(microsecond=t.microsecond // 1000 * 1000)) for sid, t in a] == [
+            (sid, t.replace(microsecond=t.microsecond // 1000 * 1000)) for sid, t in b
+        ]
+
+    expected = reference(seeded)
+    got, total = listed({})
+    assert same_ms(got, expected) and total == len(expected) > 4
+    middle = sorted(t for _, t in expected)[len(expected) // 2]
+    window = {"fromTimestamp": (middle - timedelta(days=3)).isoformat(), "toTimestamp": middle.isoformat()}
+    got, total = listed(window)
+    inside = [(s, t) for s, t in expected if middle - timedelta(days=3) <= t < middle]
+    assert same_ms(got, inside) and total == len(inside) > 0
+    staging = [t for t in seeded if t["environment"] == "staging"]
+    got, _ = listed({"environment": "staging"})
+    assert same_ms(got, reference(staging)) and staging
+
+
+# --- page totals and deep pages ---------------------------------------------------------------------
+
+
+def test_a_small_list_has_an_exact_total_and_a_big_one_is_never_counted_in_full(
+    client, api_key, seeded, project, monkeypatch, queries_everywhere
+):
+    monkeypatch.setattr(selectors, "COUNT_EXACT_UP_TO", 10)
+    name = seeded[0]["name"]
+    small = [t for t in seeded if t["name"] == name and t["environment"] == "production"]
+    body = get(client, api_key, "/api/public/traces", {"name": name, "environment": "production", "limit": 2})
+    if len(small) <= 10:
+        assert body["meta"]["totalItems"] == len(small)
+    for path in ("/api/public/traces", "/api/public/observations", "/api/public/sessions", "/api/public/v2/scores"):
+        with queries_everywhere() as captured:
+            body = get(client, api_key, path, {"limit": 3, "page": 2})
+        meta = body["meta"]
+        # Langfuse's shape, an estimate that never hides a page that exists.
+        assert meta["totalItems"] >= 3 * 2 + 1 and meta["totalItems"] > 10, path
+        assert meta["totalPages"] == math.ceil(meta["totalItems"] / 3)
+        counts = [q["sql"] for q in captured if 'COUNT(*) AS "__count"' in q["sql"]]
+        assert all("LIMIT" in sql.upper() for sql in counts), (path, counts)
+    # A page that is not full ends the list: its total is exact without counting.
+    body = get(client, api_key, "/api/public/traces", {"limit": 100, "page": 2})
+    assert body["meta"]["totalItems"] == TRACES
+
+
+def test_a_page_too_deep_in_a_long_list_is_a_clear_400(client, api_key, seeded, monkeypatch):
+    monkeypatch.setattr(selectors, "MAX_PAGE_OFFSET", 20)
+    monkeypatch.setattr(selectors, "COUNT_EXACT_UP_TO", 10)
+    for path in ("/api/public/traces", "/api/public/observations", "/api/public/sessions"):
+        response = client.get(path, {"limit": 1, "page": 30}, HTTP_AUTHORIZATION=api_key.basic)
+        assert response.status_code == 400, (path, response.content)
+        assert "fromTimestamp" in response.json()["message"]
+    response = client.get("/api/public/v2/scores", {"limit": 1, "page": 30}, HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 400 and "skips more than 20 rows" in response.json()["error"]
+    # Deep but past the end of a short list: an empty page with the exact total, as before.
+    short = get(client, api_key, "/api/public/traces", {"userId": "nobody", "limit": 1, "page": 30})
+    assert short == {"data": [], "meta": {"page": 30, "limit": 1, "totalItems": 0, "totalPages": 0}}
+
+
+# --- plans ------------------------------------------------------------------------------------------
+
+
+def _plan(queryset, off=("seqscan",)) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        # Tiny tables are scanned sequentially (or sorted) whatever the indexes: ask what the plan
+        # would be at volume, where reading the whole project is what the index avoids.
+        for method in off:
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_the_slow_reads_of_the_issue_have_an_index(seeded, project):
+    def traces(**filters):
+        return selectors.traces_filtered(project=project, filters=selectors.TraceFilters(**filters))
+
+    assert "trace_project_name_time" in _plan(traces(name="rag-answer").order_by("-timestamp"))
+    assert "trace_project_tags" in _plan(traces(tags=("no-such-tag",)))
+    for status in ("error", "refused", "success"):
+        assert "obs_project_trace_failed" in _plan(traces(status=status).order_by("-timestamp")[:50])
+    observations = selectors.observations_filtered(
+        project=project, filters=selectors.ObservationFilters(model="o3-mini-2025-01-31")
+    )
+    assert "obs_project_resp_model_time" in _plan(observations)
+    from scores.models import Score
+
+    newest_scores = Score.objects.for_project(project).order_by("-timestamp", "id")[:50]
+    assert "score_project_time" in _plan(newest_scores, off=("seqscan", "bitmapscan", "sort"))
+
+
+def test_prompt_version_metrics_read_the_calls_once_through_the_time_index(
+    seeded, project, queries_everywhere
+):
+    prompt_create_version(project=project, data=parse_create({"name": "support-system", "prompt": "hi"}), actor=None)
+    prompt = prompt_by_name(project=project, name="support-system")
+    with queries_everywhere() as captured:
+        rows = compare_versions(project=project, prompt=prompt, since=END - timedelta(days=30), until=END)
+    expected = sum(
+        1 for t in seeded for o in t["observations"] if o.get("prompt_name") == "support-system"
+    )
+    assert sum(row.calls for row in rows) == expected > 0
+    assert len([q for q in captured if "traces_observation" in q["sql"]]) == 1
+    from prompts.selectors import _CALLS_CTE
+
+    with connections[region_database(project.region)].cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN WITH" + _CALLS_CTE + "SELECT * FROM calls",
+            {"project": project.id, "name": "support-system", "since": END - timedelta(days=7), "until": END,
+             "generation": "GENERATION"},
+        )
+        assert "obs_project_prompt_time" in "\n".join(row[0] for row in cursor.fetchall())
