@@ -184,7 +184,6 @@ def test_an_async_target_with_its_item_and_cost_under_langfuse_variables(cli, da
         (("--target", "bot:good", "--threshold", "exact_match=1"), "--threshold names no evaluator: exact_match"),
         (("--target", "bot:nope"), "bot has no nope"),
         (("--target", "bot:good", "--baseline", "nope"), "has no run 'nope'"),
-        (("--target", "bot:good", "--evaluator", "judge:correctness"), "no judge endpoint"),
         (("--target", "bot:good", "--concurrency"), "expected one argument"),
     ],
 )
@@ -207,3 +206,40 @@ def test_the_json_schema_evaluator_reads_a_schema_file(cli, dataset, tmp_path):
     assert proc.returncode == 1
     _, cases = junit(tmp_path / "r.xml")
     assert "json_schema: FAIL 0 — output is not valid JSON" in cases["france"].find("system-out").text
+
+
+def test_a_server_without_the_judge_endpoint_is_a_clear_error(cli, dataset, settings):
+    settings.ROOT_URLCONF = "tests.lookglass_cli.urls_without_judge"
+    proc = cli("--target", "bot:good", "--evaluator", "judge:correctness")
+    assert proc.returncode == 3
+    assert "the server has no judge endpoint" in " ".join(proc.stderr.split())
+
+
+def test_judges_score_through_the_server_and_gate_with_the_rules(cli, dataset, project, settings, tmp_path):
+    settings.ROOT_URLCONF = "tests.lookglass_cli.urls_fake_judge"
+    assert cli("--target", "bot:good", "--evaluator", "judge:nope").returncode == 3
+    proc = cli(
+        "--target", "bot:worse", "--evaluator", "judge:correctness", "--evaluator", "judge:hallucination",
+        "--threshold", "correctness=0.6", "--run-name", "judged", "--junit", "j.xml",
+    )
+    # correctness: 2/3 ≥ 0.6 passes; hallucination (higher is worse, no threshold) fails on math.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, cases = junit(tmp_path / "j.xml")
+    assert cases["correctness: mean ≥ 0.6"].find("failure") is None
+    assert "hallucination: FAIL 1 — expected '4' missing" in cases["math"].find("system-out").text
+    assert cases["hallucination: every item passes"].find("failure") is not None
+    run = DatasetRun.objects.for_project(project).get(name="judged")
+    trace_ids = DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", flat=True)
+    judged = Score.objects.for_project(project).filter(trace_id__in=list(trace_ids), name="correctness")
+    assert sorted(s.value for s in judged) == [0.0, 1.0, 1.0]
+    assert {s.source for s in judged} == {"EVAL"}
+
+
+def test_an_evaluator_that_errors_on_every_item_fails_its_gate(cli, project, tmp_path):
+    dataset = Dataset.objects.for_project(project).create(name="ci/no-expected")
+    DatasetItem.objects.for_project(project).create(id="open", dataset_id=dataset.id, input={"q": "2+2"})
+    proc = cli("--dataset", "ci/no-expected", "--target", "bot:good", "--evaluator", "contains", "--junit", "r.xml")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, cases = junit(tmp_path / "r.xml")
+    assert cases["contains: no item scored"].find("failure") is not None
+    assert "contains: ERROR — contains: no `value` configured" in cases["open"].find("system-out").text
