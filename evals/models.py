@@ -118,3 +118,7 @@ class DatasetRunItem(DataPlaneModel):
 
     def __str__(self) -> str:
         return f"{self.dataset_item_id} → {self.trace_id}"
+
+
+# Review rules (control plane) live in their own module; imported here so Django registers them.
+from evals.models_review import ReviewOperator, ReviewRule  # noqa: E402,F401
