@@ -4,6 +4,7 @@ only their own database; control-plane work goes to `default`."""
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_init
 from kombu import Queue
 
@@ -45,4 +46,8 @@ app.conf.beat_schedule = {
     # Rejected-event counters (billing/enforcement.py) into the control plane; the API adds what is
     # still in Redis, so customers see refusals at once either way.
     "flush-billing-rejections": {"task": "billing.flush_rejections", "schedule": 60.0},
+    # Evaluation rules: new data every 30 s (each rule waits its own delay), and the nightly sample
+    # of the previous UTC day's production traces; both fan out to the region queues (evals/tasks.py).
+    "evals-dispatch": {"task": "evals.dispatch", "schedule": 30.0},
+    "evals-dispatch-nightly": {"task": "evals.dispatch_nightly", "schedule": crontab(hour=2, minute=15)},
 }

@@ -118,3 +118,16 @@ class DatasetRunItem(DataPlaneModel):
 
     def __str__(self) -> str:
         return f"{self.dataset_item_id} → {self.trace_id}"
+
+
+# --- evaluations: connections, evaluators, rules (control plane) and jobs (data plane) ----------
+# Defined in evals/evaluation_models.py so this file stays the datasets' own; imported here so Django
+# (and the migrations) see them as models of the evals app.
+from evals.evaluation_models import (  # noqa: E402,F401
+    EvalJob,
+    EvalJobStatus,
+    EvaluationRule,
+    Evaluator,
+    EvaluatorVersion,
+    LlmConnection,
+)

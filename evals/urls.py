@@ -24,3 +24,8 @@ urlpatterns = [
         name="dataset-item-from-trace",
     ),
 ]
+
+# Evaluations (evaluators, rules, connections, jobs, results): their own module.
+from evals.eval_urls import urlpatterns as evaluation_urlpatterns  # noqa: E402
+
+urlpatterns += evaluation_urlpatterns
