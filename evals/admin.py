@@ -56,3 +56,7 @@ def add_to_dataset_view(request, project_id):
 admin_site.register_view(
     "evals/add-to-dataset/<uuid:project_id>/", add_to_dataset_view, name="evals_add_to_dataset",
 )
+
+
+# Review rules' ModelAdmin (its own module; registered on import).
+from evals import review_admin  # noqa: E402,F401

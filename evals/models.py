@@ -131,3 +131,6 @@ from evals.evaluation_models import (  # noqa: E402,F401
     EvaluatorVersion,
     LlmConnection,
 )
+
+# Review rules (control plane) live in their own module; imported here so Django registers them.
+from evals.models_review import ReviewOperator, ReviewRule  # noqa: E402,F401

@@ -7,7 +7,7 @@ server decodes before routing, so names match `.+`; the runs routes are split in
 
 from django.urls import path, re_path
 
-from evals import views
+from evals import review_api, views
 
 PROJECT = "api/v1/organizations/<str:organization_id>/projects/<str:project_id>/"
 
@@ -22,6 +22,16 @@ urlpatterns = [
         PROJECT + "dataset-items/from-trace",
         views.DatasetItemFromTraceViewSet.as_view({"post": "create"}),
         name="dataset-item-from-trace",
+    ),
+    path(
+        PROJECT + "review-rules/",
+        review_api.ReviewRuleViewSet.as_view({"get": "list", "post": "create"}),
+        name="review-rule-list",
+    ),
+    path(
+        PROJECT + "review-rules/<str:rule_id>/",
+        review_api.ReviewRuleViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="review-rule-detail",
     ),
 ]
 

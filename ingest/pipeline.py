@@ -29,6 +29,7 @@ must keep the contract: take the batch, refuse records through `batch.refuse`, n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +47,11 @@ from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable
 from scores.services import ScoreConfigError, conform_score, project_score_configs
 
 # The writer's exceptions, for callers outside the package (only `ingest` imports the writer itself).
-__all__ = ["STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "QuotaExceeded", "StorageUnavailable", "run"]
+__all__ = [
+    "STAGES", "Batch", "InvalidRecord", "NotUserFeedback", "QuotaExceeded", "StorageUnavailable", "on_stored", "run",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,10 +167,35 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+# Followers of what was stored, registered by higher layers at startup (evals' review rules turn
+# matching scores into dataset items). They run after every stage, outside the writer's transaction,
+# and may only enqueue work (a Celery task on the region queue): the write is durable by then, so a
+# follower's failure is logged, never raised into the request.
+_STORED_LISTENERS: list[Callable[[Batch], None]] = []
+
+
+def on_stored(listener: Callable[[Batch], None]) -> Callable[[Batch], None]:
+    if listener not in _STORED_LISTENERS:
+        _STORED_LISTENERS.append(listener)
+    return listener
+
+
+def _notify_stored(batch: Batch) -> None:
+    if not batch:
+        return
+    for listener in _STORED_LISTENERS:
+        try:
+            listener(batch)
+        except Exception:  # noqa: BLE001 - see _STORED_LISTENERS: the records are stored regardless
+            logger.exception("a follower of stored records failed (%s) for project %s", listener, batch.project.id)
+
+
 def run(batch: Batch) -> Batch:
-    """Every stage, in order. Returns the batch: what is left in it was stored, `batch.refused`
-    says what was not and why. Raises StorageUnavailable (nothing stored; the client retries) and
-    `ingest.writer.InvalidRecord` (a record breaking the contract: a bug, answered as a 400)."""
+    """Every stage, in order, then the followers of what was stored. Returns the batch: what is left
+    in it was stored, `batch.refused` says what was not and why. Raises StorageUnavailable (nothing
+    stored; the client retries) and `ingest.writer.InvalidRecord` (a record breaking the contract: a
+    bug, answered as a 400)."""
     for stage in STAGES:
         stage.apply(batch)
+    _notify_stored(batch)
     return batch
