@@ -118,10 +118,16 @@ def _version_fields(data: dict) -> dict:
         if not isinstance(rule_kind, str) or not rule_kind:
             raise judging.DefinitionError("a rule evaluator needs `ruleKind` (e.g. expected_substring, regex).")
         params = data.get("ruleParams") or {}
-        if not isinstance(params, dict):
-            raise judging.DefinitionError("`ruleParams` must be an object.")
-        return {"rule_kind": rule_kind, "rule_params": params, "output_definition": {"dataType": "NUMERIC", "minValue": 0, "maxValue": 1},
-                "higher_is_better": True}
+        from lookglass.evaluators import EvaluatorError, compile_evaluator
+
+        try:
+            compiled = compile_evaluator(rule_kind, params)
+        except EvaluatorError as exc:
+            raise judging.DefinitionError(str(exc), "invalid_rule_evaluator") from None
+        data_type = "NUMERIC" if rule_kind == "similarity" else "BOOLEAN"
+        definition = {"dataType": data_type, **({"minValue": 0, "maxValue": 1} if data_type == "NUMERIC" else {})}
+        del compiled
+        return {"rule_kind": rule_kind, "rule_params": params, "output_definition": definition, "higher_is_better": True}
     if kind != EvaluatorType.LLM_AS_JUDGE:
         raise judging.DefinitionError("`type` must be llm_as_judge or rule.")
     template = data.get("template")

@@ -185,30 +185,36 @@ def _score_records(job: EvalJob, version: EvaluatorVersion, data: judging.EvalIn
     return records
 
 
+_compiled: dict = {}
+
+
+def _rule_evaluator(version):
+    """The version's compiled rule evaluator (patterns and schemas compiled once per process)."""
+    from lookglass.evaluators import compile_evaluator
+
+    key = str(version.pk)
+    if key not in _compiled:
+        if len(_compiled) > 1000:
+            _compiled.clear()
+        _compiled[key] = compile_evaluator(version.rule_kind, version.rule_params)
+    return _compiled[key]
+
+
 def _rule_outcome(job, version, data) -> Outcome:
     try:
-        from lookglass.evaluators import evaluate
-    except ImportError:
-        return Outcome(EvalJobStatus.ERROR, error="rule evaluators (the lookglass client package) are not installed on this worker")
-    try:
-        result = evaluate(
-            version.rule_kind, version.rule_params, output=data.output, expected=data.expected_output, input=data.input,
+        evaluator = _rule_evaluator(version)
+        result = evaluator(
+            output=data.output, expected=data.expected_output, input=data.input,
             latency_ms=data.latency_ms, cost=data.cost, status=data.status,
         )
-    except Exception as exc:  # noqa: BLE001 - a bad rule (unknown kind, bad params) fails its job only
-        return Outcome(EvalJobStatus.ERROR, error=f"rule evaluator failed: {exc}")
-    data_type = getattr(result, "data_type", None) or "NUMERIC"
-    value = result.value
-    if isinstance(value, bool):
-        value = 1.0 if value else 0.0
-    verdict = judging.Verdict(
-        float(value) if value is not None else None,
-        ("True" if value else "False") if data_type == "BOOLEAN" else "",
-        data_type,
-    )
-    reason = result.reason or ""
-    return Outcome(EvalJobStatus.COMPLETED, reasoning=reason, verdicts=[verdict],
-                   scores=_score_records(job, version, data, reason, [verdict]))
+    except ImportError:
+        return Outcome(EvalJobStatus.ERROR, error="rule evaluators (the lookglass client package) are not installed on this worker")
+    except Exception as exc:  # noqa: BLE001 - bad params or missing data (MissingData) fail this job only
+        return Outcome(EvalJobStatus.ERROR, error=f"rule evaluator {version.rule_kind}: {exc}")
+    data_type = str(result.data_type)
+    verdict = judging.Verdict(float(result.value), ("True" if result.passed else "False") if data_type == "BOOLEAN" else "", data_type)
+    return Outcome(EvalJobStatus.COMPLETED, reasoning=result.reason, verdicts=[verdict],
+                   scores=_score_records(job, version, data, result.reason, [verdict]))
 
 
 def _judge_records(job, version, data, messages, answer, *, error: str = "") -> tuple[dict, dict]:

@@ -474,3 +474,62 @@ def test_v1_management_and_jobs(client, organization, project, owner, judge_serv
     assert trend[0]["name"] == "helpful" and trend[0]["count"] == 1
     schema = client.get("/api/schema/").content.decode()
     assert "/evals/evaluation-rules" in schema and "/evals/eval-results/compare" in schema
+
+
+# --- rule evaluators on the server (lookglass.evaluators, the client package's code) ------------------------
+
+
+def test_rule_evaluator_jobs_score_without_a_judge(client, api_key, project):
+    created = call(client, api_key, "POST", f"{V2}/evaluators",
+                   {"name": "says-four", "type": "rule", "ruleKind": "contains", "ruleParams": {"value": "4"}})
+    assert created.status_code == 200, created.content
+    bad = call(client, api_key, "POST", f"{V2}/evaluators",
+               {"name": "bad", "type": "rule", "ruleKind": "regex", "ruleParams": {"pattern": "(a"}})
+    assert bad.status_code == 400
+    unknown = call(client, api_key, "POST", f"{V2}/evaluators", {"name": "x", "type": "rule", "ruleKind": "telepathy"})
+    assert unknown.status_code == 400 and "unknown evaluator" in unknown.json()["message"]
+    evaluator = Evaluator.objects.get(pk=created.json()["id"])
+    ingest(project, trace_event("t-yes", output="it is 4"), trace_event("t-no", output="five"))
+    runner.run_jobs(project=project, job_ids=_backfill(project, _rule(project, evaluator)))
+    scores = {s.trace_id: s for s in Score.objects.for_project(project).filter(source="EVAL")}
+    assert (scores["t-yes"].value, scores["t-yes"].data_type) == (1.0, "BOOLEAN")
+    assert scores["t-no"].value == 0.0 and "does not contain" in scores["t-no"].comment
+    # No judge trace for rule evaluators: nothing was called.
+    assert not Trace.objects.for_project(project).filter(environment=judging.EVAL_ENVIRONMENT).exists()
+
+
+# --- experiments: rules over dataset runs, run summary and comparison ----------------------------------------
+
+
+def test_experiment_target_summary_and_comparison(client, organization, owner, project, api_key):
+    from evals import eval_services
+    from evals.models import DatasetRun
+
+    for name, body in (("exact", {"ruleKind": "exact_match"}), ):
+        evaluator = eval_services.evaluator_create(project=project, data={"name": name, "type": "rule", **body})
+    call(client, api_key, "POST", "/api/public/v2/datasets", {"name": "qa"})
+    for i in range(3):
+        call(client, api_key, "POST", "/api/public/dataset-items", {"datasetName": "qa", "id": f"item-{i}", "input": f"q{i}", "expectedOutput": f"a{i}"})
+    # Baseline answers all three right; the candidate gets item-1 wrong.
+    for run, wrong in (("base", set()), ("cand", {1})):
+        ingest(project, *[trace_event(f"{run}-{i}", input=f"q{i}", output="wrong" if i in wrong else f"a{i}") for i in range(3)])
+        for i in range(3):
+            response = call(client, api_key, "POST", "/api/public/dataset-run-items", {"runName": run, "datasetItemId": f"item-{i}", "traceId": f"{run}-{i}"})
+            assert response.status_code == 200, response.content
+    rule = eval_services.rule_save(project=project, data={"name": "ci", "enabled": True, "target": "experiment",
+                                                          "evaluatorAssignments": [{"evaluatorId": str(evaluator.pk)}]})
+    ids = _backfill(project, rule)
+    assert len(ids) == 6
+    runner.run_jobs(project=project, job_ids=ids)
+    base, cand = (DatasetRun.objects.for_project(project).get(name=n) for n in ("base", "cand"))
+    client.force_login(owner)
+    prefix = f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/eval-results/"
+    summary = client.get(prefix + f"runs/{cand.id}").json()
+    assert summary["itemCount"] == 3
+    [exact] = summary["evaluators"]
+    assert exact["name"] == "exact" and exact["count"] == 3 and abs(exact["passRate"] - 2 / 3) < 1e-9
+    compared = client.get(prefix + "compare", {"baseline": str(base.id), "candidate": str(cand.id)}).json()
+    assert compared["evaluators"][0]["baselineAverage"] == 1.0
+    assert compared["regressions"] == [{"datasetItemId": "item-1", "name": "exact", "baseline": 1.0, "candidate": 0.0}]
+    assert client.get(prefix + f"runs/{cand.id}", HTTP_X="1").status_code == 200
+    assert client.get(prefix + "compare", {"baseline": str(base.id)}).status_code == 400
