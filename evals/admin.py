@@ -59,4 +59,8 @@ admin_site.register_view(
 
 
 # Review rules' ModelAdmin (its own module; registered on import).
-from evals import review_admin  # noqa: E402,F401
+# Evaluations: the console page and the connection/evaluator/rule lists (registered on import).
+from evals import (
+    eval_admin,  # noqa: E402,F401
+    review_admin,  # noqa: E402,F401
+)

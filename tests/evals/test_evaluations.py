@@ -533,3 +533,27 @@ def test_experiment_target_summary_and_comparison(client, organization, owner, p
     assert compared["regressions"] == [{"datasetItemId": "item-1", "name": "exact", "baseline": 1.0, "candidate": 0.0}]
     assert client.get(prefix + f"runs/{cand.id}", HTTP_X="1").status_code == 200
     assert client.get(prefix + "compare", {"baseline": str(base.id)}).status_code == 400
+
+
+# --- the console ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tenant", ["other", "far"])
+def test_console_evaluations_page_and_isolation(client, request, project, owner, tenant, judge_server):
+    connect(project, judge_server)
+    evaluator = judge_evaluator(project, name="helpful", template="helpfulness")
+    ingest(project, trace_event("t-1"))
+    runner.run_jobs(project=project, job_ids=_backfill(project, _rule(project, evaluator)))
+    client.force_login(owner)
+    page = client.get("/admin/evals/evaluations/", {"project": str(project.pk)})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="lg-evals-counts"' in html and "completed <strong>1</strong>" in html and "helpful" in html
+    for path in ("/admin/evals/llmconnection/", "/admin/evals/evaluator/", "/admin/evals/evaluationrule/"):
+        listing = client.get(path)
+        assert listing.status_code == 200, path
+    assert "sk-test-1234567890abcdef" not in client.get("/admin/evals/llmconnection/").content.decode()
+    client.force_login(request.getfixturevalue(f"{tenant}_owner"))
+    assert client.get("/admin/evals/evaluations/", {"project": str(project.pk)}).status_code == 404
+    assert "helpful" not in client.get("/admin/evals/evaluator/").content.decode()
+    assert client.get(f"/admin/evals/evaluator/{evaluator.pk}/change/").status_code in (302, 404)
