@@ -58,9 +58,5 @@ admin_site.register_view(
 )
 
 
-# Review rules' ModelAdmin (its own module; registered on import).
-# Evaluations: the console page and the connection/evaluator/rule lists (registered on import).
-from evals import (
-    eval_admin,  # noqa: E402,F401
-    review_admin,  # noqa: E402,F401
-)
+# Review rules' ModelAdmin, and the evaluations page and lists (their own modules; registered on import).
+from evals import eval_admin, review_admin  # noqa: E402,F401
