@@ -28,6 +28,11 @@ def _verdict(schema: dict) -> dict:
     return {"reasoning": "The answer matches the reference on the main fact.", "score": value}
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: 64 judge calls connecting at once overflowed it.
+    request_queue_size = 512
+
+
 class FakeJudge:
     def __init__(self, *, latency: float = 0.0, mode: str = "ok"):
         self.latency = latency
@@ -59,7 +64,7 @@ class FakeJudge:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
