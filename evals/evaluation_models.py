@@ -49,6 +49,7 @@ class LlmConnection(models.Model):
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
+        verbose_name = "LLM connection"
         ordering = ["provider"]
         constraints = [models.UniqueConstraint(fields=["project", "provider"], name="llmconnection_project_provider")]
 
