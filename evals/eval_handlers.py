@@ -250,41 +250,73 @@ def trend(project, params):
 # --- judge one item now -------------------------------------------------------------------------------------------
 
 
+def _passed(version, value) -> bool | None:
+    """Whether a verdict passes: BOOLEAN true (false when lower is better); NUMERIC in the better half
+    of its bounds (0..1 when it has none)."""
+    if value is None:
+        return None
+    definition = version.output_definition or {}
+    low = definition.get("minValue") if definition.get("minValue") is not None else 0.0
+    high = definition.get("maxValue") if definition.get("maxValue") is not None else 1.0
+    share = (value - low) / (high - low) if high > low else value
+    return share >= 0.5 if version.higher_is_better else share < 0.5
+
+
 def judge(project, body):
     """`{evaluator: name or id, input?, output, expectedOutput?, metadata?, toolCalls?, traceId?,
-    observationId?}` → the verdict. With `traceId`, the score is also written to that trace."""
+    observationId?, recordScore?, preflight?}` → the verdict.
+
+    The score is written (on `traceId`) only with `recordScore: true`: the CLI records its run's scores
+    itself, so writing them here too would duplicate them. `preflight: true` only checks that the
+    evaluator exists and can run (a connection for a judge), without calling a model."""
     body = _body(body)
     ref = body.get("evaluator")
     if not isinstance(ref, str) or not ref:
         raise judging.DefinitionError("`evaluator` (a name or an id) is required.")
     evaluator = sel.evaluator_by_name_or_id(project=project, ref=ref)
+    preflight = body.get("preflight") is True
     if evaluator is None:
+        if preflight:  # a 404 would read as "no judge endpoint" to a client probing for one
+            raise judging.DefinitionError(f"no evaluator named {ref!r} in this project.", "evaluator_not_found")
         raise NotFoundHere(f"Evaluator {ref!r} not found")
+    version = evaluator.versions.order_by("-version").first()
+    if preflight:
+        if evaluator.status == "paused":
+            raise judging.DefinitionError(f"evaluator {evaluator.name!r} is paused ({evaluator.paused_reason}): {evaluator.paused_message}")
+        if evaluator.type == "llm_as_judge":
+            connection, model = runner.connection_for(project, version)
+            if connection is None or not model:
+                raise judging.DefinitionError(
+                    f"evaluator {evaluator.name!r} has no LLM connection: add one with a default model, or set its modelConfig.",
+                    "evaluator_preflight_failed")
+        return 200, {"evaluator": evaluator.name, "evaluatorId": str(evaluator.pk), "evaluatorVersion": version.version,
+                     "status": "ready", "higherIsBetter": version.higher_is_better}
     trace_id, observation_id = body.get("traceId") or "", body.get("observationId") or ""
     if not isinstance(trace_id, str) or not isinstance(observation_id, str):
         raise judging.DefinitionError("`traceId` and `observationId` must be strings.")
+    record = body.get("recordScore") is True
+    if record and not trace_id:
+        raise judging.DefinitionError("`recordScore` needs a `traceId`.")
     environment = "default"
     if trace_id:
         from traces.models import Trace
 
-        trace = Trace.objects.for_project(project).filter(id=trace_id).only("id", "environment").first()
-        if trace is None:
-            raise NotFoundHere("Trace not found")
-        environment = trace.environment
+        stored = Trace.objects.for_project(project).filter(id=trace_id).values_list("environment", flat=True).first()
+        environment = stored or "default"
     data = judging.EvalInput(
         input=body.get("input"), output=body.get("output"), expected_output=body.get("expectedOutput"),
         metadata=body.get("metadata"), tool_calls=body.get("toolCalls"), trace_id=trace_id,
         observation_id=observation_id, environment=environment,
         latency_ms=body.get("latencyMs"), cost=body.get("cost"),
     )
-    job, outcome = runner.judge_now(project=project, evaluator=evaluator, data=data, record_score=bool(trace_id))
-    version = evaluator.versions.order_by("-version").first()
+    job, outcome = runner.judge_now(project=project, evaluator=evaluator, data=data, record_score=record)
     verdicts = [{"value": v.value, "stringValue": v.string_value or None, "dataType": v.data_type} for v in outcome.verdicts]
     first = verdicts[0] if verdicts else {}
     payload = {
         "evaluator": evaluator.name, "evaluatorId": str(evaluator.pk), "evaluatorVersion": version.version,
         "status": job.status, "error": job.error or None, "value": first.get("value"),
-        "stringValue": first.get("stringValue"), "dataType": first.get("dataType"), "verdicts": verdicts,
+        "stringValue": first.get("stringValue"), "dataType": first.get("dataType"),
+        "passed": _passed(version, first.get("value")) if job.status == "completed" else None, "verdicts": verdicts,
         "reasoning": outcome.reasoning or None, "higherIsBetter": version.higher_is_better,
         "jobId": job.id, "scoreIds": job.score_ids, "executionTraceId": job.execution_trace_id or None,
     }

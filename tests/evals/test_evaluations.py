@@ -377,17 +377,26 @@ def test_judge_endpoint_scores_one_item(client, api_key, project, judge_server):
     connect(project, judge_server)
     judge_evaluator(project)
     ingest(project, trace_event("t-ci"))
-    body = {"evaluator": "correctness", "input": "2+2?", "output": "4", "expectedOutput": "4", "traceId": "t-ci"}
+    ready = call(client, api_key, "POST", "/api/public/lookglass/judge", {"evaluator": "correctness", "preflight": True})
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert len(judge_server.requests) == 0  # a preflight calls no model
+    unknown = call(client, api_key, "POST", "/api/public/lookglass/judge", {"evaluator": "nope", "preflight": True})
+    assert unknown.status_code == 400 and "no evaluator named" in unknown.json()["message"]
+    body = {"evaluator": "correctness", "input": "2+2?", "output": "4", "expectedOutput": "4", "traceId": "t-ci",
+            "recordScore": True}
     response = call(client, api_key, "POST", "/api/public/lookglass/judge", body)
     assert response.status_code == 200, response.content
     data = response.json()
-    assert (data["status"], data["value"], data["dataType"], data["higherIsBetter"]) == ("completed", 0.75, "NUMERIC", True)
+    assert (data["status"], data["value"], data["dataType"], data["higherIsBetter"], data["passed"]) == (
+        "completed", 0.75, "NUMERIC", True, True)
     assert data["reasoning"]
     again = call(client, api_key, "POST", "/api/public/lookglass/judge", body).json()
     assert again["scoreIds"] == data["scoreIds"]
     assert Score.objects.for_project(project).filter(trace_id="t-ci", source="EVAL").count() == 1
-    no_trace = call(client, api_key, "POST", "/api/public/lookglass/judge", {**body, "traceId": None}).json()
-    assert no_trace["status"] == "completed" and no_trace["scoreIds"] == []
+    # Without recordScore (the CLI records its own scores) nothing is written, even with a trace id.
+    verdict_only = call(client, api_key, "POST", "/api/public/lookglass/judge", {**body, "recordScore": False, "traceId": "t-x"}).json()
+    assert verdict_only["status"] == "completed" and verdict_only["scoreIds"] == []
+    assert not Score.objects.for_project(project).filter(trace_id="t-x").exists()
     missing = call(client, api_key, "POST", "/api/public/lookglass/judge", {**body, "evaluator": "nope"})
     assert missing.status_code == 404
 
