@@ -238,11 +238,12 @@ def bench_nightly() -> None:
     queryset = targets.Observation.objects.for_project(project).filter(start_time__gte=since, start_time__lt=until)
     del queryset, Observation
     sql_where, params = targets._sampling_sql("traces_observation", 0.01)
+    point = targets._point_sql("traces_observation")
     with connections[region_database(project.region)].cursor() as cursor:
         cursor.execute(
-            "EXPLAIN (ANALYZE, BUFFERS) SELECT id, trace_id FROM traces_observation WHERE project_id = %s "
-            "AND start_time >= %s AND start_time < %s AND environment = 'production' AND " + sql_where
-            + " ORDER BY start_time LIMIT 1000",
+            f"EXPLAIN (ANALYZE, BUFFERS) SELECT id, trace_id, {point} AS sample_point FROM traces_observation "
+            "WHERE project_id = %s AND start_time >= %s AND start_time < %s AND environment = 'production' AND "
+            + sql_where + " ORDER BY sample_point LIMIT 1000",
             [project.id, since, until, *params],
         )
         print("EXPLAIN:\n  " + "\n  ".join(row[0] for row in cursor.fetchall()))

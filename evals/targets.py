@@ -84,13 +84,17 @@ def _loop_guard() -> Q:
     return ~reserved | Q(environment__iexact="langfuse-prompt-experiment")
 
 
-def _sampling_sql(table: str, rate: float) -> tuple[str, list]:
+def _point_sql(table: str) -> str:
+    """`judging.sample_point(id) * 2^53` as an SQL expression."""
     prefix = judging.SAMPLING_PREFIX.hex()
     return (
         f"(('x' || encode(substring(sha256(decode('{prefix}', 'hex') || convert_to(\"{table}\".\"id\", 'UTF8')) "
-        "from 1 for 7), 'hex'))::bit(56)::bigint >> 3) < %s",
-        [int(rate * 2**53)],
+        "from 1 for 7), 'hex'))::bit(56)::bigint >> 3)"
     )
+
+
+def _sampling_sql(table: str, rate: float) -> tuple[str, list]:
+    return f"{_point_sql(table)} < %s", [int(rate * 2**53)]
 
 
 def select(*, project, rule: EvaluationRule, since: datetime, until: datetime, sampling: float,
@@ -123,9 +127,12 @@ def select(*, project, rule: EvaluationRule, since: datetime, until: datetime, s
     if sampling < 1:
         where, params = _sampling_sql(model._meta.db_table, sampling)
         queryset = queryset.extra(where=[where], params=params)
-    queryset = queryset.order_by(time_field)
     if limit:
-        queryset = queryset[:limit]
+        # A capped sample (nightly) takes the targets with the smallest sample points, not the first
+        # ones in time: the day is represented evenly, and the choice is still deterministic.
+        queryset = queryset.extra(select={"sample_point": _point_sql(model._meta.db_table)}, order_by=["sample_point"])[:limit]
+    else:
+        queryset = queryset.order_by(time_field)
     if model is Observation:
         return [Target(oid, tid, observation_id=oid) for oid, tid in queryset.values_list("id", "trace_id")]
     return [Target(tid, tid) for tid in queryset.values_list("id", flat=True)]

@@ -92,7 +92,12 @@ def scan(*, project_id: str, mode: str = "new", rule_id: str | None = None, sinc
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return 0
-    rules = _active_rules(project, **({"pk": rule_id} if rule_id else {}))
+    if mode == "backfill":
+        # Asked for by a person for one rule: runs whether or not the rule is enabled for live data,
+        # but not while it is paused (its connection cannot work).
+        rules = EvaluationRule.objects.filter(project=project, pk=rule_id).exclude(status=RuleStatus.PAUSED)
+    else:
+        rules = _active_rules(project, **({"pk": rule_id} if rule_id else {}))
     if mode == "nightly":
         rules = rules.filter(nightly=True)
     elif mode == "new":

@@ -566,3 +566,27 @@ def test_console_evaluations_page_and_isolation(client, request, project, owner,
     assert client.get("/admin/evals/evaluations/", {"project": str(project.pk)}).status_code == 404
     assert "helpful" not in client.get("/admin/evals/evaluator/").content.decode()
     assert client.get(f"/admin/evals/evaluator/{evaluator.pk}/change/").status_code in (302, 404)
+
+
+def test_backfill_endpoint_queues_a_scan_that_evaluates_the_range(client, organization, owner, project, judge_server, monkeypatch):
+    connect(project, judge_server)
+    evaluator = judge_evaluator(project, name="helpful", template="helpfulness")
+    rule = _rule(project, evaluator, enabled=False)
+    ingest(project, trace_event("old-1"), trace_event("old-2"))
+    queued = []
+    monkeypatch.setattr("evals.eval_handlers.publish", lambda task, kwargs, queue: queued.append((task.name, kwargs, queue)) or True)
+    monkeypatch.setattr(tasks, "publish", lambda task, kwargs, queue: queued.append((task.name, kwargs, queue)) or True)
+    client.force_login(owner)
+    now = timezone.now()
+    response = client.post(f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/evaluation-rules/{rule.pk}/backfill",
+                           {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(minutes=1)).isoformat()},
+                           content_type="application/json")
+    assert response.status_code == 202, response.content
+    name, kwargs, queue = queued[0]
+    assert (name, queue, kwargs["mode"]) == ("evals.scan", f"region.{project.region}", "backfill")
+    assert tasks.scan(**kwargs) == 2  # a disabled rule still backfills when asked
+    runner.run_jobs(project=project, job_ids=queued[-1][1]["job_ids"])
+    assert Score.objects.for_project(project).filter(source="EVAL").count() == 2
+    too_long = client.post(f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/evaluation-rules/{rule.pk}/backfill",
+                           {"from": (now - timedelta(days=40)).isoformat(), "to": now.isoformat()}, content_type="application/json")
+    assert too_long.status_code == 400
