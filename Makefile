@@ -79,3 +79,8 @@ seed-volume: $(STAMP)
 .PHONY: bench-reads
 bench-reads: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_reads.py $(ARGS)
+# Evaluation throughput on the embedded stack: rule evaluators end to end, LLM judge against a local
+# fake with 300 ms latency, nightly sample selection over 1M observations (BENCH_* knobs: bench/bench_evals.py).
+.PHONY: bench-evals
+bench-evals: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_evals.py

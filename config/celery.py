@@ -4,6 +4,7 @@ only their own database; control-plane work goes to `default`."""
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_init
 from kombu import Queue
 
@@ -49,6 +50,10 @@ app.conf.beat_schedule = {
     # hour, so a missed or repeated run changes nothing); soft-limit e-mails at most once a period.
     "meter-regions": {"task": "billing.meter_regions", "schedule": 300.0},
     "billing-quota-notices": {"task": "billing.send_quota_notices", "schedule": 600.0},
+    # Evaluation rules: new data every 30 s (each rule waits its own delay), and the nightly sample
+    # of the previous UTC day's production traces; both fan out to the region queues (evals/tasks.py).
+    "evals-dispatch": {"task": "evals.dispatch", "schedule": 30.0},
+    "evals-dispatch-nightly": {"task": "evals.dispatch_nightly", "schedule": crontab(hour=2, minute=15)},
 }
 
 

@@ -310,7 +310,7 @@ def load_or_create_secrets(env: dict) -> None:
                 key, value = line.split("=", 1)
                 values[key] = value
     changed = False
-    for key in ("SECRET_KEY", "API_KEY_PEPPER"):
+    for key in ("SECRET_KEY", "API_KEY_PEPPER", "LLM_SECRET_KEYS"):
         if key not in values:
             values[key] = secrets.token_urlsafe(48)
             changed = True

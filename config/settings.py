@@ -37,6 +37,13 @@ PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
 # unless allowed here (tenancy/outbound.py).
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
 OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+# Keys that encrypt LLM-connection secrets at rest (evals/secrets.py, MultiFernet): the first
+# encrypts, all decrypt, so a new key goes first and the old one stays until `manage.py
+# rotate_llm_secrets` has re-encrypted. Unset: one key derived from SECRET_KEY.
+LLM_SECRET_KEYS = env.list("LLM_SECRET_KEYS", default=[])
+# Evaluations (evals/): judge calls in flight per job batch, and targets per job batch.
+EVAL_JUDGE_CONCURRENCY = env.int("EVAL_JUDGE_CONCURRENCY", default=32)
+EVAL_JOB_BATCH = env.int("EVAL_JOB_BATCH", default=200)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -58,5 +58,5 @@ admin_site.register_view(
 )
 
 
-# Review rules' ModelAdmin (its own module; registered on import).
-from evals import review_admin  # noqa: E402,F401
+# Review rules' ModelAdmin, and the evaluations page and lists (their own modules; registered on import).
+from evals import eval_admin, review_admin  # noqa: E402,F401

@@ -120,5 +120,17 @@ class DatasetRunItem(DataPlaneModel):
         return f"{self.dataset_item_id} → {self.trace_id}"
 
 
+# --- evaluations: connections, evaluators, rules (control plane) and jobs (data plane) ----------
+# Defined in evals/evaluation_models.py so this file stays the datasets' own; imported here so Django
+# (and the migrations) see them as models of the evals app.
+from evals.evaluation_models import (  # noqa: E402,F401
+    EvalJob,
+    EvalJobStatus,
+    EvaluationRule,
+    Evaluator,
+    EvaluatorVersion,
+    LlmConnection,
+)
+
 # Review rules (control plane) live in their own module; imported here so Django registers them.
 from evals.models_review import ReviewOperator, ReviewRule  # noqa: E402,F401

@@ -36,3 +36,8 @@ urlpatterns = [
         name="review-rule-detail",
     ),
 ]
+
+# Evaluations (evaluators, rules, connections, jobs, results): their own module.
+from evals.eval_urls import urlpatterns as evaluation_urlpatterns  # noqa: E402
+
+urlpatterns += evaluation_urlpatterns
