@@ -57,3 +57,9 @@ bench-ingest: $(STAMP)
 .PHONY: manage
 manage: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) manage.py $(ARGS)
+
+# Dashboard and metrics-query latency at volume (BENCH_OBSERVATIONS, default 10M over BENCH_DAYS=30;
+# the seeded project is kept and reused): bench/bench_dashboards.py.
+.PHONY: bench-dashboards
+bench-dashboards: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_dashboards.py
