@@ -8,7 +8,10 @@ API make, warm, BENCH_RUNS times each (median and max, milliseconds, in-process:
 Volume (BENCH_OBSERVATIONS, default 10,000,000, over BENCH_DAYS = 30 days):
 - raw rows written directly with SQL (`generate_series`; the ingest path is `make bench-ingest`'s
   subject): one trace per five observations; 60% of observations are LLM calls (GENERATION), the rest
-  spans; 20 features, 6 models, 2 environments, 3 prompt versions; a thumb on one trace in ten.
+  spans; 20 features (= trace names), each on 2 of 6 models; 5% staging, the rest production; one
+  release and one prompt version at a time (a new one every 10 days; prompts on 5 features); 5,000
+  end users; a thumb on one trace in ten. About 45 dimension combinations per hour, as a team with
+  a few features and models has; `BENCH_OBSERVATIONS` scales the calls, not the combinations.
 - the hourly and daily-per-user rollups are **generated directly with SQL** from those raw rows (one
   GROUP BY per table, histograms built with the same bucket formula as `monitoring.rules.bucket_of`), not
   by replaying the ingest path: 10M calls through ingest would take hours on this machine. Their
@@ -36,7 +39,7 @@ OBSERVATIONS = int(os.environ.get("BENCH_OBSERVATIONS", "10000000"))
 DAYS = int(os.environ.get("BENCH_DAYS", "30"))
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 CHUNK = 500_000  # observations per INSERT statement (one transaction each)
-FEATURES, MODELS, ENVIRONMENTS = 20, 6, 2
+FEATURES, MODELS = 20, 6
 
 
 def _defaults(model, set_columns: set[str]) -> tuple[list[str], list]:
@@ -83,7 +86,8 @@ def seed(project, connection) -> None:
                 f"metadata, created_at, updated_at, tags, {', '.join(t_cols)}) "
                 f"SELECT %s::uuid, 't' || g, 'flow-' || (g %% {FEATURES}), "
                 f"%s::timestamptz + ((g::bigint * 7919) %% {span_s}) * interval '1 second', 'user-' || (g %% 5000), "
-                f"'env-' || (g %% {ENVIRONMENTS}), 'r' || (g %% 3), jsonb_build_object('feature', 'feature-' || (g %% {FEATURES})), "
+                f"CASE WHEN g %% 20 = 0 THEN 'staging' ELSE 'production' END, 'r' || (((g::bigint * 7919) %% {span_s}) / 864000), "
+                f"jsonb_build_object('feature', 'feature-' || (g %% {FEATURES})), "
                 f"%s::timestamptz + ((g::bigint * 7919) %% {span_s}) * interval '1 second', now(), ARRAY['bench'], {ph(t_vals)} "
                 f"FROM generate_series(%s, %s) g",
                 [pid, start, start, *t_vals, low, high - 1],
@@ -101,8 +105,10 @@ def seed(project, connection) -> None:
                 f"'step-' || (g %% 5), ts, ts + (50 + (g * 37) %% 4000) * interval '1 millisecond', "
                 f"CASE WHEN g %% 5 < 3 THEN ts + (20 + (g * 13) %% 900) * interval '1 millisecond' END, "
                 f"CASE WHEN g %% 97 = 0 THEN 'error' WHEN g %% 193 = 0 THEN 'refused' ELSE 'success' END, "
-                f"'env-' || ((g / 5) %% {ENVIRONMENTS}), CASE WHEN g %% 5 < 3 THEN 'model-' || (g %% {MODELS}) ELSE '' END, "
-                f"CASE WHEN g %% 5 = 0 THEN 'answer' ELSE '' END, CASE WHEN g %% 5 = 0 THEN 1 + (g %% 3) END, "
+                f"CASE WHEN (g / 5) %% 20 = 0 THEN 'staging' ELSE 'production' END, "
+                f"CASE WHEN g %% 5 < 3 THEN 'model-' || ((((g / 5) %% {FEATURES}) + g %% 2) %% {MODELS}) ELSE '' END, "
+                f"CASE WHEN g %% 5 = 0 AND (g / 5) %% {FEATURES} < 5 THEN 'answer-' || ((g / 5) %% {FEATURES}) ELSE '' END, "
+                f"CASE WHEN g %% 5 = 0 AND (g / 5) %% {FEATURES} < 5 THEN 1 + ((((g / 5)::bigint * 7919) %% {span_s}) / 864000) END, "
                 f"CASE WHEN g %% 5 < 3 THEN 100 + g %% 2000 END, CASE WHEN g %% 5 < 3 THEN (g %% 4) * 500 END, "
                 f"CASE WHEN g %% 5 < 3 THEN 20 + g %% 700 END, CASE WHEN g %% 5 < 3 THEN 120 + g %% 2000 + g %% 700 + (g %% 4) * 500 END, "
                 f"CASE WHEN g %% 5 < 3 AND g %% 50 <> 0 THEN ((g %% 1000) + 1) / 100000.0 END, ts, ts, "

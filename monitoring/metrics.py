@@ -35,7 +35,7 @@ from django.db import transaction
 
 from monitoring.models import HourlyRollup
 from monitoring.rules import FeatureRule, percentile_of
-from monitoring.selectors import applied_feature_rule
+from monitoring.selectors import applied_feature_rule, hist_sum_sql
 from scores.models import Score
 from tenancy.dataplane import data_connection
 from tenancy.http.params import parse_iso_datetime
@@ -814,7 +814,7 @@ def _from_rollups(project, query: Query) -> list[dict]:
             count, total, hist = ROLLUP_DISTRIBUTIONS[metric.measure]
             reads.append(f"sum(r.{count})")
             reads.append(f"sum(r.{total})")
-            reads.append(f"lookglass_int8_array_sum(r.{hist})")
+            reads.append(hist_sum_sql(hist, "r"))
             slots.append(("dist", len(reads) - 3, metric))
     where = _where(query, OBSERVATIONS, ROLLUP_COLUMNS, params, time_column="r.hour", project_column="r.project_id")
     sql = f"SELECT {', '.join(select + reads)} FROM \"{ROLLUP}\" r WHERE {where}"

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from monitoring.models import DailyUserRollup, HourlyRollup, MonitoringSettings, RollupRule
+from monitoring.models import HISTOGRAM_BUCKETS, DailyUserRollup, HourlyRollup, MonitoringSettings, RollupRule
 from monitoring.rules import FeatureRule, percentile_of
 from tenancy.dataplane import data_connection
 
@@ -73,11 +73,11 @@ def _quantiles(hist) -> dict:
 
 def _hourly_sql(columns: tuple[str, ...]) -> str:
     group = ", ".join(f'"{c}"' for c in columns)
-    # lookglass_int8_array_sum: element-wise sum of the fixed-bucket histograms (migration 0001).
+    # hist_sum_sql: element-wise sum of the fixed-bucket histograms, one native sum per bucket.
     return (
         f"SELECT {group}, sum(calls), sum(cost), sum(errors), sum(refusals), sum(unpriced_calls), "
-        f"sum(total_tokens), sum(latency_count), sum(latency_us_sum), lookglass_int8_array_sum(latency_hist), "
-        f"lookglass_int8_array_sum(ttft_hist) FROM {HourlyRollup._meta.db_table} "
+        f"sum(total_tokens), sum(latency_count), sum(latency_us_sum), {hist_sum_sql('latency_hist')}, "
+        f"{hist_sum_sql('ttft_hist')} FROM {HourlyRollup._meta.db_table} "
         f"WHERE project_id = %s::uuid AND hour >= %s AND hour < %s GROUP BY {group} HAVING sum(calls) <> 0"
     )
 
@@ -169,6 +169,15 @@ def _row(key: dict, calls, cost, errors, refusals, unpriced, tokens) -> dict:
     }
 
 
+def hist_sum_sql(column: str, table: str = "") -> str:
+    """SQL summing a histogram column element-wise over a GROUP BY: one native `sum` per bucket.
+    About ten times faster than the `lookglass_int8_array_sum` aggregate (an SQL function called
+    once per row), which made a week of rollup rows cost seconds to read."""
+    prefix = f"{table}." if table else ""
+    sums = ", ".join(f"COALESCE(sum({prefix}{column}[{i}]), 0)::bigint" for i in range(1, HISTOGRAM_BUCKETS + 1))
+    return f"ARRAY[{sums}]"
+
+
 # --- dashboards: time series (hour or day buckets, zero-filled) ---------------------------------
 # Every read of the cost and quality dashboards lives here (keyword-only), so the admin pages now and
 # the console later draw the same numbers.
@@ -215,8 +224,8 @@ def quality_series(*, project, days: int = 7, granularity: str = "day", now: dat
     with data_connection(project).cursor() as cursor:
         cursor.execute(
             f"SELECT date_trunc(%s, hour, 'UTC') AS b, sum(calls), sum(cost), sum(errors), sum(refusals), "
-            f"sum(cached_input_tokens), sum(latency_count), sum(latency_us_sum), lookglass_int8_array_sum(latency_hist), "
-            f"sum(ttft_count), lookglass_int8_array_sum(ttft_hist) FROM {HourlyRollup._meta.db_table} "
+            f"sum(cached_input_tokens), sum(latency_count), sum(latency_us_sum), {hist_sum_sql('latency_hist')}, "
+            f"sum(ttft_count), {hist_sum_sql('ttft_hist')} FROM {HourlyRollup._meta.db_table} "
             f"WHERE {where} GROUP BY b",
             [granularity, *params],
         )
