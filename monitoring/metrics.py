@@ -510,13 +510,14 @@ def _escape_like(text: str) -> str:
 
 
 def _filter_sql(f: Filter, expr: str, params: list) -> str:
-    if f.type == "stringObject" or f.type == "numberObject":
+    if f.type == "stringObject":
         params.append(f.key)
-        expr = f"({expr} ->> %s)" if f.type == "stringObject" else f"NULLIF({expr} ->> %s, '')"
-        if f.type == "numberObject":
-            # A metadata value that is not a number never matches (rather than failing the query).
-            expr = (f"(CASE WHEN {expr} ~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' "
-                    f"THEN ({expr})::double precision END)")
+        expr = f"({expr} ->> %s)"
+    elif f.type == "numberObject":
+        params.append(f.key)
+        # A metadata value that is not a number never matches (rather than failing the query).
+        expr = (f"(SELECT CASE WHEN v ~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN v::double precision END "
+                f"FROM (SELECT {expr} ->> %s AS v) AS m)")
     if f.type == "null":
         return f"({expr} IS {'NOT ' if f.operator == 'is not null' else ''}NULL)"
     if f.type in ("string", "stringObject"):
@@ -554,7 +555,10 @@ def _filter_sql(f: Filter, expr: str, params: list) -> str:
 
 
 def _feature_sql(rule: FeatureRule, params: dict) -> str:
-    """The feature of a call under the project's rule, as `ingest.rollups` computes it (truncated)."""
+    """The feature of a call under the project's rule, as `ingest.rollups` computes it (truncated).
+    One difference: a metadata value that is a JSON object or array reads as PostgreSQL's JSON text
+    here (`{"a": 1}`) and as compact JSON in the rollups (`{"a":1}`); strings, numbers and booleans
+    read the same."""
     if rule.source == "trace_name":
         return "left(COALESCE(t.name, ''), 200)"
     params["feature_key"] = rule.key
@@ -819,8 +823,9 @@ def _from_rollups(project, query: Query) -> list[dict]:
     where = _where(query, OBSERVATIONS, ROLLUP_COLUMNS, params, time_column="r.hour", project_column="r.project_id")
     sql = f"SELECT {', '.join(select + reads)} FROM \"{ROLLUP}\" r WHERE {where}"
     if groups:
-        sql += f" GROUP BY {', '.join(groups)}"
-    sql += " HAVING sum(r.calls) <> 0"
+        # A group whose calls all moved away keeps a zero row in the rollups: not a group.
+        sql += f" GROUP BY {', '.join(groups)} HAVING sum(r.calls) <> 0"
+    # Without groups, one row always (zero counts), as an aggregate over no rows answers.
     with data_connection(project).cursor() as cursor:
         cursor.execute(sql, _params(project, query, params))
         records = cursor.fetchall()
@@ -831,10 +836,10 @@ def _from_rollups(project, query: Query) -> list[dict]:
         values = []
         for kind, at, metric in slots:
             if kind == "sum":
-                value = fetched[at]
-                values.append(fetched[0] if metric.measure == "count" or metric.aggregation == "count" else value)
+                value = fetched[0] if metric.measure == "count" or metric.aggregation == "count" else fetched[at]
+                values.append(value or 0)
             else:
-                count, total_us, hist = fetched[at], fetched[at + 1], fetched[at + 2]
+                count, total_us, hist = fetched[at] or 0, fetched[at + 1] or 0, fetched[at + 2]
                 if metric.aggregation == "count":
                     values.append(count)
                 elif metric.aggregation == "avg":
