@@ -84,3 +84,8 @@ bench-reads: $(STAMP)
 .PHONY: bench-evals
 bench-evals: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_evals.py
+# Dashboard and metrics-query latency at volume (BENCH_OBSERVATIONS, default 10M over BENCH_DAYS=30;
+# the seeded project is kept and reused): bench/bench_dashboards.py.
+.PHONY: bench-dashboards
+bench-dashboards: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_dashboards.py

@@ -685,6 +685,33 @@ COMPONENTS: dict[str, dict] = {
 }
 
 # A listed score also carries a summary of its trace (Langfuse's list shape).
+# metrics (monitoring/public_views.py, monitoring/metrics.py)
+COMPONENTS["MetricsResponse"] = {
+    "type": "object",
+    "description": "One row per group: the dimension fields, `<aggregation>_<measure>` values (counts and "
+    "integer sums as strings, as Langfuse's ClickHouse answers them; a histogram as [[lower, upper, height], …]) "
+    "and `time_dimension` (ISO) with a time dimension.",
+    "properties": {"data": {"type": "array", "items": {"type": "object", "additionalProperties": True}}},
+    "required": ["data"],
+}
+_DAILY_USAGE = {
+    "type": "object",
+    "properties": {"model": {"type": "string"}, "inputUsage": {"type": "integer"}, "outputUsage": {"type": "integer"},
+                   "totalUsage": {"type": "integer"}, "countObservations": {"type": "integer"},
+                   "countTraces": {"type": "integer"}, "totalCost": {"type": "number"}},
+}
+COMPONENTS["DailyMetrics"] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "array", "items": {"type": "object", "properties": {
+            "date": {"type": "string", "format": "date"}, "countTraces": {"type": "integer"},
+            "countObservations": {"type": "integer"}, "totalCost": {"type": "number"},
+            "usage": {"type": "array", "items": _DAILY_USAGE}}}},
+        "meta": {"type": "object", "properties": {
+            "page": {"type": "integer"}, "limit": {"type": "integer"}, "totalItems": {"type": "integer"},
+            "totalPages": {"type": "integer"}}},
+    },
+}
 COMPONENTS["ScoreListItem"] = copy.deepcopy(COMPONENTS["Score"])
 COMPONENTS["ScoreListItem"]["properties"]["trace"] = {
     "type": "object",
@@ -751,6 +778,20 @@ _PROMPT_VERSION = _param("version", "path", {"type": "integer", "minimum": 1})
 _DATASET_NAME = _param("name", "path", description="May contain `/`; send it percent-encoded.")
 _RUN_NAME = _param("runName", "path", description="May contain `/`; send it percent-encoded.")
 _ITEM_ID = _param("id", "path", description="Any string; percent-encode `/`.")
+_METRICS_QUERY = _param(
+    "query", required=True,
+    description="URL-encoded JSON: {view, dimensions:[{field}], metrics:[{measure, aggregation}], filters:"
+    "[{column, operator, value, type, key?}], timeDimension:{granularity: auto|minute|hour|day|week|month}|null, "
+    "fromTimestamp, toTimestamp, orderBy:[{field, direction}]|null, config:{bins?, row_limit?}}.",
+)
+_METRICS_DESCRIPTION = (
+    "Views: traces (v1 only), observations, scores-numeric, scores-boolean, scores-categorical and "
+    "billable-units (traces + observations + scores by creation time). Aggregations sum, avg, count, max, min, "
+    "p50, p75, p90, p95, p99, histogram. A time series is zero-filled per step unless orderBy is given. Answered "
+    "from the hourly rollups when the query only asks what they hold (observations filtered on type any of "
+    "GENERATION and EMBEDDING, rollup dimensions, whole hours; `X-Lookglass-Metrics-Source` says which). "
+    "A query that cannot be answered is a 400 with the reason."
+)
 _SCORE_FILTERS = [
     *PAGE,
     *(_param(name) for name in ("name", "userId", "traceId", "observationId", "sessionId", "configId", "queueId")),
@@ -901,6 +942,30 @@ WIRE_PATHS: dict[str, dict] = {
         parameters=[_PROMPT_NAME,
                     _param("from", schema={"type": "string", "format": "date-time"}, description="default: to − 7 days"),
                     _param("to", schema={"type": "string", "format": "date-time"}, description="default: now")],
+    )},
+    "/api/public/metrics": {"get": _op(
+        "public_metrics", "Metrics query, v1 (Langfuse-compatible)", "metrics", SECRET,
+        {"200": _json(ref("MetricsResponse"), "The rows"), **_errors(400, 401, 503)},
+        parameters=[_METRICS_QUERY], description=_METRICS_DESCRIPTION,
+    )},
+    "/api/public/v2/metrics": {"get": _op(
+        "public_metrics_v2", "Metrics query, v2 (Langfuse-compatible)", "metrics", SECRET,
+        {"200": _json(ref("MetricsResponse"), "The rows"), **_errors(400, 401, 503)},
+        parameters=[_METRICS_QUERY], description=_METRICS_DESCRIPTION + " v2 refuses the `traces` view and "
+        "high-cardinality dimensions (id, traceId, userId, sessionId, parentObservationId, observationId); "
+        "its default row limit is 100.",
+    )},
+    "/api/public/metrics/daily": {"get": _op(
+        "public_metrics_daily", "Daily metrics (legacy, Langfuse-compatible): per day, newest first", "metrics",
+        SECRET, {"200": _json(ref("DailyMetrics"), "A page of days"), **_errors(400, 401, 503)},
+        parameters=[
+            _param("page", schema={"type": "integer", "minimum": 1, "default": 1}),
+            _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
+            _param("traceName"), _param("userId"), _param("tags", description="Repeatable; every tag must match."),
+            _param("environment", description="Repeatable."),
+            _param("fromTimestamp", schema={"type": "string", "format": "date-time"}),
+            _param("toTimestamp", schema={"type": "string", "format": "date-time"}),
+        ],
     )},
     "/api/public/v2/datasets": {
         "get": _op("public_datasets_list", "List the project's datasets, newest first", "datasets", SECRET,

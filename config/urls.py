@@ -46,6 +46,7 @@ urlpatterns = [
     path("", include("scores.urls")),
     path("", include("evals.urls")),
     path("", include("tenancy.urls")),
+    path("", include("monitoring.public_urls")),
     # The trace links the SDKs print open the console's trace page.
     path("project/<uuid:project_id>/traces/<anyid:trace_id>", links.project_trace, name="sdk-project-trace"),
     path("trace/<anyid:trace_id>", links.trace, name="sdk-trace"),

@@ -1,3 +1,5 @@
-"""Console registrations of monitoring (alerts and sampling: `alerts_admin`)."""
+"""Console pages of monitoring (registered on `tenancy.admin_site.admin_site` when the admin loads):
+alerts and sampling (`alerts_admin`), the cost and quality dashboard (`dashboards`)."""
 
 from monitoring import alerts_admin  # noqa: F401
+from monitoring import dashboards  # noqa: F401
