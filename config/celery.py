@@ -45,4 +45,7 @@ app.conf.beat_schedule = {
     # Rejected-event counters (billing/enforcement.py) into the control plane; the API adds what is
     # still in Redis, so customers see refusals at once either way.
     "flush-billing-rejections": {"task": "billing.flush_rejections", "schedule": 60.0},
+    # Open erasure requests run again hourly: late arrivals for the subject are erased during the
+    # grace period, then the region forgets the subject (privacy/tasks.py).
+    "sweep-erasures": {"task": "privacy.sweep_erasures", "schedule": 3600.0},
 }

@@ -989,6 +989,51 @@ WIRE_PATHS: dict[str, dict] = {
     )},
 }
 
+# --- privacy operations: erasure requests (privacy/api/erasure_public.py) -----------------------
+_ERASURE_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"},
+                   "description": "Rows per table (model label), e.g. `traces.Observation`."}
+COMPONENTS["ErasureRequestCreate"] = {
+    "type": "object",
+    "description": "Exactly one of `userId`, `sessionId`, `traceIds`.",
+    "properties": {
+        "userId": {"type": "string", "maxLength": 1000}, "sessionId": {"type": "string", "maxLength": 1000},
+        "traceIds": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000},
+        "gracePeriodDays": {"type": "integer", "minimum": 0, "maximum": 90,
+                            "description": "Days late arrivals for the subject are erased too (default ERASURE_GRACE_DAYS)."},
+    },
+}
+COMPONENTS["ErasureRequest"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "projectId": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "kind": {"type": "string", "enum": ["user", "session", "traces"]},
+        "subjectHash": {"type": "string", "description": "HMAC-SHA256 of the subject under the server's key."},
+        "subjectCount": {"type": "integer"}, "counts": _ERASURE_COUNTS, "verification": _ERASURE_COUNTS,
+        "requestedVia": {"type": "string"},
+        "createdAt": {"type": "string", "format": "date-time"},
+        **{name: {"type": "string", "format": "date-time", "nullable": True}
+           for name in ("startedAt", "finishedAt", "verifiedAt", "graceUntil", "closedAt")},
+        "error": {"type": "string"},
+    },
+    "required": ["id", "status", "kind", "subjectHash", "counts", "createdAt"],
+}
+WIRE_PATHS["/api/public/erasure-requests"] = {"post": _op(
+    "public_erasure_request_create", "Erase everything about an end user, a session or some traces", "privacy",
+    SECRET,
+    {"202": _json(ref("ErasureRequest"), "Accepted; poll `GET /api/public/erasure-requests/{id}`"),
+     **_errors(400, 401, 405, 413, 415, 503)},
+    description="Deletes, in the project's region and in small batches, every trace, observation, score, "
+    "feedback event, dataset item sourced from those traces, eval result and per-user rollup of the subject. "
+    "The receipt keeps the subject only as a keyed hash.",
+    request=_json_body(ref("ErasureRequestCreate")),
+)}
+WIRE_PATHS["/api/public/erasure-requests/{erasure_id}"] = {"get": _op(
+    "public_erasure_request_retrieve", "An erasure request's status, counts and verification", "privacy", SECRET,
+    {"200": _json(ref("ErasureRequest"), "The receipt"), **_errors(401, 404, 405, 503)},
+    parameters=[_param("erasure_id", "path", {"type": "string", "format": "uuid"})],
+)}
+
 
 def add_wire_endpoints(result, generator, request, public):
     """drf-spectacular postprocessing hook: add the plain-view endpoints and their components."""

@@ -394,3 +394,8 @@ BILLING_RATE_BURST_SECONDS = env.float("BILLING_RATE_BURST_SECONDS", default=2.0
 # SDKs and exporters keep retrying (and succeed soon after the plan is raised): an OTLP exporter
 # drops a batch at once when Retry-After exceeds what is left of its timeout (10 s by default).
 BILLING_QUOTA_RETRY_AFTER_SECONDS = env.int("BILLING_QUOTA_RETRY_AFTER_SECONDS", default=5)
+
+# --- privacy operations: erasure, retention, exports (privacy/) --------------------------------
+# Days an erasure request stays active after it ran, erasing data for the same subject that arrives
+# late (SDK retries, queued exports); after it the region forgets the subject (the receipt keeps a hash).
+ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=7)
