@@ -992,7 +992,7 @@ WIRE_PATHS: dict[str, dict] = {
 # --- privacy operations: erasure requests (privacy/api/erasure_public.py) -----------------------
 _ERASURE_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"},
                    "description": "Rows per table (model label), e.g. `traces.Observation`."}
-COMPONENTS["ErasureRequestCreate"] = {
+COMPONENTS["PublicErasureRequestCreate"] = {
     "type": "object",
     "description": "Exactly one of `userId`, `sessionId`, `traceIds`.",
     "properties": {
@@ -1002,7 +1002,7 @@ COMPONENTS["ErasureRequestCreate"] = {
                             "description": "Days late arrivals for the subject are erased too (default ERASURE_GRACE_DAYS)."},
     },
 }
-COMPONENTS["ErasureRequest"] = {
+COMPONENTS["PublicErasureRequest"] = {
     "type": "object",
     "properties": {
         "id": {"type": "string", "format": "uuid"}, "projectId": {"type": "string", "format": "uuid"},
@@ -1021,16 +1021,16 @@ COMPONENTS["ErasureRequest"] = {
 WIRE_PATHS["/api/public/erasure-requests"] = {"post": _op(
     "public_erasure_request_create", "Erase everything about an end user, a session or some traces", "privacy",
     SECRET,
-    {"202": _json(ref("ErasureRequest"), "Accepted; poll `GET /api/public/erasure-requests/{id}`"),
+    {"202": _json(ref("PublicErasureRequest"), "Accepted; poll `GET /api/public/erasure-requests/{id}`"),
      **_errors(400, 401, 405, 413, 415, 503)},
     description="Deletes, in the project's region and in small batches, every trace, observation, score, "
     "feedback event, dataset item sourced from those traces, eval result and per-user rollup of the subject. "
     "The receipt keeps the subject only as a keyed hash.",
-    request=_json_body(ref("ErasureRequestCreate")),
+    request=_json_body(ref("PublicErasureRequestCreate")),
 )}
 WIRE_PATHS["/api/public/erasure-requests/{erasure_id}"] = {"get": _op(
     "public_erasure_request_retrieve", "An erasure request's status, counts and verification", "privacy", SECRET,
-    {"200": _json(ref("ErasureRequest"), "The receipt"), **_errors(401, 404, 405, 503)},
+    {"200": _json(ref("PublicErasureRequest"), "The receipt"), **_errors(401, 404, 405, 503)},
     parameters=[_param("erasure_id", "path", {"type": "string", "format": "uuid"})],
 )}
 

@@ -97,7 +97,7 @@ def subject_hash(*, project: Project, kind: str, subjects: list[str]) -> str:
     return hmac.new(settings.API_KEY_PEPPER.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _clean_subjects(kind: str, subjects) -> list[str]:
+def clean_erasure_subjects(kind: str, subjects) -> list[str]:
     if kind not in ErasureKind.values:
         raise ValidationError({"kind": [f"must be one of {', '.join(ErasureKind.values)}"]})
     if not isinstance(subjects, list) or not subjects or not all(isinstance(s, str) and s for s in subjects):
@@ -122,7 +122,7 @@ def erasure_request_create(
     the project's region only (`ErasureTarget`). Raises ValidationError for an unusable request."""
     from privacy import tasks
 
-    subjects = _clean_subjects(kind, subjects)
+    subjects = clean_erasure_subjects(kind, subjects)
     grace = settings.ERASURE_GRACE_DAYS if grace_days is None else grace_days
     if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_DAYS:
         raise ValidationError({"grace_days": [f"a whole number of days from 0 to {MAX_GRACE_DAYS}"]})

@@ -14,4 +14,14 @@ urlpatterns = [
         name="redaction-policy",
     ),
     path(PROJECT + "redact", views.RedactViewSet.as_view({"post": "create"}), name="redaction-redact"),
+    path(
+        PROJECT + "erasure-requests/",
+        views.ErasureRequestViewSet.as_view({"get": "list", "post": "create"}),
+        name="erasure-requests",
+    ),
+    path(
+        PROJECT + "erasure-requests/<str:pk>/",
+        views.ErasureRequestViewSet.as_view({"get": "retrieve"}),
+        name="erasure-request",
+    ),
 ]
