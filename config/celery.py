@@ -4,6 +4,7 @@ only their own database; control-plane work goes to `default`."""
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_init
 from kombu import Queue
 
@@ -48,4 +49,6 @@ app.conf.beat_schedule = {
     # Open erasure requests run again hourly: late arrivals for the subject are erased during the
     # grace period, then the region forgets the subject (privacy/tasks.py).
     "sweep-erasures": {"task": "privacy.sweep_erasures", "schedule": 3600.0},
+    # Nightly retention, one task per project on its region's queue, in small batches (privacy/tasks.py).
+    "schedule-retention": {"task": "privacy.schedule_retention", "schedule": crontab(hour=3, minute=17)},
 }

@@ -9,14 +9,17 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 
 from privacy.detectors import DETECTORS
-from privacy.models import ErasureKind, ErasureRequest, RedactionPolicy
+from privacy.models import ErasureKind, ErasureRequest, RedactionPolicy, RetentionPolicy, RetentionRun
 from privacy.policy import RedactionMode
+from privacy.retention import effective_retention
 from privacy.services import (
     MAX_GRACE_DAYS,
+    MAX_RETENTION_DAYS,
     MAX_TRACE_IDS,
     clean_erasure_subjects,
     erasure_request_create,
     redaction_policy_update,
+    retention_policy_update,
 )
 from tenancy.admin_site import NOBODY, OrganizationScopedAdmin, admin_site, adopt
 from tenancy.models import Role
@@ -222,3 +225,79 @@ class ErasureRequestAdmin(OrganizationScopedAdmin):
             grace_days=form.cleaned_data["grace_days"],
         )
         adopt(obj, saved)
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ("project", "days", "payload_days")
+        help_texts = {
+            "days": "Traces older than this are deleted with everything attached, nightly. Empty: the plan's "
+            "retention, or keep.",
+            "payload_days": "Shorter: inputs, outputs and metadata older than this are emptied; rows and "
+            "metrics stay.",
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        days, payload = cleaned.get("days"), cleaned.get("payload_days")
+        for name, value in (("days", days), ("payload_days", payload)):
+            if value is not None and not 1 <= value <= MAX_RETENTION_DAYS:
+                self.add_error(name, f"from 1 to {MAX_RETENTION_DAYS} days")
+        if days is not None and payload is not None and payload >= days:
+            self.add_error("payload_days", "must be shorter than days")
+        return cleaned
+
+
+@admin.register(RetentionPolicy, site=admin_site)
+class RetentionPolicyAdmin(OrganizationScopedAdmin):
+    """A project's retention in its settings: admins and owners change it (through the service, which
+    validates and audits), viewers read it next to what the nightly job enforces."""
+
+    form = RetentionPolicyForm
+    organization_path = "project__organization"
+    view_role = Role.VIEWER
+    add_role = Role.ADMIN
+    change_role = Role.ADMIN
+    delete_role = NOBODY
+    fields = ("project", "days", "payload_days")
+    list_display = ("project", "days", "payload_days", "enforced", "updated_at")
+    list_select_related = ("project__organization",)
+
+    @admin.display(description="enforced (days, payload days, from)")
+    def enforced(self, obj):
+        effective = effective_retention(obj.project, obj)
+        return f"{effective.days or '—'}, {effective.payload_days or '—'}, {effective.source}"
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("project",)
+
+    def save_model(self, request, obj, form, change):
+        saved = retention_policy_update(
+            project=obj.project, actor=request.user, days=form.cleaned_data["days"],
+            payload_days=form.cleaned_data["payload_days"],
+        )
+        adopt(obj, saved)
+
+
+@admin.register(RetentionRun, site=admin_site)
+class RetentionRunAdmin(OrganizationScopedAdmin):
+    """Every retention run and what it deleted; read-only."""
+
+    organization_path = "project__organization"
+    view_role = Role.VIEWER
+    add_role = NOBODY
+    change_role = NOBODY
+    delete_role = NOBODY
+    list_display = ("project", "status", "cutoff", "payload_cutoff", "rows_deleted", "created_at", "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("project__organization",)
+    readonly_fields = ("id", "project", "status", "cutoff", "payload_cutoff", "counts", "error", "created_at",
+                       "finished_at")
+
+    @admin.display(description="rows")
+    def rows_deleted(self, obj):
+        return sum((obj.counts or {}).values())

@@ -198,3 +198,89 @@ def _close(request: ErasureRequest) -> None:
     """End of the grace period: the region forgets the subject; the receipt keeps its hash."""
     ErasureTarget.objects.for_project(request.project).filter(id=request.id).delete()
     ErasureRequest.objects.filter(id=request.id, closed_at__isnull=True).update(closed_at=timezone.now())
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+RETENTION_UPDATED = "retention.updated"
+MAX_RETENTION_DAYS = 3650
+_KEEP = object()
+
+
+@transaction.atomic
+def retention_policy_update(*, project: Project, actor: User | None, days=_KEEP, payload_days=_KEEP):
+    """Set the project's retention (None = keep; the plan's days apply when `days` is None).
+    `payload_days` must be shorter than `days` when both are set. Audited."""
+    from privacy.models import RetentionPolicy
+
+    policy = RetentionPolicy.objects.select_for_update().filter(project=project).first()
+    created = policy is None
+    if created:
+        policy = RetentionPolicy(project=project)
+    before = {"days": policy.days, "payload_days": policy.payload_days}
+    if days is not _KEEP:
+        policy.days = days
+    if payload_days is not _KEEP:
+        policy.payload_days = payload_days
+    errors = {}
+    for name in ("days", "payload_days"):
+        value = getattr(policy, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_RETENTION_DAYS):
+            errors[name] = [f"a whole number of days from 1 to {MAX_RETENTION_DAYS}, or null to keep"]
+    if not errors and policy.days is not None and policy.payload_days is not None and policy.payload_days >= policy.days:
+        errors["payload_days"] = ["must be shorter than days (payloads go first; rows and rollups stay longer)"]
+    if errors:
+        raise ValidationError(errors)
+    after = {"days": policy.days, "payload_days": policy.payload_days}
+    if not created and before == after:
+        return policy
+    policy.updated_at = timezone.now()
+    policy.save()
+    audit_record(
+        organization=project.organization, actor=actor, action=RETENTION_UPDATED, target_type="project",
+        target_id=project.id, data={"before": before, "after": after},
+    )
+    return policy
+
+
+RETENTION_BUDGET_SECONDS = 40
+
+
+def retention_run(*, project_id, run_id=None, budget_seconds: float | None = RETENTION_BUDGET_SECONDS,
+                  now=None, on_batch=None):
+    """Enforce the project's effective retention once: delete expired traces with everything
+    attached, then empty expired payloads. Returns the RetentionRun (its `status` is `running` when
+    the budget ran out: call again with its id). Nothing to enforce: no run is recorded (None)."""
+    from privacy.models import RetentionPolicy, RetentionRun
+    from privacy.retention import effective_retention
+
+    project = Project.objects.select_related("organization").filter(id=project_id).first()
+    if project is None:
+        return None
+    run = RetentionRun.objects.filter(id=run_id, project=project).first() if run_id else None
+    if run is None:
+        effective = effective_retention(project, RetentionPolicy.objects.filter(project=project).first())
+        if effective.days is None and effective.payload_days is None:
+            return None
+        now = now or timezone.now()
+        run = RetentionRun.objects.create(
+            project=project, status=JobStatus.RUNNING,
+            cutoff=now - timedelta(days=effective.days) if effective.days is not None else None,
+            payload_cutoff=now - timedelta(days=effective.payload_days) if effective.payload_days is not None else None,
+        )
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    deleter = erasure.Deleter(project=project, job_id=run.id, deadline=deadline, on_batch=on_batch)
+    try:
+        erasure.enforce_retention(deleter, cutoff=run.cutoff, payload_cutoff=run.payload_cutoff)
+    except erasure.Incomplete:
+        RetentionRun.objects.filter(id=run.id).update(counts=erasure.job_counts(project, run.id))
+        run.refresh_from_db()
+        return run
+    except Exception as exc:
+        RetentionRun.objects.filter(id=run.id).update(
+            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now())
+        raise
+    RetentionRun.objects.filter(id=run.id).update(
+        status=JobStatus.DONE, counts=erasure.job_counts(project, run.id), finished_at=timezone.now())
+    run.refresh_from_db()
+    return run

@@ -47,3 +47,37 @@ def sweep_erasures() -> int:
         sent += publish(run_erasure, kwargs={"project_id": str(project_id), "erasure_id": str(erasure_id)},
                         queue=region_queue(region))
     return sent
+
+
+@shared_task(name="privacy.enforce_retention", acks_late=True)
+def enforce_retention(*, project_id: str, run_id: str | None = None) -> str | None:
+    """One project's retention, on its region's queue; continues itself in a new message when the
+    time budget runs out (same run: its counts are the sum of its batches)."""
+    from privacy.models import JobStatus
+    from privacy.services import retention_run
+
+    run = retention_run(project_id=project_id, run_id=run_id)
+    if run is not None and run.status == JobStatus.RUNNING:
+        publish(enforce_retention, kwargs={"project_id": project_id, "run_id": str(run.id)},
+                queue=region_queue(run.project.region))
+    return str(run.id) if run is not None else None
+
+
+@shared_task(name="privacy.schedule_retention")
+def schedule_retention() -> int:
+    """Nightly: enqueue the retention of every project that has one (its own, or its plan's) on its
+    region's queue. Projects with nothing to enforce are skipped here already."""
+    from privacy.models import RetentionPolicy
+    from privacy.retention import effective_retention
+    from tenancy.models import Project
+
+    policies = {p.project_id: p for p in RetentionPolicy.objects.all()}
+    sent = 0
+    for project in Project.objects.select_related("organization").iterator():
+        if project.region not in settings.DATA_REGIONS:
+            continue
+        effective = effective_retention(project, policies.get(project.id))
+        if effective.days is None and effective.payload_days is None:
+            continue
+        sent += publish(enforce_retention, kwargs={"project_id": str(project.id)}, queue=region_queue(project.region))
+    return sent

@@ -183,3 +183,29 @@ class ErasureRequestCreateSerializer(serializers.Serializer):
         if "user_id" in data:
             return "user", [data["user_id"]]
         return "session", [data["session_id"]]
+
+
+class RetentionSerializer(serializers.Serializer):
+    project_id = serializers.UUIDField()
+    days = serializers.IntegerField(allow_null=True, help_text="The project's own setting (null: the plan's, or keep)")
+    payload_days = serializers.IntegerField(allow_null=True)
+    effective_days = serializers.IntegerField(allow_null=True, help_text="What the nightly job enforces")
+    effective_payload_days = serializers.IntegerField(allow_null=True)
+    source = serializers.ChoiceField(choices=["project", "plan", "none"])
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class RetentionWriteSerializer(serializers.Serializer):
+    days = serializers.IntegerField(allow_null=True, required=False, min_value=1, max_value=3650)
+    payload_days = serializers.IntegerField(allow_null=True, required=False, min_value=1, max_value=3650)
+
+
+class RetentionRunSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    cutoff = serializers.DateTimeField(allow_null=True)
+    payload_cutoff = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField(child=serializers.IntegerField())
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
