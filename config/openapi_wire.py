@@ -1035,6 +1035,52 @@ WIRE_PATHS["/api/public/erasure-requests/{erasure_id}"] = {"get": _op(
 )}
 
 
+# --- privacy operations: exports (privacy/api/exports_public.py) -------------------------------
+COMPONENTS["PublicExportCreate"] = {
+    "type": "object",
+    "description": "All optional: the project's traces (with their observations, scores, feedback and eval "
+    "results) in [fromTimestamp, toTimestamp), or only one end user's.",
+    "properties": {"fromTimestamp": {"type": "string", "format": "date-time"},
+                   "toTimestamp": {"type": "string", "format": "date-time"}, "userId": {"type": "string"}},
+}
+COMPONENTS["PublicExport"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "projectId": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "fromTimestamp": {"type": "string", "format": "date-time", "nullable": True},
+        "toTimestamp": {"type": "string", "format": "date-time", "nullable": True},
+        "userHash": NULLABLE_STRING, "counts": _ERASURE_COUNTS, "size": {"type": "integer", "nullable": True},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "finishedAt": {"type": "string", "format": "date-time", "nullable": True},
+        "erasedAt": {"type": "string", "format": "date-time", "nullable": True},
+        "error": {"type": "string"},
+        "downloadUrl": {"type": "string", "nullable": True,
+                        "description": "Signed link, valid EXPORT_LINK_SECONDS; a new one on every read."},
+    },
+    "required": ["id", "status", "counts", "createdAt"],
+}
+_EXPORT_ID = _param("export_id", "path", {"type": "string", "format": "uuid"})
+WIRE_PATHS["/api/public/exports"] = {"post": _op(
+    "public_export_create", "Export the project's data (or a time range, or one end user's) as gzip JSONL",
+    "privacy", SECRET,
+    {"202": _json(ref("PublicExport"), "Accepted; poll `GET /api/public/exports/{id}`"),
+     **_errors(400, 401, 405, 413, 415, 503)},
+    request=_json_body(ref("PublicExportCreate"), required=False),
+)}
+WIRE_PATHS["/api/public/exports/{export_id}"] = {"get": _op(
+    "public_export_retrieve", "An export's status, counts and (when done) its signed download link", "privacy",
+    SECRET, {"200": _json(ref("PublicExport"), "The export"), **_errors(401, 404, 405, 503)}, parameters=[_EXPORT_ID],
+)}
+WIRE_PATHS["/api/public/exports/{export_id}/download"] = {"get": _op(
+    "public_export_download", "Download an export (the signed link is the credential)", "privacy", [],
+    {"200": {"description": "gzip JSONL, one `{table, row}` object per line",
+             "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
+     **_errors(404, 405)},
+    parameters=[_EXPORT_ID, _param("token", required=True, description="From `downloadUrl`.")],
+)}
+
+
 def add_wire_endpoints(result, generator, request, public):
     """drf-spectacular postprocessing hook: add the plain-view endpoints and their components."""
     paths = result.setdefault("paths", {})

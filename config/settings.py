@@ -399,3 +399,7 @@ BILLING_QUOTA_RETRY_AFTER_SECONDS = env.int("BILLING_QUOTA_RETRY_AFTER_SECONDS",
 # Days an erasure request stays active after it ran, erasing data for the same subject that arrives
 # late (SDK retries, queued exports); after it the region forgets the subject (the receipt keeps a hash).
 ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=7)
+# Exports are built in the project's region and stored there: EXPORT_ROOT/<region>/ on the filesystem
+# (each region's workers mount their own volume), linked by a signed URL valid this many seconds.
+EXPORT_ROOT = env.path("EXPORT_ROOT", default=str(BASE_DIR / ".data" / "exports"))
+EXPORT_LINK_SECONDS = env.int("EXPORT_LINK_SECONDS", default=3600)

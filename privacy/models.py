@@ -219,3 +219,38 @@ class RetentionRun(models.Model):
 
     def __str__(self) -> str:
         return f"retention run {self.id} ({self.status})"
+
+
+class ExportJob(models.Model):
+    """An export of a project's data (all of it, a time range, or one end user's) as gzip JSONL, built
+    in the project's region and stored there; downloaded through an expiring signed link."""
+
+    PLANE = Plane.CONTROL
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="exports")
+    region = models.CharField(max_length=32, editable=False)
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    # One end user's export: the id itself waits in the region (`ErasureTarget`, same id) until built.
+    user_hash = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    file_name = models.CharField(max_length=300, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)  # rows per table
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    requested_by_key = models.ForeignKey(
+        "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)  # its file deleted by an erasure request
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="export_project_created")]
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.status})"

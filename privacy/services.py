@@ -82,6 +82,7 @@ def redaction_policy_update(
 logger = logging.getLogger(__name__)
 
 ERASURE_REQUESTED = "erasure.requested"
+EXPORT_FILES = "privacy.ExportFile"
 MAX_SUBJECT_CHARS = 1000  # the trace's user_id and session_id columns
 MAX_TRACE_IDS = 10_000
 MAX_GRACE_DAYS = 90
@@ -175,11 +176,15 @@ def erasure_run(*, erasure_id, budget_seconds: float | None = ERASURE_BUDGET_SEC
         raise
     verification = erasure.verify_subject(deleter, kind=target.kind, subjects=list(target.subjects))
     now = timezone.now()
+    counts = erasure.job_counts(project, request.id)
+    # Export files hold copies of what was just deleted: every export built before now goes too.
+    files = request.counts.get(EXPORT_FILES, 0) + erase_exports(project=project, before=now)
+    if files:
+        counts[EXPORT_FILES] = files
     ErasureRequest.objects.filter(id=request.id).update(
         status=JobStatus.DONE if not any(verification.values()) else JobStatus.FAILED,
         error="" if not any(verification.values()) else "rows still matched after the erasure; it runs again",
-        counts=erasure.job_counts(project, request.id), verification=verification,
-        verified_at=now, finished_at=now,
+        counts=counts, verification=verification, verified_at=now, finished_at=now,
     )
     if request.grace_until is None or request.grace_until <= now:
         request.refresh_from_db()
@@ -284,3 +289,82 @@ def retention_run(*, project_id, run_id=None, budget_seconds: float | None = RET
         status=JobStatus.DONE, counts=erasure.job_counts(project, run.id), finished_at=timezone.now())
     run.refresh_from_db()
     return run
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+EXPORT_REQUESTED = "export.requested"
+EXPORT_DOWNLOADED = "export.downloaded"
+
+
+@transaction.atomic
+def export_create(*, project: Project, since=None, until=None, user_id: str | None = None, actor: User | None = None,
+                  api_key=None):
+    """Record an export and queue its build on the project's region queue. One end user's export
+    keeps the id in the region only (the control plane row holds its keyed hash)."""
+    from privacy import tasks
+    from privacy.models import ExportJob
+
+    if since is not None and until is not None and since >= until:
+        raise ValidationError({"until": ["must be after since"]})
+    if user_id is not None:
+        clean_erasure_subjects(ErasureKind.USER, [user_id])
+    export = ExportJob.objects.create(
+        project=project, region=project.region, since=since, until=until,
+        user_hash=subject_hash(project=project, kind=ErasureKind.USER, subjects=[user_id]) if user_id else "",
+        requested_by=actor if isinstance(actor, User) else None, requested_by_key=api_key,
+    )
+    if user_id is not None:
+        ErasureTarget.objects.for_project(project).create(id=export.id, kind=ErasureKind.USER, subjects=[user_id])
+    audit_record(
+        organization=project.organization, actor=actor or (f"api key {api_key.public_key}" if api_key else None),
+        action=EXPORT_REQUESTED, target_type="export", target_id=export.id,
+        data={"project_id": str(project.id), "since": since.isoformat() if since else None,
+              "until": until.isoformat() if until else None, "user_hash": export.user_hash},
+    )
+    enqueue_for_project(tasks.build_export, project=project, kwargs={"export_id": str(export.id)})
+    return export
+
+
+def export_build(*, export_id) -> None:
+    """Build a queued export (idempotent: a finished one is left alone; a rerun rewrites the file)."""
+    from privacy import exports
+    from privacy.models import ExportJob
+
+    export = ExportJob.objects.select_related("project").filter(id=export_id).first()
+    if export is None or export.status == JobStatus.DONE or export.erased_at is not None:
+        return
+    ExportJob.objects.filter(id=export.id).update(status=JobStatus.RUNNING)
+    try:
+        exports.build(export=export)
+    except Exception as exc:
+        ExportJob.objects.filter(id=export.id).update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    ExportJob.objects.filter(id=export.id).update(
+        status=JobStatus.DONE, file_name=export.file_name, size=export.size, counts=export.counts,
+        finished_at=timezone.now(),
+    )
+    # The end user's id is needed no longer.
+    ErasureTarget.objects.for_project(export.project).filter(id=export.id).delete()
+
+
+def export_downloaded(*, export, client: str) -> None:
+    audit_record(
+        organization=export.project.organization, actor=None, action=EXPORT_DOWNLOADED, target_type="export",
+        target_id=export.id, data={"project_id": str(export.project_id), "client": client[:200]},
+    )
+
+
+def erase_exports(*, project: Project, before) -> int:
+    """Delete the files of every export of the project built before `before` (exports are copies of
+    the data an erasure removes; they can be built again). Returns how many files went."""
+    from privacy import exports
+    from privacy.models import ExportJob
+
+    erased = 0
+    for export in ExportJob.objects.filter(project=project, erased_at__isnull=True, created_at__lt=before):
+        exports.delete_file(export)
+        ExportJob.objects.filter(id=export.id).update(erased_at=timezone.now())
+        ErasureTarget.objects.for_project(project).filter(id=export.id).delete()
+        erased += 1
+    return erased

@@ -81,3 +81,10 @@ def schedule_retention() -> int:
             continue
         sent += publish(enforce_retention, kwargs={"project_id": str(project.id)}, queue=region_queue(project.region))
     return sent
+
+
+@shared_task(name="privacy.build_export", acks_late=True)
+def build_export(*, project_id: str, export_id: str) -> None:
+    from privacy.services import export_build
+
+    export_build(export_id=export_id)
