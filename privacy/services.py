@@ -166,7 +166,10 @@ def erasure_run(*, erasure_id, budget_seconds: float | None = ERASURE_BUDGET_SEC
     try:
         erasure.erase_subject(deleter, kind=target.kind, subjects=list(target.subjects))
     except erasure.Incomplete:
-        ErasureRequest.objects.filter(id=request.id).update(counts=erasure.job_counts(project, request.id))
+        counts = erasure.job_counts(project, request.id)
+        if request.counts.get(EXPORT_FILES):  # not a region batch: carried from the run that deleted them
+            counts[EXPORT_FILES] = request.counts[EXPORT_FILES]
+        ErasureRequest.objects.filter(id=request.id).update(counts=counts)
         return False
     except Exception as exc:
         ErasureRequest.objects.filter(id=request.id).update(
