@@ -34,6 +34,7 @@ TRACES_PER_USER = 100
 
 def fill(cursor, project_id: str, observations: int) -> None:
     traces = observations // OBS_PER_TRACE
+    cursor.execute("SET statement_timeout = 0")  # the bulk load only; the erasure runs with the workers' limits
     cursor.execute(
         "INSERT INTO traces_trace (project_id, id, name, timestamp, timestamp_is_placeholder, user_id, session_id, "
         "environment, release, version, tags, metadata, input, output, public, redactions, created_at, updated_at) "
@@ -63,6 +64,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from config.db import use_worker_timeouts
+
+    use_worker_timeouts()  # what a Celery worker runs with (DB_WORKER_* limits)
     from django.core.management import call_command
     from django.db import connections
 

@@ -16,15 +16,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 @app.on_after_finalize.connect
 def _declare_queues(sender, **kwargs):
-    from django.conf import settings
-
-    from tenancy.regions import region_queue
+    from tenancy.regions import region_queue, served_regions
 
     sender.conf.task_default_queue = "default"
     # A worker started without -Q consumes every queue (the embedded `make run`); production
     # starts one worker pool per region with `-Q region.<name>`.
+    # A node serving only some regions (SERVE_REGIONS) declares, and so consumes, only their queues.
     sender.conf.task_queues = [Queue("default", routing_key="default")] + [
-        Queue(region_queue(name), routing_key=region_queue(name)) for name in settings.DATA_REGIONS
+        Queue(region_queue(name), routing_key=region_queue(name)) for name in served_regions()
     ]
 
 
