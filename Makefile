@@ -89,3 +89,8 @@ bench-evals: $(STAMP)
 .PHONY: bench-dashboards
 bench-dashboards: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_dashboards.py
+# Erasure of one end user among BENCH_OBSERVATIONS (10M) observations generated with SQL, and a retention
+# run of BENCH_RETENTION_ROWS rows, on the durable embedded stack (bench/bench_privacy.py).
+.PHONY: bench-privacy
+bench-privacy: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_privacy.py

@@ -16,15 +16,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 @app.on_after_finalize.connect
 def _declare_queues(sender, **kwargs):
-    from django.conf import settings
-
-    from tenancy.regions import region_queue
+    from tenancy.regions import region_queue, served_regions
 
     sender.conf.task_default_queue = "default"
     # A worker started without -Q consumes every queue (the embedded `make run`); production
     # starts one worker pool per region with `-Q region.<name>`.
+    # A node serving only some regions (SERVE_REGIONS) declares, and so consumes, only their queues.
     sender.conf.task_queues = [Queue("default", routing_key="default")] + [
-        Queue(region_queue(name), routing_key=region_queue(name)) for name in settings.DATA_REGIONS
+        Queue(region_queue(name), routing_key=region_queue(name)) for name in served_regions()
     ]
 
 
@@ -54,6 +53,11 @@ app.conf.beat_schedule = {
     # of the previous UTC day's production traces; both fan out to the region queues (evals/tasks.py).
     "evals-dispatch": {"task": "evals.dispatch", "schedule": 30.0},
     "evals-dispatch-nightly": {"task": "evals.dispatch_nightly", "schedule": crontab(hour=2, minute=15)},
+    # Open erasure requests run again hourly: late arrivals for the subject are erased during the
+    # grace period, then the region forgets the subject (privacy/tasks.py).
+    "sweep-erasures": {"task": "privacy.sweep_erasures", "schedule": 3600.0},
+    # Nightly retention, one task per project on its region's queue, in small batches (privacy/tasks.py).
+    "schedule-retention": {"task": "privacy.schedule_retention", "schedule": crontab(hour=3, minute=17)},
 }
 
 

@@ -1054,6 +1054,97 @@ WIRE_PATHS: dict[str, dict] = {
     )},
 }
 
+# --- privacy operations: erasure requests (privacy/api/erasure_public.py) -----------------------
+_ERASURE_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"},
+                   "description": "Rows per table (model label), e.g. `traces.Observation`."}
+COMPONENTS["PublicErasureRequestCreate"] = {
+    "type": "object",
+    "description": "Exactly one of `userId`, `sessionId`, `traceIds`.",
+    "properties": {
+        "userId": {"type": "string", "maxLength": 1000}, "sessionId": {"type": "string", "maxLength": 1000},
+        "traceIds": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000},
+        "gracePeriodDays": {"type": "integer", "minimum": 0, "maximum": 90,
+                            "description": "Days late arrivals for the subject are erased too (default ERASURE_GRACE_DAYS)."},
+    },
+}
+COMPONENTS["PublicErasureRequest"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "projectId": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "kind": {"type": "string", "enum": ["user", "session", "traces"]},
+        "subjectHash": {"type": "string", "description": "HMAC-SHA256 of the subject under the server's key."},
+        "subjectCount": {"type": "integer"}, "counts": _ERASURE_COUNTS, "verification": _ERASURE_COUNTS,
+        "requestedVia": {"type": "string"},
+        "createdAt": {"type": "string", "format": "date-time"},
+        **{name: {"type": "string", "format": "date-time", "nullable": True}
+           for name in ("startedAt", "finishedAt", "verifiedAt", "graceUntil", "closedAt")},
+        "error": {"type": "string"},
+    },
+    "required": ["id", "status", "kind", "subjectHash", "counts", "createdAt"],
+}
+WIRE_PATHS["/api/public/erasure-requests"] = {"post": _op(
+    "public_erasure_request_create", "Erase everything about an end user, a session or some traces", "privacy",
+    SECRET,
+    {"202": _json(ref("PublicErasureRequest"), "Accepted; poll `GET /api/public/erasure-requests/{id}`"),
+     **_errors(400, 401, 405, 413, 415, 503)},
+    description="Deletes, in the project's region and in small batches, every trace, observation, score, "
+    "feedback event, dataset item sourced from those traces, eval result and per-user rollup of the subject. "
+    "The receipt keeps the subject only as a keyed hash.",
+    request=_json_body(ref("PublicErasureRequestCreate")),
+)}
+WIRE_PATHS["/api/public/erasure-requests/{erasure_id}"] = {"get": _op(
+    "public_erasure_request_retrieve", "An erasure request's status, counts and verification", "privacy", SECRET,
+    {"200": _json(ref("PublicErasureRequest"), "The receipt"), **_errors(401, 404, 405, 503)},
+    parameters=[_param("erasure_id", "path", {"type": "string", "format": "uuid"})],
+)}
+
+
+# --- privacy operations: exports (privacy/api/exports_public.py) -------------------------------
+COMPONENTS["PublicExportCreate"] = {
+    "type": "object",
+    "description": "All optional: the project's traces (with their observations, scores, feedback and eval "
+    "results) in [fromTimestamp, toTimestamp), or only one end user's.",
+    "properties": {"fromTimestamp": {"type": "string", "format": "date-time"},
+                   "toTimestamp": {"type": "string", "format": "date-time"}, "userId": {"type": "string"}},
+}
+COMPONENTS["PublicExport"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "projectId": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "fromTimestamp": {"type": "string", "format": "date-time", "nullable": True},
+        "toTimestamp": {"type": "string", "format": "date-time", "nullable": True},
+        "userHash": NULLABLE_STRING, "counts": _ERASURE_COUNTS, "size": {"type": "integer", "nullable": True},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "finishedAt": {"type": "string", "format": "date-time", "nullable": True},
+        "erasedAt": {"type": "string", "format": "date-time", "nullable": True},
+        "error": {"type": "string"},
+        "downloadUrl": {"type": "string", "nullable": True,
+                        "description": "Signed link, valid EXPORT_LINK_SECONDS; a new one on every read."},
+    },
+    "required": ["id", "status", "counts", "createdAt"],
+}
+_EXPORT_ID = _param("export_id", "path", {"type": "string", "format": "uuid"})
+WIRE_PATHS["/api/public/exports"] = {"post": _op(
+    "public_export_create", "Export the project's data (or a time range, or one end user's) as gzip JSONL",
+    "privacy", SECRET,
+    {"202": _json(ref("PublicExport"), "Accepted; poll `GET /api/public/exports/{id}`"),
+     **_errors(400, 401, 405, 413, 415, 503)},
+    request=_json_body(ref("PublicExportCreate"), required=False),
+)}
+WIRE_PATHS["/api/public/exports/{export_id}"] = {"get": _op(
+    "public_export_retrieve", "An export's status, counts and (when done) its signed download link", "privacy",
+    SECRET, {"200": _json(ref("PublicExport"), "The export"), **_errors(401, 404, 405, 503)}, parameters=[_EXPORT_ID],
+)}
+WIRE_PATHS["/api/public/exports/{export_id}/download"] = {"get": _op(
+    "public_export_download", "Download an export (the signed link is the credential)", "privacy", [],
+    {"200": {"description": "gzip JSONL, one `{table, row}` object per line",
+             "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
+     **_errors(404, 405)},
+    parameters=[_EXPORT_ID, _param("token", required=True, description="From `downloadUrl`.")],
+)}
+
 
 # --- Langfuse v4 experiments (evals/experiment_views.py): dataset runs and their run items -----------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env
-from config.regions import parse_data_regions, region_alias
+from config.regions import parse_data_regions, parse_region_urls, parse_serve_regions, region_alias
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenancy.middleware.DatabaseUnavailableMiddleware",
+    # Innermost: a project of a region this node does not serve is redirected before any view runs.
+    "config.region_routing.RegionRoutingMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -161,8 +163,14 @@ DATABASES = {"default": _database(DATABASE_URL)}
 # DATA_REGIONS="eu=postgres://…/lookglass_eu,us=postgres://…/lookglass_us". Without it there is one
 # region, `default`, stored on the default database.
 DATA_REGIONS = parse_data_regions(env.str("DATA_REGIONS", default=""))
+# SERVE_REGIONS="eu": the regions this node serves (default: all). It connects only to their databases,
+# its Celery workers consume only their queues, and a request for a project of another region is
+# answered 307 to that region's base URL in REGION_URLS ("eu=https://eu.example,us=https://us.example";
+# 421 when none is configured) without ever touching that region's database (config/region_routing.py).
+SERVE_REGIONS = parse_serve_regions(env.str("SERVE_REGIONS", default=""), DATA_REGIONS)
+REGION_URLS = parse_region_urls(env.str("REGION_URLS", default=""), DATA_REGIONS)
 for _name, _url in DATA_REGIONS.items():
-    if _url is not None:
+    if _url is not None and _name in SERVE_REGIONS:
         DATABASES[region_alias(_name)] = _database(_url)
 DEFAULT_REGION = env.str("DEFAULT_REGION", default=next(iter(DATA_REGIONS)))
 if DEFAULT_REGION not in DATA_REGIONS:
@@ -406,3 +414,12 @@ BILLING_QUOTA_RETRY_AFTER_SECONDS = env.int("BILLING_QUOTA_RETRY_AFTER_SECONDS",
 # Minutes after an hour ends before the metering job counts it (writes stamped in the hour may
 # still be committing).
 METERING_GRACE_MINUTES = env.int("METERING_GRACE_MINUTES", default=10)
+
+# --- privacy operations: erasure, retention, exports (privacy/) --------------------------------
+# Days an erasure request stays active after it ran, erasing data for the same subject that arrives
+# late (SDK retries, queued exports); after it the region forgets the subject (the receipt keeps a hash).
+ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=7)
+# Exports are built in the project's region and stored there: EXPORT_ROOT/<region>/ on the filesystem
+# (each region's workers mount their own volume), linked by a signed URL valid this many seconds.
+EXPORT_ROOT = env.path("EXPORT_ROOT", default=str(BASE_DIR / ".data" / "exports"))
+EXPORT_LINK_SECONDS = env.int("EXPORT_LINK_SECONDS", default=3600)

@@ -6,11 +6,21 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import ValidationError
 
 from privacy.detectors import DETECTORS
-from privacy.models import RedactionPolicy
+from privacy.models import ErasureKind, ErasureRequest, RedactionPolicy, RetentionPolicy, RetentionRun
 from privacy.policy import RedactionMode
-from privacy.services import redaction_policy_update
+from privacy.retention import effective_retention
+from privacy.services import (
+    MAX_GRACE_DAYS,
+    MAX_RETENTION_DAYS,
+    MAX_TRACE_IDS,
+    clean_erasure_subjects,
+    erasure_request_create,
+    redaction_policy_update,
+    retention_policy_update,
+)
 from tenancy.admin_site import NOBODY, OrganizationScopedAdmin, admin_site, adopt
 from tenancy.models import Role
 
@@ -142,3 +152,152 @@ def _mode_display(name: str):
 
 for _name in DETECTORS:
     setattr(RedactionPolicyAdmin, f"mode_{_name}", _mode_display(_name))
+
+
+# --- erasure requests --------------------------------------------------------------------------
+
+
+class ErasureRequestForm(forms.ModelForm):
+    """A new erasure request: the subject is typed here and handed to the service, which writes it to
+    the project's region only; the receipt keeps its keyed hash."""
+
+    subject = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=MAX_TRACE_IDS * 201,
+        help_text="The end-user id, the session id, or trace ids (one per line).",
+    )
+    grace_days = forms.IntegerField(
+        min_value=0, max_value=MAX_GRACE_DAYS, initial=7, label="Grace period (days)",
+        help_text="Data for the same subject that arrives during this time is erased too.",
+    )
+
+    class Meta:
+        model = ErasureRequest
+        fields = ("project", "kind")
+
+    def clean(self):
+        cleaned = super().clean()
+        subject = cleaned.get("subject") or ""
+        if cleaned.get("kind") == ErasureKind.TRACES:
+            cleaned["subjects"] = [line.strip() for line in subject.splitlines() if line.strip()]
+        else:
+            cleaned["subjects"] = [subject.strip()] if subject.strip() else []
+        if cleaned.get("kind"):
+            try:
+                cleaned["subjects"] = clean_erasure_subjects(cleaned["kind"], cleaned["subjects"])
+            except ValidationError as exc:
+                self.add_error("subject", [m for ms in exc.message_dict.values() for m in ms])
+        return cleaned
+
+
+@admin.register(ErasureRequest, site=admin_site)
+class ErasureRequestAdmin(OrganizationScopedAdmin):
+    """Admins and owners ask for erasures of their organization's projects and read the receipts;
+    receipts are never edited or deleted here."""
+
+    form = ErasureRequestForm
+    organization_path = "project__organization"
+    view_role = Role.ADMIN
+    add_role = Role.ADMIN
+    change_role = NOBODY
+    delete_role = NOBODY
+    list_display = ("id", "project", "kind", "status", "total_deleted", "requested_via", "created_at", "finished_at",
+                    "closed_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("project__organization",)
+    readonly_fields = ("id", "project", "kind", "status", "subject_hash", "subject_count", "counts", "verification",
+                       "requested_by", "requested_via", "error", "created_at", "started_at", "finished_at",
+                       "verified_at", "grace_until", "closed_at")
+
+    @admin.display(description="rows deleted")
+    def total_deleted(self, obj):
+        return sum((obj.counts or {}).values())
+
+    def get_fields(self, request, obj=None):
+        return ("project", "kind", "subject", "grace_days") if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        saved = erasure_request_create(
+            project=form.cleaned_data["project"], kind=form.cleaned_data["kind"],
+            subjects=form.cleaned_data["subjects"], via="admin", actor=request.user,
+            grace_days=form.cleaned_data["grace_days"],
+        )
+        adopt(obj, saved)
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ("project", "days", "payload_days")
+        help_texts = {
+            "days": "Traces older than this are deleted with everything attached, nightly. Empty: the plan's "
+            "retention, or keep.",
+            "payload_days": "Shorter: inputs, outputs and metadata older than this are emptied; rows and "
+            "metrics stay.",
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        days, payload = cleaned.get("days"), cleaned.get("payload_days")
+        for name, value in (("days", days), ("payload_days", payload)):
+            if value is not None and not 1 <= value <= MAX_RETENTION_DAYS:
+                self.add_error(name, f"from 1 to {MAX_RETENTION_DAYS} days")
+        if days is not None and payload is not None and payload >= days:
+            self.add_error("payload_days", "must be shorter than days")
+        return cleaned
+
+
+@admin.register(RetentionPolicy, site=admin_site)
+class RetentionPolicyAdmin(OrganizationScopedAdmin):
+    """A project's retention in its settings: admins and owners change it (through the service, which
+    validates and audits), viewers read it next to what the nightly job enforces."""
+
+    form = RetentionPolicyForm
+    organization_path = "project__organization"
+    view_role = Role.VIEWER
+    add_role = Role.ADMIN
+    change_role = Role.ADMIN
+    delete_role = NOBODY
+    fields = ("project", "days", "payload_days")
+    list_display = ("project", "days", "payload_days", "enforced", "updated_at")
+    list_select_related = ("project__organization",)
+
+    @admin.display(description="enforced (days, payload days, from)")
+    def enforced(self, obj):
+        effective = effective_retention(obj.project, obj)
+        return f"{effective.days or '—'}, {effective.payload_days or '—'}, {effective.source}"
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("project",)
+
+    def save_model(self, request, obj, form, change):
+        saved = retention_policy_update(
+            project=obj.project, actor=request.user, days=form.cleaned_data["days"],
+            payload_days=form.cleaned_data["payload_days"],
+        )
+        adopt(obj, saved)
+
+
+@admin.register(RetentionRun, site=admin_site)
+class RetentionRunAdmin(OrganizationScopedAdmin):
+    """Every retention run and what it deleted; read-only."""
+
+    organization_path = "project__organization"
+    view_role = Role.VIEWER
+    add_role = NOBODY
+    change_role = NOBODY
+    delete_role = NOBODY
+    list_display = ("project", "status", "cutoff", "payload_cutoff", "rows_deleted", "created_at", "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("project__organization",)
+    readonly_fields = ("id", "project", "status", "cutoff", "payload_cutoff", "counts", "error", "created_at",
+                       "finished_at")
+
+    @admin.display(description="rows")
+    def rows_deleted(self, obj):
+        return sum((obj.counts or {}).values())

@@ -1,9 +1,14 @@
-"""The PII redaction policy of a project (control plane)."""
+"""The PII redaction policy of a project (control plane); erasure receipts, retention settings and
+runs (control plane) with their region-side targets and per-batch counts (data plane)."""
 
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
 from privacy import policy as redaction_policy
+from tenancy.dataplane import DataPlaneModel
 from tenancy.planes import Plane
 
 
@@ -80,3 +85,172 @@ class RedactionPolicy(models.Model):
             "custom_patterns": self.custom_patterns, "pseudonym_salt": self.pseudonym_salt,
             "version": self.version, "created_at": self.created_at, "updated_at": self.updated_at,
         }
+
+
+# --- erasure, retention and exports ----------------------------------------------------------
+#
+# The control-plane rows below are receipts and settings: they never hold an end user's id in the
+# clear (a keyed hash only). What a job needs to find the rows — the raw user id, session id or trace
+# ids — stays in the project's region (`ErasureTarget`), next to the data it names, and is deleted
+# when the request closes. Per-batch counts live in the region too (`DeletionBatch`), written in the
+# same transaction as the delete they count, so a job killed mid-way and run again never counts a
+# row twice.
+
+
+class ErasureKind(models.TextChoices):
+    USER = "user", "end user"
+    SESSION = "session", "session"
+    TRACES = "traces", "trace ids"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ErasureRequest(models.Model):
+    """The receipt of one erasure request (control plane): who asked, when, what was matched (as a
+    keyed hash), the rows deleted per kind, when it finished and what the verification query found."""
+
+    PLANE = Plane.CONTROL
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="erasure_requests")
+    region = models.CharField(max_length=32, editable=False)
+    kind = models.CharField(max_length=8, choices=ErasureKind.choices)
+    # HMAC-SHA256 (key: API_KEY_PEPPER) of the project, kind and subject (trace ids: sorted, joined):
+    # proves later which subject a receipt covers without keeping it.
+    subject_hash = models.CharField(max_length=64, editable=False)
+    subject_count = models.PositiveIntegerField(default=1, editable=False)  # trace ids asked for
+    requested_by = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    requested_by_key = models.ForeignKey(
+        "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    requested_via = models.CharField(max_length=32, editable=False)  # public-api, api, admin, langfuse-delete
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    counts = models.JSONField(default=dict, blank=True)  # table label -> rows deleted (late arrivals too)
+    verification = models.JSONField(default=dict, blank=True)  # table label -> rows still matching (all 0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # Until then a periodic job erases late arrivals for the same subject; after it the region forgets
+    # the subject (`ErasureTarget` deleted) and `closed_at` is set.
+    grace_until = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="erasure_project_created"),
+            models.Index(fields=["closed_at", "grace_until"], name="erasure_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"erasure {self.id} ({self.kind}, {self.status})"
+
+
+class ErasureTarget(DataPlaneModel):
+    """What an open erasure request matches, in the clear, in the project's region only: the user id,
+    session id or trace ids. Deleted when the request closes (after its grace period)."""
+
+    pk = models.CompositePrimaryKey("project_id", "id")
+    id = models.UUIDField()  # the ErasureRequest's id
+    kind = models.CharField(max_length=8, choices=ErasureKind.choices)
+    subjects = ArrayField(models.TextField())
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class DeletionBatch(DataPlaneModel):
+    """Rows one batch of an erasure or retention job deleted (or emptied) from one table, written in
+    the transaction that deleted them: a job's counts are the sum of its batches, exact across crashes."""
+
+    pk = models.CompositePrimaryKey("project_id", "id")
+    id = models.UUIDField(default=uuid.uuid4)
+    job_id = models.UUIDField()
+    table = models.CharField(max_length=100)  # model label, e.g. traces.Observation
+    rows = models.IntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["project_id", "job_id"], name="deletionbatch_job")]
+
+
+class RetentionPolicy(models.Model):
+    """How long a project keeps its data (control plane). `days`: traces older than that are deleted
+    with everything attached. `payload_days` (shorter): after it inputs, outputs and metadata are
+    emptied but rows and rollups stay, so metrics outlive prompts. None = keep (or the plan's days)."""
+
+    PLANE = Plane.CONTROL
+
+    project = models.OneToOneField("tenancy.Project", on_delete=models.CASCADE, related_name="retention_policy")
+    days = models.PositiveIntegerField(null=True, blank=True)
+    payload_days = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+
+    def __str__(self) -> str:
+        return f"retention of project {self.project_id}: {self.days} days (payloads {self.payload_days})"
+
+
+class RetentionRun(models.Model):
+    """One enforcement run of a project's retention: what it deleted (rows per table) and emptied."""
+
+    PLANE = Plane.CONTROL
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="retention_runs")
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    cutoff = models.DateTimeField(null=True, blank=True)
+    payload_cutoff = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="retentionrun_project_created")]
+
+    def __str__(self) -> str:
+        return f"retention run {self.id} ({self.status})"
+
+
+class ExportJob(models.Model):
+    """An export of a project's data (all of it, a time range, or one end user's) as gzip JSONL, built
+    in the project's region and stored there; downloaded through an expiring signed link."""
+
+    PLANE = Plane.CONTROL
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="exports")
+    region = models.CharField(max_length=32, editable=False)
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    # One end user's export: the id itself waits in the region (`ErasureTarget`, same id) until built.
+    user_hash = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    file_name = models.CharField(max_length=300, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)  # rows per table
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    requested_by_key = models.ForeignKey(
+        "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)  # its file deleted by an erasure request
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="export_project_created")]
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.status})"

@@ -57,3 +57,19 @@ def redaction_preview(*, project, value) -> RedactionPreview:
         applied_at_ingest=bool(policy is not None and policy.enabled),
         version=None if policy is None else policy.version,
     )
+
+
+# --- erasure receipts and retention -------------------------------------------------------------
+
+
+def erasure_request_get(*, project, erasure_id):
+    """The project's erasure request with that id, or None (another project's counts as none)."""
+    import uuid
+
+    from privacy.models import ErasureRequest
+
+    try:
+        erasure_id = uuid.UUID(str(erasure_id))
+    except ValueError:
+        return None
+    return ErasureRequest.objects.filter(project=project, id=erasure_id).first()

@@ -134,3 +134,78 @@ class RedactResponseSerializer(serializers.Serializer):
         help_text="source (project or defaults), version, and applied_at_ingest (whether ingestion "
         "applies this policy now)."
     )
+
+
+# --- erasure requests and retention ----------------------------------------------------------------
+
+
+class ErasureRequestSerializer(serializers.Serializer):
+    """An erasure request's receipt: the subject only as its keyed hash."""
+
+    id = serializers.UUIDField()
+    project_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    kind = serializers.ChoiceField(choices=["user", "session", "traces"])
+    subject_hash = serializers.CharField()
+    subject_count = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    verification = serializers.DictField(child=serializers.IntegerField())
+    requested_by = serializers.EmailField(source="requested_by.email", allow_null=True, default=None)
+    requested_via = serializers.CharField()
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    verified_at = serializers.DateTimeField(allow_null=True)
+    grace_until = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ErasureRequestCreateSerializer(serializers.Serializer):
+    """Exactly one of `user_id`, `session_id`, `trace_ids`."""
+
+    user_id = serializers.CharField(required=False, max_length=1000)
+    session_id = serializers.CharField(required=False, max_length=1000)
+    trace_ids = serializers.ListField(child=serializers.CharField(max_length=1000), required=False,
+                                      min_length=1, max_length=10_000)
+    grace_period_days = serializers.IntegerField(required=False, min_value=0, max_value=90)
+
+    def validate(self, attrs):
+        given = [name for name in ("user_id", "session_id", "trace_ids") if name in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError("give exactly one of user_id, session_id, trace_ids")
+        return attrs
+
+    def subject(self) -> tuple[str, list[str]]:
+        data = self.validated_data
+        if "trace_ids" in data:
+            return "traces", list(data["trace_ids"])
+        if "user_id" in data:
+            return "user", [data["user_id"]]
+        return "session", [data["session_id"]]
+
+
+class RetentionSerializer(serializers.Serializer):
+    project_id = serializers.UUIDField()
+    days = serializers.IntegerField(allow_null=True, help_text="The project's own setting (null: the plan's, or keep)")
+    payload_days = serializers.IntegerField(allow_null=True)
+    effective_days = serializers.IntegerField(allow_null=True, help_text="What the nightly job enforces")
+    effective_payload_days = serializers.IntegerField(allow_null=True)
+    source = serializers.ChoiceField(choices=["project", "plan", "none"])
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class RetentionWriteSerializer(serializers.Serializer):
+    days = serializers.IntegerField(allow_null=True, required=False, min_value=1, max_value=3650)
+    payload_days = serializers.IntegerField(allow_null=True, required=False, min_value=1, max_value=3650)
+
+
+class RetentionRunSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    cutoff = serializers.DateTimeField(allow_null=True)
+    payload_cutoff = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField(child=serializers.IntegerField())
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)

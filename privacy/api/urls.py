@@ -14,4 +14,20 @@ urlpatterns = [
         name="redaction-policy",
     ),
     path(PROJECT + "redact", views.RedactViewSet.as_view({"post": "create"}), name="redaction-redact"),
+    path(
+        PROJECT + "retention",
+        views.RetentionViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"}),
+        name="retention",
+    ),
+    path(PROJECT + "retention-runs/", views.RetentionRunViewSet.as_view({"get": "list"}), name="retention-runs"),
+    path(
+        PROJECT + "erasure-requests/",
+        views.ErasureRequestViewSet.as_view({"get": "list", "post": "create"}),
+        name="erasure-requests",
+    ),
+    path(
+        PROJECT + "erasure-requests/<str:pk>/",
+        views.ErasureRequestViewSet.as_view({"get": "retrieve"}),
+        name="erasure-request",
+    ),
 ]

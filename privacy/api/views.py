@@ -17,9 +17,10 @@ from rest_framework.response import Response
 from privacy import selectors
 from privacy.api import serializers as s
 from privacy.detectors import DETECTORS
-from privacy.models import RedactionPolicy
+from privacy.models import ErasureRequest, RedactionPolicy, RetentionPolicy, RetentionRun
 from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
-from privacy.services import redaction_policy_update
+from privacy.retention import effective_retention
+from privacy.services import erasure_request_create, redaction_policy_update, retention_policy_update
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.api.exceptions import as_api_errors
 from tenancy.models import Role
@@ -146,3 +147,111 @@ class RedactViewSet(ProjectScopedViewSet):
                 },
             }
         )
+
+
+# --- erasure requests ------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The project's erasure requests, newest first (admin)"),
+    retrieve=extend_schema(summary="One erasure request: status, counts per table, verification (admin)"),
+    create=extend_schema(
+        summary="Erase everything about an end user, a session or some traces (admin)",
+        description="Answers 202 with the request; a job in the project's region deletes every trace, "
+        "observation, score, feedback event, dataset item copied from those traces, eval result and "
+        "per-user rollup of the subject in small batches, then writes the counts and a verification "
+        "query that found nothing left. The receipt keeps the subject only as a keyed hash.",
+        request=s.ErasureRequestCreateSerializer, responses={202: s.ErasureRequestSerializer},
+    ),
+)
+@extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.ErasureRequestSerializer})
+class ErasureRequestViewSet(ProjectScopedViewSet):
+    queryset = ErasureRequest.objects.select_related("requested_by").order_by("-created_at")
+    serializer_class = s.ErasureRequestSerializer
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    filter_backends: list = []
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.ErasureRequestSerializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(s.ErasureRequestSerializer(self.get_object()).data)
+
+    def create(self, request, *args, **kwargs):
+        payload = s.ErasureRequestCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        kind, subjects = payload.subject()
+        try:
+            erasure = erasure_request_create(
+                project=self.project, kind=kind, subjects=subjects, via="api", actor=request.user,
+                grace_days=payload.validated_data.get("grace_period_days"),
+            )
+        except DjangoValidationError as exc:
+            raise as_api_errors(exc) from None
+        except (OperationalError, InterfaceError):
+            return _unavailable()
+        return Response(s.ErasureRequestSerializer(erasure).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+def retention_representation(project, policy) -> dict:
+    effective = effective_retention(project, policy)
+    return {
+        "project_id": project.id, "days": policy.days if policy else None,
+        "payload_days": policy.payload_days if policy else None, "effective_days": effective.days,
+        "effective_payload_days": effective.payload_days, "source": effective.source,
+        "updated_at": policy.updated_at if policy else None,
+    }
+
+
+@extend_schema_view(
+    retrieve=extend_schema(summary="The project's retention: its setting and what the nightly job enforces (viewer)"),
+    update=extend_schema(summary="Set the project's retention (admin); null keeps data (or the plan's days apply)",
+                         request=s.RetentionWriteSerializer),
+    partial_update=extend_schema(summary="Change the project's retention (admin)", request=s.RetentionWriteSerializer),
+)
+@extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.RetentionSerializer})
+class RetentionViewSet(ProjectScopedViewSet):
+    queryset = RetentionPolicy.objects.all()
+    serializer_class = s.RetentionSerializer
+    read_role = Role.VIEWER
+    write_role = Role.ADMIN
+    filter_backends: list = []
+    pagination_class = None
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(s.RetentionSerializer(retention_representation(self.project, self.get_queryset().first())).data)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        payload = s.RetentionWriteSerializer(data=request.data, partial=partial)
+        payload.is_valid(raise_exception=True)
+        changes = dict(payload.validated_data)
+        if not partial:
+            changes = {"days": None, "payload_days": None, **changes}
+        try:
+            policy = retention_policy_update(project=self.project, actor=request.user, **changes)
+        except DjangoValidationError as exc:
+            raise as_api_errors(exc) from None
+        return Response(s.RetentionSerializer(retention_representation(self.project, policy)).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        kwargs["partial"] = True
+        return self.update(request, *args, **kwargs)
+
+
+@extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.RetentionRunSerializer},
+               summary="The project's retention runs, newest first: what each deleted (viewer)")
+class RetentionRunViewSet(ProjectScopedViewSet):
+    queryset = RetentionRun.objects.order_by("-created_at")
+    serializer_class = s.RetentionRunSerializer
+    read_role = Role.VIEWER
+    filter_backends: list = []
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.RetentionRunSerializer(page, many=True).data)

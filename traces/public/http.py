@@ -89,11 +89,12 @@ class PublicReadView(APIView):
                 headers={"WWW-Authenticate": self.get_authenticate_header(self.request)},
             )
         if isinstance(exc, exceptions.MethodNotAllowed):
+            allowed = ", ".join(m.upper() for m in self.http_method_names)
             return error_response(
                 status.HTTP_405_METHOD_NOT_ALLOWED,
-                f"Method {self.request.method} not allowed; this endpoint only answers GET",
+                f"Method {self.request.method} not allowed; this endpoint only answers {allowed}",
                 "MethodNotAllowedError",
-                headers={"Allow": "GET"},
+                headers={"Allow": allowed},
             )
         if isinstance(exc, exceptions.APIException):
             return error_response(exc.status_code, str(exc.detail), type(exc).__name__)

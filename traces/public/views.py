@@ -13,12 +13,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from privacy.api import erasure_public
 from privacy.detectors import DETECTORS
 from scores.models import ScoreDataType
+from tenancy.http.errors import HttpError
 from traces import selectors
 from traces.models import Level, ObservationType, Status
 from traces.public import render
-from traces.public.http import NotFound, PublicReadView
+from traces.public.http import NotFound, PublicReadView, error_response
 from traces.public.params import MAX_DURATION_SECONDS, InvalidParams
 
 TRACE_GROUPS = ("core", "io", "scores", "observations", "metrics")
@@ -118,7 +120,36 @@ def _order_by(params) -> tuple[str, str]:
     return field_name, direction
 
 
+def _erase_traces(request, trace_ids: list[str], message: str) -> Response:
+    """Langfuse's trace deletion, as an erasure request of those trace ids (privacy app): the answer
+    carries its id, so the caller can poll `GET /api/public/erasure-requests/{id}` until it is done."""
+    try:
+        erasure = erasure_public.create_for_key(
+            request.user, kind="traces", subjects=trace_ids, grace_days=0, via="langfuse-delete"
+        )
+    except HttpError as exc:
+        return error_response(exc.status, exc.message, exc.error, headers=exc.headers)
+    return Response({"message": message, "erasureId": str(erasure.id), "status": erasure.status})
+
+
 class TraceListView(PublicReadView):
+    http_method_names = ["get", "delete"]
+
+    @extend_schema(
+        operation_id="public_traces_delete",
+        tags=["public: traces"],
+        request={"application/json": {"type": "object", "properties": {
+            "traceIds": {"type": "array", "items": {"type": "string"}, "minItems": 1}}, "required": ["traceIds"]}},
+        responses={200: OpenApiTypes.OBJECT},
+        description="Langfuse `DELETE /api/public/traces` (`{traceIds}`): the traces and everything attached "
+        "are erased in the background (an erasure request); `erasureId` names it.",
+    )
+    def delete(self, request):
+        trace_ids = request.data.get("traceIds") if isinstance(request.data, dict) else None
+        if not isinstance(trace_ids, list) or not trace_ids or not all(isinstance(t, str) and t for t in trace_ids):
+            raise InvalidParams("traceIds must be a non-empty array of trace ids (strings)")
+        return _erase_traces(request, trace_ids, "Traces deleted successfully")
+
     @extend_schema(
         operation_id="public_traces_list",
         tags=["public: traces"],
@@ -188,6 +219,20 @@ class TraceListView(PublicReadView):
 
 
 class TraceDetailView(PublicReadView):
+    http_method_names = ["get", "delete"]
+
+    @extend_schema(
+        operation_id="public_traces_destroy",
+        tags=["public: traces"],
+        responses={200: OpenApiTypes.OBJECT},
+        description="Langfuse `DELETE /api/public/traces/{traceId}`: the trace and everything attached are "
+        "erased in the background (an erasure request); `erasureId` names it. Another project's trace: 404.",
+    )
+    def delete(self, request, trace_id: str):
+        if selectors.trace_get(project=self.project, trace_id=trace_id) is None:
+            raise NotFound(f"Trace {trace_id} not found within authorized project")
+        return _erase_traces(request, [trace_id], "Trace deleted successfully")
+
     @extend_schema(
         operation_id="public_traces_retrieve",
         tags=["public: traces"],
