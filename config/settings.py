@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "feedback",
     "billing",
     "monitoring",
+    "console",
 ]
 
 MIDDLEWARE = [

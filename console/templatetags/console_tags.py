@@ -1,0 +1,16 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def percent(value) -> str:
+    """0.0345 → "3.5 %"; None → "—"."""
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:.1f} %"
+
+
+@register.filter
+def get(mapping, key):
+    return mapping.get(key) if hasattr(mapping, "get") else None
