@@ -53,6 +53,13 @@ from traces.admin import (
 from traces.models import Trace
 
 PAGE_SIZE = 50
+
+
+def score_label(score) -> str:
+    """A score as one short label; an end user's thumb reads as up or down."""
+    if score.source == "USER" and score.data_type == "BOOLEAN" and score.value is not None:
+        return f"{score.name}: {'up' if score.value else 'down'}"
+    return f"{score.name}: {display_value(score)}"
 EXPORT_MAX_ROWS = 10_000
 EXPORT_CHUNK = 500
 
@@ -167,7 +174,7 @@ class ExplorerRow:
         self.latency = format_ms(summary.latency_seconds * 1000 if summary else None)
         self.status = summary.status if summary else "success"
         self.models = summary.models if summary else []
-        self.score_labels = [f"{s.name}: {display_value(s)}" for s in scores]
+        self.score_labels = [score_label(s) for s in scores]
 
 
 def _explorer_rows(project, traces) -> list[ExplorerRow]:
@@ -547,7 +554,7 @@ def session_detail(request, project_id, session_id):
                 "output": present(t.output),
                 "summary": summaries.get(t.id),
                 "cost": format_cost(summaries[t.id].total_cost) if t.id in summaries else "—",
-                "scores": [f"{s.name}: {display_value(s)}" for s in scores.get(t.id, [])],
+                "scores": [score_label(s) for s in scores.get(t.id, [])],
                 "user_url": user_url(project, t.user_id) if t.user_id else None,
             }
             for t in turns

@@ -1130,11 +1130,12 @@ def trace_status(*, errors: int, refusals: int) -> str:
 # console/migrations/0002_search_indexes.py were built on: a query uses an index only when it names the
 # very same expression, so both come from SEARCH_DOCUMENT. The text is cut to SEARCH_TEXT_CHARS
 # characters first: a tsvector has a 1 MB ceiling, and an input past it would make the index (and so
-# the ingest write) fail. JSON escapes (\n, \t, \") are blanked so "a\nb" is the words a and b.
-SEARCH_TEXT_CHARS = 100_000
+# the ingest write) fail; output and input are cut on their own, so a huge prompt never hides the
+# answer. JSON escapes (\n, \t, \") are blanked so "a\nb" is the words a and b.
+SEARCH_TEXT_CHARS = 50_000
 SEARCH_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, regexp_replace(left(coalesce({input}::text, '') || ' ' || "
-    f"coalesce({{output}}::text, ''), {SEARCH_TEXT_CHARS}), '\\\\[nrtbf\"\\\\/]', ' ', 'g'))"
+    f"to_tsvector('simple'::regconfig, regexp_replace(left(coalesce({{output}}::text, ''), {SEARCH_TEXT_CHARS}) "
+    f"|| ' ' || left(coalesce({{input}}::text, ''), {SEARCH_TEXT_CHARS}), '\\\\[nrtbf\"\\\\/]', ' ', 'g'))"
 )
 SEARCH_QUERY = "websearch_to_tsquery('simple'::regconfig, %s)"
 # Observations carrying the answer: the generations (their input/output are the model call's).
@@ -1245,12 +1246,17 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
         if value:
             qs = qs.filter(**{f"{column}__istartswith": value})
     if s.text:
-        in_generations = (
-            _observations(project)
-            .filter(_Matches(s.text), type__in=SEARCHED_OBSERVATION_TYPES)
-            .values("trace_id")
+        # One id list from both GIN indexes (a UNION), so each side is an index scan; an OR of the
+        # two conditions would make PostgreSQL walk every trace of the project instead.
+        matching = (
+            Trace.objects.for_project(project).filter(_Matches(s.text)).values("id")
+            .union(
+                _observations(project)
+                .filter(_Matches(s.text), type__in=SEARCHED_OBSERVATION_TYPES)
+                .values("trace_id")
+            )
         )
-        qs = qs.filter(Q(_Matches(s.text)) | Q(id__in=in_generations))
+        qs = qs.filter(id__in=matching)
     if s.model:
         qs = qs.filter(
             Exists(

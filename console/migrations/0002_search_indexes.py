@@ -15,7 +15,7 @@ TRACE_INDEX = "console_trace_search"
 OBSERVATION_INDEX = "console_obs_search"
 # Frozen copy of traces.selectors.search_document() as of this migration (a test checks they agree:
 # a query uses the index only when it names the same expression).
-DOCUMENT = 'to_tsvector(\'simple\'::regconfig, regexp_replace(left(coalesce(input::text, \'\') || \' \' || coalesce(output::text, \'\'), 100000), \'\\\\[nrtbf"\\\\/]\', \' \', \'g\'))'
+DOCUMENT = 'to_tsvector(\'simple\'::regconfig, regexp_replace(left(coalesce(output::text, \'\'), 50000) || \' \' || left(coalesce(input::text, \'\'), 50000), \'\\\\[nrtbf"\\\\/]\', \' \', \'g\'))'
 SEARCHED_OBSERVATION_TYPES = ("GENERATION",)
 
 
