@@ -21,4 +21,5 @@ urlpatterns = [
     path("p/<uuid:project_id>/users/", views.users, name="users"),
     path("p/<uuid:project_id>/users/<path:user_id>/", views.user_detail, name="user"),
     path("p/<uuid:project_id>/datasets/", views.datasets, name="datasets"),
+    path("p/<uuid:project_id>/review/", views.review, name="review"),
 ]

@@ -9,6 +9,7 @@ another organization's project, trace, session or user answers 404.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from datetime import timedelta
@@ -18,10 +19,11 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors as console_selectors
@@ -96,6 +98,7 @@ def _page(request, project, template: str, context: dict, *, status: int = 200, 
         ("sessions", "Sessions", _url("sessions", project)),
         ("users", "Users", _url("users", project)),
         ("prompts", "Prompts", _admin_url("prompts_prompt_list")),
+        ("review", "Review", _url("review", project)),
         ("datasets", "Datasets", _url("datasets", project)),
         ("dashboards", "Dashboards", _admin_url("feedback_overview")),
     ]
@@ -409,6 +412,7 @@ def trace_detail(request, project_id, trace_id):
         "memberships": eval_selectors.trace_dataset_memberships(project=project, trace_id=trace.id),
         "can_write": may_annotate(request, project),
         "list_url": _url("traces", project),
+        "review": _review_context(project, _queue_query(QueryDict(request.GET.get("review", ""))), trace),
     }
     return _page(request, project, "console/trace.html", context, section="traces")
 
@@ -438,7 +442,8 @@ def trace_score(request, project_id, trace_id):
     """Add a score or a comment to the trace or one of its observations, through the scores API's
     own write path (validated against the project's score configs)."""
     project = project_or_404(request, project_id)
-    if trace_selectors.trace_get(project=project, trace_id=trace_id) is None:
+    trace = trace_selectors.trace_get(project=project, trace_id=trace_id)
+    if trace is None:
         raise Http404("No such trace.")
     if not may_annotate(request, project):
         raise PermissionDenied("Scoring needs the member role.")
@@ -471,10 +476,15 @@ def trace_score(request, project_id, trace_id):
     if comment:
         body["comment"] = comment
     result = create_scores(project=project, bodies=[body])
+    queue = _queue_query(QueryDict(request.POST.get("review", "")))
     if result.errors:
         messages.error(request, f"Not saved: {result.errors[0]['message']}")
-    else:
-        messages.success(request, f"Score “{body['name']}” added.")
+        back = f"?{urlencode({'review': queue})}" if queue else ""
+        return HttpResponseRedirect(f"{trace_url(project, trace_id)}{back}#scores")
+    messages.success(request, f"Score “{body['name']}” added.")
+    if queue:
+        # In a queue: on to the next trace after this one.
+        return HttpResponseRedirect(_review_url(project, queue, after=trace))
     return HttpResponseRedirect(trace_url(project, trace_id) + "#scores")
 
 
@@ -507,6 +517,76 @@ def trace_to_dataset(request, project_id, trace_id):
     else:
         messages.success(request, f"Added to dataset {dataset.name!r} as item {item.id}.")
     return HttpResponseRedirect(trace_url(project, trace_id))
+
+
+# --- annotation queue -----------------------------------------------------------------------------
+# A queue is an explorer query (a saved view, or a preset such as every thumbs-down); a reviewer
+# works through its traces oldest first, and a trace leaves the queue once someone scores it
+# (an ANNOTATION score). Skipped traces stay in the queue, behind the reviewer's position.
+
+REVIEW_PRESETS = (
+    ("Every thumbs-down", "thumbs_down=on"),
+    ("Every error", "status=error"),
+    ("Every refusal", "status=refused"),
+)
+QUEUE_FIELDS = ("q", "name", "user", "session", "model", "environment", "release", "tag", "meta", "status",
+                "score", "score_min", "score_max", "thumbs_down", "cost_min", "cost_max", "latency_min",
+                "latency_max", "since", "until")
+
+
+def _queue_query(params) -> str:
+    """The part of a query string that defines a queue (filters only: no sort, page or columns)."""
+    return urlencode([(k, v) for k in QUEUE_FIELDS for v in params.getlist(k) if v])
+
+
+def _position(raw: str):
+    moment, _, trace_id = (raw or "").partition("|")
+    parsed = parse_datetime(moment) if moment else None
+    return (parsed, trace_id) if parsed is not None and trace_id else None
+
+
+def _review_url(project, queue: str, after: Trace | None = None) -> str:
+    query = queue + (f"&{urlencode({'after': f'{after.timestamp.isoformat()}|{after.id}'})}" if after else "")
+    return f"{_url('review', project)}?{query}"
+
+
+@require_GET
+@console_login_required
+def review(request, project_id):
+    """The next trace of a queue (a redirect to its page in review mode), or the list of queues."""
+    project = project_or_404(request, project_id)
+    queue = _queue_query(request.GET)
+    if not queue:
+        context = {
+            "presets": [(label, f"{_url('review', project)}?{query}") for label, query in REVIEW_PRESETS],
+            "views": [(v.name, f"{_url('review', project)}?{_queue_query(QueryDict(v.query))}")
+                      for v in console_selectors.saved_views(project=project) if _queue_query(QueryDict(v.query))],
+        }
+        return _page(request, project, "console/review.html", context, section="review")
+    form = ExplorerForm(QueryDict(queue))
+    if not form.is_valid():
+        return _page(request, project, "console/review.html", {"errors": form.errors}, status=400, section="review")
+    after = _position(request.GET.get("after", ""))
+    trace = trace_selectors.review_next(project=project, search=form.search(), after=after)
+    if trace is None:
+        left, _ = trace_selectors.search_count(
+            trace_selectors.trace_search(project=project, search=dataclasses.replace(form.search(), unreviewed=True))
+        )
+        context = {"done": True, "left": left, "restart_url": f"{_url('review', project)}?{queue}" if left else None}
+        return _page(request, project, "console/review.html", context, section="review")
+    return HttpResponseRedirect(f"{trace_url(project, trace.id)}?{urlencode({'review': queue})}")
+
+
+def _review_context(project, queue: str, trace: Trace) -> dict | None:
+    if not queue:
+        return None
+    form = ExplorerForm(QueryDict(queue))
+    if not form.is_valid():
+        return None
+    left, capped = trace_selectors.search_count(
+        trace_selectors.trace_search(project=project, search=dataclasses.replace(form.search(), unreviewed=True))
+    )
+    return {"queue": queue, "left": left, "capped": capped, "skip_url": _review_url(project, queue, after=trace)}
 
 
 # --- sessions and users ---------------------------------------------------------------------------

@@ -1126,6 +1126,8 @@ def trace_status(*, errors: int, refusals: int) -> str:
 
 
 # --- the console's trace explorer (console/) ------------------------------------------------------
+import dataclasses  # noqa: E402 (this section is appended; the module's head is edited elsewhere)
+
 # Full-text search runs on PostgreSQL text search over an expression that the indexes of
 # console/migrations/0002_search_indexes.py were built on: a query uses an index only when it names the
 # very same expression, so both come from SEARCH_DOCUMENT. The text is cut to SEARCH_TEXT_CHARS
@@ -1211,6 +1213,8 @@ class TraceSearch:
     max_latency_ms: float | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Annotation queues: only traces no reviewer has scored yet (no ANNOTATION score on them).
+    unreviewed: bool = False
 
 
 SEARCH_ORDER_FIELDS = {
@@ -1290,6 +1294,10 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
                     trace_id=OuterRef("id"), source=ScoreSource.USER, data_type=ScoreDataType.BOOLEAN, value=0
                 )
             )
+        )
+    if s.unreviewed:
+        qs = qs.exclude(
+            Exists(Score.objects.for_project(project).filter(trace_id=OuterRef("id"), source=ScoreSource.ANNOTATION))
         )
     key = order.lstrip("-")
     needs_cost = s.max_cost is not None or key == "cost"
@@ -1465,3 +1473,13 @@ def user_ids_page(*, project, contains: str = "", page: int, limit: int) -> tupl
         .order_by("-last", "user_id")[(page - 1) * limit : page * limit + 1]
     )
     return [r["user_id"] for r in rows[:limit]], len(rows) > limit
+
+
+def review_next(*, project, search: TraceSearch, after: tuple[datetime, str] | None = None) -> Trace | None:
+    """The next trace of an annotation queue: the oldest unreviewed trace matching `search`, after
+    the (timestamp, id) position `after` (the ones a reviewer skipped stay behind it)."""
+    qs = trace_search(project=project, search=dataclasses.replace(search, unreviewed=True), order="time")
+    if after is not None:
+        moment, trace_id = after
+        qs = qs.filter(Q(timestamp__gt=moment) | Q(timestamp=moment, id__gt=trace_id))
+    return qs.first()

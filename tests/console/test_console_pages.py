@@ -225,3 +225,35 @@ def test_users_list_and_page(client, member, project, calls):
     response = client.get(f"{url('users', project)}bob/")
     assert [r.trace.id for r in response.context["rows"]] == ["t-berlin"]
     assert response.context["totals"].traces == 1
+
+
+# --- annotation queue ------------------------------------------------------------------------------
+
+
+def test_a_reviewer_works_through_every_thumbs_down(client, member, project, other_project, calls):
+    thumbs(project, "t-berlin", up=False)
+    queue_url = url("review", project)
+    assert client.get(queue_url).status_code == 200  # the list of queues
+    # Oldest first: t-rome was stored before t-berlin (same timestamp: id order).
+    response = client.get(queue_url, {"thumbs_down": "on"})
+    first = response["Location"]
+    assert first.startswith(trace_url(project, "t-berlin")) or first.startswith(trace_url(project, "t-rome"))
+    page = client.get(first)
+    assert page.context["review"]["left"] == 2
+    current = page.context["trace"].id
+    # Scoring it moves on to the next one, and it leaves the queue.
+    response = client.post(f"{trace_url(project, current)}score",
+                           {"name": "ok", "value": "1", "review": "thumbs_down=on"})
+    following = client.get(response["Location"])
+    assert following.status_code == 302
+    nxt = following["Location"]
+    assert current not in nxt
+    other = client.get(nxt).context["trace"].id
+    assert client.get(nxt).context["review"]["left"] == 1
+    # Skipping the last one reaches the end, with one still waiting.
+    done = client.get(client.get(nxt).context["review"]["skip_url"])
+    assert done.status_code == 200 and done.context["done"] and done.context["left"] == 1
+    client.post(f"{trace_url(project, other)}score", {"name": "ok", "value": "1"})
+    done = client.get(queue_url, {"thumbs_down": "on"})
+    assert done.context["done"] and done.context["left"] == 0
+    assert client.get(url("review", other_project), {"thumbs_down": "on"}).status_code == 404
