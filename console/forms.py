@@ -39,6 +39,8 @@ class ExplorerForm(forms.Form):
         required=False, max_length=500, label="Metadata", help_text="key, or key=value prefix",
     )
     status = forms.ChoiceField(required=False, choices=[("", "any"), *Status.choices])
+    prompt = forms.CharField(required=False, max_length=500, label="Prompt name")
+    prompt_version = forms.IntegerField(required=False, min_value=1, max_value=2**31 - 1, label="Prompt version")
     score = forms.CharField(required=False, max_length=500, label="Score name")
     score_min = forms.FloatField(required=False, label="Score ≥")
     score_max = forms.FloatField(required=False, label="Score ≤")
@@ -86,6 +88,8 @@ class ExplorerForm(forms.Form):
             max_latency_ms=c.get("latency_max"),
             since=c.get("since"),
             until=c.get("until"),
+            prompt_name=c.get("prompt") or "",
+            prompt_version=c.get("prompt_version"),
         )
 
     def sort_order(self) -> str:

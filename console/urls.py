@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import views
+from console import prompt_views, views
 
 app_name = "console"
 
@@ -22,4 +22,9 @@ urlpatterns = [
     path("p/<uuid:project_id>/users/<path:user_id>/", views.user_detail, name="user"),
     path("p/<uuid:project_id>/datasets/", views.datasets, name="datasets"),
     path("p/<uuid:project_id>/review/", views.review, name="review"),
+    path("p/<uuid:project_id>/prompts/", prompt_views.prompts, name="prompts"),
+    path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
+    path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,
+         name="prompt_version_create"),
+    path("p/<uuid:project_id>/prompts/<path:name>/", prompt_views.prompt_detail, name="prompt"),
 ]

@@ -97,7 +97,7 @@ def _page(request, project, template: str, context: dict, *, status: int = 200, 
         ("traces", "Traces", _url("traces", project)),
         ("sessions", "Sessions", _url("sessions", project)),
         ("users", "Users", _url("users", project)),
-        ("prompts", "Prompts", _admin_url("prompts_prompt_list")),
+        ("prompts", "Prompts", _url("prompts", project)),
         ("review", "Review", _url("review", project)),
         ("datasets", "Datasets", _url("datasets", project)),
         ("dashboards", "Dashboards", _admin_url("feedback_overview")),
@@ -404,8 +404,8 @@ def trace_detail(request, project_id, trace_id):
         "session_url": session_url(project, trace.session_id) if trace.session_id else None,
         "user_url": user_url(project, trace.user_id) if trace.user_id else None,
         "prompt_links": [
-            (name, version, _admin_url("prompts_prompt_detail", project.id, name,
-                                       query=f"version={version}" if version else ""))
+            (name, version, f"{reverse('console:prompts', args=[project.id])}{quote(name, safe='')}/"
+             + (f"?right={version}" if version else ""))
             for name, version in prompts
         ],
         "datasets": eval_selectors.dataset_names(project=project),
@@ -530,6 +530,7 @@ REVIEW_PRESETS = (
     ("Every refusal", "status=refused"),
 )
 QUEUE_FIELDS = ("q", "name", "user", "session", "model", "environment", "release", "tag", "meta", "status",
+                "prompt", "prompt_version",
                 "score", "score_min", "score_max", "thumbs_down", "cost_min", "cost_max", "latency_min",
                 "latency_max", "since", "until")
 

@@ -1215,6 +1215,9 @@ class TraceSearch:
     until: datetime | None = None
     # Annotation queues: only traces no reviewer has scored yet (no ANNOTATION score on them).
     unreviewed: bool = False
+    # Traces with a generation of this prompt (exact name; any version when None).
+    prompt_name: str = ""
+    prompt_version: int | None = None
 
 
 SEARCH_ORDER_FIELDS = {
@@ -1271,6 +1274,11 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
         )
     if s.tag:
         qs = qs.filter(_TagPrefix(s.tag))
+    if s.prompt_name:
+        generations = _observations(project).filter(trace_id=OuterRef("id"), prompt_name=s.prompt_name)
+        if s.prompt_version is not None:
+            generations = generations.filter(prompt_version=s.prompt_version)
+        qs = qs.filter(Exists(generations))
     if s.metadata_key:
         if s.metadata_value:
             qs = qs.annotate(_meta=KeyTextTransform(s.metadata_key, "metadata")).filter(
