@@ -24,6 +24,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors as console_selectors
@@ -100,7 +101,8 @@ def _page(request, project, template: str, context: dict, *, status: int = 200, 
         ("prompts", "Prompts", _url("prompts", project)),
         ("review", "Review", _url("review", project)),
         ("datasets", "Datasets", _url("datasets", project)),
-        ("dashboards", "Dashboards", _admin_url("feedback_overview")),
+        ("dashboards", "Dashboards", _url("dashboards", project)),
+        ("feedback", "Feedback", _admin_url("feedback_overview")),
     ]
     base = {
         "project": project,
@@ -272,6 +274,13 @@ def _export_records(project, queryset):
             return
 
 
+def _csv_cell(value):
+    """Text a spreadsheet would run as a formula (=, +, -, @ first) is prefixed with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @require_GET
 @console_login_required
 def traces_export(request, project_id):
@@ -296,7 +305,7 @@ def traces_export(request, project_id):
             writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
             for record in records:
-                writer.writerow({k: (";".join(v) if isinstance(v, list) else v) for k, v in record.items()})
+                writer.writerow({k: _csv_cell(";".join(v) if isinstance(v, list) else v) for k, v in record.items()})
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
@@ -304,7 +313,7 @@ def traces_export(request, project_id):
 
         body, content_type = lines(), "text/csv; charset=utf-8"
     response = StreamingHttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="traces-{project.name}.{kind}"'
+    response["Content-Disposition"] = f'attachment; filename="traces-{slugify(project.name) or project.id}.{kind}"'
     return response
 
 
@@ -379,7 +388,9 @@ def trace_detail(request, project_id, trace_id):
     trace = trace_selectors.trace_get(project=project, trace_id=trace_id)
     if trace is None:
         raise Http404("No such trace.")
-    observations = trace_selectors.trace_observations(project=project, trace_id=trace.id)
+    observations = trace_selectors.trace_observations_first(
+        project=project, trace_id=trace.id, limit=MAX_OBSERVATIONS + 1
+    )
     truncated = len(observations) > MAX_OBSERVATIONS
     observations = observations[:MAX_OBSERVATIONS]
     rows = _tree_rows(observations)

@@ -1491,3 +1491,8 @@ def review_next(*, project, search: TraceSearch, after: tuple[datetime, str] | N
         moment, trace_id = after
         qs = qs.filter(Q(timestamp__gt=moment) | Q(timestamp=moment, id__gt=trace_id))
     return qs.first()
+
+
+def trace_observations_first(*, project, trace_id: str, limit: int) -> list[Observation]:
+    """The first `limit` observations of a trace by start time (a page stays usable on huge traces)."""
+    return list(_observations(project).filter(trace_id=trace_id).order_by("start_time", "id")[:limit])

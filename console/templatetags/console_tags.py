@@ -14,3 +14,10 @@ def percent(value) -> str:
 @register.filter
 def get(mapping, key):
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def get_next_within(rows, counter) -> bool:
+    """Whether the row after the `counter`-th (1-based) is also within the 80% (the line goes after
+    the last one that is)."""
+    return counter < len(rows) and bool(rows[counter].get("within_80"))

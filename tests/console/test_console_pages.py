@@ -147,6 +147,13 @@ def test_export_streams_the_current_result(client, member, project, calls):
     assert [line["id"] for line in lines] == ["t-berlin"] and lines[0]["output_preview"] == "Berlin."
 
 
+def test_export_defuses_spreadsheet_formulas(client, member, project):
+    llm_call(project, "t-formula", question="=HYPERLINK(\"http://evil\")", answer="fine")
+    response = client.get(url("traces_export", project), {"format": "csv"})
+    [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert row["input_preview"].startswith("'=HYPERLINK")
+
+
 def test_saved_views_are_kept_per_project(client, member, project, other_project, calls):
     response = client.post(url("saved_view_save", project), {"view_name": "errors", "query": "status=error"})
     assert response.status_code == 302
@@ -257,3 +264,17 @@ def test_a_reviewer_works_through_every_thumbs_down(client, member, project, oth
     done = client.get(queue_url, {"thumbs_down": "on"})
     assert done.context["done"] and done.context["left"] == 0
     assert client.get(url("review", other_project), {"thumbs_down": "on"}).status_code == 404
+
+
+# --- dashboards ------------------------------------------------------------------------------------
+
+
+def test_the_breakdown_answers_from_the_rollups_with_the_80_line(client, member, project, other_project, calls):
+    response = client.get(url("dashboards", project), {"by": "model", "days": "1"})
+    assert response.status_code == 200
+    rows = response.context["breakdown"]["rows"]
+    assert [r["label"] for r in rows] == ["claude-3-haiku", "gpt-4o-mini"]
+    assert [r["within_80"] for r in rows] == [True, False]
+    assert b"lg-pareto-line" in response.content
+    assert client.get(url("dashboards", project), {"by": "nonsense"}).status_code == 404
+    assert client.get(url("dashboards", other_project)).status_code == 404
