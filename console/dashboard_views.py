@@ -29,5 +29,7 @@ def dashboards(request, project_id):
     breakdown = cost_breakdown(project=project, by=by, days=days)
     for row in breakdown["rows"]:
         row["label"] = " v".join(str(v) for v in row["key"].values() if v not in ("", None)) or "(none)"
-    context = {"breakdown": breakdown, "by": by, "days": days, "bys": list(BREAKDOWNS), "day_choices": DAY_CHOICES}
+    bys = [(key, key.replace("_", " ").capitalize()) for key in BREAKDOWNS]
+    context = {"breakdown": breakdown, "by": by, "by_label": dict(bys)[by], "days": days, "bys": bys,
+               "day_choices": DAY_CHOICES}
     return _page(request, project, "console/dashboards.html", context, section="dashboards")

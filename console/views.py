@@ -204,12 +204,24 @@ def traces(request, project_id):
     form = ExplorerForm(request.GET)
     rows, total, capped, status = [], 0, False, 200
     page = 1
+    window = None
     if form.is_valid():
         page = form.page_number()
-        queryset = trace_selectors.trace_search(project=project, search=form.search(), order=form.sort_order())
-        total, capped = trace_selectors.search_count(queryset)
         offset = (page - 1) * PAGE_SIZE
-        rows = _explorer_rows(project, queryset[offset : offset + PAGE_SIZE]) if offset < total else []
+        search = form.search()
+        # Newest first with a text: the smallest window of SEARCH_WINDOWS holding the page answers.
+        windows = trace_selectors.SEARCH_WINDOWS if search.text and form.sort_order() == "-time" else (None,)
+        now = timezone.now()
+        for window in windows:
+            since = now - window if window is not None else None
+            queryset = trace_selectors.trace_search(
+                project=project, search=dataclasses.replace(search, text_since=since), order=form.sort_order()
+            )
+            found = list(queryset[offset : offset + PAGE_SIZE])
+            if len(found) == PAGE_SIZE or window is None:
+                break
+        total, capped = trace_selectors.search_count(queryset)
+        rows = _explorer_rows(project, found)
     else:
         status = 400
     base = _query_without(request, "page")
@@ -219,6 +231,7 @@ def traces(request, project_id):
         "rows": rows,
         "total": total,
         "capped": capped,
+        "window": _window_label(window),
         "columns": form.columns(),
         "all_columns": COLUMNS,
         "sort_links": {
@@ -237,6 +250,15 @@ def traces(request, project_id):
         "can_write": may_annotate(request, project),
     }
     return _page(request, project, "console/traces.html", context, status=status, section="traces")
+
+
+def _window_label(window) -> str:
+    if window is None:
+        return ""
+    hours = int(window.total_seconds() // 3600)
+    if hours == 1:
+        return "the last hour"
+    return f"the last {hours} hours" if hours < 48 else f"the last {hours // 24} days"
 
 
 EXPORT_FIELDS = (

@@ -1144,6 +1144,11 @@ SEARCH_QUERY = "websearch_to_tsquery('simple'::regconfig, %s)"
 SEARCHED_OBSERVATION_TYPES = ("GENERATION",)
 # Counting every match of a broad query would scan them all; past this the count says "more than".
 SEARCH_COUNT_CAP = 10_000
+# A word found in half the project's traces matches millions of rows at volume: the newest page is
+# looked for in growing windows (the last hour, day, week, month, then all time), each an index scan
+# bounded by time, and the first window holding a full page answers it.
+SEARCH_WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=30), None)
+SEARCH_WINDOW_MARGIN = timedelta(hours=1)
 
 
 def search_document(*, input_sql: str = "input", output_sql: str = "output") -> str:
@@ -1218,6 +1223,8 @@ class TraceSearch:
     # Traces with a generation of this prompt (exact name; any version when None).
     prompt_name: str = ""
     prompt_version: int | None = None
+    # Full-text matches only from this time on (see SEARCH_WINDOWS).
+    text_since: datetime | None = None
 
 
 SEARCH_ORDER_FIELDS = {
@@ -1254,15 +1261,16 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
             qs = qs.filter(**{f"{column}__istartswith": value})
     if s.text:
         # One id list from both GIN indexes (a UNION), so each side is an index scan; an OR of the
-        # two conditions would make PostgreSQL walk every trace of the project instead.
-        matching = (
-            Trace.objects.for_project(project).filter(_Matches(s.text)).values("id")
-            .union(
-                _observations(project)
-                .filter(_Matches(s.text), type__in=SEARCHED_OBSERVATION_TYPES)
-                .values("trace_id")
-            )
-        )
+        # two conditions would make PostgreSQL walk every trace of the project instead. The indexes
+        # hold the time too (btree_gin), so a window (`text_since`) narrows the index scan itself.
+        own = Trace.objects.for_project(project).filter(_Matches(s.text))
+        generations = _observations(project).filter(_Matches(s.text), type__in=SEARCHED_OBSERVATION_TYPES)
+        if s.text_since is not None:
+            own = own.filter(timestamp__gte=s.text_since)
+            # A generation may start a little before its trace's timestamp (a placeholder time).
+            generations = generations.filter(start_time__gte=s.text_since - SEARCH_WINDOW_MARGIN)
+            qs = qs.filter(timestamp__gte=s.text_since)
+        matching = own.values("id").union(generations.values("trace_id"))
         qs = qs.filter(id__in=matching)
     if s.model:
         qs = qs.filter(

@@ -1,7 +1,8 @@
 """Full-text search indexes of the trace explorer (traces.selectors.SEARCH_DOCUMENT).
 
-GIN indexes on the region databases, led by `project_id` through btree_gin when the server has it
-(every data-plane index leads with the project), built CONCURRENTLY so a live database keeps
+GIN indexes on the region databases, led by `project_id` and the time through btree_gin when the
+server has it (every data-plane index leads with the project; the time lets a search look at the
+newest window first, traces.selectors.SEARCH_WINDOWS), built CONCURRENTLY so a live database keeps
 ingesting while they build. Traces are indexed whole; of the observations only the generations
 (the model calls, whose input and output are what a person searches for), which also keeps the
 extra write cost of ingest to the rows that carry text.
@@ -36,14 +37,16 @@ def _has_btree_gin(cursor) -> bool:
 def create(apps, schema_editor):
     types = ", ".join(f"'{t}'" for t in SEARCHED_OBSERVATION_TYPES)
     with schema_editor.connection.cursor() as cursor:
-        lead = "project_id, " if _has_btree_gin(cursor) else ""
+        btree_gin = _has_btree_gin(cursor)
+        trace_lead = "project_id, timestamp, " if btree_gin else ""
+        observation_lead = "project_id, start_time, " if btree_gin else ""
         cursor.execute(
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {TRACE_INDEX} ON traces_trace "
-            f"USING gin ({lead}({DOCUMENT}))"
+            f"USING gin ({trace_lead}({DOCUMENT}))"
         )
         cursor.execute(
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {OBSERVATION_INDEX} ON traces_observation "
-            f"USING gin ({lead}({DOCUMENT})) WHERE type IN ({types})"
+            f"USING gin ({observation_lead}({DOCUMENT})) WHERE type IN ({types})"
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -278,3 +279,17 @@ def test_the_breakdown_answers_from_the_rollups_with_the_80_line(client, member,
     assert b"lg-pareto-line" in response.content
     assert client.get(url("dashboards", project), {"by": "nonsense"}).status_code == 404
     assert client.get(url("dashboards", other_project)).status_code == 404
+
+
+def test_a_common_word_is_answered_from_the_newest_window_and_old_matches_still_found(client, member, project):
+    now = datetime.now(UTC)
+    for i in range(55):
+        llm_call(project, f"new-{i}", question="q", answer="common word", at=now - timedelta(minutes=i))
+    llm_call(project, "old", question="q", answer="common rarity", at=now - timedelta(days=60))
+    response = client.get(url("traces", project), {"q": "common"})
+    assert len(found(response)) == 50 and response.context["window"] == "the last hour"
+    assert response.context["total"] == 55  # counted in that window
+    response = client.get(url("traces", project), {"q": "common", "page": "2"})
+    assert found(response) == ["new-50", "new-51", "new-52", "new-53", "new-54", "old"]
+    assert response.context["window"] == ""
+    assert found(client.get(url("traces", project), {"q": "rarity"})) == ["old"]

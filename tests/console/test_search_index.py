@@ -45,7 +45,7 @@ def test_the_search_uses_the_indexes_led_by_the_project(project):
     with connections[region_database(project.region)].cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [migration.TRACE_INDEX])
         (definition,) = cursor.fetchone()
-    assert "gin (project_id, " in definition
+    assert "gin (project_id, \"timestamp\", " in definition
 
 
 def test_a_huge_input_of_distinct_words_is_stored_and_searchable(project):

@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test import Client
 from django.urls import reverse
@@ -45,13 +46,14 @@ class Command(BaseCommand):
     def handle(self, *args, traces: int, project: str, repeat: int, **options):
         organization, _ = Organization.objects.get_or_create(name="Console bench")
         proj = Project.objects.filter(organization=organization, name=project).first() or Project.objects.create(
-            organization=organization, name=project
+            organization=organization, name=project, region=settings.DEFAULT_REGION
         )
         self._fill(proj, traces)
         user = User.objects.filter(email="console-bench@lookglass.local").first() or User.objects.create_superuser(
             email="console-bench@lookglass.local", password=uuid.uuid4().hex
         )
-        client = Client()
+        # A host the deployment accepts (ALLOWED_HOSTS), not the test client's "testserver".
+        client = Client(HTTP_HOST=(settings.ALLOWED_HOSTS or ["127.0.0.1"])[0].lstrip("."))
         client.force_login(user)
         base = f"/console/p/{proj.id}"
         pages = {
