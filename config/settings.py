@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "feedback",
     "billing",
     "monitoring",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -3,9 +3,9 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import tenancy.http.converters  # noqa: F401 (registers <anyid:…>)
+from console import views as console_views
 from tenancy import public_views
 from tenancy.admin_site import admin_site
-from traces import links
 
 # The docs page runs drf-spectacular's inline bootstrap script under the CSP nonce; its bundle,
 # stylesheet and favicon are our own static files (drf-spectacular-sidecar), so no CDN is allowed.
@@ -47,9 +47,10 @@ urlpatterns = [
     path("", include("evals.urls")),
     path("", include("tenancy.urls")),
     path("", include("monitoring.public_urls")),
-    # The trace links the SDKs print open the console's trace page.
-    path("project/<uuid:project_id>/traces/<anyid:trace_id>", links.project_trace, name="sdk-project-trace"),
-    path("trace/<anyid:trace_id>", links.trace, name="sdk-trace"),
+    path("console/", include("console.urls")),
+    # The trace links the SDKs print open the console's trace page (after login).
+    path("project/<uuid:project_id>/traces/<anyid:trace_id>", console_views.sdk_project_trace, name="sdk-project-trace"),
+    path("trace/<anyid:trace_id>", console_views.sdk_trace, name="sdk-trace"),
     # Last: a Langfuse route Lookglass does not implement answers JSON in Langfuse's error shape (the
     # SDKs parse error bodies as JSON; an HTML 404 reads as "Internal error occurred").
     re_path(r"^api/public/", public_views.not_implemented, name="public-not-implemented"),

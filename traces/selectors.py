@@ -1254,3 +1254,384 @@ def trace_status(*, errors: int, refusals: int) -> str:
     if refusals:
         return Status.REFUSED
     return Status.SUCCESS
+
+
+# --- the console's trace explorer (console/) ------------------------------------------------------
+import dataclasses  # noqa: E402 (this section is appended; the module's head is edited elsewhere)
+
+# Full-text search runs on PostgreSQL text search over an expression that the indexes of
+# console/migrations/0002_search_indexes.py were built on: a query uses an index only when it names the
+# very same expression, so both come from SEARCH_DOCUMENT. The text is cut to SEARCH_TEXT_CHARS
+# characters first: a tsvector has a 1 MB ceiling, and an input past it would make the index (and so
+# the ingest write) fail; output and input are cut on their own, so a huge prompt never hides the
+# answer. JSON escapes (\n, \t, \") are blanked so "a\nb" is the words a and b.
+SEARCH_TEXT_CHARS = 50_000
+SEARCH_DOCUMENT = (
+    f"to_tsvector('simple'::regconfig, regexp_replace(left(coalesce({{output}}::text, ''), {SEARCH_TEXT_CHARS}) "
+    f"|| ' ' || left(coalesce({{input}}::text, ''), {SEARCH_TEXT_CHARS}), '\\\\[nrtbf\"\\\\/]', ' ', 'g'))"
+)
+SEARCH_QUERY = "websearch_to_tsquery('simple'::regconfig, %s)"
+# Observations carrying the answer: the generations (their input/output are the model call's).
+SEARCHED_OBSERVATION_TYPES = ("GENERATION",)
+# Counting every match of a broad query would scan them all; past this the count says "more than".
+SEARCH_COUNT_CAP = 10_000
+# A word found in half the project's traces matches millions of rows at volume: the newest page is
+# looked for in growing windows (the last hour, day, week, month, then all time), each an index scan
+# bounded by time, and the first window holding a full page answers it.
+SEARCH_WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=30), None)
+SEARCH_WINDOW_MARGIN = timedelta(hours=1)
+
+
+def search_document(*, input_sql: str = "input", output_sql: str = "output") -> str:
+    """The indexed text-search expression over these two column references."""
+    return SEARCH_DOCUMENT.format(input=input_sql, output=output_sql)
+
+
+class _Matches(Func):
+    """`<document of input, output> @@ websearch_to_tsquery(text)` on the model's own table."""
+
+    output_field = BooleanField()
+
+    def __init__(self, text: str):
+        super().__init__(F("input"), F("output"))
+        self.text = text
+
+    def as_sql(self, compiler, connection, **extra):
+        (input_sql, input_params), (output_sql, output_params) = (
+            compiler.compile(e) for e in self.source_expressions
+        )
+        sql = f"({search_document(input_sql=input_sql, output_sql=output_sql)} @@ {SEARCH_QUERY})"
+        return sql, [*input_params, *output_params, self.text]
+
+
+def _prefix(value: str) -> str:
+    # LIKE wildcards in user input are literal.
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class _TagPrefix(Func):
+    """Some tag of the trace starts with the text, any case."""
+
+    output_field = BooleanField()
+
+    def __init__(self, text: str):
+        super().__init__(F("tags"))
+        self.text = text
+
+    def as_sql(self, compiler, connection, **extra):
+        tags_sql, params = compiler.compile(self.source_expressions[0])
+        sql = f"EXISTS (SELECT 1 FROM unnest({tags_sql}) AS lg_t(tag) WHERE lg_t.tag ILIKE %s)"
+        return sql, [*params, _prefix(self.text) + "%"]
+
+
+@dataclass(frozen=True)
+class TraceSearch:
+    """The explorer's query. Text filters forgive case and match prefixes; `text` is full-text."""
+
+    text: str = ""
+    name: str = ""
+    user_id: str = ""
+    session_id: str = ""
+    model: str = ""
+    environment: str = ""
+    release: str = ""
+    tag: str = ""
+    metadata_key: str = ""
+    metadata_value: str = ""
+    status: str | None = None
+    score_name: str = ""
+    score_min: float | None = None
+    score_max: float | None = None
+    thumbs_down: bool = False
+    min_cost: Decimal | None = None
+    max_cost: Decimal | None = None
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    # Annotation queues: only traces no reviewer has scored yet (no ANNOTATION score on them).
+    unreviewed: bool = False
+    # Traces with a generation of this prompt (exact name; any version when None).
+    prompt_name: str = ""
+    prompt_version: int | None = None
+    # Full-text matches only from this time on (see SEARCH_WINDOWS).
+    text_since: datetime | None = None
+
+
+SEARCH_ORDER_FIELDS = {
+    "time": "timestamp",
+    "name": "name",
+    "user": "user_id",
+    "session": "session_id",
+    "environment": "environment",
+    "cost": "_cost",
+    "latency": "_latency",
+}
+
+
+def trace_search(*, project, search: TraceSearch, order: str = "-time") -> QuerySet[Trace]:
+    """The project's traces matching `search`, ordered by `order` (a SEARCH_ORDER_FIELDS key, "-"
+    for descending), with `input_preview`/`output_preview` (the last message's text, cut) and
+    without loading the full input, output and metadata."""
+    from scores.models import ScoreSource
+
+    s = search
+    # What TraceFilters already answers (status, cost and latency floors, time range) goes through it.
+    qs = traces_filtered(
+        project=project,
+        filters=TraceFilters(
+            from_timestamp=s.since, to_timestamp=s.until, status=s.status or None,
+            min_cost=s.min_cost, min_latency_ms=s.min_latency_ms,
+        ),
+    )
+    for column, value in (
+        ("name", s.name), ("user_id", s.user_id), ("session_id", s.session_id),
+        ("environment", s.environment), ("release", s.release),
+    ):
+        if value:
+            qs = qs.filter(**{f"{column}__istartswith": value})
+    if s.text:
+        # One id list from both GIN indexes (a UNION), so each side is an index scan; an OR of the
+        # two conditions would make PostgreSQL walk every trace of the project instead. The indexes
+        # hold the time too (btree_gin), so a window (`text_since`) narrows the index scan itself.
+        own = Trace.objects.for_project(project).filter(_Matches(s.text))
+        generations = _observations(project).filter(_Matches(s.text), type__in=SEARCHED_OBSERVATION_TYPES)
+        if s.text_since is not None:
+            own = own.filter(timestamp__gte=s.text_since)
+            # A generation may start a little before its trace's timestamp (a placeholder time).
+            generations = generations.filter(start_time__gte=s.text_since - SEARCH_WINDOW_MARGIN)
+            qs = qs.filter(timestamp__gte=s.text_since)
+        matching = own.values("id").union(generations.values("trace_id"))
+        qs = qs.filter(id__in=matching)
+    if s.model:
+        qs = qs.filter(
+            Exists(
+                _observations(project).filter(
+                    Q(model__istartswith=s.model) | Q(response_model__istartswith=s.model), trace_id=OuterRef("id")
+                )
+            )
+        )
+    if s.tag:
+        qs = qs.filter(_TagPrefix(s.tag))
+    if s.prompt_name:
+        generations = _observations(project).filter(trace_id=OuterRef("id"), prompt_name=s.prompt_name)
+        if s.prompt_version is not None:
+            generations = generations.filter(prompt_version=s.prompt_version)
+        qs = qs.filter(Exists(generations))
+    if s.metadata_key:
+        if s.metadata_value:
+            qs = qs.annotate(_meta=KeyTextTransform(s.metadata_key, "metadata")).filter(
+                _meta__istartswith=s.metadata_value
+            )
+        else:
+            qs = qs.filter(metadata__has_key=s.metadata_key)
+    if s.score_name or s.score_min is not None or s.score_max is not None:
+        scores = Score.objects.for_project(project).filter(trace_id=OuterRef("id"))
+        if s.score_name:
+            scores = scores.filter(name__iexact=s.score_name)
+        if s.score_min is not None:
+            scores = scores.filter(value__gte=s.score_min)
+        if s.score_max is not None:
+            scores = scores.filter(value__lte=s.score_max)
+        qs = qs.filter(Exists(scores))
+    if s.thumbs_down:
+        qs = qs.filter(
+            Exists(
+                Score.objects.for_project(project).filter(
+                    trace_id=OuterRef("id"), source=ScoreSource.USER, data_type=ScoreDataType.BOOLEAN, value=0
+                )
+            )
+        )
+    if s.unreviewed:
+        qs = qs.exclude(
+            Exists(Score.objects.for_project(project).filter(trace_id=OuterRef("id"), source=ScoreSource.ANNOTATION))
+        )
+    key = order.lstrip("-")
+    needs_cost = s.max_cost is not None or key == "cost"
+    needs_latency = s.max_latency_ms is not None or key == "latency"
+    if needs_cost:
+        qs = qs.annotate(_cost=_per_trace(project, cost=Sum("total_cost", filter=COUNTED)))
+        if s.max_cost is not None:
+            qs = qs.filter(Q(_cost__lte=s.max_cost) | Q(_cost__isnull=True))
+    if needs_latency:
+        latency = Greatest(Max("end_time"), Max("start_time")) - Min("start_time")
+        qs = qs.annotate(_latency=_per_trace(project, latency=latency, output_field=DurationField()))
+        if s.max_latency_ms is not None:
+            qs = qs.filter(_latency__lte=timedelta(milliseconds=s.max_latency_ms))
+    column = SEARCH_ORDER_FIELDS.get(key, "timestamp")
+    descending = order.startswith("-")
+    ordering = [F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)]
+    ordering.append("-id" if descending else "id")
+    return (
+        qs.defer("input", "output", "metadata")
+        .annotate(input_preview=_preview("input"), output_preview=_preview("output"))
+        .order_by(*ordering)
+    )
+
+
+PREVIEW_CHARS = 240
+
+
+def _preview(column: str):
+    """The text a person reads first: a chat's last message, an answer's content, else the JSON."""
+    paths = ("{-1,content}", "{messages,-1,content}", "{content}", "{choices,0,message,content}", "{refusal}", "{}")
+    return Func(
+        Func(
+            *[KeyPathText(column, path) for path in paths],
+            function="COALESCE",
+            output_field=CharField(),
+        ),
+        Value(PREVIEW_CHARS),
+        function="LEFT",
+        output_field=CharField(),
+    )
+
+
+class KeyPathText(Func):
+    """`column #>> 'path'` (NULL when the path is not there)."""
+
+    output_field = CharField()
+
+    def __init__(self, column: str, path: str):
+        super().__init__(F(column))
+        self.path = path
+
+    def as_sql(self, compiler, connection, **extra):
+        column_sql, params = compiler.compile(self.source_expressions[0])
+        return f"({column_sql} #>> %s::text[])", [*params, self.path]
+
+
+def search_count(queryset: QuerySet, *, cap: int = SEARCH_COUNT_CAP) -> tuple[int, bool]:
+    """(count, capped): the number of rows, counting at most `cap` + 1."""
+    n = queryset.order_by().values("id")[: cap + 1].count()
+    return min(n, cap), n > cap
+
+
+def scores_by_trace(*, project, trace_ids: list[str], limit_per_trace: int = 20) -> dict[str, list[Score]]:
+    """The scores of each trace (on it or its observations), oldest first, in one query."""
+    if not trace_ids:
+        return {}
+    found: dict[str, list[Score]] = defaultdict(list)
+    rows = (
+        Score.objects.for_project(project)
+        .filter(trace_id__in=list(trace_ids))
+        .only("project_id", "id", "trace_id", "name", "value", "string_value", "data_type", "source")
+        .order_by("trace_id", "timestamp", "id")
+    )
+    for score in rows:
+        if len(found[score.trace_id]) < limit_per_trace:
+            found[score.trace_id].append(score)
+    return dict(found)
+
+
+# --- sessions and end users with their totals (the console's lists) ------------------------------
+
+
+def _thumbs_by(project, *, column: str, values: list[str]) -> dict[str, dict[str, int]]:
+    from scores.models import ScoreSource
+
+    rows = (
+        Score.objects.for_project(project)
+        .filter(
+            source=ScoreSource.USER, data_type=ScoreDataType.BOOLEAN,
+            trace_id__in=Trace.objects.for_project(project).filter(**{f"{column}__in": values}).values("id"),
+        )
+        .annotate(owner=Subquery(
+            Trace.objects.for_project(project).filter(id=OuterRef("trace_id")).values(column)[:1]
+        ))
+        .values("owner")
+        .annotate(up=Count("id", filter=Q(value=1)), down=Count("id", filter=Q(value=0)))
+        .order_by()
+    )
+    return {row["owner"]: {"up": row["up"], "down": row["down"]} for row in rows}
+
+
+@dataclass
+class TraceGroupTotals:
+    key: str
+    traces: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    cost: Decimal | None = None
+    errors: int = 0
+    thumbs_up: int = 0
+    thumbs_down: int = 0
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.first is None or self.last is None:
+            return None
+        return (self.last - self.first).total_seconds()
+
+
+def trace_group_totals(*, project, column: str, keys: list[str]) -> dict[str, TraceGroupTotals]:
+    """Per session (`column="session_id"`) or end user (`"user_id"`): traces, first and last trace
+    time, counted cost, traces with an error, thumbs up/down. Three grouped queries for all `keys`."""
+    if column not in ("session_id", "user_id"):
+        raise ValueError("column must be session_id or user_id")
+    keys = [k for k in dict.fromkeys(keys) if k]
+    if not keys:
+        return {}
+    traces = Trace.objects.for_project(project).filter(**{f"{column}__in": keys})
+    totals = {
+        row[column]: TraceGroupTotals(key=row[column], traces=row["n"], first=row["first"], last=row["last"])
+        for row in traces.order_by().values(column).annotate(n=Count("id"), first=Min("timestamp"), last=Max("timestamp"))
+    }
+    owner = Subquery(Trace.objects.for_project(project).filter(id=OuterRef("trace_id")).values(column)[:1])
+    for row in (
+        _observations(project)
+        .filter(trace_id__in=traces.values("id"))
+        .annotate(owner=owner)
+        .values("owner")
+        .annotate(
+            cost=Sum("total_cost", filter=COUNTED),
+            errors=Count("trace_id", distinct=True, filter=Q(status=Status.ERROR)),
+        )
+        .order_by()
+    ):
+        if row["owner"] in totals:
+            totals[row["owner"]].cost = row["cost"]
+            totals[row["owner"]].errors = row["errors"]
+    for key, thumbs in _thumbs_by(project, column=column, values=keys).items():
+        if key in totals:
+            totals[key].thumbs_up, totals[key].thumbs_down = thumbs["up"], thumbs["down"]
+    return totals
+
+
+def session_ids_page(*, project, contains: str = "", page: int, limit: int) -> tuple[list[str], bool]:
+    """Session ids, most recently active first (one page, and whether there is a next one)."""
+    qs = Trace.objects.for_project(project).exclude(session_id="")
+    if contains:
+        qs = qs.filter(session_id__istartswith=contains)
+    rows = list(
+        qs.order_by().values("session_id").annotate(last=Max("timestamp"))
+        .order_by("-last", "session_id")[(page - 1) * limit : page * limit + 1]
+    )
+    return [r["session_id"] for r in rows[:limit]], len(rows) > limit
+
+
+def user_ids_page(*, project, contains: str = "", page: int, limit: int) -> tuple[list[str], bool]:
+    """End-user ids, most recently active first (one page, and whether there is a next one)."""
+    qs = Trace.objects.for_project(project).exclude(user_id="")
+    if contains:
+        qs = qs.filter(user_id__istartswith=contains)
+    rows = list(
+        qs.order_by().values("user_id").annotate(last=Max("timestamp"))
+        .order_by("-last", "user_id")[(page - 1) * limit : page * limit + 1]
+    )
+    return [r["user_id"] for r in rows[:limit]], len(rows) > limit
+
+
+def review_next(*, project, search: TraceSearch, after: tuple[datetime, str] | None = None) -> Trace | None:
+    """The next trace of an annotation queue: the oldest unreviewed trace matching `search`, after
+    the (timestamp, id) position `after` (the ones a reviewer skipped stay behind it)."""
+    qs = trace_search(project=project, search=dataclasses.replace(search, unreviewed=True), order="time")
+    if after is not None:
+        moment, trace_id = after
+        qs = qs.filter(Q(timestamp__gt=moment) | Q(timestamp=moment, id__gt=trace_id))
+    return qs.first()
+
+
+def trace_observations_first(*, project, trace_id: str, limit: int) -> list[Observation]:
+    """The first `limit` observations of a trace by start time (a page stays usable on huge traces)."""
+    return list(_observations(project).filter(trace_id=trace_id).order_by("start_time", "id")[:limit])

@@ -1,0 +1,123 @@
+"""Server time of the console's pages on a project filled through the real write path.
+
+    make manage ARGS="console_bench --traces 50000"
+
+Fills a fresh project (in its own organization) with `--traces` traces of one generation each,
+sent as Langfuse batches through `ingest` (so indexes, rollups and scores are as in production),
+then requests every console page several times with Django's test client as a superuser and prints
+the median and worst server time of each (no network, no browser). Re-running with the same
+`--project` reuses its data.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.test import Client
+from django.urls import reverse
+
+from ingest.services import create_scores, ingest_langfuse_batch
+from tenancy.models import Organization, Project, User
+
+WORDS = ("refund invoice shipping delay password reset account billing upgrade cancel order tracking "
+         "warranty discount coupon delivery address payment card declined subscription plan").split()
+BATCH_TRACES = 250
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class Command(BaseCommand):
+    help = "Fill a project through ingest and time every console page."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--traces", type=int, default=20_000)
+        parser.add_argument("--project", default="console-bench")
+        parser.add_argument("--repeat", type=int, default=5)
+
+    def handle(self, *args, traces: int, project: str, repeat: int, **options):
+        organization, _ = Organization.objects.get_or_create(name="Console bench")
+        proj = Project.objects.filter(organization=organization, name=project).first() or Project.objects.create(
+            organization=organization, name=project, region=settings.DEFAULT_REGION
+        )
+        self._fill(proj, traces)
+        user = User.objects.filter(email="console-bench@lookglass.local").first() or User.objects.create_superuser(
+            email="console-bench@lookglass.local", password=uuid.uuid4().hex
+        )
+        # A host the deployment accepts (ALLOWED_HOSTS), not the test client's "testserver".
+        client = Client(HTTP_HOST=(settings.ALLOWED_HOSTS or ["127.0.0.1"])[0].lstrip("."))
+        client.force_login(user)
+        base = f"/console/p/{proj.id}"
+        pages = {
+            "home": f"{base}/",
+            "traces (newest)": f"{base}/traces/",
+            "traces: search 'refund'": f"{base}/traces/?q=refund",
+            "traces: search two words": f"{base}/traces/?q=password+reset",
+            "traces: search rare word": f"{base}/traces/?q=needle-{traces // 2}",
+            "traces: user prefix": f"{base}/traces/?user=user-1",
+            "traces: sort by cost": f"{base}/traces/?order=-cost&since=" + quote(_iso(datetime.now(UTC) - timedelta(days=1))),
+            "trace": f"{base}/traces/bench-{traces // 2}/",
+            "sessions": f"{base}/sessions/",
+            "session": f"{base}/sessions/session-7/",
+            "users": f"{base}/users/",
+            "user": f"{base}/users/user-7/",
+            "prompts": f"{base}/prompts/",
+            "review: thumbs-down": reverse("console:review", args=[proj.id]) + "?thumbs_down=on",
+        }
+        self.stdout.write(f"{traces} traces, {traces} generations; {repeat} runs per page (ms: median, worst)")
+        for name, url in pages.items():
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                response = client.get(url)
+                times.append((time.perf_counter() - start) * 1000)
+                assert response.status_code in (200, 302), (url, response.status_code)
+            self.stdout.write(f"  {name:28s} {statistics.median(times):8.1f} {max(times):8.1f}")
+
+    def _fill(self, project, total: int) -> None:
+        from traces.models import Trace
+
+        have = Trace.objects.for_project(project).count()
+        if have >= total:
+            return
+        rng = random.Random(7)
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        for first in range(have, total, BATCH_TRACES):
+            events, thumbs = [], []
+            for i in range(first, min(first + BATCH_TRACES, total)):
+                at = now - timedelta(seconds=(total - i) * 30)
+                question = " ".join(rng.choices(WORDS, k=12))
+                answer = " ".join(rng.choices(WORDS, k=30)) + f" needle-{i}"
+                tid = f"bench-{i}"
+                events.append({"id": uuid.uuid4().hex, "type": "trace-create", "timestamp": _iso(at), "body": {
+                    "id": tid, "name": rng.choice(["chat", "search", "summarise"]), "timestamp": _iso(at),
+                    "userId": f"user-{i % 1000}", "sessionId": f"session-{i % 5000}",
+                    "input": [{"role": "user", "content": question}], "output": {"role": "assistant", "content": answer},
+                    "tags": [rng.choice(["prod", "beta"])], "metadata": {"feature": rng.choice(WORDS)},
+                }})
+                events.append({"id": uuid.uuid4().hex, "type": "generation-create", "timestamp": _iso(at), "body": {
+                    "id": f"{tid}-g", "traceId": tid, "name": "llm", "startTime": _iso(at),
+                    "endTime": _iso(at + timedelta(milliseconds=rng.randint(200, 9000))),
+                    "model": rng.choice(["gpt-4o-mini", "gpt-4o", "claude-3-haiku"]),
+                    "input": [{"role": "user", "content": question}], "output": {"role": "assistant", "content": answer},
+                    "usage": {"input": 40, "output": 90}, "costDetails": {"total": rng.random() / 100},
+                    **({"level": "ERROR", "statusMessage": "timeout"} if rng.random() < 0.03 else {}),
+                }})
+                if rng.random() < 0.05:
+                    thumbs.append({"traceId": tid, "name": "thumbs", "value": 0, "dataType": "BOOLEAN"})
+            result = ingest_langfuse_batch(project=project, payload={"batch": events})
+            if result.errors:
+                raise SystemExit(f"ingest refused events: {result.errors[:3]}")
+            if thumbs:
+                create_scores(project=project, bodies=thumbs, public_only=True)
+            if (first // BATCH_TRACES) % 40 == 0:
+                self.stdout.write(f"  stored {first + BATCH_TRACES} traces ({time.perf_counter() - started:.0f} s)")

@@ -1,0 +1,184 @@
+"""The console's prompt pages: prompts by folder; a prompt's versions side by side with their
+metrics; a new version (edit, or fork into another prompt) and label moves, confirmed before
+`production` moves. Reads through `prompts.selectors` (and the admin's list and diff helpers),
+writes through `prompts.services` (label moves keep their history there)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import timedelta
+from urllib.parse import quote, urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import console_login_required, may_annotate, project_or_404
+from console.views import _page
+from prompts import selectors, services
+from prompts.admin import prompt_rows, side_by_side, version_as_text
+from prompts.errors import InvalidRequest, PromptNotFound
+from prompts.models import LATEST, PRODUCTION, PromptType
+from prompts.payloads import PromptInput, parse_create, validate_labels
+
+METRICS_DAYS = 7
+
+
+def prompt_url(project, name: str) -> str:
+    return f"{reverse('console:prompts', args=[project.id])}{quote(name, safe='')}/"
+
+
+def _folder(name: str) -> str:
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
+@require_GET
+@console_login_required
+def prompts(request, project_id):
+    project = project_or_404(request, project_id)
+    contains = request.GET.get("q", "")[:255]
+    rows, truncated = prompt_rows(projects=[project], name_contains=contains)
+    folders: dict[str, list] = defaultdict(list)
+    for row in rows:
+        row["url"] = prompt_url(project, row["prompt"].name)
+        row["short_name"] = row["prompt"].name.rsplit("/", 1)[-1]
+        folders[_folder(row["prompt"].name)].append(row)
+    context = {"folders": sorted(folders.items()), "q": contains, "truncated": truncated}
+    return _page(request, project, "console/prompts.html", context, section="prompts")
+
+
+def _pick(raw, by_number: dict, default: int):
+    try:
+        return by_number.get(int(raw)) or by_number[default]
+    except (TypeError, ValueError):
+        return by_number[default]
+
+
+def _editable(version) -> str:
+    """The version's content as the edit form shows it: the text, or the messages as JSON."""
+    if version.type == PromptType.TEXT:
+        return version.text or ""
+    return json.dumps(version.messages or [], indent=2, ensure_ascii=False)
+
+
+def _prompt_or_404(project, name):
+    prompt = selectors.prompt_by_name(project=project, name=name)
+    if prompt is None:
+        raise Http404("No such prompt.")
+    return prompt
+
+
+@require_GET
+@console_login_required
+def prompt_detail(request, project_id, name):
+    project = project_or_404(request, project_id)
+    prompt = _prompt_or_404(project, name)
+    versions = list(selectors.versions_with_labels(project=project, prompt=prompt))
+    by_number = {v.version: v for v in versions}
+    numbers = [v.version for v in versions]
+    right = _pick(request.GET.get("right"), by_number, numbers[0])
+    left = _pick(request.GET.get("left"), by_number, numbers[1] if len(numbers) > 1 else numbers[0])
+    until = timezone.now()
+    metrics = selectors.compare_versions(project=project, prompt=prompt, since=until - timedelta(days=METRICS_DAYS),
+                                         until=until)
+    traces_url = reverse("console:traces", args=[project.id])
+    for row in metrics:
+        row.generations_url = f"{traces_url}?{urlencode({'prompt': prompt.name, 'prompt_version': row.version})}"
+    context = {
+        "prompt": prompt,
+        "versions": versions,
+        "left": left,
+        "right": right,
+        "diff": side_by_side(left, right) if left.version != right.version else None,
+        "right_text": version_as_text(right),
+        "metrics": metrics,
+        "metrics_days": METRICS_DAYS,
+        "history": list(selectors.label_history(project=project, prompt=prompt, limit=50)),
+        "labels": [(label, v) for label, v in selectors.prompt_labels(project=project, prompt=prompt) if label != LATEST],
+        "can_write": may_annotate(request, project),
+        "edit_content": _editable(right),
+        "edit_config": json.dumps(right.config or {}, indent=2, ensure_ascii=False),
+        "url": prompt_url(project, prompt.name),
+        "production": PRODUCTION,
+    }
+    return _page(request, project, "console/prompt.html", context, section="prompts")
+
+
+@require_POST
+@console_login_required
+def prompt_label(request, project_id, name):
+    """Point a label at a version, or remove it. Moving `production` changes what every SDK fetching
+    the prompt gets, so it takes an explicit confirmation (a second POST with `confirm`)."""
+    project = project_or_404(request, project_id)
+    prompt = _prompt_or_404(project, name)
+    if not may_annotate(request, project):
+        raise PermissionDenied("Moving labels needs the member role.")
+    label = (request.POST.get("label") or "").strip()
+    action = request.POST.get("action", "move")
+    back = prompt_url(project, prompt.name)
+    try:
+        validate_labels([label], field="label", allow_latest=False)
+        if action == "remove":
+            if label == PRODUCTION and not request.POST.get("confirm"):
+                return _confirm(request, project, prompt, label=label, version=None, action=action)
+            services.prompt_label_remove(project=project, name=prompt.name, label=label, actor=request.user)
+            messages.success(request, f"Removed the label “{label}”.")
+            return HttpResponseRedirect(back)
+        try:
+            version = int(request.POST.get("version", ""))
+        except ValueError:
+            raise InvalidRequest("Choose the version the label should point at.") from None
+        if label == PRODUCTION and not request.POST.get("confirm"):
+            return _confirm(request, project, prompt, label=label, version=version, action=action)
+        services.prompt_version_add_labels(project=project, name=prompt.name, version=version, labels=[label],
+                                           actor=request.user)
+        messages.success(request, f"“{label}” now points at v{version}.")
+    except (InvalidRequest, PromptNotFound) as exc:
+        messages.error(request, exc.message)
+    return HttpResponseRedirect(back)
+
+
+def _confirm(request, project, prompt, *, label, version, action):
+    current = dict(selectors.prompt_labels(project=project, prompt=prompt)).get(label)
+    context = {"prompt": prompt, "label": label, "version": version, "action": action, "current": current,
+               "url": prompt_url(project, prompt.name)}
+    return _page(request, project, "console/prompt_confirm.html", context, section="prompts")
+
+
+@require_POST
+@console_login_required
+def prompt_version_create(request, project_id, name):
+    """Save an edited version as the prompt's next version, or (with `fork_name`) as the first
+    version of another prompt."""
+    project = project_or_404(request, project_id)
+    prompt = _prompt_or_404(project, name)
+    if not may_annotate(request, project):
+        raise PermissionDenied("Creating a version needs the member role.")
+    target = (request.POST.get("fork_name") or "").strip() or prompt.name
+    content = request.POST.get("content", "")
+    try:
+        if prompt.type == PromptType.CHAT:
+            try:
+                body_prompt = json.loads(content)
+            except ValueError:
+                raise InvalidRequest("The messages must be JSON: a list of {role, content}.") from None
+        else:
+            body_prompt = content
+        try:
+            config = json.loads(request.POST.get("config") or "{}")
+        except ValueError:
+            raise InvalidRequest("The config must be a JSON object.") from None
+        data: PromptInput = parse_create({
+            "name": target, "type": prompt.type, "prompt": body_prompt, "config": config,
+            "commitMessage": (request.POST.get("commit_message") or "").strip() or None,
+        })
+        created, version = services.prompt_create_version(project=project, data=data, actor=request.user)
+    except InvalidRequest as exc:
+        messages.error(request, f"Not saved: {exc.message}")
+        return HttpResponseRedirect(prompt_url(project, prompt.name) + "#edit")
+    messages.success(request, f"Saved as {created.name} v{version.version} (labels unchanged, except latest).")
+    return HttpResponseRedirect(prompt_url(project, created.name))

@@ -1,0 +1,63 @@
+// Lookglass console: progressive enhancement only; every page works without it.
+(function () {
+  "use strict";
+
+  // Times arrive as ISO 8601 in UTC; show them in the viewer's zone.
+  var format = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  function localTimes(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (!isNaN(d)) { el.title = el.textContent; el.textContent = format.format(d); }
+    });
+  }
+
+  // The project switcher navigates on change.
+  function switcher() {
+    var form = document.querySelector("[data-project-switcher]");
+    if (!form) return;
+    var select = form.querySelector("select");
+    select.addEventListener("change", function () { window.location.href = select.value; });
+  }
+
+  // Destructive forms ask first.
+  function confirms() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+  }
+
+  // The observation tree: fold a node's descendants (the following nodes deeper than it).
+  function tree() {
+    document.querySelectorAll("[data-tree]").forEach(function (table) {
+      var nodes = Array.prototype.slice.call(table.querySelectorAll("tbody.lg-node"));
+      nodes.forEach(function (node, i) {
+        var depth = +node.dataset.depth;
+        var next = nodes[i + 1];
+        var button = node.querySelector(".lg-toggle");
+        if (!button || !next || +next.dataset.depth <= depth) return;
+        button.hidden = false;
+        button.addEventListener("click", function () {
+          var open = button.getAttribute("aria-expanded") === "true";
+          button.setAttribute("aria-expanded", open ? "false" : "true");
+          button.textContent = open ? "▸" : "▾";
+          for (var j = i + 1; j < nodes.length && +nodes[j].dataset.depth > depth; j++) {
+            if (open) { nodes[j].classList.add("lg-hidden"); }
+            else {
+              nodes[j].classList.remove("lg-hidden");
+              var inner = nodes[j].querySelector(".lg-toggle");
+              if (inner) { inner.setAttribute("aria-expanded", "true"); inner.textContent = "▾"; }
+            }
+          }
+        });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document); switcher(); confirms(); tree();
+  });
+})();

@@ -1,0 +1,199 @@
+"""The console in a real browser: headless Chromium driven by Selenium against `live_server`.
+
+Debian's `chromium` and `chromium-driver` are installed by the `browser` fixture when missing; if
+that is impossible the tests fail with the reason (they are never skipped silently). Set
+CONSOLE_SCREENSHOTS=<dir> to keep a 1440 px screenshot of every page visited.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from scores.models import Score
+from tenancy.models import Role
+from tests.console.support import llm_call, thumbs
+
+PASSWORD = "correct horse battery staple"
+WAIT_SECONDS = 15
+
+
+def _install_chromium() -> None:
+    if shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser")):
+        return
+    commands = [["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]]
+    if os.geteuid() != 0:
+        commands = [["sudo", "-n", *c] for c in commands]
+    for command in commands:
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.fail(f"The console's browser tests need Debian's chromium and chromium-driver; installing "
+                        f"them failed ({exc}). Install them with: apt-get install -y chromium chromium-driver")
+        if result.returncode != 0:
+            pytest.fail(f"The console's browser tests need Debian's chromium and chromium-driver; "
+                        f"`{' '.join(command)}` failed:\n{result.stderr[-2000:]}")
+    if not shutil.which("chromedriver"):
+        pytest.fail("chromium-driver was installed but `chromedriver` is not on PATH")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _install_chromium()
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1440,900", "--lang=en-US"):
+        options.add_argument(argument)
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary:
+        options.binary_location = binary
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+class Console:
+    def __init__(self, driver, base_url: str):
+        self.driver, self.base = driver, base_url
+        self.shots = Path(os.environ["CONSOLE_SCREENSHOTS"]) if os.environ.get("CONSOLE_SCREENSHOTS") else None
+        driver.delete_all_cookies()
+        driver.get_log("browser")  # drop what earlier tests left
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.base + path)
+
+    def wait(self, css: str):
+        return WebDriverWait(self.driver, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+    def shot(self, name: str) -> None:
+        if self.shots:
+            self.shots.mkdir(parents=True, exist_ok=True)
+            height = self.driver.execute_script("return document.body.scrollHeight")
+            self.driver.set_window_size(1440, max(900, min(height, 4000)))
+            self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+            self.driver.set_window_size(1440, 900)
+
+    def problems(self) -> list[str]:
+        """Errors the page logged: failed scripts, CSP refusals, missing assets."""
+        return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+    def sign_in(self, user, next_path: str) -> None:
+        self.open(f"/admin/login/?next={quote(next_path)}")
+        self.driver.find_element(By.NAME, "username").send_keys(user.email)
+        self.driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+        self.driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+        WebDriverWait(self.driver, WAIT_SECONDS).until(lambda d: "/admin/login/" not in d.current_url)
+        # The sign-in page is the admin's (its /favicon.ico request 404s): only console pages count.
+        self.driver.get_log("browser")
+
+
+@pytest.fixture
+def console(browser, live_server):
+    return Console(browser, live_server.url)
+
+
+def test_find_judge_and_follow_a_conversation(console, organization, member_of, project, other_project, api_key):
+    llm_call(project, "t-1", question="Where is the Eiffel tower?", answer="It stands in Paris, France.",
+             user_id="alice", session_id="conv-7", tags=["geo"])
+    llm_call(project, "t-2", question="How tall is it?", answer="About 330 metres.", user_id="alice",
+             session_id="conv-7", status="error")
+    llm_call(project, "t-3", question="Unrelated?", answer="Something else entirely.", user_id="bob")
+    thumbs(project, "t-2", up=False)
+    llm_call(other_project, "secret-trace", question="q", answer="classified answer")
+    user = member_of(organization, Role.MEMBER)
+
+    # Sign in from the console address and land on the project home.
+    console.sign_in(user, "/console/")
+    console.wait("#lg-today")
+    assert console.driver.find_element(By.ID, "lg-calls").text == "3"
+    console.shot("home")
+
+    # Search a word of an answer (the second turn's answer is only on its generation).
+    console.driver.find_element(By.LINK_TEXT, "Traces").click()
+    console.wait("#lg-search input[name=q]").send_keys("metres\n")
+    console.wait("#lg-results .lg-result")
+    rows = console.driver.find_elements(By.CSS_SELECTOR, "#lg-results .lg-result")
+    assert [r.get_attribute("data-trace-id") for r in rows] == ["t-2"]
+    assert console.driver.find_element(By.ID, "lg-count").text == "1 trace"
+    # Times are shown in the viewer's zone (no "UTC" suffix once the script ran).
+    assert "UTC" not in rows[0].find_element(By.CSS_SELECTOR, "time").text
+    console.shot("traces")
+
+    # Open it and add a score.
+    rows[0].find_element(By.CSS_SELECTOR, "a").click()
+    console.wait("#lg-observations")
+    console.shot("trace")
+    form = console.driver.find_element(By.ID, "lg-score-form")
+    if not form.is_displayed():
+        console.driver.find_element(By.CSS_SELECTOR, ".lg-add-score summary").click()
+    form.find_element(By.NAME, "name").send_keys("accuracy")
+    form.find_element(By.NAME, "value").send_keys("0.25")
+    form.find_element(By.NAME, "comment").send_keys("too vague")
+    form.find_element(By.CSS_SELECTOR, "[type=submit]").click()
+    console.wait(".lg-messages")
+    chips = [c.text for c in console.driver.find_elements(By.CSS_SELECTOR, "#scores .lg-score")]
+    assert any(c.startswith("accuracy 0.25") for c in chips), chips
+    score = Score.objects.for_project(project).get(name="accuracy")
+    assert (score.trace_id, score.value, score.comment) == ("t-2", 0.25, "too vague")
+
+    # The tree folds: the generation under the trace has no children here, so no toggle is shown.
+    assert not console.driver.find_elements(By.CSS_SELECTOR, ".lg-toggle:not([hidden])")
+
+    # Follow the conversation.
+    console.driver.find_element(By.ID, "lg-session-link").click()
+    transcript = console.wait("#lg-transcript")
+    text = transcript.text
+    assert text.index("Where is the Eiffel tower?") < text.index("How tall is it?")
+    console.shot("session")
+
+    console.driver.find_element(By.LINK_TEXT, "Users").click()
+    console.wait("#lg-users")
+    console.shot("users")
+    console.driver.find_element(By.LINK_TEXT, "Sessions").click()
+    console.wait("#lg-sessions")
+    console.shot("sessions")
+
+    assert console.problems() == []
+
+    # Another organization's trace, by its console address and by the SDK link: not found.
+    console.open(f"/console/p/{other_project.id}/traces/secret-trace/")
+    assert "Not Found" in console.driver.page_source
+    console.open("/trace/secret-trace")
+    assert "Not Found" in console.driver.page_source
+    assert "classified" not in console.driver.page_source
+
+
+def test_the_project_switcher_and_the_column_picker(console, organization, member_of, project):
+    from tests.factories import ProjectFactory
+
+    second = ProjectFactory(organization=organization, name="zz-second", region="us")
+    llm_call(project, "t-1", question="hello", answer="world", session_id="s-1")
+    user = member_of(organization, Role.VIEWER)
+    console.sign_in(user, f"/console/p/{project.id}/traces/")
+    console.wait("#lg-results")
+    # Hide the input column through the picker.
+    console.driver.find_element(By.CSS_SELECTOR, ".lg-columns-picker summary").click()
+    console.driver.find_element(By.CSS_SELECTOR, "input[name=cols][value=input]").click()
+    console.driver.find_element(By.CSS_SELECTOR, "#lg-search button[type=submit]").click()
+    console.wait("#lg-results")
+    assert not console.driver.find_elements(By.CSS_SELECTOR, "th.lg-col-input")
+    assert console.driver.find_elements(By.CSS_SELECTOR, "th.lg-col-output")
+    # Viewers get no write forms.
+    assert not console.driver.find_elements(By.NAME, "view_name")
+    Select(console.driver.find_element(By.ID, "lg-project")).select_by_visible_text(
+        f"{organization.name} / zz-second"
+    )
+    WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: f"/console/p/{second.id}/" in d.current_url)
+    assert console.problems() == []

@@ -1,0 +1,119 @@
+"""The console's prompt pages: folders, versions and their diff, new versions and forks, label moves
+(production only after a confirmation), and another organization's prompt answering 404."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+from django.urls import reverse
+
+from prompts import selectors, services
+from prompts.payloads import parse_create
+from tenancy.models import Role
+from tests.console.support import llm_call
+
+
+def prompts_url(project):
+    return reverse("console:prompts", args=[project.id])
+
+
+def prompt_url(project, name):
+    return f"{prompts_url(project)}{quote(name, safe='')}/"
+
+
+def make_prompt(project, name, text, labels=(), actor=None):
+    return services.prompt_create_version(
+        project=project, data=parse_create({"name": name, "prompt": text, "labels": list(labels)}), actor=actor
+    )
+
+
+@pytest.fixture
+def member(client, organization, member_of):
+    user = member_of(organization, Role.MEMBER)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def support_prompt(project):
+    make_prompt(project, "support/greeting", "Hello {{name}}!", labels=["production"])
+    make_prompt(project, "support/greeting", "Hi {{name}}, how can I help?")
+    make_prompt(project, "summary", "Summarise: {{text}}")
+
+
+def labels(project, name):
+    prompt = selectors.prompt_by_name(project=project, name=name)
+    return dict(selectors.prompt_labels(project=project, prompt=prompt))
+
+
+def test_prompts_are_grouped_by_folder(client, member, project, support_prompt):
+    response = client.get(prompts_url(project))
+    folders = dict(response.context["folders"])
+    assert [r["short_name"] for r in folders["support"]] == ["greeting"]
+    assert [r["short_name"] for r in folders[""]] == ["summary"]
+
+
+def test_a_prompt_shows_its_versions_side_by_side(client, member, project, support_prompt):
+    response = client.get(prompt_url(project, "support/greeting"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    # HtmlDiff writes spaces as &nbsp;.
+    assert "help?" in body and "Hello" in body and 'class="diff"' in body
+
+
+def test_moving_production_asks_first(client, member, project, support_prompt):
+    action = f"{prompt_url(project, 'support/greeting')}labels"
+    response = client.post(action, {"label": "production", "version": "2", "action": "move"})
+    assert response.status_code == 200 and b"lg-confirm" in response.content
+    assert labels(project, "support/greeting")["production"] == 1
+    response = client.post(action, {"label": "production", "version": "2", "action": "move", "confirm": "yes"})
+    assert response.status_code == 302
+    assert labels(project, "support/greeting")["production"] == 2
+    # Other labels move at once.
+    client.post(action, {"label": "staging", "version": "1", "action": "move"})
+    assert labels(project, "support/greeting")["staging"] == 1
+
+
+def test_a_new_version_and_a_fork(client, member, project, support_prompt):
+    action = f"{prompt_url(project, 'support/greeting')}versions"
+    response = client.post(action, {"content": "Hey {{name}}", "config": json.dumps({"temperature": 0.2}),
+                                    "commit_message": "shorter"})
+    assert response.status_code == 302
+    prompt = selectors.prompt_by_name(project=project, name="support/greeting")
+    assert prompt.latest_version == 3
+    assert labels(project, "support/greeting")["production"] == 1  # saving never moves production
+    client.post(action, {"content": "Yo {{name}}", "config": "{}", "fork_name": "support/casual"})
+    assert selectors.prompt_by_name(project=project, name="support/casual").latest_version == 1
+    response = client.post(action, {"content": "x", "config": "not json"}, follow=True)
+    assert "Not saved" in response.content.decode()
+
+
+def test_a_version_links_to_its_traces(client, member, project, support_prompt):
+    from ingest.services import ingest_langfuse_batch
+    from tests.console.support import _event
+
+    llm_call(project, "t-1", question="hi", answer="hello")
+    ingest_langfuse_batch(project=project, payload={"batch": [_event("generation-create", {
+        "id": "t-1-gen", "traceId": "t-1", "promptName": "support/greeting", "promptVersion": 2})]})
+    response = client.get(prompt_url(project, "support/greeting"))
+    [used] = [m for m in response.context["metrics"] if m.calls]
+    assert used.version == 2
+    response = client.get(used.generations_url)
+    assert [row.trace.id for row in response.context["rows"]] == ["t-1"]
+
+
+def test_viewers_cannot_write_and_other_organizations_get_404(
+    client, organization, member_of, project, other_project, far_project, support_prompt
+):
+    make_prompt(other_project, "secret", "classified", labels=["production"])
+    make_prompt(far_project, "secret", "classified", labels=["production"])
+    client.force_login(member_of(organization, Role.VIEWER))
+    assert client.get(prompt_url(project, "summary")).status_code == 200
+    assert client.post(f"{prompt_url(project, 'summary')}versions", {"content": "x"}).status_code == 403
+    for other in (other_project, far_project):
+        assert client.get(prompt_url(other, "secret")).status_code == 404
+        assert client.post(f"{prompt_url(other, 'secret')}labels",
+                           {"label": "production", "action": "remove", "confirm": "yes"}).status_code == 404
+    assert labels(other_project, "secret") == {"latest": 1, "production": 1}
