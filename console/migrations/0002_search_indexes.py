@@ -62,7 +62,9 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("console", "0001_initial"),
-        ("traces", "0007_observation_duplicate_of"),
+        # After the migration that creates btree_gin (traces 0008): unapplying drops these indexes
+        # before the extension they use.
+        ("traces", "0008_reads_at_volume_indexes"),
     ]
 
     operations = [
