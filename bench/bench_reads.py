@@ -49,7 +49,7 @@ def endpoints(state: dict, end: datetime) -> list[tuple[str, str, dict]]:
     prompt_window = {"from": (end - timedelta(days=7)).isoformat(), "to": end.isoformat()}
     return [
         ("traces page 1", "/api/public/traces", {}),
-        ("traces page 1000 (deepest)", "/api/public/traces", {"page": 1000}),
+        ("traces page 201 (deepest)", "/api/public/traces", {"page": 201}),
         ("traces page 2000 (400)", "/api/public/traces", {"page": 2000}),
         ("traces name=", "/api/public/traces", {"name": "translate-reply"}),
         ("traces tags=vip", "/api/public/traces", {"tags": "vip"}),
@@ -64,7 +64,7 @@ def endpoints(state: dict, end: datetime) -> list[tuple[str, str, dict]]:
         ("traces model=unknown", "/api/public/traces", {"model": "no-such-model"}),
         ("trace detail", f"/api/public/traces/{trace_id}", {}),
         ("observations page 1", "/api/public/observations", {}),
-        ("observations page 1000 (deepest)", "/api/public/observations", {"page": 1000}),
+        ("observations page 201 (deepest)", "/api/public/observations", {"page": 201}),
         ("observations page 2000 (400)", "/api/public/observations", {"page": 2000}),
         ("observations type=GENERATION", "/api/public/observations", {"type": "GENERATION"}),
         ("observations model=response", "/api/public/observations", {"model": "o3-mini-2025-01-31"}),

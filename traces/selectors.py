@@ -83,7 +83,7 @@ COUNT_EXACT_UP_TO = 2_000
 # An OFFSET walks every skipped row, so deep page numbers cost what they skip (not what the table
 # holds). Beyond this many rows skipped the lists answer 400 and point to time windows or the cursor
 # API (v2 observations), which cost the same on any page.
-MAX_PAGE_OFFSET = 50_000
+MAX_PAGE_OFFSET = 10_000
 
 
 class PageTooDeep(InvalidParams):
