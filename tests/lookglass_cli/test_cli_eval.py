@@ -37,6 +37,16 @@ def half_broken(input):
         raise RuntimeError("timeout")
     return ANSWERS[input["q"]]
 
+class Answer:
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+def objects(input):
+    return {"answer": Answer(ANSWERS[input["q"]]), "confidence": float("nan")}
+
 async def good_async(input, item):
     await asyncio.sleep(0.01)
     return TargetResult(ANSWERS[input["q"]], cost=0.002 if item["id"] != "sky" else 0.05)
@@ -246,6 +256,8 @@ def test_an_evaluator_that_errors_on_every_item_fails_its_gate(cli, project, tmp
     _, cases = junit(tmp_path / "r.xml")
     assert cases["contains: no item scored"].find("failure") is not None
     assert "contains: ERROR — contains: no `value` configured" in cases["open"].find("system-out").text
+
+
 def test_a_judge_on_the_server_scores_through_a_fake_openai_compatible_model(cli, dataset, project, settings, tmp_path):
     """`--evaluator judge:NAME`: the server judges each item with its LLM connection (here a fake
     OpenAI-compatible server on loopback answering 0.75), the CLI gates on the verdicts and records
@@ -269,3 +281,12 @@ def test_a_judge_on_the_server_scores_through_a_fake_openai_compatible_model(cli
     trace_ids = list(DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", flat=True))
     scores = Score.objects.for_project(project).filter(trace_id__in=trace_ids, name="correctness")
     assert sorted(scores.values_list("value", flat=True)) == [0.75, 0.75, 0.75]
+
+
+def test_outputs_that_are_not_json_are_recorded_by_their_string_form(cli, dataset, project):
+    proc = cli("--target", "bot:objects", "--run-name", "objects")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = DatasetRun.objects.for_project(project).get(name="objects")
+    run_item = DatasetRunItem.objects.for_project(project).get(run_id=run.id, dataset_item_id="france")
+    trace = Trace.objects.for_project(project).get(id=run_item.trace_id)
+    assert trace.output == {"answer": "It is Paris.", "confidence": None}
