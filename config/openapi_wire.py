@@ -990,6 +990,81 @@ WIRE_PATHS: dict[str, dict] = {
 }
 
 
+# --- Langfuse v4 experiments (evals/experiment_views.py): dataset runs and their run items -----------
+
+_TIME = {"type": "string", "format": "date-time"}
+_CURSOR_META = {
+    "type": "object",
+    "properties": {"cursor": {"type": "string", "description": "Absent on the last page."}},
+}
+COMPONENTS.update({
+    "Experiment": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+            "description": NULLABLE_STRING,
+            "startTime": {**_TIME, "description": "The first item in the window (clipped to fromStartTime)."},
+            "endTime": _TIME, "itemCount": {"type": "integer"},
+            "datasetId": {"type": "string", "format": "uuid", "nullable": True},
+            "metadata": ANY, "scores": {"type": "array", "items": ref("Score")},
+        },
+        "required": ["id", "name", "description", "startTime", "endTime", "itemCount", "datasetId"],
+    },
+    "ExperimentList": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": ref("Experiment")}, "meta": _CURSOR_META},
+        "required": ["data", "meta"],
+    },
+    "ExperimentItem": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "traceId": {"type": "string"}, "startTime": _TIME,
+            "endTime": {**_TIME, "nullable": True}, "level": {"type": "string"}, "environment": {"type": "string"},
+            "experimentId": {"type": "string", "format": "uuid"}, "experimentName": {"type": "string"},
+            "experimentItemId": {"type": "string"}, "experimentDatasetId": {"type": "string", "format": "uuid"},
+            "input": ANY, "output": ANY, "expectedOutput": ANY, "metadata": ANY, "experimentItemMetadata": ANY,
+            "experimentMetadata": ANY, "experimentDescription": NULLABLE_STRING,
+            "scores": {"type": "array", "items": ref("Score")},
+        },
+        "required": ["id", "traceId", "startTime", "endTime", "level", "environment", "experimentId",
+                     "experimentName", "experimentItemId"],
+    },
+    "ExperimentItemList": {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": ref("ExperimentItem")}, "meta": _CURSOR_META},
+        "required": ["data", "meta"],
+    },
+})
+_EXPERIMENT_WINDOW = [
+    _param("fromStartTime", required=True, schema=_TIME, description="Run items created at or after it."),
+    _param("toStartTime", schema=_TIME, description="Run items created before it."),
+    _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
+    _param("scoreLimit", schema={"type": "integer", "minimum": 1, "maximum": 50, "default": 50}),
+    _param("cursor", description="From the previous page's `meta.cursor`."),
+    _param("filter", description='A JSON array of {"column": "id"|"name"|"datasetId", "value": …}.'),
+]
+WIRE_PATHS.update({
+    "/api/public/experiments": {"get": _op(
+        "public_experiments_list", "Experiments (dataset runs) active in a time window, latest activity first",
+        "experiments", SECRET, {"200": _json(ref("ExperimentList"), "A page of experiments"), **_errors(400, 401, 503)},
+        parameters=[*_EXPERIMENT_WINDOW,
+                    _param("fields", description="Comma list: core (default), metadata, scores (experiment-level)."),
+                    _param("id", description="Comma list of experiment ids."),
+                    _param("name", description="Comma list of names."),
+                    _param("datasetId", description="Comma list of dataset ids.")],
+    )},
+    "/api/public/experiment-items": {"get": _op(
+        "public_experiment_items_list", "Experiment items (run items with their trace), newest first", "experiments",
+        SECRET, {"200": _json(ref("ExperimentItemList"), "A page of experiment items"), **_errors(400, 401, 503)},
+        parameters=[*_EXPERIMENT_WINDOW,
+                    _param("fields", description="Comma list: core, dataset (default), io, metadata, itemMetadata, "
+                           "experimentMetadata, scores (item and trace level)."),
+                    _param("experimentId"), _param("experimentName"), _param("experimentItemId"),
+                    _param("datasetId")],
+    )},
+})
+
+
 def add_wire_endpoints(result, generator, request, public):
     """drf-spectacular postprocessing hook: add the plain-view endpoints and their components."""
     paths = result.setdefault("paths", {})

@@ -26,8 +26,18 @@ _PROJECT_PATH = [
 _RULE_ID = OpenApiParameter("rule_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
+# Plain strings in the schema rather than enums: the same field names carry other choice sets in
+# other components (scores' `source`, `data_type`), and the help text lists the values.
+SOURCES = ", ".join(ScoreSource.values)
+DATA_TYPES = ", ".join(ScoreDataType.values)
+OPERATORS = ", ".join(ReviewOperator.values)
+
+
 class ReviewRuleSerializer(serializers.ModelSerializer):
     project_id = serializers.UUIDField(read_only=True)
+    source = serializers.CharField(read_only=True, help_text=f"{SOURCES}, or empty: any")
+    data_type = serializers.CharField(read_only=True, help_text=f"{DATA_TYPES}, or empty: any")
+    operator = serializers.CharField(read_only=True, help_text=OPERATORS)
 
     class Meta:
         model = ReviewRule
@@ -54,16 +64,31 @@ class ReviewRuleWriteSerializer(_Strict):
     dataset_name = serializers.CharField(max_length=255, help_text="The review dataset; created on first use.")
     score_name = serializers.CharField(max_length=500, required=False, allow_blank=True, default="",
                                        help_text="Empty: any score name.")
-    source = serializers.ChoiceField(choices=[*ScoreSource.values, ""], required=False, default="",
-                                     help_text="USER for end-user feedback; empty: any source.")
-    data_type = serializers.ChoiceField(choices=[*ScoreDataType.values, ""], required=False, default="")
-    operator = serializers.ChoiceField(choices=ReviewOperator.values, required=False, default=ReviewOperator.EQ)
+    source = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text=f"{SOURCES} (USER for end-user feedback); empty: any source.")
+    data_type = serializers.CharField(required=False, allow_blank=True, default="",
+                                      help_text=f"{DATA_TYPES}; empty: any.")
+    operator = serializers.CharField(required=False, default=ReviewOperator.EQ, help_text=OPERATORS)
     value = serializers.FloatField(required=False, allow_null=True, default=None,
                                    help_text="Compared with the score's value (thumbs-down: BOOLEAN, eq 0).")
     string_value = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="",
                                          help_text="Or compared with a CATEGORICAL score's label (eq, ne).")
     require_comment = serializers.BooleanField(required=False, default=False)
     enabled = serializers.BooleanField(required=False, default=True)
+
+    def _one_of(self, value: str, allowed, *, blank: bool) -> str:
+        if (value == "" and blank) or value in allowed:
+            return value
+        raise serializers.ValidationError(f"must be one of {', '.join(allowed)}" + (" or empty" if blank else ""))
+
+    def validate_source(self, value):
+        return self._one_of(value, ScoreSource.values, blank=True)
+
+    def validate_data_type(self, value):
+        return self._one_of(value, ScoreDataType.values, blank=True)
+
+    def validate_operator(self, value):
+        return self._one_of(value, ReviewOperator.values, blank=False)
 
 
 class ReviewRuleUpdateSerializer(ReviewRuleWriteSerializer):

@@ -7,7 +7,7 @@ server decodes before routing, so names match `.+`; the runs routes are split in
 
 from django.urls import path, re_path
 
-from evals import review_api, views
+from evals import experiment_views, review_api, views
 
 PROJECT = "api/v1/organizations/<str:organization_id>/projects/<str:project_id>/"
 
@@ -18,6 +18,8 @@ urlpatterns = [
     re_path(r"^api/public/dataset-items/(?P<item_id>.+)$", views.dataset_item_detail, name="public-dataset-item"),
     re_path(r"^api/public/dataset-run-items$", views.dataset_run_items, name="public-dataset-run-items"),
     re_path(r"^api/public/datasets/(?P<rest>.+)$", views.datasets_v1, name="public-dataset-runs"),
+    path("api/public/experiments", experiment_views.experiments, name="public-experiments"),
+    path("api/public/experiment-items", experiment_views.experiment_items, name="public-experiment-items"),
     path(
         PROJECT + "dataset-items/from-trace",
         views.DatasetItemFromTraceViewSet.as_view({"post": "create"}),

@@ -175,3 +175,18 @@ def test_the_management_api_roles_validation_audit_and_isolation(project, owner,
         assert client.delete(detail).status_code == 404
     assert api.delete(detail).status_code == 204
     assert not ReviewRule.objects.filter(id=body["id"]).exists()
+
+
+def test_a_score_before_its_trace_is_retried_and_the_item_made_once_the_trace_is_there(client, project, api_key,
+                                                                                       owner):
+    response = api_for(owner).post(rules_url(project), THUMBS_DOWN, format="json")
+    rule_id = response.json()["id"]
+    assert feedback(client, api_key, trace_id="late", rating="down", user_id="u1").status_code == 201
+    assert items(project) == []  # every retry found no trace (eager retries run at once here)
+    seed_trace(project, "late")
+    score_ids = list(Score.objects.for_project(project).values_list("id", flat=True))
+    result = review_items_from_scores.apply(
+        kwargs={"project_id": str(project.id), "score_ids": score_ids, "rule_ids": [rule_id]}
+    ).get()
+    assert result == {"created": 1}
+    assert [i.source_trace_id for i in items(project)] == ["late"]

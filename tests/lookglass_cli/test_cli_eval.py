@@ -184,9 +184,6 @@ def test_an_async_target_with_its_item_and_cost_under_langfuse_variables(cli, da
         (("--target", "bot:good", "--threshold", "exact_match=1"), "--threshold names no evaluator: exact_match"),
         (("--target", "bot:nope"), "bot has no nope"),
         (("--target", "bot:good", "--baseline", "nope"), "has no run 'nope'"),
-        # The server has the judge endpoint (evals/eval_handlers.py): an evaluator it does not know is
-        # refused at the preflight, before any item runs.
-        (("--target", "bot:good", "--evaluator", "judge:correctness"), "no evaluator named 'correctness'"),
         (("--target", "bot:good", "--concurrency"), "expected one argument"),
     ],
 )
@@ -234,3 +231,39 @@ def test_a_judge_on_the_server_scores_through_a_fake_openai_compatible_model(cli
     trace_ids = list(DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", flat=True))
     scores = Score.objects.for_project(project).filter(trace_id__in=trace_ids, name="correctness")
     assert sorted(scores.values_list("value", flat=True)) == [0.75, 0.75, 0.75]
+
+def test_a_server_without_the_judge_endpoint_is_a_clear_error(cli, dataset, settings):
+    settings.ROOT_URLCONF = "tests.lookglass_cli.urls_without_judge"
+    proc = cli("--target", "bot:good", "--evaluator", "judge:correctness")
+    assert proc.returncode == 3
+    assert "the server has no judge endpoint" in " ".join(proc.stderr.split())
+
+
+def test_judges_score_through_the_server_and_gate_with_the_rules(cli, dataset, project, settings, tmp_path):
+    settings.ROOT_URLCONF = "tests.lookglass_cli.urls_fake_judge"
+    assert cli("--target", "bot:good", "--evaluator", "judge:nope").returncode == 3
+    proc = cli(
+        "--target", "bot:worse", "--evaluator", "judge:correctness", "--evaluator", "judge:hallucination",
+        "--threshold", "correctness=0.6", "--run-name", "judged", "--junit", "j.xml",
+    )
+    # correctness: 2/3 ≥ 0.6 passes; hallucination (higher is worse, no threshold) fails on math.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, cases = junit(tmp_path / "j.xml")
+    assert cases["correctness: mean ≥ 0.6"].find("failure") is None
+    assert "hallucination: FAIL 1 — expected '4' missing" in cases["math"].find("system-out").text
+    assert cases["hallucination: every item passes"].find("failure") is not None
+    run = DatasetRun.objects.for_project(project).get(name="judged")
+    trace_ids = DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", flat=True)
+    judged = Score.objects.for_project(project).filter(trace_id__in=list(trace_ids), name="correctness")
+    assert sorted(s.value for s in judged) == [0.0, 1.0, 1.0]
+    assert {s.source for s in judged} == {"EVAL"}
+
+
+def test_an_evaluator_that_errors_on_every_item_fails_its_gate(cli, project, tmp_path):
+    dataset = Dataset.objects.for_project(project).create(name="ci/no-expected")
+    DatasetItem.objects.for_project(project).create(id="open", dataset_id=dataset.id, input={"q": "2+2"})
+    proc = cli("--dataset", "ci/no-expected", "--target", "bot:good", "--evaluator", "contains", "--junit", "r.xml")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, cases = junit(tmp_path / "r.xml")
+    assert cases["contains: no item scored"].find("failure") is not None
+    assert "contains: ERROR — contains: no `value` configured" in cases["open"].find("system-out").text

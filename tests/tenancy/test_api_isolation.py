@@ -92,6 +92,12 @@ def _prompt_label(tenant: Tenant) -> str:
     return "iso"
 
 
+def _review_rule(tenant: Tenant):
+    from evals.review_services import review_rule_create
+
+    return review_rule_create(project=tenant.project, actor=None, name="iso", dataset_name="iso", value=0)
+
+
 def _score_config(tenant: Tenant):
     from scores.services import score_config_create
 
@@ -113,6 +119,8 @@ FILLERS = {
     # prompts: a label of the victim's prompt; same level as the prompt name, so a variant never
     # pairs the attacker's own prompt with it (that would be the attacker's own label).
     "label": (2, _prompt_label),
+    # evals: a review rule of the victim's project.
+    "rule_id": (2, lambda t: t.lazily("review_rule", _review_rule).id),
 }
 
 

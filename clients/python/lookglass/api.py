@@ -144,6 +144,25 @@ class Api:
     async def run_item(self, payload: dict) -> dict:
         return await self.request("POST", "/api/public/dataset-run-items", json=payload)
 
+    async def evaluator_names(self) -> set[str] | None:
+        """Names and ids of the project's evaluators (`GET /api/public/v2/evaluators`, cursor
+        pages), or None when the server has no such list."""
+        names, cursor = set(), None
+        for _ in range(100):
+            params = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+            try:
+                body = await self.request("GET", "/api/public/v2/evaluators", params=params)
+            except ApiError as exc:
+                if exc.status in (404, 405):
+                    return None
+                raise
+            for evaluator in body.get("data", []):
+                names.update(str(evaluator[key]) for key in ("name", "id") if evaluator.get(key))
+            cursor = (body.get("meta") or {}).get("cursor")
+            if not cursor:
+                break
+        return names
+
     async def judge(self, payload: dict) -> dict:
         return await self.request("POST", "/api/public/lookglass/judge", json=payload)
 

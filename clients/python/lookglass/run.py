@@ -128,13 +128,17 @@ class Gate:
     @property
     def ok(self) -> bool:
         if self.scored == 0:
-            return True  # nothing scored: the run is inconclusive or the evaluator errored on every item
+            # Nothing to judge by: an evaluator that errored on every item must not pass the gate
+            # (a run where every target errored is inconclusive instead: Report.exit_code).
+            return self.errors == 0
         if self.threshold is None:
             return self.passed == self.scored
         return self.mean is not None and self.mean >= self.threshold
 
     @property
     def rule(self) -> str:
+        if self.scored == 0 and self.errors:
+            return "no item scored"
         return f"mean ≥ {self.threshold:g}" if self.threshold is not None else "every item passes"
 
 
@@ -275,18 +279,30 @@ class Runner:
         return wanted, found
 
     async def _judge_preflight(self) -> None:
+        """Before any target runs: the server has the judge endpoint (an empty request is a 400
+        there, a 404/405 on a server without it) and every judge named exists."""
         judges = [e for e in self.config.evaluators if isinstance(e, Judge)]
         if not judges:
             return
         try:
-            await self.api.judge({"evaluator": judges[0].name, "preflight": True})
+            await self.api.judge({})
         except ApiError as exc:
             if exc.status in (404, 405):
                 raise ConfigError(
                     f"judge:{judges[0].name}: the server has no judge endpoint (POST /api/public/lookglass/judge "
                     f"answered {exc.status}); run rule evaluators only, or upgrade the server"
                 ) from None
-            raise ConfigError(f"judge:{judges[0].name}: {exc}") from None
+            if exc.status != 400:
+                raise
+        else:
+            raise ConfigError("the server's judge endpoint accepted an empty request; refusing to guess its contract")
+        known = await self.api.evaluator_names()
+        if known is not None:
+            missing = [j.name for j in judges if j.name not in known]
+            if missing:
+                raise ConfigError(
+                    f"no evaluator named {', '.join(missing)} on the server (known: {', '.join(sorted(known)) or 'none'})"
+                )
 
     # --- one item -------------------------------------------------------------------------------
 
@@ -348,6 +364,8 @@ class Runner:
                 outcome.results[result.name] = result
 
     async def _judge(self, judge: Judge, outcome: ItemOutcome, item: dict) -> Result:
+        # No traceId: the server would write the score itself, and the trace is recorded after
+        # scoring; the CLI writes the judge's score with the others.
         answer = await self.api.judge(
             {
                 "evaluator": judge.name,
@@ -355,17 +373,20 @@ class Runner:
                 "output": outcome.output,
                 "expectedOutput": item.get("expectedOutput"),
                 "metadata": item.get("metadata"),
-                "traceId": outcome.trace_id,
+                "latencyMs": outcome.latency_ms,
+                "cost": outcome.cost,
             }
         )
         value = answer.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EvaluatorError(f"the judge answered no numeric value: {answer!r:.200}")
+            raise EvaluatorError(f"the judge answered no numeric value (a categorical judge cannot gate): {answer!r:.200}")
         data_type = DataType.BOOLEAN if answer.get("dataType") == "BOOLEAN" else DataType.NUMERIC
-        passed = answer.get("passed")
-        if not isinstance(passed, bool):
-            passed = value >= 1 if data_type == DataType.BOOLEAN else value >= 0.5
-        return Result(judge.name, float(value), passed, str(answer.get("reasoning") or answer.get("comment") or ""), data_type)
+        higher_is_better = answer.get("higherIsBetter") is not False
+        good = value >= 1 if data_type == DataType.BOOLEAN else value >= 0.5
+        if not higher_is_better:  # e.g. hallucination: 1 = hallucinated
+            good = value <= 0 if data_type == DataType.BOOLEAN else value < 0.5
+        reason = str(answer.get("reasoning") or "")
+        return Result(judge.name, float(value), good, reason, data_type)
 
     async def _record(self, dataset: dict, outcome: ItemOutcome, start: datetime, end: datetime) -> None:
         config, item = self.config, outcome.item
