@@ -332,6 +332,10 @@ def rule_save(*, project: Project, data: dict, rule: EvaluationRule | None = Non
             if not isinstance(data[key], bool):
                 raise judging.DefinitionError(f"`{key}` must be a boolean.")
             setattr(rule, attr, data[key])
+    if "filter" in data or "target" in data or creating:
+        from evals.targets import validate
+
+        validate(project=project, target=rule.target, filters=rule.filter)
     if rule.enabled and not rule.assignments:
         raise judging.DefinitionError("an enabled rule needs at least one evaluator assignment.")
     with transaction.atomic():

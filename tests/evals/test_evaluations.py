@@ -590,3 +590,21 @@ def test_backfill_endpoint_queues_a_scan_that_evaluates_the_range(client, organi
     too_long = client.post(f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/evaluation-rules/{rule.pk}/backfill",
                            {"from": (now - timedelta(days=40)).isoformat(), "to": now.isoformat()}, content_type="application/json")
     assert too_long.status_code == 400
+
+
+def test_filters_that_cannot_apply_are_refused_at_save_and_odd_metadata_keys_are_plain_keys(client, api_key, project, judge_server):
+    evaluator = judge_evaluator(project, name="helpful", template="helpfulness")
+    assignment = [{"evaluatorId": str(evaluator.pk)}]
+    bad = call(client, api_key, "POST", f"{V2}/evaluation-rules", {
+        "name": "x", "enabled": True, "evaluatorAssignments": assignment,
+        "filter": [{"type": "arrayOptions", "column": "tags", "operator": ">", "value": ["a"]}]})
+    assert bad.status_code == 400 and "tags" in bad.json()["message"]
+    # A metadata key named like an ORM lookup is just a key.
+    connect(project, judge_server)
+    ingest(project, trace_event("t-1"), generation_event("g-1", "t-1", metadata={"contains": "yes", "a__b": "1"}),
+           generation_event("g-2", "t-1", metadata={"contains": "no"}))
+    rule = _rule(project, evaluator, target="observation", filter=[
+        {"type": "stringObject", "column": "metadata", "key": "contains", "operator": "=", "value": "yes"},
+        {"type": "stringObject", "column": "metadata", "key": "a__b", "operator": "=", "value": "1"}])
+    picked = [j.observation_id for j in EvalJob.objects.for_project(project).filter(id__in=_backfill(project, rule))]
+    assert picked == ["g-1"]
