@@ -608,3 +608,25 @@ def test_filters_that_cannot_apply_are_refused_at_save_and_odd_metadata_keys_are
         {"type": "stringObject", "column": "metadata", "key": "a__b", "operator": "=", "value": "1"}])
     picked = [j.observation_id for j in EvalJob.objects.for_project(project).filter(id__in=_backfill(project, rule))]
     assert picked == ["g-1"]
+
+
+def test_roles_and_schedule(client, organization, project, member_of, judge_server):
+    from config.celery import app
+
+    base = f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/"
+    member = member_of(organization, "member")
+    client.force_login(member)
+    put = client.put(base + "llm-connections", {"provider": "openai", "adapter": "openai", "secretKey": "sk-abcdef123456"},
+                     content_type="application/json")
+    assert put.status_code == 403  # connections hold secrets: admins and owners only
+    assert client.post(base + "evaluators", {"name": "h", "template": "helpfulness"}, content_type="application/json").status_code == 200
+    viewer = member_of(organization, "viewer")
+    client.force_login(viewer)
+    assert client.get(base + "llm-connections").status_code == 200
+    assert client.post(base + "evaluators", {"name": "h", "template": "helpfulness"}, content_type="application/json").status_code == 403
+    schedule = app.conf.beat_schedule
+    assert schedule["evals-dispatch"]["task"] == "evals.dispatch"
+    assert schedule["evals-dispatch-nightly"]["schedule"].hour == {2}
+    from evals.tasks import run_jobs
+
+    assert run_jobs.acks_late is True
