@@ -27,9 +27,11 @@ from tenancy.http.errors import HttpError
 from tenancy.models import Role
 
 
-def _public(call):
+def _public(call, request=None):
     """Run a handler for a public route: errors in Langfuse's shape."""
     try:
+        if request is not None:
+            h.check_params(request.GET)
         status, payload = call()
     except judging.DefinitionError as exc:
         raise HttpError(getattr(exc, "status", 400), exc.message) from None
@@ -46,59 +48,59 @@ def _params(request) -> QueryDict:
 def evaluators_root(request, principal):
     project = principal.project
     if request.method == "POST":
-        return _public(lambda: h.evaluator_create(project, json_body(request), None))
-    return _public(lambda: h.evaluators_list(project, _params(request)))
+        return _public(lambda: h.evaluator_create(project, json_body(request), None), request)
+    return _public(lambda: h.evaluators_list(project, _params(request)), request)
 
 
 @langfuse_endpoint("GET", "PATCH", "DELETE")
 def evaluator_detail(request, principal, evaluator_id: str):
     project = principal.project
     if request.method == "PATCH":
-        return _public(lambda: h.evaluator_update(project, evaluator_id, json_body(request), None))
+        return _public(lambda: h.evaluator_update(project, evaluator_id, json_body(request), None), request)
     if request.method == "DELETE":
-        return _public(lambda: h.evaluator_delete(project, evaluator_id))
-    return _public(lambda: h.evaluator_get(project, evaluator_id))
+        return _public(lambda: h.evaluator_delete(project, evaluator_id), request)
+    return _public(lambda: h.evaluator_get(project, evaluator_id), request)
 
 
 @langfuse_endpoint("GET")
 def evaluator_versions(request, principal, evaluator_id: str):
-    return _public(lambda: h.evaluator_versions(principal.project, evaluator_id, _params(request)))
+    return _public(lambda: h.evaluator_versions(principal.project, evaluator_id, _params(request)), request)
 
 
 @langfuse_endpoint("GET", "POST")
 def rules_root(request, principal):
     project = principal.project
     if request.method == "POST":
-        return _public(lambda: h.rule_create(project, json_body(request), None))
-    return _public(lambda: h.rules_list(project, _params(request)))
+        return _public(lambda: h.rule_create(project, json_body(request), None), request)
+    return _public(lambda: h.rules_list(project, _params(request)), request)
 
 
 @langfuse_endpoint("GET", "PATCH", "DELETE")
 def rule_detail(request, principal, rule_id: str):
     project = principal.project
     if request.method == "PATCH":
-        return _public(lambda: h.rule_update(project, rule_id, json_body(request)))
+        return _public(lambda: h.rule_update(project, rule_id, json_body(request)), request)
     if request.method == "DELETE":
-        return _public(lambda: h.rule_delete(project, rule_id))
-    return _public(lambda: h.rule_get(project, rule_id))
+        return _public(lambda: h.rule_delete(project, rule_id), request)
+    return _public(lambda: h.rule_get(project, rule_id), request)
 
 
 @langfuse_endpoint("GET", "PUT")
 def llm_connections(request, principal):
     project = principal.project
     if request.method == "PUT":
-        return _public(lambda: h.connection_upsert(project, json_body(request)))
-    return _public(lambda: h.connections_list(project, _params(request)))
+        return _public(lambda: h.connection_upsert(project, json_body(request)), request)
+    return _public(lambda: h.connections_list(project, _params(request)), request)
 
 
 @langfuse_endpoint("POST")
 def judge(request, principal):
-    return _public(lambda: h.judge(principal.project, json_body(request)))
+    return _public(lambda: h.judge(principal.project, json_body(request)), request)
 
 
 @langfuse_endpoint("GET")
 def evaluator_templates(request, principal):
-    return _public(h.templates_list)
+    return _public(h.templates_list, request)
 
 
 # --- /api/v1 management ------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class EvalsViewSet(ProjectScopedViewSet):
 
     def _answer(self, call):
         try:
+            h.check_params(self.request.query_params)
             status, payload = call()
         except judging.DefinitionError as exc:
             return Response({"detail": exc.message, "code": exc.code}, status=getattr(exc, "status", 400))

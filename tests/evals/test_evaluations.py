@@ -630,3 +630,34 @@ def test_roles_and_schedule(client, organization, project, member_of, judge_serv
     from evals.tasks import run_jobs
 
     assert run_jobs.acks_late is True
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", f"{V2}/evaluators", {"name": "x\u0000", "template": "helpfulness"}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "template": ["helpfulness"]}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{input}}", "outputDefinition": {"dataType": ["NUMERIC"]}}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{input}}", "outputDefinition": {"dataType": "CATEGORICAL", "categories": ["a"]}}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{weird}}", "outputDefinition": {"dataType": "BOOLEAN"}}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{input}}", "outputDefinition": {"dataType": "NUMERIC"},
+                                  "variableMapping": [{"variable": "input", "source": "input", "jsonPath": "no-dollar"}]}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": False, "filter": [{"column": ["name"], "operator": "="}]}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": False, "filter": [{"column": "name", "operator": {"x": 1}}]}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": False, "sampling": 2}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": True, "evaluatorAssignments": []}),
+    ("PUT", "/api/public/llm-connections", {"provider": "p", "adapter": "openai", "secretKey": "sk-123456789", "timeoutSeconds": "abc"}),
+    ("PUT", "/api/public/llm-connections", {"provider": "p", "adapter": ["openai"], "secretKey": "sk-123456789"}),
+    ("POST", "/api/public/lookglass/judge", {"evaluator": ["x"]}),
+    ("POST", "/api/public/lookglass/judge", ["not", "an", "object"]),
+])
+def test_bad_input_is_a_clear_400(client, api_key, method, path, body):
+    response = call(client, api_key, method, path, body)
+    assert response.status_code == 400, response.content
+    assert response.json()["message"]
+
+
+def test_nul_in_query_parameters_is_a_400(client, api_key, organization, owner, project):
+    assert call(client, api_key, "GET", f"{V2}/evaluators", cursor="a\u0000b").status_code == 400
+    client.force_login(owner)
+    base = f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/"
+    assert client.get(base + "eval-results/trend", {"name": "a\u0000"}).status_code == 400
+    assert client.get(base + "eval-jobs/a%00b").status_code in (400, 404)
