@@ -1240,3 +1240,11 @@ def add_wire_endpoints(result, generator, request, public):
     result["paths"] = dict(sorted(paths.items()))
     components["schemas"] = dict(sorted(schemas.items()))
     return result
+
+
+# Evaluation API (evals/eval_views.py): its own module documents it.
+from evals.eval_openapi import COMPONENTS as _EVAL_COMPONENTS  # noqa: E402
+from evals.eval_openapi import WIRE_PATHS as _EVAL_PATHS  # noqa: E402
+
+COMPONENTS.update(_EVAL_COMPONENTS)
+WIRE_PATHS.update(_EVAL_PATHS)

@@ -49,9 +49,30 @@ def _page(queryset, params):
         raise judging.DefinitionError(str(exc)) from None
 
 
+def _has_nul(value, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 100:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
+
+
+def check_params(params) -> None:
+    """Query parameters (and path parts) must not hold NUL: PostgreSQL text cannot, so such a value
+    would turn into a 500 instead of a clear 400."""
+    if any("\x00" in key or any("\x00" in v for v in params.getlist(key)) for key in params):
+        raise judging.DefinitionError("query parameters must not contain NUL characters.")
+
+
 def _body(body) -> dict:
     if not isinstance(body, dict):
         raise judging.DefinitionError("the request body must be a JSON object.")
+    if _has_nul(body):
+        raise judging.DefinitionError("the request body must not contain NUL characters (\\u0000).")
     return body
 
 
@@ -172,7 +193,10 @@ def rule_backfill(project, rule_id, body):
     """Evaluate the rule's targets that started in [from, to) (at most 31 days), in the background."""
     rule = _rule(project, rule_id)
     body = _body(body)
-    since, until = parse_datetime(str(body.get("from") or "")), parse_datetime(str(body.get("to") or ""))
+    try:
+        since, until = parse_datetime(str(body.get("from") or "")), parse_datetime(str(body.get("to") or ""))
+    except ValueError:  # well formed but impossible (month 13)
+        since = until = None
     if since is None or until is None or since.tzinfo is None or until.tzinfo is None:
         raise judging.DefinitionError("`from` and `to` are required ISO 8601 datetimes with a time zone.")
     if not since < until or until - since > MAX_BACKFILL:
@@ -201,7 +225,8 @@ def jobs_list(project, params):
 
 
 def job_get(project, job_id):
-    job = sel.jobs_query(project=project).filter(id=job_id).first() if isinstance(job_id, str) and len(job_id) <= 64 else None
+    valid = isinstance(job_id, str) and len(job_id) <= 64 and "\x00" not in job_id
+    job = sel.jobs_query(project=project).filter(id=job_id).first() if valid else None
     if job is None:
         raise NotFoundHere("Evaluation job not found")
     return 200, sel.job_payload(job)

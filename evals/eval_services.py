@@ -51,13 +51,17 @@ def connection_upsert(*, project: Project, provider: str, adapter: str, secret_k
     stored one (editing a connection must not require pasting the key again)."""
     if not isinstance(provider, str) or not provider.strip() or len(provider) > 100:
         raise judging.DefinitionError("`provider` is required (at most 100 characters).")
-    if adapter not in LlmAdapter.values:
+    if not isinstance(adapter, str) or adapter not in LlmAdapter.values:
         raise judging.DefinitionError(f"`adapter` must be one of {', '.join(LlmAdapter.values)}.")
     base_url = _check_base_url((base_url or "").strip())
-    if timeout_seconds is not None and not (0 < timeout_seconds <= 300):
-        raise judging.DefinitionError("`timeoutSeconds` must be in (0, 300].")
-    if max_retries is not None and not (0 <= max_retries <= 10):
-        raise judging.DefinitionError("`maxRetries` must be in [0, 10].")
+    if timeout_seconds is not None and (
+        isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)) or not (0 < timeout_seconds <= 300)
+    ):
+        raise judging.DefinitionError("`timeoutSeconds` must be a number in (0, 300].")
+    if max_retries is not None and (isinstance(max_retries, bool) or not isinstance(max_retries, int) or not (0 <= max_retries <= 10)):
+        raise judging.DefinitionError("`maxRetries` must be an integer in [0, 10].")
+    if not isinstance(adapter, str) or not isinstance(default_model, str) or len(default_model) > 200:
+        raise judging.DefinitionError("`adapter` and `defaultModel` must be strings (at most 200 characters).")
     models = custom_models or []
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise judging.DefinitionError("`customModels` must be a list of strings.")
@@ -131,6 +135,8 @@ def _version_fields(data: dict) -> dict:
     if kind != EvaluatorType.LLM_AS_JUDGE:
         raise judging.DefinitionError("`type` must be llm_as_judge or rule.")
     template = data.get("template")
+    if template is not None and not isinstance(template, str):
+        raise judging.DefinitionError("`template` must be a template name (a string).")
     base = library.template(template) if template else None
     if template and base is None:
         raise judging.DefinitionError(f"no template named {template!r} (GET …/evaluator-templates lists them).")
@@ -171,10 +177,12 @@ def evaluator_update(*, evaluator: Evaluator, data: dict, actor=None) -> Evaluat
     with transaction.atomic():
         evaluator = Evaluator.objects.select_for_update().get(pk=evaluator.pk)
         if "name" in data:
-            if not isinstance(data["name"], str) or not data["name"].strip():
-                raise judging.DefinitionError("`name` must be a non-empty string.")
+            if not isinstance(data["name"], str) or not data["name"].strip() or len(data["name"]) > 200:
+                raise judging.DefinitionError("`name` must be a non-empty string (at most 200 characters).")
             evaluator.name = data["name"]
         if "description" in data:
+            if data["description"] is not None and not isinstance(data["description"], str):
+                raise judging.DefinitionError("`description` must be a string or null.")
             evaluator.description = data["description"]
         definition_keys = {"prompt", "outputDefinition", "variableMapping", "modelConfig", "ruleKind", "ruleParams", "higherIsBetter", "template"}
         if definition_keys & set(data):
@@ -249,12 +257,14 @@ def _filters(value) -> list[dict]:
         raise judging.DefinitionError("`filter` must be a list of {type, column, operator, value, key?}.")
     out = []
     for entry in value:
-        if not isinstance(entry, dict) or entry.get("column") not in FILTER_COLUMNS:
+        if not isinstance(entry, dict) or not isinstance(entry.get("column"), str) or entry["column"] not in FILTER_COLUMNS:
             raise judging.DefinitionError(
                 f"filter column must be one of {', '.join(sorted(FILTER_COLUMNS))}, not {entry.get('column') if isinstance(entry, dict) else entry!r}."
             )
-        if entry.get("operator") not in FILTER_OPERATORS:
+        if not isinstance(entry.get("operator"), str) or entry["operator"] not in FILTER_OPERATORS:
             raise judging.DefinitionError(f"filter operator {entry.get('operator')!r} is not supported.")
+        if entry.get("key") is not None and not isinstance(entry["key"], str):
+            raise judging.DefinitionError("a filter `key` must be a string.")
         if entry["column"] == "metadata" and not isinstance(entry.get("key"), str):
             raise judging.DefinitionError("a metadata filter needs a `key`.")
         out.append({k: entry.get(k) for k in ("type", "column", "operator", "value", "key") if k in entry})
@@ -332,6 +342,10 @@ def rule_save(*, project: Project, data: dict, rule: EvaluationRule | None = Non
             if not isinstance(data[key], bool):
                 raise judging.DefinitionError(f"`{key}` must be a boolean.")
             setattr(rule, attr, data[key])
+    if "filter" in data or "target" in data or creating:
+        from evals.targets import validate
+
+        validate(project=project, target=rule.target, filters=rule.filter)
     if rule.enabled and not rule.assignments:
         raise judging.DefinitionError("an enabled rule needs at least one evaluator assignment.")
     with transaction.atomic():

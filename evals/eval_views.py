@@ -27,9 +27,11 @@ from tenancy.http.errors import HttpError
 from tenancy.models import Role
 
 
-def _public(call):
+def _public(call, request=None):
     """Run a handler for a public route: errors in Langfuse's shape."""
     try:
+        if request is not None:
+            h.check_params(request.GET)
         status, payload = call()
     except judging.DefinitionError as exc:
         raise HttpError(getattr(exc, "status", 400), exc.message) from None
@@ -46,59 +48,59 @@ def _params(request) -> QueryDict:
 def evaluators_root(request, principal):
     project = principal.project
     if request.method == "POST":
-        return _public(lambda: h.evaluator_create(project, json_body(request), None))
-    return _public(lambda: h.evaluators_list(project, _params(request)))
+        return _public(lambda: h.evaluator_create(project, json_body(request), None), request)
+    return _public(lambda: h.evaluators_list(project, _params(request)), request)
 
 
 @langfuse_endpoint("GET", "PATCH", "DELETE")
 def evaluator_detail(request, principal, evaluator_id: str):
     project = principal.project
     if request.method == "PATCH":
-        return _public(lambda: h.evaluator_update(project, evaluator_id, json_body(request), None))
+        return _public(lambda: h.evaluator_update(project, evaluator_id, json_body(request), None), request)
     if request.method == "DELETE":
-        return _public(lambda: h.evaluator_delete(project, evaluator_id))
-    return _public(lambda: h.evaluator_get(project, evaluator_id))
+        return _public(lambda: h.evaluator_delete(project, evaluator_id), request)
+    return _public(lambda: h.evaluator_get(project, evaluator_id), request)
 
 
 @langfuse_endpoint("GET")
 def evaluator_versions(request, principal, evaluator_id: str):
-    return _public(lambda: h.evaluator_versions(principal.project, evaluator_id, _params(request)))
+    return _public(lambda: h.evaluator_versions(principal.project, evaluator_id, _params(request)), request)
 
 
 @langfuse_endpoint("GET", "POST")
 def rules_root(request, principal):
     project = principal.project
     if request.method == "POST":
-        return _public(lambda: h.rule_create(project, json_body(request), None))
-    return _public(lambda: h.rules_list(project, _params(request)))
+        return _public(lambda: h.rule_create(project, json_body(request), None), request)
+    return _public(lambda: h.rules_list(project, _params(request)), request)
 
 
 @langfuse_endpoint("GET", "PATCH", "DELETE")
 def rule_detail(request, principal, rule_id: str):
     project = principal.project
     if request.method == "PATCH":
-        return _public(lambda: h.rule_update(project, rule_id, json_body(request)))
+        return _public(lambda: h.rule_update(project, rule_id, json_body(request)), request)
     if request.method == "DELETE":
-        return _public(lambda: h.rule_delete(project, rule_id))
-    return _public(lambda: h.rule_get(project, rule_id))
+        return _public(lambda: h.rule_delete(project, rule_id), request)
+    return _public(lambda: h.rule_get(project, rule_id), request)
 
 
 @langfuse_endpoint("GET", "PUT")
 def llm_connections(request, principal):
     project = principal.project
     if request.method == "PUT":
-        return _public(lambda: h.connection_upsert(project, json_body(request)))
-    return _public(lambda: h.connections_list(project, _params(request)))
+        return _public(lambda: h.connection_upsert(project, json_body(request)), request)
+    return _public(lambda: h.connections_list(project, _params(request)), request)
 
 
 @langfuse_endpoint("POST")
 def judge(request, principal):
-    return _public(lambda: h.judge(principal.project, json_body(request)))
+    return _public(lambda: h.judge(principal.project, json_body(request)), request)
 
 
 @langfuse_endpoint("GET")
 def evaluator_templates(request, principal):
-    return _public(h.templates_list)
+    return _public(h.templates_list, request)
 
 
 # --- /api/v1 management ------------------------------------------------------------------------------
@@ -114,17 +116,25 @@ ERRORS = {
 PAGE = [OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("cursor", OpenApiTypes.STR)]
 
 
-def _doc(summary: str, *, request=None, params=(), ok=200):
-    return extend_schema(summary=summary, tags=["evals"], parameters=[*PROJECT_PARAMS, *params],
-                         request=request, responses={ok: OpenApiTypes.OBJECT, **ERRORS})
+def _doc(summary: str, op: str, methods=("get",), *, request=None, params=(), ok=200):
+    """extend_schema once per method, each with its own operationId (one action serves several)."""
+    def decorate(view):
+        for method in methods:
+            view = extend_schema(
+                methods=[method.upper()], operation_id=f"evals_{op}_{method}", summary=summary, tags=["evals"],
+                parameters=[*PROJECT_PARAMS, *params], request=request if method != "get" else None,
+                responses={ok if method != "get" else 200: OpenApiTypes.OBJECT, **ERRORS},
+            )(view)
+        return view
+    return decorate
 
 
 class EvalsViewSet(ProjectScopedViewSet):
     """Evaluations of a project: LLM connections (admins write them: they hold secrets), evaluators,
     rules (members write them), jobs and results (viewers read). Bodies and answers use the same
-    camelCase shapes as the Langfuse v2 evaluator API. API keys of the project may call it too."""
+    camelCase shapes as the Langfuse v2 evaluator API. For people (session), like all of /api/v1; keys
+    use the public routes."""
 
-    allow_api_keys = True
     write_role = Role.MEMBER
     action_roles = {"connections": Role.VIEWER, "connection_delete": Role.ADMIN}
 
@@ -135,6 +145,7 @@ class EvalsViewSet(ProjectScopedViewSet):
 
     def _answer(self, call):
         try:
+            h.check_params(self.request.query_params)
             status, payload = call()
         except judging.DefinitionError as exc:
             return Response({"detail": exc.message, "code": exc.code}, status=getattr(exc, "status", 400))
@@ -145,7 +156,7 @@ class EvalsViewSet(ProjectScopedViewSet):
     def _actor(self):
         return None if self.principal is not None else self.request.user
 
-    @_doc("List LLM connections (secret keys masked) / create or replace one by provider (admin)",
+    @_doc("List LLM connections (secret keys masked) / create or replace one by provider (admin)", "connections", ('get', 'put',),
           request=OpenApiTypes.OBJECT, params=PAGE)
     @action(detail=False, methods=["get", "put"], url_path="llm-connections")
     def connections(self, request, *args, **kwargs):
@@ -153,17 +164,17 @@ class EvalsViewSet(ProjectScopedViewSet):
             return self._answer(lambda: h.connection_upsert(self.project, request.data))
         return self._answer(lambda: h.connections_list(self.project, request.query_params))
 
-    @_doc("Delete an LLM connection (admin)")
+    @_doc("Delete an LLM connection (admin)", "connection_delete", ('delete',))
     @action(detail=False, methods=["delete"], url_path=r"llm-connections/(?P<connection_id>[^/]+)")
     def connection_delete(self, request, connection_id=None, *args, **kwargs):
         return self._answer(lambda: h.connection_delete(self.project, connection_id))
 
-    @_doc("The library of ready judge templates (each says whether higher is better)")
+    @_doc("The library of ready judge templates (each says whether higher is better)", "templates", ('get',))
     @action(detail=False, methods=["get"], url_path="evaluator-templates")
     def templates(self, request, *args, **kwargs):
         return self._answer(h.templates_list)
 
-    @_doc("List evaluators / create one (an LLM judge from a prompt or a library `template`, or a rule evaluator)",
+    @_doc("List evaluators / create one (an LLM judge from a prompt or a library `template`, or a rule evaluator)", "evaluators", ('get', 'post',),
           request=OpenApiTypes.OBJECT, params=PAGE)
     @action(detail=False, methods=["get", "post"], url_path="evaluators")
     def evaluators(self, request, *args, **kwargs):
@@ -171,7 +182,7 @@ class EvalsViewSet(ProjectScopedViewSet):
             return self._answer(lambda: h.evaluator_create(self.project, request.data, self._actor()))
         return self._answer(lambda: h.evaluators_list(self.project, request.query_params))
 
-    @_doc("Get, update (a definition change makes a new version) or delete an evaluator", request=OpenApiTypes.OBJECT)
+    @_doc("Get, update (a definition change makes a new version) or delete an evaluator", "evaluator", ('get', 'patch', 'delete',), request=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get", "patch", "delete"], url_path=r"evaluators/(?P<evaluator_id>[^/]+)")
     def evaluator(self, request, evaluator_id=None, *args, **kwargs):
         if request.method == "PATCH":
@@ -180,24 +191,24 @@ class EvalsViewSet(ProjectScopedViewSet):
             return self._answer(lambda: h.evaluator_delete(self.project, evaluator_id))
         return self._answer(lambda: h.evaluator_get(self.project, evaluator_id))
 
-    @_doc("An evaluator's versions, newest first", params=PAGE)
+    @_doc("An evaluator's versions, newest first", "evaluator_versions", ('get',), params=PAGE)
     @action(detail=False, methods=["get"], url_path=r"evaluators/(?P<evaluator_id>[^/]+)/versions")
     def evaluator_versions(self, request, evaluator_id=None, *args, **kwargs):
         return self._answer(lambda: h.evaluator_versions(self.project, evaluator_id, request.query_params))
 
-    @_doc("Resume an evaluator paused by an auth or billing failure (and the rules it paused)")
+    @_doc("Resume an evaluator paused by an auth or billing failure (and the rules it paused)", "evaluator_resume", ('post',))
     @action(detail=False, methods=["post"], url_path=r"evaluators/(?P<evaluator_id>[^/]+)/resume")
     def evaluator_resume(self, request, evaluator_id=None, *args, **kwargs):
         return self._answer(lambda: h.evaluator_resume(self.project, evaluator_id))
 
-    @_doc("List evaluation rules / create one", request=OpenApiTypes.OBJECT, params=PAGE)
+    @_doc("List evaluation rules / create one", "rules", ('get', 'post',), request=OpenApiTypes.OBJECT, params=PAGE)
     @action(detail=False, methods=["get", "post"], url_path="evaluation-rules")
     def rules(self, request, *args, **kwargs):
         if request.method == "POST":
             return self._answer(lambda: h.rule_create(self.project, request.data, self._actor()))
         return self._answer(lambda: h.rules_list(self.project, request.query_params))
 
-    @_doc("Get, partially update or delete an evaluation rule", request=OpenApiTypes.OBJECT)
+    @_doc("Get, partially update or delete an evaluation rule", "rule", ('get', 'patch', 'delete',), request=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get", "patch", "delete"], url_path=r"evaluation-rules/(?P<rule_id>[^/]+)")
     def rule(self, request, rule_id=None, *args, **kwargs):
         if request.method == "PATCH":
@@ -206,36 +217,36 @@ class EvalsViewSet(ProjectScopedViewSet):
             return self._answer(lambda: h.rule_delete(self.project, rule_id))
         return self._answer(lambda: h.rule_get(self.project, rule_id))
 
-    @_doc("Evaluate the rule's targets of a past time range `{from, to}` (at most 31 days) in the background",
+    @_doc("Evaluate the rule's targets of a past time range `{from, to}` (at most 31 days) in the background", "rule_backfill", ('post',),
           request=OpenApiTypes.OBJECT, ok=202)
     @action(detail=False, methods=["post"], url_path=r"evaluation-rules/(?P<rule_id>[^/]+)/backfill")
     def rule_backfill(self, request, rule_id=None, *args, **kwargs):
         return self._answer(lambda: h.rule_backfill(self.project, rule_id, request.data))
 
-    @_doc("Evaluation jobs, newest first, with counts by state (pending, delayed, completed, error)",
+    @_doc("Evaluation jobs, newest first, with counts by state (pending, delayed, completed, error)", "jobs", ('get',),
           params=[*PAGE, OpenApiParameter("status", OpenApiTypes.STR), OpenApiParameter("ruleId", OpenApiTypes.UUID)])
     @action(detail=False, methods=["get"], url_path="eval-jobs")
     def jobs(self, request, *args, **kwargs):
         return self._answer(lambda: h.jobs_list(self.project, request.query_params))
 
-    @_doc("One evaluation job")
+    @_doc("One evaluation job", "job", ('get',))
     @action(detail=False, methods=["get"], url_path=r"eval-jobs/(?P<job_id>[^/]+)")
     def job(self, request, job_id=None, *args, **kwargs):
         return self._answer(lambda: h.job_get(self.project, job_id))
 
-    @_doc("Score one item now with a named evaluator (`{evaluator, input, output, expectedOutput, traceId?}`)",
+    @_doc("Score one item now with a named evaluator (`{evaluator, input, output, expectedOutput, traceId?}`)", "judge", ('post',),
           request=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["post"], url_path="judge")
     def judge(self, request, *args, **kwargs):
         return self._answer(lambda: h.judge(self.project, request.data))
 
-    @_doc("A dataset run's summary: per evaluator count, average, min, max, pass rate",
+    @_doc("A dataset run's summary: per evaluator count, average, min, max, pass rate", "run_summary", ('get',),
           params=[OpenApiParameter("threshold", OpenApiTypes.NUMBER)])
     @action(detail=False, methods=["get"], url_path=r"eval-results/runs/(?P<run_id>[^/]+)")
     def run_summary(self, request, run_id=None, *args, **kwargs):
         return self._answer(lambda: h.run_summary(self.project, run_id, request.query_params))
 
-    @_doc("Two runs side by side: per-evaluator averages, per-item differences, regressions",
+    @_doc("Two runs side by side: per-evaluator averages, per-item differences, regressions", "run_compare", ('get',),
           params=[OpenApiParameter("baseline", OpenApiTypes.UUID, required=True),
                   OpenApiParameter("candidate", OpenApiTypes.UUID, required=True),
                   OpenApiParameter("threshold", OpenApiTypes.NUMBER)])
@@ -243,7 +254,7 @@ class EvalsViewSet(ProjectScopedViewSet):
     def run_compare(self, request, *args, **kwargs):
         return self._answer(lambda: h.run_compare(self.project, request.query_params))
 
-    @_doc("Daily average and count of each eval score on production",
+    @_doc("Daily average and count of each eval score on production", "trend", ('get',),
           params=[OpenApiParameter("days", OpenApiTypes.INT), OpenApiParameter("name", OpenApiTypes.STR)])
     @action(detail=False, methods=["get"], url_path="eval-results/trend")
     def trend(self, request, *args, **kwargs):

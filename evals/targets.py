@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
 
 from evals import judging
 from evals.evaluation_models import EvaluationRule, RuleTarget
@@ -64,19 +65,42 @@ def _condition(field: str, operator: str, value, *, array: bool = False) -> Q:
     raise judging.DefinitionError(f"operator {operator!r} does not apply to this column.")
 
 
-def _split(filters: list[dict]) -> tuple[Q, Q, list]:
-    own, trace, datasets = Q(), Q(), []
-    for f in filters:
+def _split(filters: list[dict]) -> tuple[Q, Q, list, dict, dict]:
+    """(Q on the target row, Q on its trace, dataset conditions, annotations of each). Metadata keys
+    are read with KeyTextTransform, never spliced into a lookup path: a key such as `contains` or
+    `a__b` would otherwise become an ORM lookup."""
+    own, trace, datasets, own_notes, trace_notes = Q(), Q(), [], {}, {}
+    for index, f in enumerate(filters):
         column, operator, value = f["column"], f["operator"], f.get("value")
+        text = [str(v) for v in value] if isinstance(value, list) else (None if value is None else str(value))
         if column == "datasetId":
             datasets.append((operator, value))
         elif column == "metadata":
-            own &= _condition(f"metadata__{f['key']}", operator, value)
+            name = f"lg_meta_{index}"
+            own_notes[name] = KeyTextTransform(str(f["key"]), "metadata")
+            own &= _condition(name, operator, text)
+        elif column == "feature":
+            trace_notes["lg_feature"] = KeyTextTransform("feature", "metadata")
+            trace &= _condition("lg_feature", operator, text)
         elif column in OBSERVATION_COLUMNS:
             own &= _condition(OBSERVATION_COLUMNS[column], operator, value)
         else:
             trace &= _condition(TRACE_COLUMNS[column], operator, value, array=column == "tags")
-    return own, trace, datasets
+    return own, trace, datasets, own_notes, trace_notes
+
+
+def validate(*, project, target: str, filters: list[dict]) -> None:
+    """Raise DefinitionError when the filter cannot become SQL (checked when a rule is saved, so a
+    scan never fails on it). The query is compiled, not run."""
+    rule = EvaluationRule(project=project, target=target, filter=filters)
+    try:
+        queryset = _queryset(project, rule)
+        if queryset is not None:
+            queryset.query.sql_with_params()
+    except judging.DefinitionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an ORM refusal of a value or lookup is the user's filter
+        raise judging.DefinitionError(f"the filter cannot be applied: {exc}") from None
 
 
 def _loop_guard() -> Q:
@@ -97,33 +121,51 @@ def _sampling_sql(table: str, rate: float) -> tuple[str, list]:
     return f"{_point_sql(table)} < %s", [int(rate * 2**53)]
 
 
+def _queryset(project, rule: EvaluationRule):
+    """The rule's filter and the loop guard on its target table (None for experiments)."""
+    own, trace_q, _, own_notes, trace_notes = _split(rule.filter)
+    if rule.target == RuleTarget.EXPERIMENT:
+        return None
+    traces = Trace.objects.for_project(project)
+    if trace_notes:
+        traces = traces.annotate(**trace_notes)
+    if rule.target == RuleTarget.OBSERVATION:
+        queryset = Observation.objects.for_project(project).filter(_loop_guard())
+        if own_notes:
+            queryset = queryset.annotate(**own_notes)
+        queryset = queryset.filter(own)
+        if trace_q:
+            queryset = queryset.filter(trace_id__in=traces.filter(trace_q).values("id"))
+        return queryset
+    # A trace target: model/type/level are its observations'; name, environment, version and
+    # metadata are the trace's own.
+    queryset = traces.filter(_loop_guard())
+    if own_notes:
+        queryset = queryset.annotate(**own_notes)
+    trace_own = Q()
+    for index, f in enumerate(rule.filter):
+        if f["column"] in ("model", "type", "level"):
+            trace_own &= Q(id__in=Observation.objects.for_project(project).filter(
+                _condition(OBSERVATION_COLUMNS[f["column"]], f["operator"], f.get("value"))).values("trace_id"))
+        elif f["column"] in ("name", "environment", "version"):
+            trace_own &= _condition(f["column"], f["operator"], f.get("value"))
+        elif f["column"] == "metadata":
+            value = f.get("value")
+            text = [str(v) for v in value] if isinstance(value, list) else (None if value is None else str(value))
+            trace_own &= _condition(f"lg_meta_{index}", f["operator"], text)
+    return queryset.filter(trace_own & trace_q)
+
+
 def select(*, project, rule: EvaluationRule, since: datetime, until: datetime, sampling: float,
            limit: int | None = None) -> list[Target]:
     """The targets of `rule` that started in [since, until), matching its filter, outside the
     reserved environments, kept by `sampling` (deterministic per target), oldest first."""
-    own, trace_q, datasets = _split(rule.filter)
     if rule.target == RuleTarget.EXPERIMENT:
+        datasets = _split(rule.filter)[2]
         return _experiment_targets(project, datasets, since, until, sampling, limit)
     model = Observation if rule.target == RuleTarget.OBSERVATION else Trace
     time_field = "start_time" if model is Observation else "timestamp"
-    queryset = model.objects.for_project(project).filter(**{f"{time_field}__gte": since, f"{time_field}__lt": until})
-    queryset = queryset.filter(_loop_guard())
-    if model is Observation:
-        queryset = queryset.filter(own)
-        if trace_q:
-            queryset = queryset.filter(trace_id__in=Trace.objects.for_project(project).filter(trace_q).values("id"))
-    else:
-        # On a trace target, observation columns other than model/type are the trace's own.
-        trace_own = Q()
-        for f in rule.filter:
-            if f["column"] in ("model", "type", "level"):
-                trace_own &= Q(id__in=Observation.objects.for_project(project).filter(
-                    _condition(OBSERVATION_COLUMNS[f["column"]], f["operator"], f.get("value"))).values("trace_id"))
-            elif f["column"] in ("name", "environment", "version"):
-                trace_own &= _condition(f["column"], f["operator"], f.get("value"))
-            elif f["column"] == "metadata":
-                trace_own &= _condition(f"metadata__{f['key']}", f["operator"], f.get("value"))
-        queryset = queryset.filter(trace_own & trace_q)
+    queryset = _queryset(project, rule).filter(**{f"{time_field}__gte": since, f"{time_field}__lt": until})
     if sampling < 1:
         where, params = _sampling_sql(model._meta.db_table, sampling)
         queryset = queryset.extra(where=[where], params=params)

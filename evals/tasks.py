@@ -86,7 +86,12 @@ def scan_rule(*, project, rule: EvaluationRule, mode: str, since: datetime | Non
     return ids
 
 
-@shared_task(name="evals.scan", acks_late=True)
+# Judge batches wait on providers: a batch of EVAL_JOB_BATCH calls with retries can outlast the
+# default 60 s soft limit, and a killed batch is redelivered and redone (idempotent, but paid twice).
+LONG = {"soft_time_limit": 840, "time_limit": 900}
+
+
+@shared_task(name="evals.scan", acks_late=True, **LONG)
 def scan(*, project_id: str, mode: str = "new", rule_id: str | None = None, since: str | None = None,
          until: str | None = None, day: str | None = None) -> int:
     project = Project.objects.filter(pk=project_id).first()
@@ -125,7 +130,7 @@ def resume_due(project) -> int:
     return len(due)
 
 
-@shared_task(name="evals.run_jobs", acks_late=True)
+@shared_task(name="evals.run_jobs", acks_late=True, **LONG)
 def run_jobs(*, project_id: str, job_ids: list[str]) -> int:
     project = Project.objects.filter(pk=project_id).first()
     if project is None:

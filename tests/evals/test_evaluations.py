@@ -590,3 +590,74 @@ def test_backfill_endpoint_queues_a_scan_that_evaluates_the_range(client, organi
     too_long = client.post(f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/evaluation-rules/{rule.pk}/backfill",
                            {"from": (now - timedelta(days=40)).isoformat(), "to": now.isoformat()}, content_type="application/json")
     assert too_long.status_code == 400
+
+
+def test_filters_that_cannot_apply_are_refused_at_save_and_odd_metadata_keys_are_plain_keys(client, api_key, project, judge_server):
+    evaluator = judge_evaluator(project, name="helpful", template="helpfulness")
+    assignment = [{"evaluatorId": str(evaluator.pk)}]
+    bad = call(client, api_key, "POST", f"{V2}/evaluation-rules", {
+        "name": "x", "enabled": True, "evaluatorAssignments": assignment,
+        "filter": [{"type": "arrayOptions", "column": "tags", "operator": ">", "value": ["a"]}]})
+    assert bad.status_code == 400 and "tags" in bad.json()["message"]
+    # A metadata key named like an ORM lookup is just a key.
+    connect(project, judge_server)
+    ingest(project, trace_event("t-1"), generation_event("g-1", "t-1", metadata={"contains": "yes", "a__b": "1"}),
+           generation_event("g-2", "t-1", metadata={"contains": "no"}))
+    rule = _rule(project, evaluator, target="observation", filter=[
+        {"type": "stringObject", "column": "metadata", "key": "contains", "operator": "=", "value": "yes"},
+        {"type": "stringObject", "column": "metadata", "key": "a__b", "operator": "=", "value": "1"}])
+    picked = [j.observation_id for j in EvalJob.objects.for_project(project).filter(id__in=_backfill(project, rule))]
+    assert picked == ["g-1"]
+
+
+def test_roles_and_schedule(client, organization, project, member_of, judge_server):
+    from config.celery import app
+
+    base = f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/"
+    member = member_of(organization, "member")
+    client.force_login(member)
+    put = client.put(base + "llm-connections", {"provider": "openai", "adapter": "openai", "secretKey": "sk-abcdef123456"},
+                     content_type="application/json")
+    assert put.status_code == 403  # connections hold secrets: admins and owners only
+    assert client.post(base + "evaluators", {"name": "h", "template": "helpfulness"}, content_type="application/json").status_code == 200
+    viewer = member_of(organization, "viewer")
+    client.force_login(viewer)
+    assert client.get(base + "llm-connections").status_code == 200
+    assert client.post(base + "evaluators", {"name": "h", "template": "helpfulness"}, content_type="application/json").status_code == 403
+    schedule = app.conf.beat_schedule
+    assert schedule["evals-dispatch"]["task"] == "evals.dispatch"
+    assert schedule["evals-dispatch-nightly"]["schedule"].hour == {2}
+    from evals.tasks import run_jobs
+
+    assert run_jobs.acks_late is True
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", f"{V2}/evaluators", {"name": "x\u0000", "template": "helpfulness"}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "template": ["helpfulness"]}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{input}}", "outputDefinition": {"dataType": ["NUMERIC"]}}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{input}}", "outputDefinition": {"dataType": "CATEGORICAL", "categories": ["a"]}}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{weird}}", "outputDefinition": {"dataType": "BOOLEAN"}}),
+    ("POST", f"{V2}/evaluators", {"name": "x", "prompt": "{{input}}", "outputDefinition": {"dataType": "NUMERIC"},
+                                  "variableMapping": [{"variable": "input", "source": "input", "jsonPath": "no-dollar"}]}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": False, "filter": [{"column": ["name"], "operator": "="}]}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": False, "filter": [{"column": "name", "operator": {"x": 1}}]}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": False, "sampling": 2}),
+    ("POST", f"{V2}/evaluation-rules", {"name": "r", "enabled": True, "evaluatorAssignments": []}),
+    ("PUT", "/api/public/llm-connections", {"provider": "p", "adapter": "openai", "secretKey": "sk-123456789", "timeoutSeconds": "abc"}),
+    ("PUT", "/api/public/llm-connections", {"provider": "p", "adapter": ["openai"], "secretKey": "sk-123456789"}),
+    ("POST", "/api/public/lookglass/judge", {"evaluator": ["x"]}),
+    ("POST", "/api/public/lookglass/judge", ["not", "an", "object"]),
+])
+def test_bad_input_is_a_clear_400(client, api_key, method, path, body):
+    response = call(client, api_key, method, path, body)
+    assert response.status_code == 400, response.content
+    assert response.json()["message"]
+
+
+def test_nul_in_query_parameters_is_a_400(client, api_key, organization, owner, project):
+    assert call(client, api_key, "GET", f"{V2}/evaluators", cursor="a\u0000b").status_code == 400
+    client.force_login(owner)
+    base = f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/"
+    assert client.get(base + "eval-results/trend", {"name": "a\u0000"}).status_code == 400
+    assert client.get(base + "eval-jobs/a%00b").status_code in (400, 404)

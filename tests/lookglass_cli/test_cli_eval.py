@@ -37,16 +37,6 @@ def half_broken(input):
         raise RuntimeError("timeout")
     return ANSWERS[input["q"]]
 
-class Answer:
-    def __init__(self, text):
-        self.text = text
-
-    def __str__(self):
-        return self.text
-
-def objects(input):
-    return {"answer": Answer(ANSWERS[input["q"]]), "confidence": float("nan")}
-
 async def good_async(input, item):
     await asyncio.sleep(0.01)
     return TargetResult(ANSWERS[input["q"]], cost=0.002 if item["id"] != "sky" else 0.05)
@@ -194,9 +184,6 @@ def test_an_async_target_with_its_item_and_cost_under_langfuse_variables(cli, da
         (("--target", "bot:good", "--threshold", "exact_match=1"), "--threshold names no evaluator: exact_match"),
         (("--target", "bot:nope"), "bot has no nope"),
         (("--target", "bot:good", "--baseline", "nope"), "has no run 'nope'"),
-        # The server has the judge endpoint (evals/eval_handlers.py): an evaluator it does not know is
-        # refused at the preflight, before any item runs.
-        (("--target", "bot:good", "--evaluator", "judge:correctness"), "no evaluator named 'correctness'"),
         (("--target", "bot:good", "--concurrency"), "expected one argument"),
     ],
 )
@@ -220,6 +207,30 @@ def test_the_json_schema_evaluator_reads_a_schema_file(cli, dataset, tmp_path):
     _, cases = junit(tmp_path / "r.xml")
     assert "json_schema: FAIL 0 — output is not valid JSON" in cases["france"].find("system-out").text
 
+
+def test_a_judge_on_the_server_scores_through_a_fake_openai_compatible_model(cli, dataset, project, settings, tmp_path):
+    """`--evaluator judge:NAME`: the server judges each item with its LLM connection (here a fake
+    OpenAI-compatible server on loopback answering 0.75), the CLI gates on the verdicts and records
+    them once (the judge endpoint writes no score of its own unless asked)."""
+    from evals import eval_services
+    from evals.fakejudge import FakeJudge
+
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    with FakeJudge() as judge:
+        eval_services.connection_upsert(project=project, provider="openai", adapter="openai", secret_key="sk-fake-12345678",
+                                        base_url=judge.url, default_model="judge", max_retries=0)
+        eval_services.evaluator_create(project=project, data={"name": "correctness", "template": "correctness"})
+        passed = cli("--target", "bot:good", "--evaluator", "judge:correctness", "--threshold", "correctness=0.7")
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        failed = cli("--target", "bot:good", "--evaluator", "judge:correctness", "--threshold", "correctness=0.9")
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert len(judge.requests) == 6
+    assert all("Paris" in r["messages"][0]["content"] or "4" in r["messages"][0]["content"] or "blue" in r["messages"][0]["content"]
+               for r in judge.requests)
+    run = DatasetRun.objects.for_project(project).order_by("created_at").first()
+    trace_ids = list(DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", flat=True))
+    scores = Score.objects.for_project(project).filter(trace_id__in=trace_ids, name="correctness")
+    assert sorted(scores.values_list("value", flat=True)) == [0.75, 0.75, 0.75]
 
 def test_a_server_without_the_judge_endpoint_is_a_clear_error(cli, dataset, settings):
     settings.ROOT_URLCONF = "tests.lookglass_cli.urls_without_judge"
@@ -256,31 +267,6 @@ def test_an_evaluator_that_errors_on_every_item_fails_its_gate(cli, project, tmp
     _, cases = junit(tmp_path / "r.xml")
     assert cases["contains: no item scored"].find("failure") is not None
     assert "contains: ERROR — contains: no `value` configured" in cases["open"].find("system-out").text
-
-
-def test_a_judge_on_the_server_scores_through_a_fake_openai_compatible_model(cli, dataset, project, settings, tmp_path):
-    """`--evaluator judge:NAME`: the server judges each item with its LLM connection (here a fake
-    OpenAI-compatible server on loopback answering 0.75), the CLI gates on the verdicts and records
-    them once (the judge endpoint writes no score of its own unless asked)."""
-    from evals import eval_services
-    from evals.fakejudge import FakeJudge
-
-    settings.OUTBOUND_ALLOW_PRIVATE = True
-    with FakeJudge() as judge:
-        eval_services.connection_upsert(project=project, provider="openai", adapter="openai", secret_key="sk-fake-12345678",
-                                        base_url=judge.url, default_model="judge", max_retries=0)
-        eval_services.evaluator_create(project=project, data={"name": "correctness", "template": "correctness"})
-        passed = cli("--target", "bot:good", "--evaluator", "judge:correctness", "--threshold", "correctness=0.7")
-        assert passed.returncode == 0, passed.stdout + passed.stderr
-        failed = cli("--target", "bot:good", "--evaluator", "judge:correctness", "--threshold", "correctness=0.9")
-        assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert len(judge.requests) == 6
-    assert all("Paris" in r["messages"][0]["content"] or "4" in r["messages"][0]["content"] or "blue" in r["messages"][0]["content"]
-               for r in judge.requests)
-    run = DatasetRun.objects.for_project(project).order_by("created_at").first()
-    trace_ids = list(DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", flat=True))
-    scores = Score.objects.for_project(project).filter(trace_id__in=trace_ids, name="correctness")
-    assert sorted(scores.values_list("value", flat=True)) == [0.75, 0.75, 0.75]
 
 
 def test_outputs_that_are_not_json_are_recorded_by_their_string_form(cli, dataset, project):

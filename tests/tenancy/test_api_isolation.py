@@ -98,6 +98,35 @@ def _review_rule(tenant: Tenant):
     return review_rule_create(project=tenant.project, actor=None, name="iso", dataset_name="iso", value=0)
 
 
+def _llm_connection(tenant: Tenant):
+    from evals.eval_services import connection_upsert
+
+    return connection_upsert(project=tenant.project, provider="iso", adapter="openai", secret_key="sk-iso-123456789")[0]
+
+
+def _evaluator(tenant: Tenant):
+    from evals.eval_services import evaluator_create
+
+    return evaluator_create(project=tenant.project, data={"name": "iso", "template": "helpfulness"})
+
+
+def _eval_job(tenant: Tenant):
+    from evals.evaluation_models import EvalJob
+
+    evaluator = tenant.lazily("evaluator", _evaluator)
+    return EvalJob.objects.for_project(tenant.project).create(
+        id=f"iso-{tenant.organization.name.lower()}", evaluator_id=evaluator.pk,
+        evaluator_version_id=evaluator.versions.get().pk, target="trace", trace_id="iso",
+    )
+
+
+def _dataset_run(tenant: Tenant):
+    from evals.models import Dataset, DatasetRun
+
+    dataset = Dataset.objects.for_project(tenant.project).create(name="iso-runs")
+    return DatasetRun.objects.for_project(tenant.project).create(dataset_id=dataset.id, name="iso")
+
+
 def _score_config(tenant: Tenant):
     from scores.services import score_config_create
 
@@ -119,8 +148,14 @@ FILLERS = {
     # prompts: a label of the victim's prompt; same level as the prompt name, so a variant never
     # pairs the attacker's own prompt with it (that would be the attacker's own label).
     "label": (2, _prompt_label),
-    # evals: a review rule of the victim's project.
+    # evals: a review rule of the victim's project (evaluation rules share the name; their own
+    # isolation tests are in tests/evals/test_evaluations.py).
     "rule_id": (2, lambda t: t.lazily("review_rule", _review_rule).id),
+    # evals: the victim's LLM connection, evaluator, evaluation job and dataset run.
+    "connection_id": (2, lambda t: t.lazily("llm_connection", _llm_connection).id),
+    "evaluator_id": (2, lambda t: t.lazily("evaluator", _evaluator).id),
+    "job_id": (2, lambda t: t.lazily("eval_job", _eval_job).id),
+    "run_id": (2, lambda t: t.lazily("dataset_run", _dataset_run).id),
 }
 
 
@@ -245,8 +280,15 @@ def _victim_state(victim: Tenant) -> tuple:
             Invitation.objects.filter(organization_id=org_id).values_list("id", "revoked_at", "accepted_at")
         ),
         AuditLogEntry.objects.filter(organization_id=org_id).count(),
-        [list(type(obj)._default_manager.filter(pk=obj.pk).values()) for obj in victim.made.values()],
+        [_rows_of(obj, victim) for obj in victim.made.values()],
     )
+
+
+def _rows_of(obj, tenant: Tenant) -> list:
+    manager = type(obj)._default_manager
+    if hasattr(manager, "for_project"):  # data-plane rows live in the project's region database
+        return list(manager.for_project(tenant.project).filter(pk=obj.pk).values())
+    return list(manager.filter(pk=obj.pk).values())
 
 
 def _call(client: APIClient, method: str, url: str):
