@@ -619,11 +619,11 @@ def test_the_openapi_schema_documents_alerts(client):
     base = "/api/v1/organizations/{organization_id}/projects/{project_id}"
     expected = {
         f"{base}/alert-rules": {"get", "post"},
-        f"{base}/alert-rules/{{id}}": {"get", "put", "patch", "delete"},
-        f"{base}/alert-rules/{{id}}/history": {"get"},
+        f"{base}/alert-rules/{{rule_id}}": {"get", "put", "patch", "delete"},
+        f"{base}/alert-rules/{{rule_id}}/history": {"get"},
         f"{base}/alert-channels": {"get", "post"},
-        f"{base}/alert-channels/{{id}}": {"get", "put", "patch", "delete"},
-        f"{base}/alert-channels/{{id}}/test": {"post"},
+        f"{base}/alert-channels/{{channel_id}}": {"get", "put", "patch", "delete"},
+        f"{base}/alert-channels/{{channel_id}}/test": {"post"},
         f"{base}/sampling-policy": {"get", "put", "patch"},
         f"{base}/sampling/counts": {"get"},
     }

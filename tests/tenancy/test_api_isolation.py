@@ -92,6 +92,14 @@ def _prompt_label(tenant: Tenant) -> str:
     return "iso"
 
 
+def _alert_channel(tenant: Tenant):
+    from monitoring.alerts_services import alert_channel_create
+
+    # A public address literal: passes the SSRF check without DNS; nothing is ever sent to it here.
+    return alert_channel_create(project=tenant.project, actor=None, name="iso", kind="webhook",
+                                url="https://93.184.216.34/hook")
+
+
 def _score_config(tenant: Tenant):
     from scores.services import score_config_create
 
@@ -113,6 +121,9 @@ FILLERS = {
     # prompts: a label of the victim's prompt; same level as the prompt name, so a variant never
     # pairs the attacker's own prompt with it (that would be the attacker's own label).
     "label": (2, _prompt_label),
+    # monitoring: the victim's seed alert rule (every project has it) and an alert channel.
+    "rule_id": (2, lambda t: t.project.alert_rules.get(seed_key="refusal_rate_5pct").id),
+    "channel_id": (2, lambda t: t.lazily("alert_channel", _alert_channel).id),
 }
 
 
