@@ -20,8 +20,9 @@ from tenancy.models import Role, role_at_least
 PROJECT_PATH = [
     OpenApiParameter("organization_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
     OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
-    OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH),
 ]
+RULE_PATH = [*PROJECT_PATH, OpenApiParameter("alert_rule_id", OpenApiTypes.UUID, OpenApiParameter.PATH)]
+CHANNEL_PATH = [*PROJECT_PATH, OpenApiParameter("channel_id", OpenApiTypes.UUID, OpenApiParameter.PATH)]
 
 
 class _Strict(serializers.ModelSerializer):
@@ -120,10 +121,11 @@ class _AlertViewSet(
     partial_update=extend_schema(summary="Change an alert rule, e.g. switch a seed rule on (admin)"),
     destroy=extend_schema(summary="Delete an alert rule (admin)"),
 )
-@extend_schema(tags=["alerts"], parameters=PROJECT_PATH[:2])
+@extend_schema(tags=["alerts"], parameters=PROJECT_PATH)
 class AlertRuleViewSet(_AlertViewSet):
     queryset = AlertRule.objects.prefetch_related("channels")
     serializer_class = AlertRuleSerializer
+    lookup_url_kwarg = "alert_rule_id"
 
     def perform_create(self, serializer):
         try:
@@ -145,7 +147,7 @@ class AlertRuleViewSet(_AlertViewSet):
         alerts_services.alert_rule_delete(rule=instance, actor=self.request.user)
 
     @extend_schema(summary="The rule's state changes and notifications, newest first (viewer)",
-                   parameters=[*PROJECT_PATH, HistoryQuerySerializer],
+                   parameters=[*RULE_PATH, HistoryQuerySerializer],
                    responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def history(self, request, *args, **kwargs):
@@ -167,10 +169,11 @@ class AlertRuleViewSet(_AlertViewSet):
     partial_update=extend_schema(summary="Change an alert channel; rotate_secret replaces the webhook secret"),
     destroy=extend_schema(summary="Delete an alert channel (admin)"),
 )
-@extend_schema(tags=["alerts"], parameters=PROJECT_PATH[:2])
+@extend_schema(tags=["alerts"], parameters=PROJECT_PATH)
 class AlertChannelViewSet(_AlertViewSet):
     queryset = AlertChannel.objects.all()
     serializer_class = AlertChannelSerializer
+    lookup_url_kwarg = "channel_id"
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -200,7 +203,7 @@ class AlertChannelViewSet(_AlertViewSet):
         alerts_services.alert_channel_delete(channel=instance, actor=self.request.user)
 
     @extend_schema(summary="Send a test notification to the channel now (admin); answers how it went",
-                   parameters=PROJECT_PATH, request=TestRequestSerializer, responses={200: AlertDeliverySerializer})
+                   parameters=CHANNEL_PATH, request=TestRequestSerializer, responses={200: AlertDeliverySerializer})
     @action(detail=True, methods=["post"])
     def test(self, request, *args, **kwargs):
         channel = self.get_object()

@@ -10,12 +10,12 @@ _ITEM = {"get": "retrieve", "put": "update", "patch": "partial_update", "delete"
 
 urlpatterns = [
     path(PROJECT + "alert-rules", alerts_api.AlertRuleViewSet.as_view(_COLLECTION), name="alert-rules"),
-    path(PROJECT + "alert-rules/<str:id>", alerts_api.AlertRuleViewSet.as_view(_ITEM), name="alert-rule"),
-    path(PROJECT + "alert-rules/<str:id>/history", alerts_api.AlertRuleViewSet.as_view({"get": "history"}),
+    path(PROJECT + "alert-rules/<str:alert_rule_id>", alerts_api.AlertRuleViewSet.as_view(_ITEM), name="alert-rule"),
+    path(PROJECT + "alert-rules/<str:alert_rule_id>/history", alerts_api.AlertRuleViewSet.as_view({"get": "history"}),
          name="alert-rule-history"),
     path(PROJECT + "alert-channels", alerts_api.AlertChannelViewSet.as_view(_COLLECTION), name="alert-channels"),
-    path(PROJECT + "alert-channels/<str:id>", alerts_api.AlertChannelViewSet.as_view(_ITEM), name="alert-channel"),
-    path(PROJECT + "alert-channels/<str:id>/test", alerts_api.AlertChannelViewSet.as_view({"post": "test"}),
+    path(PROJECT + "alert-channels/<str:channel_id>", alerts_api.AlertChannelViewSet.as_view(_ITEM), name="alert-channel"),
+    path(PROJECT + "alert-channels/<str:channel_id>/test", alerts_api.AlertChannelViewSet.as_view({"post": "test"}),
          name="alert-channel-test"),
     path(PROJECT + "sampling-policy",
          sampling_api.SamplingPolicyViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"}),

@@ -58,7 +58,7 @@ class CountsSerializer(serializers.Serializer):
     update=extend_schema(summary="Set the sampling policy (admin)"),
     partial_update=extend_schema(summary="Change the sampling policy, e.g. switch it on (admin)"),
 )
-@extend_schema(tags=["sampling"], parameters=PROJECT_PATH[:2], responses={200: SamplingPolicySerializer})
+@extend_schema(tags=["sampling"], parameters=PROJECT_PATH, responses={200: SamplingPolicySerializer})
 class SamplingPolicyViewSet(ProjectScopedViewSet):
     queryset = SamplingPolicy.objects.all()
     serializer_class = SamplingPolicySerializer
@@ -85,7 +85,7 @@ class SamplingPolicyViewSet(ProjectScopedViewSet):
         return self.update(request, *args, **kwargs)
 
 
-@extend_schema(tags=["sampling"], parameters=[*PROJECT_PATH[:2], CountsQuerySerializer],
+@extend_schema(tags=["sampling"], parameters=[*PROJECT_PATH, CountsQuerySerializer],
                summary="Traces kept and dropped by reason over the last days (viewer)",
                responses={200: CountsSerializer})
 class SamplingCountsViewSet(ProjectScopedViewSet):

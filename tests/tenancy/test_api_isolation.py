@@ -127,6 +127,14 @@ def _dataset_run(tenant: Tenant):
     return DatasetRun.objects.for_project(tenant.project).create(dataset_id=dataset.id, name="iso")
 
 
+def _alert_channel(tenant: Tenant):
+    from monitoring.alerts_services import alert_channel_create
+
+    # A public address literal: passes the SSRF check without DNS; nothing is ever sent to it here.
+    return alert_channel_create(project=tenant.project, actor=None, name="iso", kind="webhook",
+                                url="https://93.184.216.34/hook")
+
+
 def _score_config(tenant: Tenant):
     from scores.services import score_config_create
 
@@ -156,6 +164,9 @@ FILLERS = {
     "evaluator_id": (2, lambda t: t.lazily("evaluator", _evaluator).id),
     "job_id": (2, lambda t: t.lazily("eval_job", _eval_job).id),
     "run_id": (2, lambda t: t.lazily("dataset_run", _dataset_run).id),
+    # monitoring: the victim's seed alert rule (every project has it) and an alert channel.
+    "alert_rule_id": (2, lambda t: t.project.alert_rules.get(seed_key="refusal_rate_5pct").id),
+    "channel_id": (2, lambda t: t.lazily("alert_channel", _alert_channel).id),
 }
 
 
