@@ -134,6 +134,9 @@ def dashboard_view(request):
     data.setdefault("days", "7")
     data.setdefault("granularity", "day")
     form = DashboardForm(data, projects=projects)
+    if data.get("project") and data["project"] not in form.projects:
+        # Another organization's project is as absent as a missing one.
+        raise Http404("no such project")
     context = {
         **admin_site.each_context(request),
         "title": "Cost and quality",

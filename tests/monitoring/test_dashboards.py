@@ -132,10 +132,19 @@ def test_the_page_renders_with_the_right_totals(client, owner, project, seeded):
 def test_another_organization_cannot_open_the_project_s_dashboard(client, project, seeded, request, who):
     client.force_login(request.getfixturevalue(who))
     response = client.get(f"/admin/monitoring/dashboard/?project={project.id}")
-    assert response.status_code == 400  # not one of their projects: the form refuses it
+    assert response.status_code == 404  # as absent as a project that does not exist
     assert "$100.00" not in response.content.decode()
+    assert client.get("/admin/monitoring/dashboard/?project=00000000-0000-0000-0000-000000000000").status_code == 404
     own = client.get("/admin/monitoring/dashboard/")
     assert own.status_code == 200 and _text(own.content.decode(), "lg-total-calls") == "0"
+
+
+def test_hourly_view_and_a_bad_window_answer(client, owner, project, seeded):
+    client.force_login(owner)
+    response = client.get(f"/admin/monitoring/dashboard/?project={project.id}&days=1&granularity=hour")
+    assert response.status_code == 200
+    assert response.context["charts"]["times"] and len(response.context["charts"]["times"]) == 24
+    assert client.get(f"/admin/monitoring/dashboard/?project={project.id}&days=5").status_code == 400
 
 
 def test_signed_out_visitors_are_sent_to_the_login(client, project):
