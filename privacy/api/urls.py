@@ -26,7 +26,7 @@ urlpatterns = [
         name="erasure-requests",
     ),
     path(
-        PROJECT + "erasure-requests/<str:pk>/",
+        PROJECT + "erasure-requests/<str:erasure_id>/",
         views.ErasureRequestViewSet.as_view({"get": "retrieve"}),
         name="erasure-request",
     ),

@@ -171,6 +171,8 @@ class ErasureRequestViewSet(ProjectScopedViewSet):
     read_role = Role.ADMIN
     write_role = Role.ADMIN
     filter_backends: list = []
+    lookup_field = "id"
+    lookup_url_kwarg = "erasure_id"
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())

@@ -98,6 +98,12 @@ def _score_config(tenant: Tenant):
     return score_config_create(project=tenant.project, actor=None, name="iso", data_type="NUMERIC")
 
 
+def _erasure(tenant: Tenant):
+    from privacy.services import erasure_request_create
+
+    return erasure_request_create(project=tenant.project, kind="user", subjects=["iso-user"], via="api")
+
+
 FILLERS = {
     "organization_id": (0, lambda t: t.organization.id),
     "project_id": (1, lambda t: t.project.id),
@@ -113,6 +119,8 @@ FILLERS = {
     # prompts: a label of the victim's prompt; same level as the prompt name, so a variant never
     # pairs the attacker's own prompt with it (that would be the attacker's own label).
     "label": (2, _prompt_label),
+    # privacy: an erasure request of the victim's project.
+    "erasure_id": (2, lambda t: t.lazily("erasure", _erasure).id),
 }
 
 
