@@ -1136,3 +1136,93 @@ def empty_payloads(*, project, trace_ids: list[str], keep_metadata_keys: tuple[s
     except (OperationalError, InterfaceError) as exc:
         raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
     return len(obs_ids)
+# ---------------------------------------------------------------------------------------------
+# Re-redaction of stored rows
+
+
+REREDACT_BATCH = 500
+_REREDACT_TABLES = (("trace", TRACES, "timestamp"), ("observation", OBSERVATIONS, "start_time"),
+                    ("score", SCORES, "timestamp"))
+_JSON_FIELDS = frozenset({"input", "output", "metadata", "tool_calls", "redactions"})
+# What a field holds once emptied: a row the policy cannot be applied to keeps none of its content
+# (fail closed, as ingestion refuses such a record).
+_EMPTIED = {"input": None, "output": None, "metadata": {}, "tool_calls": [], "status_message": "",
+            "error_message": "", "error_stack": "", "comment": ""}
+
+
+def _added_counts(stored: dict | None, found: dict) -> dict:
+    """Stored redaction counts ({field: {detector: n}}) plus what a new pass found."""
+    merged = {field: dict(per) for field, per in (stored or {}).items() if isinstance(per, dict)}
+    for field, per in (found or {}).items():
+        for detector, count in per.items():
+            merged.setdefault(field, {})
+            merged[field][detector] = merged[field].get(detector, 0) + count
+    return merged
+
+
+def reredact_stored(*, project, since: datetime, until: datetime, batch_size: int = REREDACT_BATCH) -> dict:
+    """Apply the project's current redaction policy (privacy's engine, as the ingest stage does) to its
+    stored traces, observations and scores of [since, until), in short transactions of `batch_size`
+    rows (keyset on time and id, rows locked while rewritten). Fail closed: a row the policy cannot be
+    applied to has its content fields emptied. Returns counts: examined, changed, emptied, and findings
+    by detector. Rollups are untouched (only content columns change)."""
+    from privacy import engine
+
+    policy = engine.get_policy(project)
+    report = {"examined": 0, "changed": 0, "emptied": 0, "findings": {}, "policy_version": None}
+    if policy is None:
+        return report
+    report["policy_version"] = policy.version
+    database = region_database(project.region)
+    pid = str(project.id)
+    for kind, table, time_column in _REREDACT_TABLES:
+        fields = engine.RECORD_FIELDS[kind]
+        columns = ("id", time_column, *fields, "redactions")
+        select = ", ".join(f'"{c}"' for c in columns)
+        position = None
+        while True:
+            keyset = f' AND ("{time_column}", "id") > (%s, %s)' if position else ""
+            sql = (
+                f'SELECT {select} FROM "{table.db_table}" WHERE "project_id" = %s::uuid AND "{time_column}" >= %s '
+                f'AND "{time_column}" < %s{keyset} ORDER BY "{time_column}", "id" LIMIT %s FOR UPDATE'
+            )
+            try:
+                with transaction.atomic(using=database), data_connection(project).cursor() as cursor:
+                    cursor.execute(sql, [pid, since, until, *(position or ()), batch_size])
+                    rows = []
+                    for values in cursor.fetchall():
+                        row = dict(zip(columns, values))
+                        for name in _JSON_FIELDS & set(row):
+                            if isinstance(row[name], (str, bytes)):
+                                row[name] = orjson.loads(row[name])
+                        rows.append(row)
+                    records = [orjson.loads(orjson.dumps({name: row[name] for name in ("id", *fields)}))
+                               for row in rows]
+                    result = engine.redact_records(project=project, policy=policy, **{f"{kind}s": records})
+                    failed = {failure.index for failure in result.failures}
+                    fixes = []
+                    now = timezone.now()
+                    for index, (row, record) in enumerate(zip(rows, records)):
+                        if index in failed:
+                            new = {name: _EMPTIED[name] for name in fields}
+                            found = {}
+                            report["emptied"] += 1
+                        else:
+                            new = {name: record.get(name) for name in fields}
+                            found = record.get("redactions") or {}
+                        for per in found.values():
+                            for detector, count in per.items():
+                                report["findings"][detector] = report["findings"].get(detector, 0) + count
+                        if any(row[name] != new[name] for name in fields):
+                            fixes.append({"id": row["id"], **new, "redactions": _added_counts(row["redactions"], found),
+                                          "updated_at": now})
+                    if fixes:
+                        cursor.execute(_sql("fix", table, (*fields, "redactions", "updated_at")), [_dump(fixes), pid])
+            except (OperationalError, InterfaceError) as exc:
+                raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
+            report["examined"] += len(rows)
+            report["changed"] += len(fixes)
+            if len(rows) < batch_size:
+                break
+            position = (rows[-1][time_column], rows[-1]["id"])
+    return report

@@ -254,3 +254,29 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.id} ({self.status})"
+
+
+class ReredactionRun(models.Model):
+    """An on-demand pass of the project's current redaction policy over its stored data of a time range
+    (after the policy was tightened), run by the ingest writer in the project's region."""
+
+    PLANE = Plane.CONTROL
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="reredaction_runs")
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    counts = models.JSONField(default=dict, blank=True)  # examined, changed, emptied, findings, policy_version
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="reredaction_project_created")]
+
+    def __str__(self) -> str:
+        return f"re-redaction {self.id} ({self.status})"

@@ -371,3 +371,38 @@ def erase_exports(*, project: Project, before) -> int:
         ErasureTarget.objects.for_project(project).filter(id=export.id).delete()
         erased += 1
     return erased
+
+
+# --- re-redaction ----------------------------------------------------------------------------------
+
+REREDACTION_REQUESTED = "reredaction.requested"
+# Runs in the ingest app (the only writer of telemetry rows), sent by name: this layer does not import it.
+REREDACT_TASK = "ingest.reredact"
+
+
+class _TaskByName:
+    def __init__(self, name: str):
+        self.name = name
+
+    def apply_async(self, *, kwargs: dict, queue: str):
+        from celery import current_app
+
+        return current_app.send_task(self.name, kwargs=kwargs, queue=queue)
+
+
+@transaction.atomic
+def reredaction_create(*, project: Project, since, until, actor: User | None = None):
+    """Record a re-redaction of the project's stored data in [since, until) and queue it (after commit)
+    on the project's region queue."""
+    from privacy.models import ReredactionRun
+
+    if since is None or until is None or since >= until:
+        raise ValidationError({"until": ["give since and until, until after since"]})
+    run = ReredactionRun.objects.create(project=project, since=since, until=until,
+                                        requested_by=actor if isinstance(actor, User) else None)
+    audit_record(
+        organization=project.organization, actor=actor, action=REREDACTION_REQUESTED, target_type="project",
+        target_id=project.id, data={"run_id": str(run.id), "since": since.isoformat(), "until": until.isoformat()},
+    )
+    enqueue_for_project(_TaskByName(REREDACT_TASK), project=project, kwargs={"run_id": str(run.id)})
+    return run

@@ -209,3 +209,19 @@ class RetentionRunSerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReredactionRunSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    counts = serializers.JSONField(help_text="examined, changed, emptied (fail closed), findings by detector")
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReredactionCreateSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()

@@ -19,6 +19,8 @@ urlpatterns = [
         views.RetentionViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"}),
         name="retention",
     ),
+    path(PROJECT + "reredactions/", views.ReredactionViewSet.as_view({"get": "list", "post": "create"}),
+         name="reredactions"),
     path(PROJECT + "retention-runs/", views.RetentionRunViewSet.as_view({"get": "list"}), name="retention-runs"),
     path(
         PROJECT + "erasure-requests/",
@@ -26,7 +28,7 @@ urlpatterns = [
         name="erasure-requests",
     ),
     path(
-        PROJECT + "erasure-requests/<str:pk>/",
+        PROJECT + "erasure-requests/<str:erasure_id>/",
         views.ErasureRequestViewSet.as_view({"get": "retrieve"}),
         name="erasure-request",
     ),

@@ -17,10 +17,15 @@ from rest_framework.response import Response
 from privacy import selectors
 from privacy.api import serializers as s
 from privacy.detectors import DETECTORS
-from privacy.models import ErasureRequest, RedactionPolicy, RetentionPolicy, RetentionRun
+from privacy.models import ErasureRequest, RedactionPolicy, ReredactionRun, RetentionPolicy, RetentionRun
 from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
 from privacy.retention import effective_retention
-from privacy.services import erasure_request_create, redaction_policy_update, retention_policy_update
+from privacy.services import (
+    erasure_request_create,
+    redaction_policy_update,
+    reredaction_create,
+    retention_policy_update,
+)
 from tenancy.api.base import ProjectScopedViewSet
 from tenancy.api.exceptions import as_api_errors
 from tenancy.models import Role
@@ -171,6 +176,8 @@ class ErasureRequestViewSet(ProjectScopedViewSet):
     read_role = Role.ADMIN
     write_role = Role.ADMIN
     filter_backends: list = []
+    lookup_field = "id"
+    lookup_url_kwarg = "erasure_id"
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
@@ -255,3 +262,38 @@ class RetentionRunViewSet(ProjectScopedViewSet):
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.RetentionRunSerializer(page, many=True).data)
+
+
+# --- re-redaction ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The project's re-redaction runs, newest first (admin)"),
+    create=extend_schema(
+        summary="Apply the current redaction policy to data already stored in a time range (admin)",
+        description="Answers 202; a job in the project's region rewrites traces, observations and scores "
+        "of [since, until) with the policy as ingestion would, in short batches. Fail closed: a row the "
+        "policy cannot be applied to has its content emptied. Counts land in the run's record.",
+        request=s.ReredactionCreateSerializer, responses={202: s.ReredactionRunSerializer},
+    ),
+)
+@extend_schema(tags=["redaction"], parameters=_PROJECT_PATH, responses={200: s.ReredactionRunSerializer})
+class ReredactionViewSet(ProjectScopedViewSet):
+    queryset = ReredactionRun.objects.order_by("-created_at")
+    serializer_class = s.ReredactionRunSerializer
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    filter_backends: list = []
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.ReredactionRunSerializer(page, many=True).data)
+
+    def create(self, request, *args, **kwargs):
+        payload = s.ReredactionCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            run = reredaction_create(project=self.project, actor=request.user, **payload.validated_data)
+        except DjangoValidationError as exc:
+            raise as_api_errors(exc) from None
+        return Response(s.ReredactionRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

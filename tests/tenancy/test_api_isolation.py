@@ -141,6 +141,12 @@ def _score_config(tenant: Tenant):
     return score_config_create(project=tenant.project, actor=None, name="iso", data_type="NUMERIC")
 
 
+def _erasure(tenant: Tenant):
+    from privacy.services import erasure_request_create
+
+    return erasure_request_create(project=tenant.project, kind="user", subjects=["iso-user"], via="api")
+
+
 FILLERS = {
     "organization_id": (0, lambda t: t.organization.id),
     "project_id": (1, lambda t: t.project.id),
@@ -167,6 +173,8 @@ FILLERS = {
     # monitoring: the victim's seed alert rule (every project has it) and an alert channel.
     "alert_rule_id": (2, lambda t: t.project.alert_rules.get(seed_key="refusal_rate_5pct").id),
     "channel_id": (2, lambda t: t.lazily("alert_channel", _alert_channel).id),
+    # privacy: an erasure request of the victim's project.
+    "erasure_id": (2, lambda t: t.lazily("erasure", _erasure).id),
 }
 
 
