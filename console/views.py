@@ -210,7 +210,11 @@ def traces(request, project_id):
         offset = (page - 1) * PAGE_SIZE
         search = form.search()
         # Newest first with a text: the smallest window of SEARCH_WINDOWS holding the page answers.
-        windows = trace_selectors.SEARCH_WINDOWS if search.text and form.sort_order() == "-time" else (None,)
+        windows = (None,)
+        if search.text and form.sort_order() == "-time":
+            everything = trace_selectors.trace_search(project=project, search=search, order="-time")
+            if trace_selectors.estimated_rows(everything) > trace_selectors.SEARCH_WINDOWED_ABOVE:
+                windows = trace_selectors.SEARCH_WINDOWS
         now = timezone.now()
         for window in windows:
             since = now - window if window is not None else None

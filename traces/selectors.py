@@ -1460,7 +1460,10 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
             qs = qs.filter(_latency__lte=timedelta(milliseconds=s.max_latency_ms))
     column = SEARCH_ORDER_FIELDS.get(key, "timestamp")
     descending = order.startswith("-")
-    ordering = [F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)]
+    # Only the computed columns can be NULL; NULLS LAST on `timestamp` would keep PostgreSQL from
+    # walking the (project_id, -timestamp) index.
+    nulls = {"nulls_last": True} if column.startswith("_") else {}
+    ordering = [F(column).desc(**nulls) if descending else F(column).asc(**nulls)]
     ordering.append("-id" if descending else "id")
     return (
         qs.defer("input", "output", "metadata")
@@ -1635,3 +1638,22 @@ def review_next(*, project, search: TraceSearch, after: tuple[datetime, str] | N
 def trace_observations_first(*, project, trace_id: str, limit: int) -> list[Observation]:
     """The first `limit` observations of a trace by start time (a page stays usable on huge traces)."""
     return list(_observations(project).filter(trace_id=trace_id).order_by("start_time", "id")[:limit])
+
+
+# Below this many estimated matches a text search reads every match at once (the index scan is
+# cheap); above it the newest page is looked for window by window (SEARCH_WINDOWS).
+SEARCH_WINDOWED_ABOVE = 5_000
+
+
+def estimated_rows(queryset: QuerySet) -> int:
+    """PostgreSQL's estimate of the rows `queryset` returns (from the statistics, nothing is read).
+    For text search the statistics of the expression indexes make it close (a word's frequency)."""
+    from django.db import connections
+
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])

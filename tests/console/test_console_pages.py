@@ -281,7 +281,13 @@ def test_the_breakdown_answers_from_the_rollups_with_the_80_line(client, member,
     assert client.get(url("dashboards", other_project)).status_code == 404
 
 
-def test_a_common_word_is_answered_from_the_newest_window_and_old_matches_still_found(client, member, project):
+def test_a_common_word_is_answered_from_the_newest_window_and_old_matches_still_found(
+    client, member, project, monkeypatch
+):
+    from traces import selectors as trace_selectors
+
+    # A common word: estimated to match more than the threshold (tiny here, millions in production).
+    monkeypatch.setattr(trace_selectors, "SEARCH_WINDOWED_ABOVE", 0)
     now = datetime.now(UTC)
     for i in range(55):
         llm_call(project, f"new-{i}", question="q", answer="common word", at=now - timedelta(minutes=i))
@@ -293,3 +299,7 @@ def test_a_common_word_is_answered_from_the_newest_window_and_old_matches_still_
     assert found(response) == ["new-50", "new-51", "new-52", "new-53", "new-54", "old"]
     assert response.context["window"] == ""
     assert found(client.get(url("traces", project), {"q": "rarity"})) == ["old"]
+    # A rare word (few estimated matches) is read in one index scan, without windows.
+    monkeypatch.setattr(trace_selectors, "SEARCH_WINDOWED_ABOVE", 10**9)
+    response = client.get(url("traces", project), {"q": "common"})
+    assert response.context["window"] == "" and response.context["total"] == 56
