@@ -33,6 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import orjson
 
+from ingest.rules.values import strip_nul
 from monitoring.models import DIMENSION_CHARS, HISTOGRAM_BUCKETS, DailyUserRollup, HourlyRollup, RollupRule
 from monitoring.rules import FeatureRule, bucket_of, feature_of
 from tenancy.regions import region_database
@@ -222,7 +223,10 @@ def _json_default(value):
 
 
 def _dump(rows: list[dict]) -> str:
-    return orjson.dumps(rows, default=_json_default).decode()
+    data = orjson.dumps(rows, default=_json_default)
+    if b"\\u0000" in data:  # dimensions cleaned as the writer stored them (rules.values.strip_nul)
+        data = orjson.dumps(strip_nul(rows), default=_json_default)
+    return data.decode()
 
 
 def _obs(row) -> dict:

@@ -35,7 +35,6 @@ Replaying the same records is a no-op apart from `updated_at`.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
 from ingest.rules.environment import DEFAULT_ENVIRONMENT
 from ingest.rules.ids import MAX_ID_LENGTH
 from ingest.rules.status import derive_status
+from ingest.rules.values import strip_nul
 from ingest.stages import price as costs
 from scores.models import Score
 from tenancy.dataplane import data_connection
@@ -373,25 +373,12 @@ def _json_default(value):
     raise TypeError(f"cannot store {type(value).__name__} in a record")
 
 
-_NUL = re.compile(r"\x00")
-
-
-def _strip_nul(value):
-    if isinstance(value, str):
-        return _NUL.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
-    return value
-
-
 def _dump(rows: list[dict]) -> str:
     """Rows as one JSON document. PostgreSQL text and jsonb refuse NUL characters, which models
     do emit, so those (rare) rows are cleaned; everything else passes through untouched."""
     data = orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
     if b"\\u0000" in data:
-        data = orjson.dumps(_strip_nul(rows), default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+        data = orjson.dumps(strip_nul(rows), default=_json_default, option=orjson.OPT_NON_STR_KEYS)
     return data.decode()
 
 

@@ -48,3 +48,17 @@ def to_count(value: Any, *, maximum: int = MAX_BIGINT) -> int | None:
     """A non-negative integer that fits its column, else None."""
     number = to_int(value)
     return number if number is not None and 0 <= number <= maximum else None
+
+
+def strip_nul(value):
+    """`value` with every NUL character (in strings and keys, at any depth) replaced by U+FFFD.
+
+    PostgreSQL text and jsonb refuse NUL, which models and fuzzers do emit; the writer and the
+    rollups both store through this one rule, so a rollup's dimension equals the stored row's."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_nul(v) for v in value]
+    return value

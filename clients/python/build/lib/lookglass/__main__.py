@@ -1,3 +1,0 @@
-from lookglass.cli import main
-
-raise SystemExit(main())
