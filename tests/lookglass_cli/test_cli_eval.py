@@ -37,6 +37,16 @@ def half_broken(input):
         raise RuntimeError("timeout")
     return ANSWERS[input["q"]]
 
+class Answer:
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+def objects(input):
+    return {"answer": Answer(ANSWERS[input["q"]]), "confidence": float("nan")}
+
 async def good_async(input, item):
     await asyncio.sleep(0.01)
     return TargetResult(ANSWERS[input["q"]], cost=0.002 if item["id"] != "sky" else 0.05)
@@ -267,3 +277,12 @@ def test_an_evaluator_that_errors_on_every_item_fails_its_gate(cli, project, tmp
     _, cases = junit(tmp_path / "r.xml")
     assert cases["contains: no item scored"].find("failure") is not None
     assert "contains: ERROR — contains: no `value` configured" in cases["open"].find("system-out").text
+
+
+def test_outputs_that_are_not_json_are_recorded_by_their_string_form(cli, dataset, project):
+    proc = cli("--target", "bot:objects", "--run-name", "objects")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = DatasetRun.objects.for_project(project).get(name="objects")
+    run_item = DatasetRunItem.objects.for_project(project).get(run_id=run.id, dataset_item_id="france")
+    trace = Trace.objects.for_project(project).get(id=run_item.trace_id)
+    assert trace.output == {"answer": "It is Paris.", "confidence": None}

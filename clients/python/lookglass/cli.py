@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a crash must not exit 1, which means "a threshold failed"
+        err.print_exception()
+        err.print(f"lookglass: internal error: {type(exc).__name__}: {exc}", style="red", markup=False)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

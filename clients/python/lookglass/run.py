@@ -19,6 +19,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
 import time
@@ -182,6 +183,21 @@ class RunConfig:
     baseline: str | None = None  # "latest", a run name, or None
     concurrency: int = 4
     metadata: dict = field(default_factory=dict)
+
+
+def jsonable(value):
+    """The value as JSON can carry it: a target may return objects (a pydantic model, a dataclass),
+    recorded by their string form, and NaN or infinity, recorded as null, rather than failing the
+    item's recording."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return str(value)
 
 
 def _iso(moment: datetime) -> str:
@@ -392,7 +408,7 @@ class Runner:
         config, item = self.config, outcome.item
         observation_id = uuid.uuid4().hex[:16]
         failed = outcome.error is not None
-        output = f"Error: {outcome.error}" if failed else outcome.output
+        output = f"Error: {outcome.error}" if failed else jsonable(outcome.output)
         shared = {
             "experiment_run_name": config.run_name,
             "dataset_id": dataset["id"],
@@ -408,7 +424,7 @@ class Runner:
             "input": item.get("input"),
             "output": output,
             "environment": ENVIRONMENT,
-            "metadata": {**shared, **outcome.metadata},
+            "metadata": jsonable({**shared, **outcome.metadata}),
         }
         if failed:
             span.update(level="ERROR", statusMessage=outcome.error[:1000])

@@ -1,0 +1,3 @@
+from lookglass.cli import main
+
+raise SystemExit(main())
