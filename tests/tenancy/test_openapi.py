@@ -141,7 +141,8 @@ def _url_routes() -> dict[str, object]:
     def walk(patterns, prefix: str) -> None:
         for pattern in patterns:
             route = prefix + str(pattern.pattern)
-            if route.lstrip("^").startswith("admin/"):
+            # The consoles (the admin and the console app's HTML pages) are not the API.
+            if route.lstrip("^").startswith(("admin/", "console/")):
                 continue
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
