@@ -342,11 +342,14 @@ class Tracker:
         outside = set(self.marks_before) - set(obs_ids) - counted - moved
         obs_ids = sorted({*obs_ids, *outside})
         if obs_ids:
+            # One primary-key probe per id (see `ingest.writer._ROWS_BY_ID_SQL` for why this form):
+            # as `o.id = ANY(…)`, a project grown since its last ANALYZE was scanned whole.
             self.cursor.execute(
-                f'SELECT {_OBS_SELECT}, {_TRACE_DIMS} FROM "{OBS_TABLE}" AS o '
+                f'SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_OBS_SELECT}, '
+                f'{_TRACE_DIMS} FROM "{OBS_TABLE}" AS o '
                 f'JOIN "{TRACE_TABLE}" AS t ON t."project_id" = o."project_id" AND t."id" = o."trace_id" '
-                f'WHERE o."project_id" = %s::uuid AND o."id" = ANY(%s)',
-                [self.rule.metadata_key, self.pid, obs_ids],
+                f'WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = k.id OFFSET 0) AS x',
+                [obs_ids, self.rule.metadata_key, self.pid],
             )
             width = len(OBS_COLUMNS)
             for row in self.cursor.fetchall():

@@ -398,14 +398,15 @@ def _columns(table: _Table) -> list[str]:
     return [f.column for f in table.model._meta.concrete_fields if f.column != "project_id"]
 
 
-def _insert_sql(table: _Table) -> str:
+def _insert_sql(table: _Table, returning: tuple[str, ...] = ()) -> str:
     cols = _columns(table)
     col_list = ", ".join(f'"{c}"' for c in cols)
     select = ", ".join(f's."{c}"' for c in cols)
+    ret = ", ".join(f'"{c}"' for c in ("id", *returning))
     return (
         f'INSERT INTO "{table.db_table}" ("project_id", {col_list}) '
         f'SELECT %s::uuid, {select} FROM jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
-        f'ORDER BY s."id" ON CONFLICT ("project_id", "id") DO NOTHING RETURNING "id"'
+        f'ORDER BY s."id" ON CONFLICT ("project_id", "id") DO NOTHING RETURNING {ret}'
     )
 
 
@@ -478,9 +479,7 @@ def _sql(kind: str, table: _Table, extra: tuple = ()) -> str:
     key = (kind, table.db_table, extra)
     sql = _SQL_CACHE.get(key)
     if sql is None:
-        sql = {"insert": _insert_sql, "update": _update_sql, "fix": _fix_sql}[kind](
-            table, *((extra,) if kind != "insert" else ())
-        )
+        sql = {"insert": _insert_sql, "update": _update_sql, "fix": _fix_sql}[kind](table, extra)
         _SQL_CACHE[key] = sql
     return sql
 
@@ -524,19 +523,20 @@ def _write_table(
     *,
     insert_rows: list[dict],
     returning: tuple[str, ...] = (),
+    insert_returning: tuple[str, ...] = (),
     before_update=None,
-) -> tuple[set[str], list[tuple]]:
-    """Insert new rows, merge into existing ones. Returns (inserted ids, RETURNING rows of the update).
-    `before_update(inserted ids)` runs between the two (the rollups lock and read the rows the
-    UPDATE is about to change)."""
+) -> tuple[dict[str, tuple], list[tuple]]:
+    """Insert new rows, merge into existing ones. Returns ({inserted id: RETURNING row of the
+    insert}, RETURNING rows of the update). `before_update(inserted ids)` runs between the two (the
+    rollups lock and read the rows the UPDATE is about to change)."""
     pid = str(project.id)
-    inserted: set[str] = set()
+    inserted: dict[str, tuple] = {}
     if insert_rows:
         insert_rows.sort(key=lambda r: r["id"])
-        cursor.execute(_sql("insert", table), [pid, _dump(insert_rows)])
-        inserted = {row[0] for row in cursor.fetchall()}
+        cursor.execute(_sql("insert", table, insert_returning), [pid, _dump(insert_rows)])
+        inserted = {row[0]: row for row in cursor.fetchall()}
     if before_update is not None:
-        before_update(inserted)
+        before_update(inserted.keys())
     existing = sorted(rec_id for rec_id in merged if rec_id not in inserted)
     updated: list[tuple] = []
     if existing:
@@ -577,10 +577,29 @@ _OBS_RETURNING = (
     "cost_source",
     *COST_FIELDS,
     "cost_details",
+    # for duplicate-call marking (`_SAME_CALL_COLUMNS`)
+    "type",
+    "trace_id",
+    "parent_observation_id",
+    "end_time",
+    "duplicate_of",
+)
+# What deciding "the same call as its parent" reads of a row (see `_same_call`).
+_SAME_CALL_COLUMNS = (
+    "type",
+    "trace_id",
+    "parent_observation_id",
+    "model",
+    "response_model",
+    "start_time",
+    "end_time",
+    *TOKEN_FIELDS,
+    "duplicate_of",
 )
 
 
-def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, pricer=None):
+def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, pricer=None) -> dict[str, dict]:
+    """Store the batch's observations; returns {id: the row's `_SAME_CALL_COLUMNS` as stored now}."""
     insert_rows = []
     for rec in merged.values():
         row = _insert_row(rec, OBSERVATIONS, now)
@@ -595,15 +614,22 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, 
     for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog, pricer)):
         row.update(cost)
 
-    _, updated = _write_table(
+    inserted, updated = _write_table(
         cursor, project, OBSERVATIONS, merged, now, insert_rows=insert_rows, returning=_OBS_RETURNING,
+        insert_returning=_SAME_CALL_COLUMNS,
         before_update=lambda inserted: tracker.inserted(
             observations=insert_rows, ids=inserted, snapshot=merged.keys() - inserted
         ),
     )
-    if not updated:
-        return
+    # Every batch row as it now stands (the later fix UPDATE changes none of these columns): what
+    # duplicate-call marking compares, without reading the rows again.
     names = ("id", *_OBS_RETURNING)
+    states = {rec_id: dict(zip(("id", *_SAME_CALL_COLUMNS), row)) for rec_id, row in inserted.items()}
+    for values in updated:
+        row = dict(zip(names, values))
+        states[row["id"]] = {c: row[c] for c in ("id", *_SAME_CALL_COLUMNS)}
+    if not updated:
+        return states
     fixes: dict[str, dict] = {}
     reprice: list[dict] = []
     updated = [_decode_json_columns(dict(zip(names, values))) for values in updated]
@@ -629,7 +655,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, 
         ):
             fixes.setdefault(row["id"], {}).update(cost)
     if not fixes:
-        return
+        return states
     columns = tuple(sorted({c for fix in fixes.values() for c in fix}))
     # Columns a row does not fix keep their value, taken from the RETURNING snapshot; it is current
     # because this transaction has held the row locks since the UPDATE above.
@@ -638,6 +664,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, 
     for rec_id, fix in sorted(fixes.items()):
         rows.append({"id": rec_id, **{c: fix[c] if c in fix else snapshot[rec_id][c] for c in columns}})
     cursor.execute(_sql("fix", OBSERVATIONS, columns), [_dump(rows), str(project.id)])
+    return states
 
 
 def _decode_json_columns(row: dict) -> dict:
@@ -684,61 +711,94 @@ def _placeholders(observations: dict[str, dict], now: datetime) -> dict[str, dic
 # nests the anthropic SDK's own span under OpenInference's span for the one API call, and the trace
 # doubled its tokens and cost. The inner one is marked `duplicate_of` = the outer one's id; readers
 # leave marked rows out of totals (traces.selectors) and the console shows the pair as one call.
-_SAME_CALL = """
-    c.type = 'GENERATION' AND p.type = 'GENERATION'
-    AND (NULLIF(c.model, '') IN (p.model, p.response_model)
-         OR NULLIF(c.response_model, '') IN (p.model, p.response_model))
-    AND c.start_time >= p.start_time
-    AND c.end_time IS NOT NULL AND p.end_time IS NOT NULL AND c.end_time <= p.end_time
-    AND COALESCE(c.input_tokens, 0) = COALESCE(p.input_tokens, 0)
-    AND COALESCE(c.cached_input_tokens, 0) = COALESCE(p.cached_input_tokens, 0)
-    AND COALESCE(c.cache_write_tokens, 0) = COALESCE(p.cache_write_tokens, 0)
-    AND COALESCE(c.output_tokens, 0) = COALESCE(p.output_tokens, 0)
-    AND COALESCE(c.reasoning_tokens, 0) = COALESCE(p.reasoning_tokens, 0)
-    AND COALESCE(c.input_tokens, 0) + COALESCE(c.cached_input_tokens, 0)
-        + COALESCE(c.cache_write_tokens, 0) + COALESCE(c.output_tokens, 0) > 0
-"""
+def _same_call(c: dict, p: dict) -> bool:
+    if c["type"] != "GENERATION" or p["type"] != "GENERATION":
+        return False
+    models = (p["model"], p["response_model"])
+    if not ((c["model"] and c["model"] in models) or (c["response_model"] and c["response_model"] in models)):
+        return False
+    if c["start_time"] is None or p["start_time"] is None or c["start_time"] < p["start_time"]:
+        return False
+    if c["end_time"] is None or p["end_time"] is None or c["end_time"] > p["end_time"]:
+        return False
+    tokens = [c[f] or 0 for f in TOKEN_FIELDS]
+    return tokens == [p[f] or 0 for f in TOKEN_FIELDS] and sum(tokens[:4]) > 0
+
+
 # Both directions, as spans arrive in any order (an inner span usually ends, and is exported, first):
-# a batch's rows as the inner one (found by primary key) and as the outer one (its children found
-# through the (project_id, trace_id) index, one parent at a time (LATERAL): as a plain join the planner
-# hashed every observation of the project, which made each batch cost grow with the table).
+# every batch row as the inner one (its parent: in the batch, or read by primary key — an update need
+# not repeat the parent, the stored row has it) and the batch's possible generations as the outer one
+# (children stored by earlier batches: the partial index `obs_project_children`).
 # A pair that no longer matches after an update is unmarked.
-_MARK_DUPLICATES_SQL = f"""
-WITH pairs AS (
-    SELECT c.id AS child, CASE WHEN {_SAME_CALL} THEN p.id ELSE '' END AS parent
-    FROM traces_observation c
-    JOIN traces_observation p
-      ON p.project_id = c.project_id AND p.id = c.parent_observation_id AND p.trace_id = c.trace_id
-    WHERE c.project_id = %s::uuid AND c.id = ANY(%s) AND c.parent_observation_id <> ''
-    UNION
-    SELECT c.id AS child, CASE WHEN {_SAME_CALL} THEN p.id ELSE '' END AS parent
-    FROM traces_observation p
-    CROSS JOIN LATERAL (
-        SELECT * FROM traces_observation k
-        WHERE k.project_id = p.project_id AND k.trace_id = p.trace_id AND k.parent_observation_id = p.id
-    ) AS c
-    WHERE p.project_id = %s::uuid AND p.id = ANY(%s) AND p.type = 'GENERATION'
+#
+# Only lookups by a full key reach the table, one key at a time: the project as an InitPlan
+# parameter `(SELECT %s::uuid)` and LATERAL … OFFSET 0 (which keeps the planner from flattening the
+# probes into a join it may hash). Why: on a table filling faster than its statistics (a new
+# project, or one grown since the last ANALYZE) the planner believes the project holds a row or two,
+# so for `id = ANY(…)`, a join, or even `project_id = X AND id = Y`, any index leading with
+# project_id looks as cheap as the primary key, and it may scan the whole project and filter — one
+# statement doing that made every batch cost more the more the project held (`make bench-ingest`
+# 6,600 → 1,800 spans/s; README, Benchmarks). Against a parameter it cannot look up, the planner
+# estimates the project as an average one, and the full key is then always its cheapest path.
+# (Issue 13's Citus plan will want the constant instead: a distributed table has no such misestimate
+# per shard to fear, and routes on the literal.)
+_STATE_SELECT = ", ".join(f'o."{c}"' for c in ("id", *_SAME_CALL_COLUMNS))
+_ROWS_BY_ID_SQL = (
+    f"SELECT {_STATE_SELECT} FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ("
+    'SELECT * FROM "traces_observation" AS o WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = k.id '
+    "OFFSET 0) AS o"
 )
-UPDATE traces_observation o SET duplicate_of = pairs.parent
-FROM pairs
-JOIN traces_observation prev ON prev.project_id = %s::uuid AND prev.id = pairs.child
-WHERE o.project_id = %s::uuid AND o.id = pairs.child AND o.duplicate_of <> pairs.parent
-RETURNING o.id, prev.duplicate_of
-"""
+# The children are locked (FOR UPDATE): their marks are decided here from what is read, and written
+# below; the batch's own rows are locked already (this transaction wrote them) and left out.
+_CHILDREN_SQL = (
+    f"SELECT {_STATE_SELECT} FROM unnest(%s::text[], %s::text[]) AS k(trace_id, parent) CROSS JOIN LATERAL ("
+    'SELECT * FROM "traces_observation" AS o WHERE o."project_id" = (SELECT %s::uuid) '
+    'AND o."trace_id" = k.trace_id AND o."parent_observation_id" = k.parent '
+    "AND o.\"parent_observation_id\" <> '' AND NOT (o.\"id\" = ANY(%s)) ORDER BY o.\"id\" OFFSET 0 FOR UPDATE) AS o"
+)
+_SET_MARK_SQL = (
+    'UPDATE "traces_observation" SET "duplicate_of" = %s WHERE "project_id" = (SELECT %s::uuid) AND "id" = %s'
+)
 
 
-def _mark_duplicates(cursor, project, obs_recs: dict[str, dict]) -> dict[str, str]:
+def _mark_duplicates(cursor, project, obs_recs: dict[str, dict], states: dict[str, dict]) -> dict[str, str]:
     """Mark (or unmark) the batch's calls and their children; {id: previous duplicate_of} of every row
-    whose mark changed (the self-join reads the rows as they were before this statement)."""
-    # Every record as a possible child (its stored parent, by primary key: an update need not repeat
-    # it); as a possible parent, those that may be generations (a record without a type is an update).
-    children = sorted(obs_recs)
-    parents = sorted(i for i, rec in obs_recs.items() if rec.get("type", "GENERATION") == "GENERATION")
+    whose mark changed. `states`: the batch's rows as this transaction stored them (and locked)."""
     project_id = str(project.id)
-    # Known cost (README, Benchmarks): on a table filling fast the planner reaches these pairs through
-    # project-wide index scans, and `make bench-ingest` falls from ~7,700 to ~1,800 spans/s.
-    cursor.execute(_MARK_DUPLICATES_SQL, [project_id, children, project_id, parents, project_id, project_id])
-    return {row[0]: row[1] for row in cursor.fetchall()}
+    names = ("id", *_SAME_CALL_COLUMNS)
+    # As a possible parent, those records that may be generations (a record without a type is an update).
+    parents = sorted(
+        i for i, rec in obs_recs.items() if rec.get("type", "GENERATION") == "GENERATION" and i in states
+    )
+    rows = dict(states)
+    wanted = sorted(
+        {s["parent_observation_id"] for s in states.values() if s["parent_observation_id"]} - rows.keys()
+    )
+    if wanted:
+        cursor.execute(_ROWS_BY_ID_SQL, [wanted, project_id])
+        for values in cursor.fetchall():
+            rows[values[0]] = dict(zip(names, values))
+    children = [s for s in states.values() if s["parent_observation_id"]]
+    if parents:
+        cursor.execute(
+            _CHILDREN_SQL, [[states[i]["trace_id"] for i in parents], parents, project_id, sorted(states)]
+        )
+        children.extend(dict(zip(names, values)) for values in cursor.fetchall())
+    marks: dict[str, str] = {}
+    before: dict[str, str] = {}
+    for child in children:
+        parent = rows.get(child["parent_observation_id"])
+        if parent is None or parent["trace_id"] != child["trace_id"]:
+            continue
+        mark = parent["id"] if _same_call(child, parent) else ""
+        if child["duplicate_of"] != mark:
+            marks[child["id"]] = mark
+            before[child["id"]] = child["duplicate_of"]
+    if marks:
+        # Rare (a changed pair), and every row is locked: one statement per row, by primary key,
+        # sent together (psycopg pipelines executemany).
+        cursor.executemany(_SET_MARK_SQL, [(marks[i], project_id, i) for i in sorted(marks)])
+    return before
 
 
 # ---------------------------------------------------------------------------------------------
@@ -782,10 +842,10 @@ def write_records(
                     if trace_recs or placeholders:
                         _write_traces(cursor, project, trace_recs, placeholders, now, tracker)
                     if obs_recs:
-                        _write_observations(cursor, project, obs_recs, now, tracker, pricer)
+                        states = _write_observations(cursor, project, obs_recs, now, tracker, pricer)
                         # Before the rollups read what was written: a call marked as the duplicate
                         # of its parent contributes nothing, and marking moves its contribution.
-                        tracker.duplicates_changed(_mark_duplicates(cursor, project, obs_recs))
+                        tracker.duplicates_changed(_mark_duplicates(cursor, project, obs_recs, states))
                     if score_recs:
                         _write_table(
                             cursor,

@@ -153,6 +153,12 @@ class Observation(DataPlaneModel):
             models.Index(fields=["project_id", "type", "-start_time"], name="obs_project_type_time"),
             models.Index(fields=["project_id", "model", "-start_time"], name="obs_project_model_time"),
             models.Index(fields=["project_id", "prompt_name", "prompt_version"], name="obs_project_prompt"),
+            # The writer's lookup of a call's stored children (duplicate-call marking, ingest.writer).
+            models.Index(
+                fields=["project_id", "trace_id", "parent_observation_id"],
+                name="obs_project_children",
+                condition=~models.Q(parent_observation_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
