@@ -48,9 +48,10 @@ bench-redact: $(STAMP)
 
 # Trace ingestion end to end against gunicorn on the durable embedded stack: spans/s accepted and
 # queryable, batch latency at half that rate, peak RSS per web worker (BENCH_* knobs: bench/bench_ingest.py).
+# PROFILE=openinference|genai|langfuse: issue 13's agent-turn workloads instead of the default one.
 .PHONY: bench-ingest
 bench-ingest: $(STAMP)
-	@$(PY) -m config.devstack exec -- $(PY) bench/bench_ingest.py
+	@$(if $(PROFILE),BENCH_WORKLOAD=$(PROFILE) )$(PY) -m config.devstack exec -- $(PY) bench/bench_ingest.py
 
 # Any manage.py command against the same stack as `make run` (shares it when it is up):
 #   make manage ARGS="create_project --org Acme --project bot --json"

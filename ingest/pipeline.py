@@ -36,7 +36,7 @@ from django.db import InterfaceError, OperationalError
 
 from billing import enforcement
 from billing.enforcement import QuotaExceeded
-from ingest import writer
+from ingest import timing, writer
 from ingest.contract import Batch
 from ingest.limits import LIMIT_STATUS, metadata_problem
 from ingest.rules.ids import MAX_ID_LENGTH, valid_id
@@ -167,5 +167,6 @@ def run(batch: Batch) -> Batch:
     says what was not and why. Raises StorageUnavailable (nothing stored; the client retries) and
     `ingest.writer.InvalidRecord` (a record breaking the contract: a bug, answered as a 400)."""
     for stage in STAGES:
-        stage.apply(batch)
+        with timing.stage(stage.name):
+            stage.apply(batch)
     return batch

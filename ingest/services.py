@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 
-from ingest import pipeline, writer
+from ingest import pipeline, timing, writer
 from ingest.adapters import scores as scores_adapter
 from ingest.adapters.langfuse import parse_batch
 from ingest.contract import Batch
@@ -62,7 +62,8 @@ def ingest_langfuse_batch(*, project, payload, api_key_id=None) -> BatchResult:
             "Invalid request data",
             [{"path": ["batch"], "message": f"at most {MAX_EVENTS_PER_BATCH} events per request"}],
         )
-    parsed = parse_batch(batch)
+    with timing.stage("map"):
+        parsed = parse_batch(batch)
     work = Batch(project=project, source="langfuse", api_key_id=api_key_id)
     # Each record's ref is the position in `successes` of the event it came from, so a record the
     # pipeline refuses turns exactly that event into an error.

@@ -47,7 +47,7 @@ import orjson
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from ingest import rollups
+from ingest import rollups, timing
 from ingest.contract import OBSERVATION_KEYS, SCORE_KEYS, TRACE_KEYS
 from ingest.rules.environment import DEFAULT_ENVIRONMENT
 from ingest.rules.ids import MAX_ID_LENGTH
@@ -328,17 +328,18 @@ def _catalog_costs(project, rows: list[dict], pricer=None) -> list[dict]:
     """Cost columns for rows the client sent no cost for: catalog price, or `none`. `pricer` is the
     pipeline's price stage (`ingest.stages.price.catalog_costs` when called directly)."""
     wanted = [row for row in rows if _priceable(row)]
-    results = (pricer or costs.catalog_costs)(
-        project_id=project.id,
-        items=[
-            (
-                row.get("response_model") or row.get("model"),
-                _usage_of(row),
-                row.get("start_time") or timezone.now(),
-            )
-            for row in wanted
-        ],
-    )
+    with timing.stage("price"):
+        results = (pricer or costs.catalog_costs)(
+            project_id=project.id,
+            items=[
+                (
+                    row.get("response_model") or row.get("model"),
+                    _usage_of(row),
+                    row.get("start_time") or timezone.now(),
+                )
+                for row in wanted
+            ],
+        )
     priced = {id(row): result for row, result in zip(wanted, results)}
     out = []
     for row in rows:
@@ -546,7 +547,7 @@ def _write_table(
     return inserted, updated
 
 
-def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now, tracker):
+def _trace_insert_rows(merged: dict[str, dict], placeholders: dict[str, dict], now) -> list[dict]:
     rows = []
     for rec in merged.values():
         row = _insert_row(rec, TRACES, now)
@@ -556,6 +557,11 @@ def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[s
     for tid, rec in placeholders.items():
         if tid not in merged:
             rows.append({**_insert_row(rec, TRACES, now), "timestamp_is_placeholder": True})
+    return rows
+
+
+def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now, tracker):
+    rows = _trace_insert_rows(merged, placeholders, now)
     ids = set(merged) | set(placeholders)
     _write_table(
         cursor, project, TRACES, merged, now, insert_rows=rows,
@@ -598,8 +604,7 @@ _SAME_CALL_COLUMNS = (
 )
 
 
-def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, pricer=None) -> dict[str, dict]:
-    """Store the batch's observations; returns {id: the row's `_SAME_CALL_COLUMNS` as stored now}."""
+def _observation_insert_rows(project, merged: dict[str, dict], now, pricer=None) -> list[dict]:
     insert_rows = []
     for rec in merged.values():
         row = _insert_row(rec, OBSERVATIONS, now)
@@ -613,7 +618,12 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, 
     needs_catalog = [row for row in insert_rows if row.get("cost_source") != CostSource.CLIENT.value]
     for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog, pricer)):
         row.update(cost)
+    return insert_rows
 
+
+def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, pricer=None) -> dict[str, dict]:
+    """Store the batch's observations; returns {id: the row's `_SAME_CALL_COLUMNS` as stored now}."""
+    insert_rows = _observation_insert_rows(project, merged, now, pricer)
     inserted, updated = _write_table(
         cursor, project, OBSERVATIONS, merged, now, insert_rows=insert_rows, returning=_OBS_RETURNING,
         insert_returning=_SAME_CALL_COLUMNS,
@@ -874,6 +884,20 @@ def write_records(
                     f"the {project.region} data region is unavailable; retry later"
                 ) from exc
             raise
+
+
+def rows_as_stored(*, project, traces: list[dict], observations: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The trace and observation rows `write_records` inserts for these records when none of them is
+    stored yet (merged, normalised, derived and priced as it does), without writing anything: what
+    `make bench-ingest` stores through a bare merge-upsert for its PostgreSQL baseline."""
+    now = timezone.now()
+    obs_recs = _collapse(observations, OBSERVATIONS)
+    for rec in obs_recs.values():
+        rec.setdefault("trace_id", uuid.uuid4().hex)
+    return (
+        _trace_insert_rows(_collapse(traces, TRACES), _placeholders(obs_recs, now), now),
+        _observation_insert_rows(project, obs_recs, now),
+    )
 
 
 def _is_transient_conflict(exc: Exception) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from ingest import pipeline
+from ingest import pipeline, timing
 from ingest.adapters.otel.decode import decode_json, decode_protobuf
 from ingest.adapters.otel.mapping import map_decoded
 from ingest.contract import Batch
@@ -50,8 +50,10 @@ def export_traces(
     """Raises `decode.DecodeError` for a body that is not an export request at all (→ 400) and
     `writer.StorageUnavailable` when the region database cannot take the write or the redaction
     policy cannot be read (→ 503)."""
-    decoded = decode_protobuf(body) if protobuf else decode_json(body)
-    mapped = map_decoded(decoded, received_at=received_at or timezone.now())
+    with timing.stage("decode"):
+        decoded = decode_protobuf(body) if protobuf else decode_json(body)
+    with timing.stage("map"):
+        mapped = map_decoded(decoded, received_at=received_at or timezone.now())
     if not (mapped.observations or mapped.scores):
         return ExportResult(accepted_spans=0, rejected=mapped.rejected)
     batch = Batch(project=project, source="otlp", api_key_id=api_key_id)
