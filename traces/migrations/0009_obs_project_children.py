@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('traces', '0007_observation_duplicate_of'),
+        ('traces', '0008_metering'),
     ]
 
     operations = [
