@@ -1141,7 +1141,7 @@ WIRE_PATHS["/api/public/exports/{export_id}/download"] = {"get": _op(
     "public_export_download", "Download an export (the signed link is the credential)", "privacy", [],
     {"200": {"description": "gzip JSONL, one `{table, row}` object per line",
              "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
-     **_errors(404, 405)},
+     **_errors(401, 404, 405)},
     parameters=[_EXPORT_ID, _param("token", required=True, description="From `downloadUrl`.")],
 )}
 

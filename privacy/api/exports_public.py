@@ -84,7 +84,10 @@ def export_detail(request, principal, export_id: str):
 def export_download(request, export_id: str):
     if request.method != "GET":
         return HttpError(405, "Method not allowed", headers={"Allow": "GET"}).response()
-    named = exports.export_from_token(request.GET.get("token", ""))
+    token = request.GET.get("token", "")
+    if not token:  # the signed link is the credential (keys do not open it): without one, unauthenticated
+        return HttpError(401, "open the downloadUrl of the export, with its token").response()
+    named = exports.export_from_token(token)
     if named is None or named[1] != str(export_id):
         return HttpError(404, "this download link is unknown or has expired; ask for a new one").response()
     export = ExportJob.objects.select_related("project__organization").filter(

@@ -115,6 +115,9 @@ def test_links_expire_are_unforgeable_and_downloads_are_audited(client, api_key,
     assert AuditLogEntry.objects.filter(action="export.requested", target_id=detail["id"]).count() == 1
     tampered = detail["downloadUrl"][:-3] + "abc"
     assert download(client, tampered).status_code == 404
+    path = urlsplit(detail["downloadUrl"]).path
+    assert client.get(path).status_code == 401  # the token is the credential
+    assert client.get(path, HTTP_AUTHORIZATION=api_key.basic).status_code == 401  # a key does not replace it
     settings.EXPORT_LINK_SECONDS = -1
     assert download(client, detail["downloadUrl"]).status_code == 404
 
