@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('traces', '0008_metering'),
-        ('traces', '0008_obs_project_children'),
+        ('traces', '0009_obs_project_children'),
         ('traces', '0008_reads_at_volume_indexes'),
     ]
 
