@@ -12,25 +12,27 @@ def quota_warnings(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not request.path.startswith(("/admin", "/console")):
         return {}
-    from tenancy.models import Membership, Role
+    from tenancy.admin_site import console_roles
+    from tenancy.models import Organization, Role
 
-    memberships = Membership.objects.filter(user=user, role__in=[Role.OWNER, Role.ADMIN]).select_related(
-        "organization")
+    # The roles the console already read for this request: no query of our own on every page.
+    organization_ids = [org for org, role in console_roles(request).items() if role in (Role.OWNER, Role.ADMIN)]
     warnings = []
     try:
         url = reverse("admin:billing_usage")
     except NoReverseMatch:
         url = ""
-    for membership in memberships:
-        state = soft_limit_state(organization_id=membership.organization_id)
+    for organization_id in organization_ids:
+        state = soft_limit_state(organization_id=organization_id)
         if state is None:
             continue
-        org = membership.organization.name.splitlines()[0][:80]
+        name = Organization.objects.filter(pk=organization_id).values_list("name", flat=True).first() or ""
+        org = name.splitlines()[0][:80] if name else "Your organization"
         if state["hard"] and state["usage"] >= state["included"]:
             text = (f"{org} has used all {state['included']:,} included units of plan {state['plan']!r}: "
                     f"ingestion is refused (429) until {state['period_end']:%Y-%m-%d} or a plan change.")
         else:
             text = (f"{org} has used {state['usage']:,} of {state['included']:,} included units of plan "
                     f"{state['plan']!r} this period (ends {state['period_end']:%Y-%m-%d}).")
-        warnings.append({"text": text, "url": f"{url}?organization={membership.organization_id}" if url else ""})
+        warnings.append({"text": text, "url": f"{url}?organization={organization_id}" if url else ""})
     return {"quota_warnings": warnings}
