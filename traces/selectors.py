@@ -120,7 +120,8 @@ def past_the_end(queryset: QuerySet, *, page: int, limit: int) -> int | None:
 
 def planner_rows(queryset: QuerySet) -> int:
     """PostgreSQL's estimate of the rows `queryset` returns (EXPLAIN plans it, reads no rows)."""
-    sql, params = queryset.order_by().query.sql_with_params()
+    # Compiled for the queryset's own (region) database: a subquery on it is then the same database.
+    sql, params = queryset.order_by().query.get_compiler(using=queryset.db).as_sql()
     with connections[queryset.db].cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
