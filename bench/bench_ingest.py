@@ -98,6 +98,12 @@ QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "0"))
 # to measure what redaction adds to ingestion; it is switched off again afterwards.
 REDACT = os.environ.get("BENCH_REDACT", "0").lower() in {"1", "true", "yes"}  # wait up to this long for load average < 1
 BILLING = os.environ.get("BENCH_BILLING", "0").lower() in {"1", "true", "yes"}
+# BENCH_AB=billing|redact: in one run, after the warm-up, throughput phases alternate off/on
+# BENCH_AB_ROUNDS times (default 3) on the same server, and the on/off ratio is printed (the
+# latency phase and the bare baseline are skipped). Alternating in one run is what makes a few
+# percent visible on a machine whose load drifts.
+AB = os.environ.get("BENCH_AB", "").strip().lower()
+AB_ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "3"))
 # BENCH_SAMPLING=1: the bench project's sampling policy is on (10% share, traces settle after 1 minute)
 # and the decision job runs every 5 s beside the server for the whole run (monitoring.sampling).
 SAMPLING = os.environ.get("BENCH_SAMPLING", "0").lower() in {"1", "true", "yes"}
@@ -1332,6 +1338,58 @@ def wait_for_quiet(limit: float) -> None:
         time.sleep(5)
 
 
+def _toggle(project_id: str, enabled: bool) -> None:
+    if AB == "billing":
+        set_billing(project_id, enabled)
+    elif AB == "redact":
+        set_redaction(project_id, enabled)
+    else:
+        raise SystemExit(f"BENCH_AB={AB!r}: use billing or redact")
+    # Both settings reach the workers through caches stamped in Redis and checked once a second.
+    time.sleep(2.0)
+
+
+def run_ab(common: dict, region: Region, master: int, rss_peak: dict, project_id: str) -> list:
+    out = []
+    for round_no in range(AB_ROUNDS):
+        for enabled in (False, True):
+            _toggle(project_id, enabled)
+            phase = run_phase(
+                f"{'on' if enabled else 'off'} {round_no + 1}",
+                {**common, "mode": "closed", "batches": BATCHES, "concurrency": CONCURRENCY,
+                 "seed": 100 + 2 * round_no + int(enabled)},
+                region, master, rss_peak,
+            )
+            out.append((enabled, phase))
+    _toggle(project_id, False)
+    return out
+
+
+def report_ab(results: list, load_before: str) -> int:
+    print()
+    print(f"A/B of {AB}, alternated off/on in one run — {machine()}; load average before {load_before}, "
+          f"after {load_average()}; {BATCHES} requests of {SPANS_PER_BATCH} spans per phase, "
+          f"{CONCURRENCY} in flight")
+    totals = {False: [0.0, 0.0, 0.0], True: [0.0, 0.0, 0.0]}  # spans, seconds, web CPU
+    failed = False
+    for enabled, phase in results:
+        failed = failed or bool(phase.failures)
+        seconds = (phase.queryable_at or phase.last_response) - phase.first_send
+        web = phase.cpu.get("web", 0.0)
+        totals[enabled][0] += phase.spans_expected
+        totals[enabled][1] += seconds
+        totals[enabled][2] += web
+        print(f"  {phase.name:>5}: {phase.spans_expected / seconds:8,.0f} spans/s queryable, "
+              f"web CPU {web / phase.spans_expected * 1e6:6,.1f} µs per span"
+              + (f", {len(phase.failures)} failed requests" if phase.failures else ""))
+    rate = {k: v[0] / v[1] for k, v in totals.items()}
+    cpu = {k: v[2] / v[0] * 1e6 for k, v in totals.items()}
+    print(f"  all off {rate[False]:,.0f} spans/s, web {cpu[False]:,.1f} µs/span; all on {rate[True]:,.0f} "
+          f"spans/s, web {cpu[True]:,.1f} µs/span → throughput {100 * (rate[True] / rate[False] - 1):+.1f}%, "
+          f"web CPU per span {100 * (cpu[True] / cpu[False] - 1):+.1f}%")
+    return 1 if failed else 0
+
+
 def main() -> int:
     # A plain `kill` must still stop gunicorn and delete the rows (the `finally` below).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -1377,6 +1435,9 @@ def main() -> int:
             server.pid,
             rss_peak,
         )
+        if AB:
+            ab_results = run_ab(common, region, server.pid, rss_peak, created["project_id"])
+            return report_ab(ab_results, load_before)
         throughput = run_phase(
             "throughput",
             {**common, "mode": "closed", "batches": BATCHES, "concurrency": CONCURRENCY, "seed": 2},
