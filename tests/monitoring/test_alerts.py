@@ -619,8 +619,8 @@ def test_the_openapi_schema_documents_alerts(client):
     base = "/api/v1/organizations/{organization_id}/projects/{project_id}"
     expected = {
         f"{base}/alert-rules": {"get", "post"},
-        f"{base}/alert-rules/{{rule_id}}": {"get", "put", "patch", "delete"},
-        f"{base}/alert-rules/{{rule_id}}/history": {"get"},
+        f"{base}/alert-rules/{{alert_rule_id}}": {"get", "put", "patch", "delete"},
+        f"{base}/alert-rules/{{alert_rule_id}}/history": {"get"},
         f"{base}/alert-channels": {"get", "post"},
         f"{base}/alert-channels/{{channel_id}}": {"get", "put", "patch", "delete"},
         f"{base}/alert-channels/{{channel_id}}/test": {"post"},
