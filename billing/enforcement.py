@@ -280,3 +280,58 @@ def quota_response(exc: QuotaExceeded):
     response = json_response(exc.body(), status=exc.status)
     response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+# KEYS: the period's judge-call counter. ARGV: calls wanted, the plan's limit, TTL seconds.
+# Returns {granted, used before}. Granting and counting in one script: two workers judging at once
+# never pass the limit together.
+_JUDGE_SCRIPT = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local grant = math.min(tonumber(ARGV[1]), math.max(0, tonumber(ARGV[2]) - used))
+if grant > 0 then
+  redis.call('INCRBY', KEYS[1], grant)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+end
+return {grant, used}
+"""
+_judge_script_holder: list = []
+
+
+class JudgeCalls:
+    """What `judge_calls_take` granted: `granted` of the calls asked for, and when refused, why."""
+
+    def __init__(self, granted: int, message: str = ""):
+        self.granted = granted
+        self.message = message
+
+
+def judge_calls_take(*, organization_id, wanted: int) -> JudgeCalls:
+    """Take `wanted` LLM-judge calls from the organization's plan for this period (`eval_judge_calls`).
+
+    The calls past the limit are not made; the caller records why on each job (never a silent
+    skip). No limit (or the self-hosting default): everything is granted without Redis. Redis down:
+    granted and logged (fail open, as the ingest quota)."""
+    if wanted <= 0:
+        return JudgeCalls(0)
+    limits = limits_for(organization_id)
+    if limits is None or limits.eval_judge_calls is None:
+        return JudgeCalls(wanted)
+    now = timezone.now()
+    start, end = limits.period(now)
+    key = f"{PREFIX}:judge:{organization_id}:{int(start.timestamp())}"
+    try:
+        client = _client()
+        if not _judge_script_holder:
+            _judge_script_holder.append(client.register_script(_JUDGE_SCRIPT))
+        granted, used = _judge_script_holder[0](
+            keys=[key], args=[wanted, limits.eval_judge_calls, USAGE_TTL_SECONDS], client=client)
+    except Exception:  # noqa: BLE001
+        logger.warning("judge-call limit unavailable (Redis); %d calls allowed", wanted, exc_info=True)
+        return JudgeCalls(wanted)
+    granted = int(granted)
+    if granted >= wanted:
+        return JudgeCalls(granted)
+    return JudgeCalls(granted, (
+        f"not judged: plan {limits.plan!r} includes {limits.eval_judge_calls:,} LLM-judge calls per period and "
+        f"{int(used) + granted:,} are used; the limit resets at {end.astimezone(UTC).isoformat()} "
+        "(an operator can raise it by changing the plan)"))

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing.enforcement import judge_calls_take
 from evals import eval_services, judging
 from evals.evaluation_models import (
     EvalJob,
@@ -357,6 +358,12 @@ def run_jobs(*, project, job_ids: list[str], now=None) -> dict[str, Outcome]:
                     continue
                 mapping = _mapping(rule, version)
                 judged.append((job, version, data, judge, mapping))
+        if judged:
+            # The plan's LLM-judge calls (billing): calls past them are not made, and each job says why.
+            allowance = judge_calls_take(organization_id=project.organization_id, wanted=len(judged))
+            for job, *_ in judged[allowance.granted:]:
+                outcomes[job.id] = Outcome(EvalJobStatus.ERROR, error=allowance.message)
+            judged = judged[:allowance.granted]
         if judged:
             workers = max(1, min(settings.EVAL_JUDGE_CONCURRENCY, len(judged)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
