@@ -2,116 +2,25 @@
 
 A dataset's schemas are written by the tenant, and `jsonschema` matches `pattern` and
 `patternProperties` with Python's backtracking `re`: a pattern such as `^(a+)+$` against a long
-item would hold a server thread for minutes. Here those keywords match with RE2 (linear time, as the
-redaction engine's custom patterns do), and a schema whose patterns RE2 cannot run (backreferences,
-lookaround) is refused when the dataset is saved. `unevaluatedProperties` would still match
-`patternProperties` with `re`, so schemas combining the two are refused as well.
+item would hold a server thread for minutes. The RE2-backed validator lives once, in the client
+package the server installs (`lookglass._jsonschema`, also used by the CLI's `json_schema`
+evaluator); a schema whose patterns RE2 cannot run (backreferences, lookaround), or that combines
+`patternProperties` with `unevaluatedProperties`, is refused when the dataset is saved.
 """
 
 from __future__ import annotations
 
-import functools
+from lookglass import _jsonschema
+from lookglass._jsonschema import UnsupportedSchema
 
-import re2
-from jsonschema import SchemaError, ValidationError
-from jsonschema.exceptions import best_match
-from jsonschema.validators import extend, validator_for
-
-
-class UnsupportedSchema(ValueError):
-    pass
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(pattern: str):
-    return re2.compile(pattern)
-
-
-def _search(pattern: str, text: str) -> bool:
-    return _compiled(pattern).search(text) is not None
-
-
-def _pattern(validator, patrn, instance, schema):
-    if validator.is_type(instance, "string") and not _search(patrn, instance):
-        yield ValidationError(f"{instance!r} does not match {patrn!r}")
-
-
-def _pattern_properties(validator, pattern_properties, instance, schema):
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in pattern_properties.items():
-        for key, value in instance.items():
-            if _search(pattern, key):
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-def _additional_properties(validator, additional, instance, schema):
-    if not validator.is_type(instance, "object"):
-        return
-    properties = schema.get("properties", {})
-    patterns = list(schema.get("patternProperties", {}))
-    extras = sorted(
-        (key for key in instance if key not in properties and not any(_search(p, key) for p in patterns)), key=str
-    )
-    if validator.is_type(additional, "object"):
-        for extra in extras:
-            yield from validator.descend(instance[extra], additional, path=extra)
-    elif not additional and extras:
-        verb = "was" if len(extras) == 1 else "were"
-        yield ValidationError(
-            f"Additional properties are not allowed ({', '.join(repr(e) for e in extras)} {verb} unexpected)"
-        )
-
-
-def _patterns_in(schema):
-    """Every regular expression in a schema (values of `pattern`, keys of `patternProperties`) and
-    whether it combines `patternProperties` with `unevaluatedProperties` anywhere."""
-    stack, found, mixed = [schema], [], False
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("pattern"), str):
-                found.append(node["pattern"])
-            if isinstance(node.get("patternProperties"), dict):
-                found.extend(node["patternProperties"])
-                mixed = mixed or "unevaluatedProperties" in node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found, mixed
+__all__ = ["UnsupportedSchema", "check_schema", "first_error"]
 
 
 def check_schema(schema) -> None:
     """Raises UnsupportedSchema with a reason when `schema` is not a JSON Schema we can run."""
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise UnsupportedSchema(exc.message) from None
-    patterns, mixed = _patterns_in(schema)
-    for pattern in patterns:
-        try:
-            _compiled(pattern)
-        except re2.error as exc:
-            raise UnsupportedSchema(
-                f"the pattern {pattern!r} cannot be run by RE2 ({exc}); backreferences and lookaround are not supported"
-            ) from None
-    if mixed:
-        raise UnsupportedSchema("`patternProperties` together with `unevaluatedProperties` is not supported")
-
-
-@functools.lru_cache(maxsize=64)
-def _validator_class(base):
-    return extend(
-        base,
-        {"pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional_properties},
-    )
+    _jsonschema.compile_schema(schema)
 
 
 def first_error(schema, value) -> str | None:
-    """Why `value` fails `schema` (`$.path: message`), or None."""
-    validator = _validator_class(validator_for(schema))(schema)
-    error = best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    where = error.json_path if error.absolute_path else "$"
-    return f"{where}: {error.message}"
+    """Why `value` fails `schema` (`$.path: message`), or None. `schema` was checked when saved."""
+    return _jsonschema.first_error(_jsonschema.validator(schema), value)

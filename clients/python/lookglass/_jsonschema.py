@@ -1,8 +1,8 @@
 """JSON Schema validation whose `pattern` and `patternProperties` run on RE2.
 
 `jsonschema` matches those keywords with Python's backtracking `re`; on the server the schema is the
-tenant's, and `^(a+)+$` against a long output would hold a worker for minutes. Same approach as the
-server's dataset schemas (`evals/schemas.py`), without Django so the client can use it too.
+tenant's, and `^(a+)+$` against a long output would hold a worker for minutes. Written without Django so
+the client can use it; the server's dataset schemas (`evals/schemas.py`) run this same module.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ def compile_schema(schema):
     if mixed:
         raise UnsupportedSchema("`patternProperties` together with `unevaluatedProperties` is not supported")
     return _validator_class(base)(schema)
+
+
+def validator(schema):
+    """A validator for a schema `compile_schema` already accepted (no second check)."""
+    return _validator_class(validator_for(schema))(schema)
 
 
 def first_error(validator, value) -> str | None:
