@@ -3,8 +3,8 @@
 The ingest pipeline calls `after_scores_stored` after every batch it stored (`ingest.pipeline.
 on_stored`, registered in `EvalsConfig.ready`): the browser feedback endpoint, `POST /api/public/
 scores`, score events in ingestion batches and OTLP all pass there. It only reads the project's
-enabled rules (one control-plane query, for batches that hold scores) and, when a score matches,
-enqueues `review_items_from_scores` on the project's region queue once the request commits. The
+enabled rules (cached, `review_services.enabled_review_rules`: no query per batch) and, when a
+score matches, enqueues `review_items_from_scores` on the project's region queue once the request commits. The
 task re-reads the scores as stored (a rating changed back before it runs makes no item), makes the
 items idempotently (`evals.review_services`), and retries later when a score arrived before its
 trace.
@@ -17,7 +17,7 @@ import logging
 from celery import shared_task
 
 from evals.models_review import ReviewRule
-from evals.review_services import review_item_from_score
+from evals.review_services import enabled_review_rules, review_item_from_score
 from ingest.contract import Batch
 from scores.models import Score
 from tenancy.models import Project
@@ -33,7 +33,7 @@ TRACE_WAIT_RETRIES = 10
 def after_scores_stored(batch: Batch) -> None:
     if not batch.scores:
         return
-    rules = list(ReviewRule.objects.filter(project_id=batch.project.id, enabled=True))
+    rules = enabled_review_rules(project=batch.project)
     if not rules:
         return
     rule_ids, score_ids = set(), []

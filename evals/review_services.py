@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -47,11 +48,51 @@ def _audit(rule: ReviewRule, *, actor, action: str, fields=()) -> None:
     )
 
 
+RULES_CACHE_SECONDS = 300
+_MATCH_FIELDS = ("id", "score_name", "source", "data_type", "operator", "value", "string_value", "require_comment")
+
+
+def _rules_cache_key(project_id) -> str:
+    return f"review-rules:v1:{project_id}"
+
+
+def enabled_review_rules(*, project) -> list[ReviewRule]:
+    """The project's enabled rules, as unsaved instances that can `matches()`: from the cache (one
+    round trip) or one query. Every batch holding scores asks, so a project without rules must not
+    cost a control-plane query per request."""
+    key = _rules_cache_key(project.id)
+    try:
+        rows = cache.get(key)
+    except Exception:  # noqa: BLE001 - the database answers instead
+        logger.warning("review rule cache unavailable; reading the database", exc_info=True)
+        rows = None
+    if rows is None:
+        rows = list(ReviewRule.objects.filter(project_id=project.id, enabled=True).values(*_MATCH_FIELDS))
+        try:
+            cache.set(key, rows, RULES_CACHE_SECONDS)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not cache the review rules of project %s", project.id, exc_info=True)
+    return [ReviewRule(project_id=project.id, **row) for row in rows]
+
+
+def _invalidate_rules(project_id) -> None:
+    def drop():
+        try:
+            cache.delete(_rules_cache_key(project_id))
+        except Exception:  # noqa: BLE001 - entries expire on their own
+            logger.warning("could not invalidate the review rules of project %s", project_id, exc_info=True)
+
+    drop()
+    # Again after commit: a reader between the two would otherwise cache the rules before the change.
+    transaction.on_commit(drop, using="default")
+
+
 def _save(rule: ReviewRule) -> None:
     rule.full_clean()
     try:
         with transaction.atomic(using="default"):
             rule.save()
+            _invalidate_rules(rule.project_id)
     except IntegrityError:
         raise ValidationError({"name": "A review rule with this name already exists in the project."}) from None
 
@@ -80,6 +121,7 @@ def review_rule_delete(*, rule: ReviewRule, actor) -> None:
     with transaction.atomic(using="default"):
         _audit(rule, actor=actor, action="review_rule.deleted")
         rule.delete()
+        _invalidate_rules(rule.project_id)
 
 
 # --- items --------------------------------------------------------------------------------------

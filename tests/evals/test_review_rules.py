@@ -190,3 +190,25 @@ def test_a_score_before_its_trace_is_retried_and_the_item_made_once_the_trace_is
     ).get()
     assert result == {"created": 1}
     assert [i.source_trace_id for i in items(project)] == ["late"]
+
+
+def test_score_batches_read_the_rules_from_the_cache_and_see_changes_at_once(client, project, api_key, owner):
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    seed_trace(project, "c1")
+    seed_trace(project, "c2")
+
+    def score(trace_id, value):
+        return client.post("/api/public/scores", data=json.dumps({"traceId": trace_id, "name": "quality", "value": value}),
+                           content_type="application/json", HTTP_AUTHORIZATION=api_key.basic)
+
+    assert score("c1", 0.1).status_code == 200  # no rule yet: the (empty) list is cached
+    with CaptureQueriesContext(connections["default"]) as control:
+        assert score("c1", 0.1).status_code == 200
+    assert not [q for q in control.captured_queries if ReviewRule._meta.db_table in q["sql"]]
+    # A rule created after the cache was warmed applies to the very next score.
+    rule = {"name": "low", "dataset_name": "review/low", "score_name": "quality", "operator": "lt", "value": 0.5}
+    assert api_for(owner).post(rules_url(project), rule, format="json").status_code == 201
+    assert score("c2", 0.2).status_code == 200
+    assert {i.source_trace_id for i in items(project)} == {"c2"}
