@@ -127,6 +127,7 @@ class RejectedEvents(models.Model):
             models.UniqueConstraint(fields=("organization", "project_id", "day", "reason"), name="billing_rejected_uniq")
         ]
         indexes = [models.Index(fields=("organization", "day"))]
+        verbose_name_plural = "rejected events"
 
 
 class Meter(models.TextChoices):
