@@ -15,8 +15,16 @@ def quota_warnings(request) -> dict:
     from tenancy.admin_site import console_roles
     from tenancy.models import Organization, Role
 
-    # The roles the console already read for this request: no query of our own on every page.
-    organization_ids = [org for org, role in console_roles(request).items() if role in (Role.OWNER, Role.ADMIN)]
+    if user.is_superuser:
+        # The console reads no roles for superusers (they are not scoped), but an operator who also
+        # owns an organization must be warned like any other owner: one query, only for them.
+        from tenancy.models import Membership
+
+        organization_ids = list(Membership.objects.filter(user=user, role__in=(Role.OWNER, Role.ADMIN))
+                                .values_list("organization_id", flat=True))
+    else:
+        # The roles the console already read for this request: no query of our own on every page.
+        organization_ids = [org for org, role in console_roles(request).items() if role in (Role.OWNER, Role.ADMIN)]
     warnings = []
     try:
         url = reverse("admin:billing_usage")

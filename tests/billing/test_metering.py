@@ -238,6 +238,23 @@ def test_soft_limit_banner_for_owners_only(client, organization, owner, project,
     assert b"lg-quota-warnings" not in client.get("/admin/").content
 
 
+def test_soft_limit_banner_reaches_a_superuser_who_owns_the_organization(client, organization, project, api_key,
+                                                                          other_organization):
+    from tenancy.models import Membership, User
+
+    subscribe(organization, make_plan(included_units=10, soft_limit_share=0.1))
+    assert post_batch(client, api_key, {"batch": _batch("s-1")["batch"][:2]}).status_code == 207
+    operator = User.objects.create_superuser(email="op@example.com", password="x-pass-1234")
+    Membership.objects.create(user=operator, organization=organization, role=Role.OWNER)
+    client.force_login(operator)
+    page = client.get("/admin/")
+    assert b'id="lg-quota-warnings"' in page.content and b"2 of 10 included units" in page.content
+    # A superuser who owns nothing is not warned about organizations they merely can see.
+    bare = User.objects.create_superuser(email="bare@example.com", password="x-pass-1234")
+    client.force_login(bare)
+    assert b"lg-quota-warnings" not in client.get("/admin/").content
+
+
 def test_usage_page_shows_metered_totals_and_hides_other_organizations(client, organization, owner, project,
                                                                         api_key, other_organization):
     for i in range(2):
