@@ -636,6 +636,18 @@ def test_the_admin_lists_rules_and_sends_a_test(organization, project, owner, ho
     client.force_login(owner)
     response = client.get("/admin/monitoring/alertrule/")
     assert response.status_code == 200 and b"Refusal rate above 5%" in response.content
+    # One short formula per rule instead of the mode's sentence (the seed rules: ratio and threshold).
+    page = response.content.decode()
+    assert "&gt; 1.5 × yesterday over 1 h, ≥ 20 calls" in page
+    assert "&gt; 0.05 over 1 h, ≥ 20 calls" in page
+    assert "the value against threshold × the baseline" not in page
+    # Every field a person fills says what it means (labels and help set on the admin forms).
+    form = client.get("/admin/monitoring/alertchannel/add/").content.decode()
+    assert "Private and internal addresses are refused" in form and ">URL:<" in form
+    form = client.get("/admin/monitoring/alertrule/add/").content.decode()
+    assert "Window (minutes)" in form and "1.5 = 50% above the baseline" in form
+    form = client.get("/admin/monitoring/samplingpolicy/add/").content.decode()
+    assert "Share of normal traces kept" in form and "a late error still keeps it" in form
     response = client.post("/admin/monitoring/alertchannel/",
                            {"action": "send_test", "_selected_action": [str(hook.id)]}, follow=True)
     assert response.status_code == 200
