@@ -240,8 +240,14 @@ def run_summary(*, project, run: DatasetRun, threshold: float = 0.5) -> dict:
             "passRate": sum(verdicts) / len(verdicts) if verdicts else None, "categories": dict(categories) or None,
         })
     errors = EvalJob.objects.for_project(project).filter(dataset_run_id=str(run.id), status="error").count()
+    # Run-level evaluations (the SDKs' run evaluators) are scores with `datasetRunId` and no trace.
+    run_scores = [
+        {"name": s.name, "value": s.value, "stringValue": s.string_value, "dataType": s.data_type, "comment": s.comment}
+        for s in Score.objects.for_project(project).filter(trace_id="", metadata__datasetRunId=str(run.id))
+        .order_by("name", "timestamp", "id")
+    ]
     return {"runId": str(run.id), "runName": run.name, "datasetId": str(run.dataset_id), "itemCount": len(items),
-            "threshold": threshold, "evaluators": evaluators, "evaluationErrors": errors}
+            "threshold": threshold, "evaluators": evaluators, "evaluationErrors": errors, "runScores": run_scores}
 
 
 def run_compare(*, project, baseline: DatasetRun, candidate: DatasetRun, threshold: float = 0.5) -> dict:

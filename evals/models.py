@@ -4,7 +4,10 @@
   every item's input and expected output must satisfy.
 - `DatasetItem`: ids are the client's (1–255 characters) and unique per project across all of its
   datasets, as in Langfuse, so a client can upsert an item by id without naming its dataset twice.
-- `DatasetRun`: one per name in a dataset; created by the first run item that names it.
+- `DatasetRun`: one per name in a dataset; created by the first run item that names it. It is the
+  Langfuse *experiment*: its id is a string, the stable experiment id the SDKs compute (first 16 hex
+  of a SHA-256 over project, dataset and run name; `evals.services.stable_experiment_id`), or the id
+  an SDK chose; runs made before that keep their UUID (as text).
 - `DatasetRunItem`: links an item to the trace (and optionally the observation) a run produced.
 
 No Django foreign keys: composite primary keys cannot be their targets yet, so the relations are
@@ -21,6 +24,13 @@ from django.utils import timezone
 from tenancy.dataplane import DataPlaneModel
 
 MAX_ITEM_ID_LENGTH = 255
+# Experiment (run) ids are the SDK's: 16 hex from the stable hash, 32 hex from `create_trace_id`, a
+# UUID for older runs. 64 is what an evaluation job stores of them (`EvalJob.dataset_run_id`).
+MAX_RUN_ID_LENGTH = 64
+
+
+def _new_run_id() -> str:
+    return str(uuid.uuid4())
 
 
 class DatasetItemStatus(models.TextChoices):
@@ -78,7 +88,7 @@ class DatasetItem(DataPlaneModel):
 
 class DatasetRun(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
-    id = models.UUIDField(default=uuid.uuid4)
+    id = models.CharField(max_length=MAX_RUN_ID_LENGTH, default=_new_run_id)
     dataset_id = models.UUIDField()
     name = models.CharField(max_length=255)
     description = models.TextField(null=True, blank=True)
@@ -101,7 +111,7 @@ class DatasetRun(DataPlaneModel):
 class DatasetRunItem(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
     id = models.UUIDField(default=uuid.uuid4)
-    run_id = models.UUIDField()
+    run_id = models.CharField(max_length=MAX_RUN_ID_LENGTH)
     dataset_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH)
     trace_id = models.CharField(max_length=200)
     observation_id = models.CharField(max_length=200, null=True, blank=True)
