@@ -244,3 +244,26 @@ def test_a_run_created_over_rest_gets_the_stable_id_and_spans_with_that_name_joi
     export(client, api_key, item_spans(trace="8" * 32, root="81" * 8, task="82" * 8, experiment_id=run_id,
                                        dataset_id=str(qa.id), item_id="item-2", run_name="v4 run"))
     assert [r[:2] for r in run_items(project)] == [(run_id, "item-1"), (run_id, "item-2")]
+
+
+# --- the experiment links the SDKs print ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tenant", ["other", "far"])
+def test_the_sdk_experiment_links_open_the_run_for_its_project_only(client, request, project, owner, qa, tenant):
+    run = DatasetRun.objects.for_project(project).create(id="0123456789abcdef", dataset_id=qa.id, name="nightly")
+    admin_page = f"/admin/evals/evaluations/?project={project.id}"
+    client.force_login(owner)
+    v5 = client.get(f"/project/{project.id}/experiments/results", {"baseline": run.id})
+    assert (v5.status_code, v5["Location"]) == (302, f"{admin_page}&run={run.id}")
+    v4 = client.get(f"/project/{project.id}/datasets/{qa.id}/runs/{run.id}")
+    assert (v4.status_code, v4["Location"]) == (302, f"{admin_page}&run={run.id}")
+    # A run id this project does not have: the project's evaluations, no run.
+    unknown = client.get(f"/project/{project.id}/experiments/results", {"baseline": "feedfacefeedface"})
+    assert unknown["Location"] == admin_page
+    client.logout()
+    anonymous = client.get(f"/project/{project.id}/experiments/results", {"baseline": run.id})
+    assert anonymous.status_code == 302 and "login" in anonymous["Location"]
+    client.force_login(request.getfixturevalue(f"{tenant}_owner"))
+    assert client.get(f"/project/{project.id}/experiments/results", {"baseline": run.id}).status_code == 404
+    assert client.get(f"/project/{project.id}/datasets/{qa.id}/runs/{run.id}").status_code == 404
