@@ -137,7 +137,8 @@ def test_run_experiment_is_a_dataset_run_with_its_items_and_scores(
     response = client.get(url.path + "?" + url.query)
     assert response.status_code == 302
     page = client.get(response["Location"])
-    assert page.status_code == 200 and b"arith nightly" in page.content
+    assert page.status_code == 200 and b"Run arith nightly: 6 items" in page.content
+    assert b'id="lg-evals-run-scores"' in page.content and b"3 items" in page.content  # the run evaluator
     # Another tenant's owner following it finds nothing.
     client.force_login(other_owner)
     assert client.get(url.path + "?" + url.query).status_code == 404
