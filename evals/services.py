@@ -430,7 +430,12 @@ def record_experiment_items(*, project: Project, links: list[dict]) -> dict[str,
             run_item_id = experiment_run_item_id(
                 run_id=run.id, trace_id=link["trace_id"], observation_id=link["observation_id"]
             )
-            if DatasetRunItem.objects.for_project(project).filter(id=run_item_id).exists():
+            # By what it links, not only by id: SDK v4 also posts the run item over REST (a random id)
+            # before its spans arrive with the same trace and task span.
+            linked = DatasetRunItem.objects.for_project(project).filter(
+                run_id=run.id, trace_id=link["trace_id"], observation_id=link["observation_id"]
+            )
+            if linked.exists():
                 counts["exists"] += 1
                 continue
             DatasetRunItem.objects.for_project(project).bulk_create(

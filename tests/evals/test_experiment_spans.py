@@ -267,3 +267,14 @@ def test_the_sdk_experiment_links_open_the_run_for_its_project_only(client, requ
     client.force_login(request.getfixturevalue(f"{tenant}_owner"))
     assert client.get(f"/project/{project.id}/experiments/results", {"baseline": run.id}).status_code == 404
     assert client.get(f"/project/{project.id}/datasets/{qa.id}/runs/{run.id}").status_code == 404
+
+
+def test_sdk_v4_posts_the_run_item_and_sends_the_spans_one_item_is_recorded(client, project, api_key, qa):
+    # v4's run_experiment posts dataset-run-items (trace + task span) and then exports the spans.
+    response = client.post("/api/public/dataset-run-items", data=json.dumps(
+        {"runName": "v4", "datasetItemId": "item-1", "traceId": "6" * 32, "observationId": "62" * 8}),
+        content_type="application/json", HTTP_AUTHORIZATION=api_key.basic)
+    run_id = response.json()["datasetRunId"]
+    export(client, api_key, item_spans(trace="6" * 32, root="61" * 8, task="62" * 8, experiment_id=run_id,
+                                       dataset_id=str(qa.id), item_id="item-1", run_name="v4"))
+    assert run_items(project) == [(run_id, "item-1", "6" * 32, "62" * 8)]
