@@ -89,7 +89,8 @@ class DatasetItem(DataPlaneModel):
 class DatasetRun(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
     id = models.CharField(max_length=MAX_RUN_ID_LENGTH, default=_new_run_id)
-    dataset_id = models.UUIDField()
+    # None: an experiment on local data (SDK v5 `langfuse.run_experiment(data=[…])`), in no dataset.
+    dataset_id = models.UUIDField(null=True, blank=True)
     name = models.CharField(max_length=255)
     description = models.TextField(null=True, blank=True)
     metadata = models.JSONField(null=True, blank=True)
@@ -112,7 +113,10 @@ class DatasetRunItem(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
     id = models.UUIDField(default=uuid.uuid4)
     run_id = models.CharField(max_length=MAX_RUN_ID_LENGTH)
-    dataset_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH)
+    # Exactly one of the two: a dataset item, or (local data) the SDK's experiment item id, the first
+    # 16 hex of the SHA-256 of the item's input, which names no row.
+    dataset_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH, null=True, blank=True)
+    local_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH, null=True, blank=True)
     trace_id = models.CharField(max_length=200)
     observation_id = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -125,9 +129,20 @@ class DatasetRunItem(DataPlaneModel):
             models.Index(fields=["project_id", "dataset_item_id"], name="datasetrunitem_item"),
             models.Index(fields=["project_id", "trace_id"], name="datasetrunitem_trace"),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(dataset_item_id__isnull=False) | models.Q(local_item_id__isnull=False),
+                name="datasetrunitem_has_item",
+            )
+        ]
+
+    @property
+    def item_key(self) -> str:
+        """The experiment item id: the dataset item's, or the local one."""
+        return self.dataset_item_id or self.local_item_id or ""
 
     def __str__(self) -> str:
-        return f"{self.dataset_item_id} → {self.trace_id}"
+        return f"{self.item_key} → {self.trace_id}"
 
 
 # --- evaluations: connections, evaluators, rules (control plane) and jobs (data plane) ----------

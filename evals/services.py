@@ -348,8 +348,6 @@ def _experiment_problem(link: dict) -> str | None:
         return "bad_experiment_id"
     if len(run_name) > MAX_RUN_NAME_LENGTH or "\x00" in run_name:
         return "bad_run_name"
-    if not link.get("dataset_id"):
-        return "local_data"  # no dataset: an experiment on local data has no run to join (not stored yet)
     if not link.get("item_id") or "\x00" in link["item_id"]:
         return "no_item"
     return None
@@ -358,10 +356,19 @@ def _experiment_problem(link: dict) -> str | None:
 def _experiment_run(project: Project, *, link: dict, dataset_id) -> DatasetRun | None:
     """The run of `link`'s experiment, locked: by the experiment id, else by (dataset, run name) —
     names are unique per dataset, so a run created over REST under that name is the same experiment
-    — else created with the SDK's id. None when the id is another dataset's experiment."""
+    — else created with the SDK's id. None when the id is another dataset's experiment. Local data
+    (`dataset_id` None) has only its id: the SDK draws a new one per call, and two calls with one run
+    name are two experiments there."""
     db = _db(project)
     runs = DatasetRun.objects.for_project(project).select_for_update()
-    run = runs.filter(id=link["experiment_id"]).first() or runs.filter(dataset_id=dataset_id, name=link["run_name"]).first()
+
+    def find():
+        by_id = runs.filter(id=link["experiment_id"]).first()
+        if by_id is not None or dataset_id is None:
+            return by_id
+        return runs.filter(dataset_id=dataset_id, name=link["run_name"]).first()
+
+    run = find()
     if run is None:
         metadata = link.get("metadata")
         if link.get("item_version"):
@@ -374,7 +381,7 @@ def _experiment_run(project: Project, *, link: dict, dataset_id) -> DatasetRun |
                 )
         except IntegrityError:
             # Items of one experiment arrive in parallel exports: another worker created the run.
-            run = runs.filter(id=link["experiment_id"]).first() or runs.filter(dataset_id=dataset_id, name=link["run_name"]).first()
+            run = find()
             if run is None:
                 raise
     if run.dataset_id != dataset_id:
@@ -390,7 +397,8 @@ def record_experiment_items(*, project: Project, links: list[dict]) -> dict[str,
     as dicts): the run (the experiment) is found or created, the item linked to the task span's trace
     and observation. Idempotent: replaying a span adds nothing. A link that cannot be recorded — an
     item or dataset this project does not have (another project's ids look the same as missing ones),
-    local data, an id no run can hold — is skipped and counted; the spans are stored regardless.
+    an id no run can hold — is skipped and counted; the spans are stored regardless. Local data (no
+    dataset id) makes a run in no dataset whose items keep the SDK's item id (`local_item_id`).
 
     Returns counts by outcome: linked, exists, and the reasons for skipping."""
     counts: Counter[str] = Counter()
@@ -403,6 +411,8 @@ def record_experiment_items(*, project: Project, links: list[dict]) -> dict[str,
             usable.append(link)
     dataset_ids = set()
     for link in usable:
+        if not link.get("dataset_id"):
+            continue
         try:
             dataset_ids.add(uuid.UUID(str(link["dataset_id"])))
         except ValueError:
@@ -415,11 +425,12 @@ def record_experiment_items(*, project: Project, links: list[dict]) -> dict[str,
     )
     db = _db(project)
     for link in usable:
-        dataset_id = datasets.get(str(link["dataset_id"]).lower())
-        if dataset_id is None:
+        local = not link.get("dataset_id")
+        dataset_id = None if local else datasets.get(str(link["dataset_id"]).lower())
+        if not local and dataset_id is None:
             counts["no_dataset"] += 1
             continue
-        if items.get(link["item_id"]) != dataset_id:
+        if not local and items.get(link["item_id"]) != dataset_id:
             counts["no_item"] += 1
             continue
         with transaction.atomic(using=db):
@@ -439,12 +450,13 @@ def record_experiment_items(*, project: Project, links: list[dict]) -> dict[str,
                 counts["exists"] += 1
                 continue
             DatasetRunItem.objects.for_project(project).bulk_create(
-                [DatasetRunItem(id=run_item_id, run_id=run.id, dataset_item_id=link["item_id"],
-                                trace_id=link["trace_id"], observation_id=link["observation_id"])],
+                [DatasetRunItem(id=run_item_id, run_id=run.id, trace_id=link["trace_id"],
+                                observation_id=link["observation_id"],
+                                **{"local_item_id" if local else "dataset_item_id": link["item_id"]})],
                 ignore_conflicts=True,  # a replay racing this one: the first insert wins, nothing doubles
             )
-            counts["linked"] += 1
-    skipped = {k: n for k, n in counts.items() if k not in ("linked", "exists")}
+            counts["linked_local" if local else "linked"] += 1
+    skipped = {k: n for k, n in counts.items() if k not in ("linked", "linked_local", "exists")}
     if skipped:
         logger.warning("experiment spans of project %s: links skipped %s (the spans are stored)", project.id, skipped)
     return dict(counts)

@@ -224,14 +224,23 @@ def test_another_projects_ids_and_a_missing_dataset_link_nothing_but_the_spans_a
 def test_the_links_skipped_are_counted(project, qa):
     link = {"experiment_id": "0123456789abcdef", "run_name": "r", "trace_id": "t", "observation_id": "o",
             "dataset_id": str(qa.id), "item_id": "item-1"}
+    local = {**link, "experiment_id": "fedcba9876543210", "dataset_id": None, "item_id": "5e1f00d5e1f00d00",
+             "observation_id": "o2"}
     counts = record_experiment_items(project=project, links=[
         link, link,
-        {**link, "dataset_id": None},
+        local,
         {**link, "item_id": "nope"},
         {**link, "dataset_id": str(uuid.uuid4())},
         {**link, "experiment_id": "x" * 65},
+        {**link, "experiment_id": "fedcba9876543210", "observation_id": "o3"},  # the local run's id, with a dataset
     ])
-    assert counts == {"linked": 1, "exists": 1, "local_data": 1, "no_item": 1, "no_dataset": 1, "bad_experiment_id": 1}
+    assert counts == {"linked": 1, "exists": 1, "linked_local": 1, "no_item": 1, "no_dataset": 1,
+                      "bad_experiment_id": 1, "experiment_of_another_dataset": 1}
+    # Local data: a run in no dataset, its item keeping the SDK's item id.
+    local_run = DatasetRun.objects.for_project(project).get(id="fedcba9876543210")
+    assert local_run.dataset_id is None
+    [item] = DatasetRunItem.objects.for_project(project).filter(run_id=local_run.id)
+    assert (item.dataset_item_id, item.local_item_id, item.item_key) == (None, "5e1f00d5e1f00d00", "5e1f00d5e1f00d00")
 
 
 def test_a_run_created_over_rest_gets_the_stable_id_and_spans_with_that_name_join_it(client, project, api_key, qa):

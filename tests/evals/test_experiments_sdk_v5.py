@@ -29,7 +29,8 @@ lf = Langfuse(public_key=os.environ["PK"], secret_key=os.environ["SK"], base_url
 dataset = lf.get_dataset("sdk/arith")
 
 def task(*, item, **kwargs):
-    return str(eval(item.input["q"]))
+    question = item["input"]["q"] if isinstance(item, dict) else item.input["q"]  # local data: plain dicts
+    return str(eval(question))
 
 def exact(*, input, output, expected_output, **kwargs):
     return Evaluation(name="exact", value=1.0 if output == expected_output else 0.0, comment=f"got {output}")
@@ -44,6 +45,11 @@ for attempt in (1, 2):
                                     evaluators=[exact], run_evaluators=[accuracy], metadata={"model": "eval"})
     out.append({"id": result.experiment_id, "url": result.experiment_url,
                 "items": sorted([r.item.id, r.trace_id] for r in result.item_results)})
+local = lf.run_experiment(name="local", run_name="local run", data=[{"input": {"q": "1+1"}, "expected_output": "2"},
+                          {"input": {"q": "2+1"}, "expected_output": "4"}], task=task, evaluators=[exact],
+                          run_evaluators=[accuracy])
+out.append({"id": local.experiment_id, "url": local.experiment_url,
+            "items": sorted([r.trace_id] for r in local.item_results)})
 lf.flush()
 lf.shutdown()
 print(json.dumps(out))
@@ -73,7 +79,7 @@ def test_run_experiment_is_a_dataset_run_with_its_items_and_scores(
 ):
     stdout = run_sdk_script(Path(sys.executable), SCRIPT, timeout=120,
                             env={"PK": api_key.public, "SK": api_key.secret, "HOST": live_server.url})
-    first, second = json.loads(stdout.strip().splitlines()[-1])
+    first, second, local = json.loads(stdout.strip().splitlines()[-1])
 
     # The SDK's id is the stable hash of (project, dataset, run name), computed here by hand; the
     # re-run with the same name has the same id and joins the same run.
@@ -81,7 +87,7 @@ def test_run_experiment_is_a_dataset_run_with_its_items_and_scores(
                          separators=(",", ":"))
     run_id = hashlib.sha256(literal.encode()).hexdigest()[:16]
     assert first["id"] == second["id"] == run_id
-    [run] = DatasetRun.objects.for_project(project)
+    run = DatasetRun.objects.for_project(project).get(dataset_id=arith.id)
     assert (run.id, run.name, run.description, run.dataset_id) == (run_id, "arith nightly", "sums", arith.id)
 
     # Every item of both attempts, linked to the trace the SDK reported and to its task span.
@@ -107,7 +113,8 @@ def test_run_experiment_is_a_dataset_run_with_its_items_and_scores(
 
     # The v4 experiment API: the experiment with both run-level scores, each item with its item score.
     window = {"fromStartTime": "2020-01-01T00:00:00Z"}
-    [experiment] = client.get("/api/public/experiments", {**window, "fields": "core,scores"}, **auth).json()["data"]
+    [experiment] = client.get("/api/public/experiments", {**window, "fields": "core,scores", "datasetId": str(arith.id)},
+                              **auth).json()["data"]
     assert (experiment["id"], experiment["itemCount"]) == (run_id, 6)
     assert sorted((s["name"], round(s["value"], 3), s["comment"]) for s in experiment["scores"]) == [
         ("accuracy", 0.667, "3 items"), ("accuracy", 0.667, "3 items")]
@@ -139,6 +146,25 @@ def test_run_experiment_is_a_dataset_run_with_its_items_and_scores(
     page = client.get(response["Location"])
     assert page.status_code == 200 and b"Run arith nightly: 6 items" in page.content
     assert b'id="lg-evals-run-scores"' in page.content and b"3 items" in page.content  # the run evaluator
+    # Local data (`langfuse.run_experiment(data=[…])`): an experiment in no dataset, under the SDK's random id.
+    local_run = DatasetRun.objects.for_project(project).get(id=local["id"])
+    assert (local_run.name, local_run.dataset_id) == ("local run", None)
+    [listed] = client.get("/api/public/experiments", {**window, "fields": "core,scores", "id": local["id"]},
+                          **auth).json()["data"]
+    assert (listed["datasetId"], listed["itemCount"]) == (None, 2)
+    assert [(s["name"], s["value"]) for s in listed["scores"]] == [("accuracy", 0.5)]
+    local_items = client.get("/api/public/experiment-items", {**window, "experimentId": local["id"],
+                                                              "fields": "core,dataset,io,scores"}, **auth).json()["data"]
+    assert sorted([i["traceId"]] for i in local_items) == local["items"]
+    by_input = {json.dumps(i["input"], separators=(",", ":")): i for i in local_items}
+    item = by_input['{"q":"1+1"}']
+    # The SDK's item id for local data: the first 16 hex of the SHA-256 of the serialised input.
+    assert item["experimentItemId"] == hashlib.sha256(b'{"q": "1+1"}').hexdigest()[:16]
+    # The expected output the span carried (the SDK sends a string bare; read as JSON like every value).
+    assert (item["experimentDatasetId"], item["expectedOutput"], item["scores"][0]["value"]) == (None, 2, 1.0)
+    assert client.get(base + f"runs/{local['id']}").json()["itemCount"] == 2
+    assert urlsplit(local["url"]).query == f"baseline={local['id']}"
+
     # Another tenant's owner following it finds nothing.
     client.force_login(other_owner)
     assert client.get(url.path + "?" + url.query).status_code == 404
