@@ -146,7 +146,7 @@ _DATASET_PROPERTIES = {
     "updatedAt": {"type": "string", "format": "date-time"},
 }
 _RUN_PROPERTIES = {
-    "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+    "id": {"type": "string"}, "name": {"type": "string"},  # the experiment id (16 hex; UUID for older runs)
     "description": NULLABLE_STRING, "metadata": {**ANY, "nullable": True},
     "datasetId": {"type": "string", "format": "uuid"}, "datasetName": {"type": "string"},
     "createdAt": {"type": "string", "format": "date-time"},
@@ -546,7 +546,7 @@ COMPONENTS: dict[str, dict] = {
     "DatasetRunItem": {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "format": "uuid"}, "datasetRunId": {"type": "string", "format": "uuid"},
+            "id": {"type": "string", "format": "uuid"}, "datasetRunId": {"type": "string"},
             "datasetRunName": {"type": "string"}, "datasetItemId": {"type": "string"},
             "traceId": {"type": "string"}, "observationId": NULLABLE_STRING,
             "createdAt": {"type": "string", "format": "date-time"},
@@ -1157,8 +1157,8 @@ COMPONENTS.update({
     "Experiment": {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
-            "description": NULLABLE_STRING,
+            "id": {"type": "string", "description": "The SDKs' experiment id (16 hex; a UUID for older runs)."},
+            "name": {"type": "string"}, "description": NULLABLE_STRING,
             "startTime": {**_TIME, "description": "The first item in the window (clipped to fromStartTime)."},
             "endTime": _TIME, "itemCount": {"type": "integer"},
             "datasetId": {"type": "string", "format": "uuid", "nullable": True},
@@ -1176,7 +1176,7 @@ COMPONENTS.update({
         "properties": {
             "id": {"type": "string"}, "traceId": {"type": "string"}, "startTime": _TIME,
             "endTime": {**_TIME, "nullable": True}, "level": {"type": "string"}, "environment": {"type": "string"},
-            "experimentId": {"type": "string", "format": "uuid"}, "experimentName": {"type": "string"},
+            "experimentId": {"type": "string"}, "experimentName": {"type": "string"},
             "experimentItemId": {"type": "string"}, "experimentDatasetId": {"type": "string", "format": "uuid"},
             "input": ANY, "output": ANY, "expectedOutput": ANY, "metadata": ANY, "experimentItemMetadata": ANY,
             "experimentMetadata": ANY, "experimentDescription": NULLABLE_STRING,

@@ -51,6 +51,11 @@ urlpatterns = [
     # The trace links the SDKs print open the console's trace page (after login).
     path("project/<uuid:project_id>/traces/<anyid:trace_id>", console_views.sdk_project_trace, name="sdk-project-trace"),
     path("trace/<anyid:trace_id>", console_views.sdk_trace, name="sdk-trace"),
+    # The experiment links they print (v5 `experiment_url`, v4 dataset run URL) open the run's summary.
+    path("project/<uuid:project_id>/experiments/results", console_views.sdk_project_experiment,
+         name="sdk-project-experiment"),
+    path("project/<uuid:project_id>/datasets/<str:sdk_dataset_id>/runs/<str:sdk_run_id>",
+         console_views.sdk_project_experiment, name="sdk-project-dataset-run"),
     # Last: a Langfuse route Lookglass does not implement answers JSON in Langfuse's error shape (the
     # SDKs parse error bodies as JSON; an HTML 404 reads as "Internal error occurred").
     re_path(r"^api/public/", public_views.not_implemented, name="public-not-implemented"),

@@ -136,6 +136,19 @@ def sdk_project_trace(request, project_id, trace_id):
 
 
 @console_login_required
+def sdk_project_experiment(request, project_id, sdk_run_id=None, sdk_dataset_id=None):
+    """The experiment links the SDKs print — v5 `/project/<id>/experiments/results?baseline=<experiment
+    id>`, v4 `/project/<id>/datasets/<dataset id>/runs/<run id>` — open Evals › Evaluations with that
+    run's summary (the project's evaluations when it names no run of this project)."""
+    project = project_or_404(request, project_id)
+    run_id = sdk_run_id or request.GET.get("baseline") or ""
+    query = {"project": str(project.id)}
+    if eval_selectors.run_exists(project=project, run_id=run_id):
+        query["run"] = run_id
+    return HttpResponseRedirect(_admin_url("evals_evaluations", query=urlencode(query)))
+
+
+@console_login_required
 def sdk_trace(request, trace_id):
     """`/trace/<trace id>` (SDK v2): the project is not in the address, so look among the caller's."""
     project = trace_selectors.trace_project(projects=visible_projects(request), trace_id=trace_id)

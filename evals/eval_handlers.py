@@ -15,7 +15,7 @@ from evals import eval_selectors as sel
 from evals import eval_services as svc
 from evals import judging, library, runner, tasks
 from evals.evaluation_models import EvaluationRule, Evaluator, EvaluatorVersion, LlmConnection
-from evals.models import DatasetRun
+from evals.models import MAX_RUN_ID_LENGTH, DatasetRun
 from tenancy.regions import region_queue
 from tenancy.tasks import publish
 
@@ -243,9 +243,9 @@ def _threshold(params) -> float:
 
 
 def _run(project, run_id) -> DatasetRun:
-    from tenancy.api.base import is_uuid
-
-    run = DatasetRun.objects.for_project(project).filter(id=run_id).first() if is_uuid(run_id) else None
+    # Run ids are experiment ids: the SDKs' 16-hex stable hash, or a UUID for older runs.
+    valid = isinstance(run_id, str) and 0 < len(run_id) <= MAX_RUN_ID_LENGTH and "\x00" not in run_id
+    run = DatasetRun.objects.for_project(project).filter(id=run_id).first() if valid else None
     if run is None:
         raise NotFoundHere("Dataset run not found")
     return run

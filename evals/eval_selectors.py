@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.db.models import Avg, Count, Q
-from django.db.models.functions import TruncDay
+from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from evals import judging
@@ -203,7 +203,10 @@ def job_counts(*, project, rule_id=None) -> dict:
 
 def _run_scores(project, run: DatasetRun) -> tuple[dict[str, str], list]:
     """(trace id → dataset item id, the run's scores on those traces)."""
-    items = dict(DatasetRunItem.objects.for_project(project).filter(run_id=run.id).values_list("trace_id", "dataset_item_id"))
+    items = dict(
+        DatasetRunItem.objects.for_project(project).filter(run_id=run.id)
+        .annotate(item=Coalesce("dataset_item_id", "local_item_id")).values_list("trace_id", "item")
+    )
     scores = list(
         Score.objects.for_project(project).filter(trace_id__in=list(items)).values(
             "trace_id", "name", "value", "string_value", "data_type", "source", "metadata"
@@ -240,8 +243,14 @@ def run_summary(*, project, run: DatasetRun, threshold: float = 0.5) -> dict:
             "passRate": sum(verdicts) / len(verdicts) if verdicts else None, "categories": dict(categories) or None,
         })
     errors = EvalJob.objects.for_project(project).filter(dataset_run_id=str(run.id), status="error").count()
-    return {"runId": str(run.id), "runName": run.name, "datasetId": str(run.dataset_id), "itemCount": len(items),
-            "threshold": threshold, "evaluators": evaluators, "evaluationErrors": errors}
+    # Run-level evaluations (the SDKs' run evaluators) are scores with `datasetRunId` and no trace.
+    run_scores = [
+        {"name": s.name, "value": s.value, "stringValue": s.string_value, "dataType": s.data_type, "comment": s.comment}
+        for s in Score.objects.for_project(project).filter(trace_id="", metadata__datasetRunId=str(run.id))
+        .order_by("name", "timestamp", "id")
+    ]
+    return {"runId": str(run.id), "runName": run.name, "datasetId": str(run.dataset_id) if run.dataset_id else None, "itemCount": len(items),
+            "threshold": threshold, "evaluators": evaluators, "evaluationErrors": errors, "runScores": run_scores}
 
 
 def run_compare(*, project, baseline: DatasetRun, candidate: DatasetRun, threshold: float = 0.5) -> dict:

@@ -247,8 +247,8 @@ class EvalsViewSet(ProjectScopedViewSet):
         return self._answer(lambda: h.run_summary(self.project, run_id, request.query_params))
 
     @_doc("Two runs side by side: per-evaluator averages, per-item differences, regressions", "run_compare", ('get',),
-          params=[OpenApiParameter("baseline", OpenApiTypes.UUID, required=True),
-                  OpenApiParameter("candidate", OpenApiTypes.UUID, required=True),
+          params=[OpenApiParameter("baseline", OpenApiTypes.STR, required=True),
+                  OpenApiParameter("candidate", OpenApiTypes.STR, required=True),
                   OpenApiParameter("threshold", OpenApiTypes.NUMBER)])
     @action(detail=False, methods=["get"], url_path="eval-results/compare")
     def run_compare(self, request, *args, **kwargs):

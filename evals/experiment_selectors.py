@@ -48,6 +48,15 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sent_expected_output(observation):
+    experiment = (observation.metadata or {}).get("experiment") if observation is not None else None
+    return experiment.get("expected_output") if isinstance(experiment, dict) else None
+
+
 def _window(queryset, *, since: datetime, until: datetime | None, prefix: str = ""):
     queryset = queryset.filter(**{f"{prefix}created_at__gte": since})
     if until is not None:
@@ -107,7 +116,7 @@ def experiment_page(
             "startTime": _iso(row["start"]),
             "endTime": _iso(row["end"]),
             "itemCount": row["count"],
-            "datasetId": str(run.dataset_id),
+            "datasetId": _text(run.dataset_id),  # None: an experiment on local data
         }
         if "metadata" in fields:
             entry["metadata"] = run.metadata
@@ -133,7 +142,7 @@ def experiment_item_page(
         run_id__in=runs.values("id")
     )
     if item_ids:
-        queryset = queryset.filter(dataset_item_id__in=item_ids)
+        queryset = queryset.filter(Q(dataset_item_id__in=item_ids) | Q(local_item_id__in=item_ids))
     if cursor:
         at, last_id = decode_cursor(cursor)
         queryset = queryset.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=last_id))
@@ -149,7 +158,8 @@ def experiment_item_page(
     }
     wants_items = fields & {"io", "itemMetadata"}
     dataset_items = (
-        {i.id: i for i in DatasetItem.objects.for_project(project).filter(id__in={r.dataset_item_id for r in rows})}
+        {i.id: i for i in DatasetItem.objects.for_project(project).filter(
+            id__in={r.dataset_item_id for r in rows if r.dataset_item_id})}
         if wants_items
         else {}
     )
@@ -177,15 +187,16 @@ def experiment_item_page(
             "environment": trace.environment if trace else "default",
             "experimentId": str(run.id),
             "experimentName": run.name,
-            "experimentItemId": row.dataset_item_id,
+            "experimentItemId": row.item_key,
         }
         if "dataset" in fields:
-            entry["experimentDatasetId"] = str(run.dataset_id)
+            entry["experimentDatasetId"] = _text(run.dataset_id)
         if "io" in fields:
             item = dataset_items.get(row.dataset_item_id)
             entry["input"] = source.input if source else None
             entry["output"] = source.output if source else None
-            entry["expectedOutput"] = item.expected_output if item else None
+            # Local data has no dataset item: the expected output the task span carried.
+            entry["expectedOutput"] = item.expected_output if item else _sent_expected_output(observation)
         if "metadata" in fields:
             entry["metadata"] = source.metadata if source else None
         if "itemMetadata" in fields:

@@ -92,7 +92,8 @@ def experiments(request, principal):
         project=principal.project,
         since=since,
         until=until,
-        ids=_uuids(_list(request, "id") + extra.get("id", [])),
+        # Experiment ids are the SDKs' strings (the 16-hex stable hash; a UUID for older runs).
+        ids=_list(request, "id") + extra.get("id", []),
         names=_list(request, "name") + extra.get("name", []),
         dataset_ids=_uuids(_list(request, "datasetId") + extra.get("datasetId", [])),
         fields=_fields(request, selectors.EXPERIMENT_FIELDS, {"core"}),
@@ -112,7 +113,7 @@ def experiment_items(request, principal):
         project=principal.project,
         since=since,
         until=until,
-        experiment_ids=_uuids(_list(request, "experimentId") + extra.get("id", [])),
+        experiment_ids=_list(request, "experimentId") + extra.get("id", []),
         experiment_names=_list(request, "experimentName") + extra.get("name", []),
         item_ids=_list(request, "experimentItemId"),
         dataset_ids=_uuids(_list(request, "datasetId") + extra.get("datasetId", [])),

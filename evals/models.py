@@ -4,7 +4,10 @@
   every item's input and expected output must satisfy.
 - `DatasetItem`: ids are the client's (1–255 characters) and unique per project across all of its
   datasets, as in Langfuse, so a client can upsert an item by id without naming its dataset twice.
-- `DatasetRun`: one per name in a dataset; created by the first run item that names it.
+- `DatasetRun`: one per name in a dataset; created by the first run item that names it. It is the
+  Langfuse *experiment*: its id is a string, the stable experiment id the SDKs compute (first 16 hex
+  of a SHA-256 over project, dataset and run name; `evals.services.stable_experiment_id`), or the id
+  an SDK chose; runs made before that keep their UUID (as text).
 - `DatasetRunItem`: links an item to the trace (and optionally the observation) a run produced.
 
 No Django foreign keys: composite primary keys cannot be their targets yet, so the relations are
@@ -21,6 +24,13 @@ from django.utils import timezone
 from tenancy.dataplane import DataPlaneModel
 
 MAX_ITEM_ID_LENGTH = 255
+# Experiment (run) ids are the SDK's: 16 hex from the stable hash, 32 hex from `create_trace_id`, a
+# UUID for older runs. 64 is what an evaluation job stores of them (`EvalJob.dataset_run_id`).
+MAX_RUN_ID_LENGTH = 64
+
+
+def _new_run_id() -> str:
+    return str(uuid.uuid4())
 
 
 class DatasetItemStatus(models.TextChoices):
@@ -78,8 +88,9 @@ class DatasetItem(DataPlaneModel):
 
 class DatasetRun(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
-    id = models.UUIDField(default=uuid.uuid4)
-    dataset_id = models.UUIDField()
+    id = models.CharField(max_length=MAX_RUN_ID_LENGTH, default=_new_run_id)
+    # None: an experiment on local data (SDK v5 `langfuse.run_experiment(data=[…])`), in no dataset.
+    dataset_id = models.UUIDField(null=True, blank=True)
     name = models.CharField(max_length=255)
     description = models.TextField(null=True, blank=True)
     metadata = models.JSONField(null=True, blank=True)
@@ -101,8 +112,11 @@ class DatasetRun(DataPlaneModel):
 class DatasetRunItem(DataPlaneModel):
     pk = models.CompositePrimaryKey("project_id", "id")
     id = models.UUIDField(default=uuid.uuid4)
-    run_id = models.UUIDField()
-    dataset_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH)
+    run_id = models.CharField(max_length=MAX_RUN_ID_LENGTH)
+    # Exactly one of the two: a dataset item, or (local data) the SDK's experiment item id, the first
+    # 16 hex of the SHA-256 of the item's input, which names no row.
+    dataset_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH, null=True, blank=True)
+    local_item_id = models.CharField(max_length=MAX_ITEM_ID_LENGTH, null=True, blank=True)
     trace_id = models.CharField(max_length=200)
     observation_id = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -115,9 +129,20 @@ class DatasetRunItem(DataPlaneModel):
             models.Index(fields=["project_id", "dataset_item_id"], name="datasetrunitem_item"),
             models.Index(fields=["project_id", "trace_id"], name="datasetrunitem_trace"),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(dataset_item_id__isnull=False) | models.Q(local_item_id__isnull=False),
+                name="datasetrunitem_has_item",
+            )
+        ]
+
+    @property
+    def item_key(self) -> str:
+        """The experiment item id: the dataset item's, or the local one."""
+        return self.dataset_item_id or self.local_item_id or ""
 
     def __str__(self) -> str:
-        return f"{self.dataset_item_id} → {self.trace_id}"
+        return f"{self.item_key} → {self.trace_id}"
 
 
 # --- evaluations: connections, evaluators, rules (control plane) and jobs (data plane) ----------

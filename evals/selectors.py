@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import uuid
 
-from evals.models import Dataset, DatasetItem, DatasetItemStatus, DatasetRun, DatasetRunItem
+from evals.models import (
+    MAX_RUN_ID_LENGTH,
+    Dataset,
+    DatasetItem,
+    DatasetItemStatus,
+    DatasetRun,
+    DatasetRunItem,
+)
 
 
 def page_meta(*, page: int, limit: int, total: int) -> dict:
@@ -119,6 +126,12 @@ def run_by_name(*, project, dataset: Dataset, name: str) -> DatasetRun | None:
     if "\x00" in name:
         return None
     return DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id, name=name).first()
+
+
+def run_exists(*, project, run_id: str) -> bool:
+    if not run_id or len(run_id) > MAX_RUN_ID_LENGTH or "\x00" in run_id:
+        return False
+    return DatasetRun.objects.for_project(project).filter(id=run_id).exists()
 
 
 def run_item_page(*, project, run: DatasetRun, page: int, limit: int) -> tuple[list[DatasetRunItem], int]:

@@ -6,18 +6,31 @@ ApiErrors, which the Langfuse views answer in Langfuse's shape and the managemen
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import uuid
+from collections import Counter
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from evals import schemas
-from evals.models import Dataset, DatasetItem, DatasetItemStatus, DatasetRun, DatasetRunItem
+from evals.models import (
+    MAX_RUN_ID_LENGTH,
+    Dataset,
+    DatasetItem,
+    DatasetItemStatus,
+    DatasetRun,
+    DatasetRunItem,
+)
 from prompts.errors import Conflict, InvalidRequest, NotFound
 from tenancy.models import Project
 from tenancy.regions import region_database
 from tenancy.services import audit_record
 from traces.models import Observation, Trace
+
+logger = logging.getLogger(__name__)
 
 DATASET_NOT_FOUND = "Dataset not found"
 ITEM_NOT_FOUND = "Dataset item not found"
@@ -233,6 +246,20 @@ def dataset_item_from_production(
 # --- runs ---------------------------------------------------------------------------------------
 
 
+def stable_experiment_id(*, project_id, dataset_id, run_name: str) -> str:
+    """The experiment id the Langfuse SDKs (v5 `_create_experiment_id`) and server
+    (`createStableExperimentId`) derive for a dataset run: the first 16 hex characters of the SHA-256
+    of `JSON.stringify(["langfuse-experiment-v1", projectId, datasetId, runName])`. Computing the same
+    id here makes a run created over REST and the spans of a v5 re-run with that name one experiment."""
+    payload = json.dumps(
+        ["langfuse-experiment-v1", str(project_id), str(dataset_id), run_name],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    # JSON.stringify escapes a lone surrogate as \uXXXX where Python keeps it: encode the same way.
+    return hashlib.sha256(payload.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
 def run_item_create(
     *,
     project: Project,
@@ -266,7 +293,8 @@ def run_item_create(
             try:
                 with transaction.atomic(using=db):
                     run = DatasetRun.objects.for_project(project).create(
-                        dataset_id=item.dataset_id, name=run_name, description=run_description, metadata=metadata
+                        id=stable_experiment_id(project_id=project.id, dataset_id=item.dataset_id, run_name=run_name),
+                        dataset_id=item.dataset_id, name=run_name, description=run_description, metadata=metadata,
                     )
             except IntegrityError:
                 # The SDKs link items concurrently: another request created the run first.
@@ -301,3 +329,134 @@ def run_delete(*, project: Project, dataset: Dataset, name: str) -> bool:
     """Deletes the run and (by the cascade) its run items; the dataset items stay."""
     deleted, _ = DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id, name=name).delete()
     return bool(deleted)
+
+
+# --- experiments sent as spans (Langfuse v4/v5 `run_experiment`) --------------------------------
+
+EXPERIMENT_ITEM_NAMESPACE = uuid.UUID("3b0c6a52-7f1e-4d8a-9c55-6578706572ff")
+MAX_RUN_NAME_LENGTH = 255
+
+
+def experiment_run_item_id(*, run_id: str, trace_id: str, observation_id: str) -> uuid.UUID:
+    """Deterministic, so a replayed span (an SDK retry, a re-sent export) finds its run item taken."""
+    return uuid.uuid5(EXPERIMENT_ITEM_NAMESPACE, f"{run_id}\n{trace_id}\n{observation_id}")
+
+
+def _experiment_problem(link: dict) -> str | None:
+    experiment_id, run_name = link.get("experiment_id") or "", link.get("run_name") or ""
+    if len(experiment_id) > MAX_RUN_ID_LENGTH or "\x00" in experiment_id:
+        return "bad_experiment_id"
+    if len(run_name) > MAX_RUN_NAME_LENGTH or "\x00" in run_name:
+        return "bad_run_name"
+    if not link.get("item_id") or "\x00" in link["item_id"]:
+        return "no_item"
+    return None
+
+
+def _experiment_run(project: Project, *, link: dict, dataset_id) -> DatasetRun | None:
+    """The run of `link`'s experiment, locked: by the experiment id, else by (dataset, run name) —
+    names are unique per dataset, so a run created over REST under that name is the same experiment
+    — else created with the SDK's id. None when the id is another dataset's experiment. Local data
+    (`dataset_id` None) has only its id: the SDK draws a new one per call, and two calls with one run
+    name are two experiments there."""
+    db = _db(project)
+    runs = DatasetRun.objects.for_project(project).select_for_update()
+
+    def find():
+        by_id = runs.filter(id=link["experiment_id"]).first()
+        if by_id is not None or dataset_id is None:
+            return by_id
+        return runs.filter(dataset_id=dataset_id, name=link["run_name"]).first()
+
+    run = find()
+    if run is None:
+        metadata = link.get("metadata")
+        if link.get("item_version"):
+            metadata = {**(metadata if isinstance(metadata, dict) else {}), "dataset_version": link["item_version"]}
+        try:
+            with transaction.atomic(using=db):
+                return DatasetRun.objects.for_project(project).create(
+                    id=link["experiment_id"], dataset_id=dataset_id, name=link["run_name"],
+                    description=link.get("description"), metadata=metadata,
+                )
+        except IntegrityError:
+            # Items of one experiment arrive in parallel exports: another worker created the run.
+            run = find()
+            if run is None:
+                raise
+    if run.dataset_id != dataset_id:
+        return None
+    if link.get("description") is not None and run.description != link["description"]:
+        run.description, run.updated_at = link["description"], timezone.now()
+        run.save(using=db, update_fields=["description", "updated_at"])
+    return run
+
+
+def record_experiment_items(*, project: Project, links: list[dict]) -> dict[str, int]:
+    """Record the run items of experiments that arrived as spans (`ingest.contract.ExperimentLink`s,
+    as dicts): the run (the experiment) is found or created, the item linked to the task span's trace
+    and observation. Idempotent: replaying a span adds nothing. A link that cannot be recorded — an
+    item or dataset this project does not have (another project's ids look the same as missing ones),
+    an id no run can hold — is skipped and counted; the spans are stored regardless. Local data (no
+    dataset id) makes a run in no dataset whose items keep the SDK's item id (`local_item_id`).
+
+    Returns counts by outcome: linked, exists, and the reasons for skipping."""
+    counts: Counter[str] = Counter()
+    usable = []
+    for link in links:
+        problem = _experiment_problem(link)
+        if problem:
+            counts[problem] += 1
+        else:
+            usable.append(link)
+    dataset_ids = set()
+    for link in usable:
+        if not link.get("dataset_id"):
+            continue
+        try:
+            dataset_ids.add(uuid.UUID(str(link["dataset_id"])))
+        except ValueError:
+            continue
+    datasets = {str(d): d for d in Dataset.objects.for_project(project).filter(id__in=dataset_ids).values_list("id", flat=True)}
+    items = dict(
+        DatasetItem.objects.for_project(project)
+        .filter(id__in={link["item_id"] for link in usable})
+        .values_list("id", "dataset_id")
+    )
+    db = _db(project)
+    for link in usable:
+        local = not link.get("dataset_id")
+        dataset_id = None if local else datasets.get(str(link["dataset_id"]).lower())
+        if not local and dataset_id is None:
+            counts["no_dataset"] += 1
+            continue
+        if not local and items.get(link["item_id"]) != dataset_id:
+            counts["no_item"] += 1
+            continue
+        with transaction.atomic(using=db):
+            run = _experiment_run(project, link=link, dataset_id=dataset_id)
+            if run is None:
+                counts["experiment_of_another_dataset"] += 1
+                continue
+            run_item_id = experiment_run_item_id(
+                run_id=run.id, trace_id=link["trace_id"], observation_id=link["observation_id"]
+            )
+            # By what it links, not only by id: SDK v4 also posts the run item over REST (a random id)
+            # before its spans arrive with the same trace and task span.
+            linked = DatasetRunItem.objects.for_project(project).filter(
+                run_id=run.id, trace_id=link["trace_id"], observation_id=link["observation_id"]
+            )
+            if linked.exists():
+                counts["exists"] += 1
+                continue
+            DatasetRunItem.objects.for_project(project).bulk_create(
+                [DatasetRunItem(id=run_item_id, run_id=run.id, trace_id=link["trace_id"],
+                                observation_id=link["observation_id"],
+                                **{"local_item_id" if local else "dataset_item_id": link["item_id"]})],
+                ignore_conflicts=True,  # a replay racing this one: the first insert wins, nothing doubles
+            )
+            counts["linked_local" if local else "linked"] += 1
+    skipped = {k: n for k, n in counts.items() if k not in ("linked", "linked_local", "exists")}
+    if skipped:
+        logger.warning("experiment spans of project %s: links skipped %s (the spans are stored)", project.id, skipped)
+    return dict(counts)

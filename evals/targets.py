@@ -197,7 +197,8 @@ def _experiment_targets(project, datasets, since, until, sampling, limit) -> lis
     ).iterator(chunk_size=2000):
         if sampling < 1 and not judging.sampled(str(item_id), sampling):
             continue
-        out.append(Target(str(item_id), trace_id, observation_id or "", dataset_item_id, str(run_id)))
+        # A local-data experiment's item has no dataset item (no expected output to judge against).
+        out.append(Target(str(item_id), trace_id, observation_id or "", dataset_item_id or "", str(run_id)))
         if limit and len(out) >= limit:
             break
     return out

@@ -263,6 +263,27 @@ def check_record(record: dict) -> dict:
 # The batch and its outcome: what adapters hand to `ingest.pipeline.run` and get back.
 
 
+@dataclass(frozen=True)
+class ExperimentLink:
+    """An observation that is the task of one experiment item (Langfuse v4/v5 `run_experiment` sends
+    experiments only as `langfuse.experiment.*` span attributes, no dataset-run-items call): what the
+    evals follower needs to record the run item. Not a column of any row the writer stores; the
+    follower (`evals.experiments`) writes the experiment through `evals.services`.
+
+    `run_name` is `langfuse.experiment.name`, which the SDK fills with the RUN name; `experiment_id`
+    is the SDK's (the stable hash for dataset runs, see `evals.services.stable_experiment_id`)."""
+
+    experiment_id: str
+    run_name: str
+    trace_id: str
+    observation_id: str  # the task span (`langfuse.experiment.item.root_observation_id`)
+    item_id: str | None = None
+    dataset_id: str | None = None  # None: local data (`langfuse.run_experiment(data=[…])`)
+    description: str | None = None
+    metadata: Any = None
+    item_version: str | None = None
+
+
 @dataclass
 class Entry:
     """One record on its way to storage, with what its adapter needs to answer for it."""
@@ -271,6 +292,7 @@ class Entry:
     ref: Any = None  # the adapter's handle (event position, span id, body index): echoed in refusals
     typed: bool = True  # scores: whether the client named the data type (score configs infer it if not)
     rides_on: str | None = None  # scores carried by an observation (OTLP): dropped when it is refused
+    experiment: ExperimentLink | None = None  # observations: the experiment item whose task this is
 
 
 @dataclass(frozen=True)

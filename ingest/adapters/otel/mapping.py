@@ -62,7 +62,7 @@ from ingest.adapters.otel.values import (
     to_tags,
     to_text,
 )
-from ingest.contract import RecordError, check_record
+from ingest.contract import ExperimentLink, RecordError, check_record
 from ingest.rules import messages as rules_messages
 from ingest.rules.conventions import FINISH_REASON_ATTRIBUTES
 from ingest.rules.environment import normalize_environment
@@ -152,6 +152,8 @@ class MappedBatch:
     observations: list[dict] = field(default_factory=list)
     scores: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    # span id → the experiment item whose task that span is (see `_experiment`)
+    experiments: dict[str, ExperimentLink] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,6 +163,7 @@ class _SpanResult:
     is_root: bool
     scores: list[dict]
     trace_defaults: dict = field(default_factory=dict)  # a root's fallbacks, used when no span set them
+    experiment: ExperimentLink | None = None
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -212,6 +215,56 @@ def _langfuse_metadata(attrs: dict, prefix: str, *, values_are_json: bool) -> di
         value = attrs.pop(key)
         out[key[len(dotted) :]] = parse_json(value) if values_are_json else parse_json_container(value)
     return out
+
+
+EXPERIMENT_PREFIX = "langfuse.experiment."
+# `langfuse.experiment.<attribute>` → the key it is kept under in `metadata["experiment"]`.
+EXPERIMENT_TEXT = {
+    "id": "id",
+    "name": "name",
+    "description": "description",
+    "dataset.id": "dataset_id",
+    "item.id": "item_id",
+    "item.version": "item_version",
+    "item.root_observation_id": "root_observation_id",
+}
+
+
+def _experiment(span: SpanData, attrs: dict, *, is_root: bool, v5: bool) -> tuple[dict, ExperimentLink | None]:
+    """The `langfuse.experiment.*` attributes (v4/v5 `run_experiment`; 4.x may flatten the metadata
+    into `.metadata.<key>`), consumed into (what `metadata["experiment"]` keeps, the link or None).
+
+    The SDK sets them on the item's root span, its task span and (propagated) every span below. Only
+    the task span — the one `item.root_observation_id` names, as Langfuse links the run item to it —
+    makes the link, so an item is linked once however its spans are split across exports. A sender
+    that names no task span links from the item's trace root."""
+    if not _has_prefix(attrs, EXPERIMENT_PREFIX):
+        return {}, None
+    kept: dict[str, Any] = {}
+    for suffix, key in EXPERIMENT_TEXT.items():
+        value = attrs.pop(EXPERIMENT_PREFIX + suffix, None)
+        if _present(value):
+            kept[key] = to_text(value)
+    for suffix, key in (("metadata", "metadata"), ("item.metadata", "item_metadata")):
+        values = _langfuse_metadata(attrs, EXPERIMENT_PREFIX + suffix, values_are_json=v5)
+        if values:
+            kept[key] = values
+    if EXPERIMENT_PREFIX + "item.expected_output" in attrs:
+        kept["expected_output"] = parse_json(attrs.pop(EXPERIMENT_PREFIX + "item.expected_output"))
+    task = kept.get("root_observation_id")
+    if not (kept.get("id") and kept.get("name")) or not (task == span.span_id or (task is None and is_root)):
+        return kept, None
+    return kept, ExperimentLink(
+        experiment_id=kept["id"],
+        run_name=kept["name"],
+        trace_id=span.trace_id,
+        observation_id=span.span_id,
+        item_id=kept.get("item_id"),
+        dataset_id=kept.get("dataset_id"),
+        description=kept.get("description"),
+        metadata=kept.get("metadata"),
+        item_version=kept.get("item_version"),
+    )
 
 
 def _iso(moment: datetime) -> str:
@@ -818,6 +871,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
         version = resource.get("service.version")
 
     trace = _trace_fields(attrs, span, v5=v5)
+    experiment_fields, experiment = _experiment(span, attrs, is_root=is_root, v5=v5)
     obs_type = _observation_type(attrs)
     if obs_type == "EVENT":
         end = start
@@ -896,6 +950,8 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     scores = _evaluation_scores(span, events.evaluations, score_base, start)
     scores += _annotation_scores(span, attrs, score_base, start, trace.get("session_id"))
 
+    if experiment_fields:
+        metadata["experiment"] = experiment_fields
     metadata["otel"] = _otel_metadata(span, attrs, events, exception)
     observation["metadata"] = metadata
 
@@ -915,7 +971,8 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
         if _present(version):
             trace["version"] = to_text(version)
     return _SpanResult(
-        observation=observation, trace=trace, is_root=is_root, scores=scores, trace_defaults=defaults
+        observation=observation, trace=trace, is_root=is_root, scores=scores, trace_defaults=defaults,
+        experiment=experiment,
     )
 
 
@@ -957,6 +1014,8 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
             continue
         batch.observations.append(result.observation)
         batch.scores.extend(result.scores)
+        if result.experiment is not None:
+            batch.experiments[span.span_id] = result.experiment
         trace_id = span.trace_id
         if trace_id not in earliest:
             order.append(trace_id)

@@ -60,7 +60,8 @@ def export_traces(
     for record in mapped.traces:
         batch.add("trace", record, ref=record.get("id"))
     for record in mapped.observations:
-        batch.add("observation", record, ref=record.get("id"))
+        # The experiment item this span is the task of (if any) rides along for the evals follower.
+        batch.add("observation", record, ref=record.get("id"), experiment=mapped.experiments.get(record["id"]))
     for record in mapped.scores:
         # A score carried by a span (its own, or a GenAI evaluation of it) is stored with the span or
         # not at all; trace- and session-level annotations stand on their own. OTLP names no data
