@@ -24,7 +24,9 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
+import orjson
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -48,6 +50,7 @@ from evals.models import DatasetItem
 from evals.targets import Target
 from ingest import pipeline
 from ingest.contract import Batch, RecordError, check_record
+from tenancy.dataplane import data_connection
 from traces.models import Observation, Trace
 
 logger = logging.getLogger(__name__)
@@ -94,31 +97,67 @@ def _cost(value) -> float | None:
     return float(value) if value is not None else None
 
 
-def _among(queryset, column: str, values) -> object:
-    """`queryset` filtered to rows whose `column` is one of `values`, the values bound as ONE JSON
-    parameter (an IN list of a thousand parameters cost more to bind than to run)."""
-    table = queryset.model._meta.db_table
-    return queryset.extra(
-        where=[f'"{table}"."{column}" IN (SELECT jsonb_array_elements_text(%s::jsonb))'], params=[json.dumps(list(values))]
+def _probe(project, table: str, columns: tuple[str, ...], ids, *, where: str = "", params=()) -> list[tuple]:
+    """`columns` of the rows of `table` (a data-plane table keyed by (project_id, id)) whose id is in
+    `ids`, one primary-key probe per id.
+
+    The ids are bound as ONE JSON parameter (a thousand bound values cost more to bind than the query
+    to run). The project is an InitPlan parameter and each probe a LATERAL … OFFSET 0 subquery, as in
+    `ingest.writer` (see `_ROWS_BY_ID_SQL` there for why): on a table filling faster than its
+    statistics — a new project's first backfill — the planner believes the project holds a row or
+    two, and `id IN (subquery)` read the whole project into a hash for every batch (20,000 rows per
+    batch of 1,000 in a 20,000-job backfill, more the more the project holds), while
+    `id = ANY(…)` could even be checked as a filter against every row of it."""
+    select = ", ".join(f't."{c}"' for c in columns)
+    sql = (
+        f"SELECT {select} FROM jsonb_array_elements_text(%s::jsonb) AS k(id) CROSS JOIN LATERAL ("
+        f'SELECT * FROM "{table}" AS t WHERE t."project_id" = (SELECT %s::uuid) AND t."id" = k.id{where} OFFSET 0) AS t'
     )
+    with data_connection(project).cursor() as cursor:
+        cursor.execute(sql, [orjson.dumps(list(dict.fromkeys(ids))).decode(), str(project.id), *params])
+        return cursor.fetchall()
 
 
-def load_inputs(project, jobs: list[EvalJob]) -> dict[str, judging.EvalInput]:
-    """The EvalInput of every job's target, in a few queries. A job whose target is gone is absent."""
+# Target columns an evaluator may read; a batch of rule evaluators only leaves out those no rule
+# evaluator reads (they see the output, the expected output, latency, cost and status): the input
+# and metadata were two thirds of the JSON decoded for a batch's targets.
+_TRACE_COLUMNS = ("id", "input", "output", "metadata", "environment")
+_OBSERVATION_COLUMNS = (
+    "id", "trace_id", "input", "output", "metadata", "tool_calls", "environment", "start_time", "end_time",
+    "total_cost", "status",
+)
+_JSON_COLUMNS = frozenset({"input", "output", "metadata", "tool_calls"})
+_NOT_READ_BY_RULES = frozenset({"input", "metadata", "tool_calls"})
+
+
+def _targets(project, model, columns: tuple[str, ...], ids, *, full: bool) -> dict[str, dict]:
+    wanted = columns if full else tuple(c for c in columns if c not in _NOT_READ_BY_RULES)
+    decode = [i for i, c in enumerate(wanted) if c in _JSON_COLUMNS]
+    out = {}
+    for values in _probe(project, model._meta.db_table, wanted, ids):
+        row = dict(zip(wanted, values))
+        for i in decode:
+            # jsonb arrives as text (Django's loader); parsed as the JSONField would (json, not a
+            # faster parser that turns big integers into floats).
+            if values[i] is not None:
+                row[wanted[i]] = json.loads(values[i])
+        out[row["id"]] = row
+    return out
+
+
+def _judges_in(versions) -> bool:
+    """Whether any of these evaluator versions is an LLM judge (which may read every field)."""
+    return any(version.evaluator.type != EvaluatorType.RULE for version in versions)
+
+
+def load_inputs(project, jobs: list[EvalJob], *, full: bool = True) -> dict[str, judging.EvalInput]:
+    """The EvalInput of every job's target, in a few queries. A job whose target is gone is absent.
+    `full=False` (a batch of rule evaluators only): without what no rule evaluator reads."""
     obs_ids = {j.observation_id for j in jobs if j.observation_id}
     trace_ids = {j.trace_id for j in jobs if j.trace_id}
     item_ids = {j.dataset_item_id for j in jobs if j.dataset_item_id}
-    observations = {
-        row[0]: row for row in _among(Observation.objects.for_project(project), "id", obs_ids).values_list(
-            "id", "trace_id", "input", "output", "metadata", "tool_calls", "environment", "start_time", "end_time",
-            "total_cost", "status",
-        )
-    } if obs_ids else {}
-    traces = {
-        row[0]: row for row in _among(Trace.objects.for_project(project), "id", trace_ids).values_list(
-            "id", "input", "output", "metadata", "environment"
-        )
-    } if trace_ids else {}
+    observations = _targets(project, Observation, _OBSERVATION_COLUMNS, obs_ids, full=full) if obs_ids else {}
+    traces = _targets(project, Trace, _TRACE_COLUMNS, trace_ids, full=full) if trace_ids else {}
     items = {
         row[0]: row for row in DatasetItem.objects.for_project(project).filter(id__in=item_ids).values_list(
             "id", "expected_output", "metadata"
@@ -132,21 +171,21 @@ def load_inputs(project, jobs: list[EvalJob]) -> dict[str, judging.EvalInput]:
             o = observations.get(job.observation_id)
             if o is None:
                 continue
-            oid, trace_id, input, output, metadata, tool_calls, environment, start, end, cost, status = o
+            start, end, cost = o["start_time"], o["end_time"], o["total_cost"]
             out[job.id] = judging.EvalInput(
-                input=input, output=output, expected_output=expected, metadata=metadata, tool_calls=tool_calls,
-                experiment_item_metadata=item_metadata,
+                input=o.get("input"), output=o["output"], expected_output=expected, metadata=o.get("metadata"),
+                tool_calls=o.get("tool_calls"), experiment_item_metadata=item_metadata,
                 latency_ms=(end - start).total_seconds() * 1000 if end and start else None,
-                cost=_cost(cost), status=status, environment=environment, trace_id=trace_id, observation_id=oid,
+                cost=_cost(cost), status=o["status"], environment=o["environment"], trace_id=o["trace_id"],
+                observation_id=o["id"],
             )
         else:
             t = traces.get(job.trace_id)
             if t is None:
                 continue
-            tid, input, output, metadata, environment = t
             out[job.id] = judging.EvalInput(
-                input=input, output=output, expected_output=expected, metadata=metadata,
-                experiment_item_metadata=item_metadata, environment=environment, trace_id=tid,
+                input=t.get("input"), output=t["output"], expected_output=expected, metadata=t.get("metadata"),
+                experiment_item_metadata=item_metadata, environment=t["environment"], trace_id=t["id"],
             )
     return out
 
@@ -171,9 +210,29 @@ def _now():
     return timezone.now()
 
 
+@lru_cache(maxsize=4096)
+def _text(value) -> str:
+    # Ids of rules, evaluators and versions recur in every record of a batch: made text once.
+    return str(value) if value is not None else ""
+
+
+def _version_metadata(version: EvaluatorVersion) -> dict:
+    """The part of a score's metadata every score of this version shares (built once per version
+    object, i.e. once per batch)."""
+    shared = getattr(version, "_score_metadata", None)
+    if shared is None:
+        shared = version._score_metadata = {
+            "evaluator_id": _text(version.evaluator_id), "evaluator_version_id": _text(version.pk),
+            "evaluator_version": version.version, "higher_is_better": version.higher_is_better,
+        }
+    return shared
+
+
 def _score_records(job: EvalJob, version: EvaluatorVersion, data: judging.EvalInput, reasoning: str,
-                   verdicts: list[judging.Verdict], *, execution_trace_id: str = "") -> list[dict]:
+                   verdicts: list[judging.Verdict], *, execution_trace_id: str = "", now=None) -> list[dict]:
     name = version.evaluator.name
+    timestamp = now or _now()
+    shared = _version_metadata(version)
     records = []
     for verdict in verdicts:
         record = {
@@ -184,11 +243,9 @@ def _score_records(job: EvalJob, version: EvaluatorVersion, data: judging.EvalIn
             "source": "EVAL",
             "comment": reasoning,
             "environment": data.environment or "default",
-            "timestamp": _now(),
+            "timestamp": timestamp,
             "metadata": {
-                "job_execution_id": job.id, "evaluation_rule_id": str(job.rule_id or ""),
-                "evaluator_id": str(version.evaluator_id), "evaluator_version_id": str(version.pk),
-                "evaluator_version": version.version, "higher_is_better": version.higher_is_better,
+                "job_execution_id": job.id, "evaluation_rule_id": _text(job.rule_id), **shared,
                 "target_trace_id": data.trace_id, "target_observation_id": data.observation_id,
                 "target_dataset_item_id": job.dataset_item_id, "execution_trace_id": execution_trace_id,
             },
@@ -218,7 +275,7 @@ def _rule_evaluator(version):
     return _compiled[key]
 
 
-def _rule_outcome(job, version, data) -> Outcome:
+def _rule_outcome(job, version, data, *, now=None) -> Outcome:
     try:
         evaluator = _rule_evaluator(version)
         result = evaluator(
@@ -232,7 +289,7 @@ def _rule_outcome(job, version, data) -> Outcome:
     data_type = str(result.data_type)
     verdict = judging.Verdict(float(result.value), ("True" if result.passed else "False") if data_type == "BOOLEAN" else "", data_type)
     return Outcome(EvalJobStatus.COMPLETED, reasoning=result.reason, verdicts=[verdict],
-                   scores=_score_records(job, version, data, result.reason, [verdict]))
+                   scores=_score_records(job, version, data, result.reason, [verdict], now=now))
 
 
 def _judge_records(job, version, data, messages, answer, *, error: str = "") -> tuple[dict, dict]:
@@ -318,23 +375,26 @@ def run_jobs(*, project, job_ids: list[str], now=None) -> dict[str, Outcome]:
     # Plain rows, not model instances: a batch of a thousand jobs spent more time building objects and
     # parsing their timestamps than evaluating them.
     jobs = [
-        JobRow(*row) for row in _among(EvalJob.objects.for_project(project), "id", job_ids)
-        .filter(status__in=[EvalJobStatus.PENDING, EvalJobStatus.DELAYED], run_after__lte=now)
-        .values_list(*JobRow.__slots__)
+        JobRow(*row) for row in _probe(
+            project, EvalJob._meta.db_table, JobRow.__slots__, job_ids,
+            where=' AND t."status" IN (%s, %s) AND t."run_after" <= %s', params=[EvalJobStatus.PENDING, EvalJobStatus.DELAYED, now],
+        )
     ]
     if not jobs:
         return {}
-    versions = {str(v.pk): v for v in EvaluatorVersion.objects.filter(
+    # Keyed by the ids' own values (UUIDs), as the job rows hold them: no text made per job.
+    versions = {v.pk: v for v in EvaluatorVersion.objects.filter(
         pk__in={j.evaluator_version_id for j in jobs}, evaluator__project=project).select_related("evaluator")}
-    rules = {str(r.pk): r for r in EvaluationRule.objects.filter(project=project, pk__in={j.rule_id for j in jobs if j.rule_id})}
-    inputs = load_inputs(project, jobs)
+    rules = {r.pk: r for r in EvaluationRule.objects.filter(project=project, pk__in={j.rule_id for j in jobs if j.rule_id})}
+    inputs = load_inputs(project, jobs, full=_judges_in(versions.values()))
+    stamp = timezone.now()  # the batch's scores' timestamp (`now` may be a caller's clock for run_after)
     outcomes: dict[str, Outcome] = {}
     judged: list[tuple] = []
     judges: dict = {}
     try:
         for job in jobs:
-            version = versions.get(str(job.evaluator_version_id))
-            rule = rules.get(str(job.rule_id)) if job.rule_id else None
+            version = versions.get(job.evaluator_version_id)
+            rule = rules.get(job.rule_id) if job.rule_id else None
             data = inputs.get(job.id)
             if version is None or (job.rule_id and rule is None):
                 outcomes[job.id] = Outcome(EvalJobStatus.ERROR, error="the evaluator or rule was deleted")
@@ -347,7 +407,7 @@ def run_jobs(*, project, job_ids: list[str], now=None) -> dict[str, Outcome]:
             elif rule is not None and rule.status == RuleStatus.PAUSED:
                 outcomes[job.id] = Outcome(EvalJobStatus.ERROR, error=f"rule paused ({rule.paused_reason}): {rule.paused_message}")
             elif version.evaluator.type == EvaluatorType.RULE:
-                outcomes[job.id] = _rule_outcome(job, version, data)
+                outcomes[job.id] = _rule_outcome(job, version, data, now=stamp)
             else:
                 key = str(version.pk)
                 if key not in judges:
@@ -454,21 +514,23 @@ def _finish(project, jobs, versions, outcomes: dict[str, Outcome], *, now) -> No
                 "id": job.id, "status": status, "error": outcome.error[:4000],
                 "score_ids": [r["id"] for r in outcome.scores] if status == EvalJobStatus.COMPLETED else [],
                 "trace_id": (outcome.judge_trace or {}).get("id", ""),
-                "run_after": (now + timedelta(seconds=delay) if status == EvalJobStatus.DELAYED else now).isoformat(),
+                "run_after": now + timedelta(seconds=delay) if status == EvalJobStatus.DELAYED else now,
             })
     if not rows:
         return
     # One statement for the batch, its rows as one JSON document: binding thousands of array
     # elements cost more than the update itself.
+    # The project as an InitPlan parameter, as in `_probe`: against the literal, a project whose
+    # statistics are not fresh looked like a row or two, and the join read every job of it.
     table = EvalJob._meta.db_table
-    database = EvalJob.objects.for_project(project).db
-    with transaction.atomic(using=database), transaction.get_connection(database).cursor() as cursor:
+    connection = data_connection(project)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(
             f'UPDATE "{table}" AS j SET status = v.status, error = v.error, score_ids = v.score_ids, '
             "execution_trace_id = v.trace_id, run_after = v.run_after, attempts = j.attempts + 1, updated_at = now() "
             "FROM jsonb_to_recordset(%s::jsonb) AS v(id text, status text, error text, score_ids jsonb, trace_id text, "
-            "run_after timestamptz) WHERE j.project_id = %s AND j.id = v.id",
-            [json.dumps(rows), project.id],
+            "run_after timestamptz) WHERE j.project_id = (SELECT %s::uuid) AND j.id = v.id",
+            [orjson.dumps(rows).decode(), str(project.id)],
         )
 
 
