@@ -19,13 +19,15 @@ from ingest.adapters.otel.values import parse_json, parse_json_container, to_tex
 MAX_INDEX = 10_000  # a flattened list longer than this is not a list of messages; leave the keys alone
 
 
-def pop_indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
     """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
 
-    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up."""
+    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up. `keys`:
+    the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
     groups: dict[int, dict[str, Any]] = {}
-    for key in [k for k in attrs if k.startswith(prefix)]:
-        head, sep, rest = key[len(prefix) :].partition(".")
+    size = len(prefix)
+    for key in [k for k in attrs if k.startswith(prefix)] if keys is None else keys:
+        head, sep, rest = key[size:].partition(".")
         if not sep or not head.isdigit() or int(head) > MAX_INDEX:
             continue
         groups.setdefault(int(head), {})[rest] = attrs.pop(key)
