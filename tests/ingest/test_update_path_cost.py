@@ -8,12 +8,15 @@ any index leading with project_id and read the whole project: 9,380 rows read to
 These tests count the rows the update reads from the observations and traces tables.
 """
 
+import threading
 from datetime import timedelta
 
+import pytest
 from django.db import connections
 
 from ingest import writer
 from monitoring.models import HourlyRollup
+from scores.models import Score
 from tenancy.regions import region_database
 from tests.ingest.test_duplicate_marking_cost import STORED, T0, _calls
 from traces.models import Observation, Trace
@@ -92,3 +95,38 @@ def test_trace_updates_read_a_bounded_number_of_rows(project, other_project):
     assert Trace.objects.for_project(project).filter(name="renamed").count() == UPDATED
     names = set(HourlyRollup.objects.for_project(project).filter(calls__gt=0).values_list("trace_name", flat=True))
     assert "renamed" in names
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_concurrent_merges_into_rows_not_locked_beforehand_lose_nothing(project):
+    """Scores are merged without an earlier lock, so their UPDATE must not join by physical address as
+    the (locked) traces and observations now do: a row another writer updated after the statement's
+    snapshot has an address that snapshot cannot see, and the merge was skipped (this test lost a
+    writer's field when scores took that form too)."""
+    errors = []
+    ids = [f"s{i}" for i in range(20)]
+
+    def work(n):
+        try:
+            for round_ in range(5):
+                order = ids if n % 2 else ids[::-1]
+                scores = [
+                    {"id": i, "trace_id": "t-shared", "name": "quality", "value": 1, "metadata": {f"w{n}": round_}}
+                    for i in order
+                ]
+                writer.write_records(project=project, traces=[], observations=[], scores=scores)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = Score.objects.for_project(project).filter(id__in=ids)
+    assert stored.count() == len(ids)
+    for score in stored:
+        assert score.metadata == {"w0": 4, "w1": 4, "w2": 4, "w3": 4}
