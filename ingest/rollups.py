@@ -68,6 +68,37 @@ _BEGIN_SQL = (
     f'FROM (SELECT 1) AS one LEFT JOIN "{RULE_TABLE}" AS r ON r.project_id = %s::uuid'
 )
 
+# Every read of stored rows here is by full key, one key at a time (see `ingest.writer._ROWS_BY_ID_SQL`
+# for why): the project as an InitPlan parameter `(SELECT %s::uuid)`, each probe a LATERAL subquery
+# with OFFSET 0. As `id = ANY(…)` a project grown since its last ANALYZE was read whole through an
+# index leading with project_id, for every update (9,000-12,000 rows read to update 20 calls or
+# traces; tests/ingest/test_update_path_cost.py). Locks are taken in key order (the keys are sorted
+# and a nested loop keeps its outer order).
+_TRACE_PROBE = (
+    f'SELECT {_TRACE_DIMS} FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = (SELECT %s::uuid) AND t."id" = k.id '
+    'OFFSET 0'
+)
+_LOCK_TRACES_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_TRACE_PROBE} FOR UPDATE) AS x"
+_TRACES_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_TRACE_PROBE}) AS x"
+_OBS_PROBE = (
+    f'SELECT {_OBS_SELECT} FROM "{OBS_TABLE}" AS o WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = k.id '
+    'OFFSET 0'
+)
+_LOCK_OBS_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_OBS_PROBE} FOR UPDATE) AS x"
+# The stored calls of traces whose dimensions changed, except the batch's own: found through the
+# (project, trace) index one trace at a time, then locked by primary key in id order.
+_LOCK_CALLS_OF_TRACES_SQL = (
+    "SELECT x.* FROM (SELECT c.id FROM unnest(%s::text[]) AS tr(trace_id) CROSS JOIN LATERAL ("
+    f'SELECT o."id" FROM "{OBS_TABLE}" AS o WHERE o."project_id" = (SELECT %s::uuid) '
+    'AND o."trace_id" = tr.trace_id AND NOT (o."id" = ANY(%s)) OFFSET 0) AS c ORDER BY c.id) AS k '
+    f"CROSS JOIN LATERAL ({_OBS_PROBE} FOR UPDATE) AS x"
+)
+# The batch's calls as now stored, each with its trace's dimensions (both by primary key).
+_CALLS_WITH_TRACES_SQL = (
+    f"SELECT o.*, d.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_OBS_PROBE}) AS o "
+    f"CROSS JOIN LATERAL ({_TRACE_PROBE.replace('k.id', 'o.trace_id')}) AS d"
+)
+
 
 def _lock_key(project) -> str:
     return f"rollups:{project.id}"
@@ -275,11 +306,7 @@ class Tracker:
         ids = sorted(ids)
         if not ids:
             return
-        self.cursor.execute(
-            f'SELECT {_TRACE_DIMS} FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = %s::uuid '
-            f'AND t."id" = ANY(%s) ORDER BY t."id" FOR UPDATE',
-            [self.rule.metadata_key, self.pid, ids],
-        )
+        self.cursor.execute(_LOCK_TRACES_SQL, [ids, self.rule.metadata_key, self.pid])
         for row in self.cursor.fetchall():
             self.old_traces[row[0]] = _trace_dims(self.rule, row)
 
@@ -288,11 +315,7 @@ class Tracker:
         ids = sorted(ids)
         if not ids:
             return
-        self.cursor.execute(
-            f'SELECT {_OBS_SELECT} FROM "{OBS_TABLE}" AS o WHERE o."project_id" = %s::uuid '
-            f'AND o."id" = ANY(%s) ORDER BY o."id" FOR UPDATE',
-            [self.pid, ids],
-        )
+        self.cursor.execute(_LOCK_OBS_SQL, [ids, self.pid])
         for row in self.cursor.fetchall():
             obs = _obs(row)
             self.old_obs[obs["id"]] = obs
@@ -302,21 +325,14 @@ class Tracker:
         # Traces whose dimensions this transaction changed: their other stored calls move.
         new_traces: dict[str, TraceDims] = {}
         if self.old_traces:
-            self.cursor.execute(
-                f'SELECT {_TRACE_DIMS} FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = %s::uuid AND t."id" = ANY(%s)',
-                [self.rule.metadata_key, self.pid, sorted(self.old_traces)],
-            )
+            self.cursor.execute(_TRACES_SQL, [sorted(self.old_traces), self.rule.metadata_key, self.pid])
             for row in self.cursor.fetchall():
                 new_traces[row[0]] = _trace_dims(self.rule, row)
         changed = sorted(tid for tid, dims in new_traces.items() if dims != self.old_traces[tid])
         obs_ids = sorted(obs_ids)
         moved: set[str] = set()
         if changed:
-            self.cursor.execute(
-                f'SELECT {_OBS_SELECT} FROM "{OBS_TABLE}" AS o WHERE o."project_id" = %s::uuid '
-                f'AND o."trace_id" = ANY(%s) AND NOT (o."id" = ANY(%s)) ORDER BY o."id" FOR UPDATE',
-                [self.pid, changed, obs_ids],
-            )
+            self.cursor.execute(_LOCK_CALLS_OF_TRACES_SQL, [changed, self.pid, obs_ids, self.pid])
             for row in self.cursor.fetchall():
                 obs = _obs(row)
                 before = self._before_marking(obs)
@@ -346,15 +362,7 @@ class Tracker:
         outside = set(self.marks_before) - set(obs_ids) - counted - moved
         obs_ids = sorted({*obs_ids, *outside})
         if obs_ids:
-            # One primary-key probe per id (see `ingest.writer._ROWS_BY_ID_SQL` for why this form):
-            # as `o.id = ANY(…)`, a project grown since its last ANALYZE was scanned whole.
-            self.cursor.execute(
-                f'SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_OBS_SELECT}, '
-                f'{_TRACE_DIMS} FROM "{OBS_TABLE}" AS o '
-                f'JOIN "{TRACE_TABLE}" AS t ON t."project_id" = o."project_id" AND t."id" = o."trace_id" '
-                f'WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = k.id OFFSET 0) AS x',
-                [obs_ids, self.rule.metadata_key, self.pid],
-            )
+            self.cursor.execute(_CALLS_WITH_TRACES_SQL, [obs_ids, self.pid, self.rule.metadata_key, self.pid])
             width = len(OBS_COLUMNS)
             for row in self.cursor.fetchall():
                 obs = _obs(row[:width])

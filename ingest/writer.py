@@ -426,7 +426,34 @@ def _merge_expr(column: str, rule: str, table: _Table) -> str:
     return f"COALESCE({s}, {t})"
 
 
-def _update_sql(table: _Table, returning: tuple[str, ...]) -> str:
+def _source(table: _Table, *, locked: bool) -> str:
+    """The UPDATE's FROM and WHERE: the batch's rows (`s`) and the stored rows they change (`t`).
+
+    `locked`: every stored row the UPDATE changes is locked by an earlier statement of this
+    transaction (traces and observations: the rollups' snapshot; the fix UPDATE: the merge UPDATE
+    before it). Then each row is found by one primary-key probe (the form of `_ROWS_BY_ID_SQL`, whose
+    comment says why) and joined by its physical address (`ctid`), which can only be a TID lookup. As
+    a join on (project_id, id) the planner picked, for a project grown since its last ANALYZE, a hash
+    join over the whole project or a scan of an index leading with project_id: 9,000-11,000 rows read
+    to update 20 calls (tests/ingest/test_update_path_cost.py). The lock is what makes the address
+    safe: a row updated by another transaction after this statement's snapshot has a new address this
+    snapshot cannot see, and would be skipped (a lost merge) — so rows not locked beforehand (scores)
+    keep the join, with the project as an InitPlan parameter."""
+    if not locked:
+        return (
+            f'jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
+            f'WHERE t."project_id" = (SELECT %s::uuid) AND t."id" = s."id"'
+        )
+    return (
+        f'(SELECT s.*, x."_tid" FROM jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
+        f'CROSS JOIN LATERAL (SELECT o.ctid AS "_tid" FROM "{table.db_table}" AS o '
+        f'WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = s."id" OFFSET 0) AS x) AS s '
+        f'WHERE t.ctid = s."_tid"'
+    )
+
+
+def _update_sql(table: _Table, extra: tuple) -> str:
+    locked, returning = extra
     sets = []
     for column in _columns(table):
         if column == "id":
@@ -446,8 +473,7 @@ def _update_sql(table: _Table, returning: tuple[str, ...]) -> str:
     ret = ", ".join(f't."{c}"' for c in ("id", *returning))
     return (
         f'UPDATE "{table.db_table}" AS t SET {", ".join(sets)} '
-        f'FROM jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
-        f'WHERE t."project_id" = %s::uuid AND t."id" = s."id" RETURNING {ret}'
+        f'FROM {_source(table, locked=locked)} RETURNING {ret}'
     )
 
 
@@ -455,8 +481,7 @@ def _fix_sql(table: _Table, columns: tuple[str, ...]) -> str:
     sets = ", ".join(f'"{c}" = s."{c}"' for c in columns)
     return (
         f'UPDATE "{table.db_table}" AS t SET {sets} '
-        f'FROM jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
-        f'WHERE t."project_id" = %s::uuid AND t."id" = s."id"'
+        f'FROM {_source(table, locked=True)}'
     )
 
 
@@ -538,10 +563,12 @@ def _write_table(
     returning: tuple[str, ...] = (),
     insert_returning: tuple[str, ...] = (),
     before_update=None,
+    locked: bool = False,
 ) -> tuple[dict[str, tuple], list[tuple]]:
     """Insert new rows, merge into existing ones. Returns ({inserted id: RETURNING row of the
     insert}, RETURNING rows of the update). `before_update(inserted ids)` runs between the two (the
-    rollups lock and read the rows the UPDATE is about to change)."""
+    rollups lock and read the rows the UPDATE is about to change); `locked`: it locks every one of
+    them (see `_source`)."""
     pid = str(project.id)
     inserted: dict[str, tuple] = {}
     if insert_rows:
@@ -554,7 +581,7 @@ def _write_table(
     updated: list[tuple] = []
     if existing:
         rows = [merged[rec_id] for rec_id in existing]
-        cursor.execute(_sql("update", table, returning), [now, _dump(rows), pid])
+        cursor.execute(_sql("update", table, (locked, returning)), [now, _dump(rows), pid])
         updated = cursor.fetchall()
     return inserted, updated
 
@@ -578,6 +605,7 @@ def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[s
     _write_table(
         cursor, project, TRACES, merged, now, insert_rows=rows,
         before_update=lambda inserted: tracker.inserted(traces=rows, ids=inserted, snapshot=ids - inserted),
+        locked=True,
     )
 
 
@@ -642,6 +670,7 @@ def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, 
         before_update=lambda inserted: tracker.inserted(
             observations=insert_rows, ids=inserted, snapshot=merged.keys() - inserted
         ),
+        locked=True,
     )
     # Every batch row as it now stands (the later fix UPDATE changes none of these columns): what
     # duplicate-call marking compares, without reading the rows again.
