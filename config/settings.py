@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env
+from config.export_storage import export_storages, parse_export_storage_urls
 from config.regions import parse_data_regions, parse_region_urls, parse_serve_regions, region_alias
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -424,3 +425,9 @@ ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=7)
 # (each region's workers mount their own volume), linked by a signed URL valid this many seconds.
 EXPORT_ROOT = env.path("EXPORT_ROOT", default=str(BASE_DIR / ".data" / "exports"))
 EXPORT_LINK_SECONDS = env.int("EXPORT_LINK_SECONDS", default=3600)
+# A region may keep its exports in an S3-compatible bucket instead (django-storages, boto3):
+# "eu=s3://bucket/prefix?endpoint_url=…&region_name=…,us=s3://…" (config/export_storage.py). Each region
+# is a STORAGES entry `exports-<region>`; downloads redirect to a presigned URL expiring with the link.
+EXPORT_STORAGE_URLS = parse_export_storage_urls(env.str("EXPORT_STORAGE_URLS", default=""), DATA_REGIONS)
+STORAGES.update(export_storages(EXPORT_STORAGE_URLS, root=EXPORT_ROOT, regions=DATA_REGIONS,
+                                link_seconds=EXPORT_LINK_SECONDS))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import gzip
 import os
-from pathlib import Path
+import tempfile
+import time
 
 from django.apps import apps
 from django.conf import settings
 from django.core import signing
-from django.core.files.storage import FileSystemStorage
+from django.core.files import File
+from django.core.files.storage import Storage, storages
 from django.db import connections
 
 from tenancy.regions import region_database
@@ -30,10 +32,22 @@ CHILDREN = (
 )
 
 
-def storage_for(region: str) -> FileSystemStorage:
-    """The region's own export storage: a directory per region (each region's workers and web nodes
-    mount their region's volume; nothing of one region is written where another region reads)."""
-    return FileSystemStorage(location=Path(settings.EXPORT_ROOT) / region)
+def storage_for(region: str) -> Storage:
+    """The region's own export storage, the STORAGES entry `exports-<region>`: a directory per region
+    by default (each region's workers and web nodes mount their region's volume), or the region's
+    S3-compatible bucket (config/export_storage.py). Nothing of one region is written where another
+    region reads."""
+    # The alias config/export_storage.py gives each region (config sits above this layer).
+    return storages[f"exports-{region}"]
+
+
+def is_local(storage: Storage) -> bool:
+    """Whether the storage is a local directory (it has paths); else an object store."""
+    try:
+        storage.path("x")
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _table(label: str) -> str:
@@ -102,10 +116,22 @@ def build(*, export) -> None:
         user_id = target.subjects[0]
     storage = storage_for(export.region)
     name = f"{project.id}/{export.id}.jsonl.gz"
-    os.makedirs(os.path.dirname(storage.path(name)), exist_ok=True)
-    temporary = storage.path(name) + ".part"
-    counts = write_export(project=project, path=temporary, since=export.since, until=export.until, user_id=user_id)
-    os.replace(temporary, storage.path(name))  # readers never see a half-written file
+    if is_local(storage):
+        os.makedirs(os.path.dirname(storage.path(name)), exist_ok=True)
+        temporary = storage.path(name) + ".part"
+        counts = write_export(project=project, path=temporary, since=export.since, until=export.until,
+                              user_id=user_id)
+        os.replace(temporary, storage.path(name))  # readers never see a half-written file
+    else:
+        # An object store: written to a local temporary file first (the gzip stream needs a seekable
+        # file), then uploaded in one piece (multipart for large files); the object appears whole.
+        with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as temporary:
+            counts = write_export(project=project, path=temporary.name, since=export.since, until=export.until,
+                                  user_id=user_id)
+            with open(temporary.name, "rb") as data:
+                saved = storage.save(name, File(data, name=name))
+        if saved != name:  # the storage must overwrite (a rebuild); a suffixed copy would leak a file
+            raise RuntimeError(f"the export storage stored {saved!r} instead of {name!r}")
     export.file_name = name
     export.size = storage.size(name)
     export.counts = counts
@@ -116,14 +142,27 @@ def download_token(export) -> str:
 
 
 def export_from_token(token: str):
-    """The (project id, export id) a token names, or None when it is forged or older than the link
-    lifetime (EXPORT_LINK_SECONDS)."""
+    """The (project id, export id, seconds the link has left) a token names, or None when it is forged
+    or older than the link lifetime (EXPORT_LINK_SECONDS)."""
+    signer = signing.TimestampSigner(salt=SIGNING_SALT)
     try:
-        value = signing.TimestampSigner(salt=SIGNING_SALT).unsign(token, max_age=settings.EXPORT_LINK_SECONDS)
+        value = signer.unsign(token, max_age=settings.EXPORT_LINK_SECONDS)
     except signing.BadSignature:  # SignatureExpired is one
         return None
+    # The signature checked out, so the timestamp between value and signature is the signer's own.
+    signed_at = signing.b62_decode(token.rsplit(signer.sep, 2)[1])
+    left = settings.EXPORT_LINK_SECONDS - (time.time() - signed_at)
     project_id, _, export_id = value.partition(":")
-    return project_id, export_id
+    return project_id, export_id, left
+
+
+def presigned_url(export, *, seconds: float) -> str:
+    """An object store's own link to the export's file, valid `seconds` (the signed link's remaining
+    life, so the redirect never outlives the link that was audited), saved under a readable name."""
+    return storage_for(export.region).url(
+        export.file_name, expire=max(1, int(seconds)),
+        parameters={"ResponseContentDisposition": f'attachment; filename="lookglass-export-{export.id}.jsonl.gz"'},
+    )
 
 
 def delete_file(export) -> bool:

@@ -1,15 +1,18 @@
 """Exports over the public API (secret key): `POST /api/public/exports` asks for a project's data
 (optionally a time range, or one end user's), `GET /api/public/exports/{id}` reports the build and,
 once done, a signed download link valid EXPORT_LINK_SECONDS; `GET /api/public/exports/{id}/download?token=`
-serves the file from the region's storage to whoever holds a valid link (audited)."""
+serves the file from the region's storage to whoever holds a valid link (audited). From a filesystem
+storage the file is streamed; from an S3-compatible bucket the answer is a 302 to a presigned URL that
+expires when the signed link does (the web node never carries the file)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -18,6 +21,8 @@ from privacy.models import ExportJob, JobStatus
 from tenancy.http.endpoint import endpoint, read_json
 from tenancy.http.errors import HttpError, json_response, unavailable
 from tenancy.http.params import parse_iso_datetime
+
+logger = logging.getLogger(__name__)
 
 
 def _time(data: dict, name: str):
@@ -90,13 +95,25 @@ def export_download(request, export_id: str):
     named = exports.export_from_token(token)
     if named is None or named[1] != str(export_id):
         return HttpError(404, "this download link is unknown or has expired; ask for a new one").response()
+    project_id, export_id, seconds_left = named
     export = ExportJob.objects.select_related("project__organization").filter(
-        id=named[1], project_id=named[0]).first()
+        id=export_id, project_id=project_id).first()
     if export is None or export.status != JobStatus.DONE or export.erased_at is not None:
         return HttpError(404, "this export is not available").response()
     storage = exports.storage_for(export.region)
-    if not storage.exists(export.file_name):
+    try:
+        present = storage.exists(export.file_name)
+    except Exception:  # noqa: BLE001 - the region's object store is unreachable or refuses us: retry later
+        logger.exception("export storage of region %s failed", export.region)
+        return unavailable("the export storage is unavailable; retry later").response()
+    if not present:
         return HttpError(404, "this export is not available").response()
     services.export_downloaded(export=export, client=request.META.get("REMOTE_ADDR", ""))
+    if not exports.is_local(storage):
+        # An object store serves the file itself: a redirect to its presigned URL, which expires when
+        # this link does, so large exports never pass through (and never tie up) a web worker.
+        response = HttpResponseRedirect(exports.presigned_url(export, seconds=seconds_left))
+        response["Cache-Control"] = "no-store"
+        return response
     return FileResponse(storage.open(export.file_name, "rb"), as_attachment=True,
                         filename=f"lookglass-export-{export.id}.jsonl.gz", content_type="application/gzip")

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from django.apps import apps
 
+from config.export_storage import export_storages
 from privacy import services, tasks
 from privacy.models import ExportJob
 from tenancy.models import AuditLogEntry
@@ -23,7 +24,10 @@ EXPORTS = "/api/public/exports"
 
 @pytest.fixture(autouse=True)
 def export_root(settings, tmp_path):
+    """Every region's export storage on the filesystem (the default), under a fresh directory."""
     settings.EXPORT_ROOT = tmp_path
+    settings.STORAGES = {**settings.STORAGES, **export_storages(
+        {}, root=tmp_path, regions=settings.DATA_REGIONS, link_seconds=settings.EXPORT_LINK_SECONDS)}
     return tmp_path
 
 
