@@ -30,7 +30,15 @@ from console.prompt_views import prompt_url
 from console.views import _page, trace_url
 from evals import eval_selectors
 from evals.llm import NAMED_PARAMETERS
-from evals.playground import PLAYGROUND_ENVIRONMENT, PlaygroundInputError, RunInput, clean_parameters, run
+from evals.playground import (
+    MAX_CHARS,
+    PLAYGROUND_ENVIRONMENT,
+    PlaygroundInputError,
+    RunInput,
+    RunResult,
+    clean_parameters,
+    run,
+)
 from prompts import selectors as prompt_selectors
 from prompts import services as prompt_services
 from prompts.errors import InvalidRequest
@@ -47,6 +55,13 @@ ROLE_ALIASES = {"developer": "system", "human": "user", "ai": "assistant", "mode
 CONFIG_PARAMETERS = ("presence_penalty", "frequency_penalty", "stop", "seed", "response_format",
                      "max_completion_tokens", "reasoning_effort", "tools", "tool_choice")
 EMPTY_ROWS = 1  # blank message rows offered below the others (the script adds more)
+# `LlmError.kind` in words, for the error box's title.
+ERROR_TITLES = {
+    "auth": "the provider refused the key", "billing": "the provider's account has no credit",
+    "rate_limited": "rate limited", "malformed": "a malformed answer", "transient": "the provider failed or timed out",
+    "refused_url": "the address is refused", "model": "the model is not available", "bad_request": "the request was refused",
+    "secret": "the key cannot be read",
+}
 
 
 @dataclass
@@ -341,6 +356,7 @@ def _render(request, project, state: State, *, result=None, problems=(), confirm
         "problems": list(problems),
         "confirm": confirm,
         "can_run": may_annotate(request, project),
+        "error_title": ERROR_TITLES.get(result.error_kind, "") if result is not None else "",
         "diff": word_diff(state.recorded, result.text) if result is not None and result.ok and state.recorded is not None else None,
         "trace_link": trace_url(project, state.trace_id) if state.trace_id else None,
         "run_link": trace_url(project, result.trace_id) if result is not None and result.recorded else None,
@@ -446,8 +462,13 @@ def playground_save(request, project_id):
     save = {"name": (request.POST.get("save_name") or "").strip(),
             "message": (request.POST.get("commit_message") or "").strip()[:500],
             "production": bool(request.POST.get("production"))}
+    # The answer on screen when Save was pressed comes back with the form, so a confirmation or a
+    # refusal still shows it (display only: it is not stored anywhere).
+    shown = None
+    if request.POST.get("shown_answer") is not None and request.POST.get("shown_model") is not None:
+        shown = RunResult(ok=True, text=request.POST["shown_answer"][:MAX_CHARS], model=request.POST["shown_model"][:200])
     if problems:
-        return _render(request, project, state, problems=problems, save=save, status=400)
+        return _render(request, project, state, result=shown, problems=problems, save=save, status=400)
     target = prompt_selectors.prompt_by_name(project=project, name=save["name"]) if save["name"] else None
     try:
         if not save["name"]:
@@ -460,11 +481,12 @@ def playground_save(request, project_id):
         if save["production"] and not request.POST.get("confirm"):
             current = dict(prompt_selectors.prompt_labels(project=project, prompt=target)).get(PRODUCTION) if target else None
             next_version = (target.latest_version + 1) if target is not None else 1
-            return _render(request, project, state, save=save,
+            return _render(request, project, state, result=shown, save=save,
                            confirm={"current": current, "next": next_version, "name": save["name"]})
         prompt, version = prompt_services.prompt_create_version(project=project, data=data, actor=request.user)
     except (InvalidRequest, PlaygroundInputError) as exc:
-        return _render(request, project, state, problems=[f"Not saved: {exc.message}"], save=save, status=400)
+        return _render(request, project, state, result=shown, problems=[f"Not saved: {exc.message}"], save=save,
+                       status=400)
     moved = f" and “{PRODUCTION}” now points at it" if save["production"] else " (labels unchanged, except latest)"
     flash.success(request, f"Saved as {prompt.name} v{version.version}{moved}.")
     return HttpResponseRedirect(prompt_url(project, prompt.name) + f"?right={version.version}")
