@@ -94,6 +94,12 @@ class FakeJudge:
             return errors[self.mode]
         if self.mode == "garbage":
             return 200, b"<html>upstream proxy error</html>"
+        if path.endswith("/messages") and "tools" not in body:  # Anthropic, a plain chat (playground)
+            return 200, {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"),
+                "content": [{"type": "text", "text": self.reply}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": 42, "output_tokens": 7},
+            }
         if path.endswith("/messages"):  # Anthropic
             schema = body["tools"][0]["input_schema"]
             return 200, {

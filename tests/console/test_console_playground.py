@@ -311,3 +311,40 @@ def test_playground_runs_are_billed_as_units_not_judge_calls(client, member, pro
     key = str(project.id)
     assert totals[(key, str(Meter.TRACES))] == 1 and totals[(key, str(Meter.OBSERVATIONS))] == 1
     assert (key, str(Meter.JUDGE_CALLS)) not in totals
+
+
+def test_an_anthropic_connection_gets_the_system_prompt_apart(client, member, project, settings):
+    from evals import eval_services
+
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    with FakeJudge(reply=NEW) as fake:
+        connection, _ = eval_services.connection_upsert(
+            project=project, provider="anthropic", adapter="anthropic", secret_key="sk-ant-test-1234567890",
+            base_url=fake.url.removesuffix("/v1"), default_model="claude-test", max_retries=0, timeout_seconds=5,
+        )
+        response = client.post(run_url(project), form(connection, model="claude-test", temperature="0.4", messages=[
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]))
+    assert response.status_code == 200 and response.context["result"].text == NEW
+    sent = fake.requests[-1]
+    assert sent["system"] == "Be brief." and sent["messages"] == [{"role": "user", "content": "hi"}]
+    assert (sent["temperature"], sent["max_tokens"]) == (0.4, 1024)  # max_tokens is required by the Messages API
+
+
+def test_recorded_inputs_become_messages_with_notes_on_what_is_left_out():
+    from console.playground_views import recorded_answer, recorded_messages
+
+    messages, notes = recorded_messages([
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "What is on this picture?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ])
+    assert messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is on this picture?"}]
+    assert any("2 messages with tool calls" in n for n in notes) and any("Non-text parts" in n for n in notes)
+    assert recorded_messages("just a prompt") == ([{"role": "user", "content": "just a prompt"}], [])
+    assert recorded_messages({"messages": [{"role": "user", "content": "x"}]})[0] == [{"role": "user", "content": "x"}]
+    assert recorded_messages({"query": "x"})[0][0]["content"].startswith("{")
+    assert recorded_answer({"choices": [{"message": {"role": "assistant", "content": "from a completion"}}]}) == "from a completion"
+    assert recorded_answer({"role": "assistant", "content": None, "refusal": "I can't."}) == "I can't."
+    assert recorded_answer("plain") == "plain" and recorded_answer(None) is None
