@@ -348,3 +348,26 @@ def test_recorded_inputs_become_messages_with_notes_on_what_is_left_out():
     assert recorded_answer({"choices": [{"message": {"role": "assistant", "content": "from a completion"}}]}) == "from a completion"
     assert recorded_answer({"role": "assistant", "content": None, "refusal": "I can't."}) == "I can't."
     assert recorded_answer("plain") == "plain" and recorded_answer(None) is None
+
+
+def test_over_the_hard_quota_the_answer_shows_but_is_not_recorded(client, member, organization, project, server):
+    from billing import limits
+    from tests.billing.support import clear_rejection_counters, make_plan, shipped_plans, subscribe
+
+    limits.invalidate()
+    shipped_plans()
+    clear_rejection_counters()
+    subscribe(organization, make_plan(included_units=2))  # one run: a trace and a generation
+    connection = connect(project, server)
+    hi = form(connection, messages=[{"role": "user", "content": "hi"}])
+    try:
+        first = client.post(run_url(project), hi).context["result"]
+        second = client.post(run_url(project), hi)
+    finally:
+        limits.invalidate()
+    assert first.recorded
+    result = second.context["result"]
+    assert result.ok and result.text == NEW and not result.recorded
+    assert "not recorded" in result.note and "quota" in result.note
+    assert "not recorded" in second.content.decode()
+    assert Trace.objects.for_project(project).filter(environment=PLAYGROUND_ENVIRONMENT).count() == 1
