@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import dashboard_views, prompt_views, views
+from console import dashboard_views, playground_views, prompt_views, views
 
 app_name = "console"
 
@@ -23,6 +23,9 @@ urlpatterns = [
     path("p/<uuid:project_id>/datasets/", views.datasets, name="datasets"),
     path("p/<uuid:project_id>/review/", views.review, name="review"),
     path("p/<uuid:project_id>/dashboards/", dashboard_views.dashboards, name="dashboards"),
+    path("p/<uuid:project_id>/playground/", playground_views.playground, name="playground"),
+    path("p/<uuid:project_id>/playground/run", playground_views.playground_run, name="playground_run"),
+    path("p/<uuid:project_id>/playground/save", playground_views.playground_save, name="playground_save"),
     path("p/<uuid:project_id>/prompts/", prompt_views.prompts, name="prompts"),
     path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
     path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,

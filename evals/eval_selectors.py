@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections import defaultdict
 from datetime import timedelta
 
@@ -306,3 +307,16 @@ def daily_trend(*, project, days: int = 30, name: str | None = None) -> list[dic
 
 def environment_reserved(environment: str) -> bool:
     return not judging.environment_evaluable(environment)
+
+
+def llm_connections(*, project) -> list[LlmConnection]:
+    return list(LlmConnection.objects.filter(project=project).order_by("provider"))
+
+
+def llm_connection_get(*, project, connection_id) -> LlmConnection | None:
+    """The project's connection with this id; None for another project's, or a malformed id."""
+    try:
+        key = uuid.UUID(str(connection_id))
+    except ValueError:
+        return None
+    return LlmConnection.objects.filter(project=project, pk=key).first()

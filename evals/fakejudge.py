@@ -2,8 +2,10 @@
 
 `FakeJudge(latency=0.3, mode="ok")` serves `POST /v1/chat/completions` (and Anthropic's
 `/v1/messages`) on 127.0.0.1 with a thread per request, answering a JSON verdict that fits the
-`response_format` schema it was sent. `mode`: ok | malformed | auth | billing | rate_limited |
-server_error. Every request body is kept in `requests` (the bench and tests check what was sent).
+`response_format` schema it was sent. `mode`: ok | malformed | garbage (a 200 whose body is not
+JSON) | auth | billing | rate_limited | server_error. A request without a `response_format` (the
+console's playground and replay) is answered `reply` as a plain chat message. Every request body is
+kept in `requests` (the bench and tests check what was sent).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeJudge:
-    def __init__(self, *, latency: float = 0.0, mode: str = "ok"):
+    def __init__(self, *, latency: float = 0.0, mode: str = "ok", reply: str = "A fake answer."):
         self.latency = latency
         self.mode = mode
+        self.reply = reply
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         judge = self
@@ -55,7 +58,7 @@ class FakeJudge:
                 if judge.latency:
                     time.sleep(judge.latency)
                 status, payload = judge.answer(self.path, body)
-                data = json.dumps(payload).encode()
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
@@ -80,7 +83,7 @@ class FakeJudge:
         self.server.shutdown()
         self.server.server_close()
 
-    def answer(self, path: str, body: dict) -> tuple[int, dict]:
+    def answer(self, path: str, body: dict) -> tuple[int, dict | bytes]:
         errors = {
             "auth": (401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}),
             "billing": (429, {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}),
@@ -89,12 +92,26 @@ class FakeJudge:
         }
         if self.mode in errors:
             return errors[self.mode]
+        if self.mode == "garbage":
+            return 200, b"<html>upstream proxy error</html>"
+        if path.endswith("/messages") and "tools" not in body:  # Anthropic, a plain chat (playground)
+            return 200, {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"),
+                "content": [{"type": "text", "text": self.reply}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": 42, "output_tokens": 7},
+            }
         if path.endswith("/messages"):  # Anthropic
             schema = body["tools"][0]["input_schema"]
             return 200, {
                 "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"),
                 "content": [{"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"], "input": _verdict(schema)}],
                 "stop_reason": "tool_use", "usage": {"input_tokens": 120, "output_tokens": 30},
+            }
+        if "response_format" not in body:
+            return 200, {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
             }
         schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
         content = json.dumps(_verdict(schema)) if self.mode == "ok" else '{"reasoning": "cut off'

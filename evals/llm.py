@@ -29,7 +29,7 @@ TOOL_NAME = "submit_evaluation"
 
 
 class LlmError(Exception):
-    """A judge call that failed after the SDK's retries. `kind`: auth | billing | rate_limited |
+    """A judge call that failed after the SDK's retries. `kind`: auth | billing | rate_limited | malformed |
     refused_url | model | bad_request | transient. `pause` is the reason to pause the evaluator
     with, when retrying cannot help."""
 
@@ -39,6 +39,26 @@ class LlmError(Exception):
         self.message = message
         self.pause = pause
         self.retry_after = retry_after
+
+
+@dataclass
+class Completion:
+    """A free-form answer (the console's playground and replay): the text, or the tool calls the
+    model asked for as JSON when it answered with those."""
+
+    text: str
+    model: str
+    input_tokens: int | None
+    output_tokens: int | None
+    finish_reason: str
+    tool_calls: list
+    started: datetime
+    ended: datetime
+
+
+# Parameters taken by name; anything else the caller gives goes in the request body as is
+# (`extra_body`), so a recorded parameter the SDK has no argument for is still sent.
+NAMED_PARAMETERS = ("temperature", "max_tokens", "top_p")
 
 
 @dataclass
@@ -82,6 +102,63 @@ class Judge:
             return self._openai(model, messages, schema, started)
         except (openai.APIError, anthropic.APIError) as exc:
             raise classify(exc) from None
+
+    def complete(self, *, model: str, messages: list[dict], parameters: dict) -> Completion:
+        """One chat completion with the caller's parameters (no judge schema). A provider error is an
+        LlmError; an answer the SDK cannot read (not JSON, no choice) is `LlmError("malformed")`."""
+        started = datetime.now(UTC)
+        named = {k: parameters[k] for k in NAMED_PARAMETERS if parameters.get(k) is not None}
+        extra = {k: v for k, v in parameters.items() if k not in NAMED_PARAMETERS and v is not None}
+        try:
+            if self.connection.adapter == LlmAdapter.ANTHROPIC:
+                return self._anthropic_complete(model, messages, named, extra, started)
+            return self._openai_complete(model, messages, named, extra, started)
+        except (openai.APIResponseValidationError, anthropic.APIResponseValidationError) as exc:
+            raise LlmError("malformed", f"the provider's answer is not a chat completion: {str(exc)[:300]}") from None
+        except (openai.APIError, anthropic.APIError) as exc:
+            raise classify(exc) from None
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            # The SDKs hand back a bare string or a half-filled object when a 200 body is not the
+            # shape they expect; reading it fails here, and that is the provider's malformed answer.
+            raise LlmError("malformed", f"the provider's answer is not a chat completion ({type(exc).__name__})") from None
+
+    def _openai_complete(self, model, messages, named, extra, started) -> Completion:
+        response = self.client.chat.completions.create(model=model, messages=messages, extra_body=extra or None, **named)
+        if isinstance(response, (str, bytes)) or not getattr(response, "choices", None):
+            raise LlmError("malformed", "the provider's answer holds no choice (no message came back)")
+        choice = response.choices[0]
+        message = choice.message
+        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                 for c in (getattr(message, "tool_calls", None) or []) if getattr(c, "function", None)]
+        text = message.content or getattr(message, "refusal", None) or ""
+        if not text and calls:
+            text = json.dumps(calls, ensure_ascii=False)
+        usage = response.usage
+        return Completion(
+            text=text, model=response.model or model,
+            input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+            finish_reason=choice.finish_reason or "", tool_calls=calls, started=started, ended=datetime.now(UTC),
+        )
+
+    def _anthropic_complete(self, model, messages, named, extra, started) -> Completion:
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        chat = [m for m in messages if m["role"] != "system"]
+        kwargs = {"system": system} if system else {}
+        named = {"max_tokens": MAX_OUTPUT_TOKENS, **named}  # required by the Messages API
+        response = self.client.messages.create(model=model, messages=chat, extra_body=extra or None, **named, **kwargs)
+        if isinstance(response, (str, bytes)) or not isinstance(getattr(response, "content", None), list):
+            raise LlmError("malformed", "the provider's answer holds no content")
+        calls = [{"id": b.id, "name": b.name, "arguments": json.dumps(b.input)}
+                 for b in response.content if getattr(b, "type", "") == "tool_use"]
+        text = "".join(getattr(b, "text", "") or "" for b in response.content)
+        if not text and calls:
+            text = json.dumps(calls, ensure_ascii=False)
+        return Completion(
+            text=text, model=response.model or model,
+            input_tokens=getattr(response.usage, "input_tokens", None),
+            output_tokens=getattr(response.usage, "output_tokens", None),
+            finish_reason=response.stop_reason or "", tool_calls=calls, started=started, ended=datetime.now(UTC),
+        )
 
     def _openai(self, model, messages, schema, started) -> JudgeAnswer:
         response = self.client.chat.completions.create(
@@ -164,6 +241,9 @@ def classify(exc: Exception) -> LlmError:
         unsafe = _unsafe_cause(exc)
         if unsafe is not None:
             return LlmError("refused_url", f"the connection's address is refused: {unsafe}", pause=PauseReason.ENDPOINT_REFUSED)
+        if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError)):
+            # Still `transient` (the runner retries it later); the message says what happened.
+            return LlmError("transient", "the provider did not answer in time (the connection's timeout, after its retries)")
         return LlmError("transient", f"the provider could not be reached: {short}")
     if status in (401, 403):
         return LlmError("auth", f"the provider refused the key: {short}", pause=PauseReason.AUTH_INVALID)

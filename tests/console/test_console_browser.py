@@ -197,3 +197,83 @@ def test_the_project_switcher_and_the_column_picker(console, organization, membe
     )
     WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: f"/console/p/{second.id}/" in d.current_url)
     assert console.problems() == []
+
+
+def test_replay_a_generation_and_save_it_as_a_prompt_version(console, organization, member_of, project, settings):
+    from evals.fakejudge import FakeJudge
+    from prompts import selectors as prompt_selectors
+    from tests.console.playground_kit import NEW, RECORDED, connect, make_prompt, record_generation
+
+    settings.OUTBOUND_ALLOW_PRIVATE = True  # the fake OpenAI-compatible server listens on loopback
+    make_prompt(project, "qa/where", [{"role": "system", "content": "You answer in one sentence."},
+                                      {"role": "user", "content": "Where is {{place}}?"}], labels=["production"])
+    generation_id = record_generation(project, "t-replay", prompt=("qa/where", 1))
+    user = member_of(organization, Role.MEMBER)
+    with FakeJudge(reply=NEW) as fake:
+        connect(project, fake)
+        console.sign_in(user, f"/console/p/{project.id}/traces/t-replay/")
+        console.wait("#lg-observations")
+        node = console.driver.find_element(By.CSS_SELECTOR, f'tbody[data-observation-id="{generation_id}"]')
+        details = node.find_element(By.CSS_SELECTOR, "details")
+        if not details.get_attribute("open"):
+            details.find_element(By.CSS_SELECTOR, "summary").click()
+        node.find_element(By.CSS_SELECTOR, "a.lg-replay").click()
+
+        # Prefilled with the recorded call: its messages, model and parameters.
+        console.wait("#lg-playground")
+        contents = [t.get_attribute("value") for t in console.driver.find_elements(By.NAME, "content")]
+        assert contents[:2] == ["You answer in one sentence.", "Where is the Eiffel tower?"]
+        assert console.driver.find_element(By.NAME, "model").get_attribute("value") == "replay-model"
+        temperature = console.driver.find_element(By.NAME, "temperature")
+        assert temperature.get_attribute("value") == "0.2"
+        # Changed: a warmer temperature, and one more instruction.
+        temperature.clear()
+        temperature.send_keys("0.8")
+        system = console.driver.find_elements(By.NAME, "content")[0]
+        system.send_keys(" Name the district.")
+        console.driver.find_element(By.ID, "lg-run").click()
+
+        # The new answer next to the recorded one, and what changed.
+        answer = console.wait("#lg-answer")
+        assert answer.text == NEW
+        assert console.driver.find_element(By.ID, "lg-recorded").text == RECORDED
+        inserted = [e.text for e in console.driver.find_elements(By.CSS_SELECTOR, "#lg-diff ins")]
+        assert "on the Champ de Mars" in inserted
+        assert "tokens in 42 · out 7 · total 49" in console.driver.find_element(By.ID, "lg-stats").text
+        assert fake.requests[-1]["temperature"] == 0.8
+        assert fake.requests[-1]["messages"][0]["content"] == "You answer in one sentence. Name the district."
+        console.shot("replay")
+
+        # Save it as the next version of the linked prompt (production stays where it is).
+        save_name = console.driver.find_element(By.NAME, "save_name")
+        assert save_name.get_attribute("value") == "qa/where"
+        console.driver.find_element(By.NAME, "commit_message").send_keys("name the district")
+        # Asking to move production shows a confirmation (nothing saved yet); unticked, it saves.
+        console.driver.find_element(By.NAME, "production").click()
+        console.driver.find_element(By.ID, "lg-save").click()
+        assert "will point at the new v2" in console.wait("#lg-confirm").text
+        assert console.driver.find_element(By.ID, "lg-answer").text == NEW  # the state came back whole
+        assert prompt_selectors.prompt_version_for(project=project, name="qa/where", version=2) is None
+        console.shot("replay-confirm")
+        console.driver.find_element(By.NAME, "production").click()
+        console.driver.find_element(By.ID, "lg-save").click()
+        console.wait(".lg-messages")
+        assert "Saved as qa/where v2" in console.driver.find_element(By.CSS_SELECTOR, ".lg-messages").text
+    prompt = prompt_selectors.prompt_by_name(project=project, name="qa/where")
+    version = prompt_selectors.prompt_version_for(project=project, name="qa/where", version=2)
+    assert version.messages[0]["content"] == "You answer in one sentence. Name the district."
+    assert version.config["temperature"] == 0.8 and version.commit_message == "name the district"
+    assert dict(prompt_selectors.prompt_labels(project=project, prompt=prompt))["production"] == 1
+
+    # From the prompt page, a version opens in the playground; v1 is a template with a variable.
+    console.driver.find_element(By.ID, "lg-open-playground").click()
+    assert "qa/where v2" in console.wait("#lg-playground ~ h1, h1").text
+    console.open(f"/console/p/{project.id}/playground/?prompt=qa%2Fwhere&version=1")
+    console.wait("#lg-variables textarea[name='var:place']").send_keys("the Louvre")
+    with FakeJudge(reply="The Louvre is in the 1st arrondissement of Paris.") as fake:
+        connect(project, fake)
+        console.driver.find_element(By.ID, "lg-run").click()
+        assert console.wait("#lg-answer").text == "The Louvre is in the 1st arrondissement of Paris."
+        assert fake.requests[-1]["messages"][1]["content"] == "Where is the Louvre?"
+    console.shot("playground")
+    assert console.problems() == []
