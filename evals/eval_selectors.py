@@ -297,3 +297,24 @@ def daily_trend(*, project, days: int = 30, name: str | None = None) -> list[dic
 
 def environment_reserved(environment: str) -> bool:
     return not judging.environment_evaluable(environment)
+
+
+# --- lists for the console ----------------------------------------------------------------------------------
+
+
+def evaluator_list(*, project) -> list[Evaluator]:
+    return list(Evaluator.objects.filter(project=project).order_by("name", "id"))
+
+
+def rule_list(*, project) -> list[EvaluationRule]:
+    return list(EvaluationRule.objects.filter(project=project).order_by("name", "id"))
+
+
+def job_counts_by_rule(*, project) -> dict[str, dict]:
+    """{rule id: {pending, delayed, completed, error}} for every rule with jobs, in one grouped read."""
+    out: dict[str, dict] = defaultdict(lambda: dict.fromkeys(("pending", "delayed", "completed", "error"), 0))
+    rows = (EvalJob.objects.for_project(project).exclude(rule_id=None).values_list("rule_id", "status")
+            .annotate(n=Count("id")).values_list("rule_id", "status", "n"))
+    for rule_id, status, n in rows:
+        out[str(rule_id)][status] = n
+    return dict(out)
