@@ -80,3 +80,53 @@ def test_the_dashboard_charts_render_the_seeded_totals(console, organization, me
 
     console.open(f"/console/p/{other_project.id}/dashboards/")
     assert "Not Found" in console.driver.page_source
+
+
+def test_two_runs_side_by_side_show_a_regression(console, organization, member_of, project, other_project):
+    from evals.evaluation_models import EvalJob, EvaluationRule
+    from tests.console.judge_support import seed_runs
+    from tests.evals.evalkit import judge_evaluator
+
+    dataset, runs = seed_runs(project)
+    evaluator = judge_evaluator(project, name="correctness")
+    rule = EvaluationRule.objects.create(project=project, name="prod answers", enabled=True, target="trace",
+                                         assignments=[{"evaluatorId": str(evaluator.pk), "variableMapping": None}])
+    EvalJob.objects.for_project(project).create(
+        id="job-err", rule_id=rule.id, evaluator_id=evaluator.id, evaluator_version_id=evaluator.versions.get().id,
+        target="trace", trace_id="baseline-i0", status="error", error="judge answered 500: upstream overloaded")
+    other_dataset, _ = seed_runs(other_project)
+    user = member_of(organization, Role.MEMBER)
+
+    console.sign_in(user, f"/console/p/{project.id}/datasets/")
+    console.wait("#lg-datasets")
+    console.shot("datasets")
+    console.driver.find_element(By.LINK_TEXT, "qa-set").click()
+    console.wait("#lg-compare-form")
+    console.shot("dataset")
+    console.driver.find_element(By.LINK_TEXT, "baseline").click()
+    console.wait("#lg-run-summary")
+    console.shot("run")
+    console.driver.back()
+    console.wait("#lg-compare-form").find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    console.wait("#lg-compare-items")
+    assert console.driver.find_element(By.ID, "lg-regression-count").text == "1"
+    regressed = console.driver.find_elements(By.CSS_SELECTOR, "#lg-compare-items tr[data-regressed]")
+    assert [r.find_element(By.CSS_SELECTOR, "td").text for r in regressed] == ["i1"]
+    assert "0.900 → 0.100" in regressed[0].text and "regressed" in regressed[0].text
+    console.shot("run-compare")
+
+    console.driver.find_element(By.LINK_TEXT, "Evaluators and rules").click()
+    console.wait("#lg-eval-rules")
+    console.shot("evaluators")
+    console.driver.find_element(By.CSS_SELECTOR, "#lg-eval-rules button[type=submit]").click()
+    console.wait(".lg-messages")
+    rule.refresh_from_db()
+    assert rule.enabled is False
+    console.driver.find_element(By.LINK_TEXT, "prod answers").click()
+    console.wait("#lg-eval-jobs")
+    assert "upstream overloaded" in console.driver.find_element(By.ID, "lg-eval-jobs").text
+    console.shot("eval-rule")
+    assert console.problems() == []
+
+    console.open(f"/console/p/{other_project.id}/datasets/{other_dataset.id}/")
+    assert "Not Found" in console.driver.page_source
