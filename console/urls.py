@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import dashboard_views, playground_views, prompt_views, views
+from console import dashboard_views, judge_views, playground_views, prompt_views, views
 
 app_name = "console"
 
@@ -21,11 +21,23 @@ urlpatterns = [
     path("p/<uuid:project_id>/users/", views.users, name="users"),
     path("p/<uuid:project_id>/users/<path:user_id>/", views.user_detail, name="user"),
     path("p/<uuid:project_id>/datasets/", views.datasets, name="datasets"),
+    path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/", judge_views.dataset_detail, name="dataset"),
+    path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/runs/<uuid:dataset_run_id>/", judge_views.run_detail,
+         name="run"),
+    path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/compare/", judge_views.run_compare, name="run_compare"),
+    path("p/<uuid:project_id>/evaluators/", judge_views.evaluators, name="evaluators"),
+    path("p/<uuid:project_id>/evaluators/rules/<uuid:eval_rule_id>/", judge_views.eval_rule_detail, name="eval_rule"),
+    path("p/<uuid:project_id>/evaluators/rules/<uuid:eval_rule_id>/enabled", judge_views.eval_rule_enabled,
+         name="eval_rule_enabled"),
     path("p/<uuid:project_id>/review/", views.review, name="review"),
     path("p/<uuid:project_id>/dashboards/", dashboard_views.dashboards, name="dashboards"),
     path("p/<uuid:project_id>/playground/", playground_views.playground, name="playground"),
     path("p/<uuid:project_id>/playground/run", playground_views.playground_run, name="playground_run"),
     path("p/<uuid:project_id>/playground/save", playground_views.playground_save, name="playground_save"),
+    path("p/<uuid:project_id>/feedback/", dashboard_views.feedback, name="feedback"),
+    path("p/<uuid:project_id>/alerts/", dashboard_views.alerts, name="alerts"),
+    path("p/<uuid:project_id>/alerts/<uuid:alert_rule_id>/", dashboard_views.alert_detail, name="alert"),
+    path("p/<uuid:project_id>/usage/", dashboard_views.usage, name="usage"),
     path("p/<uuid:project_id>/prompts/", prompt_views.prompts, name="prompts"),
     path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
     path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,

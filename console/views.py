@@ -102,7 +102,6 @@ def _page(request, project, template: str, context: dict, *, status: int = 200, 
         ("review", "Review", _url("review", project)),
         ("datasets", "Datasets", _url("datasets", project)),
         ("dashboards", "Dashboards", _url("dashboards", project)),
-        ("feedback", "Feedback", _admin_url("feedback_overview")),
     ]
     base = {
         "project": project,

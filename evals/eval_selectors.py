@@ -320,3 +320,22 @@ def llm_connection_get(*, project, connection_id) -> LlmConnection | None:
     except ValueError:
         return None
     return LlmConnection.objects.filter(project=project, pk=key).first()
+# --- lists for the console ----------------------------------------------------------------------------------
+
+
+def evaluator_list(*, project) -> list[Evaluator]:
+    return list(Evaluator.objects.filter(project=project).order_by("name", "id"))
+
+
+def rule_list(*, project) -> list[EvaluationRule]:
+    return list(EvaluationRule.objects.filter(project=project).order_by("name", "id"))
+
+
+def job_counts_by_rule(*, project) -> dict[str, dict]:
+    """{rule id: {pending, delayed, completed, error}} for every rule with jobs, in one grouped read."""
+    out: dict[str, dict] = defaultdict(lambda: dict.fromkeys(("pending", "delayed", "completed", "error"), 0))
+    rows = (EvalJob.objects.for_project(project).exclude(rule_id=None).values_list("rule_id", "status")
+            .annotate(n=Count("id")).values_list("rule_id", "status", "n"))
+    for rule_id, status, n in rows:
+        out[str(rule_id)][status] = n
+    return dict(out)

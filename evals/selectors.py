@@ -202,3 +202,16 @@ def run_item_payload(run_item: DatasetRunItem, *, run_name: str) -> dict:
         "createdAt": run_item.created_at,
         "updatedAt": run_item.updated_at,
     }
+
+
+def run_by_id(*, project, dataset: Dataset, run_id) -> DatasetRun | None:
+    try:
+        key = uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    return DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id, id=key).first()
+
+
+def runs_of(*, project, dataset: Dataset, limit: int = 200) -> list[DatasetRun]:
+    """The dataset's runs, newest first (the console's run pickers)."""
+    return list(DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id).order_by("-created_at", "id")[:limit])

@@ -186,6 +186,8 @@ _SCORE_DIMS = {
         f'(SELECT x.prompt_version FROM "{OBS}" x WHERE x.project_id = s.project_id AND x.id = s.observation_id)'),
     "id": "s.id", "traceId": "NULLIF(s.trace_id, '')", "observationId": "NULLIF(s.observation_id, '')",
     "sessionId": "NULLIF(s.session_id, '')", "userId": "NULLIF(t.user_id, '')",
+    # The scored trace's feature under the project's rule (as for observations): feedback by feature.
+    "feature": "%(feature)s",
 }
 
 

@@ -1,0 +1,143 @@
+"""The console's Watch pages, server-side: dashboards with chart data from the rollups, feedback
+analytics, alerts with their state and history, usage against the plan. Every page: another
+organization's project (same region and other region) answers 404."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from ingest.services import create_scores
+from monitoring.alerts_models import AlertEvent, AlertRule
+from tenancy.models import Role
+from tests.console.support import llm_call, thumbs
+
+
+def url(name, project, *args):
+    return reverse(f"console:{name}", args=[project.id, *args])
+
+
+@pytest.fixture
+def member(client, organization, member_of):
+    user = member_of(organization, Role.MEMBER)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def calls(project):
+    llm_call(project, "t-1", question="q1", answer="a1", user_id="alice", metadata={"feature": "search"},
+             cost=0.008)
+    llm_call(project, "t-2", question="q2", answer="a2", user_id="alice", metadata={"feature": "search"},
+             cost=0.001, model="claude-3-haiku", status="error")
+    llm_call(project, "t-3", question="q3", answer="a3", user_id="bob", metadata={"feature": "chat"}, cost=0.001)
+    llm_call(project, "t-4", question="q4", answer="a4", user_id="bob", metadata={"feature": "summarize"},
+             cost=0.0005)
+    thumbs(project, "t-1", up=False)
+    thumbs(project, "t-3", up=True)
+    # A thumb on the generation itself: it has a model.
+    result = create_scores(project=project, bodies=[{"traceId": "t-2", "observationId": "t-2-gen", "name": "thumbs",
+                                                     "value": 0, "dataType": "BOOLEAN"}], public_only=True)
+    assert not result.errors
+
+
+PAGES = ["dashboards", "feedback", "alerts", "usage"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_watch_pages_of_another_organization_answer_404(client, member, other_project, far_project, page):
+    assert client.get(url(page, other_project)).status_code == 404
+    assert client.get(url(page, far_project)).status_code == 404
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_watch_pages_render_for_a_member(client, member, project, calls, page):
+    response = client.get(url(page, project))
+    assert response.status_code == 200
+    # plotly.js and its stylesheet come from this server (the pip package), never a CDN.
+    if page != "alerts":
+        assert b"/admin/monitoring/assets/plotly-" in response.content
+    assert b"cdn" not in response.content.lower()
+
+
+def test_the_dashboard_charts_carry_the_rollup_totals(client, member, project, other_project, calls):
+    llm_call(other_project, "x-1", question="q", answer="a", metadata={"feature": "search"}, cost=5.0)
+    response = client.get(url("dashboards", project), {"days": "1"})
+    assert response.status_code == 200
+    # The series as the page hands them to the chart script.
+    data = json.loads(response.content.decode().split(
+        '<script id="lg-dashboard-data" type="application/json">')[1].split("</script>")[0])
+    # Spend by feature with the 80/20 line: search 0.009, chat 0.001, summarize 0.0005.
+    assert data["pareto"]["names"] == ["search", "chat", "summarize"]
+    assert [round(v, 6) for v in data["pareto"]["spend"]] == [0.009, 0.001, 0.0005]
+    assert round(data["pareto"]["cumulative"][0], 4) == round(0.009 / 0.0105, 4)
+    assert dict(zip(data["byModel"]["names"], data["byModel"]["calls"], strict=True)) == {
+        "gpt-4o-mini": 3, "claude-3-haiku": 1}
+    assert dict(zip(data["byUser"]["names"], [round(v, 6) for v in data["byUser"]["spend"]], strict=True)) == {
+        "alice": 0.009, "bob": 0.0015}
+    assert sum(data["calls"]) == 4
+    assert response.context["board"]["by_feature"]["total"]["spend"] == Decimal("0.0105")
+    assert "$0.0105" in response.content.decode()
+    assert response.context["board"]["by_feature"]["groups_within_80"] == 1
+    assert response.context["board"]["thumbs"]["total"] == {"thumbs": 3, "down": 2, "up": 1,
+                                                            "thumbs_down_rate": round(2 / 3, 6)}
+
+
+def test_the_breakdown_tabs_and_bad_input(client, member, project, calls):
+    response = client.get(url("dashboards", project), {"by": "user", "days": "7"})
+    assert [r["label"] for r in response.context["breakdown"]["rows"]] == ["alice", "bob"]
+    assert client.get(url("dashboards", project), {"by": "nonsense"}).status_code == 404
+    response = client.get(url("dashboards", project), {"days": "x", "granularity": "minute"})
+    assert response.status_code == 200 and response.context["granularity"] == "day"
+    response = client.get(url("dashboards", project), {"days": "30", "granularity": "hour"})
+    assert response.context["days"] == 7 and len(response.context["charts"]["times"]) == 7 * 24
+
+
+def test_feedback_analytics_by_feature_model_and_prompt_version(client, member, project, other_project, calls):
+    llm_call(other_project, "x-1", question="q", answer="a", metadata={"feature": "search"})
+    thumbs(other_project, "x-1", up=False)
+    response = client.get(url("feedback", project))
+    assert response.status_code == 200
+    analytics = response.context["analytics"]
+    by_feature = {r["label"]: (r["up"], r["down"]) for r in analytics["feature"]}
+    assert by_feature == {"search": (0, 2), "chat": (1, 0)}
+    by_model = {r["label"]: (r["up"], r["down"]) for r in analytics["model"]}
+    assert by_model == {"(on the trace)": (1, 1), "claude-3-haiku": (0, 1)}
+    assert response.context["thumbs"]["total"]["thumbs"] == 3
+    assert 'id="lg-thumbs-down">2<' in response.content.decode()
+
+
+def test_alerts_show_state_and_history_and_another_projects_rule_is_404(
+    client, member, project, other_project, far_project
+):
+    rule = AlertRule.objects.create(project=project, name="Error rate high", metric="error_rate", threshold=0.1,
+                                    state="firing", last_value=0.25)
+    now = timezone.now()
+    AlertEvent.objects.create(rule=rule, project=project, from_state="ok", to_state="firing", value=0.25, limit=0.1,
+                              calls=40, window_start=now - timedelta(hours=1), window_end=now,
+                              message="error rate 25% > 10%")
+    response = client.get(url("alerts", project))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert response.context["rules"][0] == rule  # firing first
+    assert "error rate 25% &gt; 10%" in body and "lg-state-firing" in body
+    detail = client.get(url("alert", project, rule.id))
+    assert detail.status_code == 200 and "error rate 25% &gt; 10%" in detail.content.decode()
+    for stranger in (other_project, far_project):
+        theirs = AlertRule.objects.create(project=stranger, name="theirs", metric="error_rate", threshold=0.1)
+        # Their rule under our project, and our rule under theirs: not found.
+        assert client.get(url("alert", project, theirs.id)).status_code == 404
+        assert client.get(url("alert", stranger, rule.id)).status_code == 404
+        assert client.get(url("alert", stranger, theirs.id)).status_code == 404
+
+
+def test_usage_shows_the_organizations_units_against_the_plan(client, member, project, calls):
+    response = client.get(url("usage", project))
+    assert response.status_code == 200
+    assert response.context["summary"]["plan"]
+    assert len(response.context["charts"]["days"]) == 30
