@@ -22,7 +22,7 @@ urlpatterns = [
     path("p/<uuid:project_id>/users/<path:user_id>/", views.user_detail, name="user"),
     path("p/<uuid:project_id>/datasets/", views.datasets, name="datasets"),
     path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/", judge_views.dataset_detail, name="dataset"),
-    path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/runs/<uuid:dataset_run_id>/", judge_views.run_detail,
+    path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/runs/<str:dataset_run_id>/", judge_views.run_detail,
          name="run"),
     path("p/<uuid:project_id>/datasets/<uuid:dataset_id>/compare/", judge_views.run_compare, name="run_compare"),
     path("p/<uuid:project_id>/evaluators/", judge_views.evaluators, name="evaluators"),

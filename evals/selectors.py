@@ -205,9 +205,9 @@ def run_item_payload(run_item: DatasetRunItem, *, run_name: str) -> dict:
 
 
 def run_by_id(*, project, dataset: Dataset, run_id) -> DatasetRun | None:
-    try:
-        key = uuid.UUID(str(run_id))
-    except ValueError:
+    # Run ids are text: the SDK's stable experiment id (16 hex), an id it chose, or an older UUID.
+    key = str(run_id or "")
+    if not key or len(key) > MAX_RUN_ID_LENGTH or "\x00" in key:
         return None
     return DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id, id=key).first()
 
