@@ -177,7 +177,7 @@ STAGES: tuple[Stage, ...] = (
 
 
 # Followers of what was stored, registered by higher layers at startup (evals' review rules turn
-# matching scores into dataset items). They run after every stage, outside the writer's transaction,
+# matching scores into dataset items; experiment task spans become dataset run items). They run after every stage, outside the writer's transaction,
 # and may only enqueue work (a Celery task on the region queue): the write is durable by then, so a
 # follower's failure is logged, never raised into the request.
 _STORED_LISTENERS: list[Callable[[Batch], None]] = []
