@@ -108,21 +108,89 @@ def bench_rules() -> None:
     from evals.evaluation_models import EvaluatorVersion
 
     version = EvaluatorVersion.objects.select_related("evaluator").get(evaluator=evaluator)
+    stamp = datetime.now(UTC)
     rows = [runner.JobRow(*r) for r in EvalJob.objects.for_project(project).filter(id__in=ids[:size]).values_list(*runner.JobRow.__slots__)]
-    inputs = runner.load_inputs(project, rows)
+    inputs = runner.load_inputs(project, rows, full=False)  # as run_jobs reads for rule evaluators only
     begun = time.perf_counter()
     for row in rows:
-        runner._rule_outcome(row, version, inputs[row.id])
+        runner._rule_outcome(row, version, inputs[row.id], now=stamp)
     stage = len(rows) / (time.perf_counter() - begun)
-    begun = time.perf_counter()
-    for start in range(0, len(ids), size):
-        runner.run_jobs(project=project, job_ids=ids[start:start + size])
-    elapsed = time.perf_counter() - begun
+    phases = _Phases(runner, {"load_inputs": "read targets", "_write": "scores through the ingest pipeline",
+                              "_finish": "job states"})
+    backend = _BackendCpu(project)
+    begun, cpu = time.perf_counter(), time.process_time()
+    with phases:
+        for start in range(0, len(ids), size):
+            runner.run_jobs(project=project, job_ids=ids[start:start + size])
+    elapsed, cpu = time.perf_counter() - begun, time.process_time() - cpu
+    database_cpu = backend.used()
     done = EvalJob.objects.for_project(project).filter(status="completed").count()
     assert done == len(ids), f"{done} of {len(ids)} jobs completed"
+    per = 1000 / len(ids)
     print(f"rule evaluators: evaluator alone {pure:,.0f} items/s; evaluation stage of a job batch (evaluate + score "
           f"records) {stage:,.0f} items/s; end to end {len(ids):,} jobs in {elapsed:.2f} s = {len(ids) / elapsed:,.0f} "
-          f"items/s (batch {size}: load targets + evaluate + scores through the ingest pipeline + job states)")
+          f"items/s (batch {size}: load targets + evaluate + scores through the ingest pipeline + job states; "
+          f"load average {os.getloadavg()[0]:.1f})")
+    print(f"  per 1,000 items: wall {elapsed * 1000 * per:.0f} ms; CPU of this worker {cpu * 1000 * per:.0f} ms"
+          + (f", of its PostgreSQL backend {database_cpu * 1000 * per:.0f} ms" if database_cpu is not None else ""))
+    rest_wall, rest_cpu = elapsed * 1000 * per, cpu * 1000 * per
+    for label, (wall, thread_cpu) in phases.totals.items():
+        print(f"    {label}: wall {wall * 1000 * per:.0f} ms, worker CPU {thread_cpu * 1000 * per:.0f} ms")
+        rest_wall, rest_cpu = rest_wall - wall * 1000 * per, rest_cpu - thread_cpu * 1000 * per
+    print(f"    read jobs + evaluate + the rest: wall {rest_wall:.0f} ms, worker CPU {rest_cpu:.0f} ms")
+
+
+class _Phases:
+    """Wall and thread-CPU time spent in some functions of a module, while in the `with` block."""
+
+    def __init__(self, module, names: dict[str, str]):
+        self.module, self.names = module, names
+        self.totals = {label: [0.0, 0.0] for label in names.values()}
+        self.saved = {}
+
+    def __enter__(self):
+        for name, label in self.names.items():
+            function = self.saved[name] = getattr(self.module, name)
+
+            def timed(*args, _function=function, _label=label, **kwargs):
+                wall, cpu = time.perf_counter(), time.thread_time()
+                try:
+                    return _function(*args, **kwargs)
+                finally:
+                    self.totals[_label][0] += time.perf_counter() - wall
+                    self.totals[_label][1] += time.thread_time() - cpu
+
+            setattr(self.module, name, timed)
+        return self
+
+    def __exit__(self, *exc):
+        for name, function in self.saved.items():
+            setattr(self.module, name, function)
+
+
+class _BackendCpu:
+    """CPU time of this process's PostgreSQL backend (the embedded server runs on this machine, so
+    /proc tells); None when it cannot be read or the connection changed."""
+
+    def __init__(self, project):
+        from tenancy.dataplane import data_connection
+
+        self.connection = data_connection(project)
+        self.pid, self.start = self._read()
+
+    def _read(self):
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return None, None
+
+    def used(self) -> float | None:
+        pid, now = self._read()
+        return now - self.start if pid is not None and pid == self.pid else None
 
 
 def bench_judge() -> None:
@@ -251,6 +319,11 @@ def bench_nightly() -> None:
 
 def main() -> int:
     _setup()
+    # As a Celery worker process does at start (config/celery.py): the start-up heap frozen, out of
+    # the cyclic collector's walks.
+    from config.celery import freeze_startup_heap
+
+    freeze_startup_heap()
     parts = {"rules": bench_rules, "judge": bench_judge, "nightly": bench_nightly}
     for name in (os.environ.get("BENCH_PARTS") or "rules,judge,nightly").split(","):
         parts[name.strip()]()

@@ -520,11 +520,18 @@ def _finish(project, jobs, versions, outcomes: dict[str, Outcome], *, now) -> No
         return
     # One statement for the batch, its rows as one JSON document: binding thousands of array
     # elements cost more than the update itself.
-    # The project as an InitPlan parameter, as in `_probe`: against the literal, a project whose
-    # statistics are not fresh looked like a row or two, and the join read every job of it.
+    # Each row by its primary key, one probe per job, as in `_probe`. An UPDATE … FROM cannot take
+    # `_probe`'s LATERAL form, so the join is held to a nested loop for this transaction only
+    # (set_config(…, is_local) for this statement, then put back: inside a caller's transaction a
+    # local setting would outlive the block), and the project is an InitPlan parameter, which makes
+    # the primary key the cheapest inner path. Left to itself, the planner read every job of a
+    # project its statistics did not know yet (a hash join over the project, per batch), or the
+    # whole table when that looked cheaper (tests/evals/test_runner_batches.py).
     table = EvalJob._meta.db_table
     connection = data_connection(project)
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(_PLAN_SETTINGS_SQL, [_PROBES_ONLY] * len(_PLAN_SETTINGS))
+        saved = cursor.fetchone()[0::2]  # each setting's value before (the list runs left to right)
         cursor.execute(
             f'UPDATE "{table}" AS j SET status = v.status, error = v.error, score_ids = v.score_ids, '
             "execution_trace_id = v.trace_id, run_after = v.run_after, attempts = j.attempts + 1, updated_at = now() "
@@ -532,6 +539,16 @@ def _finish(project, jobs, versions, outcomes: dict[str, Outcome], *, now) -> No
             "run_after timestamptz) WHERE j.project_id = (SELECT %s::uuid) AND j.id = v.id",
             [orjson.dumps(rows).decode(), str(project.id)],
         )
+        cursor.execute(_PLAN_SETTINGS_SQL, list(saved))
+
+
+# Planner methods switched off for the job-state UPDATE (see `_finish`); the statement sets each to
+# the given value and answers the values they had.
+_PLAN_SETTINGS = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+_PROBES_ONLY = "off"
+_PLAN_SETTINGS_SQL = "SELECT " + ", ".join(
+    f"current_setting('{name}') AS was_{name}, set_config('{name}', %s, true)" for name in _PLAN_SETTINGS
+)
 
 
 # --- one item, now (the judge endpoint the CLI calls) ------------------------------------------------
