@@ -177,7 +177,15 @@ def _pb_value(value) -> Any:
 
 
 def _pb_attributes(key_values) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in key_values}
+    # Nearly every attribute is a string (a chat history alone is dozens): those skip the call.
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            out[kv.key] = value.string_value
+        else:
+            out[kv.key] = _pb_value(value)
+    return out
 
 
 def _pb_span(span, resource: dict, scope: Scope) -> SpanData:

@@ -1069,8 +1069,13 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
             continue
         try:
             # Values no row can store (or be read back with) reject this span, not the export.
-            for record in (result.observation, result.trace, result.trace_defaults, *result.scores):
-                check_record(record)
+            # A root's fallbacks are the observation's own name, input and output, checked with it:
+            # checking them again encoded a root's whole input and output a second time.
+            observation = result.observation
+            defaults = {k: v for k, v in result.trace_defaults.items() if v is not observation.get(k)}
+            for record in (observation, result.trace, defaults, *result.scores):
+                if record:
+                    check_record(record)
         except RecordError as exc:
             batch.rejected.append(f"span {span.span_id}: {exc.message}")
             continue
