@@ -176,10 +176,16 @@ class Observation(DataPlaneModel):
                 condition=models.Q(status__in=["error", "refused"]),
             ),
             # Prompt version metrics read a time window of one prompt's counted generations: exactly the
-            # rows of this partial index (prompts.selectors._CALLS_CTE repeats its predicate).
+            # rows of this partial index (prompts.selectors._CALLS_CTE repeats its predicate), and from
+            # it alone: it carries every column they read (an index-only scan, no heap page per call).
             models.Index(
                 fields=["project_id", "prompt_name", "start_time"],
-                name="obs_project_prompt_time",
+                include=[
+                    "prompt_version", "status", "end_time", "completion_start_time", "total_cost", "id", "trace_id",
+                    "model", "response_model", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+                    "output_tokens", "reasoning_tokens",
+                ],
+                name="obs_project_prompt_cover",
                 condition=models.Q(type="GENERATION", prompt_version__isnull=False, duplicate_of="")
                 & ~models.Q(prompt_name=""),
             ),
