@@ -225,7 +225,8 @@ def label_history(*, project: Project, prompt: Prompt, limit: int = 100):
 # Thumbs-down rate = feedback scores with value 0 / all feedback scores (null when none).
 
 # One statement: the version's calls are read once (a MATERIALIZED CTE over the prompt/time index
-# obs_project_prompt_time, whose `prompt_name <> ''` predicate is repeated so the planner can use it),
+# obs_project_prompt_cover, whose `prompt_name <> ''` predicate is repeated so the planner can use it;
+# it includes every column read here, so the calls come from the index alone: keep the two in step),
 # then grouped for the call metrics and joined to their scores. Rows: ('calls', version, ...call
 # columns) and ('scores', version, name or NULL for the per-version grouping set, ...score columns).
 _CALLS_CTE = """

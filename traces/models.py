@@ -71,7 +71,20 @@ class Trace(DataPlaneModel):
             # few pages and costs ingestion next to nothing, since rows arrive in created_at order.
             BrinIndex(fields=["project_id", "created_at"], name="trace_project_created_brin", autosummarize=True),
             models.Index(fields=["project_id", "-timestamp"], name="trace_project_time"),
-            models.Index(fields=["project_id", "session_id", "-timestamp"], name="trace_project_session"),
+            # The sessions list walks first traces newest first and probes each one's session for an
+            # earlier trace (traces.selectors.session_page): both from an index alone (the trace id
+            # breaks ties, the environment is the list's filter), so a deep page reads no heap page.
+            models.Index(
+                fields=["project_id", "session_id", "-timestamp"],
+                include=["id", "environment"],
+                name="trace_project_session_cover",
+            ),
+            models.Index(
+                fields=["project_id", "-timestamp", "-session_id"],
+                include=["id", "environment"],
+                condition=~models.Q(session_id=""),
+                name="trace_project_sessions_time",
+            ),
             models.Index(fields=["project_id", "user_id", "-timestamp"], name="trace_project_user"),
             # Reads at volume (issue 13): `name=` pages walk this newest first; `tags=` uses a GIN index
             # that starts with the project too (btree_gin gives GIN a uuid operator class).
@@ -176,10 +189,16 @@ class Observation(DataPlaneModel):
                 condition=models.Q(status__in=["error", "refused"]),
             ),
             # Prompt version metrics read a time window of one prompt's counted generations: exactly the
-            # rows of this partial index (prompts.selectors._CALLS_CTE repeats its predicate).
+            # rows of this partial index (prompts.selectors._CALLS_CTE repeats its predicate), and from
+            # it alone: it carries every column they read (an index-only scan, no heap page per call).
             models.Index(
                 fields=["project_id", "prompt_name", "start_time"],
-                name="obs_project_prompt_time",
+                include=[
+                    "prompt_version", "status", "end_time", "completion_start_time", "total_cost", "id", "trace_id",
+                    "model", "response_model", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+                    "output_tokens", "reasoning_tokens",
+                ],
+                name="obs_project_prompt_cover",
                 condition=models.Q(type="GENERATION", prompt_version__isnull=False, duplicate_of="")
                 & ~models.Q(prompt_name=""),
             ),
