@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import dashboard_views, prompt_views, views
+from console import dashboard_views, export_views, prompt_views, views
 
 app_name = "console"
 
@@ -23,6 +23,8 @@ urlpatterns = [
     path("p/<uuid:project_id>/datasets/", views.datasets, name="datasets"),
     path("p/<uuid:project_id>/review/", views.review, name="review"),
     path("p/<uuid:project_id>/dashboards/", dashboard_views.dashboards, name="dashboards"),
+    path("p/<uuid:project_id>/exports/", export_views.exports, name="exports"),
+    path("p/<uuid:project_id>/exports/new", export_views.export_create, name="export_create"),
     path("p/<uuid:project_id>/prompts/", prompt_views.prompts, name="prompts"),
     path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
     path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,
