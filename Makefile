@@ -91,6 +91,8 @@ bench-dashboards: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_dashboards.py
 # Erasure of one end user among BENCH_OBSERVATIONS (10M) observations generated with SQL, and a retention
 # run of BENCH_RETENTION_ROWS rows, on the durable embedded stack (bench/bench_privacy.py).
+# MODE=retention-under-load: ingest p99 at bench-ingest's half rate without, with and again without a
+# retention run of BENCH_RETENTION_ROWS (200k) rows in the same database (bench/bench_retention_load.py).
 .PHONY: bench-privacy
 bench-privacy: $(STAMP)
-	@$(PY) -m config.devstack exec -- $(PY) bench/bench_privacy.py
+	@$(if $(MODE),BENCH_PRIVACY_MODE=$(MODE) )$(PY) -m config.devstack exec -- $(PY) bench/bench_privacy.py

@@ -14,6 +14,9 @@ a retention run costs, on the durable embedded stack.
    longest any ingest request can wait on it).
 
 Knobs: BENCH_OBSERVATIONS, BENCH_RETENTION_ROWS.
+
+`make bench-privacy MODE=retention-under-load` measures instead the ingest p99 at bench-ingest's half
+rate without and with a retention run in the same database (bench/bench_retention_load.py).
 """
 
 from __future__ import annotations
@@ -61,6 +64,13 @@ def fill(cursor, project_id: str, observations: int) -> None:
 
 def main() -> None:
     prepare_environment()
+    mode = os.environ.get("BENCH_PRIVACY_MODE", "")
+    if mode == "retention-under-load":  # `make bench-privacy MODE=retention-under-load`
+        from bench.bench_retention_load import main as retention_under_load
+
+        sys.exit(retention_under_load())
+    if mode:
+        raise SystemExit(f"MODE must be retention-under-load (or empty), not {mode!r}")
     import django
 
     django.setup()

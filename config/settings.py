@@ -334,6 +334,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the privacy jobs' status (privacy.models.JobStatus: erasure requests and exports).
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": ["queued", "running", "done", "failed"]},
 }
 
 # CORS: browser feedback is the only cross-origin use, with origins allowed per project, so

@@ -43,3 +43,8 @@ def project_or_404(request, project_id) -> Project:
 def may_annotate(request, project: Project) -> bool:
     """Adding scores, comments, dataset items and saved views: members and above (viewers read)."""
     return allowed(request, Role.MEMBER, project.organization_id)
+
+
+def may_export(request, project: Project) -> bool:
+    """Exports and their download links: admins (an export holds every end user's data)."""
+    return allowed(request, Role.ADMIN, project.organization_id)

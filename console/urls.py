@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import dashboard_views, judge_views, playground_views, prompt_views, views
+from console import dashboard_views, export_views, judge_views, playground_views, prompt_views, views
 
 app_name = "console"
 
@@ -38,6 +38,8 @@ urlpatterns = [
     path("p/<uuid:project_id>/alerts/", dashboard_views.alerts, name="alerts"),
     path("p/<uuid:project_id>/alerts/<uuid:alert_rule_id>/", dashboard_views.alert_detail, name="alert"),
     path("p/<uuid:project_id>/usage/", dashboard_views.usage, name="usage"),
+    path("p/<uuid:project_id>/exports/", export_views.exports, name="exports"),
+    path("p/<uuid:project_id>/exports/new", export_views.export_create, name="export_create"),
     path("p/<uuid:project_id>/prompts/", prompt_views.prompts, name="prompts"),
     path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
     path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,

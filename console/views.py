@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors as console_selectors
 from console import services as console_services
-from console.access import SESSION_PROJECT, console_login_required, may_annotate, project_or_404
+from console.access import SESSION_PROJECT, console_login_required, may_annotate, may_export, project_or_404
 from console.forms import COLUMNS, ExplorerForm
 from evals import selectors as eval_selectors
 from evals import services as eval_services
@@ -102,6 +102,7 @@ def _page(request, project, template: str, context: dict, *, status: int = 200, 
         ("review", "Review", _url("review", project)),
         ("datasets", "Datasets", _url("datasets", project)),
         ("dashboards", "Dashboards", _url("dashboards", project)),
+        ("exports", "Exports", _url("exports", project) if may_export(request, project) else None),
     ]
     base = {
         "project": project,

@@ -54,8 +54,10 @@ def _table(label: str) -> str:
     return apps.get_model(label)._meta.db_table
 
 
-def write_export(*, project, path: str, since=None, until=None, user_id: str | None = None) -> dict[str, int]:
-    """Write the export to `path` (a local file) and return the rows per table."""
+def write_export(*, project, path: str, since=None, until=None, user_id: str | None = None,
+                 on_progress=None) -> dict[str, int]:
+    """Write the export to `path` (a local file) and return the rows per table. `on_progress(done,
+    total)` hears the traces written after each batch (total: those matched when it started)."""
     database = region_database(project.region)
     pid = str(project.id)
     where, params = ["TRUE"], []
@@ -71,7 +73,17 @@ def write_export(*, project, path: str, since=None, until=None, user_id: str | N
     counts: dict[str, int] = {}
     trace_table = _table("traces.Trace")
     last = None
+    done = 0
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as out, connections[database].cursor() as cursor:
+        total = None
+        if on_progress is not None:
+            cursor.execute(
+                f'SELECT count(*) FROM "{trace_table}" WHERE "project_id" = %s::uuid AND {" AND ".join(where)}',
+                [pid, *params],
+            )
+            total = cursor.fetchone()[0]
+            on_progress(0, total)
+
         def emit(label: str, rows) -> None:
             for (row,) in rows:
                 out.write('{"table":"%s","row":%s}\n' % (label, row))
@@ -98,13 +110,17 @@ def write_export(*, project, path: str, since=None, until=None, user_id: str | N
                 )
                 emit(label, cursor.fetchall())
             last = ids[-1]
+            done += len(ids)
+            if on_progress is not None:
+                on_progress(done, total)
             if len(batch) < TRACE_BATCH:
                 break
     return counts
 
 
-def build(*, export) -> None:
-    """Build the export's file in its region's storage and fill in its name, size and counts."""
+def build(*, export, on_progress=None) -> None:
+    """Build the export's file in its region's storage and fill in its name, size and counts
+    (`on_progress`: see `write_export`)."""
     from privacy.models import ErasureTarget
 
     project = export.project
@@ -120,14 +136,14 @@ def build(*, export) -> None:
         os.makedirs(os.path.dirname(storage.path(name)), exist_ok=True)
         temporary = storage.path(name) + ".part"
         counts = write_export(project=project, path=temporary, since=export.since, until=export.until,
-                              user_id=user_id)
+                              user_id=user_id, on_progress=on_progress)
         os.replace(temporary, storage.path(name))  # readers never see a half-written file
     else:
         # An object store: written to a local temporary file first (the gzip stream needs a seekable
         # file), then uploaded in one piece (multipart for large files); the object appears whole.
         with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as temporary:
             counts = write_export(project=project, path=temporary.name, since=export.since, until=export.until,
-                                  user_id=user_id)
+                                  user_id=user_id, on_progress=on_progress)
             with open(temporary.name, "rb") as data:
                 saved = storage.save(name, File(data, name=name))
         if saved != name:  # the storage must overwrite (a rebuild); a suffixed copy would leak a file
@@ -139,6 +155,20 @@ def build(*, export) -> None:
 
 def download_token(export) -> str:
     return signing.TimestampSigner(salt=SIGNING_SALT).sign(f"{export.project_id}:{export.id}")
+
+
+def download_url(request, export) -> str | None:
+    """A fresh signed link to a finished export's file (valid EXPORT_LINK_SECONDS from now), on the
+    host the request came to (the project's region); None while there is nothing to download. The
+    public API, /api/v1 and the console all hand out this one link: it is the audited way in."""
+    from django.urls import reverse
+
+    from privacy.models import JobStatus
+
+    if export.status != JobStatus.DONE or export.erased_at is not None:
+        return None
+    path = reverse("public-export-download", kwargs={"export_id": export.id})
+    return request.build_absolute_uri(f"{path}?token={download_token(export)}")
 
 
 def export_from_token(token: str):

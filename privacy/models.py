@@ -238,6 +238,10 @@ class ExportJob(models.Model):
     file_name = models.CharField(max_length=300, blank=True, default="")
     size = models.BigIntegerField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True)  # rows per table
+    # Progress of the build: traces written of those the export matched when it started (traces that
+    # arrive during the build may push `traces_done` past `traces_total`).
+    traces_total = models.BigIntegerField(null=True, blank=True)
+    traces_done = models.BigIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     requested_by = models.ForeignKey(
         "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
@@ -254,6 +258,15 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.id} ({self.status})"
+
+    @property
+    def percent(self) -> int | None:
+        """How far the build is, 0-100 (100 once done; None before it counted what it matches)."""
+        if self.status == JobStatus.DONE:
+            return 100
+        if not self.traces_total:
+            return None if self.traces_total is None else 0
+        return min(99, int(100 * self.traces_done / self.traces_total))
 
 
 class ReredactionRun(models.Model):

@@ -73,3 +73,26 @@ def erasure_request_get(*, project, erasure_id):
     except ValueError:
         return None
     return ErasureRequest.objects.filter(project=project, id=erasure_id).first()
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+
+def export_list(*, project):
+    """The project's exports, newest first."""
+    from privacy.models import ExportJob
+
+    return ExportJob.objects.filter(project=project).select_related("requested_by").order_by("-created_at")
+
+
+def export_get(*, project, export_id):
+    """The project's export with that id, or None (another project's counts as none)."""
+    import uuid
+
+    from privacy.models import ExportJob
+
+    try:
+        export_id = uuid.UUID(str(export_id))
+    except ValueError:
+        return None
+    return ExportJob.objects.filter(project=project, id=export_id).select_related("requested_by").first()

@@ -337,9 +337,13 @@ def export_build(*, export_id) -> None:
     export = ExportJob.objects.select_related("project").filter(id=export_id).first()
     if export is None or export.status == JobStatus.DONE or export.erased_at is not None:
         return
-    ExportJob.objects.filter(id=export.id).update(status=JobStatus.RUNNING)
+    ExportJob.objects.filter(id=export.id).update(status=JobStatus.RUNNING, traces_done=0)
+
+    def progress(done: int, total: int) -> None:  # one short control-plane UPDATE per batch of traces
+        ExportJob.objects.filter(id=export.id).update(traces_done=done, traces_total=total)
+
     try:
-        exports.build(export=export)
+        exports.build(export=export, on_progress=progress)
     except Exception as exc:
         ExportJob.objects.filter(id=export.id).update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise

@@ -13,7 +13,6 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import FileResponse, HttpResponseRedirect
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from privacy import exports, services
@@ -41,11 +40,10 @@ def representation(request, export: ExportJob) -> dict:
         "fromTimestamp": export.since, "toTimestamp": export.until, "userHash": export.user_hash or None,
         "counts": export.counts, "size": export.size, "createdAt": export.created_at,
         "finishedAt": export.finished_at, "erasedAt": export.erased_at, "error": export.error,
-        "downloadUrl": None,
+        "progress": {"tracesDone": export.traces_done, "tracesTotal": export.traces_total,
+                     "percent": export.percent},
+        "downloadUrl": exports.download_url(request, export),
     }
-    if export.status == JobStatus.DONE and export.erased_at is None:
-        path = reverse("public-export-download", kwargs={"export_id": export.id})
-        body["downloadUrl"] = request.build_absolute_uri(f"{path}?token={exports.download_token(export)}")
     return body
 
 

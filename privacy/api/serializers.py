@@ -225,3 +225,56 @@ class ReredactionRunSerializer(serializers.Serializer):
 class ReredactionCreateSerializer(serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+
+class ExportProgressSerializer(serializers.Serializer):
+    traces_done = serializers.IntegerField(help_text="Traces written so far")
+    traces_total = serializers.IntegerField(
+        allow_null=True, help_text="Traces the export matched when its build started (null before)")
+    percent = serializers.IntegerField(allow_null=True, help_text="0-100; 100 once done")
+
+    def to_representation(self, export):
+        return {"traces_done": export.traces_done, "traces_total": export.traces_total, "percent": export.percent}
+
+
+class ExportSerializer(serializers.Serializer):
+    """An export: what it covers, how far its build is, and once done a signed download link."""
+
+    id = serializers.UUIDField()
+    project_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
+    user_hash = serializers.CharField(
+        allow_null=True, help_text="One end user's export: the keyed hash of the user id (the id is never kept here)")
+    progress = ExportProgressSerializer(source="*")
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Rows per table")
+    size = serializers.IntegerField(allow_null=True, help_text="Bytes of the gzip file")
+    error = serializers.CharField(allow_blank=True)
+    requested_by = serializers.EmailField(source="requested_by.email", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    erased_at = serializers.DateTimeField(allow_null=True, help_text="Its file deleted by an erasure request")
+    download_url = serializers.SerializerMethodField(
+        help_text="Signed link valid EXPORT_LINK_SECONDS (a new one on every read); null until done or once erased")
+
+    def get_download_url(self, export) -> str | None:
+        from privacy.exports import download_url
+
+        return download_url(self.context["request"], export)
+
+    def to_representation(self, export):
+        data = super().to_representation(export)
+        data["user_hash"] = export.user_hash or None
+        return data
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    """The whole project, a time range (`since`/`until`, either end open), or one end user's data."""
+
+    since = serializers.DateTimeField(required=False, allow_null=True)
+    until = serializers.DateTimeField(required=False, allow_null=True)
+    user_id = serializers.CharField(required=False, max_length=1000, help_text="Only this end user's traces")

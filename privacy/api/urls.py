@@ -32,4 +32,10 @@ urlpatterns = [
         views.ErasureRequestViewSet.as_view({"get": "retrieve"}),
         name="erasure-request",
     ),
+    path(PROJECT + "exports/", views.ExportViewSet.as_view({"get": "list", "post": "create"}), name="exports"),
+    path(
+        PROJECT + "exports/<str:data_export_id>/",
+        views.ExportViewSet.as_view({"get": "retrieve"}),
+        name="export",
+    ),
 ]

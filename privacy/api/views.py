@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
@@ -17,11 +18,19 @@ from rest_framework.response import Response
 from privacy import selectors
 from privacy.api import serializers as s
 from privacy.detectors import DETECTORS
-from privacy.models import ErasureRequest, RedactionPolicy, ReredactionRun, RetentionPolicy, RetentionRun
+from privacy.models import (
+    ErasureRequest,
+    ExportJob,
+    RedactionPolicy,
+    ReredactionRun,
+    RetentionPolicy,
+    RetentionRun,
+)
 from privacy.policy import DEFAULT_PHONE_REGION, RedactionMode
 from privacy.retention import effective_retention
 from privacy.services import (
     erasure_request_create,
+    export_create,
     redaction_policy_update,
     reredaction_create,
     retention_policy_update,
@@ -297,3 +306,58 @@ class ReredactionViewSet(ProjectScopedViewSet):
         except DjangoValidationError as exc:
             raise as_api_errors(exc) from None
         return Response(s.ReredactionRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The project's exports, newest first, with status and progress (admin)"),
+    retrieve=extend_schema(
+        summary="One export: status, progress, rows per table and, once done, a download link (admin)",
+        parameters=[OpenApiParameter("data_export_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+    ),
+    create=extend_schema(
+        summary="Export the project's data, a time range, or one end user's data as gzip JSONL (admin)",
+        description="Answers 202 with the export; a job in the project's region writes every trace in it "
+        "with its observations, scores, feedback events and eval results (one `{table, row}` per line) to "
+        "the region's export storage. Poll it for `progress`; once `done`, `download_url` is a signed link "
+        "valid EXPORT_LINK_SECONDS (from an S3-compatible bucket it redirects to a presigned URL expiring "
+        "with it). Requests and downloads are audited; an end user's id is kept only in the region until "
+        "the file is built.",
+        request=s.ExportCreateSerializer, responses={202: s.ExportSerializer},
+    ),
+)
+@extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.ExportSerializer})
+class ExportViewSet(ProjectScopedViewSet):
+    queryset = ExportJob.objects.select_related("requested_by").order_by("-created_at")
+    serializer_class = s.ExportSerializer
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    filter_backends: list = []
+    lookup_field = "id"
+    lookup_url_kwarg = "data_export_id"
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.ExportSerializer(page, many=True, context={"request": request}).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        export = selectors.export_get(project=self.project, export_id=kwargs.get("data_export_id"))
+        if export is None:
+            raise Http404
+        return Response(s.ExportSerializer(export, context={"request": request}).data)
+
+    def create(self, request, *args, **kwargs):
+        payload = s.ExportCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            export = export_create(project=self.project, since=data.get("since"), until=data.get("until"),
+                                   user_id=data.get("user_id"), actor=request.user)
+        except DjangoValidationError as exc:
+            raise as_api_errors(exc) from None
+        except (OperationalError, InterfaceError):
+            return _unavailable()
+        return Response(s.ExportSerializer(export, context={"request": request}).data,
+                        status=status.HTTP_202_ACCEPTED)

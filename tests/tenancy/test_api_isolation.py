@@ -147,6 +147,12 @@ def _erasure(tenant: Tenant):
     return erasure_request_create(project=tenant.project, kind="user", subjects=["iso-user"], via="api")
 
 
+def _export(tenant: Tenant):
+    from privacy.services import export_create
+
+    return export_create(project=tenant.project)
+
+
 FILLERS = {
     "organization_id": (0, lambda t: t.organization.id),
     "project_id": (1, lambda t: t.project.id),
@@ -175,6 +181,8 @@ FILLERS = {
     "channel_id": (2, lambda t: t.lazily("alert_channel", _alert_channel).id),
     # privacy: an erasure request of the victim's project.
     "erasure_id": (2, lambda t: t.lazily("erasure", _erasure).id),
+    # privacy: an export of the victim's project.
+    "data_export_id": (2, lambda t: t.lazily("export", _export).id),
 }
 
 
