@@ -371,3 +371,30 @@ def test_over_the_hard_quota_the_answer_shows_but_is_not_recorded(client, member
     assert "not recorded" in result.note and "quota" in result.note
     assert "not recorded" in second.content.decode()
     assert Trace.objects.for_project(project).filter(environment=PLAYGROUND_ENVIRONMENT).count() == 1
+
+
+def test_a_chat_placeholder_takes_a_json_list_of_messages(client, member, project, server):
+    connection = connect(project, server)
+    make_prompt(project, "chat/with-history", [{"role": "system", "content": "Be kind."},
+                                               {"type": "placeholder", "name": "history"},
+                                               {"role": "user", "content": "{{question}}"}])
+    page = client.get(playground_url(project), {"prompt": "chat/with-history"})  # no version: the latest
+    assert page.context["variables"] == [("question", "", False), ("history", "", True)]
+    messages = page.context["state"].messages
+    assert messages[1] == {"role": "placeholder", "content": "history"}
+    fields = {"var:question": "And now?"}
+
+    bad = client.post(run_url(project), form(connection, messages=messages, **fields, **{"var:history": "not json"}))
+    assert bad.status_code == 400 and "takes a JSON list of messages" in bad.content.decode()
+    history = '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]'
+    response = client.post(run_url(project), form(connection, messages=messages, **fields, **{"var:history": history}))
+    assert response.status_code == 200
+    assert server.requests[-1]["messages"] == [
+        {"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "And now?"}]
+
+    # Saved back, the placeholder stays a placeholder.
+    saved = client.post(save_url(project), form(connection, messages=messages, save_name="chat/with-history"))
+    assert saved.status_code == 302
+    version = prompt_selectors.prompt_version_for(project=project, name="chat/with-history", version=2)
+    assert version.messages[1] == {"type": "placeholder", "name": "history"}
