@@ -9,12 +9,11 @@ def saved_views(*, project) -> list[SavedView]:
     return list(SavedView.objects.filter(project=project).order_by("name"))
 
 
-# End users' thumbs (scores of source USER, type BOOLEAN: 1 up, 0 down) by the scored trace's feature
-# and name, and by the scored generation's model and prompt version, answered by the metrics query
+# End users' thumbs (scores of source USER, type BOOLEAN: 1 up, 0 down) by the scored trace's feature,
+# and by the scored generation's model and prompt version, answered by the metrics query
 # (`monitoring.metrics`, the code behind /api/public/metrics) rather than SQL of our own.
 THUMBS_BY = {
     "feature": ("feature",),
-    "trace_name": ("traceName",),
     "model": ("observationModelName",),
     "prompt_version": ("observationPromptName", "observationPromptVersion"),
 }

@@ -35,7 +35,7 @@ from evals import selectors as eval_selectors
 from evals import services as eval_services
 from feedback.selectors import thumbs_down_daily
 from ingest.services import create_scores
-from monitoring.selectors import cost_breakdown
+from monitoring.selectors import rollup_totals
 from prompts.errors import ApiError
 from scores.admin import display_value, trace_scores
 from scores.models import ScoreConfig
@@ -163,7 +163,8 @@ def sdk_trace(request, trace_id):
 @console_login_required
 def home(request, project_id):
     project = project_or_404(request, project_id)
-    day = cost_breakdown(project=project, by="model", days=1)
+    # Totals only (no groups, no latency histograms): the home stays one narrow rollup sum at volume.
+    day = {"total": rollup_totals(project=project, days=1)}
     today = timezone.now().date()
     thumbs = thumbs_down_daily(project=project, since=today, until=today + timedelta(days=1))[0]
     key = api_keys_for_project(project=project).active().first()

@@ -38,6 +38,18 @@ def test_the_dashboard_charts_render_the_seeded_totals(console, organization, me
     thumbs(project, "t-1", up=False)
     thumbs(project, "t-3", up=True)
     llm_call(other_project, "x-1", question="q", answer="a", metadata={"feature": "search"}, cost=7.0)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.alerts_models import AlertEvent, AlertRule
+
+    firing = AlertRule.objects.create(project=project, name="Error rate above 10%", metric="error_rate",
+                                      threshold=0.1, state="firing", last_value=1 / 3, min_calls=1)
+    now = timezone.now()
+    AlertEvent.objects.create(rule=firing, project=project, from_state="ok", to_state="firing", value=1 / 3,
+                              limit=0.1, calls=3, window_start=now - timedelta(hours=1), window_end=now,
+                              message="error rate 33.3% > 10% over the last hour (3 calls)")
     user = member_of(organization, Role.VIEWER)
 
     console.sign_in(user, f"/console/p/{project.id}/")
@@ -71,6 +83,9 @@ def test_the_dashboard_charts_render_the_seeded_totals(console, organization, me
 
     console.driver.find_element(By.LINK_TEXT, "Alerts").click()
     console.wait("#lg-alert-rules")
+    first = console.driver.find_element(By.CSS_SELECTOR, "#lg-alert-rules tbody tr")
+    assert first.get_attribute("data-state") == "firing" and "Error rate above 10%" in first.text
+    assert "33.3% > 10%" in console.driver.find_element(By.ID, "lg-alert-history").text
     console.shot("alerts")
     console.driver.find_element(By.LINK_TEXT, "Usage and plan").click()
     console.wait("#lg-usage-totals")

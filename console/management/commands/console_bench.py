@@ -1,6 +1,6 @@
 """Server time of the console's pages on a project filled through the real write path.
 
-    make manage ARGS="console_bench --traces 50000"
+    make bench-console ARGS="--traces 100000"
 
 Fills a fresh project (in its own organization) with `--traces` traces of one generation each,
 sent as Langfuse batches through `ingest` (so indexes, rollups and scores are as in production),
@@ -29,6 +29,7 @@ from tenancy.models import Organization, Project, User
 WORDS = ("refund invoice shipping delay password reset account billing upgrade cancel order tracking "
          "warranty discount coupon delivery address payment card declined subscription plan").split()
 BATCH_TRACES = 250
+DATASET_ITEMS = 500
 
 
 def _iso(moment: datetime) -> str:
@@ -49,6 +50,7 @@ class Command(BaseCommand):
             organization=organization, name=project, region=settings.DEFAULT_REGION
         )
         self._fill(proj, traces)
+        dataset, runs, rule = self._judge(proj, min(traces, 2 * DATASET_ITEMS))
         user = User.objects.filter(email="console-bench@lookglass.local").first() or User.objects.create_superuser(
             email="console-bench@lookglass.local", password=uuid.uuid4().hex
         )
@@ -71,8 +73,24 @@ class Command(BaseCommand):
             "user": f"{base}/users/user-7/",
             "prompts": f"{base}/prompts/",
             "review: thumbs-down": reverse("console:review", args=[proj.id]) + "?thumbs_down=on",
+            "dashboards (7 days)": f"{base}/dashboards/",
+            "dashboards (30 days)": f"{base}/dashboards/?days=30",
+            "dashboards (24 h by hour)": f"{base}/dashboards/?days=1&granularity=hour",
+            "feedback (30 days)": f"{base}/feedback/",
+            "alerts": f"{base}/alerts/",
+            "usage": f"{base}/usage/",
+            "datasets": f"{base}/datasets/",
+            "dataset": f"{base}/datasets/{dataset.id}/",
+            "run": f"{base}/datasets/{dataset.id}/runs/{runs[0].id}/",
+            "runs side by side": f"{base}/datasets/{dataset.id}/compare/?baseline={runs[0].id}&candidate={runs[1].id}",
+            "evaluators": f"{base}/evaluators/",
+            "evaluation rule": f"{base}/evaluators/rules/{rule.id}/",
         }
-        self.stdout.write(f"{traces} traces, {traces} generations; {repeat} runs per page (ms: median, worst)")
+        from monitoring.models import HourlyRollup
+
+        rollups = HourlyRollup.objects.for_project(proj).count()
+        self.stdout.write(f"{traces} traces, {traces} generations, {rollups} hourly rollup rows; {repeat} runs per "
+                          f"page (ms: median, worst)")
         for name, url in pages.items():
             times = []
             for _ in range(repeat):
@@ -81,6 +99,40 @@ class Command(BaseCommand):
                 times.append((time.perf_counter() - start) * 1000)
                 assert response.status_code in (200, 302), (url, response.status_code)
             self.stdout.write(f"  {name:28s} {statistics.median(times):8.1f} {max(times):8.1f}")
+
+    def _judge(self, project, traces: int):
+        """A dataset of DATASET_ITEMS items run twice over the bench traces, with an `accuracy` score
+        per run item, and an evaluation rule (through the evals services; kept between runs)."""
+        from evals import eval_selectors, eval_services
+        from evals import selectors as eval_reads
+        from evals.services import dataset_item_upsert, dataset_upsert, run_item_create
+
+        dataset = eval_reads.dataset_by_name(project=project, name="bench-qa")
+        if dataset is None:
+            dataset = dataset_upsert(project=project, fields={"name": "bench-qa"}, actor=None)
+            items = traces // 2
+            rng = random.Random(11)
+            for i in range(items):
+                dataset_item_upsert(project=project, dataset_name="bench-qa", item_id=f"item-{i}",
+                                    fields={"input": {"question": f"q{i}"}, "expected_output": f"a{i}"})
+            for run_index, run_name in enumerate(("baseline", "candidate")):
+                scores = []
+                for i in range(items):
+                    trace_id = f"bench-{run_index * items + i}"
+                    run_item_create(project=project, run_name=run_name, run_description=None, metadata=None,
+                                    dataset_item_id=f"item-{i}", trace_id=trace_id, observation_id=None)
+                    scores.append({"traceId": trace_id, "name": "accuracy", "value": rng.random(),
+                                   "dataType": "NUMERIC"})
+                create_scores(project=project, bodies=scores, public_only=True)
+        runs = sorted(eval_reads.runs_of(project=project, dataset=dataset), key=lambda r: r.name)
+        rule = next(iter(eval_selectors.rule_list(project=project)), None)
+        if rule is None:
+            evaluator = eval_services.evaluator_create(project=project, data={"name": "correctness",
+                                                                              "template": "correctness"})
+            rule = eval_services.rule_save(project=project, data={
+                "name": "bench rule", "enabled": False, "target": "trace",
+                "evaluatorAssignments": [{"evaluatorId": str(evaluator.pk)}]})
+        return dataset, runs, rule
 
     def _fill(self, project, total: int) -> None:
         from traces.models import Trace

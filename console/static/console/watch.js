@@ -37,8 +37,7 @@
        connectgaps: false, line: {color: "#1f2a5a"}}
     ], layout("Thumbs per day and the thumbs-down rate", {barmode: "stack",
       yaxis2: {overlaying: "y", side: "right", tickformat: ".0%", rangemode: "tozero"}}), config);
-    [["feature", "By feature"], ["model", "By model"], ["prompt_version", "By prompt version"],
-     ["trace_name", "By trace name"]].forEach(function (pair) {
+    [["feature", "By feature"], ["model", "By model"], ["prompt_version", "By prompt version"]].forEach(function (pair) {
       var s = fb.breakdowns[pair[0]], target = "lg-chart-thumbs-" + pair[0].replace("_", "-");
       if (!s || !document.getElementById(target)) { return; }
       Plotly.newPlot(target, [
@@ -54,6 +53,6 @@
       {type: "bar", name: "billable units", x: usage.days, y: usage.units, marker: {color: "#3b5bdb"}},
       {type: "bar", name: "rejected events", x: usage.days, y: usage.rejected, marker: {color: "#c2410c"}}
     ];
-    Plotly.newPlot("lg-chart-usage", traces, layout("Billable units per day, last 30 days", {barmode: "group"}), config);
+    Plotly.newPlot("lg-chart-usage", traces, layout("Billable units per day, last 30 days", {barmode: "group", yaxis: {rangemode: "nonnegative"}}), config);
   }
 })();
