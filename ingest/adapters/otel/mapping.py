@@ -1072,8 +1072,8 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
             # A root's fallbacks are the observation's own name, input and output, checked with it:
             # checking them again encoded a root's whole input and output a second time.
             observation = result.observation
-            defaults = {k: v for k, v in result.trace_defaults.items() if v is not observation.get(k)}
-            for record in (observation, result.trace, defaults, *result.scores):
+            fallbacks = {k: v for k, v in result.trace_defaults.items() if v is not observation.get(k)}
+            for record in (observation, result.trace, fallbacks, *result.scores):
                 if record:
                     check_record(record)
         except RecordError as exc:
