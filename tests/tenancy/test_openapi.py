@@ -123,6 +123,9 @@ NOT_IN_SCHEMA = {
     "sign-out": "the console's sign-out page",
     "project/<uuid:project_id>/traces/<anyid:trace_id>": "SDK trace link: redirects to the console",
     "trace/<anyid:trace_id>": "SDK trace link: redirects to the console",
+    "project/<uuid:project_id>/experiments/results": "SDK v5 experiment link: redirects to the console",
+    "project/<uuid:project_id>/datasets/<str:sdk_dataset_id>/runs/<str:sdk_run_id>":
+        "SDK v4 dataset run link: redirects to the console",
 }
 # Our code: a schema warning or error whose message names one of these folders is ours to fix.
 OUR_FOLDERS = ("config/", "tenancy/", "traces/", "ingest/", "scores/", "feedback/", "prompts/", "evals/",
