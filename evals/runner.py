@@ -265,14 +265,14 @@ _compiled: dict = {}
 
 def _rule_evaluator(version):
     """The version's compiled rule evaluator (patterns and schemas compiled once per process)."""
-    from lookglass.evaluators import compile_evaluator
+    compiled = _compiled.get(version.pk)
+    if compiled is None:
+        from lookglass.evaluators import compile_evaluator
 
-    key = str(version.pk)
-    if key not in _compiled:
         if len(_compiled) > 1000:
             _compiled.clear()
-        _compiled[key] = compile_evaluator(version.rule_kind, version.rule_params)
-    return _compiled[key]
+        compiled = _compiled[version.pk] = compile_evaluator(version.rule_kind, version.rule_params)
+    return compiled
 
 
 def _rule_outcome(job, version, data, *, now=None) -> Outcome:
