@@ -204,6 +204,40 @@ def seed_rollups(project, connection) -> None:
         cursor.execute("DROP TABLE bench_calls, bench_groups, bench_buckets")
         cursor.execute("ANALYZE")
     print(f"  rollups built in {time.perf_counter() - t0:.0f} s", flush=True)
+    seed_score_rollups(project, connection)
+
+
+def seed_score_rollups(project, connection) -> None:
+    """The score rollups of the seeded scores (thumbs), in SQL: each score under its trace."""
+    from scores.models import Score
+    from traces.models import Trace
+
+    pid = str(project.id)
+    t0 = time.perf_counter()
+    measures = ("count(*), count(s.value), sum(s.value::numeric), "
+                "count(*) FILTER (WHERE s.source = 'USER' AND s.data_type = 'BOOLEAN' AND s.value = 1), "
+                "count(*) FILTER (WHERE s.source = 'USER' AND s.data_type = 'BOOLEAN' AND s.value = 0)")
+    join = (f'FROM "{Score._meta.db_table}" s LEFT JOIN "{Trace._meta.db_table}" t '
+            "ON t.project_id = s.project_id AND t.id = s.trace_id WHERE s.project_id = %s::uuid")
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 0")
+        cursor.execute(
+            "INSERT INTO monitoring_hourlyscorerollup (project_id, hour, name, source, data_type, feature, trace_name, "
+            "environment, release, scores, value_count, value_sum, thumbs_up, thumbs_down) "
+            "SELECT %s::uuid, date_trunc('hour', s.timestamp, 'UTC'), s.name, s.source, s.data_type, "
+            "COALESCE(t.metadata ->> 'feature', ''), COALESCE(t.name, ''), s.environment, COALESCE(t.release, ''), "
+            f"{measures} {join} GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
+            [pid, pid],
+        )
+        cursor.execute(
+            "INSERT INTO monitoring_dailyuserscorerollup (project_id, day, user_id, name, source, data_type, scores, "
+            "value_count, value_sum, thumbs_up, thumbs_down) "
+            "SELECT %s::uuid, (s.timestamp AT TIME ZONE 'UTC')::date, t.user_id, s.name, s.source, s.data_type, "
+            f"{measures} {join} AND t.user_id <> '' GROUP BY 2, 3, 4, 5, 6",
+            [pid, pid],
+        )
+        cursor.execute("ANALYZE monitoring_hourlyscorerollup, monitoring_dailyuserscorerollup")
+    print(f"  score rollups built in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def timed(label: str, call, results: list, target_ms: float | None = None) -> None:
@@ -231,7 +265,7 @@ def main() -> int:
 
     call_command("migrate_all", verbosity=0)
     from monitoring import metrics, selectors
-    from monitoring.models import HourlyRollup
+    from monitoring.models import HourlyRollup, HourlyScoreRollup
     from tenancy.dataplane import data_connection
     from tenancy.services import project_bootstrap
     from traces.models import Observation
@@ -248,6 +282,8 @@ def main() -> int:
         seed(project, connection)
     if not HourlyRollup.objects.for_project(project).exists():
         seed_rollups(project, connection)
+    elif not HourlyScoreRollup.objects.for_project(project).exists():
+        seed_score_rollups(project, connection)  # a project seeded before the score rollups
     rollup_rows = HourlyRollup.objects.for_project(project).count()
     print(f"\nproject {project.id}: {OBSERVATIONS:,} observations, {rollup_rows:,} hourly rollup rows; {RUNS} runs each\n")
 

@@ -10,7 +10,14 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from monitoring.models import HISTOGRAM_BUCKETS, DailyUserRollup, HourlyRollup, MonitoringSettings, RollupRule
+from monitoring.models import (
+    HISTOGRAM_BUCKETS,
+    DailyUserRollup,
+    HourlyRollup,
+    HourlyScoreRollup,
+    MonitoringSettings,
+    RollupRule,
+)
 from monitoring.rules import FeatureRule, percentile_of
 from tenancy.dataplane import data_connection
 
@@ -333,18 +340,16 @@ def cache_savings(*, project, days: int = 7, granularity: str = "day", now: date
 def thumbs_series(*, project, days: int = 7, granularity: str = "day", now: datetime | None = None) -> dict:
     """End users' thumbs per bucket (scores of source USER and type BOOLEAN: 1 up, 0 down, as the
     feedback reports count them) with the thumbs-down rate (down / thumbs; null without thumbs).
-    Read from the scores by the partial index that holds only thumbs."""
-    from scores.models import Score
-
+    Answered from the score rollups (by the hour of each thumb's timestamp; the current hour whole)."""
     window = _series_window(days=days, granularity=granularity, now=now)
     with data_connection(project).cursor() as cursor:
         cursor.execute(
-            f"SELECT date_trunc(%s, timestamp, 'UTC') AS b, count(*), count(*) FILTER (WHERE value = 0) "
-            f"FROM {Score._meta.db_table} WHERE project_id = %s::uuid AND source = 'USER' AND data_type = 'BOOLEAN' "
-            f"AND timestamp >= %s AND timestamp < %s GROUP BY b",
+            f"SELECT date_trunc(%s, hour, 'UTC') AS b, sum(scores), sum(thumbs_down) "
+            f"FROM {HourlyScoreRollup._meta.db_table} WHERE project_id = %s::uuid AND source = 'USER' "
+            f"AND data_type = 'BOOLEAN' AND hour >= %s AND hour < %s GROUP BY b",
             [granularity, str(project.id), window.since, window.until],
         )
-        found = {row[0]: row[1:] for row in cursor.fetchall()}
+        found = {row[0]: (int(row[1]), int(row[2])) for row in cursor.fetchall()}
     points = []
     for moment in _buckets(window, granularity):
         total, down = found.get(moment, (0, 0))
