@@ -38,6 +38,7 @@ from ingest.rules.values import strip_nul
 from monitoring.models import (
     DIMENSION_CHARS,
     HISTOGRAM_BUCKETS,
+    DailyRollup,
     DailyUserRollup,
     DailyUserScoreRollup,
     HourlyRollup,
@@ -62,6 +63,7 @@ TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "out
 COUNTERS = ("calls", "errors", "refusals", *TOKEN_KINDS, "unpriced_calls")
 HOURLY_DIMS = ("hour", "feature", "trace_name", "model", "environment", "release", "prompt_name", "prompt_version")
 HOURLY_SUMS = (*COUNTERS, "cost", "latency_count", "latency_us_sum", "ttft_count", "ttft_us_sum")
+DAILY_DIMS = ("day", *HOURLY_DIMS[1:])
 USER_SUMS = (*COUNTERS, "cost")
 SCORE_SUMS = ("scores", "value_count", "value_sum", "thumbs_up", "thumbs_down")
 SCORE_HOURLY_DIMS = ("hour", "name", "source", "data_type", "feature", "trace_name", "environment", "release")
@@ -79,6 +81,7 @@ _TRACE_DIMS = 't."id", t."name", t."user_id", t."release", t."metadata" -> %s, t
 OBS_TABLE = Observation._meta.db_table
 TRACE_TABLE = Trace._meta.db_table
 HOURLY_TABLE = HourlyRollup._meta.db_table
+DAILY_TABLE = DailyRollup._meta.db_table
 USER_TABLE = DailyUserRollup._meta.db_table
 RULE_TABLE = RollupRule._meta.db_table
 SCORE_TABLE = Score._meta.db_table
@@ -192,6 +195,7 @@ class Deltas:
 
     def __init__(self):
         self.hourly: dict[tuple, _Acc] = defaultdict(_Acc)
+        self.daily: dict[tuple, _Acc] = defaultdict(_Acc)
         self.users: dict[tuple, _Acc] = defaultdict(_Acc)
         self.score_hourly: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
         self.score_users: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
@@ -240,43 +244,46 @@ class Deltas:
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
-        acc = self.hourly[key]
-        for name, value in values.items():
-            acc.sums[name] += sign * value
-        if obs["end_time"] is not None:
-            spent = _us(obs["end_time"] - start)
-            acc.sums["latency_count"] += sign
-            acc.sums["latency_us_sum"] += sign * spent
-            acc.latency[bucket_of(spent / 1000)] += sign
-        if obs["completion_start_time"] is not None:
-            spent = _us(obs["completion_start_time"] - start)
-            acc.sums["ttft_count"] += sign
-            acc.sums["ttft_us_sum"] += sign * spent
-            acc.ttft[bucket_of(spent / 1000)] += sign
+        # The same contribution in the hourly row and in the daily row of its UTC day.
+        for acc in (self.hourly[key], self.daily[(start.astimezone(UTC).date(), *key[1:])]):
+            for name, value in values.items():
+                acc.sums[name] += sign * value
+            if obs["end_time"] is not None:
+                spent = _us(obs["end_time"] - start)
+                acc.sums["latency_count"] += sign
+                acc.sums["latency_us_sum"] += sign * spent
+                acc.latency[bucket_of(spent / 1000)] += sign
+            if obs["completion_start_time"] is not None:
+                spent = _us(obs["completion_start_time"] - start)
+                acc.sums["ttft_count"] += sign
+                acc.sums["ttft_us_sum"] += sign * spent
+                acc.ttft[bucket_of(spent / 1000)] += sign
         if dims.user_id:
             user = self.users[(start.date(), dims.user_id)]
             for name in USER_SUMS:
                 user.sums[name] += sign * values[name]
 
     def rows(self):
-        """(hourly rows, daily user rows) with a non-zero change, in key order (the lock order)."""
-        hourly = []
-        for key in sorted(self.hourly, key=_sort_key):
-            acc = self.hourly[key]
-            if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
-                continue
-            row = dict(zip(HOURLY_DIMS, key))
-            row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
-            row["latency_hist"] = _hist(acc.latency)
-            row["ttft_hist"] = _hist(acc.ttft)
-            hourly.append(row)
+        """(hourly rows, daily rows, daily user rows) with a non-zero change, in key order (the lock
+        order)."""
+        hourly, daily = [], []
+        for table, dims, out in ((self.hourly, HOURLY_DIMS, hourly), (self.daily, DAILY_DIMS, daily)):
+            for key in sorted(table, key=_sort_key):
+                acc = table[key]
+                if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
+                    continue
+                row = dict(zip(dims, key))
+                row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
+                row["latency_hist"] = _hist(acc.latency)
+                row["ttft_hist"] = _hist(acc.ttft)
+                out.append(row)
         users = []
         for key in sorted(self.users, key=_sort_key):
             acc = self.users[key]
             if not any(acc.sums.values()):
                 continue
             users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
-        return hourly, users
+        return hourly, daily, users
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -305,9 +312,18 @@ def _upsert_sql(table: str, dims: tuple, sums: tuple, hists: tuple = ()) -> str:
 
 
 _HOURLY_UPSERT = _upsert_sql(HOURLY_TABLE, HOURLY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
+_DAILY_UPSERT = _upsert_sql(DAILY_TABLE, DAILY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
 _USER_UPSERT = _upsert_sql(USER_TABLE, ("day", "user_id"), USER_SUMS)
-# Both tables in one statement (hourly first: the lock order), so the rollups cost one round trip.
-_BOTH_UPSERT = f"WITH hourly AS ({_HOURLY_UPSERT} RETURNING 1) {_USER_UPSERT}"
+
+
+def _combined(parts: list[str]) -> str:
+    """The upserts in one statement (in the lock order: hourly, daily, users), one round trip."""
+    *first, last = parts
+    ctes = ", ".join(f"u{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(first))
+    return f"WITH {ctes} {last}" if ctes else last
+
+
+_CALL_UPSERTS: dict[tuple[bool, bool, bool], str] = {}
 _SCORE_HOURLY_UPSERT = _upsert_sql(SCORE_HOURLY_TABLE, SCORE_HOURLY_DIMS, SCORE_SUMS)
 _SCORE_USER_UPSERT = _upsert_sql(SCORE_USER_TABLE, SCORE_USER_DIMS, SCORE_SUMS)
 _SCORE_BOTH_UPSERT = f"WITH hourly AS ({_SCORE_HOURLY_UPSERT} RETURNING 1) {_SCORE_USER_UPSERT}"
@@ -610,14 +626,23 @@ class Tracker:
         return obs
 
     def _write(self, deltas: Deltas) -> None:
-        hourly, users = deltas.rows()
-        if hourly and users:
-            self.cursor.execute(_BOTH_UPSERT, [self.pid, _dump(hourly), self.pid, _dump(users)])
-        elif hourly:
-            self.cursor.execute(_HOURLY_UPSERT, [self.pid, _dump(hourly)])
-        elif users:
-            self.cursor.execute(_USER_UPSERT, [self.pid, _dump(users)])
+        _write_calls(self.cursor, self.pid, deltas.rows())
         _write_scores(self.cursor, self.pid, deltas)
+
+
+def _write_calls(cursor, pid: str, tables) -> None:
+    present = tuple(bool(rows) for rows in tables)
+    if not any(present):
+        return
+    sql = _CALL_UPSERTS.get(present)
+    if sql is None:
+        parts = [part for part, here in zip((_HOURLY_UPSERT, _DAILY_UPSERT, _USER_UPSERT), present) if here]
+        sql = _CALL_UPSERTS[present] = _combined(parts)
+    params = []
+    for rows in tables:
+        if rows:
+            params += [pid, _dump(rows)]
+    cursor.execute(sql, params)
 
 
 def _write_scores(cursor, pid: str, deltas: Deltas) -> None:
@@ -660,6 +685,7 @@ def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:
             pid = str(project.id)
             cursor.execute(f'DELETE FROM "{HOURLY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
             cursor.execute(f'DELETE FROM "{USER_TABLE}" WHERE "project_id" = %s::uuid', [pid])
+            cursor.execute(f'DELETE FROM "{DAILY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
             cursor.execute(f'DELETE FROM "{SCORE_HOURLY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
             cursor.execute(f'DELETE FROM "{SCORE_USER_TABLE}" WHERE "project_id" = %s::uuid', [pid])
             cursor.execute(
@@ -683,13 +709,9 @@ def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:
                 for row in rows:
                     deltas.add(_obs(row[:width]), _trace_dims(rule, row[width:]), +1)
                     counted += 1
-                hourly, users = deltas.rows()
                 # A second cursor: the first one is still streaming the raw rows.
                 with data_connection(project).cursor() as out:
-                    if hourly:
-                        out.execute(_HOURLY_UPSERT, [pid, _dump(hourly)])
-                    if users:
-                        out.execute(_USER_UPSERT, [pid, _dump(users)])
+                    _write_calls(out, pid, deltas.rows())
             # Scores, under their trace as stored (empty dimensions without one).
             cursor.execute(
                 f'SELECT {_SCORE_SELECT}, {_TRACE_DIMS} FROM "{SCORE_TABLE}" AS s LEFT JOIN "{TRACE_TABLE}" AS t '

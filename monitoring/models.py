@@ -112,6 +112,34 @@ class HourlyRollup(DataPlaneModel, _Measures):
         indexes = [models.Index(fields=["project_id", "-hour"], name="rollup_project_hour")]
 
 
+class DailyRollup(DataPlaneModel, _Measures):
+    """The hourly rollup summed by UTC day of the call's start time (same dimensions, same measures):
+    what reads of weeks and months use, 24 times fewer rows to add up (the histograms above all).
+    Written in the same statement as the hourly rows, from the same deltas."""
+
+    pk = models.CompositePrimaryKey(
+        "project_id", "day", "feature", "trace_name", "model", "environment", "release", "prompt_name",
+        "prompt_version",
+    )
+    day = models.DateField()
+    feature = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    trace_name = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    model = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    environment = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    release = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    prompt_name = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    prompt_version = models.IntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    latency_us_sum = models.BigIntegerField(default=0)
+    latency_hist = ArrayField(models.BigIntegerField(), size=HISTOGRAM_BUCKETS)
+    ttft_count = models.BigIntegerField(default=0)
+    ttft_us_sum = models.BigIntegerField(default=0)
+    ttft_hist = ArrayField(models.BigIntegerField(), size=HISTOGRAM_BUCKETS)
+
+    class Meta:
+        indexes = [models.Index(fields=["project_id", "-day"], name="dailyrollup_project_day")]
+
+
 class DailyUserRollup(DataPlaneModel, _Measures):
     """Every LLM call of a project with an end user (the trace's user id), by day of its start time."""
 

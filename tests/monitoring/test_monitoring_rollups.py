@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from ingest import rollups, writer
 from monitoring.models import (
     HISTOGRAM_BUCKETS,
+    DailyRollup,
     DailyUserRollup,
     DailyUserScoreRollup,
     FeatureSource,
@@ -161,11 +162,35 @@ def stored_scores(project) -> tuple[dict, dict]:
     return {k: v for k, v in hourly.items() if v}, {k: v for k, v in users.items() if v}
 
 
+def by_day(hourly: dict) -> dict:
+    """The reference's hourly rows summed by UTC day (histograms bucket by bucket)."""
+    out: dict = defaultdict(lambda: defaultdict(int))
+    for key, row in hourly.items():
+        day = out[(key[0].astimezone(UTC).date(), *key[1:])]
+        for name, value in row.items():
+            if isinstance(value, list):
+                day[name] = [a + b for a, b in zip(day.get(name) or [0] * HISTOGRAM_BUCKETS, value)]
+            else:
+                day[name] += value
+    return _clean(out)
+
+
+def stored_daily(project) -> dict:
+    daily = {}
+    for r in DailyRollup.objects.for_project(project):
+        key = (r.day, r.feature, r.trace_name, r.model, r.environment, r.release, r.prompt_name, r.prompt_version)
+        row = {name: getattr(r, name) for name in rollups.HOURLY_SUMS}
+        row["latency_hist"], row["ttft_hist"] = list(r.latency_hist), list(r.ttft_hist)
+        daily[key] = row
+    return {k: v for k, v in _clean(daily).items() if v}
+
+
 def assert_exact(project, rule: FeatureRule = DEFAULT_RULE):
     expected = recompute(project, rule)
     actual = stored(project)
     assert actual[0] == expected[0]
     assert actual[1] == expected[1]
+    assert stored_daily(project) == by_day(expected[0])
     expected_scores = recompute_scores(project, rule)
     actual_scores = stored_scores(project)
     assert actual_scores[0] == expected_scores[0]
