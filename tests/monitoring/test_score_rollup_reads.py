@@ -117,7 +117,7 @@ def test_the_daily_quality_series_from_the_daily_rollup_equals_the_hourly_rollup
     """The 30-day quality series reads the daily rollup: the same numbers (sums, rates, percentiles from
     the summed histograms) as adding up the hourly rows, with filters, after calls moved between days."""
     rng = random.Random(9)
-    for round_ in range(4):
+    for _round in range(4):
         observations = []
         for _ in range(30):
             start = NOW - timedelta(minutes=rng.randint(1, 9 * 24 * 60))
