@@ -18,8 +18,12 @@ adds the contribution as it stands after, both read under row locks in that same
   change of the project's setting) takes the lock exclusively, recomputes the project's rollups
   from the raw rows under the new rule and switches `RollupRule`, so no write ever mixes two rules.
 
-Lock order is the writer's (traces → observations → rollups, each in key order), so batches wait for
-each other rather than deadlock. Deltas are summed in Python (exact integers and Decimals) and
+- scores: the same (new − old), each score under its trace's dimensions as stored now (see the score
+  section of `Tracker`); a delete or a changed end-user rating goes through it too. Calls are also
+  summed by day (`DailyRollup`, from the same deltas, in the same statement).
+
+Lock order is the writer's (traces → observations → scores → rollups, each in key order), so batches
+wait for each other rather than deadlock. Deltas are summed in Python (exact integers and Decimals) and
 upserted in one statement per table, with histograms added element-wise by
 `lookglass_int8_array_add`.
 """

@@ -1,6 +1,9 @@
 """Monitoring: exact rollups of every LLM call (data plane) and the per-project rule that names a
 call's "feature" (control plane).
 
+Scores have their own rollups (`HourlyScoreRollup`, `DailyUserScoreRollup`), and calls a daily copy
+of the hourly table (`DailyRollup`) for reads of weeks and months.
+
 The rollup tables are written only by `ingest.rollups`, inside the writer's transaction, as deltas
 (new row state − old row state), so they always equal a recomputation from the raw rows. Their keys
 lead with `project_id` like every data-plane table.
