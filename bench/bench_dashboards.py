@@ -12,7 +12,7 @@ Volume (BENCH_OBSERVATIONS, default 10,000,000, over BENCH_DAYS = 30 days):
   release and one prompt version at a time (a new one every 10 days; prompts on 5 features); 5,000
   end users; a thumb on one trace in ten. About 45 dimension combinations per hour, as a team with
   a few features and models has; `BENCH_OBSERVATIONS` scales the calls, not the combinations.
-- the hourly and daily-per-user rollups are **generated directly with SQL** from those raw rows (one
+- the hourly, daily, daily-per-user and score rollups are **generated directly with SQL** from those raw rows (one
   GROUP BY per table, histograms built with the same bucket formula as `monitoring.rules.bucket_of`), not
   by replaying the ingest path: 10M calls through ingest would take hours on this machine. Their
   exactness is the rollup tests' subject; here only their size matters.
@@ -204,6 +204,64 @@ def seed_rollups(project, connection) -> None:
         cursor.execute("DROP TABLE bench_calls, bench_groups, bench_buckets")
         cursor.execute("ANALYZE")
     print(f"  rollups built in {time.perf_counter() - t0:.0f} s", flush=True)
+    seed_daily_rollups(project, connection)
+    seed_score_rollups(project, connection)
+
+
+def seed_daily_rollups(project, connection) -> None:
+    """The daily call rollup: the hourly rows summed by UTC day (histograms bucket by bucket)."""
+    from monitoring.selectors import hist_sum_sql
+
+    dims = "feature, trace_name, model, environment, release, prompt_name, prompt_version"
+    sums = ("sum(calls), sum(errors), sum(refusals), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
+            "sum(output_tokens), sum(reasoning_tokens), sum(total_tokens), sum(cost), sum(unpriced_calls), "
+            "sum(latency_count), sum(latency_us_sum), sum(ttft_count), sum(ttft_us_sum)")
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 0")
+        cursor.execute(
+            f"INSERT INTO monitoring_dailyrollup (project_id, day, {dims}, calls, errors, refusals, input_tokens, "
+            "cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, cost, unpriced_calls, "
+            "latency_count, latency_us_sum, ttft_count, ttft_us_sum, latency_hist, ttft_hist) "
+            f"SELECT %s::uuid, (hour AT TIME ZONE 'UTC')::date AS day, {dims}, {sums}, {hist_sum_sql('latency_hist')}, "
+            f"{hist_sum_sql('ttft_hist')} FROM monitoring_hourlyrollup WHERE project_id = %s::uuid GROUP BY day, {dims}",
+            [str(project.id), str(project.id)],
+        )
+        cursor.execute("ANALYZE monitoring_dailyrollup")
+    print(f"  daily rollups built in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def seed_score_rollups(project, connection) -> None:
+    """The score rollups of the seeded scores (thumbs), in SQL: each score under its trace."""
+    from scores.models import Score
+    from traces.models import Trace
+
+    pid = str(project.id)
+    t0 = time.perf_counter()
+    measures = ("count(*), count(s.value), sum(s.value::numeric), "
+                "count(*) FILTER (WHERE s.source = 'USER' AND s.data_type = 'BOOLEAN' AND s.value = 1), "
+                "count(*) FILTER (WHERE s.source = 'USER' AND s.data_type = 'BOOLEAN' AND s.value = 0)")
+    join = (f'FROM "{Score._meta.db_table}" s LEFT JOIN "{Trace._meta.db_table}" t '
+            "ON t.project_id = s.project_id AND t.id = s.trace_id WHERE s.project_id = %s::uuid")
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 0")
+        cursor.execute(
+            "INSERT INTO monitoring_hourlyscorerollup (project_id, hour, name, source, data_type, feature, trace_name, "
+            "environment, release, scores, value_count, value_sum, thumbs_up, thumbs_down) "
+            "SELECT %s::uuid, date_trunc('hour', s.timestamp, 'UTC'), s.name, s.source, s.data_type, "
+            "COALESCE(t.metadata ->> 'feature', ''), COALESCE(t.name, ''), s.environment, COALESCE(t.release, ''), "
+            f"{measures} {join} GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
+            [pid, pid],
+        )
+        cursor.execute(
+            "INSERT INTO monitoring_dailyuserscorerollup (project_id, day, user_id, name, source, data_type, scores, "
+            "value_count, value_sum, thumbs_up, thumbs_down) "
+            "SELECT %s::uuid, (s.timestamp AT TIME ZONE 'UTC')::date, t.user_id, s.name, s.source, s.data_type, "
+            f"{measures} {join} AND t.user_id <> '' GROUP BY 2, 3, 4, 5, 6",
+            [pid, pid],
+        )
+        cursor.execute("ANALYZE monitoring_hourlyscorerollup, monitoring_dailyuserscorerollup")
+    print(f"  score rollups built in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def timed(label: str, call, results: list, target_ms: float | None = None) -> None:
@@ -231,7 +289,7 @@ def main() -> int:
 
     call_command("migrate_all", verbosity=0)
     from monitoring import metrics, selectors
-    from monitoring.models import HourlyRollup
+    from monitoring.models import DailyRollup, HourlyRollup, HourlyScoreRollup
     from tenancy.dataplane import data_connection
     from tenancy.services import project_bootstrap
     from traces.models import Observation
@@ -248,6 +306,10 @@ def main() -> int:
         seed(project, connection)
     if not HourlyRollup.objects.for_project(project).exists():
         seed_rollups(project, connection)
+    if not DailyRollup.objects.for_project(project).exists():
+        seed_daily_rollups(project, connection)  # a project seeded before the daily rollup
+    if not HourlyScoreRollup.objects.for_project(project).exists():
+        seed_score_rollups(project, connection)  # a project seeded before the score rollups
     rollup_rows = HourlyRollup.objects.for_project(project).count()
     print(f"\nproject {project.id}: {OBSERVATIONS:,} observations, {rollup_rows:,} hourly rollup rows; {RUNS} runs each\n")
 
@@ -268,12 +330,12 @@ def main() -> int:
     timed("cost by user, last 7 days", lambda: selectors.cost_breakdown(project=project, by="user", days=7), results, 300)
     timed("cost by prompt version, last 30 days",
           lambda: selectors.cost_breakdown(project=project, by="prompt_version", days=30), results, 300)
-    timed("quality series (rates, latency/TTFT p50/p95/p99), 30 days by day",
+    timed("quality series (rates, latency/TTFT p50/p95/p99), 30 days by day (daily rollup)",
           lambda: selectors.quality_series(project=project, days=30), results, 300)
     timed("spend by feature series, 7 days by hour",
           lambda: selectors.spend_series_by(project=project, days=7, granularity="hour"), results, 300)
     timed("cache savings, 30 days by day", lambda: selectors.cache_savings(project=project, days=30), results, 300)
-    timed("thumbs-down rate, 30 days by day (raw scores, partial index)",
+    timed("thumbs-down rate, 30 days by day (score rollups)",
           lambda: selectors.thumbs_series(project=project, days=30), results, 300)
     timed("whole dashboard page's reads, 7 days", lambda: selectors.dashboard(project=project, days=7), results, None)
     print("\nmetrics API, answered from the rollups:")

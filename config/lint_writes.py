@@ -24,9 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The monitoring rollups are telemetry too: only `ingest.rollups`, inside the writer's transaction,
 # keeps them equal to the raw rows.
-TELEMETRY_MODELS = {"Trace", "Observation", "Score", "HourlyRollup", "DailyUserRollup"}
+TELEMETRY_MODELS = {
+    "Trace", "Observation", "Score", "HourlyRollup", "DailyRollup", "DailyUserRollup", "HourlyScoreRollup",
+    "DailyUserScoreRollup",
+}
 TELEMETRY_TABLES = (
     "traces_trace", "traces_observation", "feedback_score", "monitoring_hourlyrollup", "monitoring_dailyuserrollup",
+    "monitoring_dailyrollup", "monitoring_hourlyscorerollup", "monitoring_dailyuserscorerollup",
 )
 WRITE_METHODS = {"create", "bulk_create", "bulk_update", "update", "delete", "get_or_create", "update_or_create"}
 SQL_WRITE = re.compile(

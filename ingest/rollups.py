@@ -18,24 +18,39 @@ adds the contribution as it stands after, both read under row locks in that same
   change of the project's setting) takes the lock exclusively, recomputes the project's rollups
   from the raw rows under the new rule and switches `RollupRule`, so no write ever mixes two rules.
 
-Lock order is the writer's (traces → observations → rollups, each in key order), so batches wait for
-each other rather than deadlock. Deltas are summed in Python (exact integers and Decimals) and
+- scores: the same (new − old), each score under its trace's dimensions as stored now (see the score
+  section of `Tracker`); a delete or a changed end-user rating goes through it too. Calls are also
+  summed by day (`DailyRollup`, from the same deltas, in the same statement).
+
+Lock order is the writer's (traces → observations → scores → rollups, each in key order), so batches
+wait for each other rather than deadlock. Deltas are summed in Python (exact integers and Decimals) and
 upserted in one statement per table, with histograms added element-wise by
 `lookglass_int8_array_add`.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import orjson
 
 from ingest.rules.values import strip_nul
-from monitoring.models import DIMENSION_CHARS, HISTOGRAM_BUCKETS, DailyUserRollup, HourlyRollup, RollupRule
+from monitoring.models import (
+    DIMENSION_CHARS,
+    HISTOGRAM_BUCKETS,
+    DailyRollup,
+    DailyUserRollup,
+    DailyUserScoreRollup,
+    HourlyRollup,
+    HourlyScoreRollup,
+    RollupRule,
+)
 from monitoring.rules import FeatureRule, bucket_of, feature_of
+from scores.models import Score
 from tenancy.regions import region_database
 from traces.models import Observation, Trace
 
@@ -43,13 +58,22 @@ from traces.models import Observation, Trace
 # rule, the trace snapshot, the observation snapshot, the re-read of updated traces, the move of the
 # calls of traces whose dimensions changed, the new state of the batch's calls, and the upsert.
 MAX_STATEMENTS = 7
+# And with scores, at most: the traces of the scores, the score snapshot, the move of the scores of
+# created or changed traces, the new state of the batch's scores, and their upsert.
+MAX_SCORE_STATEMENTS = 5
 ROLLED_TYPES = frozenset({"GENERATION", "EMBEDDING"})  # the LLM calls
 TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
                "total_tokens")
 COUNTERS = ("calls", "errors", "refusals", *TOKEN_KINDS, "unpriced_calls")
 HOURLY_DIMS = ("hour", "feature", "trace_name", "model", "environment", "release", "prompt_name", "prompt_version")
 HOURLY_SUMS = (*COUNTERS, "cost", "latency_count", "latency_us_sum", "ttft_count", "ttft_us_sum")
+DAILY_DIMS = ("day", *HOURLY_DIMS[1:])
 USER_SUMS = (*COUNTERS, "cost")
+SCORE_SUMS = ("scores", "value_count", "value_sum", "thumbs_up", "thumbs_down")
+SCORE_HOURLY_DIMS = ("hour", "name", "source", "data_type", "feature", "trace_name", "environment", "release")
+SCORE_USER_DIMS = ("day", "user_id", "name", "source", "data_type")
+SCORE_COLUMNS = ("id", "trace_id", "name", "source", "data_type", "value", "environment", "timestamp")
+_SCORE_SELECT = ", ".join(f's."{c}"' for c in SCORE_COLUMNS)
 
 OBS_COLUMNS = (
     "id", "trace_id", "type", "start_time", "end_time", "completion_start_time", "status", "model",
@@ -61,12 +85,25 @@ _TRACE_DIMS = 't."id", t."name", t."user_id", t."release", t."metadata" -> %s, t
 OBS_TABLE = Observation._meta.db_table
 TRACE_TABLE = Trace._meta.db_table
 HOURLY_TABLE = HourlyRollup._meta.db_table
+DAILY_TABLE = DailyRollup._meta.db_table
 USER_TABLE = DailyUserRollup._meta.db_table
 RULE_TABLE = RollupRule._meta.db_table
-_BEGIN_SQL = (
-    f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), r.feature_source, r.feature_key "
-    f'FROM (SELECT 1) AS one LEFT JOIN "{RULE_TABLE}" AS r ON r.project_id = %s::uuid'
-)
+SCORE_TABLE = Score._meta.db_table
+SCORE_HOURLY_TABLE = HourlyScoreRollup._meta.db_table
+SCORE_USER_TABLE = DailyUserScoreRollup._meta.db_table
+
+
+def _begin_sql(traces_lock: str | None) -> str:
+    # `traces_lock`: the project's "trace arrival" lock (see `Tracker.prepare_scores`), shared by a
+    # batch that may insert traces, exclusive for one storing scores of traces not stored yet.
+    second = f"pg_advisory_xact_lock{traces_lock}(hashtextextended(%s, 0)), " if traces_lock is not None else ""
+    return (
+        f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), {second}r.feature_source, r.feature_key "
+        f'FROM (SELECT 1) AS one LEFT JOIN "{RULE_TABLE}" AS r ON r.project_id = %s::uuid'
+    )
+
+
+_BEGIN_SQL = {mode: _begin_sql(mode) for mode in (None, "", "_shared")}
 
 # Every read of stored rows here is by full key, one key at a time (see `ingest.writer._ROWS_BY_ID_SQL`
 # for why): the project as an InitPlan parameter `(SELECT %s::uuid)`, each probe a LATERAL subquery
@@ -104,12 +141,28 @@ def _lock_key(project) -> str:
     return f"rollups:{project.id}"
 
 
+def _arrival_key(project) -> str:
+    return f"rollups-trace-arrival:{project.id}"
+
+
 @dataclass(frozen=True)
 class TraceDims:
     name: str
     user_id: str
     release: str
     feature: str
+
+
+EMPTY_DIMS = TraceDims(name="", user_id="", release="", feature="")  # a score whose trace is not stored
+# The traces of a batch's scores: those sent, and those of its scores already stored (a stored
+# score keeps its trace), each with whether it is stored. One primary-key probe per id.
+_SCORE_TRACES_SQL = (
+    f"WITH k(tid) AS (SELECT unnest(%s::text[]) UNION SELECT x.trace_id FROM unnest(%s::text[]) AS i(id) "
+    f'CROSS JOIN LATERAL (SELECT s."trace_id" FROM "{Score._meta.db_table}" AS s '
+    f'WHERE s."project_id" = (SELECT %s::uuid) AND s."id" = i.id OFFSET 0) AS x WHERE x.trace_id <> \'\') '
+    f'SELECT k.tid, EXISTS (SELECT 1 FROM "{Trace._meta.db_table}" AS t WHERE t."project_id" = (SELECT %s::uuid) '
+    f'AND t."id" = k.tid) FROM k'
+)
 
 
 def _cut(value) -> str:
@@ -152,12 +205,61 @@ class _Acc:
     ttft: dict = field(default_factory=lambda: defaultdict(int))
 
 
+def score_value(value) -> Decimal | None:
+    """A score's value as the rollups sum it: the decimal of the float's shortest text, exact to add
+    and subtract (PostgreSQL `numeric`), so a moved or deleted score takes back what it added."""
+    if value is None or not math.isfinite(value):
+        return None
+    return Decimal(repr(float(value)))
+
+
+def score_contribution(score: dict) -> dict:
+    value = score_value(score["value"])
+    thumb = score["source"] == "USER" and score["data_type"] == "BOOLEAN"
+    return {
+        "scores": 1,
+        "value_count": int(value is not None),
+        "value_sum": value if value is not None else Decimal(0),
+        "thumbs_up": int(thumb and value == 1),
+        "thumbs_down": int(thumb and value == 0),
+    }
+
+
 class Deltas:
     """Signed sums of contributions, by rollup key."""
 
     def __init__(self):
         self.hourly: dict[tuple, _Acc] = defaultdict(_Acc)
+        self.daily: dict[tuple, _Acc] = defaultdict(_Acc)
         self.users: dict[tuple, _Acc] = defaultdict(_Acc)
+        self.score_hourly: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
+        self.score_users: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
+
+    def add_score(self, score: dict, dims: TraceDims, sign: int) -> None:
+        values = score_contribution(score)
+        moment = score["timestamp"].astimezone(UTC)
+        kind = (score["name"] or "", score["source"] or "", score["data_type"] or "")
+        key = (_hour(moment), *kind, dims.feature, dims.name, _cut(score["environment"]), dims.release)
+        acc = self.score_hourly[key]
+        for name, value in values.items():
+            acc[name] += sign * value
+        if dims.user_id:
+            user = self.score_users[(moment.date(), dims.user_id, *kind)]
+            for name, value in values.items():
+                user[name] += sign * value
+
+    def score_rows(self):
+        """(hourly score rows, daily user score rows) with a non-zero change, in key order."""
+        out = []
+        for table, dims in ((self.score_hourly, SCORE_HOURLY_DIMS), (self.score_users, SCORE_USER_DIMS)):
+            rows = []
+            for key in sorted(table, key=_sort_key):
+                sums = table[key]
+                if not any(sums.values()):
+                    continue
+                rows.append({**dict(zip(dims, key)), **{name: sums.get(name, 0) for name in SCORE_SUMS}})
+            out.append(rows)
+        return out[0], out[1]
 
     def add(self, obs: dict, dims: TraceDims, sign: int) -> None:
         # A call recorded twice (an SDK span nested in its instrumentation's span, `duplicate_of` set
@@ -177,43 +279,46 @@ class Deltas:
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
-        acc = self.hourly[key]
-        for name, value in values.items():
-            acc.sums[name] += sign * value
-        if obs["end_time"] is not None:
-            spent = _us(obs["end_time"] - start)
-            acc.sums["latency_count"] += sign
-            acc.sums["latency_us_sum"] += sign * spent
-            acc.latency[bucket_of(spent / 1000)] += sign
-        if obs["completion_start_time"] is not None:
-            spent = _us(obs["completion_start_time"] - start)
-            acc.sums["ttft_count"] += sign
-            acc.sums["ttft_us_sum"] += sign * spent
-            acc.ttft[bucket_of(spent / 1000)] += sign
+        # The same contribution in the hourly row and in the daily row of its UTC day.
+        for acc in (self.hourly[key], self.daily[(start.astimezone(UTC).date(), *key[1:])]):
+            for name, value in values.items():
+                acc.sums[name] += sign * value
+            if obs["end_time"] is not None:
+                spent = _us(obs["end_time"] - start)
+                acc.sums["latency_count"] += sign
+                acc.sums["latency_us_sum"] += sign * spent
+                acc.latency[bucket_of(spent / 1000)] += sign
+            if obs["completion_start_time"] is not None:
+                spent = _us(obs["completion_start_time"] - start)
+                acc.sums["ttft_count"] += sign
+                acc.sums["ttft_us_sum"] += sign * spent
+                acc.ttft[bucket_of(spent / 1000)] += sign
         if dims.user_id:
             user = self.users[(start.date(), dims.user_id)]
             for name in USER_SUMS:
                 user.sums[name] += sign * values[name]
 
     def rows(self):
-        """(hourly rows, daily user rows) with a non-zero change, in key order (the lock order)."""
-        hourly = []
-        for key in sorted(self.hourly, key=_sort_key):
-            acc = self.hourly[key]
-            if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
-                continue
-            row = dict(zip(HOURLY_DIMS, key))
-            row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
-            row["latency_hist"] = _hist(acc.latency)
-            row["ttft_hist"] = _hist(acc.ttft)
-            hourly.append(row)
+        """(hourly rows, daily rows, daily user rows) with a non-zero change, in key order (the lock
+        order)."""
+        hourly, daily = [], []
+        for table, dims, out in ((self.hourly, HOURLY_DIMS, hourly), (self.daily, DAILY_DIMS, daily)):
+            for key in sorted(table, key=_sort_key):
+                acc = table[key]
+                if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
+                    continue
+                row = dict(zip(dims, key))
+                row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
+                row["latency_hist"] = _hist(acc.latency)
+                row["ttft_hist"] = _hist(acc.ttft)
+                out.append(row)
         users = []
         for key in sorted(self.users, key=_sort_key):
             acc = self.users[key]
             if not any(acc.sums.values()):
                 continue
             users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
-        return hourly, users
+        return hourly, daily, users
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -242,9 +347,21 @@ def _upsert_sql(table: str, dims: tuple, sums: tuple, hists: tuple = ()) -> str:
 
 
 _HOURLY_UPSERT = _upsert_sql(HOURLY_TABLE, HOURLY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
+_DAILY_UPSERT = _upsert_sql(DAILY_TABLE, DAILY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
 _USER_UPSERT = _upsert_sql(USER_TABLE, ("day", "user_id"), USER_SUMS)
-# Both tables in one statement (hourly first: the lock order), so the rollups cost one round trip.
-_BOTH_UPSERT = f"WITH hourly AS ({_HOURLY_UPSERT} RETURNING 1) {_USER_UPSERT}"
+
+
+def _combined(parts: list[str]) -> str:
+    """The upserts in one statement (in the lock order: hourly, daily, users), one round trip."""
+    *first, last = parts
+    ctes = ", ".join(f"u{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(first))
+    return f"WITH {ctes} {last}" if ctes else last
+
+
+_CALL_UPSERTS: dict[tuple[bool, bool, bool], str] = {}
+_SCORE_HOURLY_UPSERT = _upsert_sql(SCORE_HOURLY_TABLE, SCORE_HOURLY_DIMS, SCORE_SUMS)
+_SCORE_USER_UPSERT = _upsert_sql(SCORE_USER_TABLE, SCORE_USER_DIMS, SCORE_SUMS)
+_SCORE_BOTH_UPSERT = f"WITH hourly AS ({_SCORE_HOURLY_UPSERT} RETURNING 1) {_SCORE_USER_UPSERT}"
 
 
 def _json_default(value):
@@ -264,6 +381,10 @@ def _obs(row) -> dict:
     return dict(zip(OBS_COLUMNS, row))
 
 
+def _score(row) -> dict:
+    return dict(zip(SCORE_COLUMNS, row))
+
+
 class Tracker:
     """One per write transaction: `begin` first, the two snapshots between the writer's INSERT and
     UPDATE of each table, `apply` last."""
@@ -280,23 +401,154 @@ class Tracker:
         self.inserted_obs: dict[str, dict] = {}
         # Calls whose duplicate mark this transaction changed: {id: the mark before}.
         self.marks_before: dict[str, str] = {}
+        # Scores: the batch's ids, the traces they belong to, whether some of those are not stored,
+        # and the stored state of the batch's scores before this transaction.
+        self.score_ids: list[str] = []
+        self.score_traces: set[str] = set()
+        self.orphan_scores = False
+        self.old_scores: dict[str, dict] = {}
+        self.unlocked_traces: dict[str, TraceDims] = {}
+        # Traces this batch writes (only they can change dimensions; the others it only locks).
+        self.written_traces: set[str] = set()
 
     def duplicates_changed(self, marks_before: dict[str, str]) -> None:
         self.marks_before = marks_before
 
-    def begin(self) -> None:
-        """The project's rollup lock (shared) and, read under it, the rule the rollups are built with."""
-        self.cursor.execute(_BEGIN_SQL, [_lock_key(self.project), self.pid])
-        _, source, key = self.cursor.fetchone()
+    def begin(self, *, creates_traces: bool = False) -> None:
+        """The project's rollup lock (shared) and, read under it, the rule the rollups are built with.
+        `creates_traces`: the batch holds trace records (it may insert traces whose stored scores
+        must then move, see `prepare_scores`)."""
+        if self.orphan_scores:
+            mode = ""
+        elif creates_traces:
+            mode = "_shared"
+        else:
+            mode = None
+        params = [_lock_key(self.project)] + ([_arrival_key(self.project)] if mode is not None else []) + [self.pid]
+        self.cursor.execute(_BEGIN_SQL[mode], params)
+        row = self.cursor.fetchone()
+        source, key = row[-2], row[-1]
         if source is not None:
             self.rule = FeatureRule(source, key)
+
+    # --- scores ---------------------------------------------------------------------------------
+    #
+    # A score counts under the dimensions of its trace as that trace is stored NOW (feature, name,
+    # release, user), like a call: a later change of the trace moves its scores with its calls. A
+    # score whose trace is not stored (yet) counts under empty dimensions and moves when the trace is
+    # created. Its own columns give the rest of the key: the hour of its timestamp (kept from its
+    # first write), its environment, name, source and data type.
+    #
+    # Exact under concurrency: the batch locks the stored traces of its scores (FOR UPDATE, with the
+    # batch's own traces, in id order), so a concurrent change of their dimensions waits for it or it
+    # for that change. A trace being inserted is not a row to lock; instead every batch with trace
+    # records holds the project's "trace arrival" lock shared, and a batch with scores of traces that
+    # are not stored takes it exclusively (before any row lock): the trace's creator then either
+    # committed before (the score sees the trace) or starts after (its probe of the new traces' scores
+    # sees the score). Scores of missing traces are rare (they mostly arrive long after their trace).
+
+    def prepare_scores(self, score_recs: dict[str, dict], *, batch_traces=()) -> None:
+        """Before `begin`: the traces the batch's scores belong to (as sent, and as stored for scores
+        already stored), and whether any of them is neither stored nor created by this batch."""
+        ids = sorted(score_recs)
+        sent = sorted({rec["trace_id"] for rec in score_recs.values() if rec.get("trace_id")})
+        self.score_ids = ids
+        self.cursor.execute(_SCORE_TRACES_SQL, [sent, ids, self.pid, self.pid])
+        found = self.cursor.fetchall()
+        self.score_traces = {tid for tid, _ in found}
+        missing = {tid for tid, exists in found if not exists}
+        self.orphan_scores = bool(missing - set(batch_traces))
+
+    def lock_score_traces(self) -> None:
+        """Lock and snapshot the stored traces of the batch's scores (for a batch without traces)."""
+        self.snapshot_traces(self.score_traces - set(self.old_traces))
+
+    def snapshot_scores(self, ids) -> None:
+        """Lock the batch's stored scores and remember their state (before the UPDATE or DELETE)."""
+        ids = sorted(ids)
+        if not ids:
+            return
+        # One key at a time with the project as an InitPlan parameter, like the other snapshots here
+        # (an `id = ANY(…)` read a project grown since its last ANALYZE whole); locks in id order.
+        self.cursor.execute(
+            f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_SCORE_SELECT} "
+            f'FROM "{SCORE_TABLE}" AS s WHERE s."project_id" = (SELECT %s::uuid) AND s."id" = k.id '
+            "OFFSET 0 FOR UPDATE) AS x",
+            [ids, self.pid],
+        )
+        for row in self.cursor.fetchall():
+            score = _score(row)
+            self.old_scores[score["id"]] = score
+        # A score a concurrent batch stored after `prepare_scores` read its traces may belong to a
+        # trace this batch did not lock (the stored trace wins over the one sent). Its dimensions as
+        # committed are those it was counted under: a change of them moves it only after locking it,
+        # i.e. after this transaction, from the state it commits.
+        unknown = sorted({
+            score["trace_id"] for score in self.old_scores.values()
+            if score["trace_id"] and score["trace_id"] not in self.old_traces
+            and score["trace_id"] not in self.inserted_traces
+        })
+        if unknown:
+            self.cursor.execute(_TRACES_SQL, [unknown, self.rule.metadata_key, self.pid])
+            for row in self.cursor.fetchall():
+                self.unlocked_traces[row[0]] = _trace_dims(self.rule, row)
+
+    def _apply_scores(self, deltas: Deltas, new_traces: dict[str, TraceDims], changed: list[str]) -> None:
+        # Traces this batch created with dimensions: their scores stored before (counted under empty
+        # dimensions) move to them. Traces whose dimensions changed: their stored scores move too.
+        created = {}
+        for tid, row in self.inserted_traces.items():
+            dims = self._inserted_dims(row)
+            if dims != EMPTY_DIMS:
+                created[tid] = dims
+        moving = sorted({*changed, *created})
+        if moving:
+            self.cursor.execute(
+                f"SELECT x.* FROM unnest(%s::text[]) AS k(tid) CROSS JOIN LATERAL (SELECT {_SCORE_SELECT} "
+                f'FROM "{SCORE_TABLE}" AS s WHERE s."project_id" = (SELECT %s::uuid) AND s."trace_id" = k.tid '
+                f'AND NOT (s."id" = ANY(%s)) ORDER BY s."id" OFFSET 0 FOR UPDATE) AS x',
+                [moving, self.pid, self.score_ids],
+            )
+            for row in self.cursor.fetchall():
+                score = _score(row)
+                tid = score["trace_id"]
+                deltas.add_score(score, self.old_traces.get(tid, EMPTY_DIMS), -1)
+                deltas.add_score(score, new_traces.get(tid) or created[tid], +1)
+        if not self.score_ids:
+            return
+        # The batch's scores: out under the dimensions they were counted under, in under their
+        # trace as it stands now (locked by this batch, or created by it, or not stored).
+        for score in self.old_scores.values():
+            tid = score["trace_id"]
+            deltas.add_score(score, self.old_traces.get(tid) or self.unlocked_traces.get(tid, EMPTY_DIMS), -1)
+        self.cursor.execute(
+            f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_SCORE_SELECT}, "
+            f'{_TRACE_DIMS} FROM "{SCORE_TABLE}" AS s LEFT JOIN "{TRACE_TABLE}" AS t '
+            f"ON t.\"project_id\" = s.\"project_id\" AND t.\"id\" = s.\"trace_id\" AND s.\"trace_id\" <> '' "
+            f'WHERE s."project_id" = (SELECT %s::uuid) AND s."id" = k.id OFFSET 0) AS x',
+            [self.score_ids, self.rule.metadata_key, self.pid],
+        )
+        width = len(SCORE_COLUMNS)
+        for row in self.cursor.fetchall():
+            dims = _trace_dims(self.rule, row[width:]) if row[width] is not None else EMPTY_DIMS
+            deltas.add_score(_score(row[:width]), dims, +1)
+
+    def _inserted_dims(self, trace_row: dict) -> TraceDims:
+        metadata = trace_row.get("metadata") or {}
+        return _trace_dims(self.rule, (
+            None, trace_row.get("name"), trace_row.get("user_id"), trace_row.get("release"),
+            metadata.get(self.rule.metadata_key) if isinstance(metadata, dict) else None,
+            trace_row.get("tags"),
+        ), raw=False)
 
     def inserted(self, *, ids, snapshot, traces=None, observations=None) -> None:
         """The writer's hook between its INSERT (`ids`: the rows it inserted, of `traces` or
         `observations`) and its UPDATE (`snapshot`: the existing rows it is about to change)."""
         if traces is not None:
             self.inserted_traces = {row["id"]: row for row in traces if row["id"] in ids}
-            self.snapshot_traces(snapshot)
+            self.written_traces = set(snapshot)
+            # The stored traces of the batch's scores too, in the same statement (id order).
+            self.snapshot_traces(set(snapshot) | (self.score_traces - set(ids)))
         else:
             self.inserted_obs = {row["id"]: row for row in observations if row["id"] in ids}
             self.snapshot_observations(snapshot)
@@ -320,12 +572,16 @@ class Tracker:
             obs = _obs(row)
             self.old_obs[obs["id"]] = obs
 
-    def apply(self, obs_ids) -> None:
+    def apply(self, obs_ids=()) -> None:
         deltas = Deltas()
-        # Traces whose dimensions this transaction changed: their other stored calls move.
-        new_traces: dict[str, TraceDims] = {}
-        if self.old_traces:
-            self.cursor.execute(_TRACES_SQL, [sorted(self.old_traces), self.rule.metadata_key, self.pid])
+        # Traces whose dimensions this transaction changed: their other stored calls move. Traces
+        # only locked (for the batch's scores) keep theirs.
+        new_traces: dict[str, TraceDims] = {
+            tid: dims for tid, dims in self.old_traces.items() if tid not in self.written_traces
+        }
+        rewritten = sorted(set(self.old_traces) & self.written_traces)
+        if rewritten:
+            self.cursor.execute(_TRACES_SQL, [rewritten, self.rule.metadata_key, self.pid])
             for row in self.cursor.fetchall():
                 new_traces[row[0]] = _trace_dims(self.rule, row)
         changed = sorted(tid for tid, dims in new_traces.items() if dims != self.old_traces[tid])
@@ -345,12 +601,7 @@ class Tracker:
                 continue  # marked after the insert: its stored state is read below
             trace_row = self.inserted_traces.get(row["trace_id"])
             if trace_row is not None:
-                metadata = trace_row.get("metadata") or {}
-                dims = _trace_dims(self.rule, (
-                    None, trace_row.get("name"), trace_row.get("user_id"), trace_row.get("release"),
-                    metadata.get(self.rule.metadata_key) if isinstance(metadata, dict) else None,
-                    trace_row.get("tags"),
-                ), raw=False)
+                dims = self._inserted_dims(trace_row)
             elif row["trace_id"] in new_traces:
                 # An existing trace: locked by `snapshot_traces` and re-read above.
                 dims = new_traces[row["trace_id"]]
@@ -378,6 +629,7 @@ class Tracker:
                     # row after our commit (its mover waits for our lock on the row and re-reads it).
                     deltas.add(old, self.old_traces.get(old["trace_id"], dims), -1)
                 deltas.add(obs, dims, +1)
+        self._apply_scores(deltas, new_traces, changed)
         self._write(deltas)
 
     def _before_marking(self, obs: dict) -> dict:
@@ -386,13 +638,33 @@ class Tracker:
         return obs
 
     def _write(self, deltas: Deltas) -> None:
-        hourly, users = deltas.rows()
-        if hourly and users:
-            self.cursor.execute(_BOTH_UPSERT, [self.pid, _dump(hourly), self.pid, _dump(users)])
-        elif hourly:
-            self.cursor.execute(_HOURLY_UPSERT, [self.pid, _dump(hourly)])
-        elif users:
-            self.cursor.execute(_USER_UPSERT, [self.pid, _dump(users)])
+        _write_calls(self.cursor, self.pid, deltas.rows())
+        _write_scores(self.cursor, self.pid, deltas)
+
+
+def _write_calls(cursor, pid: str, tables) -> None:
+    present = tuple(bool(rows) for rows in tables)
+    if not any(present):
+        return
+    sql = _CALL_UPSERTS.get(present)
+    if sql is None:
+        parts = [part for part, here in zip((_HOURLY_UPSERT, _DAILY_UPSERT, _USER_UPSERT), present) if here]
+        sql = _CALL_UPSERTS[present] = _combined(parts)
+    params = []
+    for rows in tables:
+        if rows:
+            params += [pid, _dump(rows)]
+    cursor.execute(sql, params)
+
+
+def _write_scores(cursor, pid: str, deltas: Deltas) -> None:
+    hourly, users = deltas.score_rows()
+    if hourly and users:
+        cursor.execute(_SCORE_BOTH_UPSERT, [pid, _dump(hourly), pid, _dump(users)])
+    elif hourly:
+        cursor.execute(_SCORE_HOURLY_UPSERT, [pid, _dump(hourly)])
+    elif users:
+        cursor.execute(_SCORE_USER_UPSERT, [pid, _dump(users)])
 
 
 _SCALE = Decimal("1e-10")  # numeric(20, 10), as the observations table stores costs
@@ -425,6 +697,9 @@ def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:
             pid = str(project.id)
             cursor.execute(f'DELETE FROM "{HOURLY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
             cursor.execute(f'DELETE FROM "{USER_TABLE}" WHERE "project_id" = %s::uuid', [pid])
+            cursor.execute(f'DELETE FROM "{DAILY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
+            cursor.execute(f'DELETE FROM "{SCORE_HOURLY_TABLE}" WHERE "project_id" = %s::uuid', [pid])
+            cursor.execute(f'DELETE FROM "{SCORE_USER_TABLE}" WHERE "project_id" = %s::uuid', [pid])
             cursor.execute(
                 f'INSERT INTO "{RULE_TABLE}" (project_id, feature_source, feature_key) VALUES (%s::uuid, %s, %s) '
                 "ON CONFLICT (project_id) DO UPDATE SET feature_source = EXCLUDED.feature_source, "
@@ -446,11 +721,25 @@ def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:
                 for row in rows:
                     deltas.add(_obs(row[:width]), _trace_dims(rule, row[width:]), +1)
                     counted += 1
-                hourly, users = deltas.rows()
                 # A second cursor: the first one is still streaming the raw rows.
                 with data_connection(project).cursor() as out:
-                    if hourly:
-                        out.execute(_HOURLY_UPSERT, [pid, _dump(hourly)])
-                    if users:
-                        out.execute(_USER_UPSERT, [pid, _dump(users)])
+                    _write_calls(out, pid, deltas.rows())
+            # Scores, under their trace as stored (empty dimensions without one).
+            cursor.execute(
+                f'SELECT {_SCORE_SELECT}, {_TRACE_DIMS} FROM "{SCORE_TABLE}" AS s LEFT JOIN "{TRACE_TABLE}" AS t '
+                f"ON t.\"project_id\" = s.\"project_id\" AND t.\"id\" = s.\"trace_id\" AND s.\"trace_id\" <> '' "
+                f'WHERE s."project_id" = %s::uuid',
+                [rule.metadata_key, pid],
+            )
+            width = len(SCORE_COLUMNS)
+            while True:
+                rows = cursor.fetchmany(chunk)
+                if not rows:
+                    break
+                deltas = Deltas()
+                for row in rows:
+                    dims = _trace_dims(rule, row[width:]) if row[width] is not None else EMPTY_DIMS
+                    deltas.add_score(_score(row[:width]), dims, +1)
+                with data_connection(project).cursor() as out:
+                    _write_scores(out, pid, deltas)
     return counted

@@ -888,10 +888,13 @@ def write_records(
                     # key, so concurrent batches touching the same rows wait for each other instead
                     # of deadlocking. The rollups move by (new − old) of what this transaction wrote.
                     tracker = rollups.Tracker(cursor, project)
-                    if trace_recs or obs_recs:
-                        tracker.begin()
+                    if score_recs:
+                        tracker.prepare_scores(score_recs, batch_traces={*trace_recs, *placeholders})
+                    tracker.begin(creates_traces=bool(trace_recs))
                     if trace_recs or placeholders:
                         _write_traces(cursor, project, trace_recs, placeholders, now, tracker)
+                    elif score_recs:
+                        tracker.lock_score_traces()
                     if obs_recs:
                         states = _write_observations(cursor, project, obs_recs, now, tracker, pricer)
                         # Before the rollups read what was written: a call marked as the duplicate
@@ -905,8 +908,9 @@ def write_records(
                             score_recs,
                             now,
                             insert_rows=[_insert_row(r, SCORES, now) for r in score_recs.values()],
+                            before_update=lambda inserted, t=tracker: t.snapshot_scores(set(score_recs) - set(inserted)),
                         )
-                    if obs_recs or tracker.old_traces:
+                    if obs_recs or tracker.old_traces or score_recs or tracker.inserted_traces:
                         tracker.apply(obs_recs.keys())
             return
         except (IntegrityError, DataError) as exc:
@@ -1022,11 +1026,18 @@ def write_user_feedback(*, project, record: dict, after_write=None) -> tuple | N
                 previous = cursor.fetchone()
                 if previous is not None and previous[0] != "USER":
                     raise NotUserFeedback(row["id"])
+                # The rollups move the rating (new − old), under its trace's dimensions.
+                tracker = rollups.Tracker(cursor, project)
+                tracker.prepare_scores({row["id"]: row})
+                tracker.begin()
+                tracker.lock_score_traces()
+                tracker.snapshot_scores([row["id"]])
                 values = [
                     orjson.dumps(row[c]).decode() if c in ("metadata", "redactions") else row.get(c)
                     for c in _FEEDBACK_COLUMNS
                 ]
                 cursor.execute(_FEEDBACK_UPSERT_SQL, [project.id, *values, now, now])
+                tracker.apply()
             if after_write is not None:
                 after_write(previous)
     except DataError as exc:
@@ -1043,8 +1054,21 @@ def write_user_feedback(*, project, record: dict, after_write=None) -> tuple | N
 
 def delete_score(*, project, score_id: str) -> bool:
     """Delete one of the project's scores; False when it has none with that id (another project's
-    score counts as none)."""
-    deleted, _ = Score.objects.for_project(project).filter(id=score_id).delete()
+    score counts as none). The rollups take its contribution back in the same transaction."""
+    with transaction.atomic(using=region_database(project.region)):
+        with data_connection(project).cursor() as cursor:
+            tracker = rollups.Tracker(cursor, project)
+            tracker.prepare_scores({score_id: {"id": score_id}})
+            tracker.begin()
+            tracker.lock_score_traces()
+            tracker.snapshot_scores([score_id])
+            cursor.execute(
+                f'DELETE FROM "{SCORES.db_table}" WHERE "project_id" = %s::uuid AND "id" = %s',
+                [str(project.id), score_id],
+            )
+            deleted = cursor.rowcount
+            if deleted:
+                tracker.apply()
     return deleted > 0
 # Re-pricing stored calls
 

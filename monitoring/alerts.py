@@ -2,8 +2,8 @@
 
 Numbers: every LLM-call metric is read from `HourlyRollup` (exact, 100% of traffic, written at
 ingest), one query per rule for all the windows it needs (the current one and its baselines). The
-thumbs-down rate and a score's average come from the scores table (the rollups hold calls, not
-scores), through its (project, name, time) and user-thumbs indexes.
+thumbs-down rate and a score's average come from the score rollups (`HourlyScoreRollup`: every
+score by the hour of its timestamp, name, source, data type and environment).
 
 Windows are whole hours because the rollups are hourly: a rule of `window_minutes = 60·n` reads the
 current (partial) hour and the n − 1 hours before it, so a call stored now counts at the next
@@ -48,7 +48,7 @@ from monitoring.alerts_models import (
     AlertRule,
     AlertState,
 )
-from monitoring.models import HourlyRollup
+from monitoring.models import HourlyRollup, HourlyScoreRollup
 from monitoring.rules import percentile_of
 from tenancy.dataplane import data_connection
 
@@ -69,7 +69,6 @@ NOTIFIED_AS = {
     AlertState.OK: AlertState.OK, AlertState.RESOLVED: AlertState.OK,
     AlertState.WARNING: AlertState.WARNING, AlertState.FIRING: AlertState.FIRING,
 }
-SCORE_TABLE = "feedback_score"
 
 
 @dataclass(frozen=True)
@@ -198,32 +197,35 @@ def _rollup_measures(cursor, project, items, found) -> None:
 
 
 def _score_measures(cursor, project, items, found, *, thumbs: bool) -> None:
+    """Thumbs-down rate or a score's average per window, from the score rollups (exact sums of every
+    score by hour; windows are whole hours, so they equal the raw rows' answer)."""
     ri, wi, since, until = _window_columns(items)
     by_rule = {i: rule for i, rule, _ in items}
     names = [by_rule[i].score_name or None for i in ri]
     environments = [by_rule[i].environment or None for i in ri]
     if thumbs:
-        # End-user thumbs: source USER, BOOLEAN (1 = up, 0 = down), as `feedback.selectors` reads them
-        # (their partial index).
-        kind = "AND s.source = 'USER' AND s.data_type = 'BOOLEAN' AND (w.name IS NULL OR s.name = w.name)"
-        select = "count(s.value), count(*) FILTER (WHERE s.value = 0)"
+        # End-user thumbs: source USER, BOOLEAN (1 = up, 0 = down), as `feedback.selectors` reads them.
+        kind = "AND r.source = 'USER' AND r.data_type = 'BOOLEAN' AND (w.name IS NULL OR r.name = w.name)"
+        select = "sum(r.value_count), sum(r.thumbs_down)"
     else:
-        kind = "AND s.name = w.name AND s.data_type IN ('NUMERIC', 'BOOLEAN')"  # the (project, name, time) index
-        select = "count(s.value), avg(s.value)"
+        kind = "AND r.name = w.name AND r.data_type IN ('NUMERIC', 'BOOLEAN')"
+        select = "sum(r.value_count), sum(r.value_sum)"
     cursor.execute(
         f"SELECT w.ri, w.wi, a.* FROM unnest(%s::int[], %s::int[], %s::timestamptz[], %s::timestamptz[], "
         "%s::text[], %s::text[]) AS w(ri, wi, since, until, name, environment) "
-        f'CROSS JOIN LATERAL (SELECT {select} FROM "{SCORE_TABLE}" AS s WHERE s.project_id = %s::uuid '
-        f"AND s.timestamp >= w.since AND s.timestamp < w.until {kind} "
-        "AND (w.environment IS NULL OR s.environment = w.environment)) AS a",
+        f'CROSS JOIN LATERAL (SELECT {select} FROM "{HourlyScoreRollup._meta.db_table}" AS r '
+        f"WHERE r.project_id = %s::uuid AND r.hour >= w.since AND r.hour < w.until {kind} "
+        "AND (w.environment IS NULL OR r.environment = w.environment)) AS a",
         [ri, wi, since, until, names, environments, str(project.id)],
     )
     for i, j, count, second in cursor.fetchall():
         count = int(count or 0)
-        if thumbs:
-            value = (int(second) / count) if count else None
+        if not count:
+            value = None
+        elif thumbs:
+            value = int(second) / count
         else:
-            value = float(second) if second is not None else None
+            value = float(second / count)
         found[(i, j)] = Measure(count, value)
 
 

@@ -37,8 +37,8 @@ class AlertMetric(models.TextChoices):
     SCORE_AVG = "score_avg", "average of a score (e.g. an eval)"
 
 
-# Metrics read from the scores table (the rollups hold LLM calls, not scores): filtered by score
-# name and environment only.
+# Metrics read from the score rollups (not the call rollups): filtered by score name and environment
+# only.
 SCORE_METRICS = frozenset({AlertMetric.THUMBS_DOWN_RATE, AlertMetric.SCORE_AVG})
 
 

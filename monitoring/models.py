@@ -1,6 +1,9 @@
 """Monitoring: exact rollups of every LLM call (data plane) and the per-project rule that names a
 call's "feature" (control plane).
 
+Scores have their own rollups (`HourlyScoreRollup`, `DailyUserScoreRollup`), and calls a daily copy
+of the hourly table (`DailyRollup`) for reads of weeks and months.
+
 The rollup tables are written only by `ingest.rollups`, inside the writer's transaction, as deltas
 (new row state − old row state), so they always equal a recomputation from the raw rows. Their keys
 lead with `project_id` like every data-plane table.
@@ -112,6 +115,34 @@ class HourlyRollup(DataPlaneModel, _Measures):
         indexes = [models.Index(fields=["project_id", "-hour"], name="rollup_project_hour")]
 
 
+class DailyRollup(DataPlaneModel, _Measures):
+    """The hourly rollup summed by UTC day of the call's start time (same dimensions, same measures):
+    what reads of weeks and months use, 24 times fewer rows to add up (the histograms above all).
+    Written in the same statement as the hourly rows, from the same deltas."""
+
+    pk = models.CompositePrimaryKey(
+        "project_id", "day", "feature", "trace_name", "model", "environment", "release", "prompt_name",
+        "prompt_version",
+    )
+    day = models.DateField()
+    feature = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    trace_name = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    model = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    environment = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    release = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    prompt_name = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    prompt_version = models.IntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    latency_us_sum = models.BigIntegerField(default=0)
+    latency_hist = ArrayField(models.BigIntegerField(), size=HISTOGRAM_BUCKETS)
+    ttft_count = models.BigIntegerField(default=0)
+    ttft_us_sum = models.BigIntegerField(default=0)
+    ttft_hist = ArrayField(models.BigIntegerField(), size=HISTOGRAM_BUCKETS)
+
+    class Meta:
+        indexes = [models.Index(fields=["project_id", "-day"], name="dailyrollup_project_day")]
+
+
 class DailyUserRollup(DataPlaneModel, _Measures):
     """Every LLM call of a project with an end user (the trace's user id), by day of its start time."""
 
@@ -121,6 +152,76 @@ class DailyUserRollup(DataPlaneModel, _Measures):
 
     class Meta:
         indexes = [models.Index(fields=["project_id", "-day"], name="userrollup_project_day")]
+
+
+class ExactDecimalField(models.DecimalField):
+    """PostgreSQL `numeric` without precision or scale: any decimal, exactly (sums of score values,
+    whose magnitudes range over a float's)."""
+
+    def _check_decimal_places(self):
+        return []
+
+    def _check_max_digits(self):
+        return []
+
+    def _check_decimal_places_and_max_digits(self, **kwargs):
+        return []
+
+    def db_type(self, connection):
+        return "numeric"
+
+
+class _ScoreMeasures(models.Model):
+    """Score aggregates. `value_sum` is exact: each score adds the decimal of its float value (the
+    shortest text that reads back as that float), so a moved or deleted score subtracts exactly what
+    it added, whatever the order. Thumbs are end-user feedback (source USER, data type BOOLEAN):
+    1 = up, 0 = down, as the feedback app stores them."""
+
+    scores = models.BigIntegerField(default=0)
+    value_count = models.BigIntegerField(default=0)  # scores with a numeric value (NUMERIC, BOOLEAN, …)
+    value_sum = ExactDecimalField(max_digits=None, decimal_places=None, default=0)
+    thumbs_up = models.BigIntegerField(default=0)
+    thumbs_down = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyScoreRollup(DataPlaneModel, _ScoreMeasures):
+    """Every score of a project, by hour of its timestamp, by the dimensions of the trace it scores
+    (feature, trace name, release: as that trace stands now; empty while the trace is not stored), its
+    own environment, and its name, source and data type. The score's own name is not cut (alert
+    rules name it in full)."""
+
+    pk = models.CompositePrimaryKey(
+        "project_id", "hour", "name", "source", "data_type", "feature", "trace_name", "environment", "release",
+    )
+    hour = models.DateTimeField()
+    name = models.CharField(max_length=500)
+    source = models.CharField(max_length=12)
+    data_type = models.CharField(max_length=12)
+    feature = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    trace_name = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    environment = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+    release = models.CharField(max_length=DIMENSION_CHARS, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["project_id", "-hour"], name="scorerollup_project_hour")]
+
+
+class DailyUserScoreRollup(DataPlaneModel, _ScoreMeasures):
+    """Every score of a trace with an end user (the trace's user id), by day of the score's timestamp
+    and by score name, source and data type."""
+
+    pk = models.CompositePrimaryKey("project_id", "day", "user_id", "name", "source", "data_type")
+    day = models.DateField()
+    user_id = models.CharField(max_length=DIMENSION_CHARS)
+    name = models.CharField(max_length=500)
+    source = models.CharField(max_length=12)
+    data_type = models.CharField(max_length=12)
+
+    class Meta:
+        indexes = [models.Index(fields=["project_id", "-day"], name="userscorerollup_project_day")]
 
 
 # Alerts and sampling live in their own modules; imported here so Django registers their models.

@@ -210,6 +210,7 @@ def erase_subject(deleter: Deleter, *, kind: str, subjects: list[str]) -> None:
         # Feedback this end user gave on traces that are not theirs, and their per-user rollups.
         deleter.delete("feedback.FeedbackEvent", '"user_id" = ANY(%s)', [subjects])
         deleter.delete("monitoring.DailyUserRollup", '"user_id" = ANY(%s)', [_cut_users(subjects)])
+        deleter.delete("monitoring.DailyUserScoreRollup", '"user_id" = ANY(%s)', [_cut_users(subjects)])
     elif kind == "session":
         deleter.delete_traces_where('"session_id" = ANY(%s)', [subjects], with_dataset_items=True)
         deleter.delete("scores.Score", '"session_id" = ANY(%s)', [subjects])
@@ -228,6 +229,7 @@ def verify_subject(deleter: Deleter, *, kind: str, subjects: list[str]) -> dict[
             ("traces.Trace", '"user_id" = ANY(%s)', [subjects]),
             ("feedback.FeedbackEvent", '"user_id" = ANY(%s)', [subjects]),
             ("monitoring.DailyUserRollup", '"user_id" = ANY(%s)', [_cut_users(subjects)]),
+            ("monitoring.DailyUserScoreRollup", '"user_id" = ANY(%s)', [_cut_users(subjects)]),
         ]
     elif kind == "session":
         checks = [

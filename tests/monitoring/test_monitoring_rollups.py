@@ -5,6 +5,7 @@ the stored traces and observations."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest import rollups, writer
-from monitoring.models import HISTOGRAM_BUCKETS, DailyUserRollup, FeatureSource, HourlyRollup
+from monitoring.models import (
+    HISTOGRAM_BUCKETS,
+    DailyRollup,
+    DailyUserRollup,
+    DailyUserScoreRollup,
+    FeatureSource,
+    HourlyRollup,
+    HourlyScoreRollup,
+)
 from monitoring.rules import FeatureRule, bucket_of
+from scores.models import Score
 from traces.models import Observation, Trace
 
 URL = "/api/public/ingestion"
@@ -108,11 +118,83 @@ def stored(project) -> tuple[dict, dict]:
     return {k: v for k, v in hourly.items() if v}, {k: v for k, v in users.items() if v}
 
 
+def recompute_scores(project, rule: FeatureRule = DEFAULT_RULE) -> tuple[dict, dict]:
+    """Score aggregates from the raw rows: each score under its trace as stored now (empty dimensions
+    without one), by the hour of its timestamp, its name, source, data type and environment."""
+    traces = {t.id: t for t in Trace.objects.for_project(project)}
+    hourly: dict = defaultdict(lambda: defaultdict(int))
+    users: dict = defaultdict(lambda: defaultdict(int))
+    for score in Score.objects.for_project(project):
+        trace = traces.get(score.trace_id) if score.trace_id else None
+        feature = _feature(rule, trace)[:200] if trace else ""
+        name, release, user = (trace.name[:200], trace.release[:200], trace.user_id[:200]) if trace else ("", "", "")
+        moment = score.timestamp.astimezone(UTC)
+        kind = (score.name, score.source, score.data_type)
+        numeric = score.value is not None and math.isfinite(score.value)
+        thumb = score.source == "USER" and score.data_type == "BOOLEAN"
+        values = {
+            "scores": 1, "value_count": int(numeric),
+            "value_sum": Decimal(str(score.value)) if numeric else Decimal(0),
+            "thumbs_up": int(thumb and score.value == 1.0), "thumbs_down": int(thumb and score.value == 0.0),
+        }
+        keys = [(hourly, (moment.replace(minute=0, second=0, microsecond=0), *kind, feature, name,
+                          score.environment[:200], release))]
+        if user:
+            keys.append((users, (moment.date(), user, *kind)))
+        for table, key in keys:
+            for measure, value in values.items():
+                table[key][measure] += value
+    return _clean(hourly), _clean(users)
+
+
+def stored_scores(project) -> tuple[dict, dict]:
+    measures = ("scores", "value_count", "value_sum", "thumbs_up", "thumbs_down")
+    hourly = {
+        (r.hour, r.name, r.source, r.data_type, r.feature, r.trace_name, r.environment, r.release):
+            {m: getattr(r, m) for m in measures}
+        for r in HourlyScoreRollup.objects.for_project(project)
+    }
+    users = {
+        (r.day, r.user_id, r.name, r.source, r.data_type): {m: getattr(r, m) for m in measures}
+        for r in DailyUserScoreRollup.objects.for_project(project)
+    }
+    hourly, users = _clean(hourly), _clean(users)
+    return {k: v for k, v in hourly.items() if v}, {k: v for k, v in users.items() if v}
+
+
+def by_day(hourly: dict) -> dict:
+    """The reference's hourly rows summed by UTC day (histograms bucket by bucket)."""
+    out: dict = defaultdict(lambda: defaultdict(int))
+    for key, row in hourly.items():
+        day = out[(key[0].astimezone(UTC).date(), *key[1:])]
+        for name, value in row.items():
+            if isinstance(value, list):
+                day[name] = [a + b for a, b in zip(day.get(name) or [0] * HISTOGRAM_BUCKETS, value)]
+            else:
+                day[name] += value
+    return _clean(out)
+
+
+def stored_daily(project) -> dict:
+    daily = {}
+    for r in DailyRollup.objects.for_project(project):
+        key = (r.day, r.feature, r.trace_name, r.model, r.environment, r.release, r.prompt_name, r.prompt_version)
+        row = {name: getattr(r, name) for name in rollups.HOURLY_SUMS}
+        row["latency_hist"], row["ttft_hist"] = list(r.latency_hist), list(r.ttft_hist)
+        daily[key] = row
+    return {k: v for k, v in _clean(daily).items() if v}
+
+
 def assert_exact(project, rule: FeatureRule = DEFAULT_RULE):
     expected = recompute(project, rule)
     actual = stored(project)
     assert actual[0] == expected[0]
     assert actual[1] == expected[1]
+    assert stored_daily(project) == by_day(expected[0])
+    expected_scores = recompute_scores(project, rule)
+    actual_scores = stored_scores(project)
+    assert actual_scores[0] == expected_scores[0]
+    assert actual_scores[1] == expected_scores[1]
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -414,4 +496,215 @@ def test_a_call_recorded_twice_counts_once_and_moves_when_it_stops_matching(proj
                          observations=[{"id": "inner", "trace_id": "t1", "output_tokens": 11}], scores=[])
     assert Observation.objects.for_project(project).get(id="inner").duplicate_of == ""
     assert HourlyRollup.objects.for_project(project).get().calls == 2
+    assert_exact(project)
+
+
+# --- scores ---------------------------------------------------------------------------------------
+
+
+score_bodies = st.one_of(
+    st.fixed_dictionaries({"dataType": st.just("NUMERIC"), "value": st.sampled_from([0.1, 0.7, 3.25, -2.5, 1e-7, 1e12])}),
+    st.fixed_dictionaries({"dataType": st.just("BOOLEAN"), "value": st.sampled_from([0, 1])}),
+    st.fixed_dictionaries({"dataType": st.just("CATEGORICAL"), "value": st.sampled_from(["good", "bad"])}),
+).flatmap(lambda typed: st.fixed_dictionaries(
+    {**{k: st.just(v) for k, v in typed.items()}, "name": st.sampled_from(["quality", "user-feedback"])},
+    optional={
+        "source": st.sampled_from(["API", "EVAL", "ANNOTATION"]),  # USER: the feedback path only
+        "environment": st.sampled_from(["production", "staging"]),
+        "timestamp": st.integers(0, 180).map(lambda m: iso(T0 + timedelta(minutes=m))),
+        "comment": st.just("why"),
+    },
+))
+score_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("trace"), st.integers(0, 2), trace_bodies),
+        st.tuples(st.just("generation-create"), st.integers(0, 3), generation_bodies),
+        # Trace 3 is never created; 4 means a session score without a trace.
+        st.tuples(st.just("score"), st.integers(0, 4), st.tuples(st.integers(0, 4), score_bodies)),
+        st.tuples(st.just("score-delete"), st.integers(0, 4), st.just({})),
+        st.tuples(st.just("feedback"), st.integers(0, 2), st.tuples(st.integers(0, 3), st.sampled_from([0.0, 1.0]))),
+        st.tuples(st.just("replay"), st.integers(0, 1000), st.just({})),
+    ),
+    min_size=1,
+    max_size=24,
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(ops=score_operations, batch_sizes=st.lists(st.integers(1, 5), min_size=1, max_size=10))
+def test_score_rollups_equal_a_recomputation_after_any_mix_of_events(client, project, api_key, ops, batch_sizes):
+    """Scores created, updated (same id, new value, type, name or source), replayed, deleted, given as
+    end-user feedback, before or after their trace (or for a trace never created, or a session),
+    interleaved with trace renames and calls: the score rollups equal a recomputation."""
+    run = uuid.uuid4().hex[:8]
+    sent: list[dict] = []
+    pending: list[dict] = []
+    sizes = iter(batch_sizes * 10)
+
+    def flush():
+        if pending:
+            post(client, pending, api_key)
+            pending.clear()
+
+    def queue(event):
+        pending.append(event)
+        if len(pending) >= next(sizes, 3):
+            flush()
+
+    for kind, index, fields in ops:
+        if kind == "replay":
+            if sent:
+                queue(sent[index % len(sent)])
+            continue
+        if kind == "trace":
+            event = envelope("trace-create", {"id": f"{run}-t{index}", **fields})
+        elif kind == "generation-create":
+            event = envelope(kind, generation_body(f"{run}-o{index}", f"{run}-t{index % 3}", fields))
+        elif kind == "score":
+            target, body = fields
+            where = {"sessionId": f"{run}-session"} if target == 4 else {"traceId": f"{run}-t{target}"}
+            event = envelope("score-create", {"id": f"{run}-s{index}", **where, **body})
+        elif kind == "score-delete":
+            flush()
+            response = client.delete(f"/api/public/scores/{run}-s{index}", HTTP_AUTHORIZATION=api_key.basic)
+            assert response.status_code in (204, 404)
+            continue
+        else:  # an end user's thumb, through the feedback write path
+            flush()
+            target, value = fields
+            writer.write_user_feedback(project=project, record={
+                "id": f"{run}-f{index}", "trace_id": f"{run}-t{target}", "name": "user-feedback", "source": "USER",
+                "data_type": "BOOLEAN", "value": value, "string_value": "True" if value else "False",
+            })
+            continue
+        sent.append(event)
+        queue(event)
+    flush()
+    assert_exact(project)
+
+
+def score_rows(project):
+    return sorted(
+        ((r.name, r.source, r.data_type, r.feature, r.trace_name, r.environment, r.scores, r.value_count, r.value_sum,
+          r.thumbs_up, r.thumbs_down) for r in HourlyScoreRollup.objects.for_project(project) if r.scores),
+    )
+
+
+def test_a_score_before_its_trace_counts_under_empty_dimensions_and_moves_when_the_trace_arrives(project):
+    """The attribution rule: a score counts under its trace as stored now. Before the trace exists:
+    empty dimensions; the trace's create moves it (and its user's daily row appears); a later rename
+    of the trace moves it again."""
+    score = {"id": "s1", "trace_id": "t1", "name": "quality", "value": 0.7, "data_type": "NUMERIC",
+             "timestamp": T0 + timedelta(minutes=5)}
+    writer.write_records(project=project, traces=[], observations=[], scores=[score])
+    assert score_rows(project) == [("quality", "API", "NUMERIC", "", "", "default", 1, 1, Decimal("0.7"), 0, 0)]
+    assert not DailyUserScoreRollup.objects.for_project(project).exists()
+    assert_exact(project)
+
+    writer.write_records(project=project, observations=[], scores=[], traces=[
+        {"id": "t1", "name": "chat", "user_id": "u1", "metadata": {"feature": "support"}}])
+    assert score_rows(project) == [("quality", "API", "NUMERIC", "support", "chat", "default", 1, 1, Decimal("0.7"), 0, 0)]
+    assert DailyUserScoreRollup.objects.for_project(project).get().user_id == "u1"
+    assert_exact(project)
+
+    writer.write_records(project=project, observations=[], scores=[], traces=[{"id": "t1", "name": "chat-v2"}])
+    assert [r[4] for r in score_rows(project)] == ["chat-v2"]
+    assert_exact(project)
+
+
+def test_a_replayed_score_counts_once_an_update_moves_it_and_a_delete_takes_it_back(client, project, api_key):
+    writer.write_records(project=project, observations=[], scores=[], traces=[{"id": "t1", "name": "chat"}])
+    body = {"id": "s1", "traceId": "t1", "name": "quality", "value": 0.25, "timestamp": iso(T0)}
+    post(client, [envelope("score-create", body)], api_key)
+    post(client, [envelope("score-create", body)], api_key)  # a replay
+    assert score_rows(project) == [("quality", "API", "NUMERIC", "", "chat", "default", 1, 1, Decimal("0.25"), 0, 0)]
+    post(client, [envelope("score-create", {**body, "value": 0.75})], api_key)  # an update: same id
+    assert score_rows(project) == [("quality", "API", "NUMERIC", "", "chat", "default", 1, 1, Decimal("0.75"), 0, 0)]
+    assert_exact(project)
+    response = client.delete("/api/public/scores/s1", HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 204
+    assert score_rows(project) == []
+    assert_exact(project)
+    # Deleting it again, or another project's score, changes nothing.
+    assert client.delete("/api/public/scores/s1", HTTP_AUTHORIZATION=api_key.basic).status_code == 404
+    assert_exact(project)
+
+
+def test_end_user_thumbs_count_up_and_down_and_a_changed_mind_moves_the_thumb(project):
+    from feedback.services import feedback_submit, parse_feedback
+
+    writer.write_records(project=project, observations=[], scores=[],
+                         traces=[{"id": "t1", "name": "chat", "user_id": "u1"}])
+
+    def rate(rating, user):
+        feedback_submit(project=project, feedback=parse_feedback(
+            {"trace_id": "t1", "rating": rating, "user_id": user}, comment_max_length=1000))
+
+    rate("up", "a")
+    rate("down", "b")
+    rate("up", "c")
+    [row] = HourlyScoreRollup.objects.for_project(project)
+    assert (row.source, row.data_type, row.scores, row.thumbs_up, row.thumbs_down) == ("USER", "BOOLEAN", 3, 2, 1)
+    rate("down", "a")  # a changed mind: the same score, now down
+    row = HourlyScoreRollup.objects.for_project(project).get()
+    assert (row.scores, row.thumbs_up, row.thumbs_down) == (3, 1, 2)
+    user = DailyUserScoreRollup.objects.for_project(project).get()
+    assert (user.user_id, user.thumbs_up, user.thumbs_down) == ("u1", 1, 2)
+    assert_exact(project)
+
+
+def test_score_rollups_stay_in_their_project(project, other_project):
+    for target in (project, other_project):
+        writer.write_records(project=target, traces=[], observations=[],
+                             scores=[{"id": "s1", "trace_id": "t1", "name": "q", "value": 1.0}])
+    writer.delete_score(project=other_project, score_id="s1")
+    assert HourlyScoreRollup.objects.for_project(project).get().scores == 1
+    assert HourlyScoreRollup.objects.for_project(other_project).get().scores == 0
+
+
+def test_rebuild_counts_scores_under_the_new_rule(project):
+    writer.write_records(
+        project=project, observations=[], traces=[{"id": "t1", "name": "chat", "tags": ["feature:a"]}],
+        scores=[{"id": "s1", "trace_id": "t1", "name": "q", "value": 0.5},
+                {"id": "s2", "trace_id": "nowhere", "name": "q", "value": 2.0}],
+    )
+    rule = FeatureRule(FeatureSource.TAG_PREFIX.value, "feature:")
+    rollups.rebuild(project=project, rule=rule)
+    assert sorted(r.feature for r in HourlyScoreRollup.objects.for_project(project)) == ["", "a"]
+    assert_exact(project, rule)
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_concurrent_scores_and_trace_creates_stay_exact(live_server, project, api_key):
+    """Scores of traces that do not exist yet, trace creates and renames, and score updates, all at
+    once through the live server: the trace-arrival lock and the row locks keep every score under
+    its trace as stored (a score counted under empty dimensions after its trace arrived would show)."""
+    import random
+
+    rng = random.Random(7)
+    bodies = []
+    for request in range(40):
+        events = []
+        for _ in range(rng.randint(1, 5)):
+            trace = f"t{rng.randint(0, 5)}"
+            if rng.random() < 0.4:
+                events.append(envelope("trace-create", {
+                    "id": trace, "name": rng.choice(["chat", "search"]), "userId": rng.choice(["u1", "u2"]),
+                    "metadata": {"feature": rng.choice(["a", "b"])},
+                }))
+            else:
+                events.append(envelope("score-create", {
+                    "id": f"s{rng.randint(0, 9)}-{request % 3}", "traceId": trace, "name": "quality",
+                    "value": rng.choice([0.1, 0.5, 2.0]), "timestamp": iso(T0 + timedelta(minutes=rng.randint(0, 90))),
+                }))
+        bodies.append({"batch": events})
+
+    def send(body):
+        with httpx.Client(timeout=60) as http:
+            return http.post(f"{live_server.url}{URL}", json=body, auth=(api_key.public, api_key.secret)).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(send, bodies))
+    assert statuses == [207] * len(bodies)
+    assert Score.objects.for_project(project).count() > 0
     assert_exact(project)

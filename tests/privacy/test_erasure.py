@@ -132,7 +132,8 @@ def test_erasing_an_end_user_removes_every_row_about_them_in_every_table_and_kee
     assert receipt["status"] == "done" and receipt["finishedAt"] and receipt["verifiedAt"]
     assert receipt["counts"] == {
         "evals.DatasetItem": 1, "evals.DatasetRunItem": 2, "feedback.FeedbackEvent": TRACES_EACH,
-        "monitoring.DailyUserRollup": 1, "scores.Score": TRACES_EACH + 1,  # + the session's score
+        "monitoring.DailyUserRollup": 1, "monitoring.DailyUserScoreRollup": 1,
+        "scores.Score": TRACES_EACH + 1,  # + the session's score
         "traces.Observation": 2 * TRACES_EACH,
         "traces.Trace": TRACES_EACH,
     }
@@ -171,7 +172,8 @@ def test_a_killed_run_resumes_without_counting_anything_twice(client, api_key, p
     assert receipt.status == "done"
     assert receipt.counts["traces.Trace"] == TRACES_EACH
     assert receipt.counts["traces.Observation"] == 2 * TRACES_EACH
-    assert sum(receipt.counts.values()) == 1 + 2 + TRACES_EACH + 1 + (TRACES_EACH + 1) + 2 * TRACES_EACH + TRACES_EACH
+    # … + 1: the user's daily score rollup row.
+    assert sum(receipt.counts.values()) == 1 + 2 + TRACES_EACH + 1 + 1 + (TRACES_EACH + 1) + 2 * TRACES_EACH + TRACES_EACH
     assert for_project(mentions(ALICE), project) == {}
 
 
@@ -219,8 +221,9 @@ def test_late_arrivals_during_the_grace_period_are_erased_then_the_subject_is_fo
 def test_erasing_a_session_or_trace_ids_removes_only_those(client, api_key, project, people):
     session = erase(client, api_key, {"sessionId": f"{BOB}-session", "gracePeriodDays": 0})
     tasks.run_erasure(project_id=str(project.id), erasure_id=session["id"])
-    # Only Bob's per-user rollup is left: a session erasure is not an erasure of the user.
-    assert [key[1] for key in for_project(mentions(BOB), project)] == ["monitoring_dailyuserrollup"]
+    # Only Bob's per-user rollups (calls and scores) are left: a session erasure is not an erasure of the user.
+    assert sorted(key[1] for key in for_project(mentions(BOB), project)) == [
+        "monitoring_dailyuserrollup", "monitoring_dailyuserscorerollup"]
     ids = erase(client, api_key, {"traceIds": [f"{ALICE}-t0", "never-existed"], "gracePeriodDays": 0})
     tasks.run_erasure(project_id=str(project.id), erasure_id=ids["id"])
     assert set(Trace.objects.for_project(project).values_list("id", flat=True)) == {f"{ALICE}-t1", f"{ALICE}-t2"}
