@@ -1044,9 +1044,11 @@ def breakdown(project_id: str, region: Region, batches: int = 20) -> dict[str, f
     lookups wherever they run, `write` the writer's own Python — merging, derivations, the JSON
     documents, psycopg). `database` is the PostgreSQL backend's CPU for the statements (from /proc,
     so only with a local server); `writer wall` the wall time per request of the write stage. The
-    rows are deleted afterwards."""
+    rows are deleted afterwards. The process takes the web process's garbage-collector settings first
+    (`config.wsgi`), so a full collection of this process's heap is not charged to a stage."""
     import orjson
 
+    import config.wsgi  # noqa: F401 - the web workers' GC settings, applied on import
     from ingest import timing
     from ingest.adapters.otel.services import export_traces
     from ingest.services import ingest_langfuse_batch
