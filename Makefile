@@ -43,6 +43,12 @@ clean-data:
 bench-prompts: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_prompts.py
 
+# Updates of 20 stored calls on a project grown since its last ANALYZE: ms and rows read per batch
+# (BENCH_UPDATE_CALLS, BENCH_UPDATE_BATCHES: bench/bench_update_path.py).
+.PHONY: bench-updates
+bench-updates: $(STAMP)
+	@$(PY) -m config.devstack exec -- $(PY) bench/bench_update_path.py
+
 # PII redaction throughput on realistic chat payloads (MB/s, per-detector cost, worst cases).
 .PHONY: bench-redact
 bench-redact: $(STAMP)

@@ -315,7 +315,7 @@ def test_prompt_version_metrics_read_the_calls_once_through_the_time_index(
     assert "Index Only Scan using obs_project_prompt_cover" in plan, plan
 
 
-def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project, client, api_key):
+def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
     """Page 100 of the sessions list walked 61,000 traces and probed each one's session, a heap read
     for each of both (issue 13: 484 ms at 1M); both sides now come from covering indexes."""
     from django.test.utils import CaptureQueriesContext
