@@ -20,7 +20,7 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import connections
 
-from tenancy.regions import region_database
+from tenancy.regions import RegionNotServed, region_database, served_regions
 
 TRACE_BATCH = 500
 SIGNING_SALT = "lookglass.privacy.export"
@@ -37,6 +37,10 @@ def storage_for(region: str) -> Storage:
     by default (each region's workers and web nodes mount their region's volume), or the region's
     S3-compatible bucket (config/export_storage.py). Nothing of one region is written where another
     region reads."""
+    if region not in served_regions():
+        # A node pinned to other regions never reads or writes this region's files or bucket; the
+        # region routing answers the request with the right region's URL (the signed link carries over).
+        raise RegionNotServed(region)
     # The alias config/export_storage.py gives each region (config sits above this layer).
     return storages[f"exports-{region}"]
 

@@ -153,3 +153,18 @@ def test_another_tenants_export_is_not_found(client, api_key, other_api_key, far
     other = built(client, api_key, project, {"userId": BOB})
     token = urlsplit(detail["downloadUrl"]).query
     assert client.get(f"{EXPORTS}/{other['id']}/download?{token}").status_code == 404
+
+
+def test_a_node_pinned_to_another_region_sends_the_download_to_that_region(
+    client, far_api_key, far_project, people, settings
+):
+    detail = built(client, far_api_key, far_project, {})  # a US project's export
+    settings.SERVE_REGIONS = ["eu"]
+    settings.REGION_URLS = {"us": "https://us.lookglass.example"}
+    parts = urlsplit(detail["downloadUrl"])
+    response = client.get(f"{parts.path}?{parts.query}")
+    # Never read from the other region's storage: the same signed link, on the region's own node.
+    assert response.status_code == 307
+    assert response["Location"] == f"https://us.lookglass.example{parts.path}?{parts.query}"
+    settings.REGION_URLS = {}
+    assert client.get(f"{parts.path}?{parts.query}").status_code == 421
