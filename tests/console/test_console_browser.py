@@ -267,7 +267,7 @@ def test_replay_a_generation_and_save_it_as_a_prompt_version(console, organizati
 
     # From the prompt page, a version opens in the playground; v1 is a template with a variable.
     console.driver.find_element(By.ID, "lg-open-playground").click()
-    assert "qa/where v2" in console.wait("#lg-playground ~ h1, h1").text
+    assert "qa/where v2" in console.wait("main h1").text
     console.open(f"/console/p/{project.id}/playground/?prompt=qa%2Fwhere&version=1")
     console.wait("#lg-variables textarea[name='var:place']").send_keys("the Louvre")
     with FakeJudge(reply="The Louvre is in the 1st arrondissement of Paris.") as fake:
