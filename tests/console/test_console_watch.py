@@ -161,3 +161,22 @@ def test_the_home_reads_the_rollup_totals_without_histograms(client, member, pro
     rollup_reads = [q["sql"] for q in queries.captured_queries if "monitoring_hourlyrollup" in q["sql"]]
     assert len(rollup_reads) == 1
     assert "_hist" not in rollup_reads[0]
+
+
+def test_the_metrics_query_groups_scores_by_the_traces_feature(client, project, other_project, api_key, calls):
+    """The console's feedback by feature is the public metrics query's `feature` dimension on score
+    views (added for it): the scored trace's feature under the project's rule; other tenants' thumbs
+    are not counted."""
+    from urllib.parse import quote
+
+    llm_call(other_project, "x-1", question="q", answer="a", metadata={"feature": "search"})
+    thumbs(other_project, "x-1", up=False)
+    now = timezone.now()
+    query = {"view": "scores-boolean", "dimensions": [{"field": "feature"}],
+             "metrics": [{"measure": "count", "aggregation": "count"}, {"measure": "value", "aggregation": "sum"}],
+             "filters": [{"column": "source", "operator": "=", "value": "USER", "type": "string"}],
+             "fromTimestamp": (now - timedelta(days=1)).isoformat(), "toTimestamp": (now + timedelta(minutes=1)).isoformat()}
+    response = client.get(f"/api/public/v2/metrics?query={quote(json.dumps(query))}", HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 200, response.content
+    rows = {r["feature"]: (r["count_count"], r["sum_value"]) for r in response.json()["data"]}
+    assert rows == {"search": ("2", 0.0), "chat": ("1", 1.0)}
