@@ -90,14 +90,14 @@ bench-reads: $(STAMP)
 .PHONY: bench-evals
 bench-evals: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_evals.py
-# Dashboard and metrics-query latency at volume (BENCH_OBSERVATIONS, default 10M over BENCH_DAYS=30;
-# the seeded project is kept and reused): bench/bench_dashboards.py.
 # Server time of every console page (Django test client, in-process) over a project filled through
 # ingest (kept and reused; ARGS: --traces N --repeat R; console/management/commands/console_bench.py).
 .PHONY: bench-console
 bench-console: $(STAMP)
 	@$(PY) -m config.devstack exec -- sh -c '$(PY) manage.py migrate_all >/dev/null && $(PY) manage.py console_bench $(ARGS)'
 
+# Dashboard and metrics-query latency at volume (BENCH_OBSERVATIONS, default 10M over BENCH_DAYS=30;
+# the seeded project is kept and reused): bench/bench_dashboards.py.
 .PHONY: bench-dashboards
 bench-dashboards: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_dashboards.py
