@@ -79,14 +79,34 @@ def _quantiles(hist) -> dict:
     return {name: percentile_of(hist, q) for name, q in QUANTILES}
 
 
-def _hourly_sql(columns: tuple[str, ...]) -> str:
-    group = ", ".join(f'"{c}"' for c in columns)
-    # hist_sum_sql: element-wise sum of the fixed-bucket histograms, one native sum per bucket.
+# Windows of whole days read their middle from the daily rollup (the same rows summed by UTC day,
+# written in the same statement as the hourly ones) and only the hours at either edge from the hourly
+# rollup: a 30-day window adds up ~30 rows per dimension combination instead of ~720, each with two
+# 80-bucket histograms. The answer is the same sum (tests/monitoring/test_dashboard_day_rollups.py
+# compares it with the hourly-only read, which `USE_DAILY = False` restores).
+USE_DAILY = True
+
+
+def _rollup_source(*, pid: str, window: Window, columns: str, granularity: str | None = None) -> tuple[str, list]:
+    """SQL (and parameters) of the rollup rows covering exactly [since, until) with `columns`; with a
+    `granularity`, a first column `b` holds each row's bucket (daily rows only serve day buckets)."""
+    hourly_table, daily_table = HourlyRollup._meta.db_table, DailyRollup._meta.db_table
+    bucket = "date_trunc(%s, hour, 'UTC') AS b, " if granularity else ""
+    bucket_params = [granularity] if granularity else []
+    since, until = window.since.astimezone(UTC), window.until.astimezone(UTC)
+    first = since.date() if since.time() == datetime.min.time() else since.date() + timedelta(days=1)
+    last = until.date()  # today's hours (up to now) come from the hourly rollup
+    if not USE_DAILY or granularity == "hour" or first >= last:
+        return (f"SELECT {bucket}{columns} FROM {hourly_table} WHERE project_id = %s::uuid AND hour >= %s "
+                f"AND hour < %s", [*bucket_params, pid, since, until])
+    head_end = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    tail_start = datetime.combine(last, datetime.min.time(), tzinfo=UTC)
+    day_bucket = "(day::timestamp AT TIME ZONE 'UTC') AS b, " if granularity else ""
     return (
-        f"SELECT {group}, sum(calls), sum(cost), sum(errors), sum(refusals), sum(unpriced_calls), "
-        f"sum(total_tokens), sum(latency_count), sum(latency_us_sum), {hist_sum_sql('latency_hist')}, "
-        f"{hist_sum_sql('ttft_hist')} FROM {HourlyRollup._meta.db_table} "
-        f"WHERE project_id = %s::uuid AND hour >= %s AND hour < %s GROUP BY {group} HAVING sum(calls) <> 0"
+        f"SELECT {bucket}{columns} FROM {hourly_table} WHERE project_id = %s::uuid AND ((hour >= %s AND hour < %s) "
+        f"OR (hour >= %s AND hour < %s)) UNION ALL SELECT {day_bucket}{columns} FROM {daily_table} "
+        f"WHERE project_id = %s::uuid AND day >= %s AND day < %s",
+        [*bucket_params, pid, since, head_end, tail_start, until, pid, first, last],
     )
 
 
@@ -117,7 +137,18 @@ def cost_breakdown(*, project, by: str = "feature", days: int = 7, now: datetime
             for user_id, calls, cost, errors, refusals, unpriced, tokens in cursor.fetchall():
                 rows.append(_row({"user_id": user_id}, calls, cost, errors, refusals, unpriced, tokens))
         else:
-            cursor.execute(_hourly_sql(columns), [pid, window.since, window.until])
+            group = ", ".join(f'"{c}"' for c in columns)
+            source, params = _rollup_source(
+                pid=pid, window=window,
+                columns=f"{group}, calls, cost, errors, refusals, unpriced_calls, total_tokens, latency_count, "
+                        "latency_us_sum, latency_hist, ttft_hist",
+            )
+            cursor.execute(
+                f"SELECT {group}, sum(calls), sum(cost), sum(errors), sum(refusals), sum(unpriced_calls), "
+                f"sum(total_tokens), sum(latency_count), sum(latency_us_sum), {hist_sum_sql('latency_hist')}, "
+                f"{hist_sum_sql('ttft_hist')} FROM ({source}) AS r GROUP BY {group} HAVING sum(calls) <> 0",
+                params,
+            )
             width = len(columns)
             for record in cursor.fetchall():
                 key = dict(zip(columns, record[:width]))
@@ -302,11 +333,12 @@ def spend_series_by(*, project, by: str = "feature", days: int = 7, granularity:
     window = _series_window(days=days, granularity=granularity, now=now)
     columns = BREAKDOWNS[by]
     group = " || ' v' || ".join(f'"{c}"::text' for c in columns)
+    source, params = _rollup_source(pid=str(project.id), window=window, granularity=granularity,
+                                    columns=", ".join(f'"{c}"' for c in columns) + ", cost, calls")
     with data_connection(project).cursor() as cursor:
         cursor.execute(
-            f"SELECT date_trunc(%s, hour, 'UTC') AS b, {group} AS g, sum(cost) FROM {HourlyRollup._meta.db_table} "
-            f"WHERE project_id = %s::uuid AND hour >= %s AND hour < %s GROUP BY b, g HAVING sum(calls) <> 0",
-            [granularity, str(project.id), window.since, window.until],
+            f"SELECT b, {group} AS g, sum(cost) FROM ({source}) AS r GROUP BY b, g HAVING sum(calls) <> 0",
+            params,
         )
         records = cursor.fetchall()
     totals: dict[str, Decimal] = {}
@@ -335,11 +367,12 @@ def cache_savings(*, project, days: int = 7, granularity: str = "day", now: date
 
     window = _series_window(days=days, granularity=granularity, now=now)
     with data_connection(project).cursor() as cursor:
+        source, params = _rollup_source(pid=str(project.id), window=window, granularity=granularity,
+                                        columns="model, cached_input_tokens")
         cursor.execute(
-            f"SELECT date_trunc(%s, hour, 'UTC') AS b, model, sum(cached_input_tokens) FROM "
-            f"{HourlyRollup._meta.db_table} WHERE project_id = %s::uuid AND hour >= %s AND hour < %s "
+            f"SELECT b, model, sum(cached_input_tokens) FROM ({source}) AS r "
             f"GROUP BY b, model HAVING sum(cached_input_tokens) <> 0",
-            [granularity, str(project.id), window.since, window.until],
+            params,
         )
         records = cursor.fetchall()
     million = Decimal(1_000_000)
