@@ -98,6 +98,11 @@ def test_a_batch_probes_its_rows_by_key_when_statistics_do_not_know_the_project(
     batch = ids[:BATCH]
     # The score write is the ingest writer's (it probes nothing: an INSERT); the rest replayed.
     statements = [(sql, params) for sql, params in _statements(project, batch) if "feedback_score" not in sql]
+    # The planner settings held for the job-state UPDATE are put back: this test's transaction (like
+    # any caller's) goes on after it.
+    with data_connection(project).cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_hashjoin'), current_setting('enable_seqscan')")
+        assert cursor.fetchone() == ("on", "on")
     explained = _replayed(project, statements)
     assert len(explained) == 3, [sql[:80] for sql, _ in explained]  # jobs, targets, job states
     for sql, read in explained:
