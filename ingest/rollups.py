@@ -248,20 +248,19 @@ class Deltas:
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
-        # The same contribution in the hourly row and in the daily row of its UTC day.
-        for acc in (self.hourly[key], self.daily[(start.astimezone(UTC).date(), *key[1:])]):
-            for name, value in values.items():
-                acc.sums[name] += sign * value
-            if obs["end_time"] is not None:
-                spent = _us(obs["end_time"] - start)
-                acc.sums["latency_count"] += sign
-                acc.sums["latency_us_sum"] += sign * spent
-                acc.latency[bucket_of(spent / 1000)] += sign
-            if obs["completion_start_time"] is not None:
-                spent = _us(obs["completion_start_time"] - start)
-                acc.sums["ttft_count"] += sign
-                acc.sums["ttft_us_sum"] += sign * spent
-                acc.ttft[bucket_of(spent / 1000)] += sign
+        acc = self.hourly[key]
+        for name, value in values.items():
+            acc.sums[name] += sign * value
+        if obs["end_time"] is not None:
+            spent = _us(obs["end_time"] - start)
+            acc.sums["latency_count"] += sign
+            acc.sums["latency_us_sum"] += sign * spent
+            acc.latency[bucket_of(spent / 1000)] += sign
+        if obs["completion_start_time"] is not None:
+            spent = _us(obs["completion_start_time"] - start)
+            acc.sums["ttft_count"] += sign
+            acc.sums["ttft_us_sum"] += sign * spent
+            acc.ttft[bucket_of(spent / 1000)] += sign
         if dims.user_id:
             user = self.users[(start.date(), dims.user_id)]
             for name in USER_SUMS:
@@ -270,6 +269,13 @@ class Deltas:
     def rows(self):
         """(hourly rows, daily rows, daily user rows) with a non-zero change, in key order (the lock
         order)."""
+        # The daily rows are the hourly deltas summed by UTC day (per key, not per call: cheaper).
+        self.daily.clear()
+        for key, acc in self.hourly.items():
+            day = self.daily[(key[0].astimezone(UTC).date(), *key[1:])]
+            for target, source in ((day.sums, acc.sums), (day.latency, acc.latency), (day.ttft, acc.ttft)):
+                for name, value in source.items():
+                    target[name] += value
         hourly, daily = [], []
         for table, dims, out in ((self.hourly, HOURLY_DIMS, hourly), (self.daily, DAILY_DIMS, daily)):
             for key in sorted(table, key=_sort_key):
