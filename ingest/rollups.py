@@ -67,7 +67,6 @@ TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "out
 COUNTERS = ("calls", "errors", "refusals", *TOKEN_KINDS, "unpriced_calls")
 HOURLY_DIMS = ("hour", "feature", "trace_name", "model", "environment", "release", "prompt_name", "prompt_version")
 HOURLY_SUMS = (*COUNTERS, "cost", "latency_count", "latency_us_sum", "ttft_count", "ttft_us_sum")
-DAILY_DIMS = ("day", *HOURLY_DIMS[1:])
 USER_SUMS = (*COUNTERS, "cost")
 SCORE_SUMS = ("scores", "value_count", "value_sum", "thumbs_up", "thumbs_down")
 SCORE_HOURLY_DIMS = ("hour", "name", "source", "data_type", "feature", "trace_name", "environment", "release")
@@ -230,7 +229,6 @@ class Deltas:
 
     def __init__(self):
         self.hourly: dict[tuple, _Acc] = defaultdict(_Acc)
-        self.daily: dict[tuple, _Acc] = defaultdict(_Acc)
         self.users: dict[tuple, _Acc] = defaultdict(_Acc)
         self.score_hourly: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
         self.score_users: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
@@ -279,46 +277,44 @@ class Deltas:
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
-        # The same contribution in the hourly row and in the daily row of its UTC day.
-        for acc in (self.hourly[key], self.daily[(start.astimezone(UTC).date(), *key[1:])]):
-            for name, value in values.items():
-                acc.sums[name] += sign * value
-            if obs["end_time"] is not None:
-                spent = _us(obs["end_time"] - start)
-                acc.sums["latency_count"] += sign
-                acc.sums["latency_us_sum"] += sign * spent
-                acc.latency[bucket_of(spent / 1000)] += sign
-            if obs["completion_start_time"] is not None:
-                spent = _us(obs["completion_start_time"] - start)
-                acc.sums["ttft_count"] += sign
-                acc.sums["ttft_us_sum"] += sign * spent
-                acc.ttft[bucket_of(spent / 1000)] += sign
+        acc = self.hourly[key]
+        for name, value in values.items():
+            acc.sums[name] += sign * value
+        if obs["end_time"] is not None:
+            spent = _us(obs["end_time"] - start)
+            acc.sums["latency_count"] += sign
+            acc.sums["latency_us_sum"] += sign * spent
+            acc.latency[bucket_of(spent / 1000)] += sign
+        if obs["completion_start_time"] is not None:
+            spent = _us(obs["completion_start_time"] - start)
+            acc.sums["ttft_count"] += sign
+            acc.sums["ttft_us_sum"] += sign * spent
+            acc.ttft[bucket_of(spent / 1000)] += sign
         if dims.user_id:
             user = self.users[(start.date(), dims.user_id)]
             for name in USER_SUMS:
                 user.sums[name] += sign * values[name]
 
     def rows(self):
-        """(hourly rows, daily rows, daily user rows) with a non-zero change, in key order (the lock
-        order)."""
-        hourly, daily = [], []
-        for table, dims, out in ((self.hourly, HOURLY_DIMS, hourly), (self.daily, DAILY_DIMS, daily)):
-            for key in sorted(table, key=_sort_key):
-                acc = table[key]
-                if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
-                    continue
-                row = dict(zip(dims, key))
-                row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
-                row["latency_hist"] = _hist(acc.latency)
-                row["ttft_hist"] = _hist(acc.ttft)
-                out.append(row)
+        """(hourly rows, daily user rows) with a non-zero change, in key order (the lock order). The
+        daily rows are summed from the hourly ones in SQL (`_write_calls`)."""
+        hourly = []
+        for key in sorted(self.hourly, key=_sort_key):
+            acc = self.hourly[key]
+            if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
+                continue
+            row = dict(zip(HOURLY_DIMS, key))
+            row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
+            row["latency_hist"] = _hist(acc.latency)
+            row["ttft_hist"] = _hist(acc.ttft)
+            hourly.append(row)
         users = []
         for key in sorted(self.users, key=_sort_key):
             acc = self.users[key]
             if not any(acc.sums.values()):
                 continue
             users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
-        return hourly, daily, users
+        return hourly, users
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -347,18 +343,40 @@ def _upsert_sql(table: str, dims: tuple, sums: tuple, hists: tuple = ()) -> str:
 
 
 _HOURLY_UPSERT = _upsert_sql(HOURLY_TABLE, HOURLY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
-_DAILY_UPSERT = _upsert_sql(DAILY_TABLE, DAILY_DIMS, HOURLY_SUMS, ("latency_hist", "ttft_hist"))
 _USER_UPSERT = _upsert_sql(USER_TABLE, ("day", "user_id"), USER_SUMS)
 
 
-def _combined(parts: list[str]) -> str:
-    """The upserts in one statement (in the lock order: hourly, daily, users), one round trip."""
-    *first, last = parts
-    ctes = ", ".join(f"u{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(first))
-    return f"WITH {ctes} {last}" if ctes else last
+def _hourly_and_daily_sql() -> str:
+    """The hourly rows' upsert and, from the same document, the daily rows': the hourly deltas summed
+    by UTC day in SQL (histograms element-wise), so the daily table costs no Python and no second
+    JSON document. Hourly first, then daily, each in key order: the lock order."""
+    cols = (*HOURLY_DIMS, *HOURLY_SUMS, "latency_hist", "ttft_hist")
+    dims = HOURLY_DIMS[1:]
+    hourly_sets = [f'"{c}" = r."{c}" + EXCLUDED."{c}"' for c in HOURLY_SUMS]
+    hourly_sets += [f'"{c}" = lookglass_int8_array_add(r."{c}", EXCLUDED."{c}")' for c in ("latency_hist", "ttft_hist")]
+    group = ", ".join(f's."{c}"' for c in dims)
+    daily_cols = ("day", *dims, *HOURLY_SUMS, "latency_hist", "ttft_hist")
+    daily_select = ", ".join(
+        ["(s.\"hour\" AT TIME ZONE 'UTC')::date", group]
+        + [f'sum(s."{c}")' for c in HOURLY_SUMS]
+        + [f'lookglass_int8_array_sum(s."{c}")' for c in ("latency_hist", "ttft_hist")]
+    )
+    def quoted(names, prefix=""):
+        return ", ".join(f'{prefix}"{c}"' for c in names)
+
+    sets = ", ".join(hourly_sets)
+    return (
+        f'WITH src AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::"{HOURLY_TABLE}", %s::jsonb)), '
+        f'hourly AS (INSERT INTO "{HOURLY_TABLE}" AS r ("project_id", {quoted(cols)}) '
+        f"SELECT %s::uuid, {quoted(cols, 's.')} FROM src AS s "
+        f"ON CONFLICT ({quoted(('project_id', 'hour', *dims))}) DO UPDATE SET {sets} RETURNING 1), "
+        f'daily AS (INSERT INTO "{DAILY_TABLE}" AS r ("project_id", {quoted(daily_cols)}) '
+        f"SELECT %s::uuid, {daily_select} FROM src AS s GROUP BY 2, {group} ORDER BY 2, {group} "
+        f"ON CONFLICT ({quoted(('project_id', 'day', *dims))}) DO UPDATE SET {sets} RETURNING 1) "
+    )
 
 
-_CALL_UPSERTS: dict[tuple[bool, bool, bool], str] = {}
+_HOURLY_DAILY = _hourly_and_daily_sql()
 _SCORE_HOURLY_UPSERT = _upsert_sql(SCORE_HOURLY_TABLE, SCORE_HOURLY_DIMS, SCORE_SUMS)
 _SCORE_USER_UPSERT = _upsert_sql(SCORE_USER_TABLE, SCORE_USER_DIMS, SCORE_SUMS)
 _SCORE_BOTH_UPSERT = f"WITH hourly AS ({_SCORE_HOURLY_UPSERT} RETURNING 1) {_SCORE_USER_UPSERT}"
@@ -643,18 +661,14 @@ class Tracker:
 
 
 def _write_calls(cursor, pid: str, tables) -> None:
-    present = tuple(bool(rows) for rows in tables)
-    if not any(present):
-        return
-    sql = _CALL_UPSERTS.get(present)
-    if sql is None:
-        parts = [part for part, here in zip((_HOURLY_UPSERT, _DAILY_UPSERT, _USER_UPSERT), present) if here]
-        sql = _CALL_UPSERTS[present] = _combined(parts)
-    params = []
-    for rows in tables:
-        if rows:
-            params += [pid, _dump(rows)]
-    cursor.execute(sql, params)
+    """Hourly, daily and per-user call rows in one statement (one round trip)."""
+    hourly, users = tables
+    if hourly and users:
+        cursor.execute(f"{_HOURLY_DAILY}{_USER_UPSERT}", [_dump(hourly), pid, pid, pid, _dump(users)])
+    elif hourly:
+        cursor.execute(f"{_HOURLY_DAILY}SELECT 1", [_dump(hourly), pid, pid])
+    elif users:
+        cursor.execute(_USER_UPSERT, [pid, _dump(users)])
 
 
 def _write_scores(cursor, pid: str, deltas: Deltas) -> None:
