@@ -191,9 +191,9 @@ def _first(sources: Iterable[dict], keys: Iterable[str]) -> Any:
 
 
 # Every prefix under which the mapper takes a group of keys (flattened lists, prefixed maps). A span
-# carries dozens of attributes (an OpenInference chat history alone is 4–6 per message), and asking
-# each of these prefixes of every key was a fifth of the mapping's CPU: `_Families` finds them in one
-# pass instead. No prefix here is the prefix of another.
+# carries dozens of attributes (an OpenInference chat history alone is 4–6 per message); asking each
+# of these prefixes of every key cost 6–7 µs of the ~87 a span took to map. `_Families` finds them in
+# one pass instead. No prefix here is the prefix of another.
 FAMILIES = (
     "llm.input_messages.",
     "llm.output_messages.",
