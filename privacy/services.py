@@ -353,6 +353,10 @@ def export_build(*, export_id) -> None:
     )
     # The end user's id is needed no longer.
     ErasureTarget.objects.for_project(export.project).filter(id=export.id).delete()
+    # An erasure that finished while this export was building found no file to delete yet but marked
+    # the export erased: the file just written may hold the erased data, so it goes now.
+    if ExportJob.objects.filter(id=export.id, erased_at__isnull=False).exists():
+        exports.delete_file(export)
 
 
 def export_downloaded(*, export, client: str) -> None:

@@ -168,3 +168,22 @@ def test_a_node_pinned_to_another_region_sends_the_download_to_that_region(
     assert response["Location"] == f"https://us.lookglass.example{parts.path}?{parts.query}"
     settings.REGION_URLS = {}
     assert client.get(f"{parts.path}?{parts.query}").status_code == 421
+
+
+def test_an_erasure_during_a_build_leaves_no_file_behind(client, api_key, project, people, export_root, monkeypatch):
+    from privacy import exports
+
+    export = ask(client, api_key, {})
+    write = exports.write_export
+
+    def erased_meanwhile(**kwargs):
+        counts = write(**kwargs)
+        erasure = services.erasure_request_create(project=project, kind="user", subjects=[ALICE], via="api",
+                                                  grace_days=0)
+        tasks.run_erasure(project_id=str(project.id), erasure_id=str(erasure.id))
+        return counts
+
+    monkeypatch.setattr(exports, "write_export", erased_meanwhile)
+    tasks.build_export(project_id=str(project.id), export_id=export["id"])
+    assert list(export_root.rglob("*.jsonl.gz")) == []
+    assert ExportJob.objects.get(id=export["id"]).erased_at is not None
