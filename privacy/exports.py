@@ -8,6 +8,7 @@ Per trace: the trace, then its observations, scores, feedback events and eval re
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
@@ -197,6 +198,25 @@ def presigned_url(export, *, seconds: float) -> str:
         export.file_name, expire=max(1, int(seconds)),
         parameters={"ResponseContentDisposition": f'attachment; filename="lookglass-export-{export.id}.jsonl.gz"'},
     )
+
+
+def delete_project_files(*, project_id: str, region: str) -> dict[str, int]:
+    """Every export file of a deleted project in its region (the purge's hook: the project's export
+    rows went with it, so the files are found by their folder, `<project id>/`)."""
+    if region not in served_regions():
+        return {}  # the purge runs on the region's own queue; a node of other regions has nothing here
+    storage = storage_for(region)
+    folder = str(project_id)
+    try:
+        _, names = storage.listdir(folder)
+    except FileNotFoundError:
+        return {"privacy.ExportFile": 0}
+    for name in names:
+        storage.delete(f"{folder}/{name}")
+    if is_local(storage):
+        with contextlib.suppress(OSError):
+            os.rmdir(storage.path(folder))
+    return {"privacy.ExportFile": len(names)}
 
 
 def delete_file(export) -> bool:

@@ -84,6 +84,9 @@ def purge_project_data(*, project_id: str, region: str) -> dict[str, int]:
                 if cursor.rowcount < PURGE_BATCH:
                     break
         deleted[model._meta.label] = total
+    from tenancy import purge_hooks
+
+    deleted.update(purge_hooks.run(project_id=str(project_id), region=region))
     return deleted
 
 

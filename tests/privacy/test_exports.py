@@ -187,3 +187,23 @@ def test_an_erasure_during_a_build_leaves_no_file_behind(client, api_key, projec
     tasks.build_export(project_id=str(project.id), export_id=export["id"])
     assert list(export_root.rglob("*.jsonl.gz")) == []
     assert ExportJob.objects.get(id=export["id"]).erased_at is not None
+
+
+def test_deleting_a_project_purges_its_export_files_and_only_its_own(client, api_key, other_api_key, project,
+                                                                     other_project, people, export_root):
+    from tenancy.services import project_delete
+    from tenancy.tasks import purge_project_data
+
+    built(client, api_key, project, {})
+    built(client, api_key, project, {"userId": ALICE})
+    built(client, other_api_key, other_project, {})
+    mine = list(export_root.rglob(f"{project.id}/*.jsonl.gz"))
+    assert len(mine) == 2
+    project_id, region = str(project.id), project.region
+    project_delete(project=project, actor=None)
+    deleted = purge_project_data(project_id=project_id, region=region)
+    assert deleted["privacy.ExportFile"] == 2
+    assert list(export_root.rglob(f"{project_id}/*")) == [] and not any(export_root.rglob(project_id))
+    # The same-region neighbour's export is untouched; a second purge finds nothing left.
+    assert len(list(export_root.rglob(f"{other_project.id}/*.jsonl.gz"))) == 1
+    assert purge_project_data(project_id=project_id, region=region)["privacy.ExportFile"] == 0
