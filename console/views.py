@@ -142,8 +142,12 @@ def sdk_project_experiment(request, project_id, sdk_run_id=None, sdk_dataset_id=
     run's summary (the project's evaluations when it names no run of this project)."""
     project = project_or_404(request, project_id)
     run_id = sdk_run_id or request.GET.get("baseline") or ""
+    run = eval_selectors.run_get(project=project, run_id=run_id)
+    if run is not None and run.dataset_id is not None:
+        # A dataset's run has its console page (summary, run evaluations, items, compare).
+        return HttpResponseRedirect(reverse("console:run", args=[project.id, run.dataset_id, run.id]))
     query = {"project": str(project.id)}
-    if eval_selectors.run_exists(project=project, run_id=run_id):
+    if run is not None:  # an experiment on local data: the evaluations page shows it
         query["run"] = run_id
     return HttpResponseRedirect(_admin_url("evals_evaluations", query=urlencode(query)))
 

@@ -128,6 +128,13 @@ def run_by_name(*, project, dataset: Dataset, name: str) -> DatasetRun | None:
     return DatasetRun.objects.for_project(project).filter(dataset_id=dataset.id, name=name).first()
 
 
+def run_get(*, project, run_id: str) -> DatasetRun | None:
+    """The project's run (experiment) with this id, in any dataset or none; None for another project's."""
+    if not run_id or len(run_id) > MAX_RUN_ID_LENGTH or "\x00" in run_id:
+        return None
+    return DatasetRun.objects.for_project(project).filter(id=run_id).first()
+
+
 def run_exists(*, project, run_id: str) -> bool:
     if not run_id or len(run_id) > MAX_RUN_ID_LENGTH or "\x00" in run_id:
         return False

@@ -263,10 +263,16 @@ def test_the_sdk_experiment_links_open_the_run_for_its_project_only(client, requ
     run = DatasetRun.objects.for_project(project).create(id="0123456789abcdef", dataset_id=qa.id, name="nightly")
     admin_page = f"/admin/evals/evaluations/?project={project.id}"
     client.force_login(owner)
+    console_run = f"/console/p/{project.id}/datasets/{qa.id}/runs/{run.id}/"
     v5 = client.get(f"/project/{project.id}/experiments/results", {"baseline": run.id})
-    assert (v5.status_code, v5["Location"]) == (302, f"{admin_page}&run={run.id}")
+    assert (v5.status_code, v5["Location"]) == (302, console_run)
     v4 = client.get(f"/project/{project.id}/datasets/{qa.id}/runs/{run.id}")
-    assert (v4.status_code, v4["Location"]) == (302, f"{admin_page}&run={run.id}")
+    assert (v4.status_code, v4["Location"]) == (302, console_run)
+    assert client.get(console_run).status_code == 200
+    # An experiment on local data has no dataset, hence no console run page: the evaluations page.
+    local = DatasetRun.objects.for_project(project).create(id="fedcba9876543210", dataset_id=None, name="local")
+    v5 = client.get(f"/project/{project.id}/experiments/results", {"baseline": local.id})
+    assert (v5.status_code, v5["Location"]) == (302, f"{admin_page}&run={local.id}")
     # A run id this project does not have: the project's evaluations, no run.
     unknown = client.get(f"/project/{project.id}/experiments/results", {"baseline": "feedfacefeedface"})
     assert unknown["Location"] == admin_page

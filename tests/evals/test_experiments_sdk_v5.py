@@ -143,9 +143,12 @@ def test_run_experiment_is_a_dataset_run_with_its_items_and_scores(
     assert url.path == f"/project/{project.id}/experiments/results" and url.query == f"baseline={run_id}"
     response = client.get(url.path + "?" + url.query)
     assert response.status_code == 302
+    assert response["Location"] == f"/console/p/{project.id}/datasets/{run.dataset_id}/runs/{run_id}/"
     page = client.get(response["Location"])
-    assert page.status_code == 200 and b"Run arith nightly: 6 items" in page.content
-    assert b'id="lg-evals-run-scores"' in page.content and b"3 items" in page.content  # the run evaluator
+    assert page.status_code == 200 and b"Run arith nightly" in page.content
+    body = page.content.decode()
+    assert ">6</div>" in body  # items run
+    assert 'id="lg-run-scores"' in body and body.count("<td>accuracy</td>") == 2  # the run evaluator, both runs
     # Local data (`langfuse.run_experiment(data=[…])`): an experiment in no dataset, under the SDK's random id.
     local_run = DatasetRun.objects.for_project(project).get(id=local["id"])
     assert (local_run.name, local_run.dataset_id) == ("local run", None)
