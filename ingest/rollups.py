@@ -193,8 +193,18 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+# What one call may add to a rollup sum. The rows keep the exact values the contract allows (token
+# counts up to 2^60, spans up to the 2262 horizon), but the rollups' bigint sums add a whole day of a
+# project's calls: a few calls with absurd counts (or a client whose clock sent 1970 as a start time)
+# would overflow them, and every later write to that bucket would fail — the whole batch with it.
+# 2^28 tokens of one kind (hundreds of times the largest context window) and 2^32 µs (71 minutes, past
+# the histograms' top bucket) per call leave room for billions of calls per bucket and day.
+ROLLUP_TOKENS_CAP = 2**28
+ROLLUP_US_CAP = 2**32
+
+
 def _us(delta: timedelta) -> int:
-    return max(0, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    return min(ROLLUP_US_CAP, max(0, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds))
 
 
 @dataclass
@@ -271,7 +281,7 @@ class Deltas:
             "refusals": int(obs["status"] == "refused"),
             "unpriced_calls": int(obs["total_cost"] is None),
             "cost": obs["total_cost"] or Decimal(0),
-            **{kind: obs[kind] or 0 for kind in TOKEN_KINDS},
+            **{kind: min(obs[kind] or 0, ROLLUP_TOKENS_CAP) for kind in TOKEN_KINDS},
         }
         key = (
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),

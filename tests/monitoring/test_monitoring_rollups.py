@@ -68,19 +68,21 @@ def recompute(project, rule: FeatureRule = DEFAULT_RULE) -> tuple[dict, dict]:
         values = {
             "calls": 1, "errors": int(obs.status == "error"), "refusals": int(obs.status == "refused"),
             "unpriced_calls": int(obs.total_cost is None), "cost": obs.total_cost or Decimal(0),
-            **{k: getattr(obs, k) or 0 for k in rollups.TOKEN_KINDS},
+            # The rollups' bound on what one call adds (the rows keep the exact values).
+            **{k: min(getattr(obs, k) or 0, rollups.ROLLUP_TOKENS_CAP) for k in rollups.TOKEN_KINDS},
         }
         for name, value in values.items():
             row[name] += value
         row.setdefault("latency_hist", [0] * HISTOGRAM_BUCKETS)
         row.setdefault("ttft_hist", [0] * HISTOGRAM_BUCKETS)
         if obs.end_time is not None:
-            us = round((obs.end_time - obs.start_time).total_seconds() * 1_000_000)
+            us = min(round((obs.end_time - obs.start_time).total_seconds() * 1_000_000), rollups.ROLLUP_US_CAP)
             row["latency_count"] += 1
             row["latency_us_sum"] += us
             row["latency_hist"][bucket_of(us / 1000)] += 1
         if obs.completion_start_time is not None:
-            us = max(0, round((obs.completion_start_time - obs.start_time).total_seconds() * 1_000_000))
+            us = min(max(0, round((obs.completion_start_time - obs.start_time).total_seconds() * 1_000_000)),
+                     rollups.ROLLUP_US_CAP)
             row["ttft_count"] += 1
             row["ttft_us_sum"] += us
             row["ttft_hist"][bucket_of(us / 1000)] += 1
