@@ -52,3 +52,10 @@ def thumbs(project, trace_id: str, *, up: bool) -> None:
                                   "dataType": "BOOLEAN"}], public_only=True,
     )
     assert not result.errors, result.errors
+
+
+def url(name, project, *args):
+    """A console page's address for a project."""
+    from django.urls import reverse
+
+    return reverse(f"console:{name}", args=[project.id, *args])

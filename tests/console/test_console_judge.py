@@ -8,23 +8,12 @@ import uuid
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 
 from evals.evaluation_models import EvalJob, EvaluationRule
 from tenancy.models import Role
 from tests.console.judge_support import seed_runs
+from tests.console.support import url
 from tests.evals.evalkit import judge_evaluator
-
-
-def url(name, project, *args):
-    return reverse(f"console:{name}", args=[project.id, *args])
-
-
-@pytest.fixture
-def member(client, organization, member_of):
-    user = member_of(organization, Role.MEMBER)
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture

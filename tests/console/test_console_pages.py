@@ -16,22 +16,11 @@ from console.models import SavedView
 from scores.models import Score
 from scores.services import score_config_create
 from tenancy.models import Role
-from tests.console.support import llm_call, thumbs
-
-
-def url(name, project, *args):
-    return reverse(f"console:{name}", args=[project.id, *args])
+from tests.console.support import llm_call, thumbs, url
 
 
 def trace_url(project, trace_id):
     return f"{url('traces', project)}{quote(trace_id, safe='')}/"
-
-
-@pytest.fixture
-def member(client, organization, member_of):
-    user = member_of(organization, Role.MEMBER)
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture

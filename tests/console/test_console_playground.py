@@ -38,13 +38,6 @@ def save_url(project):
 
 
 @pytest.fixture
-def member(client, organization, member_of):
-    user = member_of(organization, Role.MEMBER)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def server(settings):
     settings.OUTBOUND_ALLOW_PRIVATE = True
     with FakeJudge(reply=NEW) as fake:

@@ -30,13 +30,6 @@ def make_prompt(project, name, text, labels=(), actor=None):
 
 
 @pytest.fixture
-def member(client, organization, member_of):
-    user = member_of(organization, Role.MEMBER)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def support_prompt(project):
     make_prompt(project, "support/greeting", "Hello {{name}}!", labels=["production"])
     make_prompt(project, "support/greeting", "Hi {{name}}, how can I help?")

@@ -9,24 +9,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.urls import reverse
 from django.utils import timezone
 
 from ingest.services import create_scores
 from monitoring.alerts_models import AlertEvent, AlertRule
-from tenancy.models import Role
-from tests.console.support import llm_call, thumbs
-
-
-def url(name, project, *args):
-    return reverse(f"console:{name}", args=[project.id, *args])
-
-
-@pytest.fixture
-def member(client, organization, member_of):
-    user = member_of(organization, Role.MEMBER)
-    client.force_login(user)
-    return user
+from tests.console.support import llm_call, thumbs, url
 
 
 @pytest.fixture
