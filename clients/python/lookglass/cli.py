@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--baseline", help="'latest' or a run name: report regressions against it")
     run.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
     run.add_argument("--concurrency", type=int, default=4, metavar="N", help="items run at once (default 4)")
-    run.add_argument("--run-name", help="the run's name (default: 'lookglass <UTC time> [<GITHUB_SHA>]')")
+    run.add_argument("--run-name", help="the run's name (default: 'lookglass <UTC time to the microsecond> [<GITHUB_SHA>]': a run name is one experiment)")
     run.add_argument("--run-description")
     run.add_argument("--host", help="server URL (default: LOOKGLASS_HOST or LANGFUSE_HOST)")
     return root

@@ -534,5 +534,7 @@ def _describe(score: dict) -> str:
 
 def default_run_name(dataset: str) -> str:
     sha = os.environ.get("GITHUB_SHA", "")[:7]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # To the microsecond: a run name is an experiment (the server derives the experiment id from the
+    # dataset and the name, as Langfuse does), so two runs started in the same second must not merge.
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return f"lookglass {stamp}" + (f" {sha}" if sha else "")
