@@ -98,10 +98,12 @@ QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "0"))
 # to measure what redaction adds to ingestion; it is switched off again afterwards.
 REDACT = os.environ.get("BENCH_REDACT", "0").lower() in {"1", "true", "yes"}  # wait up to this long for load average < 1
 BILLING = os.environ.get("BENCH_BILLING", "0").lower() in {"1", "true", "yes"}
-# BENCH_AB=billing|redact: in one run, after the warm-up, throughput phases alternate off/on
+# BENCH_AB=billing|redact|rollups: in one run, after the warm-up, throughput phases alternate off/on
 # BENCH_AB_ROUNDS times (default 3) on the same server, and the on/off ratio is printed (the
 # latency phase and the bare baseline are skipped). Alternating in one run is what makes a few
-# percent visible on a machine whose load drifts.
+# percent visible on a machine whose load drifts. `rollups` is issue 12's budget: "on" is the product
+# as it runs (monitoring rollups, and the project's sampling policy on with its decision job running
+# beside); "off" has no rollups written (bench/gunicorn_rollups_ab.py) and sampling off.
 AB = os.environ.get("BENCH_AB", "").strip().lower()
 AB_ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "3"))
 # BENCH_SAMPLING=1: the bench project's sampling policy is on (10% share, traces settle after 1 minute)
@@ -1002,6 +1004,13 @@ class Region:
         self.project_id = project_id
         self.connection = connections[region_database(region)]
 
+    def rolled_up_calls(self) -> int:
+        """Calls the bench project's hourly rollups hold (BENCH_AB=rollups: shows each phase's arm)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(sum(calls), 0) FROM monitoring_hourlyrollup WHERE project_id = %s",
+                           [self.project_id])
+            return int(cursor.fetchone()[0])
+
     def count(self, *, catalog_only: bool = False) -> int:
         sql = "SELECT count(*) FROM traces_observation WHERE project_id = %s"
         if catalog_only:
@@ -1226,6 +1235,7 @@ class PhaseResult:
     built: dict = field(default_factory=dict)
     rate: float | None = None  # open loop: the offered load, spans/s
     cpu: dict = field(default_factory=dict)  # CPU seconds used during the phase: web, postgres
+    rolled_up: int = 0  # BENCH_AB=rollups: calls the phase added to the hourly rollups
 
     @property
     def ok_spans(self) -> int:
@@ -1345,8 +1355,15 @@ def _toggle(project_id: str, enabled: bool) -> None:
         set_billing(project_id, enabled)
     elif AB == "redact":
         set_redaction(project_id, enabled)
+    elif AB == "rollups":
+        flag = Path(os.environ["BENCH_ROLLUPS_OFF_FLAG"])
+        if enabled:
+            flag.unlink(missing_ok=True)
+        else:
+            flag.touch()
+        set_sampling(project_id, enabled)
     else:
-        raise SystemExit(f"BENCH_AB={AB!r}: use billing or redact")
+        raise SystemExit(f"BENCH_AB={AB!r}: use billing, redact or rollups")
     # Both settings reach the workers through caches stamped in Redis and checked once a second.
     time.sleep(2.0)
 
@@ -1356,12 +1373,15 @@ def run_ab(common: dict, region: Region, master: int, rss_peak: dict, project_id
     for round_no in range(AB_ROUNDS):
         for enabled in (False, True):
             _toggle(project_id, enabled)
+            rolled_before = region.rolled_up_calls() if AB == "rollups" else 0
             phase = run_phase(
                 f"{'on' if enabled else 'off'} {round_no + 1}",
                 {**common, "mode": "closed", "batches": BATCHES, "concurrency": CONCURRENCY,
                  "seed": 100 + 2 * round_no + int(enabled)},
                 region, master, rss_peak,
             )
+            if AB == "rollups":
+                phase.rolled_up = region.rolled_up_calls() - rolled_before
             out.append((enabled, phase))
     _toggle(project_id, False)
     return out
@@ -1383,6 +1403,7 @@ def report_ab(results: list, load_before: str) -> int:
         totals[enabled][2] += web
         print(f"  {phase.name:>5}: {phase.spans_expected / seconds:8,.0f} spans/s queryable, "
               f"web CPU {web / phase.spans_expected * 1e6:6,.1f} µs per span"
+              + (f", {phase.rolled_up:,} calls added to the rollups" if AB == "rollups" else "")
               + (f", {len(phase.failures)} failed requests" if phase.failures else ""))
     rate = {k: v[0] / v[1] for k, v in totals.items()}
     cpu = {k: v[2] / v[0] * 1e6 for k, v in totals.items()}
@@ -1420,8 +1441,12 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_fd, log_name = tempfile.mkstemp(prefix="bench-ingest-gunicorn-", suffix=".log")
-    server = start_gunicorn(port, workers=WORKERS, threads=THREADS, stderr=log_fd, access_log=True)
-    sampler = start_sampler(created["region"]) if SAMPLING else None
+    hooks = None
+    if AB == "rollups":
+        hooks = "bench.gunicorn_rollups_ab"
+        os.environ["BENCH_ROLLUPS_OFF_FLAG"] = os.path.join(tempfile.mkdtemp(prefix="bench-ab-"), "rollups-off")
+    server = start_gunicorn(port, workers=WORKERS, threads=THREADS, stderr=log_fd, access_log=True, config=hooks)
+    sampler = start_sampler(created["region"]) if SAMPLING or AB == "rollups" else None
     os.close(log_fd)
     rss_peak: dict[int, int] = {}
     results: list[PhaseResult] = []
@@ -1474,6 +1499,8 @@ def main() -> int:
             os.killpg(sampler.pid, signal.SIGTERM)
             sampler.wait(timeout=30)
             set_sampling(created["project_id"], False)
+        if AB == "rollups":
+            Path(os.environ["BENCH_ROLLUPS_OFF_FLAG"]).unlink(missing_ok=True)
         try:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)

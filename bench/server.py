@@ -27,7 +27,7 @@ def prepare_environment() -> None:
 
 
 def start_gunicorn(
-    port: int, *, workers: str, threads: str, stderr=None, access_log: bool = False
+    port: int, *, workers: str, threads: str, stderr=None, access_log: bool = False, config: str | None = None
 ) -> subprocess.Popen:
     """gunicorn gthread as `make run` starts it, in its own process group (so it can be killed whole)."""
     argv = [
@@ -37,6 +37,8 @@ def start_gunicorn(
         "--graceful-timeout", "10", "--timeout", "60",
     ]
     argv += ["--access-logfile", "-"] if access_log else ["--log-level", "warning"]
+    if config:  # a benchmark's own hooks (a python module path), e.g. bench.gunicorn_rollups_ab
+        argv += ["--config", f"python:{config}"]
     return subprocess.Popen(
         argv, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL if access_log else None,
         stderr=stderr, start_new_session=True,
