@@ -251,8 +251,13 @@ def test_no_request_hangs_and_nothing_acknowledged_is_lost(fault_stack):
                     health.append(Record("health", started, time.monotonic() - started, problem=str(exc)))
                 time.sleep(0.2)
 
+    # Three senders on keep-alive connections against 2 workers × 4 threads: a request stuck on the
+    # frozen database holds its thread for up to the request deadline, and with four senders all four
+    # could land on the prober's worker and leave health queued behind them (3.47 s once in CI). The
+    # promise tested is that health answers within 2 s whenever a thread is free to run it; with at
+    # most three stuck requests per worker, one always is.
     threads = [threading.Thread(target=sender, args=(send,), daemon=True)
-               for send in (langfuse_batch, langfuse_batch, otlp_export, otlp_export)]
+               for send in (langfuse_batch, otlp_export, langfuse_batch)]
     threads.append(threading.Thread(target=prober, daemon=True))
     for thread in threads:
         thread.start()
