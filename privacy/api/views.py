@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status
+from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from privacy import selectors
@@ -52,6 +52,18 @@ _PROJECT_PATH = [
 def _unavailable() -> Response:
     return Response({"detail": UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _accepted(view, start) -> Response:
+    """202 with the job `start()` created, for the region jobs (erasure, re-redaction, export): a
+    refused request is a 400 naming the field, a database outage a 503 to retry."""
+    try:
+        job = start()
+    except DjangoValidationError as exc:
+        raise as_api_errors(exc) from None
+    except (OperationalError, InterfaceError):
+        return _unavailable()
+    return Response(view.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 def policy_representation(project, policy: RedactionPolicy | None) -> dict:
@@ -179,7 +191,7 @@ class RedactViewSet(ProjectScopedViewSet):
     ),
 )
 @extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.ErasureRequestSerializer})
-class ErasureRequestViewSet(ProjectScopedViewSet):
+class ErasureRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     queryset = ErasureRequest.objects.select_related("requested_by").order_by("-created_at")
     serializer_class = s.ErasureRequestSerializer
     read_role = Role.ADMIN
@@ -188,27 +200,14 @@ class ErasureRequestViewSet(ProjectScopedViewSet):
     lookup_field = "id"
     lookup_url_kwarg = "erasure_id"
 
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.ErasureRequestSerializer(page, many=True).data)
-
-    def retrieve(self, request, *args, **kwargs):
-        return Response(s.ErasureRequestSerializer(self.get_object()).data)
-
     def create(self, request, *args, **kwargs):
         payload = s.ErasureRequestCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         kind, subjects = payload.subject()
-        try:
-            erasure = erasure_request_create(
-                project=self.project, kind=kind, subjects=subjects, via="api", actor=request.user,
-                grace_days=payload.validated_data.get("grace_period_days"),
-            )
-        except DjangoValidationError as exc:
-            raise as_api_errors(exc) from None
-        except (OperationalError, InterfaceError):
-            return _unavailable()
-        return Response(s.ErasureRequestSerializer(erasure).data, status=status.HTTP_202_ACCEPTED)
+        return _accepted(self, lambda: erasure_request_create(
+            project=self.project, kind=kind, subjects=subjects, via="api", actor=request.user,
+            grace_days=payload.validated_data.get("grace_period_days"),
+        ))
 
 
 # --- retention -------------------------------------------------------------------------------------
@@ -262,15 +261,11 @@ class RetentionViewSet(ProjectScopedViewSet):
 
 @extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.RetentionRunSerializer},
                summary="The project's retention runs, newest first: what each deleted (viewer)")
-class RetentionRunViewSet(ProjectScopedViewSet):
+class RetentionRunViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
     queryset = RetentionRun.objects.order_by("-created_at")
     serializer_class = s.RetentionRunSerializer
     read_role = Role.VIEWER
     filter_backends: list = []
-
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.RetentionRunSerializer(page, many=True).data)
 
 
 # --- re-redaction ----------------------------------------------------------------------------------
@@ -287,25 +282,18 @@ class RetentionRunViewSet(ProjectScopedViewSet):
     ),
 )
 @extend_schema(tags=["redaction"], parameters=_PROJECT_PATH, responses={200: s.ReredactionRunSerializer})
-class ReredactionViewSet(ProjectScopedViewSet):
+class ReredactionViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
     queryset = ReredactionRun.objects.order_by("-created_at")
     serializer_class = s.ReredactionRunSerializer
     read_role = Role.ADMIN
     write_role = Role.ADMIN
     filter_backends: list = []
 
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.ReredactionRunSerializer(page, many=True).data)
-
     def create(self, request, *args, **kwargs):
         payload = s.ReredactionCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            run = reredaction_create(project=self.project, actor=request.user, **payload.validated_data)
-        except DjangoValidationError as exc:
-            raise as_api_errors(exc) from None
-        return Response(s.ReredactionRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return _accepted(self, lambda: reredaction_create(
+            project=self.project, actor=request.user, **payload.validated_data))
 
 
 # --- exports ---------------------------------------------------------------------------------------
@@ -329,7 +317,7 @@ class ReredactionViewSet(ProjectScopedViewSet):
     ),
 )
 @extend_schema(tags=["privacy"], parameters=_PROJECT_PATH, responses={200: s.ExportSerializer})
-class ExportViewSet(ProjectScopedViewSet):
+class ExportViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
     queryset = ExportJob.objects.select_related("requested_by").order_by("-created_at")
     serializer_class = s.ExportSerializer
     read_role = Role.ADMIN
@@ -338,26 +326,16 @@ class ExportViewSet(ProjectScopedViewSet):
     lookup_field = "id"
     lookup_url_kwarg = "data_export_id"
 
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.ExportSerializer(page, many=True, context={"request": request}).data)
-
     def retrieve(self, request, *args, **kwargs):
         export = selectors.export_get(project=self.project, export_id=kwargs.get("data_export_id"))
         if export is None:
             raise Http404
-        return Response(s.ExportSerializer(export, context={"request": request}).data)
+        return Response(self.get_serializer(export).data)
 
     def create(self, request, *args, **kwargs):
         payload = s.ExportCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        try:
-            export = export_create(project=self.project, since=data.get("since"), until=data.get("until"),
-                                   user_id=data.get("user_id"), actor=request.user)
-        except DjangoValidationError as exc:
-            raise as_api_errors(exc) from None
-        except (OperationalError, InterfaceError):
-            return _unavailable()
-        return Response(s.ExportSerializer(export, context={"request": request}).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return _accepted(self, lambda: export_create(
+            project=self.project, since=data.get("since"), until=data.get("until"), user_id=data.get("user_id"),
+            actor=request.user))
