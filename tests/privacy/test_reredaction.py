@@ -111,3 +111,20 @@ def test_the_api_is_for_admins_and_scoped(organization, project, member_of, othe
         client.force_login(user)
         assert client.get(url(organization, project)).status_code == 404
         assert client.post(url(organization, project), body, format="json").status_code == 404
+
+
+def test_a_database_outage_answers_503_with_retry_after_not_500(organization, project, member_of, monkeypatch):
+    from django.db import OperationalError
+
+    from privacy.api import views
+
+    def down(**kwargs):
+        raise OperationalError("region database unavailable")
+
+    monkeypatch.setattr(views, "reredaction_create", down)
+    admin = APIClient()
+    admin.force_login(member_of(organization, Role.ADMIN))
+    response = admin.post(url(organization, project), {"since": "2026-11-26T10:00:00Z", "until": "2026-11-26T11:00:00Z"},
+                          format="json")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert not ReredactionRun.objects.exists()
