@@ -110,6 +110,13 @@ def _rollup_source(*, pid: str, window: Window, columns: str, granularity: str |
     )
 
 
+def rollup_source(*, pid: str, window: Window, columns: str) -> tuple[str, list]:
+    """`_rollup_source` for reads of other apps (prompts.selectors' version metrics): SQL and
+    parameters of the call rollup rows covering [since, until), whole days from the daily rollup.
+    The bounds must be whole hours (a partial hour would be counted whole)."""
+    return _rollup_source(pid=pid, window=window, columns=columns)
+
+
 def cost_breakdown(*, project, by: str = "feature", days: int = 7, now: datetime | None = None) -> dict:
     """Spend, calls and cost per call by `by` over the last `days` days, ordered by spend (largest
     first), with each group's share of the spend, the cumulative share and whether the group is

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import OuterRef, Q
 
+from ingest.rollups import EMPTY_DIMS, OBS_COLUMNS, Deltas
+from monitoring.models import DIMENSION_CHARS, HISTOGRAM_BUCKETS
+from monitoring.rules import percentile_of
+from monitoring.selectors import Window, hist_sum_sql, rollup_source
 from prompts import cache
 from prompts.models import PRODUCTION, Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from prompts.render import dumps, prompt_payload
 from tenancy.dataplane import data_connection
 from tenancy.models import Project
-from traces.models import ObservationType, Status
+from traces.models import ObservationType
 
 
 def prompt_by_name(*, project: Project, name: str) -> Prompt | None:
@@ -216,63 +221,44 @@ def label_history(*, project: Project, prompt: Prompt, limit: int = 100):
 
 # --- comparing versions -----------------------------------------------------------------------
 
-# A generation "belongs" to version N of prompt P when it is a GENERATION observation whose
-# prompt_name = P and prompt_version = N and whose start_time falls in [since, until).
-# A score is "attached" to version N when it is on one of those generations (observation_id) or
-# on a trace that contains one (trace_id); a score is counted once per version even when several
+# A call "belongs" to version N of prompt P when it is an LLM call (a GENERATION or EMBEDDING
+# observation, not a nested duplicate of another: the calls the monitoring rollups count) whose
+# prompt_name = P and prompt_version = N (N > 0: the rollups keep "no version" as 0) and whose
+# start_time falls in [since, until).
+# A score is "attached" to version N when it is on one of N's generations (observation_id) or on a
+# trace that contains one (trace_id); a score is counted once per version even when several
 # generations of that version share its trace.
 # Feedback is an attached USER score that is a thumbs up/down: BOOLEAN, or NUMERIC with value 0 or 1.
 # Thumbs-down rate = feedback scores with value 0 / all feedback scores (null when none).
+#
+# The call figures come from the monitoring call rollups (prompt name and version are dimensions):
+# the window's whole hours through `monitoring.selectors.rollup_source` (whole days from the daily
+# rollup), and only its partial edge hours from the raw calls, added up by the rollups' own rule
+# (`ingest.rollups.Deltas`), so both parts sum the same contributions. Reading every call of the
+# window cost ~0.5 s at 500k observations and grew with the volume; the rollups hold ~24 rows per
+# dimension combination a day whatever the traffic. Latency and TTFT percentiles are read from the
+# rollups' fixed-bucket histograms (±9%, as on the dashboards). A prompt name of DIMENSION_CHARS or
+# more is cut in the rollups (another prompt could share the cut), so its calls are read raw.
+#
+# Scores have no prompt dimension in the score rollups (a probe per inserted call on every batch,
+# see README), so the attached scores are still read from the raw rows: the window's generations
+# (from the covering partial index obs_project_prompt_cover, whose predicate is repeated here so the
+# planner can use it: keep the two in step), each joined to its scores by trace and by observation.
 
-# One statement: the version's calls are read once (a MATERIALIZED CTE over the prompt/time index
-# obs_project_prompt_cover, whose `prompt_name <> ''` predicate is repeated so the planner can use it;
-# it includes every column read here, so the calls come from the index alone: keep the two in step),
-# then grouped for the call metrics and joined to their scores. Rows: ('calls', version, ...call
-# columns) and ('scores', version, name or NULL for the per-version grouping set, ...score columns).
 _CALLS_CTE = """
     calls AS MATERIALIZED (
-        SELECT o.id, o.trace_id, o.prompt_version, o.status, o.start_time, o.end_time,
-               o.completion_start_time, o.total_cost,
-               o.total_cost IS NULL AND (o.model <> '' OR o.response_model <> '')
-                   AND GREATEST(o.input_tokens, o.cached_input_tokens, o.cache_write_tokens,
-                                o.output_tokens, o.reasoning_tokens) > 0 AS unpriced
+        SELECT o.id, o.trace_id, o.prompt_version
         FROM traces_observation o
         WHERE o.project_id = %(project)s AND o.prompt_name = %(name)s AND o.prompt_name <> ''
           AND o.start_time >= %(since)s AND o.start_time < %(until)s
-          AND o.type = %(generation)s AND o.prompt_version IS NOT NULL
+          AND o.type = %(generation)s AND o.prompt_version IS NOT NULL AND o.prompt_version <> 0
           AND o.duplicate_of = ''  -- a nested span of the same call is not a second call
     )
 """
 
-_CALL_METRICS_CTE = """
-    call_metrics AS (
-        SELECT prompt_version,
-               count(*) AS calls,
-               count(*) FILTER (WHERE status = %(error)s) AS errors,
-               count(*) FILTER (WHERE status = %(refused)s) AS refusals,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM end_time - start_time) * 1000)
-                   FILTER (WHERE end_time IS NOT NULL) AS latency_p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM end_time - start_time) * 1000)
-                   FILTER (WHERE end_time IS NOT NULL) AS latency_p95,
-               percentile_cont(0.5) WITHIN GROUP (
-                   ORDER BY extract(epoch FROM completion_start_time - start_time) * 1000)
-                   FILTER (WHERE completion_start_time IS NOT NULL) AS ttft_p50,
-               avg(total_cost) AS avg_cost,
-               count(total_cost) AS costed_calls,
-               count(*) FILTER (WHERE unpriced) AS unpriced_calls
-        FROM calls
-        GROUP BY prompt_version
-    )
-"""
-
-# The call metrics alone (version, calls, errors, …): what the combined statement's 'calls' rows hold.
-_CALL_METRICS_SQL = "WITH" + _CALLS_CTE + "," + _CALL_METRICS_CTE + "SELECT * FROM call_metrics"
-
-_METRICS_SQL = (
+_SCORES_SQL = (
     "WITH"
     + _CALLS_CTE
-    + ","
-    + _CALL_METRICS_CTE
     + """,
     attached AS (
         SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
@@ -282,29 +268,114 @@ _METRICS_SQL = (
         SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
         FROM calls c
         JOIN feedback_score s ON s.project_id = %(project)s AND s.observation_id = c.id
-    ),
-    score_metrics AS (
-        SELECT prompt_version, name,
-               avg(value) AS average,
-               count(value) AS scored,
-               count(*) FILTER (WHERE source = %(user)s AND value IS NOT NULL
-                                AND (data_type = %(boolean)s OR (data_type = %(numeric)s AND value IN (0, 1))))
-                   AS feedback,
-               count(*) FILTER (WHERE source = %(user)s AND value = 0
-                                AND (data_type = %(boolean)s OR data_type = %(numeric)s)) AS thumbs_down
-        FROM attached
-        GROUP BY GROUPING SETS ((prompt_version, name), (prompt_version))
     )
-    SELECT 'calls', prompt_version, NULL::text, calls, errors, refusals, latency_p50, latency_p95, ttft_p50,
-           avg_cost, costed_calls, unpriced_calls,
-           NULL::double precision, NULL::bigint, NULL::bigint, NULL::bigint
-    FROM call_metrics
-    UNION ALL
-    SELECT 'scores', prompt_version, name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           average, scored, feedback, thumbs_down
-    FROM score_metrics
+    SELECT prompt_version, name,
+           avg(value) AS average,
+           count(value) AS scored,
+           count(*) FILTER (WHERE source = %(user)s AND value IS NOT NULL
+                            AND (data_type = %(boolean)s OR (data_type = %(numeric)s AND value IN (0, 1))))
+               AS feedback,
+           count(*) FILTER (WHERE source = %(user)s AND value = 0
+                            AND (data_type = %(boolean)s OR data_type = %(numeric)s)) AS thumbs_down
+    FROM attached
+    GROUP BY GROUPING SETS ((prompt_version, name), (prompt_version))
 """
 )
+
+# The calls of the window's partial edge hours (and of a prompt whose name the rollups cut), with the
+# columns `ingest.rollups.Deltas.add` reads: generations through the covering prompt index, embeddings
+# through the (project, type, start_time) index. One pair of branches per time range.
+_RAW_CALLS_BRANCH = (
+    f"SELECT {', '.join(f'o.{column}' for column in OBS_COLUMNS)} FROM traces_observation o "
+    "WHERE o.project_id = %(project)s AND o.prompt_name = %(name)s AND o.prompt_name <> '' "
+    "AND o.start_time >= %(since{i})s AND o.start_time < %(until{i})s AND o.type = {kind} "
+    "AND o.prompt_version IS NOT NULL AND o.prompt_version <> 0 AND o.duplicate_of = ''"
+)
+
+
+@dataclass
+class _CallSums:
+    calls: int = 0
+    errors: int = 0
+    refusals: int = 0
+    uncosted: int = 0
+    cost: Decimal = Decimal(0)
+    latency: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BUCKETS)
+    ttft: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BUCKETS)
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _raw_calls_sql(
+    *, project: Project, name: str, ranges: list[tuple[datetime, datetime]]
+) -> tuple[str, dict]:
+    """The statement reading the prompt's calls started in `ranges` (for `ingest.rollups.Deltas`)."""
+    params = {
+        "project": project.id,
+        "name": name,
+        "generation": ObservationType.GENERATION,
+        "embedding": ObservationType.EMBEDDING,
+    }
+    branches = []
+    for i, (since, until) in enumerate(ranges):
+        params[f"since{i}"], params[f"until{i}"] = since, until
+        branches += [
+            _RAW_CALLS_BRANCH.replace("{i}", str(i)).replace("{kind}", f"%({kind})s")
+            for kind in ("generation", "embedding")
+        ]
+    return " UNION ALL ".join(branches), params
+
+
+def _call_sums(
+    cursor, *, project: Project, name: str, since: datetime, until: datetime
+) -> dict[int, _CallSums]:
+    """Per version: the call sums over [since, until), from the rollups' whole hours plus the raw
+    calls of the partial hours at either edge (at most one statement each)."""
+    sums: dict[int, _CallSums] = defaultdict(_CallSums)
+    raw_ranges: list[tuple[datetime, datetime]] = []
+    first_hour = _hour_floor(since)
+    if first_hour < since:
+        first_hour += timedelta(hours=1)
+    last_hour = _hour_floor(until)
+    if len(name) >= DIMENSION_CHARS or first_hour >= last_hour:
+        raw_ranges.append((since, until))
+    else:
+        raw_ranges += [(a, b) for a, b in ((since, first_hour), (last_hour, until)) if a < b]
+        source, params = rollup_source(
+            pid=str(project.id),
+            window=Window(since=first_hour, until=last_hour),
+            columns="prompt_name, prompt_version, calls, errors, refusals, unpriced_calls, cost, latency_hist, "
+            "ttft_hist",
+        )
+        cursor.execute(
+            f"SELECT prompt_version, sum(calls), sum(errors), sum(refusals), sum(unpriced_calls), sum(cost), "
+            f"{hist_sum_sql('latency_hist')}, {hist_sum_sql('ttft_hist')} FROM ({source}) AS r "
+            "WHERE prompt_name = %s AND prompt_version <> 0 GROUP BY prompt_version",
+            [*params, name],
+        )
+        for number, calls, errors, refusals, uncosted, cost, latency, ttft in cursor.fetchall():
+            entry = sums[number]
+            entry.calls, entry.errors, entry.refusals = int(calls), int(errors), int(refusals)
+            entry.uncosted, entry.cost = int(uncosted), Decimal(cost or 0)
+            entry.latency, entry.ttft = list(latency), list(ttft)
+    if raw_ranges:
+        cursor.execute(*_raw_calls_sql(project=project, name=name, ranges=raw_ranges))
+        deltas = Deltas()
+        for row in cursor.fetchall():
+            deltas.add(dict(zip(OBS_COLUMNS, row)), EMPTY_DIMS, 1)
+        for key, acc in deltas.hourly.items():
+            entry = sums[key[-1]]  # the key's last dimension is the prompt version
+            entry.calls += acc.sums["calls"]
+            entry.errors += acc.sums["errors"]
+            entry.refusals += acc.sums["refusals"]
+            entry.uncosted += acc.sums["unpriced_calls"]
+            entry.cost += acc.sums["cost"]
+            for hist, counts in ((entry.latency, acc.latency), (entry.ttft, acc.ttft)):
+                for bucket, count in counts.items():
+                    hist[bucket] += count
+    return {number: entry for number, entry in sums.items() if entry.calls}
 
 
 @dataclass
@@ -322,7 +393,8 @@ class VersionMetrics:
     time_to_first_token_p50_ms: float | None = None
     avg_cost: Decimal | None = None
     costed_calls: int = 0
-    # Calls with a model and tokens but no price: `avg_cost` is over priced calls only.
+    # Calls without a cost (no price for their model, or nothing to price): `avg_cost` is over the
+    # costed calls only, so costed_calls + unpriced_calls = calls.
     unpriced_calls: int = 0
     feedback_count: int = 0
     thumbs_down_count: int = 0
@@ -347,23 +419,12 @@ def compare_versions(
     """Per version, over [since, until): calls, error/refusal rates, latency p50/p95, time to first
     token p50, average cost, thumbs-down rate and the average of every score. Newest version first.
 
-    Versions seen on generations but not (or no longer) in the registry are included with
-    `registered=False`. One statement for the metrics (and one for the registry), whatever the number of
-    versions or rows.
+    Versions seen on calls but not (or no longer) in the registry are included with
+    `registered=False`. The call figures come from the monitoring rollups (and the raw calls of the
+    window's partial edge hours), the scores from the raw rows: at most three statements for the
+    metrics (and one for the registry), whatever the number of versions or rows.
     """
     registered = {v.version: v for v in versions_with_labels(project=project, prompt=prompt)}
-    params = {
-        "project": project.id,
-        "name": prompt.name,
-        "since": since,
-        "until": until,
-        "generation": ObservationType.GENERATION,
-        "error": Status.ERROR,
-        "refused": Status.REFUSED,
-        "user": "USER",
-        "boolean": "BOOLEAN",
-        "numeric": "NUMERIC",
-    }
     metrics: dict[int, VersionMetrics] = {
         number: VersionMetrics(
             version=number,
@@ -380,18 +441,32 @@ def compare_versions(
             metrics[number] = VersionMetrics(version=number, registered=False)
         return metrics[number]
 
+    params = {
+        "project": project.id,
+        "name": prompt.name,
+        "since": since,
+        "until": until,
+        "generation": ObservationType.GENERATION,
+        "user": "USER",
+        "boolean": "BOOLEAN",
+        "numeric": "NUMERIC",
+    }
     with data_connection(project).cursor() as cursor:
-        cursor.execute(_METRICS_SQL, params)
-        rows = cursor.fetchall()
-    for kind, number, name, *call_columns, average, scored, feedback, thumbs_down in rows:
+        calls = _call_sums(cursor, project=project, name=prompt.name, since=since, until=until)
+        cursor.execute(_SCORES_SQL, params)
+        score_rows = cursor.fetchall()
+    for number, sums in calls.items():
         m = entry(number)
-        if kind == "calls":
-            calls, errors, refusals, p50, p95, ttft, avg_cost, costed, unpriced = call_columns
-            m.calls, m.errors, m.refusals, m.costed_calls = calls, errors, refusals, costed
-            m.unpriced_calls = unpriced
-            m.latency_p50_ms, m.latency_p95_ms, m.time_to_first_token_p50_ms = p50, p95, ttft
-            m.avg_cost = avg_cost
-        elif name is None:  # the per-version grouping set
+        m.calls, m.errors, m.refusals = sums.calls, sums.errors, sums.refusals
+        m.costed_calls = sums.calls - sums.uncosted
+        m.unpriced_calls = sums.uncosted
+        m.avg_cost = sums.cost / m.costed_calls if m.costed_calls else None
+        m.latency_p50_ms = percentile_of(sums.latency, 0.5)
+        m.latency_p95_ms = percentile_of(sums.latency, 0.95)
+        m.time_to_first_token_p50_ms = percentile_of(sums.ttft, 0.5)
+    for number, name, average, scored, feedback, thumbs_down in score_rows:
+        m = entry(number)
+        if name is None:  # the per-version grouping set
             m.feedback_count, m.thumbs_down_count = feedback, thumbs_down
         elif scored:
             m.scores[name] = {"avg": average, "count": scored}

@@ -365,20 +365,16 @@ def test_prompt_metrics_count_the_call_once(client, project, api_key):
                                      "endTime": (START + timedelta(seconds=1)).isoformat()}),
     ]
     assert _langfuse(client, api_key, events).status_code == 207
-    calls = prompt_selectors._CALL_METRICS_SQL
-    assert "duplicate_of" in calls
-    from django.db import connections
+    from prompts.payloads import parse_create
+    from prompts.services import prompt_create_version
 
-    from tenancy.regions import region_database
-
-    with connections[region_database(project.region)].cursor() as cursor:
-        cursor.execute(
-            calls,
-            {"project": project.id, "generation": "GENERATION", "name": "greet", "error": "error",
-             "refused": "refused", "since": START - timedelta(days=1), "until": START + timedelta(days=1)},
-        )
-        ((version, count, *_),) = cursor.fetchall()
-    assert (version, count) == (1, 1)
+    prompt, _ = prompt_create_version(project=project, data=parse_create({"name": "greet", "prompt": "hi"}), actor=None)
+    # A window of whole days (the rollups) and one within an hour or two (the raw calls).
+    day = START.replace(hour=0, minute=0, second=0, microsecond=0)
+    for since, until in ((day - timedelta(days=1), day + timedelta(days=2)),
+                         (START - timedelta(minutes=7), START + timedelta(minutes=7))):
+        (row,) = prompt_selectors.compare_versions(project=project, prompt=prompt, since=since, until=until)
+        assert (row.version, row.calls) == (1, 1)
 
 
 # --- 4. refusal text ---------------------------------------------------------------------------------

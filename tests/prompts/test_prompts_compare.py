@@ -1,4 +1,8 @@
-"""Version comparison, checked against figures computed by hand from seeded generations and scores."""
+"""Version comparison, checked against figures computed by hand from seeded generations and scores.
+
+The call figures come from the monitoring rollups, so the seeded rows are counted into them as the
+writer would have (`ingest.rollups.rebuild`); latency and TTFT percentiles are the geometric middle of
+the rollups' histogram bucket holding the rank (bucket k >= 1 is [2^((k-1)/4), 2^(k/4)) ms)."""
 
 from __future__ import annotations
 
@@ -11,16 +15,23 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from ingest.rollups import rebuild
+from monitoring.rules import FeatureRule
 from prompts.payloads import parse_create
 from prompts.selectors import compare_versions, prompt_by_name, prompt_version_for, prompt_versions_for
 from prompts.services import prompt_create_version
 from scores.models import Score
 from tenancy.regions import region_database
-from traces.models import Observation
+from traces.models import Observation, Trace
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=tz.utc)
 UNTIL = T0 + timedelta(hours=1)
 MS = timedelta(milliseconds=1)
+
+
+def bucket_middle(k: int) -> float:
+    """The value the histogram percentiles report for a rank in bucket k: its geometric middle."""
+    return 2 ** ((k - 0.5) / 4)
 
 
 def gen(
@@ -117,6 +128,11 @@ def seeded(project, other_project):
             score("s98", "accuracy", 0.0, trace="t-theirs", observation="o4"),
         ]
     )
+    # Every stored call has its trace (the writer creates a placeholder for a trace not sent).
+    for tenant in (project, other_project):
+        traces = sorted({o.trace_id for o in Observation.objects.for_project(tenant)})
+        Trace.objects.for_project(tenant).bulk_create([Trace(id=trace_id, timestamp=T0) for trace_id in traces])
+        rebuild(project=tenant, rule=FeatureRule())
     return project
 
 
@@ -134,11 +150,13 @@ def test_compare_matches_hand_computed_figures(seeded, django_assert_max_num_que
     v1 = by[1]
     assert (v1.calls, v1.errors, v1.refusals) == (4, 1, 1)
     assert v1.error_rate == 0.25 and v1.refusal_rate == 0.25
-    assert v1.latency_p50_ms == pytest.approx(2000)
-    assert v1.latency_p95_ms == pytest.approx(2900)  # 2000 + 0.9 × (3000 − 2000)
-    assert v1.time_to_first_token_p50_ms == pytest.approx(400)
-    assert v1.avg_cost == pytest.approx(Decimal("0.02"))
-    assert v1.costed_calls == 3
+    # Latencies 1000, 2000, 3000 ms fall in buckets 40, 44, 47: rank 2 of 3 (p50) in 44, rank 3 (p95) in 47.
+    assert v1.latency_p50_ms == pytest.approx(bucket_middle(44))
+    assert v1.latency_p95_ms == pytest.approx(bucket_middle(47))
+    assert v1.time_to_first_token_p50_ms == pytest.approx(bucket_middle(35))  # 200, 400, 600 ms: 400 in 35
+    assert v1.avg_cost == Decimal("0.02")
+    # o3 (refused) has no cost: left out of the average and counted as a call without a cost.
+    assert (v1.costed_calls, v1.unpriced_calls) == (3, 1)
     # Feedback on v1's traces/generations: s1 (0), s2 (1), s3 (0), s12 (0); s1 counted once though t1 has two calls.
     assert (v1.feedback_count, v1.thumbs_down_count) == (4, 3)
     assert v1.thumbs_down_rate == 0.75
@@ -150,10 +168,11 @@ def test_compare_matches_hand_computed_figures(seeded, django_assert_max_num_que
 
     v2 = by[2]
     assert (v2.calls, v2.errors, v2.refusals, v2.error_rate) == (2, 0, 0, 0.0)
-    assert v2.latency_p50_ms == pytest.approx(1000)
-    assert v2.latency_p95_ms == pytest.approx(1450)
-    assert v2.time_to_first_token_p50_ms == pytest.approx(200)
-    assert v2.avg_cost == pytest.approx(Decimal("0.002"))
+    assert v2.latency_p50_ms == pytest.approx(bucket_middle(36))  # 500 ms (rank 1 of 2)
+    assert v2.latency_p95_ms == pytest.approx(bucket_middle(43))  # 1500 ms
+    assert v2.time_to_first_token_p50_ms == pytest.approx(bucket_middle(27))  # 100 ms
+    assert v2.avg_cost == Decimal("0.002")
+    assert (v2.costed_calls, v2.unpriced_calls) == (2, 0)
     # The 4-star score is not a thumbs up/down, but it is averaged with the other scores.
     assert (v2.feedback_count, v2.thumbs_down_count, v2.thumbs_down_rate) == (1, 0, 0.0)
     assert v2.scores == {
@@ -172,7 +191,7 @@ def test_compare_matches_hand_computed_figures(seeded, django_assert_max_num_que
         {},
     )
 
-    assert (by[7].registered, by[7].calls, by[7].latency_p50_ms) == (False, 1, pytest.approx(100))
+    assert (by[7].registered, by[7].calls, by[7].latency_p50_ms) == (False, 1, pytest.approx(bucket_middle(27)))
 
 
 def test_the_public_metrics_endpoint_serves_the_comparison(client, seeded, api_key, other_api_key):
@@ -185,8 +204,8 @@ def test_the_public_metrics_endpoint_serves_the_comparison(client, seeded, api_k
     v1 = next(v for v in body["versions"] if v["version"] == 1)
     assert v1["calls"] == 4
     assert v1["errorRate"] == 0.25
-    assert v1["latencyP95Ms"] == pytest.approx(2900)
-    assert v1["timeToFirstTokenP50Ms"] == pytest.approx(400)
+    assert v1["latencyP95Ms"] == pytest.approx(bucket_middle(47))
+    assert v1["timeToFirstTokenP50Ms"] == pytest.approx(bucket_middle(35))
     assert v1["avgCost"] == pytest.approx(0.02)
     assert v1["thumbsDownRate"] == 0.75
     assert v1["scores"]["accuracy"] == {"avg": pytest.approx(0.7), "count": 2}
@@ -226,7 +245,7 @@ def test_the_management_comparison_is_open_to_viewers(client, seeded, organizati
     assert response.status_code == 200, response.content
     v1 = next(v for v in response.json()["versions"] if v["version"] == 1)
     assert (v1["calls"], v1["error_rate"], v1["thumbs_down_rate"]) == (4, 0.25, 0.75)
-    assert v1["latency_p50_ms"] == pytest.approx(2000)
+    assert v1["latency_p50_ms"] == pytest.approx(bucket_middle(44))
     assert client.get(compare_url(organization, seeded, "missing")).status_code == 404
     assert client.get(compare_url(organization, seeded), {"to": "x"}).status_code == 400
 

@@ -1,6 +1,6 @@
 """Reads at volume (issue 13): page totals that never count a big list, a clear limit on deep pages,
 trace filters answered from indexes with the same rows as their definition, sessions without grouping
-every trace, prompt metrics in one statement, and the indexes the plans rely on.
+every trace, prompt metrics from the rollups, and the indexes the plans rely on.
 
 The data is a small slice of `make seed-volume` (bench/seed_volume.py), sent through the ingest API
 (Langfuse batch and OTLP, as the generator sends it), so the filters are checked on the rows the
@@ -289,22 +289,48 @@ def test_the_slow_reads_of_the_issue_have_an_index(seeded, project):
     assert "score_project_time" in _plan(newest_scores, off=("seqscan", "bitmapscan", "sort"))
 
 
-def test_prompt_version_metrics_read_the_calls_once_through_the_time_index(
+def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_scores(
     seeded, project, queries_everywhere
 ):
+    """The call figures come from the monitoring rollups (whole days from the daily one), the raw
+    calls are read only for the partial edge hours of a window and, once, from the covering prompt
+    index, to join them to their scores."""
+    from prompts.selectors import _CALLS_CTE, _raw_calls_sql
+
     prompt_create_version(project=project, data=parse_create({"name": "support-system", "prompt": "hi"}), actor=None)
     prompt = prompt_by_name(project=project, name="support-system")
-    with queries_everywhere() as captured:
-        rows = compare_versions(project=project, prompt=prompt, since=END - timedelta(days=30), until=END)
-    expected = sum(
-        1 for t in seeded for o in t["observations"] if o.get("prompt_name") == "support-system"
-    )
-    assert sum(row.calls for row in rows) == expected > 0
-    assert len([q for q in captured if "traces_observation" in q["sql"]]) == 1
-    from prompts.selectors import _CALLS_CTE
+    linked = [o for t in seeded for o in t["observations"] if o.get("prompt_name") == "support-system"]
+
+    def read(since, until):
+        with queries_everywhere() as captured:
+            rows = compare_versions(project=project, prompt=prompt, since=since, until=until)
+        assert sum(row.calls for row in rows) == sum(1 for o in linked if since <= o["start"] < until) > 0
+        raw = [q["sql"] for q in captured if "traces_observation" in q["sql"]]
+        rollups = [q["sql"] for q in captured if "monitoring_" in q["sql"]]
+        # One read of the rollups (daily and hourly tables in one statement), never of the raw calls.
+        assert len(rollups) == 1 and "monitoring_dailyrollup" in rollups[0] and "traces_observation" not in rollups[0]
+        # One read of the raw calls for the scores, and no grouping of calls there any more.
+        scores = [sql for sql in raw if "feedback_score" in sql]
+        assert len(scores) == 1 and "percentile_cont" not in scores[0]
+        return [sql for sql in raw if "feedback_score" not in sql]
+
+    # 30 whole days: the rollups alone for the calls.
+    assert read(END - timedelta(days=30), END) == []
+    # Edges mid-hour: one more statement, reading the calls of the two partial hours only.
+    since, until = END - timedelta(days=7, minutes=25), END - timedelta(minutes=35)
+    (edges,) = read(since, until)
+    hour = timedelta(hours=1)
+    ranges = [(since, END - timedelta(days=7)), (END - hour, until)]
+    expected_sql, params = _raw_calls_sql(project=project, name="support-system", ranges=ranges)
+    assert edges.count("UNION ALL") == expected_sql.count("UNION ALL") == 3
 
     with connections[region_database(project.region)].cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + expected_sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        # Each partial hour's generations from the covering prompt index, bounded by start_time.
+        assert plan.count("obs_project_prompt_cover") == 2, plan
+        assert plan.count("start_time >=") >= 4, plan
         cursor.execute(
             "EXPLAIN WITH" + _CALLS_CTE + "SELECT * FROM calls",
             {"project": project.id, "name": "support-system", "since": END - timedelta(days=7), "until": END,

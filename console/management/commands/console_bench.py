@@ -1,16 +1,20 @@
-"""Server time of the console's pages on a project filled through the real write path.
+"""Server time of the console's pages on a filled project.
 
-    make bench-console ARGS="--traces 100000"
+    make bench-console ARGS="--traces 100000"            # through the real write path
+    make bench-console ARGS="--observations 10000000"    # seeded with SQL (bench/console_volume.py)
 
-Fills a fresh project (in its own organization) with `--traces` traces of one generation each,
-sent as Langfuse batches through `ingest` (so indexes, rollups and scores are as in production),
-then requests every console page several times with Django's test client as a superuser and prints
-the median and worst server time of each (no network, no browser). Re-running with the same
-`--project` reuses its data.
+`--traces N` fills a project (in its own organization) with N traces of one generation each, sent as
+Langfuse batches through `ingest` (so indexes, rollups and scores are as in production; ~300 traces/s
+on the 2-core reference machine). `--observations N` seeds project `console-sql-<N>` with SQL instead
+(N / 5 traces of five observations over 30 days, text, sessions, thumbs, rollups: minutes, not hours;
+resumed if stopped). Either way it then requests every console page several times with Django's
+test client as a superuser and prints the median and worst server time of each (no network, no
+browser). Re-running reuses the project's data.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -42,15 +46,31 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--traces", type=int, default=20_000)
         parser.add_argument("--project", default="console-bench")
+        parser.add_argument("--observations", type=int, default=0,
+                            help="seed N observations with SQL (project console-sql-N) instead of --traces through ingest")
         parser.add_argument("--repeat", type=int, default=5)
+        parser.add_argument("--queries", action="store_true",
+                            help="after timing, print each page's slowest statements (one more request, captured)")
+        parser.add_argument("--only", default="", help="time only the pages whose name contains this text")
 
-    def handle(self, *args, traces: int, project: str, repeat: int, **options):
+    def handle(self, *args, traces: int, project: str, repeat: int, observations: int, queries: bool, only: str,
+               **options):
         organization, _ = Organization.objects.get_or_create(name="Console bench")
+        if observations:
+            project = f"console-sql-{observations}"
         proj = Project.objects.filter(organization=organization, name=project).first() or Project.objects.create(
             organization=organization, name=project, region=settings.DEFAULT_REGION
         )
-        self._fill(proj, traces)
-        dataset, runs, rule = self._judge(proj, min(traces, 2 * DATASET_ITEMS))
+        if observations:
+            from bench import console_volume
+            from tenancy.dataplane import data_connection
+
+            console_volume.seed(proj, data_connection(proj), observations=observations)
+            traces, prefix = observations // 5, "t"
+        else:
+            self._fill(proj, traces)
+            prefix = "bench-"
+        dataset, runs, rule = self._judge(proj, min(traces, 2 * DATASET_ITEMS), prefix=prefix)
         user = User.objects.filter(email="console-bench@lookglass.local").first() or User.objects.create_superuser(
             email="console-bench@lookglass.local", password=uuid.uuid4().hex
         )
@@ -66,13 +86,14 @@ class Command(BaseCommand):
             "traces: search rare word": f"{base}/traces/?q=needle-{traces // 2}",
             "traces: user prefix": f"{base}/traces/?user=user-1",
             "traces: sort by cost": f"{base}/traces/?order=-cost&since=" + quote(_iso(datetime.now(UTC) - timedelta(days=1))),
-            "trace": f"{base}/traces/bench-{traces // 2}/",
+            "trace": f"{base}/traces/{prefix}{traces // 2}/",
             "sessions": f"{base}/sessions/",
             "session": f"{base}/sessions/session-7/",
             "users": f"{base}/users/",
             "user": f"{base}/users/user-7/",
             "prompts": f"{base}/prompts/",
             "review: thumbs-down": reverse("console:review", args=[proj.id]) + "?thumbs_down=on",
+            "review: a trace in the queue": f"{base}/traces/{prefix}{traces // 2}/?review=" + quote("thumbs_down=on"),
             "dashboards (7 days)": f"{base}/dashboards/",
             "dashboards (30 days)": f"{base}/dashboards/?days=30",
             "dashboards (24 h by hour)": f"{base}/dashboards/?days=1&granularity=hour",
@@ -85,13 +106,20 @@ class Command(BaseCommand):
             "runs side by side": f"{base}/datasets/{dataset.id}/compare/?baseline={runs[0].id}&candidate={runs[1].id}",
             "evaluators": f"{base}/evaluators/",
             "evaluation rule": f"{base}/evaluators/rules/{rule.id}/",
+            "exports": f"{base}/exports/",
         }
+        if observations:  # the SQL seed links calls to prompts (bench/console_volume.py)
+            pages["prompt (7-day version metrics)"] = f"{base}/prompts/answer-0/"
         from monitoring.models import HourlyRollup
 
         rollups = HourlyRollup.objects.for_project(proj).count()
-        self.stdout.write(f"{traces} traces, {traces} generations, {rollups} hourly rollup rows; {repeat} runs per "
-                          f"page (ms: median, worst)")
+        shape = (f"{traces} traces, {observations} observations" if observations
+                 else f"{traces} traces, {traces} generations")
+        self.stdout.write(f"{shape}, {rollups} hourly rollup rows; {repeat} runs per page (ms: median, worst); "
+                          f"load average {os.getloadavg()[0]:.1f}")
         for name, url in pages.items():
+            if only and only not in name:
+                continue
             times = []
             for _ in range(repeat):
                 start = time.perf_counter()
@@ -99,8 +127,26 @@ class Command(BaseCommand):
                 times.append((time.perf_counter() - start) * 1000)
                 assert response.status_code in (200, 302), (url, response.status_code)
             self.stdout.write(f"  {name:28s} {statistics.median(times):8.1f} {max(times):8.1f}")
+            if queries:
+                self._slowest(client, url)
+        self.stdout.write(f"load average {os.getloadavg()[0]:.1f}")
 
-    def _judge(self, project, traces: int):
+    def _slowest(self, client, url: str) -> None:
+        from contextlib import ExitStack
+
+        from django.db import connections
+        from django.test.utils import CaptureQueriesContext
+
+        with ExitStack() as stack:
+            captured = [stack.enter_context(CaptureQueriesContext(c)) for c in connections.all()]
+            client.get(url)
+        statements = sorted((q for c in captured for q in c.captured_queries), key=lambda q: -float(q["time"]))
+        total = sum(float(q["time"]) for q in statements) * 1000
+        self.stdout.write(f"      {len(statements)} statements, {total:.0f} ms in the database; slowest:")
+        for q in statements[:3]:
+            self.stdout.write(f"      {float(q['time']) * 1000:7.1f} ms  {q['sql'][:400]}")
+
+    def _judge(self, project, traces: int, *, prefix: str):
         """A dataset of DATASET_ITEMS items run twice over the bench traces, with an `accuracy` score
         per run item, and an evaluation rule (through the evals services; kept between runs)."""
         from evals import eval_selectors, eval_services
@@ -118,7 +164,7 @@ class Command(BaseCommand):
             for run_index, run_name in enumerate(("baseline", "candidate")):
                 scores = []
                 for i in range(items):
-                    trace_id = f"bench-{run_index * items + i}"
+                    trace_id = f"{prefix}{run_index * items + i}"
                     run_item_create(project=project, run_name=run_name, run_description=None, metadata=None,
                                     dataset_item_id=f"item-{i}", trace_id=trace_id, observation_id=None)
                     scores.append({"traceId": trace_id, "name": "accuracy", "value": rng.random(),
