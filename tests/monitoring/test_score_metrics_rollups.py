@@ -356,3 +356,28 @@ def test_another_tenant_sees_nothing_of_the_scores(client, project, api_key, req
     assert response.status_code == 200
     assert response["X-Lookglass-Metrics-Source"] == "rollups"
     assert response.json() == {"data": []}
+
+
+def test_the_console_feedback_page_reads_thumbs_by_feature_from_the_rollups(project, monkeypatch):
+    """The console's feedback analytics (`console.selectors.thumbs_breakdowns`, a window ending now):
+    thumbs by feature come from the score rollups, by model and prompt version (the scored generation's,
+    not in the rollups) from the raw rows; the page shows the same numbers either way."""
+    from console.selectors import thumbs_breakdowns
+
+    write_scores(project, random.Random(13), orphans=True)
+    answered = []
+    run_query = metrics.run_query
+
+    def recording(*, project, query):
+        answer = run_query(project=project, query=query)
+        answered.append((query.dimensions, answer["source"]))
+        return answer
+
+    monkeypatch.setattr(metrics, "run_query", recording)
+    now = START + timedelta(days=3, minutes=17)
+    breakdowns = thumbs_breakdowns(project=project, days=3, now=now)
+    assert answered == [(("feature",), "rollups"), (("observationModelName",), "raw"),
+                        (("observationPromptName", "observationPromptVersion"), "raw")]
+    assert sum(r["thumbs"] for r in breakdowns["feature"]) > 20
+    monkeypatch.setattr(metrics, "USE_SCORE_ROLLUPS", False)
+    assert thumbs_breakdowns(project=project, days=3, now=now) == breakdowns
