@@ -1011,7 +1011,7 @@ def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict]
                 f"SELECT u.hour, u.name, u.source, u.data_type, u.environment, u.trace_name, u.release, u.feature, "
                 f"x.bv, x.n, x.vc, x.vs FROM ({relation}) u CROSS JOIN LATERAL (VALUES "
                 f"(1::double precision, u.vs, u.vs, u.vs), (0::double precision, u.vc - u.vs, u.vc - u.vs, 0::numeric), "
-                f"(NULL::double precision, u.n - u.vc, 0::numeric, 0::numeric)) AS x(bv, n, vc, vs)"
+                f"(NULL::double precision, u.n - u.vc, 0::numeric, 0::numeric)) AS x(bv, n, vc, vs) WHERE x.n <> 0"
             )
         select, groups = [], []
         for index, name in enumerate(query.dimensions):
