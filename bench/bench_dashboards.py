@@ -134,9 +134,6 @@ def main() -> int:
              "metrics": [{"measure": "latency", "aggregation": "avg"}],
              "filters": [{"column": "type", "operator": "any of", "value": ["SPAN"], "type": "stringOptions"}],
              **span(1)}), results, None)
-    timed("v2 scores-numeric avg value by name, 7 days",
-          q({"view": "scores-numeric", "dimensions": [{"field": "name"}],
-             "metrics": [{"measure": "value", "aggregation": "avg"}], **span(7)}), results, None)
     timed("v2 count of LLM calls by model, 7 days, minute-aligned window (not whole hours: raw)",
           q({"view": "observations", "dimensions": [{"field": "model"}], "metrics": [{"measure": "count", "aggregation": "count"}],
              "filters": [llm], "fromTimestamp": (now - timedelta(days=7)).isoformat(), "toTimestamp": now.isoformat()}),
@@ -144,6 +141,40 @@ def main() -> int:
     timed("billable-units by day, last 24 h (raw rows by creation time)",
           q({"view": "billable-units", "metrics": [{"measure": "units", "aggregation": "sum"}],
              "timeDimension": {"granularity": "hour"}, **span(1)}), results, None)
+    # Score views: the raw rows (metrics.USE_SCORE_ROLLUPS = False, the code before the score rollups
+    # answered them) and the score rollups, alternated twice in this run so both see the same load.
+    from console.selectors import thumbs_breakdowns
+
+    ago = lambda days: {"fromTimestamp": (now - timedelta(days=days)).isoformat(), "toTimestamp": now.isoformat()}  # noqa: E731
+    score_reads = [
+        ("v2 scores-numeric avg value by name, 7 days (whole hours)",
+         q({"view": "scores-numeric", "dimensions": [{"field": "name"}],
+            "metrics": [{"measure": "value", "aggregation": "avg"}], **span(7)})),
+        ("v1 scores-boolean thumbs (count + sum of value) by feature, last 30 days to now (the feedback page's)",
+         (lambda parsed: lambda: metrics.run_query(project=project, query=parsed))(metrics.parse_query(json.dumps(
+             {"view": "scores-boolean", "dimensions": [{"field": "feature"}],
+              "metrics": [{"measure": "count", "aggregation": "count"}, {"measure": "value", "aggregation": "sum"}],
+              "filters": [{"column": "source", "operator": "=", "value": "USER", "type": "string"}],
+              "config": {"row_limit": 100}, **ago(30)}), version=1))),
+        ("v2 scores-boolean true/false counts by day, last 30 days to now",
+         q({"view": "scores-boolean", "dimensions": [{"field": "booleanValue"}],
+            "metrics": [{"measure": "count", "aggregation": "count"}], "timeDimension": {"granularity": "day"},
+            **ago(30)})),
+        ("v2 scores-numeric count + avg by traceName and environment, 30 days (whole hours)",
+         q({"view": "scores-numeric", "dimensions": [{"field": "traceName"}, {"field": "environment"}],
+            "metrics": [{"measure": "count", "aggregation": "count"}, {"measure": "value", "aggregation": "avg"}],
+            **span(30)})),
+        ("console feedback page: thumbs by feature, model, prompt version (30 days; model/prompt stay raw)",
+         lambda: thumbs_breakdowns(project=project, days=30)),
+    ]
+    print("\nmetrics API, score views: raw rows vs score rollups (alternated, same run):")
+    for round_ in (1, 2):
+        for use in (False, True):
+            metrics.USE_SCORE_ROLLUPS = use
+            for label, call in score_reads:
+                timed(f"[{'rollups' if use else 'raw'} {round_}] {label}", call, results, None)
+    metrics.USE_SCORE_ROLLUPS = True
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     over = [r for r in results if r[3] is not None and r[1] >= r[3]]
     print(f"\n{len(results) - len(over)} of {len(results)} within their target" if not over else
           f"\nOVER target: {', '.join(r[0] for r in over)}")

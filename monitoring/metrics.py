@@ -16,6 +16,10 @@ LLM calls the rollups hold), dimensions and filters among `ROLLUP_COLUMNS`, meas
 reads the raw rows (project-scoped, by the time indexes, duplicates of a call counted once like the
 read API), bounded by the row limit and a statement timeout.
 
+The score views answer from the hourly score rollups when the query asks only what they hold (see
+`score_rollups_hold`): the same rows as the raw path, in the same order; any window (its partial edge
+hours read from the score rows).
+
 Lookglass extensions, all additive: dimensions `model` (as answered, else as requested) and `feature`
 (the project's feature rule); measures `errors`, `refusals`, `cachedInputTokens`; the view
 `billable-units` (traces + observations + scores by creation time, Langfuse's billable unit);
@@ -33,7 +37,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from monitoring.models import HourlyRollup
+from monitoring.models import DIMENSION_CHARS, HourlyRollup, HourlyScoreRollup
 from monitoring.rules import FeatureRule, percentile_of
 from monitoring.selectors import applied_feature_rule, hist_sum_sql
 from scores.models import Score
@@ -64,6 +68,7 @@ OBS = Observation._meta.db_table
 TRACES = Trace._meta.db_table
 SCORES = Score._meta.db_table
 ROLLUP = HourlyRollup._meta.db_table
+SCORE_ROLLUP = HourlyScoreRollup._meta.db_table
 
 
 class MetricsQueryError(ValueError):
@@ -172,6 +177,7 @@ TRACES_VIEW = View(
     extra_filters={"metadata": "t.metadata", "timestamp": "t.timestamp", "bookmarked": "FALSE"},
 )
 
+SCORE_VIEW_TYPES: dict[str, tuple[str, ...]] = {}  # view name -> the score data types it holds
 _SCORE_DIMS = {
     "environment": "s.environment", "name": "s.name", "source": "s.source", "dataType": "s.data_type",
     "configId": "NULLIF(s.config_id, '')",
@@ -192,6 +198,7 @@ _SCORE_DIMS = {
 
 
 def _score_view(name: str, data_types: tuple[str, ...], extra_dims: dict, measures: dict) -> View:
+    SCORE_VIEW_TYPES[name] = data_types
     types = ", ".join(f"'{t}'" for t in data_types)
     return View(
         name=name, base=f'"{SCORES}" s', project_column="s.project_id", time_column="s.timestamp",
@@ -587,6 +594,8 @@ def _aggregate(metric: Metric, expr: str) -> str:
 
 def rollup_answers(query: Query) -> bool:
     """Whether the hourly rollups hold everything the query asks (see the module docstring)."""
+    if query.view.name in SCORE_VIEWS:
+        return score_rollups_hold(query)
     if query.view is not OBSERVATIONS or query.granularity == "minute":
         return False
     if query.since.minute or query.since.second or query.since.microsecond:
@@ -627,19 +636,23 @@ def _where(query: Query, view: View, columns: dict, params: dict, *, time_column
     clauses = [f"{project_column} = %(project)s::uuid", f"{time_column} >= %(from)s", f"{time_column} < %(to)s"]
     if columns is not ROLLUP_COLUMNS:
         clauses.append(view.condition)
+    filters = [f for f in query.filters if not (columns is ROLLUP_COLUMNS and f.column == "type")]
+    clauses += _filter_clauses(filters, {**view.extra_filters, **columns}, params)
+    return " AND ".join(clauses)
+
+
+def _filter_clauses(filters, columns: dict, params: dict) -> list[str]:
+    clauses = []
     positional: list = []
-    for f in query.filters:
-        if columns is ROLLUP_COLUMNS and f.column == "type":
-            continue
-        expr = columns.get(f.column) or view.extra_filters.get(f.column)
-        clause = _filter_sql(f, expr, positional)
+    for f in filters:
+        clause = _filter_sql(f, columns[f.column], positional)
         # psycopg's pyformat wants named parameters throughout: name each positional one.
         while "%s" in clause:
             name = f"f{len(params)}"
             params[name] = positional.pop(0)
             clause = clause.replace("%s", f"%({name})s", 1)
         clauses.append(clause)
-    return " AND ".join(clauses)
+    return clauses
 
 
 _USES_TRACE = re.compile(r"\bt\.")
@@ -703,12 +716,15 @@ def _ordering(query: Query) -> tuple[tuple[str, str], ...]:
 def run_query(*, project, query: Query) -> dict:
     """`{"data": [...]}` for the query, from the rollups when they hold it, else from the raw rows."""
     rule = applied_feature_rule(project=project)
-    if rollup_answers(query):
-        rows = _from_rollups(project, query)
-        source = "rollups"
-    else:
+    rows, source = None, "raw"
+    if query.view.name in SCORE_VIEWS:
+        if USE_SCORE_ROLLUPS and score_rollups_hold(query):
+            rows = _scores_from_rollups(project, query, rule)
+            source = "rollups" if rows is not None else "raw"
+    elif rollup_answers(query):
+        rows, source = _from_rollups(project, query), "rollups"
+    if rows is None:
         rows = _from_raw(project, query, rule)
-        source = "raw"
     if query.granularity and query.order_by is None:
         rows = _zero_fill(query, rows)
     return {"data": rows[: query.row_limit], "source": source}
@@ -851,6 +867,172 @@ def _from_rollups(project, query: Query) -> list[dict]:
         rows.append((record[:width], values))
     rows = _sort_python(query, rows)
     return [_render(query, group, values) for group, values in rows]
+
+
+# --- scores from the score rollups -----------------------------------------------------------------
+#
+# `monitoring_hourlyscorerollup` holds, per hour of a score's timestamp and per name, source, data type,
+# environment and the scored trace's feature, name and release (as that trace is stored now): the
+# scores, those with a value, and the exact (numeric) sum of their values. A score query that only
+# asks for those is answered from it: the window's whole hours from the rollup rows and its partial
+# hours at either edge (a window ending now) from the score rows themselves, both shaped as one
+# relation `r` that the raw path's GROUP BY, ORDER BY (ties broken by every group) and LIMIT read, so
+# groups, ordering and row limits are the raw path's. Counts are identical; a sum or an average is
+# the exact sum of the values rounded once, where the raw path adds floats in scan order (the same
+# whenever those additions are exact, e.g. 0/1, halves, integers; else within the last bits).
+
+SCORE_ROLLUP_COLUMNS = {
+    "name": "r.name", "source": "r.source", "dataType": "r.data_type", "environment": "r.environment",
+    "traceName": "r.trace_name", "traceRelease": "r.release", "feature": "r.feature",
+    "timestampMonth": "to_char(date_trunc('month', r.hour, 'UTC'), 'YYYY-MM')",
+    "timestampDay": "to_char(date_trunc('day', r.hour, 'UTC'), 'YYYY-MM-DD')",
+}
+# A BOOLEAN score's value is 0 or 1 (every write path refuses anything else: ingest.adapters.langfuse,
+# scores.services.conform_score, feedback's thumbs), so a rollup row's trues are its value sum and its
+# falses the rest of its values: `scores-boolean` by (or filtered on) the value splits each row in three
+# (1, 0, no value) and reads the split rows.
+SCORE_SPLIT_COLUMNS = {"value": "r.bv", "booleanValue": "(r.bv = 1)"}
+# The trace's name and release as the rollups hold them: cut to DIMENSION_CHARS, and '' for a score
+# whose trace is not stored, where the raw rows' LEFT JOIN reads NULL. Exact when the window's rollup
+# rows have no value that may be cut and none with every trace dimension empty (a stored trace without
+# name, release or feature looks like a missing one): checked before answering, else the raw rows.
+SCORE_TRACE_COLUMNS = frozenset({"traceName", "traceRelease"})
+# False reads every score query from the raw rows again (`make bench-dashboards` times both, alternated).
+USE_SCORE_ROLLUPS = True
+_TIME_BOUNDS = (">=", ">", "<", "<=")  # a `timestamp` filter that only narrows the window
+_US = timedelta(microseconds=1)
+
+
+def _score_columns(query: Query) -> dict:
+    if query.view.name == "scores-boolean":
+        return {**SCORE_ROLLUP_COLUMNS, **SCORE_SPLIT_COLUMNS}
+    return SCORE_ROLLUP_COLUMNS
+
+
+def score_rollups_hold(query: Query) -> bool:
+    """Whether the score rollups hold every dimension, filter and measure of a score view's query:
+    dimensions and filters among `SCORE_ROLLUP_COLUMNS` (and the value of a boolean score), `timestamp`
+    bounds, an hour or coarser; counts of scores, and count, sum and average of their values."""
+    if query.view.name not in SCORE_VIEWS or query.granularity == "minute":
+        return False
+    columns = _score_columns(query)
+    if any(d not in columns for d in query.dimensions):
+        return False
+    for f in query.filters:
+        if f.column == "timestamp":
+            if f.type != "datetime" or f.operator not in _TIME_BOUNDS:
+                return False
+        elif f.column not in columns:
+            return False
+    for m in query.metrics:
+        if m.aggregation == "histogram" or m.measure not in ("count", "value"):
+            return False
+        if m.measure == "value" and m.aggregation not in ("count", "sum", "avg"):
+            return False
+    return True
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour if hour == moment else hour + timedelta(hours=1)
+
+
+def _score_window(query: Query) -> tuple[datetime, datetime]:
+    """The query's window narrowed by its `timestamp` bounds (timestamps are whole microseconds)."""
+    since, until = query.since, query.until
+    for f in query.filters:
+        if f.column != "timestamp":
+            continue
+        if f.operator == ">=":
+            since = max(since, f.value)
+        elif f.operator == ">":
+            since = max(since, f.value + _US)
+        elif f.operator == "<":
+            until = min(until, f.value)
+        else:
+            until = min(until, f.value + _US)
+    return since, max(since, until)
+
+
+def _score_aggregate(metric: Metric) -> str:
+    if metric.measure == "count":
+        if metric.aggregation in ("count", "sum"):
+            return "COALESCE(sum(r.n), 0)"
+        # avg, min, max, percentiles of the constant 1: 1 over any score, null over none.
+        return "CASE WHEN sum(r.n) > 0 THEN 1 END"
+    if metric.aggregation == "count":
+        return "COALESCE(sum(r.vc), 0)"
+    if metric.aggregation == "sum":
+        return "COALESCE(sum(r.vs), 0)::double precision"
+    # numeric -> float8 rounds the exact sum once; then one float division, as float8 avg does.
+    return "sum(r.vs)::double precision / NULLIF(sum(r.vc), 0)::double precision"
+
+
+def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict] | None:
+    """The answer from the score rollups, or None when the window's rows cannot tell a trace column
+    exactly (see SCORE_TRACE_COLUMNS): the caller then reads the raw rows."""
+    columns = _score_columns(query)
+    since, until = _score_window(query)
+    hours_from, hours_to = _ceil_hour(since), until.replace(minute=0, second=0, microsecond=0)
+    if hours_from >= hours_to:  # no whole hour: the score rows answer alone
+        hours_from = hours_to = since
+    params: dict = {"project": str(project.id), "from": since, "to": until, "hours_from": hours_from,
+                    "hours_to": hours_to, "types": list(SCORE_VIEW_TYPES[query.view.name])}
+    uses = set(query.dimensions) | {f.column for f in query.filters}
+    connection = data_connection(project)
+    with connection.cursor() as cursor:
+        if uses & SCORE_TRACE_COLUMNS and hours_from < hours_to:
+            cursor.execute(
+                f'SELECT EXISTS (SELECT 1 FROM "{SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
+                f"AND hour >= %(hours_from)s AND hour < %(hours_to)s AND data_type = ANY(%(types)s) AND scores <> 0 "
+                f"AND ((trace_name = '' AND release = '' AND feature = '') OR length(trace_name) >= %(cut)s "
+                f"OR length(release) >= %(cut)s))", {**params, "cut": DIMENSION_CHARS})
+            if cursor.fetchone()[0]:
+                return None
+        parts = [
+            f"SELECT hour, name, source, data_type, environment, trace_name, release, feature, scores AS n, "
+            f'value_count AS vc, value_sum AS vs FROM "{SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
+            f"AND hour >= %(hours_from)s AND hour < %(hours_to)s AND data_type = ANY(%(types)s)"
+        ]
+        if since < hours_from or hours_to < until:
+            # The edges' scores, read as the raw path reads them (the trace joined as stored now).
+            parts.append(
+                f"SELECT date_trunc('hour', s.timestamp, 'UTC'), s.name, s.source, s.data_type, s.environment, "
+                f"t.name, t.release, {_feature_sql(rule, params)}, 1, (s.value IS NOT NULL)::int, "
+                # float8's text is its shortest exact decimal: the value the rollups add.
+                f"COALESCE(s.value::text::numeric, 0) FROM \"{SCORES}\" s {_TRACE_ON.format(alias='s')} "
+                f"WHERE s.project_id = %(project)s::uuid AND s.data_type = ANY(%(types)s) "
+                f"AND ((s.timestamp >= %(from)s AND s.timestamp < %(hours_from)s) "
+                f"OR (s.timestamp >= %(hours_to)s AND s.timestamp < %(to)s))"
+            )
+        relation = " UNION ALL ".join(parts)
+        if uses & set(SCORE_SPLIT_COLUMNS) and query.view.name == "scores-boolean":
+            relation = (
+                f"SELECT u.hour, u.name, u.source, u.data_type, u.environment, u.trace_name, u.release, u.feature, "
+                f"x.bv, x.n, x.vc, x.vs FROM ({relation}) u CROSS JOIN LATERAL (VALUES "
+                f"(1::double precision, u.vs, u.vs, u.vs), (0::double precision, u.vc - u.vs, u.vc - u.vs, 0::numeric), "
+                f"(NULL::double precision, u.n - u.vc, 0::numeric, 0::numeric)) AS x(bv, n, vc, vs) WHERE x.n <> 0"
+            )
+        select, groups = [], []
+        for index, name in enumerate(query.dimensions):
+            select.append(f"{columns[name]} AS d{index}")
+            groups.append(f"d{index}")
+        if query.granularity:
+            select.append(f"{_time_bucket('r.hour', query.granularity)} AS td")
+            groups.append("td")
+        select += [f"{_score_aggregate(metric)} AS m{index}" for index, metric in enumerate(query.metrics)]
+        clauses = ["TRUE", *_filter_clauses([f for f in query.filters if f.column != "timestamp"], columns, params)]
+        sql = f"SELECT {', '.join(select)} FROM ({relation}) r WHERE {' AND '.join(clauses)}"
+        if groups:
+            # A group is a group of scores: rollup rows left at zero (scores moved away) and the empty
+            # split rows are none.
+            sql += f" GROUP BY {', '.join(groups)} HAVING sum(r.n) <> 0"
+        plan = _Plan(sql=sql, params=params, group_aliases=groups, metric_aliases=[])
+        sql += _order_sql(query, plan) + " LIMIT %(limit)s"
+        cursor.execute(sql, {**params, "limit": query.row_limit})
+        records = cursor.fetchall()
+    width = len(groups)
+    return [_render(query, record[:width], list(record[width:])) for record in records]
 
 
 def _sort_python(query: Query, rows: list) -> list:
