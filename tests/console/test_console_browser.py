@@ -277,3 +277,36 @@ def test_replay_a_generation_and_save_it_as_a_prompt_version(console, organizati
         assert fake.requests[-1]["messages"][1]["content"] == "Where is the Louvre?"
     console.shot("playground")
     assert console.problems() == []
+
+
+def test_the_home_shows_firing_alerts_and_the_navigation_opens_the_playground(
+    console, organization, member_of, project, other_project
+):
+    from monitoring.alerts_models import AlertRule
+
+    firing = AlertRule.objects.create(project=project, name="Error rate high", metric="error_rate", threshold=0.1,
+                                      state="firing", last_value=0.25)
+    AlertRule.objects.create(project=other_project, name="Their secret rule", metric="error_rate", threshold=0.1,
+                             state="firing", last_value=0.9)
+    llm_call(project, "t-1", question="hello", answer="world")
+    user = member_of(organization, Role.VIEWER)
+    console.sign_in(user, f"/console/p/{project.id}/")
+    alerts = console.wait("#lg-home-alerts")
+    assert "Error rate high" in alerts.text and "firing" in alerts.text
+    assert "Their secret rule" not in console.driver.page_source
+    console.shot("home-alerts")
+    alerts.find_element(By.LINK_TEXT, "Error rate high").click()
+    WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: f"/alerts/{firing.id}/" in d.current_url)
+
+    # Nothing firing: the home says so and links to the rules.
+    AlertRule.objects.filter(pk=firing.pk).update(state="ok")
+    console.open(f"/console/p/{project.id}/")
+    console.wait("#lg-no-alert").find_element(By.CSS_SELECTOR, "a").click()
+    console.wait("#lg-alert-rules")
+
+    # The playground is in the navigation.
+    console.driver.find_element(By.CSS_SELECTOR, ".lg-nav").find_element(By.LINK_TEXT, "Playground").click()
+    console.wait("#lg-playground")
+    assert console.driver.find_element(By.CSS_SELECTOR, ".lg-nav a.active").text == "Playground"
+    assert console.problems() == []
+
