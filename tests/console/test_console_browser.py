@@ -310,3 +310,37 @@ def test_the_home_shows_firing_alerts_and_the_navigation_opens_the_playground(
     assert console.driver.find_element(By.CSS_SELECTOR, ".lg-nav a.active").text == "Playground"
     assert console.problems() == []
 
+
+def test_time_filters_are_typed_and_shown_in_the_viewers_zone(console, organization, member_of, project):
+    """Times on the page are the viewer's; so are the explorer's From/Until fields: a time typed there
+    is the viewer's local time (sent as UTC), not a UTC time in disguise."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    llm_call(project, "t-old", question="old question", answer="old answer", at=now - timedelta(hours=3))
+    llm_call(project, "t-new", question="new question", answer="new answer", at=now - timedelta(minutes=10))
+    user = member_of(organization, Role.VIEWER)
+    console.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    try:
+        console.sign_in(user, f"/console/p/{project.id}/traces/")
+        console.wait("#lg-results")
+        console.driver.find_element(By.CSS_SELECTOR, ".lg-filters summary").click()
+        since = console.driver.find_element(By.NAME, "since")
+        assert since.get_attribute("type") == "datetime-local"
+        assert "Asia/Tokyo" in since.find_element(By.XPATH, "..").text
+        cutoff = now - timedelta(hours=1)
+        tokyo = cutoff.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%dT%H:%M:%S")
+        console.driver.execute_script("arguments[0].value = arguments[1]", since, tokyo)
+        console.driver.find_element(By.CSS_SELECTOR, "#lg-search button[type=submit]").click()
+        WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: "since=" in d.current_url)
+        console.wait("#lg-results")
+        rows = console.driver.find_elements(By.CSS_SELECTOR, "#lg-results .lg-result")
+        assert [r.get_attribute("data-trace-id") for r in rows] == ["t-new"]
+        # The address carries the instant in UTC (a saved view means the same for everyone) and the
+        # field shows it back in the viewer's zone.
+        assert quote(cutoff.strftime("%Y-%m-%dT%H:%M:%S"), safe="") in console.driver.current_url
+        assert console.driver.find_element(By.NAME, "since").get_attribute("value") == tokyo
+        assert console.problems() == []
+    finally:
+        console.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
