@@ -23,6 +23,7 @@ COLUMNS = {
     "latency": "Latency",
 }
 DEFAULT_COLUMNS = ("time", "input", "output", "status", "user", "tags", "scores", "cost", "latency")
+LOCAL_INPUT = {"data-local-input": "", "placeholder": "YYYY-MM-DD HH:MM"}
 ORDER_CHOICES = [(key, key) for key in SEARCH_ORDER_FIELDS] + [(f"-{key}", f"-{key}") for key in SEARCH_ORDER_FIELDS]
 
 
@@ -49,8 +50,10 @@ class ExplorerForm(forms.Form):
     cost_max = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=10, label="Cost ≤ $")
     latency_min = forms.FloatField(required=False, min_value=0, label="Latency ≥ ms")
     latency_max = forms.FloatField(required=False, min_value=0, label="Latency ≤ ms")
-    since = forms.DateTimeField(required=False, label="From (UTC)")
-    until = forms.DateTimeField(required=False, label="Until (UTC)")
+    # Typed in UTC without the script; the console's script shows them in the viewer's zone and sends
+    # them as ISO 8601 in UTC (`data-local-input`), as every time on the page is shown in that zone.
+    since = forms.DateTimeField(required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs=LOCAL_INPUT))
+    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=forms.DateTimeInput(attrs=LOCAL_INPUT))
     order = forms.ChoiceField(required=False, choices=ORDER_CHOICES)
     cols = forms.MultipleChoiceField(required=False, choices=list(COLUMNS.items()))
     page = forms.IntegerField(required=False, min_value=1, max_value=200)

@@ -371,8 +371,7 @@ def _render(request, project, state: State, *, result=None, problems=(), confirm
         "environment": PLAYGROUND_ENVIRONMENT,
         "production": PRODUCTION,
     }
-    return _page(request, project, "console/playground.html", context, status=status,
-                 section="traces" if state.observation_id else "prompts")
+    return _page(request, project, "console/playground.html", context, status=status, section="playground")
 
 
 @require_GET

@@ -36,10 +36,18 @@ def _folder(name: str) -> str:
     return name.rsplit("/", 1)[0] if "/" in name else ""
 
 
+NEW_CHAT = json.dumps([{"role": "system", "content": "You are a helpful assistant."},
+                       {"role": "user", "content": "{{question}}"}], indent=2)
+
+
 @require_GET
 @console_login_required
 def prompts(request, project_id):
     project = project_or_404(request, project_id)
+    return _prompts_page(request, project)
+
+
+def _prompts_page(request, project, *, new: dict | None = None, error: str = "", status: int = 200):
     contains = request.GET.get("q", "")[:255]
     rows, truncated = prompt_rows(projects=[project], name_contains=contains)
     folders: dict[str, list] = defaultdict(list)
@@ -47,8 +55,54 @@ def prompts(request, project_id):
         row["url"] = prompt_url(project, row["prompt"].name)
         row["short_name"] = row["prompt"].name.rsplit("/", 1)[-1]
         folders[_folder(row["prompt"].name)].append(row)
-    context = {"folders": sorted(folders.items()), "q": contains, "truncated": truncated}
-    return _page(request, project, "console/prompts.html", context, section="prompts")
+    context = {"folders": sorted(folders.items()), "q": contains, "truncated": truncated,
+               "can_write": may_annotate(request, project), "new_error": error,
+               "new": new or {"name": "", "type": PromptType.CHAT, "content": NEW_CHAT, "config": "{}",
+                              "commit_message": ""}}
+    return _page(request, project, "console/prompts.html", context, status=status, section="prompts")
+
+
+def _prompt_input(*, name: str, type_: str, content: str, config_text: str, commit_message: str) -> PromptInput:
+    """The console's prompt form as the API's create body (so the API's rules apply)."""
+    if type_ == PromptType.CHAT:
+        try:
+            body_prompt = json.loads(content)
+        except ValueError:
+            raise InvalidRequest("The messages must be JSON: a list of {role, content}.") from None
+    else:
+        body_prompt = content
+    try:
+        config = json.loads(config_text or "{}")
+    except ValueError:
+        raise InvalidRequest("The config must be a JSON object.") from None
+    return parse_create({"name": name, "type": type_, "prompt": body_prompt, "config": config,
+                         "commitMessage": commit_message or None})
+
+
+@require_POST
+@console_login_required
+def prompt_create(request, project_id):
+    """A new prompt (its v1, labelled `latest` only). A name already taken is refused rather than
+    given a new version: that is the prompt page's form, where the current version is in view."""
+    project = project_or_404(request, project_id)
+    if not may_annotate(request, project):
+        raise PermissionDenied("Creating a prompt needs the member role.")
+    new = {"name": (request.POST.get("name") or "").strip(), "type": request.POST.get("type", PromptType.CHAT),
+           "content": request.POST.get("content", ""), "config": request.POST.get("config", ""),
+           "commit_message": (request.POST.get("commit_message") or "").strip()}
+    try:
+        if new["type"] not in PromptType.values:
+            raise InvalidRequest("Choose the prompt's type: chat or text.")
+        existing = selectors.prompt_by_name(project=project, name=new["name"]) if new["name"] else None
+        if existing is not None:
+            raise InvalidRequest(f"A prompt named “{existing.name}” exists already: add a version on its page.")
+        data = _prompt_input(name=new["name"], type_=new["type"], content=new["content"],
+                             config_text=new["config"], commit_message=new["commit_message"])
+        created, version = services.prompt_create_version(project=project, data=data, actor=request.user)
+    except InvalidRequest as exc:
+        return _prompts_page(request, project, new=new, error=exc.message, status=400)
+    messages.success(request, f"Created {created.name} v{version.version}.")
+    return HttpResponseRedirect(prompt_url(project, created.name))
 
 
 def _pick(raw, by_number: dict, default: int):
@@ -159,23 +213,10 @@ def prompt_version_create(request, project_id, name):
     if not may_annotate(request, project):
         raise PermissionDenied("Creating a version needs the member role.")
     target = (request.POST.get("fork_name") or "").strip() or prompt.name
-    content = request.POST.get("content", "")
     try:
-        if prompt.type == PromptType.CHAT:
-            try:
-                body_prompt = json.loads(content)
-            except ValueError:
-                raise InvalidRequest("The messages must be JSON: a list of {role, content}.") from None
-        else:
-            body_prompt = content
-        try:
-            config = json.loads(request.POST.get("config") or "{}")
-        except ValueError:
-            raise InvalidRequest("The config must be a JSON object.") from None
-        data: PromptInput = parse_create({
-            "name": target, "type": prompt.type, "prompt": body_prompt, "config": config,
-            "commitMessage": (request.POST.get("commit_message") or "").strip() or None,
-        })
+        data = _prompt_input(name=target, type_=prompt.type, content=request.POST.get("content", ""),
+                             config_text=request.POST.get("config") or "",
+                             commit_message=(request.POST.get("commit_message") or "").strip())
         created, version = services.prompt_create_version(project=project, data=data, actor=request.user)
     except InvalidRequest as exc:
         messages.error(request, f"Not saved: {exc.message}")

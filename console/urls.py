@@ -41,6 +41,8 @@ urlpatterns = [
     path("p/<uuid:project_id>/exports/", export_views.exports, name="exports"),
     path("p/<uuid:project_id>/exports/new", export_views.export_create, name="export_create"),
     path("p/<uuid:project_id>/prompts/", prompt_views.prompts, name="prompts"),
+    # No trailing slash: a prompt named "new" keeps its page at prompts/new/.
+    path("p/<uuid:project_id>/prompts/new", prompt_views.prompt_create, name="prompt_create"),
     path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
     path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,
          name="prompt_version_create"),

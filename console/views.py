@@ -35,6 +35,7 @@ from evals import selectors as eval_selectors
 from evals import services as eval_services
 from feedback.selectors import thumbs_down_daily
 from ingest.services import create_scores
+from monitoring import alerts_selectors
 from monitoring.selectors import rollup_totals
 from prompts.errors import ApiError
 from scores.admin import display_value, trace_scores
@@ -99,6 +100,7 @@ def _page(request, project, template: str, context: dict, *, status: int = 200, 
         ("sessions", "Sessions", _url("sessions", project)),
         ("users", "Users", _url("users", project)),
         ("prompts", "Prompts", _url("prompts", project)),
+        ("playground", "Playground", _url("playground", project)),
         ("review", "Review", _url("review", project)),
         ("datasets", "Datasets", _url("datasets", project)),
         ("dashboards", "Dashboards", _url("dashboards", project)),
@@ -182,6 +184,8 @@ def home(request, project_id):
         "otlp_endpoint": f"{host}/api/public/otel",
         "recent": _explorer_rows(project, trace_selectors.trace_search(
             project=project, search=trace_selectors.TraceSearch())[:5]),
+        "alerts": alerts_selectors.active_alerts(project=project),
+        "alerts_url": _url("alerts", project),
     }
     return _page(request, project, "console/home.html", context, section="home")
 

@@ -3,7 +3,7 @@ changes) and their notifications. Keyword-only; always scoped to the project."""
 
 from __future__ import annotations
 
-from monitoring.alerts_models import AlertDelivery, AlertEvent, AlertRule
+from monitoring.alerts_models import AlertDelivery, AlertEvent, AlertRule, AlertState
 from tenancy.api.base import is_uuid
 
 
@@ -12,6 +12,17 @@ def alert_rules(*, project) -> list[AlertRule]:
     order = {"firing": 0, "warning": 1}
     rules = list(AlertRule.objects.filter(project=project).order_by("name", "id"))
     return sorted(rules, key=lambda r: order.get(r.state, 2))
+
+
+def active_alerts(*, project) -> list[AlertRule]:
+    """The project's enabled rules that fire or warn now, firing first, then longest in that state:
+    what the project home lists. One query on the (enabled, project) index; a switched-off rule keeps
+    its last state but is not evaluated any more, so it is left out rather than shown as stale."""
+    order = {AlertState.FIRING: 0, AlertState.WARNING: 1}
+    rules = list(
+        AlertRule.objects.filter(project=project, enabled=True, state__in=list(order)).order_by("state_since", "name")
+    )
+    return sorted(rules, key=lambda r: order[r.state])
 
 
 def alert_rule_get(*, project, rule_id) -> AlertRule | None:

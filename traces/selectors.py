@@ -1325,6 +1325,27 @@ class _TagPrefix(Func):
         return sql, [*params, _prefix(self.text) + "%"]
 
 
+class _MetadataPrefix(Func):
+    """Some top-level metadata key starts with `key` (and its value, as text, with `value`), any case.
+    A non-object metadata has no keys (jsonb_each_text would raise on it)."""
+
+    output_field = BooleanField()
+
+    def __init__(self, key: str, value: str = ""):
+        super().__init__(F("metadata"))
+        self.key, self.value = key, value
+
+    def as_sql(self, compiler, connection, **extra):
+        meta_sql, params = compiler.compile(self.source_expressions[0])
+        sql = (f"EXISTS (SELECT 1 FROM jsonb_each_text(CASE WHEN jsonb_typeof({meta_sql}) = 'object' "
+               f"THEN {meta_sql} ELSE '{{}}'::jsonb END) AS lg_m(key, value) WHERE lg_m.key ILIKE %s")
+        params = [*params, *params, _prefix(self.key) + "%"]
+        if self.value:
+            sql += " AND lg_m.value ILIKE %s"
+            params.append(_prefix(self.value) + "%")
+        return sql + ")", params
+
+
 @dataclass(frozen=True)
 class TraceSearch:
     """The explorer's query. Text filters forgive case and match prefixes; `text` is full-text."""
@@ -1415,21 +1436,21 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
     if s.tag:
         qs = qs.filter(_TagPrefix(s.tag))
     if s.prompt_name:
-        generations = _observations(project).filter(trace_id=OuterRef("id"), prompt_name=s.prompt_name)
+        # A version number belongs to one prompt: with it (the prompt page's links) the name is whole,
+        # which the (project_id, prompt_name, prompt_version) index answers; without, any case, a beginning.
         if s.prompt_version is not None:
-            generations = generations.filter(prompt_version=s.prompt_version)
-        qs = qs.filter(Exists(generations))
-    if s.metadata_key:
-        if s.metadata_value:
-            qs = qs.annotate(_meta=KeyTextTransform(s.metadata_key, "metadata")).filter(
-                _meta__istartswith=s.metadata_value
+            generations = _observations(project).filter(
+                trace_id=OuterRef("id"), prompt_name=s.prompt_name, prompt_version=s.prompt_version
             )
         else:
-            qs = qs.filter(metadata__has_key=s.metadata_key)
+            generations = _observations(project).filter(trace_id=OuterRef("id"), prompt_name__istartswith=s.prompt_name)
+        qs = qs.filter(Exists(generations))
+    if s.metadata_key:
+        qs = qs.filter(_MetadataPrefix(s.metadata_key, s.metadata_value))
     if s.score_name or s.score_min is not None or s.score_max is not None:
         scores = Score.objects.for_project(project).filter(trace_id=OuterRef("id"))
         if s.score_name:
-            scores = scores.filter(name__iexact=s.score_name)
+            scores = scores.filter(name__istartswith=s.score_name)
         if s.score_min is not None:
             scores = scores.filter(value__gte=s.score_min)
         if s.score_max is not None:

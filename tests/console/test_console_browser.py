@@ -277,3 +277,70 @@ def test_replay_a_generation_and_save_it_as_a_prompt_version(console, organizati
         assert fake.requests[-1]["messages"][1]["content"] == "Where is the Louvre?"
     console.shot("playground")
     assert console.problems() == []
+
+
+def test_the_home_shows_firing_alerts_and_the_navigation_opens_the_playground(
+    console, organization, member_of, project, other_project
+):
+    from monitoring.alerts_models import AlertRule
+
+    firing = AlertRule.objects.create(project=project, name="Error rate high", metric="error_rate", threshold=0.1,
+                                      state="firing", last_value=0.25)
+    AlertRule.objects.create(project=other_project, name="Their secret rule", metric="error_rate", threshold=0.1,
+                             state="firing", last_value=0.9)
+    llm_call(project, "t-1", question="hello", answer="world")
+    user = member_of(organization, Role.VIEWER)
+    console.sign_in(user, f"/console/p/{project.id}/")
+    alerts = console.wait("#lg-home-alerts")
+    assert "Error rate high" in alerts.text and "firing" in alerts.text
+    assert "Their secret rule" not in console.driver.page_source
+    console.shot("home-alerts")
+    alerts.find_element(By.LINK_TEXT, "Error rate high").click()
+    WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: f"/alerts/{firing.id}/" in d.current_url)
+
+    # Nothing firing: the home says so and links to the rules.
+    AlertRule.objects.filter(pk=firing.pk).update(state="ok")
+    console.open(f"/console/p/{project.id}/")
+    console.wait("#lg-no-alert").find_element(By.CSS_SELECTOR, "a").click()
+    console.wait("#lg-alert-rules")
+
+    # The playground is in the navigation.
+    console.driver.find_element(By.CSS_SELECTOR, ".lg-nav").find_element(By.LINK_TEXT, "Playground").click()
+    console.wait("#lg-playground")
+    assert console.driver.find_element(By.CSS_SELECTOR, ".lg-nav a.active").text == "Playground"
+    assert console.problems() == []
+
+
+def test_time_filters_are_typed_and_shown_in_the_viewers_zone(console, organization, member_of, project):
+    """Times on the page are the viewer's; so are the explorer's From/Until fields: a time typed there
+    is the viewer's local time (sent as UTC), not a UTC time in disguise."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    llm_call(project, "t-old", question="old question", answer="old answer", at=now - timedelta(hours=3))
+    llm_call(project, "t-new", question="new question", answer="new answer", at=now - timedelta(minutes=10))
+    user = member_of(organization, Role.VIEWER)
+    console.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    try:
+        console.sign_in(user, f"/console/p/{project.id}/traces/")
+        console.wait("#lg-results")
+        console.driver.find_element(By.CSS_SELECTOR, ".lg-filters summary").click()
+        since = console.driver.find_element(By.NAME, "since")
+        assert since.get_attribute("type") == "datetime-local"
+        assert "Asia/Tokyo" in since.find_element(By.XPATH, "..").text
+        cutoff = now - timedelta(hours=1)
+        tokyo = cutoff.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%dT%H:%M:%S")
+        console.driver.execute_script("arguments[0].value = arguments[1]", since, tokyo)
+        console.driver.find_element(By.CSS_SELECTOR, "#lg-search button[type=submit]").click()
+        WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: "since=" in d.current_url)
+        console.wait("#lg-results")
+        rows = console.driver.find_elements(By.CSS_SELECTOR, "#lg-results .lg-result")
+        assert [r.get_attribute("data-trace-id") for r in rows] == ["t-new"]
+        # The address carries the instant in UTC (a saved view means the same for everyone) and the
+        # field shows it back in the viewer's zone.
+        assert quote(cutoff.strftime("%Y-%m-%dT%H:%M:%S"), safe="") in console.driver.current_url
+        assert console.driver.find_element(By.NAME, "since").get_attribute("value") == tokyo
+        assert console.problems() == []
+    finally:
+        console.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})

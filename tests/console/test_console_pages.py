@@ -113,6 +113,32 @@ def test_filters_forgive_case_and_take_prefixes(client, member, project, calls):
     assert get(latency_max="5000") == ["t-berlin", "t-paris"]
 
 
+def test_metadata_score_and_prompt_filters_forgive_case_and_take_prefixes_too(client, member, project, calls):
+    """The metadata key (not only its value), the score name and the prompt name forgive case and take
+    a beginning like the other filters; a metadata that is not an object has no keys (and no error)."""
+    from ingest.services import ingest_langfuse_batch
+    from tests.console.support import _event
+    from traces.models import Trace
+
+    llm_call(project, "t-odd", question="q", answer="a", metadata={"Feature_Flag": "Beta"})
+    llm_call(project, "t-list", question="q", answer="a")
+    # The ingest wraps a non-object metadata ({"metadata": …}); the column still allows one.
+    Trace.objects.for_project(project).filter(id="t-list").update(metadata=["not", "an", "object"])
+    ingest_langfuse_batch(project=project, payload={"batch": [_event("generation-create", {
+        "id": "t-berlin-gen", "traceId": "t-berlin", "promptName": "support/Greeting", "promptVersion": 3})]})
+    get = lambda **q: sorted(found(client.get(url("traces", project), q)))  # noqa: E731
+    assert get(meta="FEATURE") == ["t-odd", "t-paris"]
+    assert get(meta="feat=GE") == ["t-paris"]
+    assert get(meta="feature_f=be") == ["t-odd"]
+    assert get(meta="nothing") == []
+    assert get(meta="100%_") == []  # LIKE wildcards are literal
+    assert get(score="thu") == ["t-rome"]
+    assert get(prompt="SUPPORT/g") == ["t-berlin"]
+    # With a version (the prompt page's link), the name is whole.
+    assert get(prompt="support/Greeting", prompt_version="3") == ["t-berlin"]
+    assert get(prompt="support/G", prompt_version="3") == []
+
+
 def test_the_explorer_counts_sorts_and_rejects_bad_input(client, member, project, calls):
     response = client.get(url("traces", project), {"order": "-cost"})
     assert found(response)[0] == "t-rome" and response.context["total"] == 3

@@ -391,3 +391,17 @@ def test_a_chat_placeholder_takes_a_json_list_of_messages(client, member, projec
     assert saved.status_code == 302
     version = prompt_selectors.prompt_version_for(project=project, name="chat/with-history", version=2)
     assert version.messages[1] == {"type": "placeholder", "name": "history"}
+
+
+def test_the_console_navigation_has_the_playground(client, organization, member_of, project):
+    """Every console page links the playground from its navigation, next to Prompts (viewers too:
+    they may look), and the playground page marks it as the current section."""
+    client.force_login(member_of(organization, Role.VIEWER))
+    link = f'href="{playground_url(project)}"'
+    home = client.get(reverse("console:home", args=[project.id])).content.decode()
+    nav = home.split('class="lg-nav"', 1)[1].split("</nav>", 1)[0]
+    assert link in nav and ">Playground</a>" in nav
+    assert nav.index(">Prompts<") < nav.index(">Playground<")
+    page = client.get(playground_url(project)).content.decode()
+    nav = page.split('class="lg-nav"', 1)[1].split("</nav>", 1)[0]
+    assert f'{link} class="active" aria-current="page">Playground</a>' in nav

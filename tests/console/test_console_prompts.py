@@ -110,3 +110,56 @@ def test_viewers_cannot_write_and_other_organizations_get_404(
         assert client.post(f"{prompt_url(other, 'secret')}labels",
                            {"label": "production", "action": "remove", "confirm": "yes"}).status_code == 404
     assert labels(other_project, "secret") == {"latest": 1, "production": 1}
+
+
+def create_url(project):
+    return reverse("console:prompt_create", args=[project.id])
+
+
+def test_a_new_prompt_is_created_from_the_console(client, member, project, support_prompt):
+    page = client.get(prompts_url(project)).content.decode()
+    assert 'id="lg-prompt-form"' in page
+    messages = [{"role": "system", "content": "You are {{tone}}."}, {"role": "user", "content": "{{question}}"}]
+    response = client.post(create_url(project), {
+        "name": "support/triage", "type": "chat", "content": json.dumps(messages),
+        "config": '{"model": "gpt-4o-mini"}', "commit_message": "first cut"})
+    assert response.status_code == 302 and response["Location"] == prompt_url(project, "support/triage")
+    version = selectors.prompt_version_for(project=project, name="support/triage", version=1)
+    assert [(m["role"], m["content"]) for m in version.messages] == [(m["role"], m["content"]) for m in messages]
+    assert version.config == {"model": "gpt-4o-mini"}
+    assert version.commit_message == "first cut"
+    assert labels(project, "support/triage") == {"latest": 1}  # never production by itself
+    response = client.post(create_url(project), {"name": "notes", "type": "text", "content": "Note: {{x}}",
+                                                 "config": ""})
+    assert response.status_code == 302
+    assert selectors.prompt_version_for(project=project, name="notes", version=1).text == "Note: {{x}}"
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"name": "summary", "type": "text", "content": "again"}, "exists already"),
+    ({"name": "", "type": "text", "content": "x"}, "name"),
+    ({"name": "bad-json", "type": "chat", "content": "[{"}, "must be JSON"),
+    ({"name": "bad-config", "type": "text", "content": "x", "config": "[1"}, "config must be a JSON object"),
+    ({"name": "bad-type", "type": "image", "content": "x"}, "chat or text"),
+])
+def test_a_new_prompt_with_bad_input_is_a_400_that_keeps_the_form(client, member, project, support_prompt, fields,
+                                                                   says):
+    response = client.post(create_url(project), fields)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert says in body and 'id="lg-new-error"' in body
+    assert selectors.prompt_version_for(project=project, name="summary", version=2) is None
+    assert selectors.prompt_by_name(project=project, name=fields["name"] or "x") is None or fields["name"] == "summary"
+
+
+def test_viewers_cannot_create_a_prompt_and_another_organizations_project_is_404(
+    client, organization, member_of, project, other_project, far_project
+):
+    client.force_login(member_of(organization, Role.VIEWER))
+    assert 'id="lg-prompt-form"' not in client.get(prompts_url(project)).content.decode()
+    assert client.post(create_url(project), {"name": "x", "type": "text", "content": "x"}).status_code == 403
+    client.force_login(member_of(organization, Role.MEMBER))
+    for other in (other_project, far_project):
+        assert client.post(create_url(other), {"name": "x", "type": "text", "content": "x"}).status_code == 404
+        assert selectors.prompt_by_name(project=other, name="x") is None
+    assert selectors.prompt_by_name(project=project, name="x") is None

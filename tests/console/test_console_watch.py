@@ -167,3 +167,40 @@ def test_the_metrics_query_groups_scores_by_the_traces_feature(client, project, 
     assert response.status_code == 200, response.content
     rows = {r["feature"]: (r["count_count"], r["sum_value"]) for r in response.json()["data"]}
     assert rows == {"search": ("2", 0.0), "chat": ("1", 1.0)}
+
+
+def test_the_home_lists_the_projects_firing_and_warning_alerts_and_never_another_organizations(
+    client, member, project, other_project, far_project
+):
+    """The home shows what fires now, each linked to its alert page, in one read of the rules; a
+    rule that is ok, or switched off, is not listed; other organizations' firing rules never are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    firing = AlertRule.objects.create(project=project, name="Error rate high", metric="error_rate", threshold=0.1,
+                                      state="firing", last_value=0.25)
+    warning = AlertRule.objects.create(project=project, name="Cost creeping", metric="cost", threshold=5,
+                                       state="warning", last_value=4.2)
+    AlertRule.objects.create(project=project, name="Latency fine", metric="error_rate", threshold=0.1, state="ok")
+    AlertRule.objects.create(project=project, name="Switched off", metric="error_rate", threshold=0.1,
+                             state="firing", enabled=False)
+    for stranger in (other_project, far_project):
+        AlertRule.objects.create(project=stranger, name=f"Theirs {stranger.name}", metric="error_rate",
+                                 threshold=0.1, state="firing", last_value=0.9)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url("home", project))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert [r.name for r in response.context["alerts"]] == ["Error rate high", "Cost creeping"]  # firing first
+    assert f'href="{url("alert", project, firing.id)}"' in body
+    assert f'href="{url("alert", project, warning.id)}"' in body
+    assert "lg-state-firing" in body and "lg-state-warning" in body
+    assert "Latency fine" not in body and "Switched off" not in body
+    assert "Theirs" not in body and "not part of this build" not in body
+    assert len([q for q in queries.captured_queries if "monitoring_alertrule" in q["sql"]]) == 1
+
+    # Nothing fires: the home says so and links to the rules.
+    AlertRule.objects.filter(project=project).update(state="ok")
+    body = client.get(url("home", project)).content.decode()
+    assert "No alert firing" in body and f'href="{url("alerts", project)}"' in body
+    assert "Theirs" not in body

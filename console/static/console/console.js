@@ -13,6 +13,46 @@
     });
   }
 
+  // Time filters (`data-local-input`): shown and typed in the viewer's zone, sent as ISO 8601 in UTC.
+  // The server reads a time without an offset as UTC, so the page works the same without this.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function localValue(d) {
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+  function asUtc(raw) {
+    raw = raw.trim().replace(" ", "T");
+    if (/^\d{4}-\d\d-\d\d$/.test(raw)) raw += "T00:00";
+    if (!/([zZ]|[+-]\d\d:?\d\d)$/.test(raw)) raw += "Z";
+    var d = new Date(raw);
+    return isNaN(d) ? null : d;
+  }
+  function localInputs(root) {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "your time";
+    root.querySelectorAll("input[data-local-input]").forEach(function (input) {
+      var d = input.value.trim() ? asUtc(input.value) : null;
+      if (input.value.trim() && !d) return;  // not a time: left as typed, the server says why
+      input.type = "datetime-local";
+      input.step = "1";
+      input.removeAttribute("placeholder");
+      if (d) input.value = localValue(d);
+      var label = input.closest("label");
+      var text = label && label.firstChild;
+      if (text && text.nodeType === 3) text.nodeValue = text.nodeValue.replace("(UTC)", "(" + zone + ")");
+      if (input.form && !input.form.hasAttribute("data-local-times")) {
+        input.form.setAttribute("data-local-times", "");
+        input.form.addEventListener("submit", function () {
+          input.form.querySelectorAll("input[data-local-input]").forEach(function (field) {
+            if (field.type !== "datetime-local") return;
+            var local = field.value ? new Date(field.value) : null;  // no offset: the viewer's zone
+            field.type = "text";
+            field.value = local && !isNaN(local) ? local.toISOString() : "";
+          });
+        });
+      }
+    });
+  }
+
   // The project switcher navigates on change.
   function switcher() {
     var form = document.querySelector("[data-project-switcher]");
@@ -58,6 +98,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document); switcher(); confirms(); tree();
+    localTimes(document); localInputs(document); switcher(); confirms(); tree();
   });
 })();
