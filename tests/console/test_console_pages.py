@@ -250,6 +250,13 @@ def test_users_list_and_page(client, member, project, calls):
     assert response.context["totals"].traces == 1
 
 
+def test_a_users_cost_keeps_the_digits_of_small_calls(client, member, project):
+    """The user page shows cost to the micro-dollar like the users list, not $0.0000."""
+    llm_call(project, "t-cheap", question="q", answer="a", user_id="carol", cost=0.000029)
+    body = client.get(f"{url('users', project)}carol/").content.decode()
+    assert 'id="lg-user-cost">$0.000029<' in body
+
+
 # --- annotation queue ------------------------------------------------------------------------------
 
 
