@@ -116,7 +116,11 @@ def _editable(version) -> str:
     """The version's content as the edit form shows it: the text, or the messages as JSON."""
     if version.type == PromptType.TEXT:
         return version.text or ""
-    return json.dumps(version.messages or [], indent=2, ensure_ascii=False)
+    # `"type": "chatmessage"` is the stored default the save adds back: shown, it is only noise to edit
+    # around (a placeholder keeps its type: it is what makes it one).
+    messages = [{k: v for k, v in m.items() if not (k == "type" and v == "chatmessage")} if isinstance(m, dict) else m
+                for m in version.messages or []]
+    return json.dumps(messages, indent=2, ensure_ascii=False)
 
 
 def _prompt_or_404(project, name):

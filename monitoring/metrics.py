@@ -16,9 +16,9 @@ LLM calls the rollups hold), dimensions and filters among `ROLLUP_COLUMNS`, meas
 reads the raw rows (project-scoped, by the time indexes, duplicates of a call counted once like the
 read API), bounded by the row limit and a statement timeout.
 
-The score views answer from the hourly score rollups when the query asks only what they hold (see
-`score_rollups_hold`): the same rows as the raw path, in the same order; any window (its partial edge
-hours read from the score rows).
+The score views answer from the hourly score rollups (or, filtered on a user, the per-user daily score
+rollup) when the query asks only what they hold (see `score_rollups_hold`): the same rows as the raw
+path, in the same order; any window (its partial edge hours or days read from the score rows).
 
 Lookglass extensions, all additive: dimensions `model` (as answered, else as requested) and `feature`
 (the project's feature rule); measures `errors`, `refusals`, `cachedInputTokens`; the view
@@ -37,7 +37,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from monitoring.models import DIMENSION_CHARS, HourlyRollup, HourlyScoreRollup
+from monitoring.models import DIMENSION_CHARS, DailyUserScoreRollup, HourlyRollup, HourlyScoreRollup
 from monitoring.rules import FeatureRule, percentile_of
 from monitoring.selectors import applied_feature_rule, hist_sum_sql
 from scores.models import Score
@@ -69,6 +69,7 @@ TRACES = Trace._meta.db_table
 SCORES = Score._meta.db_table
 ROLLUP = HourlyRollup._meta.db_table
 SCORE_ROLLUP = HourlyScoreRollup._meta.db_table
+USER_SCORE_ROLLUP = DailyUserScoreRollup._meta.db_table
 
 
 class MetricsQueryError(ValueError):
@@ -899,14 +900,30 @@ SCORE_SPLIT_COLUMNS = {"value": "r.bv", "booleanValue": "(r.bv = 1)"}
 SCORE_TRACE_COLUMNS = frozenset({"traceName", "traceRelease"})
 # False reads every score query from the raw rows again (`make bench-dashboards` times both, alternated).
 USE_SCORE_ROLLUPS = True
+# Scores of one end user (a `userId` filter) are in the per-user daily score rollup, by day, name, source
+# and data type: a query filtered on a user that only asks for those reads it (days, weeks, months),
+# its partial edge days from the score rows. Only filters that never match a score without a user (the
+# raw rows' NULL): "none of" or "does not contain" a user also count every other score, which that
+# table does not hold.
+USER_SCORE_COLUMNS = {
+    "name": "r.name", "source": "r.source", "dataType": "r.data_type", "userId": "r.user_id",
+    "timestampMonth": SCORE_ROLLUP_COLUMNS["timestampMonth"], "timestampDay": SCORE_ROLLUP_COLUMNS["timestampDay"],
+}
+_USER_FILTERS = {"string": ("=", "contains", "starts with", "ends with"), "stringOptions": ("any of",),
+                 "categoryOptions": ("any of",)}
 _TIME_BOUNDS = (">=", ">", "<", "<=")  # a `timestamp` filter that only narrows the window
 _US = timedelta(microseconds=1)
 
 
+def _by_user(query: Query) -> bool:
+    return any(f.column == "userId" for f in query.filters)
+
+
 def _score_columns(query: Query) -> dict:
+    columns = USER_SCORE_COLUMNS if _by_user(query) else SCORE_ROLLUP_COLUMNS
     if query.view.name == "scores-boolean":
-        return {**SCORE_ROLLUP_COLUMNS, **SCORE_SPLIT_COLUMNS}
-    return SCORE_ROLLUP_COLUMNS
+        return {**columns, **SCORE_SPLIT_COLUMNS}
+    return columns
 
 
 def score_rollups_hold(query: Query) -> bool:
@@ -915,6 +932,10 @@ def score_rollups_hold(query: Query) -> bool:
     bounds, an hour or coarser; counts of scores, and count, sum and average of their values."""
     if query.view.name not in SCORE_VIEWS or query.granularity == "minute":
         return False
+    if _by_user(query):
+        if query.granularity == "hour" or any(
+                f.column == "userId" and f.operator not in _USER_FILTERS.get(f.type, ()) for f in query.filters):
+            return False
     columns = _score_columns(query)
     if any(d not in columns for d in query.dimensions):
         return False
@@ -932,9 +953,18 @@ def score_rollups_hold(query: Query) -> bool:
     return True
 
 
+def _floor(moment: datetime, unit: str) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if unit == "day" else moment
+
+
+def _ceil(moment: datetime, unit: str) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + (timedelta(days=1) if unit == "day" else timedelta(hours=1))
+
+
 def _ceil_hour(moment: datetime) -> datetime:
-    hour = moment.replace(minute=0, second=0, microsecond=0)
-    return hour if hour == moment else hour + timedelta(hours=1)
+    return _ceil(moment, "hour")
 
 
 def _score_window(query: Query) -> tuple[datetime, datetime]:
@@ -970,45 +1000,61 @@ def _score_aggregate(metric: Metric) -> str:
 
 def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict] | None:
     """The answer from the score rollups, or None when the window's rows cannot tell a trace column
-    exactly (see SCORE_TRACE_COLUMNS): the caller then reads the raw rows."""
+    or a user exactly (see SCORE_TRACE_COLUMNS): the caller then reads the raw rows."""
     columns = _score_columns(query)
+    by_user = _by_user(query)
+    unit = "day" if by_user else "hour"
     since, until = _score_window(query)
-    hours_from, hours_to = _ceil_hour(since), until.replace(minute=0, second=0, microsecond=0)
-    if hours_from >= hours_to:  # no whole hour: the score rows answer alone
-        hours_from = hours_to = since
-    params: dict = {"project": str(project.id), "from": since, "to": until, "hours_from": hours_from,
-                    "hours_to": hours_to, "types": list(SCORE_VIEW_TYPES[query.view.name])}
-    uses = set(query.dimensions) | {f.column for f in query.filters}
+    units_from, units_to = _ceil(since, unit), _floor(until, unit)
+    if units_from >= units_to:  # no whole hour (day): the score rows answer alone
+        units_from = units_to = since
+    params: dict = {"project": str(project.id), "from": since, "to": until, "units_from": units_from,
+                    "units_to": units_to, "types": list(SCORE_VIEW_TYPES[query.view.name]), "cut": DIMENSION_CHARS}
+    if by_user:
+        dims = "hour, name, source, data_type, user_id"
+        params.update(days_from=units_from.date(), days_to=units_to.date())
+        # A rollup row covers [day, day + 1): only days whole inside the window (else none: from = to).
+        rollup = (f"SELECT (day::timestamp AT TIME ZONE 'UTC') AS hour, name, source, data_type, user_id, scores AS n, "
+                  f'value_count AS vc, value_sum AS vs FROM "{USER_SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
+                  f"AND day >= %(days_from)s AND day < %(days_to)s AND data_type = ANY(%(types)s)")
+        edge_dims = "NULLIF(t.user_id, '')"
+        doubt = (f'SELECT EXISTS (SELECT 1 FROM "{USER_SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
+                 f"AND day >= %(days_from)s AND day < %(days_to)s AND scores <> 0 AND length(user_id) >= %(cut)s)")
+    else:
+        dims = "hour, name, source, data_type, environment, trace_name, release, feature"
+        rollup = (f"SELECT {dims}, scores AS n, value_count AS vc, value_sum AS vs FROM \"{SCORE_ROLLUP}\" "
+                  f"WHERE project_id = %(project)s::uuid AND hour >= %(units_from)s AND hour < %(units_to)s "
+                  f"AND data_type = ANY(%(types)s)")
+        edge_dims = f"s.environment, t.name, t.release, {_feature_sql(rule, params)}"
+        uses = set(query.dimensions) | {f.column for f in query.filters}
+        doubt = None if not uses & SCORE_TRACE_COLUMNS else (
+            f'SELECT EXISTS (SELECT 1 FROM "{SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
+            f"AND hour >= %(units_from)s AND hour < %(units_to)s AND data_type = ANY(%(types)s) AND scores <> 0 "
+            f"AND ((trace_name = '' AND release = '' AND feature = '') OR length(trace_name) >= %(cut)s "
+            f"OR length(release) >= %(cut)s))")
     connection = data_connection(project)
     with connection.cursor() as cursor:
-        if uses & SCORE_TRACE_COLUMNS and hours_from < hours_to:
-            cursor.execute(
-                f'SELECT EXISTS (SELECT 1 FROM "{SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
-                f"AND hour >= %(hours_from)s AND hour < %(hours_to)s AND data_type = ANY(%(types)s) AND scores <> 0 "
-                f"AND ((trace_name = '' AND release = '' AND feature = '') OR length(trace_name) >= %(cut)s "
-                f"OR length(release) >= %(cut)s))", {**params, "cut": DIMENSION_CHARS})
+        if doubt and units_from < units_to:
+            cursor.execute(doubt, params)
             if cursor.fetchone()[0]:
                 return None
-        parts = [
-            f"SELECT hour, name, source, data_type, environment, trace_name, release, feature, scores AS n, "
-            f'value_count AS vc, value_sum AS vs FROM "{SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
-            f"AND hour >= %(hours_from)s AND hour < %(hours_to)s AND data_type = ANY(%(types)s)"
-        ]
-        if since < hours_from or hours_to < until:
+        parts = [rollup]
+        if since < units_from or units_to < until:
             # The edges' scores, read as the raw path reads them (the trace joined as stored now).
             parts.append(
-                f"SELECT date_trunc('hour', s.timestamp, 'UTC'), s.name, s.source, s.data_type, s.environment, "
-                f"t.name, t.release, {_feature_sql(rule, params)}, 1, (s.value IS NOT NULL)::int, "
+                f"SELECT date_trunc('hour', s.timestamp, 'UTC'), s.name, s.source, s.data_type, {edge_dims}, "
                 # float8's text is its shortest exact decimal: the value the rollups add.
-                f"COALESCE(s.value::text::numeric, 0) FROM \"{SCORES}\" s {_TRACE_ON.format(alias='s')} "
+                f"1, (s.value IS NOT NULL)::int, COALESCE(s.value::text::numeric, 0) "
+                f"FROM \"{SCORES}\" s {_TRACE_ON.format(alias='s')} "
                 f"WHERE s.project_id = %(project)s::uuid AND s.data_type = ANY(%(types)s) "
-                f"AND ((s.timestamp >= %(from)s AND s.timestamp < %(hours_from)s) "
-                f"OR (s.timestamp >= %(hours_to)s AND s.timestamp < %(to)s))"
+                f"AND ((s.timestamp >= %(from)s AND s.timestamp < %(units_from)s) "
+                f"OR (s.timestamp >= %(units_to)s AND s.timestamp < %(to)s))"
             )
         relation = " UNION ALL ".join(parts)
-        if uses & set(SCORE_SPLIT_COLUMNS) and query.view.name == "scores-boolean":
+        split = set(query.dimensions) | {f.column for f in query.filters}
+        if split & set(SCORE_SPLIT_COLUMNS) and query.view.name == "scores-boolean":
             relation = (
-                f"SELECT u.hour, u.name, u.source, u.data_type, u.environment, u.trace_name, u.release, u.feature, "
+                f"SELECT {', '.join('u.' + d for d in dims.split(', '))}, "
                 f"x.bv, x.n, x.vc, x.vs FROM ({relation}) u CROSS JOIN LATERAL (VALUES "
                 f"(1::double precision, u.vs, u.vs, u.vs), (0::double precision, u.vc - u.vs, u.vc - u.vs, 0::numeric), "
                 f"(NULL::double precision, u.n - u.vc, 0::numeric, 0::numeric)) AS x(bv, n, vc, vs) WHERE x.n <> 0"

@@ -134,3 +134,12 @@ def test_switching_a_rule_off_and_on_is_a_post_with_csrf_for_members(
     assert b"Switch off" not in viewer.get(url("evaluators", project)).content
     rule.refresh_from_db()
     assert rule.enabled is True
+
+
+def test_a_dataset_without_a_description_shows_none_of_it(client, member, project):
+    from evals.models import Dataset
+
+    Dataset.objects.for_project(project).create(name="bare-set", description=None)
+    response = client.get(url("datasets", project))
+    assert b"bare-set" in response.content
+    assert b"<td>None</td>" not in response.content

@@ -217,6 +217,24 @@ def test_a_score_from_a_config_goes_through_the_scores_write_path(client, member
     assert Score.objects.for_project(project).filter(name="correct").count() == 1
 
 
+def test_any_observation_of_the_trace_can_be_scored(client, member, project, calls):
+    """A span is an observation too: the form offers every observation of the tree, not only
+    generations and tools."""
+    from ingest.services import ingest_langfuse_batch
+    from tests.console.support import _event
+
+    ingest_langfuse_batch(project=project, payload={"batch": [_event("span-create", {
+        "id": "t-paris-retrieve", "traceId": "t-paris", "name": "retrieve"})]})
+    body = client.get(trace_url(project, "t-paris")).content.decode()
+    form = body.split('id="lg-score-form"', 1)[1].split("</form>", 1)[0]
+    assert '<option value="t-paris-retrieve">span retrieve</option>' in form
+    response = client.post(f"{trace_url(project, 't-paris')}score",
+                           {"name": "relevant", "value": "1", "observation_id": "t-paris-retrieve"})
+    assert response.status_code == 302
+    score = Score.objects.for_project(project).get(name="relevant")
+    assert (score.trace_id, score.observation_id, score.value) == ("t-paris", "t-paris-retrieve", 1)
+
+
 def test_a_comment_alone_is_stored(client, member, project, calls):
     client.post(f"{trace_url(project, 't-paris')}score", {"comment": "check the tone"})
     score = Score.objects.for_project(project).get(name="comment")
@@ -248,6 +266,13 @@ def test_users_list_and_page(client, member, project, calls):
     response = client.get(f"{url('users', project)}bob/")
     assert [r.trace.id for r in response.context["rows"]] == ["t-berlin"]
     assert response.context["totals"].traces == 1
+
+
+def test_a_users_cost_keeps_the_digits_of_small_calls(client, member, project):
+    """The user page shows cost to the micro-dollar like the users list, not $0.0000."""
+    llm_call(project, "t-cheap", question="q", answer="a", user_id="carol", cost=0.000029)
+    body = client.get(f"{url('users', project)}carol/").content.decode()
+    assert 'id="lg-user-cost">$0.000029<' in body
 
 
 # --- annotation queue ------------------------------------------------------------------------------

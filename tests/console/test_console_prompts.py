@@ -163,3 +163,21 @@ def test_viewers_cannot_create_a_prompt_and_another_organizations_project_is_404
         assert client.post(create_url(other), {"name": "x", "type": "text", "content": "x"}).status_code == 404
         assert selectors.prompt_by_name(project=other, name="x") is None
     assert selectors.prompt_by_name(project=project, name="x") is None
+
+
+def test_a_chat_versions_edit_form_shows_roles_and_contents_and_saves_them_back(client, member, project):
+    """The edit form's JSON is what a person writes ({role, content}; a placeholder keeps its type),
+    not the stored `"type": "chatmessage"` of every message; saving it as is gives the same messages."""
+    services.prompt_create_version(project=project, data=parse_create({
+        "name": "chatty", "type": "chat", "prompt": [
+            {"role": "system", "content": "Be {{tone}}."}, {"type": "placeholder", "name": "history"},
+            {"role": "user", "content": "{{q}}"}]}), actor=None)
+    response = client.get(prompt_url(project, "chatty"))
+    edited = json.loads(response.context["edit_content"])
+    assert edited == [{"role": "system", "content": "Be {{tone}}."}, {"type": "placeholder", "name": "history"},
+                      {"role": "user", "content": "{{q}}"}]
+    client.post(f"{prompt_url(project, 'chatty')}versions", {"content": response.context["edit_content"],
+                                                             "config": "{}"})
+    first = selectors.prompt_version_for(project=project, name="chatty", version=1)
+    second = selectors.prompt_version_for(project=project, name="chatty", version=2)
+    assert second.messages == first.messages

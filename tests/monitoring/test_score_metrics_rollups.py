@@ -30,7 +30,7 @@ def write_scores(project, rng: random.Random, *, orphans: bool, values=EXACT_VAL
 
     def traces():
         return [{"id": f"t{i}", "name": rng.choice(TRACE_NAMES), "release": rng.choice(["r1", "r2", ""]),
-                 "user_id": f"u{i % 2}", "metadata": {"feature": rng.choice(["support", "search", "x"])},
+                 "user_id": rng.choice(["u0", "u1", "u10", ""]), "metadata": {"feature": rng.choice(["support", "search", "x"])},
                  "timestamp": START} for i in range(6)]
 
     writer.write_records(project=project, observations=[], scores=[], traces=traces())
@@ -182,7 +182,7 @@ def test_score_views_from_the_rollups_equal_the_raw_rows(project, other_project,
         seen_scores += any(value not in (None, "0", 0, []) for row in answer["data"] for key, value in row.items()
                            if key.startswith(("count_", "sum_")))
     assert sources["rollups"] > 100, sources
-    assert seen_scores > 50, seen_scores
+    assert seen_scores > 30, seen_scores  # a good share of the windows hold scores
 
 
 @pytest.mark.parametrize("view", sorted(VIEW_DIMENSIONS))
@@ -289,7 +289,12 @@ FALLBACKS = [
      "a metadata filter"),
     ({"filters": [{"column": "comment", "type": "string", "operator": "contains", "value": "x"}]}, "a comment"),
     ({"filters": [{"column": "traceId", "type": "string", "operator": "=", "value": "t1"}]}, "a trace id"),
-    ({"filters": [{"column": "userId", "type": "string", "operator": "=", "value": "u1"}]}, "a user"),
+    ({"filters": [{"column": "userId", "type": "stringOptions", "operator": "none of", "value": ["u1"]}]},
+     "every user but one"),
+    ({"filters": [{"column": "userId", "type": "string", "operator": "=", "value": "u1"}],
+      "timeDimension": {"granularity": "hour"}}, "a user by the hour"),
+    ({"filters": [{"column": "userId", "type": "string", "operator": "=", "value": "u1"}],
+      "dimensions": [{"field": "environment"}]}, "a user by environment"),
     ({"filters": [{"column": "timestamp", "type": "datetime", "operator": "=", "value": iso(START)}]},
      "a timestamp equality"),
     ({"filters": [{"column": "value", "type": "number", "operator": ">", "value": 1}]}, "a numeric value filter"),
@@ -381,3 +386,61 @@ def test_the_console_feedback_page_reads_thumbs_by_feature_from_the_rollups(proj
     assert sum(r["thumbs"] for r in breakdowns["feature"]) > 20
     monkeypatch.setattr(metrics, "USE_SCORE_ROLLUPS", False)
     assert thumbs_breakdowns(project=project, days=3, now=now) == breakdowns
+
+
+USER_FILTERS = [
+    ("string", "="), ("string", "starts with"), ("string", "contains"), ("string", "ends with"),
+    ("stringOptions", "any of"), ("categoryOptions", "any of"),
+]
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_scores_of_a_user_from_the_daily_user_rollup_equal_the_raw_rows(project, other_project, seed):
+    """A `userId` filter reads the per-user daily score rollup (whole days; edge days from the score
+    rows); users change with trace updates, and some traces have none."""
+    rng = random.Random(seed)
+    write_scores(project, rng, orphans=seed % 2 == 0)
+    write_scores(other_project, random.Random(seed), orphans=False)
+    sources = {"rollups": 0, "raw": 0}
+    for _ in range(80):
+        view = rng.choice(sorted(VIEW_DIMENSIONS))
+        kind, operator = rng.choice(USER_FILTERS)
+        value = rng.choice(["u0", "u1", "u", "0", ""])
+        user_filter = {"column": "userId", "type": kind, "operator": operator,
+                       "value": [value, "u10"] if kind != "string" else value}
+        dims = ["name", "source", "dataType", "timestampDay", "timestampMonth", "userId"]
+        if view == "scores-boolean":
+            dims += ["booleanValue", "value"]
+        since = random_moment(rng, aligned=rng.random() < 0.3)
+        q = {"view": view, "dimensions": [{"field": d} for d in rng.sample(dims, rng.choice([0, 1, 2]))],
+             "metrics": [{"measure": m, "aggregation": a} for m, a in rng.sample(VIEW_METRICS[view], rng.randint(1, 3))],
+             "filters": [user_filter] + ([random_filter(rng, view)] if rng.random() < 0.3 else []),
+             "fromTimestamp": iso(since), "toTimestamp": iso(since + timedelta(hours=rng.randint(1, 90))),
+             "timeDimension": rng.choice([None, {"granularity": "day"}, {"granularity": "week"}]),
+             "config": {"row_limit": rng.choice([2, 1000])}}
+        source = check(project, q)
+        sources[source] += 1
+        if not q["filters"][1:]:
+            assert source == "rollups", q
+    assert sources["rollups"] > 50, sources
+    # Filters that also match scores without a user read the raw rows.
+    for operator, kind, value in (("none of", "stringOptions", ["u0"]), ("!=", "string", "u0"),
+                                  ("does not contain", "string", "u"), ("is null", "null", None)):
+        q = {"view": "scores-numeric", "dimensions": [{"field": "name"}],
+             "metrics": [{"measure": "count", "aggregation": "count"}],
+             "filters": [{"column": "userId", "type": kind, "operator": operator, "value": value}],
+             "fromTimestamp": iso(START), "toTimestamp": iso(START + timedelta(days=3))}
+        assert check(project, q) == "raw", q
+
+
+def test_a_user_id_the_rollup_may_have_cut_reads_the_raw_rows(project):
+    writer.write_records(project=project, observations=[], traces=[
+        {"id": "a", "name": "chat", "user_id": "u" * 250, "timestamp": START}], scores=[
+        {"id": "s1", "trace_id": "a", "name": "q", "value": 1.0, "data_type": "NUMERIC",
+         "timestamp": START + timedelta(hours=5)}])
+    q = {"view": "scores-numeric", "dimensions": [], "metrics": [{"measure": "count", "aggregation": "count"}],
+         "filters": [{"column": "userId", "type": "string", "operator": "=", "value": "u" * 250}],
+         "fromTimestamp": iso(START), "toTimestamp": iso(START + timedelta(days=2))}
+    assert check(project, q) == "raw"
+    assert metrics.run_query(project=project, query=metrics.parse_query(json.dumps(q), version=1))["data"] == [
+        {"count_count": "1"}]

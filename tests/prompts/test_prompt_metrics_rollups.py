@@ -13,15 +13,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from ingest import writer
 from monitoring import selectors as monitoring_selectors
 from monitoring.models import HISTOGRAM_BUCKETS
 from monitoring.rules import bucket_of, percentile_of
+from prompts import selectors as prompt_selectors
 from prompts.payloads import parse_create
 from prompts.selectors import compare_versions, prompt_by_name
 from prompts.services import prompt_create_version
 from scores.models import Score
+from tenancy.regions import region_database
 from traces.models import Observation
 
 BASE = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday, 00:00 UTC
@@ -185,8 +188,10 @@ def windows(rng: random.Random) -> list[tuple[datetime, datetime]]:
     return out
 
 
-@pytest.mark.parametrize("seed_value", [1, 2, 3])
-def test_the_version_figures_equal_the_raw_rows(project, other_project, seed_value):
+@pytest.mark.parametrize(("seed_value", "hash_ratio"), [(1, 0), (2, 10**9), (3, prompt_selectors.SCORES_HASH_RATIO)])
+def test_the_version_figures_equal_the_raw_rows(monkeypatch, project, other_project, seed_value, hash_ratio):
+    """`hash_ratio` 0 probes the scores of every call, 10**9 hashes them (see `SCORES_HASH_RATIO`)."""
+    monkeypatch.setattr(prompt_selectors, "SCORES_HASH_RATIO", hash_ratio)
     _register(project, "qa", 3)
     _register(project, "other", 1)
     seed(project, seed_value)
@@ -199,6 +204,10 @@ def test_the_version_figures_equal_the_raw_rows(project, other_project, seed_val
             _same(answer(project, name, since, until), want)
             checked += sum(row["calls"] for row in want.values())
     assert checked > 500
+    # The planner setting of the hash read is put back, though the test runs in a transaction.
+    with connections[region_database(project.region)].cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_nestloop')")
+        assert cursor.fetchone()[0] == "on"
 
 
 def test_the_hourly_only_read_gives_the_same_answer(monkeypatch, project):

@@ -1,0 +1,111 @@
+"""The console's lists at volume (issue 16, `make bench-console ARGS="--observations 10000000"`): each
+page reads what it shows, not the project.
+
+The project gets the shape the lists are built for with one SQL statement (copies of a stored trace:
+many sessions and users of a few traces each), and each list is checked two ways: the same keys as
+its grouped definition, and the rows its statements read (EXPLAIN ANALYZE of what it ran)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from tenancy.regions import region_database
+from tests.console.support import llm_call
+from traces import selectors
+
+END = datetime(2026, 1, 10, tzinfo=UTC)
+TRACES, SESSIONS, USERS = 20_000, 2_000, 500
+
+
+def rows_read(database: str, captured) -> int:
+    """Rows the captured statements read from tables and indexes (EXPLAIN ANALYZE of each: scans'
+    actual rows times loops)."""
+
+    def walk(node) -> int:
+        own = node["Actual Rows"] * node["Actual Loops"] if "Scan" in node["Node Type"] else 0
+        return own + sum(walk(child) for child in node.get("Plans", ()))
+
+    total = 0
+    with connections[database].cursor() as cursor:
+        for query in captured:
+            if not query["sql"].lstrip().upper().startswith("SELECT"):
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + query["sql"])
+            plan = cursor.fetchone()[0]
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            total += walk(plan[0]["Plan"])
+    return total
+
+
+@pytest.fixture
+def crowded(project):
+    """TRACES traces one minute apart in SESSIONS sessions and USERS users (trace g in session
+    g % SESSIONS, user g % USERS), copies of one stored trace."""
+    llm_call(project, "seed", question="q", answer="a", at=END - timedelta(days=30), user_id="u", session_id="s")
+    database = region_database(project.region)
+    with connections[database].cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO traces_trace
+            SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
+                'id', 'bulk-' || g,
+                'session_id', 'session-' || (g %% %s),
+                'user_id', 'user-' || (g %% %s),
+                'timestamp', %s::timestamptz - make_interval(mins => g)
+            ))).*
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, %s) g
+            """,
+            [SESSIONS, USERS, END, project.id, TRACES],
+        )
+        cursor.execute("ANALYZE traces_trace")
+    return database
+
+
+def grouped(database: str, project, column: str, offset: int, limit: int) -> list[str]:
+    with connections[database].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {column} FROM traces_trace WHERE project_id = %s AND {column} <> '' GROUP BY {column} "
+            f"ORDER BY max(timestamp) DESC, {column} DESC OFFSET %s LIMIT %s",
+            [project.id, offset, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.parametrize("column, page_of", [
+    ("session_id", selectors.session_ids_page), ("user_id", selectors.user_ids_page),
+])
+def test_session_and_user_lists_read_their_page_not_the_project(crowded, project, column, page_of):
+    """At 340k traces the console's sessions list took 732 ms and users 1,055 ms: both grouped every
+    trace of the project to sort its keys by their latest trace. They walk the newest traces now."""
+    database = crowded
+    with CaptureQueriesContext(connections[database]) as captured:
+        first, more = page_of(project=project, page=1, limit=50)
+    assert more
+    assert first == grouped(database, project, column, 0, 50)
+    # A page of 50 keys among the newest traces: a few hundred rows (the walk's chunk), not 20,000.
+    assert rows_read(database, captured) <= 2 * selectors.RECENT_WALK_CHUNK
+    second, more = page_of(project=project, page=2, limit=50)
+    assert second == grouped(database, project, column, 50, 50) and more
+    prefixed, _ = page_of(project=project, contains=column.split("_")[0] + "-19", page=1, limit=5)
+    with connections[database].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {column} FROM traces_trace WHERE project_id = %s AND {column} ILIKE %s GROUP BY {column} "
+            f"ORDER BY max(timestamp) DESC, {column} DESC LIMIT 5",
+            [project.id, column.split("_")[0] + "-19%"],
+        )
+        assert prefixed == [row[0] for row in cursor.fetchall()]
+
+
+def test_a_walk_that_does_not_fill_its_page_answers_by_grouping(crowded, project, monkeypatch):
+    # A key with a long run of traces (or a rare prefix) would make the walk read the project: past
+    # RECENT_WALK_ROWS rows it groups instead, with the same answer.
+    monkeypatch.setattr(selectors, "RECENT_WALK_ROWS", 1_000)
+    keys, more = selectors.session_ids_page(project=project, page=30, limit=50)
+    assert keys == grouped(crowded, project, "session_id", 29 * 50, 50) and more
+    last, more = selectors.session_ids_page(project=project, page=41, limit=50)
+    assert last == grouped(crowded, project, "session_id", 40 * 50, 50) and not more
