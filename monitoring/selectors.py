@@ -14,6 +14,7 @@ from monitoring.models import (
     HISTOGRAM_BUCKETS,
     DailyRollup,
     DailyUserRollup,
+    DailyUserScoreRollup,
     HourlyRollup,
     HourlyScoreRollup,
     MonitoringSettings,
@@ -236,6 +237,33 @@ def rollup_totals(*, project, days: int = 1, now: datetime | None = None) -> dic
         "error_rate": _rate(errors, calls), "refusal_rate": _rate(refusals, calls),
         "unpriced_calls": int(unpriced),
     }
+
+
+def user_totals(*, project, user_ids: list[str]) -> dict[str, dict]:
+    """Per end user, over every day the rollups hold: the cost of their LLM calls and their end users'
+    thumbs up and down (the per-user daily call and score rollups). The console's users list reads
+    these instead of every observation and score of each user's traces (100,000 observations for a
+    page of 50 users at 10M; 5.7 s)."""
+    user_ids = [u for u in dict.fromkeys(user_ids) if u]
+    out = {u: {"cost": None, "thumbs_up": 0, "thumbs_down": 0} for u in user_ids}
+    if not user_ids:
+        return out
+    with data_connection(project).cursor() as cursor:
+        cursor.execute(
+            f"SELECT user_id, sum(cost) FROM {DailyUserRollup._meta.db_table} WHERE project_id = %s::uuid "
+            "AND user_id = ANY(%s) GROUP BY user_id",
+            [str(project.id), user_ids],
+        )
+        for user_id, cost in cursor.fetchall():
+            out[user_id]["cost"] = cost
+        cursor.execute(
+            f"SELECT user_id, sum(thumbs_up), sum(thumbs_down) FROM {DailyUserScoreRollup._meta.db_table} "
+            "WHERE project_id = %s::uuid AND user_id = ANY(%s) GROUP BY user_id",
+            [str(project.id), user_ids],
+        )
+        for user_id, up, down in cursor.fetchall():
+            out[user_id]["thumbs_up"], out[user_id]["thumbs_down"] = int(up), int(down)
+    return out
 
 
 def hist_sum_sql(column: str, table: str = "") -> str:
