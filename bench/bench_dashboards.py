@@ -13,7 +13,7 @@ Volume (BENCH_OBSERVATIONS, default 10,000,000, over BENCH_DAYS = 30 days):
   end users; a thumb on one trace in ten. About 45 dimension combinations per hour, as a team with
   a few features and models has; `BENCH_OBSERVATIONS` scales the calls, not the combinations.
 - the hourly, daily, daily-per-user and score rollups are **generated directly with SQL** from those raw rows (one
-  GROUP BY per table, histograms built with the same bucket formula as `monitoring.rules.bucket_of`), not
+  GROUP BY per table, histograms bucketed by `monitoring.rules.bucket_sql`, equal to `bucket_of`), not
   by replaying the ingest path: 10M calls through ingest would take hours on this machine. Their
   exactness is the rollup tests' subject; here only their size matters.
 
@@ -132,17 +132,16 @@ def seed(project, connection) -> None:
 def seed_rollups(project, connection) -> None:
     """The hourly and daily-per-user rollups of the seeded rows, in SQL (see the module docstring)."""
     from monitoring.models import HISTOGRAM_BUCKETS
+    from monitoring.rules import bucket_sql
     from traces.models import Observation, Trace
 
     pid = str(project.id)
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = 0")
-        bucket = ("CASE WHEN {ms} < 1 THEN 0 ELSE LEAST({last}, 1 + floor(4 * ln(({ms})::double precision) / ln(2.0))::int) "
-                  "END")
         last = HISTOGRAM_BUCKETS - 1
-        lat_ms = "extract(epoch from (o.end_time - o.start_time)) * 1000"
-        ttft_ms = "extract(epoch from (o.completion_start_time - o.start_time)) * 1000"
+        lat_us = "(extract(epoch from (o.end_time - o.start_time)) * 1000000)::bigint"
+        ttft_us = "(extract(epoch from (o.completion_start_time - o.start_time)) * 1000000)::bigint"
         dims = "hour, feature, trace_name, model, environment, release, prompt_name, prompt_version"
         # Set-based: calls → groups (sums) → per-group bucket counts → dense 80-bucket arrays.
         cursor.execute(
@@ -153,8 +152,8 @@ def seed_rollups(project, connection) -> None:
             "o.status, o.input_tokens, o.cached_input_tokens, o.output_tokens, o.total_tokens, o.total_cost, "
             "(extract(epoch from (o.end_time - o.start_time)) * 1000000)::bigint AS lat_us, "
             "(extract(epoch from (o.completion_start_time - o.start_time)) * 1000000)::bigint AS ttft_us, "
-            f"CASE WHEN o.end_time IS NOT NULL THEN {bucket.format(ms=lat_ms, last=last)} END AS lb, "
-            f"CASE WHEN o.completion_start_time IS NOT NULL THEN {bucket.format(ms=ttft_ms, last=last)} END AS tb "
+            f"CASE WHEN o.end_time IS NOT NULL THEN {bucket_sql(lat_us)} END AS lb, "
+            f"CASE WHEN o.completion_start_time IS NOT NULL THEN {bucket_sql(ttft_us)} END AS tb "
             f'FROM "{Observation._meta.db_table}" o JOIN "{Trace._meta.db_table}" t '
             "ON t.project_id = o.project_id AND t.id = o.trace_id "
             "WHERE o.project_id = %s::uuid AND o.type IN ('GENERATION', 'EMBEDDING') AND o.duplicate_of = ''",
@@ -278,6 +277,43 @@ def timed(label: str, call, results: list, target_ms: float | None = None) -> No
     return out
 
 
+def timed_ab(label: str, text: dict, results: list, target_ms: float = 300) -> None:
+    """The query through `run_query` (new: rollups + edge hours) and through the raw rows, as every
+    query with a window off the hour was answered before, alternated run by run on the same data."""
+    from monitoring import metrics
+
+    project = _BENCH_PROJECT[0]
+    query = metrics.parse_query(json.dumps(text), version=2)
+    rule = metrics.applied_feature_rule(project=project)
+
+    def new():
+        answer = metrics.run_query(project=project, query=query)
+        assert answer["source"] == "rollups+edges", answer["source"]
+        return answer["data"]
+
+    def old():
+        rows = metrics._from_raw(project, query, rule)
+        return metrics._zero_fill(query, rows) if query.granularity and query.order_by is None else rows
+
+    new(), old()  # warm-up (plans, caches)
+    samples: dict = {"new": [], "old": []}
+    for _ in range(RUNS):
+        for name, run in (("new", new), ("old", old)):
+            t0 = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - t0) * 1000)
+    for name, target in (("new", target_ms), ("old", None)):
+        median = statistics.median(samples[name])
+        verdict = "" if target is None else ("  ok" if median < target else f"  OVER {target:.0f} ms")
+        tag = "rollups+edges" if name == "new" else "raw (before)"
+        results.append((f"{label} [{tag}]", median, max(samples[name]), target))
+        print(f"{label + ' [' + tag + ']':<78} median {median:8.1f} ms  max {max(samples[name]):8.1f} ms{verdict}",
+              flush=True)
+
+
+_BENCH_PROJECT: list = []
+
+
 def main() -> int:
     from bench.server import prepare_environment
 
@@ -310,6 +346,7 @@ def main() -> int:
         seed_daily_rollups(project, connection)  # a project seeded before the daily rollup
     if not HourlyScoreRollup.objects.for_project(project).exists():
         seed_score_rollups(project, connection)  # a project seeded before the score rollups
+    _BENCH_PROJECT.append(project)
     rollup_rows = HourlyRollup.objects.for_project(project).count()
     print(f"\nproject {project.id}: {OBSERVATIONS:,} observations, {rollup_rows:,} hourly rollup rows; {RUNS} runs each\n")
 
@@ -367,13 +404,34 @@ def main() -> int:
     timed("v2 scores-numeric avg value by name, 7 days",
           q({"view": "scores-numeric", "dimensions": [{"field": "name"}],
              "metrics": [{"measure": "value", "aggregation": "avg"}], **span(7)}), results, None)
-    timed("v2 count of LLM calls by model, 7 days, minute-aligned window (not whole hours: raw)",
-          q({"view": "observations", "dimensions": [{"field": "model"}], "metrics": [{"measure": "count", "aggregation": "count"}],
-             "filters": [llm], "fromTimestamp": (now - timedelta(days=7)).isoformat(), "toTimestamp": now.isoformat()}),
-          results, None)
     timed("billable-units by day, last 24 h (raw rows by creation time)",
           q({"view": "billable-units", "metrics": [{"measure": "units", "aggregation": "sum"}],
              "timeDimension": {"granularity": "hour"}, **span(1)}), results, None)
+    print("\nmetrics API, windows not on whole hours (\"now − N days\" with seconds, as the SDKs send them):")
+    print(f"  rollups for the whole hours + the edge hours' raw calls (new) vs the raw rows (before), alternated; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    seconds = lambda days: {"fromTimestamp": (now - timedelta(days=days)).isoformat(), "toTimestamp": now.isoformat()}  # noqa: E731
+    timed_ab("v2 count of LLM calls by model, 7 days",
+             {"view": "observations", "dimensions": [{"field": "model"}],
+              "metrics": [{"measure": "count", "aggregation": "count"}], "filters": [llm], **seconds(7)}, results)
+    timed_ab("v2 cost + calls of LLM calls by feature, 7 days",
+             {"view": "observations", "dimensions": [{"field": "feature"}],
+              "metrics": [{"measure": "totalCost", "aggregation": "sum"}, {"measure": "count", "aggregation": "count"}],
+              "filters": [llm], **seconds(7)}, results)
+    timed_ab("v2 p95 latency + avg TTFT by model, 7 days",
+             {"view": "observations", "dimensions": [{"field": "model"}],
+              "metrics": [{"measure": "latency", "aggregation": "p95"},
+                          {"measure": "timeToFirstToken", "aggregation": "avg"}], "filters": [llm], **seconds(7)},
+             results)
+    timed_ab("v2 cost by traceName by hour, last 24 h",
+             {"view": "observations", "dimensions": [{"field": "traceName"}],
+              "metrics": [{"measure": "totalCost", "aggregation": "sum"}], "filters": [llm],
+              "timeDimension": {"granularity": "hour"}, **seconds(1)}, results)
+    timed_ab("v2 count + totalCost of LLM calls, auto granularity (day), 30 days",
+             {"view": "observations", "metrics": [{"measure": "count", "aggregation": "count"},
+                                                  {"measure": "totalCost", "aggregation": "sum"}],
+              "filters": [llm], "timeDimension": {"granularity": "auto"}, **seconds(30)}, results)
+    print(f"  load average after: {os.getloadavg()[0]:.1f}", flush=True)
     over = [r for r in results if r[3] is not None and r[1] >= r[3]]
     print(f"\n{len(results) - len(over)} of {len(results)} within their target" if not over else
           f"\nOVER target: {', '.join(r[0] for r in over)}")
