@@ -964,21 +964,25 @@ def _edge_rows_sql(used: set[str], window: _Window, rule: FeatureRule, params: d
     """The LLM calls of the window's partial hours as rollup rows: one per hour and combination of the
     dimensions the query reads, with the per-call sums and 80-bucket histograms the rollups hold."""
     columns = _edge_columns(used)
-    per_call, outer, groups = [], [], []
+    per_call, grouped, outer, groups = [], [], [], []
     for column in columns[1:]:
         if column in _EDGE_DIMENSIONS:
             expr = _feature_sql(rule, params) if column == "feature" else _EDGE_DIMENSIONS[column]
             per_call.append(f"{expr} AS {column}")
-            outer.append(f"c.{column}")
+            grouped.append(f"c.{column}")
             groups.append(f"c.{column}")
+            outer.append(f"g.{column}")
         elif column in _EDGE_HISTOGRAMS:
             end = _EDGE_HISTOGRAMS[column]
-            per_call.append(f"CASE WHEN o.{end} IS NOT NULL THEN {bucket_sql(_us_sql(end))} END AS {column}_bucket")
-            counts = ", ".join(f"count(*) FILTER (WHERE c.{column}_bucket = {i})" for i in range(HISTOGRAM_BUCKETS))
-            outer.append(f"ARRAY[{counts}]::bigint[] AS {column}")
+            per_call.append(f"CASE WHEN o.{end} IS NOT NULL THEN {bucket_sql(_us_sql(end))} END AS {column}")
+            # Each group's bucket numbers, then counted into the dense 80-bucket array. (80 `count(*)
+            # FILTER (…)` aggregates instead evaluated the flattened bucket expression 80 times a call.)
+            grouped.append(f"array_agg(c.{column}) AS {column}")
+            outer.append(_dense_histogram_sql(f"g.{column}") + f" AS {column}")
         else:
             per_call.append(f"{_EDGE_SUMS[column]} AS {column}")
-            outer.append(f"sum(c.{column}){'' if column == 'cost' else '::bigint'} AS {column}")
+            grouped.append(f"sum(c.{column}){'' if column == 'cost' else '::bigint'} AS {column}")
+            outer.append(f"g.{column}")
     ranges = []
     for index, (start, end) in enumerate(window.edges):
         params[f"edge{index}_from"], params[f"edge{index}_to"] = start, end
@@ -989,8 +993,16 @@ def _edge_rows_sql(used: set[str], window: _Window, rule: FeatureRule, params: d
             if _TRACE_COLUMNS & set(columns) else "")
     calls = (f'SELECT {", ".join(per_call)} FROM "{OBS}" o {join}WHERE o.project_id = %(project)s::uuid '
              f"AND o.type IN ({_LLM_SQL}) AND o.duplicate_of = '' AND ({' OR '.join(ranges)})")
-    return (f"SELECT %(project)s::uuid AS project_id, {', '.join(outer)} FROM ({calls}) c "
-            f"GROUP BY {', '.join(groups)}")
+    return (f"SELECT %(project)s::uuid AS project_id, {', '.join(outer)} FROM (SELECT {', '.join(grouped)} "
+            f"FROM ({calls}) c GROUP BY {', '.join(groups)}) g")
+
+
+def _dense_histogram_sql(buckets: str) -> str:
+    """SQL: the rollups' histogram (bigint[80], a count per bucket) of an array of bucket numbers (NULLs,
+    calls without that duration, count nowhere). Plain expressions, no subquery: a correlated subquery
+    is parallel-restricted and took the parallel scan of the rollup rows away from the whole statement."""
+    counts = ", ".join(f"cardinality(array_positions({buckets}, {i}))" for i in range(HISTOGRAM_BUCKETS))
+    return f"ARRAY[{counts}]::bigint[]"
 
 
 def _sort_python(query: Query, rows: list) -> list:
