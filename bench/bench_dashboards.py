@@ -16,6 +16,7 @@ separately: they are bounded by the window, not by these targets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -48,6 +49,52 @@ def timed(label: str, call, results: list, target_ms: float | None = None) -> No
     return out
 
 
+def timed_ab(label: str, text: dict, results: list, target_ms: float = 300) -> None:
+    """The query through `run_query` (new: rollups + edge hours) and through the raw rows, as every
+    query with a window off the hour was answered before, alternated run by run on the same data."""
+    from monitoring import metrics
+
+    project = _BENCH_PROJECT[0]
+    query = metrics.parse_query(json.dumps(text), version=2)
+    rule = metrics.applied_feature_rule(project=project)
+
+    def new():
+        answer = metrics.run_query(project=project, query=query)
+        assert answer["source"] == "rollups+edges", answer["source"]
+        return answer["data"]
+
+    def old():
+        rows = metrics._from_raw(project, query, rule)
+        return metrics._zero_fill(query, rows) if query.granularity and query.order_by is None else rows
+
+    # For scale: the same query with its window moved back to whole hours (the rollups alone).
+    hours = dataclasses.replace(query, since=query.since.replace(minute=0, second=0, microsecond=0),
+                                until=query.until.replace(minute=0, second=0, microsecond=0))
+
+    def whole():
+        answer = metrics.run_query(project=project, query=hours)
+        assert answer["source"] == "rollups", answer["source"]
+
+    new(), old(), whole()  # warm-up (plans, caches)
+    samples: dict = {"new": [], "old": [], "whole": []}
+    for _ in range(RUNS):
+        for name, run in (("new", new), ("old", old), ("whole", whole)):
+            t0 = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - t0) * 1000)
+    tags = {"new": "rollups+edges", "old": "raw (before)", "whole": "whole hours, rollups only"}
+    for name, target in (("new", target_ms), ("old", None), ("whole", None)):
+        median = statistics.median(samples[name])
+        verdict = "" if target is None else ("  ok" if median < target else f"  OVER {target:.0f} ms")
+        tag = tags[name]
+        results.append((f"{label} [{tag}]", median, max(samples[name]), target))
+        print(f"{label + ' [' + tag + ']':<78} median {median:8.1f} ms  max {max(samples[name]):8.1f} ms{verdict}",
+              flush=True)
+
+
+_BENCH_PROJECT: list = []
+
+
 def main() -> int:
     from bench.server import prepare_environment
 
@@ -58,7 +105,7 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate_all", verbosity=0)
-    from monitoring import metrics, selectors
+    from monitoring import metrics
     from monitoring.models import DailyRollup, HourlyRollup, HourlyScoreRollup
     from tenancy.dataplane import data_connection
     from tenancy.services import project_bootstrap
@@ -80,6 +127,7 @@ def main() -> int:
         seed_daily_rollups(project, connection)  # a project seeded before the daily rollup
     if not HourlyScoreRollup.objects.for_project(project).exists():
         seed_score_rollups(project, connection)  # a project seeded before the score rollups
+    _BENCH_PROJECT.append(project)
     rollup_rows = HourlyRollup.objects.for_project(project).count()
     print(f"\nproject {project.id}: {OBSERVATIONS:,} observations, {rollup_rows:,} hourly rollup rows; {RUNS} runs each\n")
 
@@ -93,6 +141,19 @@ def main() -> int:
     llm = {"column": "type", "operator": "any of", "value": ["GENERATION", "EMBEDDING"], "type": "stringOptions"}
     span = lambda days: {"fromTimestamp": (hour - timedelta(days=days)).isoformat(), "toTimestamp": hour.isoformat()}  # noqa: E731
     results: list = []
+    edges_only = os.environ.get("BENCH_EDGES_ONLY") == "1"  # only the windows-with-seconds section
+    if not edges_only:
+        common_reads(project, q, llm, span, now, results)
+    edge_reads(project, now, llm, results)
+    over = [r for r in results if r[3] is not None and r[1] >= r[3]]
+    print(f"\n{len(results) - len(over)} of {len(results)} within their target" if not over else
+          f"\nOVER target: {', '.join(r[0] for r in over)}")
+    return 1 if over else 0
+
+
+def common_reads(project, q, llm, span, now, results) -> None:
+    from monitoring import metrics, selectors
+
     print("dashboards (monitoring.selectors):")
     timed("cost by feature, last 7 days, 80/20 (the seed's question)",
           lambda: selectors.cost_breakdown(project=project, by="feature", days=7), results, 200)
@@ -134,10 +195,6 @@ def main() -> int:
              "metrics": [{"measure": "latency", "aggregation": "avg"}],
              "filters": [{"column": "type", "operator": "any of", "value": ["SPAN"], "type": "stringOptions"}],
              **span(1)}), results, None)
-    timed("v2 count of LLM calls by model, 7 days, minute-aligned window (not whole hours: raw)",
-          q({"view": "observations", "dimensions": [{"field": "model"}], "metrics": [{"measure": "count", "aggregation": "count"}],
-             "filters": [llm], "fromTimestamp": (now - timedelta(days=7)).isoformat(), "toTimestamp": now.isoformat()}),
-          results, None)
     timed("billable-units by day, last 24 h (raw rows by creation time)",
           q({"view": "billable-units", "metrics": [{"measure": "units", "aggregation": "sum"}],
              "timeDimension": {"granularity": "hour"}, **span(1)}), results, None)
@@ -175,10 +232,34 @@ def main() -> int:
                 timed(f"[{'rollups' if use else 'raw'} {round_}] {label}", call, results, None)
     metrics.USE_SCORE_ROLLUPS = True
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    over = [r for r in results if r[3] is not None and r[1] >= r[3]]
-    print(f"\n{len(results) - len(over)} of {len(results)} within their target" if not over else
-          f"\nOVER target: {', '.join(r[0] for r in over)}")
-    return 1 if over else 0
+
+
+def edge_reads(project, now, llm, results) -> None:
+    print("\nmetrics API, windows not on whole hours (\"now − N days\" with seconds, as the SDKs send them):")
+    print(f"  rollups for the whole hours + the edge hours' raw calls (new) vs the raw rows (before), alternated; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    seconds = lambda days: {"fromTimestamp": (now - timedelta(days=days)).isoformat(), "toTimestamp": now.isoformat()}  # noqa: E731
+    timed_ab("v2 count of LLM calls by model, 7 days",
+             {"view": "observations", "dimensions": [{"field": "model"}],
+              "metrics": [{"measure": "count", "aggregation": "count"}], "filters": [llm], **seconds(7)}, results)
+    timed_ab("v2 cost + calls of LLM calls by feature, 7 days",
+             {"view": "observations", "dimensions": [{"field": "feature"}],
+              "metrics": [{"measure": "totalCost", "aggregation": "sum"}, {"measure": "count", "aggregation": "count"}],
+              "filters": [llm], **seconds(7)}, results)
+    timed_ab("v2 p95 latency + avg TTFT by model, 7 days",
+             {"view": "observations", "dimensions": [{"field": "model"}],
+              "metrics": [{"measure": "latency", "aggregation": "p95"},
+                          {"measure": "timeToFirstToken", "aggregation": "avg"}], "filters": [llm], **seconds(7)},
+             results)
+    timed_ab("v2 cost by traceName by hour, last 24 h",
+             {"view": "observations", "dimensions": [{"field": "traceName"}],
+              "metrics": [{"measure": "totalCost", "aggregation": "sum"}], "filters": [llm],
+              "timeDimension": {"granularity": "hour"}, **seconds(1)}, results)
+    timed_ab("v2 count + totalCost of LLM calls, auto granularity (day), 30 days",
+             {"view": "observations", "metrics": [{"measure": "count", "aggregation": "count"},
+                                                  {"measure": "totalCost", "aggregation": "sum"}],
+              "filters": [llm], "timeDimension": {"granularity": "auto"}, **seconds(30)}, results)
+    print(f"  load average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ a few features and models has; the observation count scales the calls, not the c
 Callers add columns of their own (`trace_extra`, `observation_extra`: text, session ids).
 
 The hourly, daily, daily-per-user and score rollups are **generated directly with SQL** from those raw
-rows (one GROUP BY per table, histograms built with the same bucket formula as
+rows (one GROUP BY per table, histograms bucketed by `monitoring.rules.bucket_sql`, equal to
 `monitoring.rules.bucket_of`), not by replaying the ingest path: 10M calls through ingest would take
 hours on this machine. Their exactness is the rollup tests' subject; here only their size matters.
 
@@ -193,17 +193,16 @@ def seed_rollups(project, connection) -> None:
     """The hourly and daily-per-user rollups of the seeded rows, in SQL (see the module docstring), then
     the daily and the score rollups."""
     from monitoring.models import HISTOGRAM_BUCKETS
+    from monitoring.rules import bucket_sql
     from traces.models import Observation, Trace
 
     pid = str(project.id)
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = 0")
-        bucket = ("CASE WHEN {ms} < 1 THEN 0 ELSE LEAST({last}, 1 + floor(4 * ln(({ms})::double precision) / ln(2.0))::int) "
-                  "END")
         last = HISTOGRAM_BUCKETS - 1
-        lat_ms = "extract(epoch from (o.end_time - o.start_time)) * 1000"
-        ttft_ms = "extract(epoch from (o.completion_start_time - o.start_time)) * 1000"
+        lat_us = "(extract(epoch from (o.end_time - o.start_time)) * 1000000)::bigint"
+        ttft_us = "(extract(epoch from (o.completion_start_time - o.start_time)) * 1000000)::bigint"
         dims = "hour, feature, trace_name, model, environment, release, prompt_name, prompt_version"
         # Set-based: calls → groups (sums) → per-group bucket counts → dense 80-bucket arrays.
         cursor.execute(
@@ -214,8 +213,8 @@ def seed_rollups(project, connection) -> None:
             "o.status, o.input_tokens, o.cached_input_tokens, o.output_tokens, o.total_tokens, o.total_cost, "
             "(extract(epoch from (o.end_time - o.start_time)) * 1000000)::bigint AS lat_us, "
             "(extract(epoch from (o.completion_start_time - o.start_time)) * 1000000)::bigint AS ttft_us, "
-            f"CASE WHEN o.end_time IS NOT NULL THEN {bucket.format(ms=lat_ms, last=last)} END AS lb, "
-            f"CASE WHEN o.completion_start_time IS NOT NULL THEN {bucket.format(ms=ttft_ms, last=last)} END AS tb "
+            f"CASE WHEN o.end_time IS NOT NULL THEN {bucket_sql(lat_us)} END AS lb, "
+            f"CASE WHEN o.completion_start_time IS NOT NULL THEN {bucket_sql(ttft_us)} END AS tb "
             f'FROM "{Observation._meta.db_table}" o JOIN "{Trace._meta.db_table}" t '
             "ON t.project_id = o.project_id AND t.id = o.trace_id "
             "WHERE o.project_id = %s::uuid AND o.type IN ('GENERATION', 'EMBEDDING') AND o.duplicate_of = ''",

@@ -49,7 +49,7 @@ from monitoring.models import (
     HourlyScoreRollup,
     RollupRule,
 )
-from monitoring.rules import FeatureRule, bucket_of, feature_of
+from monitoring.rules import ROLLUP_TOKENS_CAP, ROLLUP_US_CAP, FeatureRule, bucket_of, feature_of
 from scores.models import Score
 from tenancy.regions import region_database
 from traces.models import Observation, Trace
@@ -193,14 +193,8 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-# What one call may add to a rollup sum. The rows keep the exact values the contract allows (token
-# counts up to 2^60, spans up to the 2262 horizon), but the rollups' bigint sums add a whole day of a
-# project's calls: a few calls with absurd counts (or a client whose clock sent 1970 as a start time)
-# would overflow them, and every later write to that bucket would fail — the whole batch with it.
-# 2^28 tokens of one kind (hundreds of times the largest context window) and 2^32 µs (71 minutes, past
-# the histograms' top bucket) per call leave room for billions of calls per bucket and day.
-ROLLUP_TOKENS_CAP = 2**28
-ROLLUP_US_CAP = 2**32
+# What one call may add to a rollup sum: `monitoring.rules.ROLLUP_TOKENS_CAP` / `ROLLUP_US_CAP` (defined
+# there because the metrics API rolls up a window's edge hours from the raw calls by the same bounds).
 
 
 def _us(delta: timedelta) -> int:

@@ -12,9 +12,11 @@ ascending. Every bad query is a `MetricsQueryError` (a 400 with the reason), nev
 Rollup path (exact for counts, sums and averages; percentiles read from the rollups' fixed log-scale
 histograms, ±9%): view `observations` filtered on `type` any of exactly GENERATION and EMBEDDING (the
 LLM calls the rollups hold), dimensions and filters among `ROLLUP_COLUMNS`, measures among
-`ROLLUP_MEASURES`, a granularity of an hour or coarser and a window on whole hours. Anything else
-reads the raw rows (project-scoped, by the time indexes, duplicates of a call counted once like the
-read API), bounded by the row limit and a statement timeout.
+`ROLLUP_MEASURES` and a granularity of an hour or coarser — whatever the window: one not on whole hours
+reads its whole hours from the rollups and the LLM calls of its partial edge hours from the raw rows,
+rolled up the way the rollups are, in the same statement (`_edge_rows_sql`). Anything else reads the
+raw rows (project-scoped, by the time indexes, duplicates of a call counted once like the read API),
+bounded by the row limit and a statement timeout.
 
 The score views answer from the hourly score rollups (or, filtered on a user, the per-user daily score
 rollup) when the query asks only what they hold (see `score_rollups_hold`): the same rows as the raw
@@ -31,14 +33,21 @@ from __future__ import annotations
 import json
 import math
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
 
-from monitoring.models import DIMENSION_CHARS, DailyUserScoreRollup, HourlyRollup, HourlyScoreRollup
-from monitoring.rules import FeatureRule, percentile_of
+from monitoring.models import (
+    DIMENSION_CHARS,
+    HISTOGRAM_BUCKETS,
+    DailyUserScoreRollup,
+    HourlyRollup,
+    HourlyScoreRollup,
+)
+from monitoring.rules import ROLLUP_TOKENS_CAP, ROLLUP_US_CAP, FeatureRule, bucket_sql, percentile_of
 from monitoring.selectors import applied_feature_rule, hist_sum_sql
 from scores.models import Score
 from tenancy.dataplane import data_connection
@@ -594,14 +603,13 @@ def _aggregate(metric: Metric, expr: str) -> str:
 
 
 def rollup_answers(query: Query) -> bool:
-    """Whether the hourly rollups hold everything the query asks (see the module docstring)."""
+    """Whether the hourly rollups hold everything the query asks (see the module docstring). Any
+    window: its whole hours are read from the rollups, its partial edge hours (at most two) are rolled
+    up from the raw calls in the same statement (`_window_parts`, `_edge_rows_sql`). Score views: the
+    score rollups (`score_rollups_hold`)."""
     if query.view.name in SCORE_VIEWS:
         return score_rollups_hold(query)
     if query.view is not OBSERVATIONS or query.granularity == "minute":
-        return False
-    if query.since.minute or query.since.second or query.since.microsecond:
-        return False
-    if query.until.minute or query.until.second or query.until.microsecond:
         return False
     typed = [f for f in query.filters if f.column == "type"]
     if len(typed) != 1 or typed[0].type != "stringOptions" or typed[0].operator != "any of" \
@@ -723,7 +731,7 @@ def run_query(*, project, query: Query) -> dict:
             rows = _scores_from_rollups(project, query, rule)
             source = "rollups" if rows is not None else "raw"
     elif rollup_answers(query):
-        rows, source = _from_rollups(project, query), "rollups"
+        rows, source = _from_rollups(project, query, rule)
     if rows is None:
         rows = _from_raw(project, query, rule)
     if query.granularity and query.order_by is None:
@@ -817,7 +825,9 @@ def _split_select(head: str) -> list[str]:
     return parts
 
 
-def _from_rollups(project, query: Query) -> list[dict]:
+def _from_rollups(project, query: Query, rule: FeatureRule) -> tuple[list[dict], str]:
+    """(rows, source): the answer from the hourly rollups, plus the window's partial edge hours rolled
+    up from the raw calls when the window is not on whole hours (source `rollups+edges`)."""
     params: dict = {}
     select, groups = [], []
     for index, name in enumerate(query.dimensions):
@@ -837,16 +847,32 @@ def _from_rollups(project, query: Query) -> list[dict]:
             count, total, hist = ROLLUP_DISTRIBUTIONS[metric.measure]
             reads.append(f"sum(r.{count})")
             reads.append(f"sum(r.{total})")
-            reads.append(hist_sum_sql(hist, "r"))
+            # Only a percentile reads the histogram (80 sums per group).
+            reads.append(hist_sum_sql(hist, "r") if metric.aggregation in QUANTILE else "NULL")
             slots.append(("dist", len(reads) - 3, metric))
     where = _where(query, OBSERVATIONS, ROLLUP_COLUMNS, params, time_column="r.hour", project_column="r.project_id")
-    sql = f"SELECT {', '.join(select + reads)} FROM \"{ROLLUP}\" r WHERE {where}"
+    window = _window_parts(query)
+    if window.edges:
+        used = set(_ROLLUP_COLUMN_RE.findall(" ".join([*select, *reads, where])))
+        source = f"({_rollup_rows_sql(used, window, params)} UNION ALL {_edge_rows_sql(used, window, rule, params)}) r"
+        # The outer bounds are the covering whole hours; each part of the union keeps to its own.
+        params.update({"from": window.cover_from, "to": window.cover_to})
+        source_name = "rollups+edges"
+    else:
+        source = f'"{ROLLUP}" r'
+        source_name = "rollups"
+    sql = f"SELECT {', '.join(select + reads)} FROM {source} WHERE {where}"
     if groups:
         # A group whose calls all moved away keeps a zero row in the rollups: not a group.
         sql += f" GROUP BY {', '.join(groups)} HAVING sum(r.calls) <> 0"
     # Without groups, one row always (zero counts), as an aggregate over no rows answers.
-    with data_connection(project).cursor() as cursor:
-        cursor.execute(sql, _params(project, query, params))
+    connection = data_connection(project)
+    bounded = transaction.atomic(using=connection.alias) if window.edges else nullcontext()
+    with bounded, connection.cursor() as cursor:
+        if window.edges:
+            # The edge hours read raw rows: bounded like the raw path.
+            cursor.execute(f"SET LOCAL statement_timeout = {RAW_STATEMENT_TIMEOUT_MS}")
+        cursor.execute(sql, {**_params(project, query, {}), **params})
         records = cursor.fetchall()
     width = len(groups)
     rows = []
@@ -867,7 +893,141 @@ def _from_rollups(project, query: Query) -> list[dict]:
                     values.append(percentile_of(list(hist or ()), QUANTILE[metric.aggregation]))
         rows.append((record[:width], values))
     rows = _sort_python(query, rows)
-    return [_render(query, group, values) for group, values in rows]
+    return [_render(query, group, values) for group, values in rows], source_name
+
+
+# --- windows not on whole hours: the edge hours rolled up from the raw calls -----------------------
+# The SDKs and dashboards send windows such as "now − 7 days" with seconds. Their whole hours come from
+# the rollups; the calls of the (at most two) partial hours at the edges are read by the project/time
+# index and turned into rows of the rollup's shape — the same dimensions and per-call contributions as
+# `ingest.rollups.Deltas.add` computes them — then added to the rollup rows with UNION ALL before the
+# one aggregation, so counts and sums stay exact and percentiles read the merged histograms.
+
+HOUR = timedelta(hours=1)
+_ROLLUP_COLUMN_RE = re.compile(r"\br\.([a-z_]+)")
+_CUT = f"left(COALESCE({{}}, ''), {DIMENSION_CHARS})"  # `ingest.rollups._cut`
+_LLM_SQL = ", ".join(f"'{t}'" for t in sorted(LLM_TYPES))
+
+
+@dataclass(frozen=True)
+class _Window:
+    whole: tuple[datetime, datetime]  # the whole hours inside the window (may be empty: from == to)
+    edges: tuple[tuple[datetime, datetime], ...]  # the partial hours' parts inside the window, [from, to)
+    cover_from: datetime  # the whole hours covering the window
+    cover_to: datetime
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _window_parts(query: Query) -> _Window:
+    since, until = query.since, query.until
+    first_whole = since if _floor_hour(since) == since else _floor_hour(since) + HOUR
+    last_whole = _floor_hour(until)
+    edges = []
+    if since < first_whole:
+        edges.append((since, min(first_whole, until)))
+    tail_from = max(last_whole, first_whole)
+    if tail_from < until:
+        edges.append((tail_from, until))
+    whole = (first_whole, last_whole) if first_whole < last_whole else (first_whole, first_whole)
+    cover_to = until if _floor_hour(until) == until else last_whole + HOUR
+    return _Window(whole=whole, edges=tuple(edges), cover_from=_floor_hour(since), cover_to=cover_to)
+
+
+def _us_sql(end: str) -> str:
+    """A call's duration from its start to `end` in whole µs, bounded as `ingest.rollups._us` does
+    (extract gives a numeric: exact to the µs)."""
+    return (f"CASE WHEN o.{end} IS NOT NULL THEN LEAST({ROLLUP_US_CAP}, GREATEST(0, "
+            f"extract(epoch from (o.{end} - o.start_time)) * 1000000))::bigint ELSE 0 END")
+
+
+# Rollup column -> the raw call's value (`o`, its trace `t`), as `ingest.rollups.Deltas.add` keys and
+# counts it; `feature` is the project's rule (`_feature_sql`). In the rollup table's column order.
+_EDGE_DIMENSIONS = {
+    "hour": "date_trunc('hour', o.start_time, 'UTC')",
+    "feature": None,
+    "trace_name": _CUT.format("t.name"),
+    "model": _CUT.format("NULLIF(o.response_model, ''), o.model"),
+    "environment": _CUT.format("o.environment"),
+    "release": _CUT.format("t.release"),
+    "prompt_name": _CUT.format("o.prompt_name"),
+    "prompt_version": "COALESCE(o.prompt_version, 0)",
+}
+_EDGE_SUMS = {
+    "calls": "1",
+    "errors": "(o.status = 'error')::int",
+    "refusals": "(o.status = 'refused')::int",
+    **{kind: f"LEAST(COALESCE(o.{kind}, 0), {ROLLUP_TOKENS_CAP})"
+       for kind in ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+                    "reasoning_tokens", "total_tokens")},
+    "unpriced_calls": "(o.total_cost IS NULL)::int",
+    "cost": "COALESCE(o.total_cost, 0)",
+    "latency_count": "(o.end_time IS NOT NULL)::int",
+    "latency_us_sum": _us_sql("end_time"),
+    "ttft_count": "(o.completion_start_time IS NOT NULL)::int",
+    "ttft_us_sum": _us_sql("completion_start_time"),
+}
+_EDGE_HISTOGRAMS = {"latency_hist": "end_time", "ttft_hist": "completion_start_time"}
+_TRACE_COLUMNS = frozenset({"feature", "trace_name", "release"})
+
+
+def _edge_columns(used: set[str]) -> list[str]:
+    """The union's columns, in one order for both parts: the project, the hour, then what the query reads."""
+    known = [*_EDGE_DIMENSIONS, *_EDGE_SUMS, *_EDGE_HISTOGRAMS]
+    return ["project_id", *(c for c in known if c in used or c in ("hour", "calls"))]
+
+
+def _rollup_rows_sql(used: set[str], window: _Window, params: dict) -> str:
+    params.update({"whole_from": window.whole[0], "whole_to": window.whole[1]})
+    return (f'SELECT {", ".join(_edge_columns(used))} FROM "{ROLLUP}" WHERE project_id = %(project)s::uuid '
+            "AND hour >= %(whole_from)s AND hour < %(whole_to)s")
+
+
+def _edge_rows_sql(used: set[str], window: _Window, rule: FeatureRule, params: dict) -> str:
+    """The LLM calls of the window's partial hours as rollup rows: one per hour and combination of the
+    dimensions the query reads, with the per-call sums and 80-bucket histograms the rollups hold."""
+    columns = _edge_columns(used)
+    per_call, grouped, outer, groups = [], [], [], []
+    for column in columns[1:]:
+        if column in _EDGE_DIMENSIONS:
+            expr = _feature_sql(rule, params) if column == "feature" else _EDGE_DIMENSIONS[column]
+            per_call.append(f"{expr} AS {column}")
+            grouped.append(f"c.{column}")
+            groups.append(f"c.{column}")
+            outer.append(f"g.{column}")
+        elif column in _EDGE_HISTOGRAMS:
+            end = _EDGE_HISTOGRAMS[column]
+            per_call.append(f"CASE WHEN o.{end} IS NOT NULL THEN {bucket_sql(_us_sql(end))} END AS {column}")
+            # Each group's bucket numbers, then counted into the dense 80-bucket array. (80 `count(*)
+            # FILTER (…)` aggregates instead evaluated the flattened bucket expression 80 times a call.)
+            grouped.append(f"array_agg(c.{column}) AS {column}")
+            outer.append(_dense_histogram_sql(f"g.{column}") + f" AS {column}")
+        else:
+            per_call.append(f"{_EDGE_SUMS[column]} AS {column}")
+            grouped.append(f"sum(c.{column}){'' if column == 'cost' else '::bigint'} AS {column}")
+            outer.append(f"g.{column}")
+    ranges = []
+    for index, (start, end) in enumerate(window.edges):
+        params[f"edge{index}_from"], params[f"edge{index}_to"] = start, end
+        ranges.append(f"(o.start_time >= %(edge{index}_from)s AND o.start_time < %(edge{index}_to)s)")
+    # A call counts under its stored trace, as in the rollups (every stored call has one: the writer
+    # creates a placeholder); the join is made only when a trace dimension is read.
+    join = (f'JOIN "{TRACES}" t ON t.project_id = o.project_id AND t.id = o.trace_id '
+            if _TRACE_COLUMNS & set(columns) else "")
+    calls = (f'SELECT {", ".join(per_call)} FROM "{OBS}" o {join}WHERE o.project_id = %(project)s::uuid '
+             f"AND o.type IN ({_LLM_SQL}) AND o.duplicate_of = '' AND ({' OR '.join(ranges)})")
+    return (f"SELECT %(project)s::uuid AS project_id, {', '.join(outer)} FROM (SELECT {', '.join(grouped)} "
+            f"FROM ({calls}) c GROUP BY {', '.join(groups)}) g")
+
+
+def _dense_histogram_sql(buckets: str) -> str:
+    """SQL: the rollups' histogram (bigint[80], a count per bucket) of an array of bucket numbers (NULLs,
+    calls without that duration, count nowhere). Plain expressions, no subquery: a correlated subquery
+    is parallel-restricted and took the parallel scan of the rollup rows away from the whole statement."""
+    counts = ", ".join(f"cardinality(array_positions({buckets}, {i}))" for i in range(HISTOGRAM_BUCKETS))
+    return f"ARRAY[{counts}]::bigint[]"
 
 
 # --- scores from the score rollups -----------------------------------------------------------------
