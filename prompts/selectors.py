@@ -235,9 +235,9 @@ def label_history(*, project: Project, prompt: Prompt, limit: int = 100):
 # The call figures come from the monitoring call rollups (prompt name and version are dimensions):
 # the window's whole hours through `monitoring.selectors.rollup_source` (whole days from the daily
 # rollup), and only its partial edge hours from the raw calls, added up by the rollups' own rule
-# (`ingest.rollups.Deltas`), so both parts sum the same contributions. Reading every call of the
-# window cost ~0.5 s at 500k observations and grew with the volume; the rollups hold ~24 rows per
-# dimension combination a day whatever the traffic. Latency and TTFT percentiles are read from the
+# (`ingest.rollups.Deltas`), so both parts sum the same contributions. The rollup rows grow with the
+# prompt's dimension combinations per day, not with its calls (grouping and sorting every call of a
+# week for the percentiles grew with the traffic). Latency and TTFT percentiles are read from the
 # rollups' fixed-bucket histograms (±9%, as on the dashboards). A prompt name of DIMENSION_CHARS or
 # more is cut in the rollups (another prompt could share the cut), so its calls are read raw.
 #
