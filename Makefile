@@ -91,7 +91,8 @@ bench-reads: $(STAMP)
 bench-evals: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_evals.py
 # Server time of every console page (Django test client, in-process) over a project filled through
-# ingest (kept and reused; ARGS: --traces N --repeat R; console/management/commands/console_bench.py).
+# ingest (kept and reused; ARGS: --traces N --repeat R; console/management/commands/console_bench.py),
+# or seeded with SQL at volume: ARGS="--observations 10000000" (bench/console_volume.py).
 .PHONY: bench-console
 bench-console: $(STAMP)
 	@$(PY) -m config.devstack exec -- sh -c '$(PY) manage.py migrate_all >/dev/null && $(PY) manage.py console_bench $(ARGS)'
