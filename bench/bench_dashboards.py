@@ -5,6 +5,9 @@ stack (`python -m config.devstack exec -- …`), then times the reads the dashbo
 API make, warm, BENCH_RUNS times each (median and max, milliseconds, in-process: the selector or
 `metrics.run_query`, no HTTP).
 
+BENCH_PROJECT=name times an existing project seeded by the same SQL (e.g. `console-sql-10000000` of
+`make bench-console ARGS="--observations 10000000"`) instead of seeding `dashboards-N`.
+
 Volume (BENCH_OBSERVATIONS, default 10,000,000, over BENCH_DAYS = 30 days): raw rows and rollups
 seeded with SQL by `bench/volume_sql.py` (its docstring has the shape: 20 features on 2 of 6 models,
 5,000 users, a thumb on one trace in ten, ~45 dimension combinations an hour).
@@ -111,8 +114,18 @@ def main() -> int:
     from tenancy.services import project_bootstrap
     from traces.models import Observation
 
-    project, _, _ = project_bootstrap(organization_name="Lookglass bench", project_name=f"dashboards-{OBSERVATIONS}",
-                                      note="make bench-dashboards")
+    if os.environ.get("BENCH_PROJECT"):
+        # A project another benchmark seeded with the same SQL seed (bench/volume_sql.py), e.g. the console
+        # bench's `console-sql-10000000`: 10M observations take ~25 min to seed, so one seed serves both.
+        from tenancy.models import Project
+
+        project = Project.objects.filter(name=os.environ["BENCH_PROJECT"]).first()
+        if project is None:
+            print(f"no project named {os.environ['BENCH_PROJECT']!r}", flush=True)
+            return 1
+    else:
+        project, _, _ = project_bootstrap(organization_name="Lookglass bench",
+                                          project_name=f"dashboards-{OBSERVATIONS}", note="make bench-dashboards")
     connection = data_connection(project)
     have = Observation.objects.for_project(project).count()
     if have > OBSERVATIONS:
