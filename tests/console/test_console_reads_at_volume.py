@@ -18,6 +18,12 @@ from tenancy.regions import region_database
 from tests.console.support import llm_call
 from traces import selectors
 
+# Transactional: the 20,000 copied traces are deleted by TRUNCATE when each test ends. Rolled back
+# instead, they stayed in the tables as 1,766 pages of dead rows until a vacuum, and the update-path
+# tests that ran next (tests/ingest/test_update_path_cost.py: a project's statistics taken over those
+# pages) saw plans read 37,000 rows to update 20.
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
 END = datetime(2026, 1, 10, tzinfo=UTC)
 TRACES, SESSIONS, USERS = 20_000, 2_000, 500
 
