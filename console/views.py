@@ -729,9 +729,10 @@ def user_detail(request, project_id, user_id):
     totals = trace_selectors.trace_group_totals(project=project, column="user_id", keys=[user_id]).get(user_id)
     if totals is None:
         raise Http404("No such user.")
+    exact = f'"{user_id}"'  # the explorer's exact-value form (a bare value is a prefix: bob finds bobby)
     recent = trace_selectors.trace_search(
-        project=project, search=trace_selectors.TraceSearch(user_id=user_id)
-    ).filter(user_id=user_id)[:PAGE_SIZE]
+        project=project, search=trace_selectors.TraceSearch(user_id=exact)
+    )[:PAGE_SIZE]
     rows = _explorer_rows(project, recent)
     sessions_of_user = list(dict.fromkeys(r.trace.session_id for r in rows if r.trace.session_id))
     context = {
@@ -740,7 +741,7 @@ def user_detail(request, project_id, user_id):
         "rows": rows,
         "columns": ["time", "input", "output", "status", "session", "scores", "cost", "latency"],
         "sessions": [(s, session_url(project, s)) for s in sessions_of_user[:20]],
-        "all_traces_url": f"{_url('traces', project)}?{urlencode({'user': user_id})}",
+        "all_traces_url": f"{_url('traces', project)}?{urlencode({'user': exact})}",
     }
     return _page(request, project, "console/user.html", context, section="users")
 

@@ -1391,6 +1391,15 @@ SEARCH_ORDER_FIELDS = {
 }
 
 
+def _text_filter(column: str, value: str) -> dict:
+    """A filter field forgives case and takes a beginning (`bob` finds `Bobby`); in double quotes it
+    is the exact value (`"bob"`), which is how a user's or session's page links to its own traces
+    only."""
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        return {column: value[1:-1]}
+    return {f"{column}__istartswith": value}
+
+
 def trace_search(*, project, search: TraceSearch, order: str = "-time") -> QuerySet[Trace]:
     """The project's traces matching `search`, ordered by `order` (a SEARCH_ORDER_FIELDS key, "-"
     for descending), with `input_preview`/`output_preview` (the last message's text, cut) and
@@ -1411,7 +1420,7 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
         ("environment", s.environment), ("release", s.release),
     ):
         if value:
-            qs = qs.filter(**{f"{column}__istartswith": value})
+            qs = qs.filter(**_text_filter(column, value))
     if s.text:
         # One id list from both GIN indexes (a UNION), so each side is an index scan; an OR of the
         # two conditions would make PostgreSQL walk every trace of the project instead. The indexes

@@ -275,6 +275,23 @@ def test_a_users_cost_keeps_the_digits_of_small_calls(client, member, project):
     assert 'id="lg-user-cost">$0.000029<' in body
 
 
+def test_a_users_page_links_to_that_users_traces_only(client, member, project, other_project):
+    """Filters take a beginning (`bob` finds `bobby`), so the user page's link asks for the exact value
+    ("in quotes"); another organization's `bob` is never listed."""
+    for trace_id, user in (("t-bob", "bob"), ("t-bobby", "bobby"), ("t-BOB", "BOB")):
+        llm_call(project, trace_id, question="q", answer="a", user_id=user)
+    llm_call(other_project, "t-their-bob", question="q", answer="a", user_id="bob")
+    page = client.get(f"{url('users', project)}bob/")
+    link = page.context["all_traces_url"]
+    listed = client.get(link)
+    assert listed.status_code == 200
+    assert [r.trace.id for r in listed.context["rows"]] == ["t-bob"]
+    prefix = client.get(url("traces", project), {"user": "bob"})
+    assert {r.trace.id for r in prefix.context["rows"]} == {"t-bob", "t-bobby", "t-BOB"}
+    exact = client.get(url("traces", project), {"user": '"bobby"'})
+    assert [r.trace.id for r in exact.context["rows"]] == ["t-bobby"]
+
+
 # --- annotation queue ------------------------------------------------------------------------------
 
 
