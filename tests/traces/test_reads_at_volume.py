@@ -325,6 +325,24 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
     assert edges.count("UNION ALL") == expected_sql.count("UNION ALL") == 3
 
     with connections[region_database(project.region)].cursor() as cursor:
+        # At this size the project/type/time index and the covering prompt index cost the planner the
+        # same for an edge hour, and its pick flipped between runs (a CI failure). Give the edge hours
+        # the calls a project has at volume (20,000 generations of no prompt, copies of a stored one, in
+        # this test's transaction) so the plan is the one taken there.
+        cursor.execute(
+            """
+            INSERT INTO traces_observation
+            SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
+                'id', 'bulk-' || g, 'prompt_name', '', 'prompt_version', NULL, 'duplicate_of', '',
+                'start_time', CASE WHEN g %% 2 = 0 THEN %s::timestamptz ELSE %s::timestamptz END
+                    + make_interval(secs => (g %% 1400))
+            ))).*
+            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
+                 generate_series(1, 20000) g
+            """,
+            [END - timedelta(days=7) - timedelta(minutes=25), END - timedelta(hours=1), project.id],
+        )
+        cursor.execute("ANALYZE traces_observation")
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + expected_sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
