@@ -12,18 +12,21 @@ from urllib.parse import quote, urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from console.access import console_login_required, may_annotate, project_or_404
-from console.views import _page
+from console.views import _page, trace_url
 from prompts import selectors, services
 from prompts.admin import prompt_rows, side_by_side, version_as_text
 from prompts.errors import InvalidRequest, PromptNotFound
 from prompts.models import LATEST, PRODUCTION, PromptType
 from prompts.payloads import PromptInput, parse_create, validate_labels
+from traces import selectors as trace_selectors
+from traces.admin import format_cost, format_ms
 
 METRICS_DAYS = 7
 
@@ -144,8 +147,10 @@ def prompt_detail(request, project_id, name):
     metrics = selectors.compare_versions(project=project, prompt=prompt, since=until - timedelta(days=METRICS_DAYS),
                                          until=until)
     traces_url = reverse("console:traces", args=[project.id])
+    generations_url = prompt_url(project, prompt.name).rstrip("/") + "/generations"
     for row in metrics:
-        row.generations_url = f"{traces_url}?{urlencode({'prompt': prompt.name, 'prompt_version': row.version})}"
+        row.generations_url = f"{generations_url}?{urlencode({'version': row.version, 'days': METRICS_DAYS})}"
+        row.traces_url = f"{traces_url}?{urlencode({'prompt': prompt.name, 'prompt_version': row.version})}"
     context = {
         "prompt": prompt,
         "versions": versions,
@@ -164,6 +169,57 @@ def prompt_detail(request, project_id, name):
         "production": PRODUCTION,
     }
     return _page(request, project, "console/prompt.html", context, section="prompts")
+
+
+GENERATIONS_DAYS = (1, 7, 30)
+
+
+@require_GET
+@console_login_required
+def prompt_generations(request, project_id, name):
+    """One version's generations in the metrics' window, newest first, a page at a time (a cursor on
+    start time and id, so a page never repeats or skips a call as new ones arrive): what a version's
+    figures were computed from, each linked to its trace with the call unfolded."""
+    project = project_or_404(request, project_id)
+    prompt = _prompt_or_404(project, name)
+    try:
+        version = int(request.GET.get("version", ""))
+        days = int(request.GET.get("days", METRICS_DAYS))
+    except ValueError:
+        return HttpResponseBadRequest("version and days are whole numbers.")
+    if days not in GENERATIONS_DAYS:
+        return HttpResponseBadRequest(f"days is one of {', '.join(map(str, GENERATIONS_DAYS))}.")
+    before = None
+    if request.GET.get("before_time") or request.GET.get("before_id"):
+        moment = parse_datetime(request.GET.get("before_time", ""))
+        if moment is None or timezone.is_naive(moment) or not request.GET.get("before_id"):
+            return HttpResponseBadRequest("before_time (ISO 8601 with a zone) and before_id go together.")
+        before = (moment, request.GET["before_id"])
+    until = timezone.now()
+    rows, more = trace_selectors.version_generations(
+        project=project, prompt_name=prompt.name, prompt_version=version, since=until - timedelta(days=days),
+        until=until, before=before, limit=trace_selectors.VERSION_GENERATIONS_PAGE,
+    )
+    here = prompt_url(project, prompt.name).rstrip("/") + "/generations"
+    generations = [
+        {"obs": o, "url": f"{trace_url(project, o.trace_id)}?{urlencode({'observation': o.id})}#lg-focus",
+         "latency": format_ms(o.latency_ms), "ttft": format_ms(o.time_to_first_token_ms),
+         "cost": format_cost(o.total_cost)}
+        for o in rows
+    ]
+    next_url = None
+    if more and rows:
+        last = rows[-1]
+        next_url = f"{here}?{urlencode({'version': version, 'days': days, 'before_time': last.start_time.isoformat(), 'before_id': last.id})}"
+    context = {
+        "prompt": prompt, "version": version, "days": days, "rows": generations, "next_url": next_url,
+        "first_url": f"{here}?{urlencode({'version': version, 'days': days})}" if before else None,
+        "day_links": [(d, f"{here}?{urlencode({'version': version, 'days': d})}") for d in GENERATIONS_DAYS],
+        "url": prompt_url(project, prompt.name),
+        "traces_url": f"{reverse('console:traces', args=[project.id])}?"
+                      f"{urlencode({'prompt': prompt.name, 'prompt_version': version})}",
+    }
+    return _page(request, project, "console/prompt_generations.html", context, section="prompts")
 
 
 @require_POST

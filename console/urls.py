@@ -46,5 +46,7 @@ urlpatterns = [
     path("p/<uuid:project_id>/prompts/<path:name>/labels", prompt_views.prompt_label, name="prompt_label"),
     path("p/<uuid:project_id>/prompts/<path:name>/versions", prompt_views.prompt_version_create,
          name="prompt_version_create"),
+    path("p/<uuid:project_id>/prompts/<path:name>/generations", prompt_views.prompt_generations,
+         name="prompt_generations"),
     path("p/<uuid:project_id>/prompts/<path:name>/", prompt_views.prompt_detail, name="prompt"),
 ]

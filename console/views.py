@@ -442,6 +442,11 @@ def trace_detail(request, project_id, trace_id):
     truncated = len(observations) > MAX_OBSERVATIONS
     observations = observations[:MAX_OBSERVATIONS]
     rows = _tree_rows(observations)
+    # A link to one call (a prompt version's generations) unfolds it and lands on it (#lg-focus).
+    wanted = request.GET.get("observation")
+    for row in rows:
+        if wanted and row["obs"].id == wanted:
+            row["open"] = row["focus"] = True
     summary = trace_summary(observations)
     metadata, otel = _otel_folded(trace.metadata)
     prompts = sorted({(o.prompt_name, o.prompt_version) for o in observations if o.prompt_name})

@@ -1724,3 +1724,34 @@ def estimated_rows(queryset: QuerySet) -> int:
     if isinstance(plan, str):
         plan = orjson.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# --- a prompt version's generations (the console's "open its generations") --------------------------
+VERSION_GENERATIONS_PAGE = 50
+
+
+def version_generations(
+    *, project, prompt_name: str, prompt_version: int, since: datetime, until: datetime,
+    before: tuple[datetime, str] | None = None, limit: int = VERSION_GENERATIONS_PAGE,
+) -> tuple[list[Observation], bool]:
+    """The generations of one prompt version in [since, until), newest first, from the (start_time,
+    id) position `before` on: the calls the version metrics count (a repeated call marked as the same
+    call is not one), so a page of them is what the metrics were computed from. One page and whether
+    there is a next one. The rows come off `obs_project_prompt_cover` (the prompt's calls by time);
+    only the page's rows are read from the heap, for their previews."""
+    qs = _observations(project).filter(
+        type="GENERATION", prompt_name=prompt_name, prompt_version=prompt_version,
+        start_time__gte=since, start_time__lt=until, duplicate_of="",
+    )
+    if before is not None:
+        moment, observation_id = before
+        qs = qs.filter(Q(start_time__lt=moment) | Q(start_time=moment, id__lt=observation_id))
+    rows = list(
+        qs.only(
+            "project_id", "id", "trace_id", "name", "start_time", "end_time", "completion_start_time", "model",
+            "response_model", "status", "total_cost", "input_tokens", "cached_input_tokens", "output_tokens",
+        )
+        .annotate(input_preview=_preview("input"), output_preview=_preview("output"))
+        .order_by("-start_time", "-id")[: limit + 1]
+    )
+    return rows[:limit], len(rows) > limit

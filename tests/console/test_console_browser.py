@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from ingest.services import ingest_langfuse_batch
 from scores.models import Score
 from tenancy.models import Role
 from tests.console.support import llm_call, thumbs
@@ -346,3 +348,36 @@ def test_time_filters_are_typed_and_shown_in_the_viewers_zone(console, organizat
         assert console.problems() == []
     finally:
         console.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+
+def test_a_prompt_versions_metrics_open_its_generations_and_one_lands_unfolded_in_its_trace(
+    console, organization, member_of, project, other_project
+):
+    from prompts import services as prompt_services
+    from prompts.payloads import parse_create
+    from tests.console.support import _event, iso
+
+    for target in (project, other_project):
+        prompt_services.prompt_create_version(
+            project=target, data=parse_create({"name": "support/answer", "prompt": "Answer: {{q}}"}), actor=None
+        )
+    now = datetime.now(UTC)
+    for target, trace_id, answer in ((project, "t-7", "Our refund window is 30 days."),
+                                     (other_project, "t-secret", "Their private answer.")):
+        llm_call(target, trace_id, question="How long for a refund?", answer=answer, at=now - timedelta(hours=1))
+        ingest_langfuse_batch(project=target, payload={"batch": [_event("generation-create", {
+            "id": f"{trace_id}-gen", "traceId": trace_id, "promptName": "support/answer", "promptVersion": 1,
+            "startTime": iso(now - timedelta(hours=1))})]})
+    user = member_of(organization, Role.MEMBER)
+    console.sign_in(user, f"/console/p/{project.id}/prompts/support%2Fanswer/")
+    console.wait("#lg-metrics").find_element(By.LINK_TEXT, "open its generations").click()
+    table = console.wait("#lg-generations")
+    assert "Our refund window is 30 days." in table.text
+    assert "Their private answer." not in console.driver.page_source
+    console.shot("prompt-generations")
+    table.find_element(By.LINK_TEXT, "llm").click()
+    focused = console.wait("#lg-focus")
+    assert focused.get_attribute("data-observation-id") == "t-7-gen"
+    assert focused.find_element(By.CSS_SELECTOR, "details").get_attribute("open") is not None
+    console.shot("trace-focused-generation")
+    assert console.problems() == []

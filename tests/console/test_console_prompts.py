@@ -93,8 +93,97 @@ def test_a_version_links_to_its_traces(client, member, project, support_prompt):
     response = client.get(prompt_url(project, "support/greeting"))
     [used] = [m for m in response.context["metrics"] if m.calls]
     assert used.version == 2
-    response = client.get(used.generations_url)
+    response = client.get(used.traces_url)
     assert [row.trace.id for row in response.context["rows"]] == ["t-1"]
+
+
+def _prompted_call(project, trace_id, *, version, at, prompt="support/greeting", answer="hello"):
+    from ingest.services import ingest_langfuse_batch
+    from tests.console.support import _event, iso
+
+    llm_call(project, trace_id, question="hi", answer=answer, at=at)
+    result = ingest_langfuse_batch(project=project, payload={"batch": [_event("generation-create", {
+        "id": f"{trace_id}-gen", "traceId": trace_id, "promptName": prompt, "promptVersion": version,
+        "startTime": iso(at)})]})
+    assert not result.errors, result.errors
+
+
+def test_a_version_opens_its_generations_newest_first_a_page_at_a_time(
+    client, member, project, other_project, support_prompt, monkeypatch
+):
+    from datetime import UTC, datetime, timedelta
+
+    from traces import selectors as trace_selectors
+
+    now = datetime.now(UTC)
+    for i in range(5):
+        _prompted_call(project, f"v2-{i}", version=2, at=now - timedelta(hours=i + 1), answer=f"answer {i}")
+    _prompted_call(project, "v1-0", version=1, at=now - timedelta(hours=1))
+    _prompted_call(project, "v2-old", version=2, at=now - timedelta(days=9))  # outside the 7 days
+    make_prompt(other_project, "support/greeting", "Hello {{name}}!")
+    _prompted_call(other_project, "v2-other", version=2, at=now - timedelta(minutes=30))
+    response = client.get(prompt_url(project, "support/greeting"))
+    [v2] = [m for m in response.context["metrics"] if m.version == 2]
+    assert "open its generations" in response.content.decode()
+
+    monkeypatch.setattr(trace_selectors, "VERSION_GENERATIONS_PAGE", 2)
+    seen, address = [], v2.generations_url
+    while address:
+        response = client.get(address)
+        assert response.status_code == 200
+        seen += [row["obs"].trace_id for row in response.context["rows"]]
+        address = response.context["next_url"]
+    # Exactly the calls the version's metrics counted, newest first, none repeated or skipped.
+    assert seen == [f"v2-{i}" for i in range(5)]
+    assert len(seen) == v2.calls
+    body = response.content.decode()
+    assert "answer 4" in body and "Newest" in body
+
+    # Each row opens its trace with that call unfolded and in view.
+    [row] = [r for r in response.context["rows"] if r["obs"].trace_id == "v2-4"]
+    page = client.get(row["url"].split("#")[0])
+    assert page.status_code == 200
+    focused = [r for r in page.context["tree"] if r.get("focus")]
+    assert [r["obs"].id for r in focused] == ["v2-4-gen"] and focused[0]["open"]
+    assert 'id="lg-focus"' in page.content.decode()
+
+    # 30 days takes the older call in.
+    monkeypatch.setattr(trace_selectors, "VERSION_GENERATIONS_PAGE", 50)
+    response = client.get(v2.generations_url.replace("days=7", "days=30"))
+    assert "v2-old" in {row["obs"].trace_id for row in response.context["rows"]}
+
+
+def test_a_versions_generations_refuse_bad_input_and_other_organizations(
+    client, member, project, other_project, far_project, support_prompt
+):
+    def generations(p, name, query):
+        return client.get(f"{prompt_url(p, name).rstrip('/')}/generations?{query}")
+
+    assert generations(project, "support/greeting", "version=2").status_code == 200
+    for query in ("version=two", "version=2&days=5", "version=2&days=x", "version=2&before_time=yesterday&before_id=a",
+                  "version=2&before_time=2026-01-01T00:00:00&before_id=a", "version=2&before_id=a"):
+        assert generations(project, "support/greeting", query).status_code == 400, query
+    assert generations(project, "nothing-here", "version=1").status_code == 404
+    for other in (other_project, far_project):
+        make_prompt(other, "secret", "classified")
+        assert generations(other, "secret", "version=1").status_code == 404
+    # Another organization's prompt name is not found in this project either.
+    assert generations(project, "secret", "version=1").status_code == 404
+
+
+def test_a_versions_generations_page_is_a_fixed_number_of_queries(
+    client, member, project, support_prompt, django_assert_max_num_queries
+):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    for i in range(12):
+        _prompted_call(project, f"q-{i}", version=2, at=now - timedelta(minutes=10 + i))
+    address = f"{prompt_url(project, 'support/greeting').rstrip('/')}/generations?version=2"
+    client.get(address)  # warm the session and project caches
+    with django_assert_max_num_queries(12):
+        response = client.get(address)
+    assert len(response.context["rows"]) == 12
 
 
 def test_viewers_cannot_write_and_other_organizations_get_404(

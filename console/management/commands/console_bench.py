@@ -110,6 +110,11 @@ class Command(BaseCommand):
         }
         if observations:  # the SQL seed links calls to prompts (bench/console_volume.py)
             pages["prompt (7-day version metrics)"] = f"{base}/prompts/answer-0/"
+            from traces.models import Observation
+
+            newest = (Observation.objects.for_project(proj).filter(prompt_name="answer-0")
+                      .order_by("-start_time").values_list("prompt_version", flat=True).first())
+            pages["a prompt version's generations (7 days)"] = f"{base}/prompts/answer-0/generations?version={newest}"
         from monitoring.models import HourlyRollup
 
         rollups = HourlyRollup.objects.for_project(proj).count()
