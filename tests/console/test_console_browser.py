@@ -381,3 +381,23 @@ def test_a_prompt_versions_metrics_open_its_generations_and_one_lands_unfolded_i
     assert focused.find_element(By.CSS_SELECTOR, "details").get_attribute("open") is not None
     console.shot("trace-focused-generation")
     assert console.problems() == []
+
+
+def test_a_search_address_carries_only_the_fields_filled_in(console, organization, member_of, project):
+    from urllib.parse import parse_qsl, urlsplit
+
+    llm_call(project, "t-1", question="Where is my refund?", answer="It is on its way.")
+    console.sign_in(member_of(organization, Role.MEMBER), f"/console/p/{project.id}/traces/")
+    form = console.wait("#lg-search")
+    form.find_element(By.NAME, "q").send_keys("refund")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: "q=refund" in d.current_url)
+    params = parse_qsl(urlsplit(console.driver.current_url).query, keep_blank_values=True)
+    assert ("q", "refund") in params
+    assert [key for key, value in params if value == ""] == []
+    assert "t-1" in console.wait("#lg-results").get_attribute("innerHTML")
+    # Back in the history, the form is whole again (no field left disabled).
+    console.driver.back()
+    console.wait("#lg-search")
+    assert console.driver.find_elements(By.CSS_SELECTOR, "#lg-search [name]:disabled") == []
+    assert console.problems() == []

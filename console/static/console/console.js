@@ -70,6 +70,23 @@
     });
   }
 
+  // The explorer's search sends only the fields filled in: an address of twenty empty fields is
+  // hard to read, share or save. Fields are disabled only for the submit and enabled again when the
+  // page comes back from the history (the back button), so the form is never left unusable.
+  function compactSearch() {
+    document.querySelectorAll("form.lg-search").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        form.querySelectorAll("input[name], select[name]").forEach(function (field) {
+          if (field.type === "checkbox" || field.type === "radio" || field.type === "submit") return;
+          if (field.value === "") field.disabled = true;
+        });
+      });
+      window.addEventListener("pageshow", function () {
+        form.querySelectorAll("[name]:disabled").forEach(function (field) { field.disabled = false; });
+      });
+    });
+  }
+
   // The observation tree: fold a node's descendants (the following nodes deeper than it).
   function tree() {
     document.querySelectorAll("[data-tree]").forEach(function (table) {
@@ -98,6 +115,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document); localInputs(document); switcher(); confirms(); tree();
+    localTimes(document); localInputs(document); switcher(); confirms(); tree(); compactSearch();
   });
 })();
