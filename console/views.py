@@ -642,6 +642,12 @@ def review(request, project_id):
     return HttpResponseRedirect(f"{trace_url(project, trace.id)}?{urlencode({'review': queue})}")
 
 
+# The review bar's "N left" counts at most this many: past it the reviewer reads "more than 1,000
+# left", which is as useful, and counting a thumbs-down queue of 100,000 traces to 10,000 cost 0.2-0.5 s
+# on every trace page of a review at 10M observations (this count: 11-16 ms).
+REVIEW_LEFT_CAP = 1_000
+
+
 def _review_context(project, queue: str, trace: Trace) -> dict | None:
     if not queue:
         return None
@@ -649,7 +655,8 @@ def _review_context(project, queue: str, trace: Trace) -> dict | None:
     if not form.is_valid():
         return None
     left, capped = trace_selectors.search_count(
-        trace_selectors.trace_search(project=project, search=dataclasses.replace(form.search(), unreviewed=True))
+        trace_selectors.trace_search(project=project, search=dataclasses.replace(form.search(), unreviewed=True)),
+        cap=REVIEW_LEFT_CAP,
     )
     return {"queue": queue, "left": left, "capped": capped, "skip_url": _review_url(project, queue, after=trace)}
 
