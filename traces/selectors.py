@@ -1738,7 +1738,9 @@ def version_generations(
     id) position `before` on: the calls the version metrics count (a repeated call marked as the same
     call is not one), so a page of them is what the metrics were computed from. One page and whether
     there is a next one. The rows come off `obs_project_prompt_cover` (the prompt's calls by time);
-    only the page's rows are read from the heap, for their previews."""
+    only the page's rows are read from the heap, for their previews: asked for in one statement, the
+    previews made PostgreSQL sort every call of the version instead (1.3-2.9 s at 10M observations for
+    an older version, against 7-70 ms in two)."""
     qs = _observations(project).filter(
         type="GENERATION", prompt_name=prompt_name, prompt_version=prompt_version,
         start_time__gte=since, start_time__lt=until, duplicate_of="",
@@ -1746,12 +1748,15 @@ def version_generations(
     if before is not None:
         moment, observation_id = before
         qs = qs.filter(Q(start_time__lt=moment) | Q(start_time=moment, id__lt=observation_id))
-    rows = list(
-        qs.only(
+    keys = list(qs.order_by("-start_time", "-id").values_list("id", flat=True)[: limit + 1])
+    page = {
+        o.id: o
+        for o in _observations(project)
+        .filter(id__in=keys[:limit])
+        .only(
             "project_id", "id", "trace_id", "name", "start_time", "end_time", "completion_start_time", "model",
             "response_model", "status", "total_cost", "input_tokens", "cached_input_tokens", "output_tokens",
         )
         .annotate(input_preview=_preview("input"), output_preview=_preview("output"))
-        .order_by("-start_time", "-id")[: limit + 1]
-    )
-    return rows[:limit], len(rows) > limit
+    }
+    return [page[k] for k in keys[:limit] if k in page], len(keys) > limit
