@@ -1734,11 +1734,12 @@ def estimated_rows(queryset: QuerySet) -> int:
 # generations' documents, in chunks, until the page is full: ~70 traces for a page of 50 at 75%. The
 # count is then estimated from the share of matches walked (shown as "about N"). One SQL statement
 # doing the same walk is planned as a scan of every match: hence the explicit chunks. The walk is
-# tried when the planner expects more than SEARCH_WALK_ABOVE matches, and gives up for the index
-# path (every match, no window) when the share it sees says the page would need more than
-# SEARCH_WALK_ROWS traces (a word in under ~1% of the traces, a deep page): one chunk of ~100 traces
-# for a rare word the planner overestimates (`needle-<i>`). The windows of SEARCH_WINDOWS now answer
-# only an estimate between SEARCH_WINDOWED_ABOVE and SEARCH_WALK_ABOVE (none with the defaults).
+# tried when the planner expects more than SEARCH_WALK_ABOVE documents with the words (in the project,
+# whatever the other filters), and gives up for the index path (every match, no window) when the
+# share it sees says the page would need more than SEARCH_WALK_ROWS traces (a word in under ~1% of
+# the traces, a deep page): one chunk of ~100 traces for a rare word the planner overestimates
+# (`needle-<i>`). The windows of SEARCH_WINDOWS now answer only a search the walk was not tried for
+# whose matches the planner still expects to be many.
 SEARCH_WALK_ABOVE = 5_000
 SEARCH_WALK_FIRST = 100
 SEARCH_WALK_CHUNK_MAX = 2_000
@@ -1816,8 +1817,12 @@ def trace_search_page(*, project, search: TraceSearch, order: str = "-time", pag
     offset = (page - 1) * limit
     windows: tuple = (None,)
     if search.text and order == "-time":
-        estimate = estimated_rows(trace_search(project=project, search=search, order="-time"))
-        if estimate > SEARCH_WALK_ABOVE:
+        # How common the word is in the project, whatever the other filters: a dense word with a
+        # narrow filter (one user's traces) is walked too, along that filter's index; the estimate of
+        # the whole search would be small there, and its index path read every match of the word.
+        own = Trace.objects.for_project(project).filter(_Matches(search.text))
+        generations = _observations(project).filter(_Matches(search.text), type__in=SEARCHED_OBSERVATION_TYPES)
+        if estimated_rows(own) + estimated_rows(generations) > SEARCH_WALK_ABOVE:
             found = _walk_text_page(project=project, search=search, offset=offset, limit=limit)
             if found is not None:
                 return found
@@ -1825,7 +1830,7 @@ def trace_search_page(*, project, search: TraceSearch, order: str = "-time", pag
             # window narrows nothing for a rare word and costs its rows: the `btree_gin` time column
             # makes `timestamp >= X` a partial match over every timestamp in the window (3.4 s for
             # `needle-1000000` at 10M observations, whose phrase the planner expects ~10,000 times).
-        elif estimate > SEARCH_WINDOWED_ABOVE:
+        elif estimated_rows(trace_search(project=project, search=search, order="-time")) > SEARCH_WINDOWED_ABOVE:
             windows = SEARCH_WINDOWS
     now = timezone.now()
     for window in windows:

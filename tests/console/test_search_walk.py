@@ -131,6 +131,7 @@ def test_a_common_word_reads_a_page_of_traces_not_every_match(client, member, pr
             INSERT INTO traces_trace
             SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
                 'id', 'bulk-' || g,
+                'user_id', 'user-' || (g %% 500),
                 'timestamp', %s::timestamptz - make_interval(mins => g)
             ))).*
             FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, %s) g
@@ -147,4 +148,12 @@ def test_a_common_word_reads_a_page_of_traces_not_every_match(client, member, pr
     assert response.context["estimated"] and response.context["total"] > 10_000
     assert b"About " in response.content
     # A page of 50 among the newest traces (and the page's own reads): not 20,000 matches twice.
+    assert rows_read(database, captured) <= 1_000
+    # With a narrow filter (one user's 40 traces) the walk follows that filter's index; the search's
+    # own estimate is small there, and the index path read all 20,001 matches of the word.
+    with CaptureQueriesContext(connections[database]) as captured:
+        response = client.get(url("traces", project), {"q": "refund", "user": '"user-7"'})
+    shown = [row.trace.id for row in response.context["rows"]]
+    assert shown == [f"bulk-{g}" for g in range(7, 20_001, 500)]
+    assert response.context["total"] == 40 and not response.context["estimated"]
     assert rows_read(database, captured) <= 1_000
