@@ -1804,7 +1804,9 @@ def _walk_text_page(*, project, search: TraceSearch, offset: int, limit: int) ->
     traces = list(base.filter(id__in=page_ids)) if page_ids else []
     if len(rows) < size:  # walked to the end: every match was seen
         return SearchPage(traces=traces, total=len(hits), count_kind="exact", walked=walked)
-    estimate = round(planner_rows(base) * len(hits) / walked)
+    # Two significant figures: the share comes from the newest ~100 traces, more digits would claim
+    # a precision the estimate does not have.
+    estimate = int(float(f"{planner_rows(base) * len(hits) / walked:.2g}"))
     return SearchPage(traces=traces, total=max(estimate, len(hits)), count_kind="estimated", walked=walked)
 
 
