@@ -224,30 +224,16 @@ def _query_without(request, *keys) -> str:
 def traces(request, project_id):
     project = project_or_404(request, project_id)
     form = ExplorerForm(request.GET)
-    rows, total, capped, status = [], 0, False, 200
+    rows, total, count_kind, status = [], 0, "exact", 200
     page = 1
     window = None
     if form.is_valid():
         page = form.page_number()
-        offset = (page - 1) * PAGE_SIZE
-        search = form.search()
-        # Newest first with a text: the smallest window of SEARCH_WINDOWS holding the page answers.
-        windows = (None,)
-        if search.text and form.sort_order() == "-time":
-            everything = trace_selectors.trace_search(project=project, search=search, order="-time")
-            if trace_selectors.estimated_rows(everything) > trace_selectors.SEARCH_WINDOWED_ABOVE:
-                windows = trace_selectors.SEARCH_WINDOWS
-        now = timezone.now()
-        for window in windows:
-            since = now - window if window is not None else None
-            queryset = trace_selectors.trace_search(
-                project=project, search=dataclasses.replace(search, text_since=since), order=form.sort_order()
-            )
-            found = list(queryset[offset : offset + PAGE_SIZE])
-            if len(found) == PAGE_SIZE or window is None:
-                break
-        total, capped = trace_selectors.search_count(queryset)
-        rows = _explorer_rows(project, found)
+        found = trace_selectors.trace_search_page(
+            project=project, search=form.search(), order=form.sort_order(), page=page, limit=PAGE_SIZE
+        )
+        total, count_kind, window = found.total, found.count_kind, found.window
+        rows = _explorer_rows(project, found.traces)
     else:
         status = 400
     base = _query_without(request, "page")
@@ -256,7 +242,8 @@ def traces(request, project_id):
         "form": form,
         "rows": rows,
         "total": total,
-        "capped": capped,
+        "capped": count_kind == "capped",
+        "estimated": count_kind == "estimated",
         "window": _window_label(window),
         "columns": form.columns(),
         "all_columns": COLUMNS,

@@ -1760,3 +1760,122 @@ def version_generations(
         .annotate(input_preview=_preview("input"), output_preview=_preview("output"))
     }
     return [page[k] for k in keys[:limit] if k in page], len(keys) > limit
+
+
+# --- one page of the explorer ---------------------------------------------------------------------
+# A word in a large share of the documents (`refund` in ~75%) matches hundreds of thousands of rows at
+# volume, and the GIN indexes can only hand over all of them, to be sorted for the newest 50 and
+# counted again. Newest first, such a page is found by walking the traces by time instead (the
+# (project, -timestamp) index, every other filter applied) and testing each one's document and its
+# generations' documents, in chunks, until the page is full: ~70 traces for a page of 50 at 75%. The
+# count is then estimated from the share of matches walked (shown as "about N"). One SQL statement
+# doing the same walk is planned as a scan of every match: hence the explicit chunks. The walk is
+# tried when the planner expects more than SEARCH_WALK_ABOVE documents with the words (in the project,
+# whatever the other filters), and gives up for the index path (every match, no window) when the
+# share it sees says the page would need more than SEARCH_WALK_ROWS traces (a word in under ~1% of
+# the traces, a deep page): one chunk of ~100 traces for a rare word the planner overestimates
+# (`needle-<i>`). The windows of SEARCH_WINDOWS now answer only a search the walk was not tried for
+# whose matches the planner still expects to be many.
+SEARCH_WALK_ABOVE = 5_000
+SEARCH_WALK_FIRST = 100
+SEARCH_WALK_CHUNK_MAX = 2_000
+SEARCH_WALK_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of the explorer and its count: `count_kind` "exact" (counted), "capped" (more than
+    `total`: counting stopped there) or "estimated" (about `total`, not counted). `window` is set when
+    the page came from a window of SEARCH_WINDOWS (then `total` counts that window only)."""
+
+    traces: list
+    total: int
+    count_kind: str
+    window: timedelta | None = None
+    walked: int = 0
+
+
+def _walk_text_page(*, project, search: TraceSearch, offset: int, limit: int) -> SearchPage | None:
+    """The newest-first page of a text search found by walking the traces by time (see above), or
+    None when the walk does not apply (too few matches in what it walked)."""
+    base = trace_search(project=project, search=dataclasses.replace(search, text="", text_since=None), order="-time")
+    # The match is computed in the SELECT list, never a WHERE condition: as a condition the planner
+    # answers it from the GIN index, all matches at once (a "hashed SubPlan" for the generations),
+    # which is the very cost walked around here. A trace's own document first; its generations'
+    # only for the walked traces whose own did not match (by the (project, trace) index).
+    matches = ExpressionWrapper(_Matches(search.text), output_field=BooleanField())
+    wanted = offset + limit + 1
+    hits: list[str] = []
+    walked, after = 0, None
+    size = min(SEARCH_WALK_CHUNK_MAX, max(SEARCH_WALK_FIRST, 2 * wanted))
+    while True:
+        chunk = base
+        if after is not None:
+            moment, last_id = after
+            # `timestamp <= t` bounds the index range; the tie on the id is a filter inside it.
+            chunk = chunk.filter(Q(timestamp__lt=moment) | Q(id__lt=last_id), timestamp__lte=moment)
+        rows = list(chunk.annotate(_hit=matches).values_list("id", "timestamp", "_hit")[:size])
+        missed = [trace_id for trace_id, _, matched in rows if not matched]
+        in_generations = set()
+        if missed:
+            in_generations = {
+                trace_id
+                for trace_id, matched in _observations(project)
+                .filter(trace_id__in=missed, type__in=SEARCHED_OBSERVATION_TYPES)
+                .annotate(_hit=matches)
+                .values_list("trace_id", "_hit")
+                if matched
+            }
+        walked += len(rows)
+        hits.extend(trace_id for trace_id, _, matched in rows if matched or trace_id in in_generations)
+        if len(hits) >= wanted or len(rows) < size:
+            break
+        # The traces the rest of the page would take at the share seen so far.
+        needed = (wanted - len(hits)) * walked / len(hits) if hits else float("inf")
+        if walked + needed > SEARCH_WALK_ROWS:
+            return None
+        size = int(min(SEARCH_WALK_CHUNK_MAX, max(SEARCH_WALK_FIRST, needed * 1.25)))
+        after = (rows[-1][1], rows[-1][0])
+    page_ids = hits[offset : offset + limit]
+    traces = list(base.filter(id__in=page_ids)) if page_ids else []
+    if len(rows) < size:  # walked to the end: every match was seen
+        return SearchPage(traces=traces, total=len(hits), count_kind="exact", walked=walked)
+    # Two significant figures: the share comes from the newest ~100 traces, more digits would claim
+    # a precision the estimate does not have.
+    estimate = int(float(f"{planner_rows(base) * len(hits) / walked:.2g}"))
+    return SearchPage(traces=traces, total=max(estimate, len(hits)), count_kind="estimated", walked=walked)
+
+
+def trace_search_page(*, project, search: TraceSearch, order: str = "-time", page: int = 1, limit: int = 50) -> SearchPage:
+    """One page of `trace_search` and its count, the way the explorer shows it: newest first with a
+    text, a dense word by the walk, else the smallest window of SEARCH_WINDOWS holding the page (the
+    count is then that window's); otherwise every match, counted up to SEARCH_COUNT_CAP."""
+    from django.utils import timezone
+
+    offset = (page - 1) * limit
+    windows: tuple = (None,)
+    if search.text and order == "-time":
+        # How common the word is in the project, whatever the other filters: a dense word with a
+        # narrow filter (one user's traces) is walked too, along that filter's index; the estimate of
+        # the whole search would be small there, and its index path read every match of the word.
+        own = Trace.objects.for_project(project).filter(_Matches(search.text))
+        generations = _observations(project).filter(_Matches(search.text), type__in=SEARCHED_OBSERVATION_TYPES)
+        if estimated_rows(own) + estimated_rows(generations) > SEARCH_WALK_ABOVE:
+            found = _walk_text_page(project=project, search=search, offset=offset, limit=limit)
+            if found is not None:
+                return found
+            # Few matches among the newest traces: every match from the indexes, without windows. A
+            # window narrows nothing for a rare word and costs its rows: the `btree_gin` time column
+            # makes `timestamp >= X` a partial match over every timestamp in the window (3.4 s for
+            # `needle-1000000` at 10M observations, whose phrase the planner expects ~10,000 times).
+        elif estimated_rows(trace_search(project=project, search=search, order="-time")) > SEARCH_WINDOWED_ABOVE:
+            windows = SEARCH_WINDOWS
+    now = timezone.now()
+    for window in windows:
+        since = now - window if window is not None else None
+        queryset = trace_search(project=project, search=dataclasses.replace(search, text_since=since), order=order)
+        traces = list(queryset[offset : offset + limit])
+        if len(traces) == limit or window is None:
+            break
+    total, capped = search_count(queryset)
+    return SearchPage(traces=traces, total=total, count_kind="capped" if capped else "exact", window=window)

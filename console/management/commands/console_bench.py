@@ -84,6 +84,8 @@ class Command(BaseCommand):
             "traces: search 'refund'": f"{base}/traces/?q=refund",
             "traces: search two words": f"{base}/traces/?q=password+reset",
             "traces: search rare word": f"{base}/traces/?q=needle-{traces // 2}",
+            "traces: search 'refund' page 2": f"{base}/traces/?q=refund&page=2",
+            "traces: search 'refund' of one user": f"{base}/traces/?q=refund&user=%22user-7%22",
             "traces: user prefix": f"{base}/traces/?user=user-1",
             "traces: sort by cost": f"{base}/traces/?order=-cost&since=" + quote(_iso(datetime.now(UTC) - timedelta(days=1))),
             "trace": f"{base}/traces/{prefix}{traces // 2}/",
