@@ -161,6 +161,9 @@ TRACES = _Table(
         "tags": "union",
         "timestamp": "trace_time",
         "timestamp_is_placeholder": "placeholder",
+        # Kept by `ingest.rollups` from the trace's calls, never sent: a trace update keeps them.
+        "cost": "first",
+        "cost_calls": "first",
     },
     insert_defaults=_defaults(Trace),
     truncate=_char_limits(Trace),
