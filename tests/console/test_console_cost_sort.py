@@ -130,3 +130,27 @@ def test_sort_by_cost_over_a_day_reads_the_days_traces_and_no_observation(projec
     assert "traces_observation" not in read, read
     # The day holds 1,000 of the 30,000 traces.
     assert read.get("traces_trace", 0) <= 1_100, read
+
+
+# --- the review bar --------------------------------------------------------------------------------
+
+
+def test_the_review_bar_counts_what_is_left_up_to_a_cap(client, member, project, other_project, monkeypatch):
+    """At 10M observations counting a thumbs-down queue to the explorer's 10,000 took ~1 s of "a trace
+    in the review queue"; the bar counts to REVIEW_LEFT_CAP (1,000) and says "more than" beyond it."""
+    from console import views
+    from tests.console.support import thumbs
+
+    assert views.REVIEW_LEFT_CAP == 1_000
+    monkeypatch.setattr(views, "REVIEW_LEFT_CAP", 2)
+    for name in ("t-1", "t-2", "t-3"):
+        llm_call(project, name, question="q", answer="a")
+        thumbs(project, name, up=False)
+    llm_call(other_project, "t-4", question="q", answer="a")
+    thumbs(other_project, "t-4", up=False)
+    page = client.get(f"{url('traces', project)}t-1/", {"review": "thumbs_down=on"})
+    assert (page.context["review"]["left"], page.context["review"]["capped"]) == (2, True)
+    assert "more than 2 left" in page.content.decode()
+    monkeypatch.setattr(views, "REVIEW_LEFT_CAP", 3)
+    page = client.get(f"{url('traces', project)}t-1/", {"review": "thumbs_down=on"})
+    assert (page.context["review"]["left"], page.context["review"]["capped"]) == (3, False)
