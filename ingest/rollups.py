@@ -274,12 +274,7 @@ class Deltas:
         # by the writer) is counted once: the inner record contributes nothing.
         if obs.get("duplicate_of"):
             return
-        # The trace's cost counts every observation with a cost, as its readers always summed it
-        # (`traces.selectors.COUNTED`), not only the LLM calls the rollups count.
-        if obs["total_cost"] is not None:
-            trace = self.trace_costs[obs["trace_id"]]
-            trace[0] += sign * obs["total_cost"]
-            trace[1] += sign
+        self.add_trace_cost(obs, sign)
         if obs["type"] not in ROLLED_TYPES:
             return
         start = obs["start_time"]
@@ -333,6 +328,15 @@ class Deltas:
                 continue
             users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
         return hourly, users
+
+    def add_trace_cost(self, obs: dict, sign: int) -> None:
+        """The call's part of its trace's `cost`/`cost_calls`: every observation with a cost, as the
+        readers always summed it (`traces.selectors.COUNTED`), not only the LLM calls the rollups
+        count; the duplicate of its parent's call adds nothing."""
+        if obs["total_cost"] is not None and not obs.get("duplicate_of"):
+            trace = self.trace_costs[obs["trace_id"]]
+            trace[0] += sign * obs["total_cost"]
+            trace[1] += sign
 
     def trace_cost_rows(self) -> list[dict]:
         """{id, cost, calls} of every trace whose cost moved, in id order (the lock order)."""
@@ -454,9 +458,23 @@ class Tracker:
         self.unlocked_traces: dict[str, TraceDims] = {}
         # Traces this batch writes (only they can change dimensions; the others it only locks).
         self.written_traces: set[str] = set()
+        # {trace id: (cost, calls)} the batch's new calls carried into their trace's INSERT.
+        self.seeded: dict[str, tuple] = {}
 
     def duplicates_changed(self, marks_before: dict[str, str]) -> None:
         self.marks_before = marks_before
+
+    def insert_costs(self, observation_rows: list[dict]) -> dict[str, tuple]:
+        """Before the trace INSERT: what the batch's new calls add to each trace's cost, counted as
+        `Deltas.add` counts them (their state as the observation INSERT stores it). A trace this batch
+        inserts carries it in its own INSERT, and `apply` takes it back from the deltas: a trace stored
+        with its calls then needs no UPDATE (with the cost indexed, an UPDATE is a new entry in every
+        index of the trace, the full-text one included). A trace that already exists ignores it."""
+        deltas = Deltas()
+        for row in observation_rows:
+            deltas.add_trace_cost(_stored_state(row), +1)
+        self.seeded = {tid: (cost, calls) for tid, (cost, calls) in deltas.trace_costs.items() if calls}
+        return self.seeded
 
     def begin(self, *, creates_traces: bool = False) -> None:
         """The project's rollup lock (shared) and, read under it, the rule the rollups are built with.
@@ -682,6 +700,12 @@ class Tracker:
         return obs
 
     def _write(self, deltas: Deltas) -> None:
+        # What the traces this batch inserted already hold (`insert_costs`): the deltas less it.
+        for tid, (cost, calls) in self.seeded.items():
+            if tid in self.inserted_traces:
+                trace = deltas.trace_costs[tid]
+                trace[0] -= cost
+                trace[1] -= calls
         # The writer's traces are all inserted or locked by now; a re-pricing's are not.
         locked = all(tid in self.old_traces or tid in self.inserted_traces for tid in deltas.trace_costs)
         _write_calls(self.cursor, self.pid, deltas.rows(), deltas.trace_cost_rows(), locked=locked)

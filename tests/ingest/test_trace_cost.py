@@ -216,3 +216,27 @@ def test_the_cost_rides_in_the_rollups_statement(project):
     updates = [q["sql"] for q in captured if 'UPDATE "traces_trace"' in q["sql"]]
     assert len(updates) == 1 and "monitoring_hourlyrollup" in updates[0], updates
     assert assert_exact(project)["t1"] == (Decimal("0.002"), 1)
+
+
+def test_a_new_trace_is_stored_with_its_calls_cost_and_no_update(project, sonnet_price):
+    """With the cost indexed, an UPDATE of a trace is a new entry in each of its indexes (the
+    full-text one included): a trace created with its calls carries their cost in its INSERT."""
+    from django.test.utils import CaptureQueriesContext
+
+    database = region_database(project.region)
+    with CaptureQueriesContext(connections[database]) as captured:
+        send(project, event("trace-create", {"id": "t1", "timestamp": iso(START)}),
+             event("generation-create", generation("g1", "t1", 0.002)),
+             event("generation-create", generation("g2", "t1", 0.003)))
+    assert not [q["sql"] for q in captured if 'UPDATE "traces_trace"' in q["sql"]]
+    assert assert_exact(project) == {"t1": (Decimal("0.005"), 2)}
+    # A call marked as its parent's duplicate in the same batch: the INSERT's cost is corrected.
+    base = {"traceId": "t2", "model": SONNET, "usageDetails": {"input": 10, "output": 5}}
+    send(project,
+         event("generation-create", {"id": "inner", **base, "parentObservationId": "outer",
+                                     "startTime": iso(START + timedelta(seconds=0.5)),
+                                     "endTime": iso(START + timedelta(seconds=1))}),
+         event("generation-create", {"id": "outer", **base, "startTime": iso(START),
+                                     "endTime": iso(START + timedelta(seconds=2))}))
+    assert Observation.objects.for_project(project).get(id="inner").duplicate_of == "outer"
+    assert assert_exact(project)["t2"][1] == 1
