@@ -20,8 +20,9 @@ adds the contribution as it stands after, both read under row locks in that same
 
 - trace costs: the same per-call (new − old) moves the trace's own `cost` and `cost_calls` columns
   (`traces.models.Trace`), summed over every counted observation (any type, not a duplicate) with a
-  cost, in the statement that upserts the rollups; `rebuild_trace_costs` recomputes them from the raw
-  rows.
+  cost, in the statement that upserts the rollups; a trace the batch inserts is stored with its new
+  calls' part already in it (`Tracker.insert_costs`, taken back from the deltas), so it is not
+  updated again; `rebuild_trace_costs` recomputes them from the raw rows.
 - scores: the same (new − old), each score under its trace's dimensions as stored now (see the score
   section of `Tracker`); a delete or a changed end-user rating goes through it too. Calls are also
   summed by day (`DailyRollup`, from the same deltas, in the same statement).
