@@ -61,6 +61,12 @@ def _count(cursor, table: str, pid: str) -> int:
     return cursor.fetchone()[0]
 
 
+# Observation `o`'s cost: two LLM calls in three have one (one in fifty of them is unpriced). Its trace's
+# `cost`/`cost_calls` (what `ingest.rollups` keeps) are summed from the same expression at insert time.
+def _obs_cost(o: str) -> str:
+    return f"CASE WHEN {o} %% 5 < 3 AND {o} %% 50 <> 0 THEN (({o} %% 1000) + 1) / 100000.0 END"
+
+
 def seed(project, connection, *, observations: int, days: int, trace_extra: Extra | None = None,
          observation_extra: Extra | None = None, end: datetime | None = None) -> None:
     """The raw rows (traces, observations, thumbs) of the module docstring, resuming after the chunks
@@ -76,7 +82,7 @@ def seed(project, connection, *, observations: int, days: int, trace_extra: Extr
     t_extra_cols, t_extra_sel, t_extra_params = _extra_sql(trace_extra)
     o_extra_cols, o_extra_sel, o_extra_params = _extra_sql(observation_extra)
     t_set = {"project_id", "id", "name", "timestamp", "user_id", "environment", "release", "metadata", "created_at",
-             "updated_at", "tags", *(trace_extra or {})}
+             "updated_at", "tags", "cost", "cost_calls", *(trace_extra or {})}
     t_cols, t_vals = _defaults(Trace, t_set)
     o_set = {"project_id", "id", "trace_id", "type", "name", "start_time", "end_time", "completion_start_time", "status",
              "environment", "model", "prompt_name", "prompt_version", "input_tokens", "cached_input_tokens",
@@ -96,14 +102,15 @@ def seed(project, connection, *, observations: int, days: int, trace_extra: Extr
             high = min(n_traces, low + CHUNK)
             cursor.execute(
                 f'INSERT INTO "{Trace._meta.db_table}" (project_id, id, name, timestamp, user_id, environment, release, '
-                f"metadata, created_at, updated_at, tags, {', '.join(t_cols)}{t_extra_cols}) "
+                f"metadata, created_at, updated_at, tags, cost, cost_calls, {', '.join(t_cols)}{t_extra_cols}) "
                 f"SELECT %s::uuid, 't' || g, 'flow-' || (g %% {FEATURES}), "
                 f"%s::timestamptz + ((g::bigint * 7919) %% {span_s}) * interval '1 second', 'user-' || (g %% {USERS}), "
                 f"CASE WHEN g %% 20 = 0 THEN 'staging' ELSE 'production' END, 'r' || (((g::bigint * 7919) %% {span_s}) / 864000), "
                 f"jsonb_build_object('feature', 'feature-' || (g %% {FEATURES})), "
                 f"%s::timestamptz + ((g::bigint * 7919) %% {span_s}) * interval '1 second', now(), ARRAY['bench'], "
-                f"{ph(t_vals)}{t_extra_sel} "
-                f"FROM generate_series(%s, %s) g",
+                f"tc.cost, tc.calls, {ph(t_vals)}{t_extra_sel} "
+                f"FROM generate_series(%s, %s) g CROSS JOIN LATERAL (SELECT sum(c) AS cost, count(c)::integer AS calls "
+                f"FROM (SELECT {_obs_cost('o')} AS c FROM generate_series(5 * g, 5 * g + 4) o) x) tc",
                 [pid, start, start, *t_vals, *t_extra_params, low, high - 1],
             )
             print(f"  traces {high:,}/{n_traces:,} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -126,7 +133,7 @@ def seed(project, connection, *, observations: int, days: int, trace_extra: Extr
                 f"CASE WHEN g %% 5 = 0 AND (g / 5) %% {FEATURES} < 5 THEN 1 + ((((g / 5)::bigint * 7919) %% {span_s}) / 864000) END, "
                 f"CASE WHEN g %% 5 < 3 THEN 100 + g %% 2000 END, CASE WHEN g %% 5 < 3 THEN (g %% 4) * 500 END, "
                 f"CASE WHEN g %% 5 < 3 THEN 20 + g %% 700 END, CASE WHEN g %% 5 < 3 THEN 120 + g %% 2000 + g %% 700 + (g %% 4) * 500 END, "
-                f"CASE WHEN g %% 5 < 3 AND g %% 50 <> 0 THEN ((g %% 1000) + 1) / 100000.0 END, ts, ts, "
+                f"{_obs_cost('g')}, ts, ts, "
                 f"CASE WHEN g %% 5 = 0 THEN '' ELSE 'o' || (g - g %% 5) END, {ph(o_vals)}{o_extra_sel} "
                 f"FROM (SELECT g, %s::timestamptz + (((g / 5)::bigint * 7919) %% {span_s}) * interval '1 second' "
                 f"+ (g %% 5) * interval '1 second' AS ts FROM generate_series(%s, %s) g) s",

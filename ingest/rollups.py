@@ -18,6 +18,11 @@ adds the contribution as it stands after, both read under row locks in that same
   change of the project's setting) takes the lock exclusively, recomputes the project's rollups
   from the raw rows under the new rule and switches `RollupRule`, so no write ever mixes two rules.
 
+- trace costs: the same per-call (new − old) moves the trace's own `cost` and `cost_calls` columns
+  (`traces.models.Trace`), summed over every counted observation (any type, not a duplicate) with a
+  cost, in the statement that upserts the rollups; a trace the batch inserts is stored with its new
+  calls' part already in it (`Tracker.insert_costs`, taken back from the deltas), so it is not
+  updated again; `rebuild_trace_costs` recomputes them from the raw rows.
 - scores: the same (new − old), each score under its trace's dimensions as stored now (see the score
   section of `Tracker`); a delete or a changed end-user rating goes through it too. Calls are also
   summed by day (`DailyRollup`, from the same deltas, in the same statement).
@@ -236,6 +241,8 @@ class Deltas:
         self.users: dict[tuple, _Acc] = defaultdict(_Acc)
         self.score_hourly: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
         self.score_users: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
+        # trace id -> [cost, calls with a cost]: what the trace's `cost`/`cost_calls` move by.
+        self.trace_costs: dict[str, list] = defaultdict(lambda: [Decimal(0), 0])
 
     def add_score(self, score: dict, dims: TraceDims, sign: int) -> None:
         values = score_contribution(score)
@@ -266,7 +273,10 @@ class Deltas:
     def add(self, obs: dict, dims: TraceDims, sign: int) -> None:
         # A call recorded twice (an SDK span nested in its instrumentation's span, `duplicate_of` set
         # by the writer) is counted once: the inner record contributes nothing.
-        if obs["type"] not in ROLLED_TYPES or obs.get("duplicate_of"):
+        if obs.get("duplicate_of"):
+            return
+        self.add_trace_cost(obs, sign)
+        if obs["type"] not in ROLLED_TYPES:
             return
         start = obs["start_time"]
         values = {
@@ -319,6 +329,23 @@ class Deltas:
                 continue
             users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
         return hourly, users
+
+    def add_trace_cost(self, obs: dict, sign: int) -> None:
+        """The call's part of its trace's `cost`/`cost_calls`: every observation with a cost, as the
+        readers always summed it (`traces.selectors.COUNTED`), not only the LLM calls the rollups
+        count; the duplicate of its parent's call adds nothing."""
+        if obs["total_cost"] is not None and not obs.get("duplicate_of"):
+            trace = self.trace_costs[obs["trace_id"]]
+            trace[0] += sign * obs["total_cost"]
+            trace[1] += sign
+
+    def trace_cost_rows(self) -> list[dict]:
+        """{id, cost, calls} of every trace whose cost moved, in id order (the lock order)."""
+        return [
+            {"id": tid, "cost": cost, "calls": calls}
+            for tid, (cost, calls) in sorted(self.trace_costs.items())
+            if cost or calls
+        ]
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -432,9 +459,23 @@ class Tracker:
         self.unlocked_traces: dict[str, TraceDims] = {}
         # Traces this batch writes (only they can change dimensions; the others it only locks).
         self.written_traces: set[str] = set()
+        # {trace id: (cost, calls)} the batch's new calls carried into their trace's INSERT.
+        self.seeded: dict[str, tuple] = {}
 
     def duplicates_changed(self, marks_before: dict[str, str]) -> None:
         self.marks_before = marks_before
+
+    def insert_costs(self, observation_rows: list[dict]) -> dict[str, tuple]:
+        """Before the trace INSERT: what the batch's new calls add to each trace's cost, counted as
+        `Deltas.add` counts them (their state as the observation INSERT stores it). A trace this batch
+        inserts carries it in its own INSERT, and `apply` takes it back from the deltas: a trace stored
+        with its calls then needs no UPDATE (with the cost indexed, an UPDATE is a new entry in every
+        index of the trace, the full-text one included). A trace that already exists ignores it."""
+        deltas = Deltas()
+        for row in observation_rows:
+            deltas.add_trace_cost(_stored_state(row), +1)
+        self.seeded = {tid: (cost, calls) for tid, (cost, calls) in deltas.trace_costs.items() if calls}
+        return self.seeded
 
     def begin(self, *, creates_traces: bool = False) -> None:
         """The project's rollup lock (shared) and, read under it, the rule the rollups are built with.
@@ -660,19 +701,68 @@ class Tracker:
         return obs
 
     def _write(self, deltas: Deltas) -> None:
-        _write_calls(self.cursor, self.pid, deltas.rows())
+        # What the traces this batch inserted already hold (`insert_costs`): the deltas less it.
+        for tid, (cost, calls) in self.seeded.items():
+            if tid in self.inserted_traces:
+                trace = deltas.trace_costs[tid]
+                trace[0] -= cost
+                trace[1] -= calls
+        # The writer's traces are all inserted or locked by now; a re-pricing's are not.
+        locked = all(tid in self.old_traces or tid in self.inserted_traces for tid in deltas.trace_costs)
+        _write_calls(self.cursor, self.pid, deltas.rows(), deltas.trace_cost_rows(), locked=locked)
         _write_scores(self.cursor, self.pid, deltas)
 
 
-def _write_calls(cursor, pid: str, tables) -> None:
-    """Hourly, daily and per-user call rows in one statement (one round trip)."""
+def _trace_costs_sql(*, locked: bool) -> str:
+    """Move traces' `cost`/`cost_calls` by the (cost, calls) deltas of a JSON document. A trace left
+    with no call that has a cost has no cost (NULL, as a sum of nothing).
+
+    `locked`: every trace in the document is locked by this transaction (the writer's traces are:
+    inserted by it, or locked by `snapshot_traces`), so each is found by one primary-key probe and
+    updated by its address, the form of `ingest.writer._source` (whose comment says why: a join on
+    (project_id, id) may read the whole project when its statistics are stale). Otherwise (re-pricing,
+    whose traces are not locked) a join, so that a row changed concurrently is re-read, not skipped."""
+    sets = (
+        'SET "cost_calls" = t."cost_calls" + s."calls", "cost" = CASE WHEN t."cost_calls" + s."calls" <= 0 '
+        'THEN NULL ELSE COALESCE(t."cost", 0) + s."cost" END'
+    )
+    rows = 'jsonb_to_recordset(%s::jsonb) AS s("id" text, "cost" numeric, "calls" integer)'
+    if not locked:
+        return (
+            f'UPDATE "{TRACE_TABLE}" AS t {sets} FROM {rows} '
+            f'WHERE t."project_id" = (SELECT %s::uuid) AND t."id" = s."id"'
+        )
+    return (
+        f'UPDATE "{TRACE_TABLE}" AS t {sets} FROM (SELECT s.*, x."_tid" FROM {rows} CROSS JOIN LATERAL '
+        f'(SELECT o.ctid AS "_tid" FROM "{TRACE_TABLE}" AS o WHERE o."project_id" = (SELECT %s::uuid) '
+        f'AND o."id" = s."id" OFFSET 0) AS x) AS s WHERE t.ctid = s."_tid"'
+    )
+
+
+_TRACE_COSTS = {locked: _trace_costs_sql(locked=locked) for locked in (True, False)}
+
+
+def _write_calls(cursor, pid: str, tables, trace_costs=(), *, locked: bool = True) -> None:
+    """Hourly, daily and per-user call rows and the traces' costs in one statement (one round trip):
+    the trace UPDATE rides along as a data-modifying CTE."""
     hourly, users = tables
-    if hourly and users:
-        cursor.execute(f"{_HOURLY_DAILY}{_USER_UPSERT}", [_dump(hourly), pid, pid, pid, _dump(users)])
-    elif hourly:
-        cursor.execute(f"{_HOURLY_DAILY}SELECT 1", [_dump(hourly), pid, pid])
+    costs: list = []
+    if trace_costs:
+        costs = [_dump(trace_costs), pid]
+        update = f"{_TRACE_COSTS[locked]} RETURNING 1"
+    if hourly:
+        head = _HOURLY_DAILY
+        if costs:
+            head = f"WITH costs AS ({update}), " + head.removeprefix("WITH ")
+        if users:
+            cursor.execute(f"{head}{_USER_UPSERT}", [*costs, _dump(hourly), pid, pid, pid, _dump(users)])
+        else:
+            cursor.execute(f"{head}SELECT 1", [*costs, _dump(hourly), pid, pid])
     elif users:
-        cursor.execute(_USER_UPSERT, [pid, _dump(users)])
+        head = f"WITH costs AS ({update}) " if costs else ""
+        cursor.execute(f"{head}{_USER_UPSERT}", [*costs, pid, _dump(users)])
+    elif costs:
+        cursor.execute(_TRACE_COSTS[locked], costs)
 
 
 def _write_scores(cursor, pid: str, deltas: Deltas) -> None:
@@ -761,3 +851,47 @@ def rebuild(*, project, rule: FeatureRule, chunk: int = 5000) -> int:
                 with data_connection(project).cursor() as out:
                     _write_scores(out, pid, deltas)
     return counted
+
+
+# The traces of one chunk (key order, after the last one done), each one's cost summed from its counted
+# observations through the (project, trace) index, and written where it differs.
+_REBUILD_TRACE_COSTS_SQL = (
+    f'WITH k AS (SELECT t."id" FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = %s::uuid AND t."id" > %s '
+    'ORDER BY t."id" LIMIT %s), '
+    "sums AS (SELECT k.id, x.cost, x.calls FROM k CROSS JOIN LATERAL ("
+    'SELECT sum(o."total_cost") AS cost, count(o."total_cost")::integer AS calls '
+    f'FROM "{OBS_TABLE}" AS o WHERE o."project_id" = %s::uuid AND o."trace_id" = k.id '
+    "AND o.\"duplicate_of\" = '') AS x), "
+    f'fixed AS (UPDATE "{TRACE_TABLE}" AS t SET "cost" = s.cost, "cost_calls" = s.calls FROM sums AS s '
+    'WHERE t."project_id" = %s::uuid AND t."id" = s.id '
+    'AND (t."cost" IS DISTINCT FROM s.cost OR t."cost_calls" <> s.calls) RETURNING 1) '
+    "SELECT (SELECT max(id) FROM k), (SELECT count(*) FROM k), (SELECT count(*) FROM fixed)"
+)
+
+
+def rebuild_trace_costs(*, project, chunk: int = 2000, progress=None) -> tuple[int, int]:
+    """Recompute every trace's `cost`/`cost_calls` from its observations (after the migration that
+    added them, or after any doubt). `chunk` traces per transaction, in key order, each under the
+    project's rollup lock taken exclusively, so a concurrent write waits for the chunk and no delta
+    is lost or counted twice; ingestion goes on between chunks. Only traces whose values differ are
+    written. Returns (traces examined, traces fixed); `progress(examined, fixed)` after each chunk."""
+    from django.db import transaction
+
+    from tenancy.dataplane import data_connection
+
+    database = region_database(project.region)
+    pid = str(project.id)
+    after, examined, fixed = "", 0, 0
+    while True:
+        with transaction.atomic(using=database):
+            with data_connection(project).cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(project)])
+                cursor.execute(_REBUILD_TRACE_COSTS_SQL, [pid, after, chunk, pid, pid])
+                last, seen, changed = cursor.fetchone()
+        examined += seen
+        fixed += changed
+        if progress is not None:
+            progress(examined, fixed)
+        if seen < chunk:
+            return examined, fixed
+        after = last

@@ -161,6 +161,9 @@ TRACES = _Table(
         "tags": "union",
         "timestamp": "trace_time",
         "timestamp_is_placeholder": "placeholder",
+        # Kept by `ingest.rollups` from the trace's calls, never sent: a trace update keeps them.
+        "cost": "first",
+        "cost_calls": "first",
     },
     insert_defaults=_defaults(Trace),
     truncate=_char_limits(Trace),
@@ -604,8 +607,12 @@ def _trace_insert_rows(merged: dict[str, dict], placeholders: dict[str, dict], n
     return rows
 
 
-def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now, tracker):
+def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[str, dict], now, tracker, costs=None):
     rows = _trace_insert_rows(merged, placeholders, now)
+    # A new trace is stored with the cost of the batch's new calls of it (`rollups.Tracker.insert_costs`).
+    for row in rows:
+        if costs and row["id"] in costs:
+            row["cost"], row["cost_calls"] = costs[row["id"]]
     ids = set(merged) | set(placeholders)
     _write_table(
         cursor, project, TRACES, merged, now, insert_rows=rows,
@@ -666,9 +673,12 @@ def _observation_insert_rows(project, merged: dict[str, dict], now, pricer=None)
     return insert_rows
 
 
-def _write_observations(cursor, project, merged: dict[str, dict], now, tracker, pricer=None) -> dict[str, dict]:
+def _write_observations(
+    cursor, project, merged: dict[str, dict], now, tracker, pricer=None, insert_rows=None
+) -> dict[str, dict]:
     """Store the batch's observations; returns {id: the row's `_SAME_CALL_COLUMNS` as stored now}."""
-    insert_rows = _observation_insert_rows(project, merged, now, pricer)
+    if insert_rows is None:
+        insert_rows = _observation_insert_rows(project, merged, now, pricer)
     inserted, updated = _write_table(
         cursor, project, OBSERVATIONS, merged, now, insert_rows=insert_rows, returning=_OBS_RETURNING,
         insert_returning=_SAME_CALL_COLUMNS,
@@ -896,12 +906,15 @@ def write_records(
                     if score_recs:
                         tracker.prepare_scores(score_recs, batch_traces={*trace_recs, *placeholders})
                     tracker.begin(creates_traces=bool(trace_recs))
+                    # Priced before the traces are written: a new trace is stored with its new calls' cost.
+                    obs_rows = _observation_insert_rows(project, obs_recs, now, pricer) if obs_recs else []
                     if trace_recs or placeholders:
-                        _write_traces(cursor, project, trace_recs, placeholders, now, tracker)
+                        _write_traces(cursor, project, trace_recs, placeholders, now, tracker,
+                                      costs=tracker.insert_costs(obs_rows))
                     elif score_recs:
                         tracker.lock_score_traces()
                     if obs_recs:
-                        states = _write_observations(cursor, project, obs_recs, now, tracker, pricer)
+                        states = _write_observations(cursor, project, obs_recs, now, tracker, pricer, obs_rows)
                         # Before the rollups read what was written: a call marked as the duplicate
                         # of its parent contributes nothing, and marking moves its contribution.
                         tracker.duplicates_changed(_mark_duplicates(cursor, project, obs_recs, states))

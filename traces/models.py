@@ -4,6 +4,7 @@ and index so tables can later be time-partitioned and distributed by project (Ci
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 from tenancy.dataplane import DataPlaneModel
@@ -64,6 +65,14 @@ class Trace(DataPlaneModel):
     redactions = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The trace's cost as its readers sum it — `total_cost` of its counted observations (not the
+    # duplicate of a parent's call, `duplicate_of`), NULL while none has a cost — and how many counted
+    # observations have one. Kept exact by the writer: `ingest.rollups` moves both by (new − old) of
+    # every call a write changes, in the write's transaction (`manage.py rebuild_trace_costs` recomputes
+    # them). The explorer sorts and filters by cost from this row instead of summing every
+    # observation of every trace in the window (issue 16).
+    cost = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    cost_calls = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         indexes = [
@@ -90,6 +99,12 @@ class Trace(DataPlaneModel):
             # that starts with the project too (btree_gin gives GIN a uuid operator class).
             models.Index(fields=["project_id", "name", "-timestamp"], name="trace_project_name_time"),
             GinIndex(fields=["project_id", "tags"], name="trace_project_tags"),
+            # The explorer sorted by cost, dearest first (its order, with NULL — no cost — last and the
+            # id breaking ties): walked from the top, the window's dearest traces come first, instead of
+            # reading every trace of the window to sort them (issue 16).
+            models.Index(
+                F("project_id"), F("cost").desc(nulls_last=True), F("id").desc(), name="trace_project_cost"
+            ),
         ]
 
     def __str__(self) -> str:

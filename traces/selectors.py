@@ -526,12 +526,11 @@ def traces_filtered(*, project, filters: TraceFilters) -> QuerySet[Trace]:
             qs = qs.exclude(Exists(_observations(project).filter(FAILED, trace_id=OuterRef("id"))))
     if f.model is not None:
         qs = qs.filter(_with_model(_observations(project), f.model, one_project=True))
+    # The trace's own `cost` (its counted observations' sum, kept by the writer): no observation read.
+    if f.min_cost is not None and f.min_cost > 0:
+        qs = qs.filter(cost__gte=f.min_cost)
     # Correlated per trace (the project/trace index answers each), so a narrow page of traces never
     # aggregates every observation in the project.
-    if f.min_cost is not None and f.min_cost > 0:
-        qs = qs.annotate(_cost=_per_trace(project, cost=Sum("total_cost", filter=COUNTED))).filter(
-            _cost__gte=f.min_cost
-        )
     if f.min_latency_ms is not None and f.min_latency_ms > 0:
         latency = Greatest(Max("end_time"), Max("start_time")) - Min("start_time")
         qs = qs.annotate(_latency=_per_trace(project, latency=latency, output_field=DurationField())).filter(
@@ -1386,9 +1385,11 @@ SEARCH_ORDER_FIELDS = {
     "user": "user_id",
     "session": "session_id",
     "environment": "environment",
-    "cost": "_cost",
+    "cost": "cost",
     "latency": "_latency",
 }
+# Sort keys that can be NULL (no call with a cost; no observation): they sort last either way.
+_NULLABLE_ORDER = frozenset({"cost", "_latency"})
 
 
 def _text_filter(column: str, value: str) -> dict:
@@ -1478,12 +1479,11 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
             Exists(Score.objects.for_project(project).filter(trace_id=OuterRef("id"), source=ScoreSource.ANNOTATION))
         )
     key = order.lstrip("-")
-    needs_cost = s.max_cost is not None or key == "cost"
     needs_latency = s.max_latency_ms is not None or key == "latency"
-    if needs_cost:
-        qs = qs.annotate(_cost=_per_trace(project, cost=Sum("total_cost", filter=COUNTED)))
-        if s.max_cost is not None:
-            qs = qs.filter(Q(_cost__lte=s.max_cost) | Q(_cost__isnull=True))
+    # Cost filters and the cost sort read the trace's own `cost` (kept by the writer from its counted
+    # observations): summing the observations of every trace in a day was 5.5 s at 10M observations.
+    if s.max_cost is not None:
+        qs = qs.filter(Q(cost__lte=s.max_cost) | Q(cost__isnull=True))
     if needs_latency:
         latency = Greatest(Max("end_time"), Max("start_time")) - Min("start_time")
         qs = qs.annotate(_latency=_per_trace(project, latency=latency, output_field=DurationField()))
@@ -1491,9 +1491,9 @@ def trace_search(*, project, search: TraceSearch, order: str = "-time") -> Query
             qs = qs.filter(_latency__lte=timedelta(milliseconds=s.max_latency_ms))
     column = SEARCH_ORDER_FIELDS.get(key, "timestamp")
     descending = order.startswith("-")
-    # Only the computed columns can be NULL; NULLS LAST on `timestamp` would keep PostgreSQL from
+    # Only cost and latency can be NULL; NULLS LAST on `timestamp` would keep PostgreSQL from
     # walking the (project_id, -timestamp) index.
-    nulls = {"nulls_last": True} if column.startswith("_") else {}
+    nulls = {"nulls_last": True} if column in _NULLABLE_ORDER else {}
     ordering = [F(column).desc(**nulls) if descending else F(column).asc(**nulls)]
     ordering.append("-id" if descending else "id")
     return (

@@ -190,10 +190,20 @@ class LfSessionWithTraces(LfSession):
 
 def _traces(project, *rows):
     Trace.objects.for_project(project).bulk_create(list(rows))
+    _trace_costs(project)
 
 
 def _observations(project, *rows):
     Observation.objects.for_project(project).bulk_create(list(rows))
+    _trace_costs(project)
+
+
+def _trace_costs(project):
+    """Rows stored here skip the writer, which keeps each trace's cost (`Trace.cost`, read by the
+    `minCost` filter): recompute it as `manage.py rebuild_trace_costs` does for rows stored so."""
+    from ingest.rollups import rebuild_trace_costs
+
+    rebuild_trace_costs(project=project)
 
 
 def _scores(project, *rows):
