@@ -269,6 +269,8 @@ _SCORES_SQL = (
         SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
         FROM calls c
         JOIN feedback_score s ON s.project_id = %(project)s AND s.observation_id = c.id
+            AND s.observation_id <> ''  -- a no-op for the join, but lets a hash join read only the scores
+                                        -- on observations (partial index score_project_on_obs_time)
     )
     SELECT prompt_version, name,
            avg(value) AS average,
