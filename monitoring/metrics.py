@@ -1085,7 +1085,10 @@ def _by_user(query: Query) -> bool:
 # back the scores that name an observation (negated, under the same rollup dimensions) and add them
 # again under their observation as stored now: the raw answer row for row, reading raw only the scores
 # on observations (partial index `score_project_on_obs_time`). A thumb on a whole trace stays under
-# NULL ("on the trace"), as in the raw path; one on a generation counts under that generation.
+# NULL ("on the trace"), as in the raw path; one on a generation counts under that generation. The
+# taken-back rows carry the trace columns as the edges read them (`_feature_sql`, with its one
+# difference: a feature from a JSON object or array in metadata), which matters only to a query that
+# also groups or filters by feature.
 SCORE_OBSERVATION_COLUMNS = {
     "observationName": "r.obs_name", "observationModelName": "r.obs_model",
     "observationPromptName": "r.obs_prompt_name", "observationPromptVersion": "r.obs_prompt_version",
