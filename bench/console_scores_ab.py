@@ -4,8 +4,8 @@ new read alternated round by round in one process (issue 16, fifth session):
 - feedback: the score views by the scored observation from the score rollups (new) or from the raw
   rows (old: `monitoring.metrics.SCORE_OBSERVATION_COLUMNS` emptied, which is the old
   `score_rollups_hold`);
-- prompt: the scores attached by observation read through the partial index of scores on
-  observations (new) or with every score of the project (old: the statement without that condition).
+- prompt: the attached scores read once (by trace) plus the partial index of scores on observations,
+  without a sort to deduplicate (new), or as main read them (old: `OLD_ATTACHED`).
 
     EMBEDDED_PG_PORT=… EMBEDDED_REDIS_PORT=… .venv/bin/python -m config.devstack exec -- \
         .venv/bin/python bench/console_scores_ab.py console-sql-1000000 7 feedback,prompt
@@ -33,7 +33,18 @@ from monitoring import metrics  # noqa: E402
 from prompts import selectors as prompt_selectors  # noqa: E402
 from tenancy.models import Project, User  # noqa: E402
 
-NEW_CONDITION = "\n            AND s.observation_id <> ''"
+# The attached-scores CTEs as main had them (every score of the project read twice when hashed, and a
+# UNION sorting every attached score to deduplicate).
+OLD_ATTACHED = """    attached AS (
+        SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
+        FROM calls c
+        JOIN feedback_score s ON s.project_id = %(project)s AND s.trace_id = c.trace_id
+        UNION
+        SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
+        FROM calls c
+        JOIN feedback_score s ON s.project_id = %(project)s AND s.observation_id = c.id
+    )
+"""
 
 
 def main(name: str, rounds: int, pages: list[str]) -> None:
@@ -44,9 +55,8 @@ def main(name: str, rounds: int, pages: list[str]) -> None:
     urls = {"feedback": f"/console/p/{project.id}/feedback/", "prompt": f"/console/p/{project.id}/prompts/answer-0/"}
     held = dict(metrics.SCORE_OBSERVATION_COLUMNS)
     new_sql = prompt_selectors._SCORES_SQL
-    start = new_sql.index(NEW_CONDITION)
-    old_sql = new_sql[:start] + new_sql[new_sql.index("\n", new_sql.index("partial index", start)):]
-    assert "observation_id <> ''" not in old_sql
+    old_sql = (new_sql[:new_sql.index("    versions_of_trace AS")] + OLD_ATTACHED
+               + new_sql[new_sql.index("    SELECT prompt_version, name,"):])
     times = {(page, variant): [] for page in pages for variant in ("old", "new")}
     for page in pages:
         client.get(urls[page])  # warm
