@@ -1096,7 +1096,7 @@ SCORE_OBSERVATION_COLUMNS = {
 _OBS_DIMS = "obs_name, obs_model, obs_prompt_name, obs_prompt_version"
 _NO_OBS = "NULL::text, NULL::text, NULL::text, NULL::integer"
 _NO_OBS_NAMED = ", ".join(f"{value} AS {name}" for value, name in zip(_NO_OBS.split(", "), _OBS_DIMS.split(", ")))
-_OBS_OF_SCORE = (f'LEFT JOIN "{OBS}" x ON x.project_id = s.project_id AND x.id = s.observation_id')
+_OBS_OF_SCORE = f'LEFT JOIN "{OBS}" x ON x.project_id = s.project_id AND x.id = s.observation_id'
 _OBS_VALUES = "x.name::text, x.model::text, NULLIF(x.prompt_name, '')::text, x.prompt_version"
 
 
@@ -1109,7 +1109,8 @@ def _score_columns(query: Query) -> dict:
 
 def score_rollups_hold(query: Query) -> bool:
     """Whether the score rollups hold every dimension, filter and measure of a score view's query:
-    dimensions and filters among `SCORE_ROLLUP_COLUMNS` (and the value of a boolean score), `timestamp`
+    dimensions and filters among `SCORE_ROLLUP_COLUMNS` and `SCORE_OBSERVATION_COLUMNS` (the latter not
+    with a user), the value of a boolean score, `timestamp`
     bounds, an hour or coarser; counts of scores, and count, sum and average of their values."""
     if query.view.name not in SCORE_VIEWS or query.granularity == "minute":
         return False
