@@ -1079,8 +1079,29 @@ def _by_user(query: Query) -> bool:
     return any(f.column == "userId" for f in query.filters)
 
 
+# The scored observation's columns. The score rollups do not hold them, but a score without an
+# observation id reads NULL in every one of them (the raw path's subquery finds no row; an observation
+# id is never empty). So the window's whole hours read the rollup rows with these columns NULL, take
+# back the scores that name an observation (negated, under the same rollup dimensions) and add them
+# again under their observation as stored now: the raw answer row for row, reading raw only the scores
+# on observations (partial index `score_project_on_obs_time`). A thumb on a whole trace stays under
+# NULL ("on the trace"), as in the raw path; one on a generation counts under that generation. The
+# taken-back rows carry the trace columns as the edges read them (`_feature_sql`, with its one
+# difference: a feature from a JSON object or array in metadata), which matters only to a query that
+# also groups or filters by feature.
+SCORE_OBSERVATION_COLUMNS = {
+    "observationName": "r.obs_name", "observationModelName": "r.obs_model",
+    "observationPromptName": "r.obs_prompt_name", "observationPromptVersion": "r.obs_prompt_version",
+}
+_OBS_DIMS = "obs_name, obs_model, obs_prompt_name, obs_prompt_version"
+_NO_OBS = "NULL::text, NULL::text, NULL::text, NULL::integer"
+_NO_OBS_NAMED = ", ".join(f"{value} AS {name}" for value, name in zip(_NO_OBS.split(", "), _OBS_DIMS.split(", ")))
+_OBS_OF_SCORE = f'LEFT JOIN "{OBS}" x ON x.project_id = s.project_id AND x.id = s.observation_id'
+_OBS_VALUES = "x.name::text, x.model::text, NULLIF(x.prompt_name, '')::text, x.prompt_version"
+
+
 def _score_columns(query: Query) -> dict:
-    columns = USER_SCORE_COLUMNS if _by_user(query) else SCORE_ROLLUP_COLUMNS
+    columns = USER_SCORE_COLUMNS if _by_user(query) else {**SCORE_ROLLUP_COLUMNS, **SCORE_OBSERVATION_COLUMNS}
     if query.view.name == "scores-boolean":
         return {**columns, **SCORE_SPLIT_COLUMNS}
     return columns
@@ -1088,7 +1109,8 @@ def _score_columns(query: Query) -> dict:
 
 def score_rollups_hold(query: Query) -> bool:
     """Whether the score rollups hold every dimension, filter and measure of a score view's query:
-    dimensions and filters among `SCORE_ROLLUP_COLUMNS` (and the value of a boolean score), `timestamp`
+    dimensions and filters among `SCORE_ROLLUP_COLUMNS` and `SCORE_OBSERVATION_COLUMNS` (the latter not
+    with a user), the value of a boolean score, `timestamp`
     bounds, an hour or coarser; counts of scores, and count, sum and average of their values."""
     if query.view.name not in SCORE_VIEWS or query.granularity == "minute":
         return False
@@ -1163,6 +1185,7 @@ def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict]
     or a user exactly (see SCORE_TRACE_COLUMNS): the caller then reads the raw rows."""
     columns = _score_columns(query)
     by_user = _by_user(query)
+    on_obs = False
     unit = "day" if by_user else "hour"
     since, until = _score_window(query)
     units_from, units_to = _ceil(since, unit), _floor(until, unit)
@@ -1182,11 +1205,28 @@ def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict]
                  f"AND day >= %(days_from)s AND day < %(days_to)s AND scores <> 0 AND length(user_id) >= %(cut)s)")
     else:
         dims = "hour, name, source, data_type, environment, trace_name, release, feature"
-        rollup = (f"SELECT {dims}, scores AS n, value_count AS vc, value_sum AS vs FROM \"{SCORE_ROLLUP}\" "
+        uses = set(query.dimensions) | {f.column for f in query.filters}
+        on_obs = bool(uses & set(SCORE_OBSERVATION_COLUMNS))
+        rollup = (f"SELECT {dims}, {_NO_OBS_NAMED + ', ' if on_obs else ''}scores AS n, value_count AS vc, "
+                  f"value_sum AS vs FROM \"{SCORE_ROLLUP}\" "
                   f"WHERE project_id = %(project)s::uuid AND hour >= %(units_from)s AND hour < %(units_to)s "
                   f"AND data_type = ANY(%(types)s)")
         edge_dims = f"s.environment, t.name, t.release, {_feature_sql(rule, params)}"
-        uses = set(query.dimensions) | {f.column for f in query.filters}
+        if on_obs:
+            # See SCORE_OBSERVATION_COLUMNS: the whole hours' scores on an observation, once out of
+            # the NULL columns the rollup rows read, once in under their observation.
+            obs_fix = (
+                f"SELECT date_trunc('hour', s.timestamp, 'UTC'), s.name, s.source, s.data_type, {edge_dims}, "
+                f"k.obs_name, k.obs_model, k.obs_prompt_name, k.obs_prompt_version, k.sign, "
+                f"k.sign * (s.value IS NOT NULL)::int, k.sign * COALESCE(s.value::text::numeric, 0) "
+                f"FROM \"{SCORES}\" s {_TRACE_ON.format(alias='s')} {_OBS_OF_SCORE} "
+                f"CROSS JOIN LATERAL (VALUES (-1, {_NO_OBS}), (1, {_OBS_VALUES})) "
+                f"AS k(sign, {_OBS_DIMS}) "
+                f"WHERE s.project_id = %(project)s::uuid AND s.data_type = ANY(%(types)s) AND s.observation_id <> '' "
+                f"AND s.timestamp >= %(units_from)s AND s.timestamp < %(units_to)s"
+            )
+            dims += f", {_OBS_DIMS}"
+            edge_dims += f", {_OBS_VALUES}"
         doubt = None if not uses & SCORE_TRACE_COLUMNS else (
             f'SELECT EXISTS (SELECT 1 FROM "{SCORE_ROLLUP}" WHERE project_id = %(project)s::uuid '
             f"AND hour >= %(units_from)s AND hour < %(units_to)s AND data_type = ANY(%(types)s) AND scores <> 0 "
@@ -1199,6 +1239,8 @@ def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict]
             if cursor.fetchone()[0]:
                 return None
         parts = [rollup]
+        if on_obs and units_from < units_to:
+            parts.append(obs_fix)
         if since < units_from or units_to < until:
             # The edges' scores, read as the raw path reads them (the trace joined as stored now).
             parts.append(
@@ -1206,6 +1248,7 @@ def _scores_from_rollups(project, query: Query, rule: FeatureRule) -> list[dict]
                 # float8's text is its shortest exact decimal: the value the rollups add.
                 f"1, (s.value IS NOT NULL)::int, COALESCE(s.value::text::numeric, 0) "
                 f"FROM \"{SCORES}\" s {_TRACE_ON.format(alias='s')} "
+                f"{_OBS_OF_SCORE if on_obs else ''} "
                 f"WHERE s.project_id = %(project)s::uuid AND s.data_type = ANY(%(types)s) "
                 f"AND ((s.timestamp >= %(from)s AND s.timestamp < %(units_from)s) "
                 f"OR (s.timestamp >= %(units_to)s AND s.timestamp < %(to)s))"

@@ -261,14 +261,24 @@ _SCORES_SQL = (
     "WITH"
     + _CALLS_CTE
     + """,
+    versions_of_trace AS MATERIALIZED (
+        SELECT DISTINCT prompt_version, trace_id FROM calls
+    ),
+    -- Each (version, score) once without sorting them all to deduplicate (a UNION did): by trace, one
+    -- row per version the trace holds; by observation (a call id is unique), unless its trace already
+    -- attached it to that version.
     attached AS (
-        SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
-        FROM calls c
-        JOIN feedback_score s ON s.project_id = %(project)s AND s.trace_id = c.trace_id
-        UNION
-        SELECT c.prompt_version, s.id, s.name, s.value, s.source, s.data_type
+        SELECT v.prompt_version, s.name, s.value, s.source, s.data_type
+        FROM versions_of_trace v
+        JOIN feedback_score s ON s.project_id = %(project)s AND s.trace_id = v.trace_id
+        UNION ALL
+        SELECT c.prompt_version, s.name, s.value, s.source, s.data_type
         FROM calls c
         JOIN feedback_score s ON s.project_id = %(project)s AND s.observation_id = c.id
+            AND s.observation_id <> ''  -- a no-op for the join, but lets a hash join read only the scores
+                                        -- on observations (partial index score_project_on_obs_time)
+        WHERE NOT EXISTS (SELECT 1 FROM versions_of_trace v
+                          WHERE v.prompt_version = c.prompt_version AND v.trace_id = s.trace_id)
     )
     SELECT prompt_version, name,
            avg(value) AS average,

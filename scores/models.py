@@ -76,6 +76,14 @@ class Score(DataPlaneModel):
                 name="score_project_user_thumbs",
                 condition=models.Q(source="USER", data_type="BOOLEAN"),
             ),
+            # The scores on an observation, by time: the metrics views by the scored observation's
+            # model or prompt version read only these raw (the score rollups hold the others,
+            # `monitoring.metrics.SCORE_OBSERVATION_COLUMNS`). Trace-level scores never enter it.
+            models.Index(
+                fields=["project_id", "-timestamp"],
+                name="score_project_on_obs_time",
+                condition=~models.Q(observation_id=""),
+            ),
         ]
 
     def __str__(self) -> str:

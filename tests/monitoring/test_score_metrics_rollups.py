@@ -276,7 +276,10 @@ def test_sums_of_any_floats_are_the_exact_sum_rounded_once(project):
 
 FALLBACKS = [
     ({"dimensions": [{"field": "configId"}]}, "a dimension the rollups lack"),
-    ({"dimensions": [{"field": "observationName"}]}, "an observation-level dimension"),
+    # The scored observation's columns are answered by the rollups (test_score_observation_rollups.py),
+    # but not together with a user (the per-user rollup path).
+    ({"filters": [{"column": "userId", "type": "string", "operator": "=", "value": "u1"}],
+      "dimensions": [{"field": "observationName"}]}, "a user by the scored observation"),
     ({"dimensions": [{"field": "tags"}]}, "the trace's tags"),
     ({"view": "scores-categorical", "dimensions": [{"field": "stringValue"}]}, "a categorical score's label"),
     ({"view": "scores-boolean", "dimensions": [{"field": "stringValue"}]}, "a boolean score's label"),
@@ -365,8 +368,9 @@ def test_another_tenant_sees_nothing_of_the_scores(client, project, api_key, req
 
 def test_the_console_feedback_page_reads_thumbs_by_feature_from_the_rollups(project, monkeypatch):
     """The console's feedback analytics (`console.selectors.thumbs_breakdowns`, a window ending now):
-    thumbs by feature come from the score rollups, by model and prompt version (the scored generation's,
-    not in the rollups) from the raw rows; the page shows the same numbers either way."""
+    thumbs by feature, by model and by prompt version (the scored generation's: the rollups for the
+    thumbs on whole traces, the raw rows for those on a generation) come from the score rollups; the page
+    shows the same numbers either way."""
     from console.selectors import thumbs_breakdowns
 
     write_scores(project, random.Random(13), orphans=True)
@@ -381,8 +385,8 @@ def test_the_console_feedback_page_reads_thumbs_by_feature_from_the_rollups(proj
     monkeypatch.setattr(metrics, "run_query", recording)
     now = START + timedelta(days=3, minutes=17)
     breakdowns = thumbs_breakdowns(project=project, days=3, now=now)
-    assert answered == [(("feature",), "rollups"), (("observationModelName",), "raw"),
-                        (("observationPromptName", "observationPromptVersion"), "raw")]
+    assert answered == [(("feature",), "rollups"), (("observationModelName",), "rollups"),
+                        (("observationPromptName", "observationPromptVersion"), "rollups")]
     assert sum(r["thumbs"] for r in breakdowns["feature"]) > 20
     monkeypatch.setattr(metrics, "USE_SCORE_ROLLUPS", False)
     assert thumbs_breakdowns(project=project, days=3, now=now) == breakdowns

@@ -257,3 +257,52 @@ def test_an_embedding_is_a_call_and_a_call_without_a_version_is_no_versions(proj
         assert v1.avg_cost == Decimal("0.5")
         assert v1.latency_p50_ms == pytest.approx(2 ** (39.5 / 4))  # 1 s: bucket 40
         assert v1.latency_p95_ms == pytest.approx(2 ** (46.5 / 4))  # 3 s: bucket 47
+
+
+def _score_rows_read(plan: dict) -> int:
+    """Rows the plan's scans of the scores table returned (and removed by their filters)."""
+    rows = 0
+    if plan.get("Relation Name") == "feedback_score":
+        rows += plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) + plan.get("Rows Removed by Filter", 0)
+    for child in plan.get("Plans", []):
+        rows += _score_rows_read(child)
+    return rows
+
+
+def test_the_scores_on_generations_are_read_without_the_trace_level_scores(project):
+    """Hashed, the scores attached by observation used to read every score of the project a second
+    time (at 10M observations: 200,000 thumbs on whole traces, none on a generation). They are read
+    from the partial index of scores that name an observation: the trace-level ones are read once."""
+    _register(project, "qa", 2)
+    start = BASE + timedelta(hours=2)
+    traces = 3_000
+    for low in range(0, traces, 500):
+        ids = range(low, low + 500)
+        writer.write_records(
+            project=project, traces=[{"id": f"t{i}", "name": "x"} for i in ids],
+            observations=[{"id": f"g{i}", "trace_id": f"t{i}", "type": "GENERATION", "prompt_name": "qa",
+                           "prompt_version": 1 + i % 2, "start_time": start + timedelta(seconds=i)} for i in ids],
+            scores=[{"id": f"s{i}", "trace_id": f"t{i}", "name": "thumbs", "source": "USER", "data_type": "BOOLEAN",
+                     "value": float(i % 3 != 0), "string_value": "True"} for i in ids]
+            + [{"id": f"o{i}", "trace_id": f"t{i}", "observation_id": f"g{i}", "name": "quality", "source": "EVAL",
+                "data_type": "NUMERIC", "value": 0.5} for i in ids if i % 100 == 0],
+        )
+    since, until = BASE, BASE + timedelta(days=1)
+    connection = connections[region_database(project.region)]
+    params = {"project": project.id, "name": "qa", "since": since, "until": until, "generation": "GENERATION",
+              "user": "USER", "boolean": "BOOLEAN", "numeric": "NUMERIC"}
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE feedback_score, traces_observation")
+        cursor.execute("SET LOCAL enable_nestloop = off")  # the hashed read (`_attached_scores`)
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + prompt_selectors._SCORES_SQL, params)
+        plan = cursor.fetchone()[0]
+        cursor.execute("SET LOCAL enable_nestloop = on")
+    plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
+    stored = Score.objects.for_project(project).count()
+    assert stored == traces + traces // 100
+    # Every score once (the trace join) and the 30 on generations once more; before: every score twice.
+    assert _score_rows_read(plan[0]["Plan"]) <= stored + traces // 100 + 10
+    prompt = prompt_by_name(project=project, name="qa")
+    v2, v1 = compare_versions(project=project, prompt=prompt, since=since, until=until)
+    assert (v1.feedback_count, v1.thumbs_down_count, v2.feedback_count) == (1_500, 500, 1_500)
+    assert v1.scores["quality"] == {"avg": 0.5, "count": 30} and "quality" not in v2.scores
