@@ -165,6 +165,30 @@ def main() -> int:
     return 1 if over else 0
 
 
+def dashboard_users_ab(project, days: int, results: list) -> None:
+    """The dashboard's reads with the by-user breakdown ranked in SQL (top `DASHBOARD_USERS`) and, as
+    before, with every user returned to Python to rank (`DASHBOARD_USERS = None`), alternated run by
+    run on the same data."""
+    from monitoring import selectors
+
+    kept = selectors.DASHBOARD_USERS
+    samples: dict[str, list[float]] = {"top in SQL": [], "every user": []}
+    try:
+        for run in range(RUNS + 1):
+            for mode in (("top in SQL", "every user") if run % 2 else ("every user", "top in SQL")):
+                selectors.DASHBOARD_USERS = kept if mode == "top in SQL" else None
+                t0 = time.perf_counter()
+                selectors.dashboard(project=project, days=days)
+                if run:  # the first round warms up
+                    samples[mode].append((time.perf_counter() - t0) * 1000)
+    finally:
+        selectors.DASHBOARD_USERS = kept
+    for mode, values in samples.items():
+        label = f"whole dashboard page's reads, {days} days, by user: {mode}"
+        results.append((label, statistics.median(values), max(values), None))
+        print(f"{label:<78} median {statistics.median(values):8.1f} ms  max {max(values):8.1f} ms", flush=True)
+
+
 def common_reads(project, q, llm, span, now, results) -> None:
     from monitoring import metrics, selectors
 
@@ -183,6 +207,8 @@ def common_reads(project, q, llm, span, now, results) -> None:
     timed("thumbs-down rate, 30 days by day (score rollups)",
           lambda: selectors.thumbs_series(project=project, days=30), results, 300)
     timed("whole dashboard page's reads, 7 days", lambda: selectors.dashboard(project=project, days=7), results, None)
+    for days in (7, 30):
+        dashboard_users_ab(project, days, results)
     print("\nmetrics API, answered from the rollups:")
     timed("v2 count + totalCost of LLM calls by day, 30 days",
           q({"view": "observations", "metrics": [{"measure": "count", "aggregation": "count"},

@@ -27,11 +27,18 @@ from console.access import console_login_required, project_or_404
 from console.views import _admin_url, _page
 from monitoring import alerts_selectors
 from monitoring.dashboards import chart_data, plotly_version
-from monitoring.selectors import BREAKDOWNS, MAX_DAYS, cost_breakdown, dashboard, thumbs_series
+from monitoring.selectors import (
+    BREAKDOWNS,
+    DASHBOARD_USERS,
+    MAX_DAYS,
+    cost_breakdown,
+    dashboard,
+    thumbs_series,
+)
 
 DAY_CHOICES = (1, 7, 30, 90)
 GRANULARITIES = ("day", "hour")
-TOP_BARS = 15  # bars per breakdown chart; the tables list every group
+TOP_BARS = 15  # bars per breakdown chart; the tables list every group (by user: the top DASHBOARD_USERS)
 USAGE_DAYS = 30
 
 
@@ -90,7 +97,7 @@ def dashboards(request, project_id):
     quality = board["quality"]["points"]
     context = {
         "board": board, "breakdown": breakdown, "by": by, "by_label": dict(bys)[by], "days": days, "bys": bys,
-        "granularity": granularity, "day_choices": DAY_CHOICES, "charts": charts,
+        "granularity": granularity, "day_choices": DAY_CHOICES, "charts": charts, "top_users": DASHBOARD_USERS,
         "plotly_version": plotly_version(), "plotly_style_ids": plotly_style_ids(),
         "period": {"errors": sum(p["errors"] for p in quality), "refusals": sum(p["refusals"] for p in quality)},
     }

@@ -38,6 +38,9 @@ BREAKDOWNS = {
     "user": ("user_id",),
 }
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+# The dashboards' by-user table: the top users by spend, the rest summed in one "others" row (a
+# project has thousands of end users; the breakdown API still lists every one).
+DASHBOARD_USERS = 100
 
 
 def feature_rule(*, project) -> FeatureRule:
@@ -118,14 +121,22 @@ def rollup_source(*, pid: str, window: Window, columns: str) -> tuple[str, list]
     return _rollup_source(pid=pid, window=window, columns=columns)
 
 
-def cost_breakdown(*, project, by: str = "feature", days: int = 7, now: datetime | None = None) -> dict:
+def cost_breakdown(*, project, by: str = "feature", days: int = 7, now: datetime | None = None,
+                   limit: int | None = None) -> dict:
     """Spend, calls and cost per call by `by` over the last `days` days, ordered by spend (largest
     first), with each group's share of the spend, the cumulative share and whether the group is
     within the "80%" (the smallest set of top groups that together make at least 80% of the spend);
     error and refusal rates; latency and time-to-first-token p50/p95/p99 (not for `by=user`, whose
-    daily table holds no distributions). Answered from the rollups alone."""
+    daily table holds no distributions). Answered from the rollups alone.
+
+    `limit` (by=user only) keeps the top `limit` groups in `rows`; the totals, `groups_within_80`,
+    `groups` (how many there are) and `others` (the sums of the groups left out, None when none
+    are) still count every group. Ranked in SQL: a month of a project's 5,000 users is 150,000
+    daily rows, which the unranked read returned to Python to sort."""
     if by not in BREAKDOWNS:
         raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
+    if limit is not None and by == "user":
+        return _user_breakdown_top(project=project, days=days, now=now, limit=limit)
     columns = BREAKDOWNS[by]
     window = window_of(days=days, now=now)
     pid = str(project.id)
@@ -195,6 +206,89 @@ def cost_breakdown(*, project, by: str = "feature", days: int = 7, now: datetime
             "unpriced_calls": sum(r["unpriced_calls"] for r in rows),
         },
         "groups_within_80": within,
+        "groups": len(rows),
+        "others": None,
+        "rows": rows,
+    }
+
+
+def _user_window(*, days: int, now: datetime | None) -> tuple[Window, object]:
+    """by=user reads whole calendar days (the daily table): the window and its first day."""
+    window = window_of(days=days, now=now)
+    since_day = (window.until - timedelta(days=days - 1)).date()
+    since = datetime.combine(since_day, datetime.min.time(), tzinfo=window.until.tzinfo)
+    return Window(since=since, until=window.until), since_day
+
+
+def _user_breakdown_top(*, project, days: int, now: datetime | None, limit: int) -> dict:
+    """`cost_breakdown(by="user", limit=...)`: the same figures, with the ranking, the running
+    share, the 80% line and the totals computed in SQL (one statement) and only the top `limit`
+    users (and one totals row) returned. The order is the unranked read's: spend, then calls
+    descending, then the user id by code point (`COLLATE "C"`, as Python compares strings)."""
+    window, since_day = _user_window(days=days, now=now)
+    with data_connection(project).cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH g AS (
+                SELECT user_id, sum(calls) AS calls, COALESCE(sum(cost), 0) AS cost, sum(errors) AS errors,
+                       sum(refusals) AS refusals, sum(unpriced_calls) AS unpriced, sum(total_tokens) AS tokens
+                FROM {DailyUserRollup._meta.db_table} WHERE project_id = %s::uuid AND day >= %s AND day <= %s
+                GROUP BY user_id HAVING sum(calls) <> 0
+            ), r AS (
+                SELECT g.*, row_number() OVER w AS rank, sum(cost) OVER w AS cumulative, sum(cost) OVER () AS total
+                FROM g WINDOW w AS (ORDER BY cost DESC, calls DESC, user_id COLLATE "C" ROWS UNBOUNDED PRECEDING)
+            )
+            SELECT rank, user_id, calls, cost, errors, refusals, unpriced, tokens, cumulative, NULL::bigint
+            FROM r WHERE rank <= %s
+            UNION ALL
+            SELECT 0, NULL, sum(calls) FILTER (WHERE rank > %s), sum(cost) FILTER (WHERE rank > %s),
+                   sum(errors) FILTER (WHERE rank > %s), sum(refusals) FILTER (WHERE rank > %s),
+                   sum(unpriced) FILTER (WHERE rank > %s), count(*),
+                   NULL, count(*) FILTER (WHERE total > 0 AND cumulative - cost < %s * total)
+            FROM r
+            ORDER BY 1
+            """,
+            [str(project.id), since_day, window.until.date(), limit, limit, limit, limit, limit, limit, PARETO_SHARE],
+        )
+        records = cursor.fetchall()
+    summary, ranked = records[0], records[1:]
+    _, _, o_calls, o_cost, o_errors, o_refusals, o_unpriced, groups, _, within = summary
+    rows, cumulatives = [], []
+    for _, user_id, calls, cost, errors, refusals, unpriced, tokens, cumulative, _ in ranked:
+        rows.append(_row({"user_id": user_id}, calls, cost, errors, refusals, unpriced, tokens))
+        cumulatives.append(Decimal(cumulative))
+    others = None
+    if groups > len(rows):
+        o_calls, o_spend = int(o_calls), Decimal(o_cost)
+        others = {"groups": groups - len(rows), "spend": o_spend, "calls": o_calls, "errors": int(o_errors),
+                  "refusals": int(o_refusals), "unpriced_calls": int(o_unpriced),
+                  "cost_per_call": (o_spend / o_calls) if o_calls else None}
+    total_spend = sum((r["spend"] for r in rows), Decimal(0)) + (others["spend"] if others else 0)
+    total_calls = sum(r["calls"] for r in rows) + (others["calls"] if others else 0)
+    total_errors = sum(r["errors"] for r in rows) + (others["errors"] if others else 0)
+    total_refusals = sum(r["refusals"] for r in rows) + (others["refusals"] if others else 0)
+    for row, cumulative in zip(rows, cumulatives, strict=True):
+        row["share"] = float(row["spend"] / total_spend) if total_spend else None
+        row["cumulative_share"] = float(cumulative / total_spend) if total_spend else None
+        row["within_80"] = bool(total_spend) and cumulative - row["spend"] < PARETO_SHARE * total_spend
+    return {
+        "by": "user",
+        "days": days,
+        "from": window.since,
+        "to": window.until,
+        "total": {
+            "spend": total_spend,
+            "calls": total_calls,
+            "cost_per_call": (total_spend / total_calls) if total_calls else None,
+            "errors": total_errors,
+            "refusals": total_refusals,
+            "error_rate": _rate(total_errors, total_calls),
+            "refusal_rate": _rate(total_refusals, total_calls),
+            "unpriced_calls": sum(r["unpriced_calls"] for r in rows) + (others["unpriced_calls"] if others else 0),
+        },
+        "groups_within_80": int(within),
+        "groups": int(groups),
+        "others": others,
         "rows": rows,
     }
 
@@ -477,7 +571,7 @@ def dashboard(*, project, days: int = 7, granularity: str = "day", now: datetime
         "granularity": granularity,
         "by_feature": cost_breakdown(project=project, by="feature", days=days, now=now),
         "by_model": cost_breakdown(project=project, by="model", days=days, now=now),
-        "by_user": cost_breakdown(project=project, by="user", days=days, now=now),
+        "by_user": cost_breakdown(project=project, by="user", days=days, now=now, limit=DASHBOARD_USERS),
         "by_prompt_version": cost_breakdown(project=project, by="prompt_version", days=days, now=now),
         "quality": quality_series(project=project, days=days, granularity=granularity, now=now),
         "spend_by_feature": spend_series_by(project=project, by="feature", days=days, granularity=granularity, now=now),

@@ -94,7 +94,10 @@ class Trace(DataPlaneModel):
                 condition=~models.Q(session_id=""),
                 name="trace_project_sessions_time",
             ),
-            models.Index(fields=["project_id", "user_id", "-timestamp"], name="trace_project_user"),
+            # A user's traces newest first, with the trace id: the console's users list counts a page of
+            # users' traces with an error by joining these ids to the failed calls' partial index, from
+            # this index alone (a heap page per trace before: 20,000 for a page at 10M observations).
+            models.Index(fields=["project_id", "user_id", "-timestamp"], include=["id"], name="trace_project_user_cover"),
             # Reads at volume (issue 13): `name=` pages walk this newest first; `tags=` uses a GIN index
             # that starts with the project too (btree_gin gives GIN a uuid operator class).
             models.Index(fields=["project_id", "name", "-timestamp"], name="trace_project_name_time"),

@@ -204,3 +204,20 @@ def test_the_home_lists_the_projects_firing_and_warning_alerts_and_never_another
     body = client.get(url("home", project)).content.decode()
     assert "No alert firing" in body and f'href="{url("alerts", project)}"' in body
     assert "Theirs" not in body
+
+
+def test_the_console_breakdown_by_user_shows_the_others_row(monkeypatch, client, member, project):
+    from console import dashboard_views
+    from monitoring import selectors
+
+    monkeypatch.setattr(selectors, "DASHBOARD_USERS", 2)
+    monkeypatch.setattr(dashboard_views, "DASHBOARD_USERS", 2)
+    now = timezone.now()
+    for i, cost in enumerate((0.5, 0.4, 0.3, 0.2)):
+        llm_call(project, f"t-{i}", question="q", answer="a", user_id=f"u{i}", cost=cost, at=now - timedelta(minutes=5))
+    response = client.get(url("dashboards", project), {"by": "user", "days": "7"})
+    assert response.status_code == 200
+    assert [r["label"] for r in response.context["breakdown"]["rows"]] == ["u0", "u1"]
+    page = response.content.decode()
+    assert 'id="lg-breakdown-others"' in page and "2 other users" in page and "$0.5000" in page
+    assert response.context["breakdown"]["total"]["spend"] == Decimal("1.4")
