@@ -134,18 +134,22 @@ def pk_probe(alias: str, table: str, value: str, select: str) -> str:
     )
 
 
-def _begin_sql(traces_lock: str | None) -> str:
+def _begin_sql(traces_lock: str | None, key_probes: bool) -> str:
     # `traces_lock`: the project's "trace arrival" lock (see `Tracker.prepare_scores`), shared by a
     # batch that may insert traces, exclusive for one storing scores of traces not stored yet.
+    # `key_probes`: set `KEY_PROBE_SETTINGS` in the same statement.
     second = f"pg_advisory_xact_lock{traces_lock}(hashtextextended(%s, 0)), " if traces_lock is not None else ""
+    settings = f"{KEY_PROBE_SETTINGS}, " if key_probes else ""
     return (
-        f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), {second}{KEY_PROBE_SETTINGS}, "
+        f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), {second}{settings}"
         "r.feature_source, r.feature_key "
         f'FROM (SELECT 1) AS one LEFT JOIN "{RULE_TABLE}" AS r ON r.project_id = %s::uuid'
     )
 
 
-_BEGIN_SQL = {mode: _begin_sql(mode) for mode in (None, "", "_shared")}
+_BEGIN_SQL = {
+    (mode, key_probes): _begin_sql(mode, key_probes) for mode in (None, "", "_shared") for key_probes in (False, True)
+}
 
 # Every read of stored rows here is by full key, one key at a time (see `ingest.writer._ROWS_BY_ID_SQL`
 # for why): the project as an InitPlan parameter `(SELECT %s::uuid)`, each probe a LATERAL subquery
@@ -508,10 +512,12 @@ class Tracker:
     def duplicates_changed(self, marks_before: dict[str, str]) -> None:
         self.marks_before = marks_before
 
-    def begin(self, *, creates_traces: bool = False) -> None:
+    def begin(self, *, creates_traces: bool = False, key_probes: bool = False) -> None:
         """The project's rollup lock (shared) and, read under it, the rule the rollups are built with.
         `creates_traces`: the batch holds trace records (it may insert traces whose stored scores
-        must then move, see `prepare_scores`)."""
+        must then move, see `prepare_scores`). `key_probes`: and `KEY_PROBE_SETTINGS` for the rest of
+        the transaction (the ingest writer, which restores them when inside a caller's transaction;
+        see `restore_settings`)."""
         if self.orphan_scores:
             mode = ""
         elif creates_traces:
@@ -519,9 +525,9 @@ class Tracker:
         else:
             mode = None
         params = [_lock_key(self.project)] + ([_arrival_key(self.project)] if mode is not None else []) + [self.pid]
-        self.cursor.execute(_BEGIN_SQL[mode], params)
+        self.cursor.execute(_BEGIN_SQL[mode, key_probes], params)
         row = self.cursor.fetchone()
-        if self.saved_settings is None:
+        if key_probes and self.saved_settings is None:
             n = len(_PLANNER_SETTINGS)
             self.saved_settings = tuple(row[-2 - 2 * n:-2 - n])
         source, key = row[-2], row[-1]

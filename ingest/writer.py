@@ -435,14 +435,15 @@ def _source(table: _Table, *, locked: bool) -> str:
     """The UPDATE's FROM and WHERE: the batch's rows (`s`) and the stored rows they change (`t`).
 
     `locked`: every stored row the UPDATE changes is locked by an earlier statement of this
-    transaction (traces and observations: the rollups' snapshot; the fix UPDATE: the merge UPDATE
-    before it). Then each row is found by one primary-key probe (the form of `_ROWS_BY_ID_SQL`, whose
+    transaction (traces, observations and scores: the rollups' snapshots; the fix UPDATE: the merge
+    UPDATE before it). Then each row is found by one primary-key probe (the form of `_ROWS_BY_ID_SQL`, whose
     comment says why) and joined by its physical address (`ctid`), which can only be a TID lookup. As
     a join on (project_id, id) the planner picked, for a project grown since its last ANALYZE, a hash
     join over the whole project or a scan of an index leading with project_id: 9,000-11,000 rows read
     to update 20 calls (tests/ingest/test_update_path_cost.py). The lock is what makes the address
     safe: a row updated by another transaction after this statement's snapshot has a new address this
-    snapshot cannot see, and would be skipped (a lost merge) — so rows not locked beforehand (scores)
+    snapshot cannot see, and would be skipped (a lost merge; seen when scores took this form before
+    the rollups locked them: tests/ingest/test_update_path_cost.py) — so rows not locked beforehand
     keep the join, with the project as an InitPlan parameter."""
     if not locked:
         return (
@@ -912,7 +913,7 @@ def write_records(
                         # `begin` sets them for the other batches, in its own statement).
                         tracker.key_probes_only()
                         tracker.prepare_scores(score_recs, batch_traces={*trace_recs, *placeholders})
-                    tracker.begin(creates_traces=bool(trace_recs))
+                    tracker.begin(creates_traces=bool(trace_recs), key_probes=True)
                     if trace_recs or placeholders:
                         _write_traces(cursor, project, trace_recs, placeholders, now, tracker)
                     elif score_recs:
@@ -931,6 +932,8 @@ def write_records(
                             now,
                             insert_rows=[_insert_row(r, SCORES, now) for r in score_recs.values()],
                             before_update=lambda inserted, t=tracker: t.snapshot_scores(set(score_recs) - set(inserted)),
+                            # The rollups' score snapshot locks every stored score the UPDATE changes.
+                            locked=True,
                         )
                     if obs_recs or tracker.old_traces or score_recs or tracker.inserted_traces:
                         tracker.apply(obs_recs.keys())
