@@ -14,7 +14,7 @@ tests/ingest/test_update_path_cost.py covers a project grown since an ANALYZE of
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 
 from ingest import writer
 from monitoring.models import HourlyRollup
@@ -105,3 +105,22 @@ def test_scores_of_stored_traces_read_one_row_per_key_on_stale_statistics(projec
     read = _rows_read(project) - before
     assert read <= 20 * UPDATED, f"{read} rows read to rescore and rename {UPDATED} traces beside {STORED} calls"
     assert set(Score.objects.for_project(project).filter(id__startswith="score-").values_list("value", flat=True)) == {0}
+
+
+def test_a_write_inside_a_callers_transaction_leaves_its_planner_settings(project):
+    """The key-probe settings are SET LOCAL for the write's own transaction; inside a caller's
+    transaction the writer puts them back, so the caller's next statements plan as before."""
+    database = region_database(project.region)
+    with transaction.atomic(using=database), connections[database].cursor() as cursor:
+        writer.write_records(
+            project=project,
+            traces=[{"id": "t-1", "name": "n"}],
+            observations=_calls("c", 1),
+            scores=[{"id": "s-1", "trace_id": "t-1", "name": "quality", "value": 1}],
+        )
+        cursor.execute(
+            "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan'), "
+            "current_setting('enable_sort'), current_setting('enable_incremental_sort')"
+        )
+        assert cursor.fetchone() == ("on", "on", "on", "on")
+    assert Trace.objects.for_project(project).filter(id="t-1").exists()
