@@ -31,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 CALLS = int(os.environ.get("BENCH_UPDATE_CALLS", "20000"))
 BATCHES = int(os.environ.get("BENCH_UPDATE_BATCHES", "20"))
 ROUND = int(os.environ.get("BENCH_UPDATE_ROUND", "0"))  # varies the values sent, so every run changes rows
+# BENCH_UPDATE_TENANTS=N: the statistics are taken while the tables also hold N small tenants of one
+# trace and one call each, which are then deleted (a retention run before autovacuum: dead rows and
+# index entries): every project then looks like one row to the planner (issue 13, stale statistics).
+TENANTS = int(os.environ.get("BENCH_UPDATE_TENANTS", "0"))
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 PER_TRACE = 5
 
@@ -68,7 +72,29 @@ def main() -> int:
         with connections[database].cursor() as cursor:
             cursor.execute("DELETE FROM traces_observation WHERE project_id = %s", [project.id])
             cursor.execute("DELETE FROM traces_trace WHERE project_id = %s", [project.id])
+        if TENANTS:
+            seed = {"id": "seed", "trace_id": "seed", "type": "GENERATION", "model": "gpt-4o", "start_time": T0}
+            writer.write_records(project=project, traces=[], observations=[seed], scores=[])
+        with connections[database].cursor() as cursor:
+            if TENANTS:
+                cursor.execute("SET statement_timeout = 0")
+                for table, extra in (("traces_trace", ""), ("traces_observation", ", 'trace_id', 'tenant-' || g")):
+                    cursor.execute(
+                        f"INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, to_jsonb(r) || "
+                        f"jsonb_build_object('project_id', md5('bench-tenant-' || g)::uuid, 'id', 'tenant-' || g{extra}))).* "
+                        f"FROM (SELECT * FROM {table} WHERE project_id = %s AND id = 'seed') AS r, "
+                        "generate_series(1, %s) AS g",
+                        [project.id, TENANTS],
+                    )
             cursor.execute("ANALYZE traces_observation, traces_trace")  # statistics before the project grows
+            if TENANTS:
+                # Holds the state "before autovacuum" through the alternated runs (this benchmark's
+                # own stack: autovacuum would re-analyze the tables within a minute).
+                cursor.execute("ALTER TABLE traces_trace SET (autovacuum_enabled = false)")
+                cursor.execute("ALTER TABLE traces_observation SET (autovacuum_enabled = false)")
+                for table in ("traces_trace", "traces_observation"):
+                    cursor.execute(f"DELETE FROM {table} WHERE id LIKE 'tenant-%%' OR (project_id = %s AND id = 'seed')",
+                                   [project.id])
         for start in range(0, traces, 100):
             calls = []
             for t in range(start, min(start + 100, traces)):
@@ -81,7 +107,8 @@ def main() -> int:
                         "input_tokens": 100 + i, "output_tokens": 10,
                     })
             writer.write_records(project=project, traces=[], observations=calls, scores=[])
-        print(f"bench-updates: stored {CALLS:,} calls in project {project.id} after ANALYZE")
+        print(f"bench-updates: stored {CALLS:,} calls in project {project.id} after ANALYZE"
+              + (f" of {TENANTS:,} one-row tenants, deleted since" if TENANTS else ""))
 
     def rows_read(cursor) -> int:
         cursor.execute(

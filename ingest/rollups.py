@@ -63,9 +63,10 @@ from traces.models import Observation, Trace
 # rule, the trace snapshot, the observation snapshot, the re-read of updated traces, the move of the
 # calls of traces whose dimensions changed, the new state of the batch's calls, and the upsert.
 MAX_STATEMENTS = 7
-# And with scores, at most: the traces of the scores, the score snapshot, the move of the scores of
-# created or changed traces, the new state of the batch's scores, and their upsert.
-MAX_SCORE_STATEMENTS = 5
+# And with scores, at most: the planner settings (`KEY_PROBE_SETTINGS`, set before the first read),
+# the traces of the scores, the score snapshot, the move of the scores of created or changed traces,
+# the new state of the batch's scores, and their upsert.
+MAX_SCORE_STATEMENTS = 6
 ROLLED_TYPES = frozenset({"GENERATION", "EMBEDDING"})  # the LLM calls
 TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
                "total_tokens")
@@ -97,41 +98,84 @@ SCORE_HOURLY_TABLE = HourlyScoreRollup._meta.db_table
 SCORE_USER_TABLE = DailyUserScoreRollup._meta.db_table
 
 
-def _begin_sql(traces_lock: str | None) -> str:
+# How every read of stored rows by key in the write transaction (here and in `ingest.writer`) gets
+# one plan whatever the statistics say. The project is an InitPlan parameter, so the planner prices
+# it as an average project; when the statistics were taken while the table held about a row per
+# project (many small tenants, or a mass delete leaving dead pages before autovacuum) every index
+# leading with project_id is then believed to return one row, their costs tie exactly, and the
+# narrowest index wins — which reads the whole project and filters for the key (396,020 rows read to
+# rename 20 traces, 456,040 to update 20 calls beside 3,000 stored;
+# tests/ingest/test_update_path_stale_statistics.py). So:
+# - each probe names its index by the order it asks for: the key is given as a range of one value
+#   (`key_range`: `x >= k AND x <= k`, the same rows as `x = k`, but not an equality the planner would
+#   treat as a constant and drop from the ordering) and the probe is ORDER BY that index's columns,
+#   which only that index returns without a sort;
+# - the transaction disables sorts, sequential and bitmap scans (SET LOCAL, folded into its first
+#   statement, so no round trip is added). A disabled plan node is chosen only when every plan has
+#   as many (PostgreSQL 18 compares the count of disabled nodes before cost), so the probe's index
+#   scan, with none, is the plan — one descent of the right index per key.
+# `ingest.writer.write_records` restores the settings when it runs inside a caller's transaction.
+_PLANNER_SETTINGS = ("enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_incremental_sort")
+KEY_PROBE_SETTINGS = ", ".join(
+    [f"current_setting('{name}')" for name in _PLANNER_SETTINGS]
+    + [f"set_config('{name}', 'off', true)" for name in _PLANNER_SETTINGS]
+)
+KEY_PROBE_SQL = f"SELECT {KEY_PROBE_SETTINGS}"
+RESTORE_SETTINGS_SQL = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _PLANNER_SETTINGS)
+
+
+def key_range(column: str, value: str) -> str:
+    """`column = value` as a range of one value (see above): an index qual that keeps the column in
+    the probe's ORDER BY."""
+    return f"{column} >= {value} AND {column} <= {value}"
+
+
+def pk_probe(alias: str, table: str, value: str, select: str) -> str:
+    """The row of `table` with key (project, `value`): one primary-key descent, whatever the statistics."""
+    key = key_range(f'{alias}."id"', value)
+    return (
+        f'SELECT {select} FROM "{table}" AS {alias} WHERE {alias}."project_id" = (SELECT %s::uuid) '
+        f'AND {key} ORDER BY {alias}."project_id", {alias}."id" OFFSET 0'
+    )
+
+
+def _begin_sql(traces_lock: str | None, key_probes: bool) -> str:
     # `traces_lock`: the project's "trace arrival" lock (see `Tracker.prepare_scores`), shared by a
     # batch that may insert traces, exclusive for one storing scores of traces not stored yet.
+    # `key_probes`: set `KEY_PROBE_SETTINGS` in the same statement.
     second = f"pg_advisory_xact_lock{traces_lock}(hashtextextended(%s, 0)), " if traces_lock is not None else ""
+    settings = f"{KEY_PROBE_SETTINGS}, " if key_probes else ""
     return (
-        f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), {second}r.feature_source, r.feature_key "
+        f"SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)), {second}{settings}"
+        "r.feature_source, r.feature_key "
         f'FROM (SELECT 1) AS one LEFT JOIN "{RULE_TABLE}" AS r ON r.project_id = %s::uuid'
     )
 
 
-_BEGIN_SQL = {mode: _begin_sql(mode) for mode in (None, "", "_shared")}
+_BEGIN_SQL = {
+    (mode, key_probes): _begin_sql(mode, key_probes) for mode in (None, "", "_shared") for key_probes in (False, True)
+}
 
 # Every read of stored rows here is by full key, one key at a time (see `ingest.writer._ROWS_BY_ID_SQL`
 # for why): the project as an InitPlan parameter `(SELECT %s::uuid)`, each probe a LATERAL subquery
-# with OFFSET 0. As `id = ANY(…)` a project grown since its last ANALYZE was read whole through an
-# index leading with project_id, for every update (9,000-12,000 rows read to update 20 calls or
-# traces; tests/ingest/test_update_path_cost.py). Locks are taken in key order (the keys are sorted
-# and a nested loop keeps its outer order).
-_TRACE_PROBE = (
-    f'SELECT {_TRACE_DIMS} FROM "{TRACE_TABLE}" AS t WHERE t."project_id" = (SELECT %s::uuid) AND t."id" = k.id '
-    'OFFSET 0'
-)
+# with OFFSET 0 that asks for its index's order (`pk_probe`, `KEY_PROBE_SETTINGS` above). As
+# `id = ANY(…)` a project grown since its last ANALYZE was read whole through an index leading with
+# project_id, for every update (9,000-12,000 rows read to update 20 calls or traces;
+# tests/ingest/test_update_path_cost.py). Locks are taken in key order (the keys are sorted and a
+# nested loop keeps its outer order).
+_TRACE_PROBE = pk_probe("t", TRACE_TABLE, "k.id", _TRACE_DIMS)
 _LOCK_TRACES_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_TRACE_PROBE} FOR UPDATE) AS x"
 _TRACES_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_TRACE_PROBE}) AS x"
-_OBS_PROBE = (
-    f'SELECT {_OBS_SELECT} FROM "{OBS_TABLE}" AS o WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = k.id '
-    'OFFSET 0'
-)
+_OBS_PROBE = pk_probe("o", OBS_TABLE, "k.id", _OBS_SELECT)
 _LOCK_OBS_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_OBS_PROBE} FOR UPDATE) AS x"
 # The stored calls of traces whose dimensions changed, except the batch's own: found through the
-# (project, trace) index one trace at a time, then locked by primary key in id order.
+# (project, trace, start) index one trace at a time (in its order), then locked by primary key in id
+# order (that sort is in every plan of the statement, so it decides nothing).
 _LOCK_CALLS_OF_TRACES_SQL = (
     "SELECT x.* FROM (SELECT c.id FROM unnest(%s::text[]) AS tr(trace_id) CROSS JOIN LATERAL ("
     f'SELECT o."id" FROM "{OBS_TABLE}" AS o WHERE o."project_id" = (SELECT %s::uuid) '
-    'AND o."trace_id" = tr.trace_id AND NOT (o."id" = ANY(%s)) OFFSET 0) AS c ORDER BY c.id) AS k '
+    f'AND {key_range("o.trace_id", "tr.trace_id")} AND NOT (o."id" = ANY(%s)) '
+    'ORDER BY o."project_id", o."trace_id", o."start_time" OFFSET 0) AS c ORDER BY c.id) AS k '
     f"CROSS JOIN LATERAL ({_OBS_PROBE} FOR UPDATE) AS x"
 )
 # The batch's calls as now stored, each with its trace's dimensions (both by primary key).
@@ -162,10 +206,10 @@ EMPTY_DIMS = TraceDims(name="", user_id="", release="", feature="")  # a score w
 # score keeps its trace), each with whether it is stored. One primary-key probe per id.
 _SCORE_TRACES_SQL = (
     f"WITH k(tid) AS (SELECT unnest(%s::text[]) UNION SELECT x.trace_id FROM unnest(%s::text[]) AS i(id) "
-    f'CROSS JOIN LATERAL (SELECT s."trace_id" FROM "{Score._meta.db_table}" AS s '
-    f'WHERE s."project_id" = (SELECT %s::uuid) AND s."id" = i.id OFFSET 0) AS x WHERE x.trace_id <> \'\') '
-    f'SELECT k.tid, EXISTS (SELECT 1 FROM "{Trace._meta.db_table}" AS t WHERE t."project_id" = (SELECT %s::uuid) '
-    f'AND t."id" = k.tid) FROM k'
+    f"CROSS JOIN LATERAL ({pk_probe('s', Score._meta.db_table, 'i.id', 's.trace_id')}) AS x "
+    f"WHERE x.trace_id <> '') "
+    f"SELECT k.tid, t.found IS NOT NULL FROM k LEFT JOIN LATERAL "
+    f"({pk_probe('t', Trace._meta.db_table, 'k.tid', 'true AS found')}) AS t ON true"
 )
 
 
@@ -426,6 +470,24 @@ def _dump(rows: list[dict]) -> str:
     return data.decode()
 
 
+_SCORE_PROBE = pk_probe("s", SCORE_TABLE, "k.id", _SCORE_SELECT)
+_LOCK_SCORES_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_SCORE_PROBE} FOR UPDATE) AS x"
+# The stored scores of traces, except the batch's own: found through the (project, trace) index one
+# trace at a time, then locked by primary key in id order (like `_LOCK_CALLS_OF_TRACES_SQL`).
+_LOCK_SCORES_OF_TRACES_SQL = (
+    "SELECT x.* FROM (SELECT c.id FROM unnest(%s::text[]) AS tr(trace_id) CROSS JOIN LATERAL ("
+    f'SELECT s."id" FROM "{SCORE_TABLE}" AS s WHERE s."project_id" = (SELECT %s::uuid) '
+    f'AND {key_range("s.trace_id", "tr.trace_id")} AND NOT (s."id" = ANY(%s)) '
+    'ORDER BY s."project_id", s."trace_id" OFFSET 0) AS c ORDER BY c.id) AS k '
+    f"CROSS JOIN LATERAL ({_SCORE_PROBE} FOR UPDATE) AS x"
+)
+# The batch's scores as now stored, each with its trace's dimensions (NULLs: the trace is not stored).
+_SCORES_WITH_TRACES_SQL = (
+    f"SELECT s.*, d.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_SCORE_PROBE}) AS s "
+    f"LEFT JOIN LATERAL ({_TRACE_PROBE.replace('k.id', 's.trace_id')}) AS d ON s.trace_id <> ''"
+)
+
+
 def _obs(row) -> dict:
     return dict(zip(OBS_COLUMNS, row))
 
@@ -461,6 +523,20 @@ class Tracker:
         self.written_traces: set[str] = set()
         # {trace id: (cost, calls)} the batch's new calls carried into their trace's INSERT.
         self.seeded: dict[str, tuple] = {}
+        # The planner settings before `KEY_PROBE_SETTINGS` (in the order of `_PLANNER_SETTINGS`).
+        self.saved_settings: tuple[str, ...] | None = None
+
+    def key_probes_only(self) -> None:
+        """The planner settings of `KEY_PROBE_SETTINGS`, for a batch whose first statement comes before
+        `begin` (scores: `prepare_scores`); `begin` sets them otherwise."""
+        self.cursor.execute(KEY_PROBE_SQL)
+        row = self.cursor.fetchone()
+        self.saved_settings = tuple(row[:len(_PLANNER_SETTINGS)])
+
+    def restore_settings(self) -> None:
+        """Back to the settings before this write, for a write inside a caller's transaction."""
+        if self.saved_settings is not None:
+            self.cursor.execute(RESTORE_SETTINGS_SQL, list(self.saved_settings))
 
     def duplicates_changed(self, marks_before: dict[str, str]) -> None:
         self.marks_before = marks_before
@@ -477,10 +553,12 @@ class Tracker:
         self.seeded = {tid: (cost, calls) for tid, (cost, calls) in deltas.trace_costs.items() if calls}
         return self.seeded
 
-    def begin(self, *, creates_traces: bool = False) -> None:
+    def begin(self, *, creates_traces: bool = False, key_probes: bool = False) -> None:
         """The project's rollup lock (shared) and, read under it, the rule the rollups are built with.
         `creates_traces`: the batch holds trace records (it may insert traces whose stored scores
-        must then move, see `prepare_scores`)."""
+        must then move, see `prepare_scores`). `key_probes`: and `KEY_PROBE_SETTINGS` for the rest of
+        the transaction (the ingest writer, which restores them when inside a caller's transaction;
+        see `restore_settings`)."""
         if self.orphan_scores:
             mode = ""
         elif creates_traces:
@@ -488,8 +566,11 @@ class Tracker:
         else:
             mode = None
         params = [_lock_key(self.project)] + ([_arrival_key(self.project)] if mode is not None else []) + [self.pid]
-        self.cursor.execute(_BEGIN_SQL[mode], params)
+        self.cursor.execute(_BEGIN_SQL[mode, key_probes], params)
         row = self.cursor.fetchone()
+        if key_probes and self.saved_settings is None:
+            n = len(_PLANNER_SETTINGS)
+            self.saved_settings = tuple(row[-2 - 2 * n:-2 - n])
         source, key = row[-2], row[-1]
         if source is not None:
             self.rule = FeatureRule(source, key)
@@ -533,12 +614,7 @@ class Tracker:
             return
         # One key at a time with the project as an InitPlan parameter, like the other snapshots here
         # (an `id = ANY(…)` read a project grown since its last ANALYZE whole); locks in id order.
-        self.cursor.execute(
-            f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_SCORE_SELECT} "
-            f'FROM "{SCORE_TABLE}" AS s WHERE s."project_id" = (SELECT %s::uuid) AND s."id" = k.id '
-            "OFFSET 0 FOR UPDATE) AS x",
-            [ids, self.pid],
-        )
+        self.cursor.execute(_LOCK_SCORES_SQL, [ids, self.pid])
         for row in self.cursor.fetchall():
             score = _score(row)
             self.old_scores[score["id"]] = score
@@ -566,12 +642,7 @@ class Tracker:
                 created[tid] = dims
         moving = sorted({*changed, *created})
         if moving:
-            self.cursor.execute(
-                f"SELECT x.* FROM unnest(%s::text[]) AS k(tid) CROSS JOIN LATERAL (SELECT {_SCORE_SELECT} "
-                f'FROM "{SCORE_TABLE}" AS s WHERE s."project_id" = (SELECT %s::uuid) AND s."trace_id" = k.tid '
-                f'AND NOT (s."id" = ANY(%s)) ORDER BY s."id" OFFSET 0 FOR UPDATE) AS x',
-                [moving, self.pid, self.score_ids],
-            )
+            self.cursor.execute(_LOCK_SCORES_OF_TRACES_SQL, [moving, self.pid, self.score_ids, self.pid])
             for row in self.cursor.fetchall():
                 score = _score(row)
                 tid = score["trace_id"]
@@ -584,13 +655,7 @@ class Tracker:
         for score in self.old_scores.values():
             tid = score["trace_id"]
             deltas.add_score(score, self.old_traces.get(tid) or self.unlocked_traces.get(tid, EMPTY_DIMS), -1)
-        self.cursor.execute(
-            f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_SCORE_SELECT}, "
-            f'{_TRACE_DIMS} FROM "{SCORE_TABLE}" AS s LEFT JOIN "{TRACE_TABLE}" AS t '
-            f"ON t.\"project_id\" = s.\"project_id\" AND t.\"id\" = s.\"trace_id\" AND s.\"trace_id\" <> '' "
-            f'WHERE s."project_id" = (SELECT %s::uuid) AND s."id" = k.id OFFSET 0) AS x',
-            [self.score_ids, self.rule.metadata_key, self.pid],
-        )
+        self.cursor.execute(_SCORES_WITH_TRACES_SQL, [self.score_ids, self.pid, self.rule.metadata_key, self.pid])
         width = len(SCORE_COLUMNS)
         for row in self.cursor.fetchall():
             dims = _trace_dims(self.rule, row[width:]) if row[width] is not None else EMPTY_DIMS

@@ -438,25 +438,25 @@ def _source(table: _Table, *, locked: bool) -> str:
     """The UPDATE's FROM and WHERE: the batch's rows (`s`) and the stored rows they change (`t`).
 
     `locked`: every stored row the UPDATE changes is locked by an earlier statement of this
-    transaction (traces and observations: the rollups' snapshot; the fix UPDATE: the merge UPDATE
-    before it). Then each row is found by one primary-key probe (the form of `_ROWS_BY_ID_SQL`, whose
+    transaction (traces, observations and scores: the rollups' snapshots; the fix UPDATE: the merge
+    UPDATE before it). Then each row is found by one primary-key probe (the form of `_ROWS_BY_ID_SQL`, whose
     comment says why) and joined by its physical address (`ctid`), which can only be a TID lookup. As
     a join on (project_id, id) the planner picked, for a project grown since its last ANALYZE, a hash
     join over the whole project or a scan of an index leading with project_id: 9,000-11,000 rows read
     to update 20 calls (tests/ingest/test_update_path_cost.py). The lock is what makes the address
     safe: a row updated by another transaction after this statement's snapshot has a new address this
-    snapshot cannot see, and would be skipped (a lost merge) — so rows not locked beforehand (scores)
+    snapshot cannot see, and would be skipped (a lost merge; seen when scores took this form before
+    the rollups locked them: tests/ingest/test_update_path_cost.py) — so rows not locked beforehand
     keep the join, with the project as an InitPlan parameter."""
     if not locked:
         return (
             f'jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
             f'WHERE t."project_id" = (SELECT %s::uuid) AND t."id" = s."id"'
         )
+    probe = rollups.pk_probe("o", table.db_table, 's."id"', 'o.ctid AS "_tid"')
     return (
         f'(SELECT s.*, x."_tid" FROM jsonb_populate_recordset(NULL::"{table.db_table}", %s::jsonb) AS s '
-        f'CROSS JOIN LATERAL (SELECT o.ctid AS "_tid" FROM "{table.db_table}" AS o '
-        f'WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = s."id" OFFSET 0) AS x) AS s '
-        f'WHERE t.ctid = s."_tid"'
+        f'CROSS JOIN LATERAL ({probe}) AS x) AS s WHERE t.ctid = s."_tid"'
     )
 
 
@@ -809,21 +809,34 @@ def _same_call(c: dict, p: dict) -> bool:
 # (Issue 13's Citus plan will want the constant instead: a distributed table has no such misestimate
 # per shard to fear, and routes on the literal.)
 _STATE_SELECT = ", ".join(f'o."{c}"' for c in ("id", *_SAME_CALL_COLUMNS))
+# Each probe asks for its index's order, in a transaction that disables sorts, sequential and bitmap
+# scans (`rollups.KEY_PROBE_SETTINGS`, which says why): the statistics can then no longer send a
+# probe through another index leading with project_id (a whole-project read per key).
 _ROWS_BY_ID_SQL = (
     f"SELECT {_STATE_SELECT} FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ("
-    'SELECT * FROM "traces_observation" AS o WHERE o."project_id" = (SELECT %s::uuid) AND o."id" = k.id '
-    "OFFSET 0) AS o"
+    f'{rollups.pk_probe("o", "traces_observation", "k.id", "*")}) AS o'
 )
 # The children are locked (FOR UPDATE): their marks are decided here from what is read, and written
-# below; the batch's own rows are locked already (this transaction wrote them) and left out.
+# below; the batch's own rows are locked already (this transaction wrote them) and left out. Found
+# through the partial index `obs_project_children` (in its order), then locked by primary key in id
+# order (a sort every plan of the statement has).
 _CHILDREN_SQL = (
-    f"SELECT {_STATE_SELECT} FROM unnest(%s::text[], %s::text[]) AS k(trace_id, parent) CROSS JOIN LATERAL ("
-    'SELECT * FROM "traces_observation" AS o WHERE o."project_id" = (SELECT %s::uuid) '
-    'AND o."trace_id" = k.trace_id AND o."parent_observation_id" = k.parent '
-    "AND o.\"parent_observation_id\" <> '' AND NOT (o.\"id\" = ANY(%s)) ORDER BY o.\"id\" OFFSET 0 FOR UPDATE) AS o"
+    f"SELECT {_STATE_SELECT} FROM (SELECT c.id FROM unnest(%s::text[], %s::text[]) AS k(trace_id, parent) "
+    "CROSS JOIN LATERAL ("
+    'SELECT o."id" FROM "traces_observation" AS o WHERE o."project_id" = (SELECT %s::uuid) '
+    f'AND {rollups.key_range("o.trace_id", "k.trace_id")} '
+    f'AND {rollups.key_range("o.parent_observation_id", "k.parent")} '
+    "AND o.\"parent_observation_id\" <> '' AND NOT (o.\"id\" = ANY(%s)) "
+    'ORDER BY o."project_id", o."trace_id", o."parent_observation_id" OFFSET 0) AS c ORDER BY c.id) AS k '
+    f'CROSS JOIN LATERAL ({rollups.pk_probe("o", "traces_observation", "k.id", "*")} FOR UPDATE) AS o'
 )
+# Every row marked here is locked (the batch's rows were written by this transaction, the others
+# locked by `_CHILDREN_SQL`), so it is joined by its address, found by one primary-key probe (the
+# form of `_source`'s locked UPDATE, which says why).
 _SET_MARK_SQL = (
-    'UPDATE "traces_observation" SET "duplicate_of" = %s WHERE "project_id" = (SELECT %s::uuid) AND "id" = %s'
+    'UPDATE "traces_observation" AS t SET "duplicate_of" = k.mark FROM (SELECT %s::text AS mark, %s::text AS id) '
+    f'AS k CROSS JOIN LATERAL ({rollups.pk_probe("o", "traces_observation", "k.id", "o.ctid AS _tid")}) AS x '
+    "WHERE t.ctid = x._tid"
 )
 
 
@@ -847,7 +860,8 @@ def _mark_duplicates(cursor, project, obs_recs: dict[str, dict], states: dict[st
     children = [s for s in states.values() if s["parent_observation_id"]]
     if parents:
         cursor.execute(
-            _CHILDREN_SQL, [[states[i]["trace_id"] for i in parents], parents, project_id, sorted(states)]
+            _CHILDREN_SQL,
+            [[states[i]["trace_id"] for i in parents], parents, project_id, sorted(states), project_id],
         )
         children.extend(dict(zip(names, values)) for values in cursor.fetchall())
     marks: dict[str, str] = {}
@@ -863,7 +877,7 @@ def _mark_duplicates(cursor, project, obs_recs: dict[str, dict], states: dict[st
     if marks:
         # Rare (a changed pair), and every row is locked: one statement per row, by primary key,
         # sent together (psycopg pipelines executemany).
-        cursor.executemany(_SET_MARK_SQL, [(marks[i], project_id, i) for i in sorted(marks)])
+        cursor.executemany(_SET_MARK_SQL, [(marks[i], i, project_id) for i in sorted(marks)])
     return before
 
 
@@ -892,6 +906,7 @@ def write_records(
     placeholders = _placeholders(obs_recs, now)
 
     database = region_database(project.region)
+    inside_caller = _in_outer_atomic(database)
     attempt = 0
     while True:
         attempt += 1
@@ -904,8 +919,11 @@ def write_records(
                     # of deadlocking. The rollups move by (new − old) of what this transaction wrote.
                     tracker = rollups.Tracker(cursor, project)
                     if score_recs:
+                        # Key probes only from the first statement on (`rollups.KEY_PROBE_SETTINGS`;
+                        # `begin` sets them for the other batches, in its own statement).
+                        tracker.key_probes_only()
                         tracker.prepare_scores(score_recs, batch_traces={*trace_recs, *placeholders})
-                    tracker.begin(creates_traces=bool(trace_recs))
+                    tracker.begin(creates_traces=bool(trace_recs), key_probes=True)
                     # Priced before the traces are written: a new trace is stored with its new calls' cost.
                     obs_rows = _observation_insert_rows(project, obs_recs, now, pricer) if obs_recs else []
                     if trace_recs or placeholders:
@@ -927,9 +945,14 @@ def write_records(
                             now,
                             insert_rows=[_insert_row(r, SCORES, now) for r in score_recs.values()],
                             before_update=lambda inserted, t=tracker: t.snapshot_scores(set(score_recs) - set(inserted)),
+                            # The rollups' score snapshot locks every stored score the UPDATE changes.
+                            locked=True,
                         )
                     if obs_recs or tracker.old_traces or score_recs or tracker.inserted_traces:
                         tracker.apply(obs_recs.keys())
+                    if inside_caller:
+                        # SET LOCAL would outlive this write in the caller's transaction.
+                        tracker.restore_settings()
             return
         except (IntegrityError, DataError) as exc:
             # Records are validated before this point; a value the database still refuses must fail
