@@ -346,6 +346,23 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
             """,
             [END - timedelta(days=7) - timedelta(minutes=25), END - timedelta(hours=1), project.id],
         )
+        # And the prompt the calls a prompt has at volume, outside the edge hours: 20,000 of its
+        # generations twenty days back, outside every window this test reads. With a prompt of a few
+        # calls, its (name, version) index read every call of the prompt as cheaply as the covering
+        # index read the hour, and the pick flipped again (a full-suite failure).
+        cursor.execute(
+            """
+            INSERT INTO traces_observation
+            SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
+                'id', 'bulk-prompt-' || g, 'prompt_name', 'support-system', 'prompt_version', 1 + g %% 3,
+                'duplicate_of', '', 'input', NULL, 'output', NULL,
+                'start_time', %s::timestamptz + make_interval(secs => g)
+            ))).*
+            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
+                 generate_series(1, 20000) g
+            """,
+            [END - timedelta(days=20), project.id],
+        )
         cursor.execute("ANALYZE traces_observation")
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + expected_sql, params)
