@@ -171,12 +171,21 @@ _LOCK_OBS_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL
 # The stored calls of traces whose dimensions changed, except the batch's own: found through the
 # (project, trace, start) index one trace at a time (in its order), then locked by primary key in id
 # order (that sort is in every plan of the statement, so it decides nothing).
-_LOCK_CALLS_OF_TRACES_SQL = (
-    "SELECT x.* FROM (SELECT c.id FROM unnest(%s::text[]) AS tr(trace_id) CROSS JOIN LATERAL ("
-    f'SELECT o."id" FROM "{OBS_TABLE}" AS o WHERE o."project_id" = (SELECT %s::uuid) '
-    f'AND {key_range("o.trace_id", "tr.trace_id")} AND NOT (o."id" = ANY(%s)) '
-    'ORDER BY o."project_id", o."trace_id", o."start_time" OFFSET 0) AS c ORDER BY c.id) AS k '
-    f"CROSS JOIN LATERAL ({_OBS_PROBE} FOR UPDATE) AS x"
+def _lock_rows_of_traces_sql(alias: str, table: str, index_order: str, probe: str) -> str:
+    """The stored rows of some traces, except the batch's own (`%s` ids): found through the table's
+    (project, trace, …) index one trace at a time (`index_order`, the index's columns), then locked by
+    primary key in id order (`probe`)."""
+    return (
+        "SELECT x.* FROM (SELECT c.id FROM unnest(%s::text[]) AS tr(trace_id) CROSS JOIN LATERAL ("
+        f'SELECT {alias}."id" FROM "{table}" AS {alias} WHERE {alias}."project_id" = (SELECT %s::uuid) '
+        f'AND {key_range(f"{alias}.trace_id", "tr.trace_id")} AND NOT ({alias}."id" = ANY(%s)) '
+        f"ORDER BY {index_order} OFFSET 0) AS c ORDER BY c.id) AS k "
+        f"CROSS JOIN LATERAL ({probe} FOR UPDATE) AS x"
+    )
+
+
+_LOCK_CALLS_OF_TRACES_SQL = _lock_rows_of_traces_sql(
+    "o", OBS_TABLE, 'o."project_id", o."trace_id", o."start_time"', _OBS_PROBE
 )
 # The batch's calls as now stored, each with its trace's dimensions (both by primary key).
 _CALLS_WITH_TRACES_SQL = (
@@ -474,13 +483,7 @@ _SCORE_PROBE = pk_probe("s", SCORE_TABLE, "k.id", _SCORE_SELECT)
 _LOCK_SCORES_SQL = f"SELECT x.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_SCORE_PROBE} FOR UPDATE) AS x"
 # The stored scores of traces, except the batch's own: found through the (project, trace) index one
 # trace at a time, then locked by primary key in id order (like `_LOCK_CALLS_OF_TRACES_SQL`).
-_LOCK_SCORES_OF_TRACES_SQL = (
-    "SELECT x.* FROM (SELECT c.id FROM unnest(%s::text[]) AS tr(trace_id) CROSS JOIN LATERAL ("
-    f'SELECT s."id" FROM "{SCORE_TABLE}" AS s WHERE s."project_id" = (SELECT %s::uuid) '
-    f'AND {key_range("s.trace_id", "tr.trace_id")} AND NOT (s."id" = ANY(%s)) '
-    'ORDER BY s."project_id", s."trace_id" OFFSET 0) AS c ORDER BY c.id) AS k '
-    f"CROSS JOIN LATERAL ({_SCORE_PROBE} FOR UPDATE) AS x"
-)
+_LOCK_SCORES_OF_TRACES_SQL = _lock_rows_of_traces_sql("s", SCORE_TABLE, 's."project_id", s."trace_id"', _SCORE_PROBE)
 # The batch's scores as now stored, each with its trace's dimensions (NULLs: the trace is not stored).
 _SCORES_WITH_TRACES_SQL = (
     f"SELECT s.*, d.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL ({_SCORE_PROBE}) AS s "

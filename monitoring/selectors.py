@@ -195,20 +195,26 @@ def cost_breakdown(*, project, by: str = "feature", days: int = 7, now: datetime
         "days": days,
         "from": window.since,
         "to": window.until,
-        "total": {
-            "spend": total_spend,
-            "calls": total_calls,
-            "cost_per_call": (total_spend / total_calls) if total_calls else None,
-            "errors": total_errors,
-            "refusals": total_refusals,
-            "error_rate": _rate(total_errors, total_calls),
-            "refusal_rate": _rate(total_refusals, total_calls),
-            "unpriced_calls": sum(r["unpriced_calls"] for r in rows),
-        },
+        "total": _breakdown_total(spend=total_spend, calls=total_calls, errors=total_errors,
+                                  refusals=total_refusals, unpriced=sum(r["unpriced_calls"] for r in rows)),
         "groups_within_80": within,
         "groups": len(rows),
         "others": None,
         "rows": rows,
+    }
+
+
+def _breakdown_total(*, spend, calls: int, errors: int, refusals: int, unpriced: int) -> dict:
+    """A breakdown's `total` (every group, the ranked ones and the others alike)."""
+    return {
+        "spend": spend,
+        "calls": calls,
+        "cost_per_call": (spend / calls) if calls else None,
+        "errors": errors,
+        "refusals": refusals,
+        "error_rate": _rate(errors, calls),
+        "refusal_rate": _rate(refusals, calls),
+        "unpriced_calls": unpriced,
     }
 
 
@@ -276,16 +282,10 @@ def _user_breakdown_top(*, project, days: int, now: datetime | None, limit: int)
         "days": days,
         "from": window.since,
         "to": window.until,
-        "total": {
-            "spend": total_spend,
-            "calls": total_calls,
-            "cost_per_call": (total_spend / total_calls) if total_calls else None,
-            "errors": total_errors,
-            "refusals": total_refusals,
-            "error_rate": _rate(total_errors, total_calls),
-            "refusal_rate": _rate(total_refusals, total_calls),
-            "unpriced_calls": sum(r["unpriced_calls"] for r in rows) + (others["unpriced_calls"] if others else 0),
-        },
+        "total": _breakdown_total(
+            spend=total_spend, calls=total_calls, errors=total_errors, refusals=total_refusals,
+            unpriced=sum(r["unpriced_calls"] for r in rows) + (others["unpriced_calls"] if others else 0),
+        ),
         "groups_within_80": int(within),
         "groups": int(groups),
         "others": others,
