@@ -105,6 +105,13 @@ BILLING = os.environ.get("BENCH_BILLING", "0").lower() in {"1", "true", "yes"}
 # as it runs (monitoring rollups, and the project's sampling policy on with its decision job running
 # beside); "off" has no rollups written (bench/gunicorn_rollups_ab.py) and sampling off.
 AB = os.environ.get("BENCH_AB", "").strip().lower()
+# BENCH_ONLY=stages: only the in-process CPU per stage (step 2 above), over BENCH_STAGE_BATCHES requests
+# (default 20), repeated BENCH_STAGE_ROUNDS times (default 1), each round printed; no server, no
+# phases, no baseline. Thread CPU, so it is the figure that moves least when the machine is busy: the
+# one to compare while changing the web tier's Python.
+ONLY = os.environ.get("BENCH_ONLY", "").strip().lower()
+STAGE_BATCHES = int(os.environ.get("BENCH_STAGE_BATCHES", "20"))
+STAGE_ROUNDS = int(os.environ.get("BENCH_STAGE_ROUNDS", "1"))
 AB_ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "3"))
 # BENCH_SAMPLING=1: the bench project's sampling policy is on (10% share, traces settle after 1 minute)
 # and the decision job runs every 5 s beside the server for the whole run (monitoring.sampling).
@@ -1436,6 +1443,18 @@ def main() -> int:
         set_sampling(created["project_id"], True)
     region = Region(created["project_id"], created["region"])
     region.clean()
+    if ONLY == "stages":
+        for _ in range(STAGE_ROUNDS):
+            steps = breakdown(created["project_id"], region, batches=STAGE_BATCHES)
+            staged = sum(v for k, v in steps.items() if k != "database")
+            print(
+                f"workload {WORKLOAD}, CPU µs per span by stage, in one process: "
+                + ", ".join(f"{name} {us:.0f}" for name, us in steps.items() if us >= 0.5)
+                + f"; web Python {staged:.0f}",
+                flush=True,
+            )
+        region.close()
+        return 0
     steps = breakdown(created["project_id"], region)
 
     port = free_port()
