@@ -86,23 +86,25 @@ def test_sort_by_cost_over_a_day_reads_the_days_traces_and_no_observation(projec
         # inserts).
         cursor.execute(
             """
-            INSERT INTO traces_trace SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
+            INSERT INTO traces_trace SELECT p.*
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, 15000) g,
+            LATERAL jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
                 'id', 'bulk-' || g, 'timestamp', %s::timestamptz - make_interval(secs => g * 172.8),
-                'cost', (g %% 997) / 1000000.0, 'cost_calls', 1, 'input', NULL, 'output', NULL))).*
-            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, 15000) g
+                'cost', (g %% 997) / 1000000.0, 'cost_calls', 1, 'input', NULL, 'output', NULL)) AS p
             """,
-            [end, project.id],
+            [project.id, end],
         )
         cursor.execute(
             """
-            INSERT INTO traces_observation SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) ||
+            INSERT INTO traces_observation SELECT p.*
+            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND trace_id = 'seed') o,
+                 generate_series(1, 500) g,
+            LATERAL jsonb_populate_record(NULL::traces_observation, to_jsonb(o) ||
                 jsonb_build_object('id', 'bulk-gen-' || g, 'trace_id', 'bulk-' || g,
                                    'start_time', %s::timestamptz - make_interval(secs => g * 172.8),
-                                   'total_cost', (g %% 997) / 1000000.0, 'input', NULL, 'output', NULL))).*
-            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND trace_id = 'seed') o,
-                 generate_series(1, 500) g
+                                   'total_cost', (g %% 997) / 1000000.0, 'input', NULL, 'output', NULL)) AS p
             """,
-            [end, project.id],
+            [project.id, end],
         )
         cursor.execute("ANALYZE traces_trace")
         cursor.execute("ANALYZE traces_observation")

@@ -58,15 +58,16 @@ def crowded(project):
         cursor.execute(
             """
             INSERT INTO traces_trace
-            SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
+            SELECT p.*
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, %s) g,
+            LATERAL jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
                 'id', 'bulk-' || g,
                 'session_id', 'session-' || (g %% %s),
                 'user_id', 'user-' || (g %% %s),
                 'timestamp', %s::timestamptz - make_interval(mins => g)
-            ))).*
-            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, %s) g
+            )) AS p
             """,
-            [SESSIONS, USERS, END, project.id, TRACES],
+            [project.id, TRACES, SESSIONS, USERS, END],
         )
         cursor.execute("ANALYZE traces_trace")
     return database
@@ -151,12 +152,13 @@ def test_the_users_list_counts_errors_from_indexes_only(crowded, project):
             # the observation table's indexes, and 4,400 of them hit the statement timeout under load).
             """
             INSERT INTO traces_observation
-            SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
+            SELECT p.*
+            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND id = 'seed-gen') o,
+                 generate_series(1, 2000) g,
+            LATERAL jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
                 'id', 'bulk-' || g || '-gen', 'trace_id', 'bulk-' || g,
                 'status', CASE WHEN g %% 7 = 0 THEN 'error' ELSE 'refused' END
-            ))).*
-            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND id = 'seed-gen') o,
-                 generate_series(1, 2000) g WHERE g %% 7 = 0 OR g %% 11 = 0
+            )) AS p WHERE g %% 7 = 0 OR g %% 11 = 0
             """,
             [project.id],
         )

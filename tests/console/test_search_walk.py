@@ -129,14 +129,15 @@ def test_a_common_word_reads_a_page_of_traces_not_every_match(client, member, pr
         cursor.execute(
             """
             INSERT INTO traces_trace
-            SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
+            SELECT p.*
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, %s) g,
+            LATERAL jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
                 'id', 'bulk-' || g,
                 'user_id', 'user-' || (g %% 500),
                 'timestamp', %s::timestamptz - make_interval(mins => g)
-            ))).*
-            FROM (SELECT * FROM traces_trace WHERE project_id = %s AND id = 'seed') t, generate_series(1, %s) g
+            )) AS p
             """,
-            [end, project.id, 20_000],
+            [project.id, 20_000, end],
         )
         cursor.execute("ANALYZE traces_trace")
         cursor.execute("ANALYZE traces_observation")

@@ -32,9 +32,10 @@ TENANTS = 20_000
 # Copies of one stored row, one per tenant (project ids derived from the tenant number).
 _COPY = """
 INSERT INTO {table}
-SELECT (jsonb_populate_record(NULL::{table}, to_jsonb(r) || jsonb_build_object(
-    'project_id', md5('tenant-' || g)::uuid, 'id', 'tenant-' || g{extra}))).*
-FROM (SELECT * FROM {table} WHERE project_id = %s AND id = %s) AS r, generate_series(1, %s) AS g
+SELECT p.*
+FROM (SELECT * FROM {table} WHERE project_id = %s AND id = %s) AS r, generate_series(1, %s) AS g,
+LATERAL jsonb_populate_record(NULL::{table}, to_jsonb(r) || jsonb_build_object(
+    'project_id', md5('tenant-' || g)::uuid, 'id', 'tenant-' || g{extra})) AS p
 """
 
 

@@ -335,16 +335,17 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
         cursor.execute(
             """
             INSERT INTO traces_observation
-            SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
+            SELECT p.*
+            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
+                 generate_series(1, 20000) g,
+            LATERAL jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
                 'id', 'bulk-' || g, 'prompt_name', '', 'prompt_version', NULL, 'duplicate_of', '',
                 'input', NULL, 'output', NULL,
                 'start_time', CASE WHEN g %% 2 = 0 THEN %s::timestamptz ELSE %s::timestamptz END
                     + make_interval(secs => (g %% 1400))
-            ))).*
-            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
-                 generate_series(1, 20000) g
+            )) AS p
             """,
-            [END - timedelta(days=7) - timedelta(minutes=25), END - timedelta(hours=1), project.id],
+            [project.id, END - timedelta(days=7) - timedelta(minutes=25), END - timedelta(hours=1)],
         )
         # And the prompt the calls a prompt has at volume, outside the edge hours: 20,000 of its
         # generations twenty days back, outside every window this test reads. With a prompt of a few
@@ -353,15 +354,16 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
         cursor.execute(
             """
             INSERT INTO traces_observation
-            SELECT (jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
+            SELECT p.*
+            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
+                 generate_series(1, 20000) g,
+            LATERAL jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
                 'id', 'bulk-prompt-' || g, 'prompt_name', 'support-system', 'prompt_version', 1 + g %% 3,
                 'duplicate_of', '', 'input', NULL, 'output', NULL,
                 'start_time', %s::timestamptz + make_interval(secs => g)
-            ))).*
-            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
-                 generate_series(1, 20000) g
+            )) AS p
             """,
-            [END - timedelta(days=20), project.id],
+            [project.id, END - timedelta(days=20)],
         )
         cursor.execute("ANALYZE traces_observation")
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -397,14 +399,15 @@ def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
         cursor.execute(
             """
             INSERT INTO traces_trace
-            SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
+            SELECT p.*
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s LIMIT 1) t, generate_series(1, 24000) g,
+            LATERAL jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
                 'id', 'bulk-' || g, 'input', NULL, 'output', NULL,
                 'session_id', 'bulk-session-' || (g %% 2000),
                 'timestamp', %s::timestamptz - make_interval(mins => g)
-            ))).*
-            FROM (SELECT * FROM traces_trace WHERE project_id = %s LIMIT 1) t, generate_series(1, 24000) g
+            )) AS p
             """,
-            [END, project.id],
+            [project.id, END],
         )
         cursor.execute("ANALYZE traces_trace")
     with CaptureQueriesContext(connections[database]) as captured:
