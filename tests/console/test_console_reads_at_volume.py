@@ -177,6 +177,15 @@ def test_the_users_list_counts_errors_from_indexes_only(crowded, project):
     assert {k: t.errors for k, t in totals.items()} == expected and sum(expected.values()) > 0
     errors_sql = [q["sql"] for q in captured if "traces_observation" in q["sql"]]
     assert len(errors_sql) == 1
+    # At 10M observations the planner took a parallel bitmap scan of the page's 20,000 traces (a heap
+    # page each: 200–350 ms) over the covering index (10–15 ms): the statement runs with bitmap scans
+    # off, and the setting is back to what it was afterwards.
+    statements = [q["sql"] for q in captured]
+    at = statements.index(errors_sql[0])
+    assert statements[at - 1] == "SET LOCAL enable_bitmapscan = off", statements
+    with connections[database].cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_bitmapscan')")
+        assert cursor.fetchone()[0] == "on"
 
     def trace_scans(node):
         if node.get("Relation Name") == "traces_trace" or "trace_project_user" in node.get("Index Name", ""):
