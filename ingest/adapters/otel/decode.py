@@ -177,22 +177,29 @@ def _pb_value(value) -> Any:
 
 
 def _pb_attributes(key_values) -> dict[str, Any]:
-    # Nearly every attribute is a string (a chat history alone is dozens): those skip the call.
+    # Nearly every attribute is a non-empty string (a chat history alone is dozens): those skip both
+    # `WhichOneof` and the call (a oneof holds one value, so a non-empty string_value IS the value).
+    # An empty one may be an empty string or any other kind: `_pb_value` tells.
     out: dict[str, Any] = {}
     for kv in key_values:
         value = kv.value
-        if value.WhichOneof("value") == "string_value":
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = _pb_value(value)
+        text = value.string_value
+        out[kv.key] = text if text else _pb_value(value)
     return out
+
+
+def _pb_nanos(value: int, what: str) -> int:
+    # A protobuf fixed64 is already a non-negative int: only the upper bound of `_nanos` applies.
+    if value > MAX_UNIX_NANOS:
+        raise InvalidSpan(f"{what} {value} is out of range")
+    return value
 
 
 def _pb_span(span, resource: dict, scope: Scope) -> SpanData:
     events = [
         SpanEvent(
             name=event.name,
-            time_unix_nano=_nanos(event.time_unix_nano, "event time"),
+            time_unix_nano=_pb_nanos(event.time_unix_nano, "event time"),
             attributes=_pb_attributes(event.attributes),
             dropped_attributes_count=event.dropped_attributes_count,
         )
@@ -209,23 +216,21 @@ def _pb_span(span, resource: dict, scope: Scope) -> SpanData:
         if link.attributes:
             entry["attributes"] = _pb_attributes(link.attributes)
         links.append(entry)
-    dropped = {
-        name: count
-        for name, count in (
-            ("attributes", span.dropped_attributes_count),
-            ("events", span.dropped_events_count),
-            ("links", span.dropped_links_count),
-        )
-        if count
-    }
+    dropped = {}
+    if span.dropped_attributes_count:
+        dropped["attributes"] = span.dropped_attributes_count
+    if span.dropped_events_count:
+        dropped["events"] = span.dropped_events_count
+    if span.dropped_links_count:
+        dropped["links"] = span.dropped_links_count
     return SpanData(
         trace_id=_id_from_bytes(span.trace_id, size=16, what="trace_id"),
         span_id=_id_from_bytes(span.span_id, size=8, what="span_id"),
         parent_span_id=_id_from_bytes(span.parent_span_id, size=8, what="parent_span_id", allow_empty=True),
         name=span.name,
         kind=span.kind,
-        start_time_unix_nano=_nanos(span.start_time_unix_nano, "start_time_unix_nano"),
-        end_time_unix_nano=_nanos(span.end_time_unix_nano, "end_time_unix_nano"),
+        start_time_unix_nano=_pb_nanos(span.start_time_unix_nano, "start_time_unix_nano"),
+        end_time_unix_nano=_pb_nanos(span.end_time_unix_nano, "end_time_unix_nano"),
         attributes=_pb_attributes(span.attributes),
         events=events,
         links=links,

@@ -762,12 +762,26 @@ def _annotation_scores(
 # --- one span ------------------------------------------------------------------------------------
 
 
+_ENVIRONMENTS: dict[str, str | None] = {}  # sent → normalized: a sender repeats one on every span
+
+
+def _normalized_environment(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return normalize_environment(value)
+    known = _ENVIRONMENTS.get(value)
+    if known is None:
+        if len(_ENVIRONMENTS) >= 1024:
+            _ENVIRONMENTS.clear()
+        known = _ENVIRONMENTS[value] = normalize_environment(value)
+    return known
+
+
 def _environment(attrs: dict, resource: dict) -> str | None:
     for key in ENVIRONMENT_KEYS:
         if _present(attrs.get(key)):
-            return normalize_environment(attrs.pop(key))
+            return _normalized_environment(attrs.pop(key))
         if _present(resource.get(key)):
-            return normalize_environment(resource[key])
+            return _normalized_environment(resource[key])
     return None
 
 

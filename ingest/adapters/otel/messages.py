@@ -26,11 +26,16 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
     the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
     groups: dict[int, dict[str, Any]] = {}
     size = len(prefix)
+    pop = attrs.pop
     for key in [k for k in attrs if k.startswith(prefix)] if keys is None else keys:
         head, sep, rest = key[size:].partition(".")
-        if not sep or not head.isdigit() or int(head) > MAX_INDEX:
-            continue
-        groups.setdefault(int(head), {})[rest] = attrs.pop(key)
+        if sep and head.isdigit():
+            index = int(head)
+            if index <= MAX_INDEX:
+                group = groups.get(index)
+                if group is None:
+                    group = groups[index] = {}
+                group[rest] = pop(key)
     return [groups[index] for index in sorted(groups)]
 
 
@@ -72,7 +77,27 @@ def _oi_content_part(fields: dict[str, Any]) -> dict:
     return part
 
 
+_OI_LISTS = ("message.tool_calls.", "message.contents.")
+_OI_NAMED = frozenset(
+    {"message.role", "message.content", "message.function_call_name", "message.function_call_arguments_json"}
+)
+
+
 def oi_message(fields: dict[str, Any]) -> dict:
+    for key in fields:
+        if key.startswith(_OI_LISTS):
+            break
+    else:
+        # Most messages (role + content) hold no tool calls or content parts: the same message
+        # without the copy and the two scans for them.
+        plain: dict[str, Any] = {"role": fields.get("message.role"), "content": fields.get("message.content")}
+        for key, value in fields.items():
+            if key not in _OI_NAMED:
+                plain[key.removeprefix("message.")] = value
+        name, arguments = fields.get("message.function_call_name"), fields.get("message.function_call_arguments_json")
+        if name is not None or arguments is not None:
+            plain["function_call"] = {"name": name, "arguments": arguments}
+        return plain
     fields = dict(fields)
     message: dict[str, Any] = {}
     tool_calls = []
