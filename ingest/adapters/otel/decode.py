@@ -188,6 +188,9 @@ def _pb_attributes(key_values) -> dict[str, Any]:
     return out
 
 
+_ZERO_16, _ZERO_8 = bytes(16), bytes(8)
+
+
 def _pb_nanos(value: int, what: str) -> int:
     # A protobuf fixed64 is already a non-negative int: only the upper bound of `_nanos` applies.
     if value > MAX_UNIX_NANOS:
@@ -196,7 +199,7 @@ def _pb_nanos(value: int, what: str) -> int:
 
 
 def _pb_span(span, resource: dict, scope: Scope) -> SpanData:
-    events = [
+    events = [] if not span.events else [
         SpanEvent(
             name=event.name,
             time_unix_nano=_pb_nanos(event.time_unix_nano, "event time"),
@@ -223,10 +226,16 @@ def _pb_span(span, resource: dict, scope: Scope) -> SpanData:
         dropped["events"] = span.dropped_events_count
     if span.dropped_links_count:
         dropped["links"] = span.dropped_links_count
+    # Valid ids (the usual case) straight to hex; `_id_from_bytes` says what is wrong with the others.
+    trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
     return SpanData(
-        trace_id=_id_from_bytes(span.trace_id, size=16, what="trace_id"),
-        span_id=_id_from_bytes(span.span_id, size=8, what="span_id"),
-        parent_span_id=_id_from_bytes(span.parent_span_id, size=8, what="parent_span_id", allow_empty=True),
+        trace_id=trace_id.hex()
+        if len(trace_id) == 16 and trace_id != _ZERO_16
+        else _id_from_bytes(trace_id, size=16, what="trace_id"),
+        span_id=span_id.hex() if len(span_id) == 8 and span_id != _ZERO_8 else _id_from_bytes(span_id, size=8, what="span_id"),
+        parent_span_id=parent_id.hex()
+        if len(parent_id) == 8 and parent_id != _ZERO_8
+        else _id_from_bytes(parent_id, size=8, what="parent_span_id", allow_empty=True),
         name=span.name,
         kind=span.kind,
         start_time_unix_nano=_pb_nanos(span.start_time_unix_nano, "start_time_unix_nano"),

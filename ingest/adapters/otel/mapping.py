@@ -200,6 +200,8 @@ FAMILIES = (
     "llm.prompts.",
     "llm.choices.",
     "llm.tools.",
+    "llm.token_count.",
+    "llm.cost.",
     "gen_ai.prompt.",
     "gen_ai.completion.",
     "gen_ai.request.",
@@ -252,6 +254,9 @@ def _is_langfuse_v5(span: SpanData) -> bool:
 def _langfuse_metadata(attrs: dict, families: _Families, prefix: str, *, values_are_json: bool) -> dict:
     """`prefix` (a JSON object, merged) and `prefix.<key>` attributes. The v5 Python SDK JSON-encodes
     every value so "123" and 123 stay distinct; older senders send plain strings."""
+    dotted = prefix + "."
+    if prefix not in attrs and not families.has(dotted):
+        return {}
     out: dict[str, Any] = {}
     if prefix in attrs:
         whole = parse_json(attrs.pop(prefix))
@@ -259,7 +264,6 @@ def _langfuse_metadata(attrs: dict, families: _Families, prefix: str, *, values_
             out.update(whole)
         elif whole is not None:
             out["metadata"] = whole
-    dotted = prefix + "."
     for key in families.take(attrs, dotted):
         value = attrs.pop(key)
         out[key[len(dotted) :]] = parse_json(value) if values_are_json else parse_json_container(value)
@@ -279,7 +283,7 @@ EXPERIMENT_TEXT = {
 }
 
 
-_EXPERIMENT_KEYS = tuple(EXPERIMENT_PREFIX + suffix for suffix in (
+_EXPERIMENT_KEYS = frozenset(EXPERIMENT_PREFIX + suffix for suffix in (
     *EXPERIMENT_TEXT, "metadata", "item.metadata", "item.expected_output"))
 
 
@@ -293,7 +297,7 @@ def _experiment(span: SpanData, attrs: dict, families: _Families, *, is_root: bo
     makes the link, so an item is linked once however its spans are split across exports. A sender
     that names no task span links from the item's trace root."""
     # Exact keys and the families found in the one pass: no scan of every attribute per span.
-    if not (any(key in attrs for key in _EXPERIMENT_KEYS) or families.has(EXPERIMENT_PREFIX + "metadata.")
+    if not (not attrs.keys().isdisjoint(_EXPERIMENT_KEYS) or families.has(EXPERIMENT_PREFIX + "metadata.")
             or families.has(EXPERIMENT_PREFIX + "item.metadata.")):
         return {}, None
     kept: dict[str, Any] = {}
@@ -712,12 +716,19 @@ def _evaluation_scores(span: SpanData, events: list[SpanEvent], base: dict, star
     return scores
 
 
+_ANNOTATION_PREFIXES = frozenset(
+    f"{level}{plural}." for level in ("", "trace.", "session.") for plural in ("annotations", "evaluations")
+)
+
+
 def _annotation_scores(
     span: SpanData, attrs: dict, families: _Families, base: dict, start: datetime, session_id: str | None
 ) -> list:
     """OpenInference feedback carried on spans: annotations.N.annotation.* / evaluations.N.evaluation.*,
     also at trace (trace.annotations…) and session (session.annotations…) level."""
-    scores = []
+    scores: list[dict] = []
+    if families.keys.keys().isdisjoint(_ANNOTATION_PREFIXES):  # nearly every span
+        return scores
     for level in ("", "trace.", "session."):
         for plural, singular in (("annotations", "annotation"), ("evaluations", "evaluation")):
             prefix = f"{level}{plural}."
@@ -802,10 +813,11 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
             tags += to_tags(attrs.pop(key))
     if tags:
         fields["tags"] = list(dict.fromkeys(tags))
-    public = to_bool(_first([attrs], ("langfuse.trace.public", "langfuse.public")))
-    if public is not None:
-        _pop_first(attrs, ("langfuse.trace.public", "langfuse.public"))
-        fields["public"] = public
+    if "langfuse.trace.public" in attrs or "langfuse.public" in attrs:
+        public = to_bool(_first([attrs], ("langfuse.trace.public", "langfuse.public")))
+        if public is not None:
+            _pop_first(attrs, ("langfuse.trace.public", "langfuse.public"))
+            fields["public"] = public
     metadata = _langfuse_metadata(attrs, families, "langfuse.trace.metadata", values_are_json=v5)
     if metadata:
         fields["metadata"] = metadata
@@ -991,10 +1003,10 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     if tools:
         metadata.setdefault("tools", tools)
 
-    observation.update(extract_usage(attrs))
+    observation.update(extract_usage(attrs, families.take(attrs, "llm.token_count.")))
     if "usage_raw" in observation:
         metadata["usage_raw"] = observation.pop("usage_raw")
-    observation.update(extract_cost(attrs))
+    observation.update(extract_cost(attrs, families.take(attrs, "llm.cost.")))
     if "cost_raw" in observation:
         metadata["cost_raw"] = observation.pop("cost_raw")
 

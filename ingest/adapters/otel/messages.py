@@ -155,6 +155,16 @@ def _genai_part_to_content(part: Any) -> dict:
 def genai_message(raw: Any) -> dict:
     if not isinstance(raw, dict):
         return {"role": None, "content": raw}
+    parts = raw.get("parts")
+    if type(parts) is list and len(parts) == 1:
+        part = parts[0]
+        if type(part) is dict and len(part) == 2 and part.get("type") == "text" and type(part.get("content")) is str:
+            # One text part (most chat turns): the message the general path below makes of it.
+            plain: dict[str, Any] = {"role": raw.get("role"), "content": part["content"]}
+            for key, value in raw.items():
+                if key not in ("role", "parts", "content"):
+                    plain[key] = value
+            return plain
     message: dict[str, Any] = {"role": raw.get("role")}
     parts = raw.get("parts")
     if parts is None and "content" in raw:  # already chat-shaped (some senders skip `parts`)
