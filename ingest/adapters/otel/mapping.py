@@ -390,6 +390,8 @@ class _Events:
 
 def _classify_events(span: SpanData, attrs: dict) -> _Events:
     events = _Events()
+    if not span.events:
+        return events
     for event in span.events:
         name = event.name or to_text(event.attributes.get("event.name"))
         lowered = name.lower()
@@ -829,7 +831,11 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
 
 def _model_fields(attrs: dict, families: _Families) -> dict:
     fields: dict[str, Any] = {}
-    model_key = next((key for key in MODEL_KEYS if key in attrs), None)
+    model_key = None
+    for key in MODEL_KEYS:
+        if key in attrs:
+            model_key = key
+            break
     model = _pop_first(attrs, MODEL_KEYS)
     response_model = _pop_first(attrs, RESPONSE_MODEL_KEYS)
     params = _model_parameters(attrs, families)
@@ -909,13 +915,14 @@ def _otel_metadata(span: SpanData, attrs: dict, events: _Events, exception: Span
             otel["status"]["message"] = span.status_message
     if attrs:
         otel["attributes"] = attrs
-    leftover_events = list(events.other)
-    leftover_events += [e for e in events.exceptions if e is not exception]
-    leftover_events += events.input_messages + events.choices
-    leftover_events += [e for e in (events.content_prompt, events.content_completion) if e is not None]
-    if leftover_events:
-        leftover_events.sort(key=lambda e: e.time_unix_nano)
-        otel["events"] = [_event_dict(e) for e in leftover_events]
+    if span.events:  # every leftover is one of the span's own events
+        leftover_events = list(events.other)
+        leftover_events += [e for e in events.exceptions if e is not exception]
+        leftover_events += events.input_messages + events.choices
+        leftover_events += [e for e in (events.content_prompt, events.content_completion) if e is not None]
+        if leftover_events:
+            leftover_events.sort(key=lambda e: e.time_unix_nano)
+            otel["events"] = [_event_dict(e) for e in leftover_events]
     if span.links:
         otel["links"] = span.links
     if span.trace_state:

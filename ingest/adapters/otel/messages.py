@@ -19,6 +19,9 @@ from ingest.adapters.otel.values import parse_json, parse_json_container, to_tex
 MAX_INDEX = 10_000  # a flattened list longer than this is not a list of messages; leave the keys alone
 
 
+_SMALL_INDEXES = {str(index): index for index in range(256)}  # "0" → 0: no isdigit and int per key
+
+
 def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
     """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
 
@@ -29,13 +32,17 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
     pop = attrs.pop
     for key in [k for k in attrs if k.startswith(prefix)] if keys is None else keys:
         head, sep, rest = key[size:].partition(".")
-        if sep and head.isdigit():
+        if not sep:
+            continue
+        index = _SMALL_INDEXES.get(head)
+        if index is None:
+            if not head.isdigit() or int(head) > MAX_INDEX:
+                continue
             index = int(head)
-            if index <= MAX_INDEX:
-                group = groups.get(index)
-                if group is None:
-                    group = groups[index] = {}
-                group[rest] = pop(key)
+        group = groups.get(index)
+        if group is None:
+            group = groups[index] = {}
+        group[rest] = pop(key)
     return [groups[index] for index in sorted(groups)]
 
 
