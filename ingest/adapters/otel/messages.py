@@ -105,6 +105,11 @@ def oi_message(fields: dict[str, Any]) -> dict:
         if name is not None or arguments is not None:
             plain["function_call"] = {"name": name, "arguments": arguments}
         return plain
+    return _oi_message(fields)
+
+
+def _oi_message(fields: dict[str, Any]) -> dict:
+    """Any OpenInference message (`oi_message` takes the plain ones itself)."""
     fields = dict(fields)
     message: dict[str, Any] = {}
     tool_calls = []
@@ -172,6 +177,11 @@ def genai_message(raw: Any) -> dict:
                 if key not in ("role", "parts", "content"):
                     plain[key] = value
             return plain
+    return _genai_message(raw)
+
+
+def _genai_message(raw: dict) -> dict:
+    """Any GenAI message object (`genai_message` takes the one-text-part ones itself)."""
     message: dict[str, Any] = {"role": raw.get("role")}
     parts = raw.get("parts")
     if parts is None and "content" in raw:  # already chat-shaped (some senders skip `parts`)
