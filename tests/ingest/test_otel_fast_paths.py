@@ -103,7 +103,7 @@ def test_one_text_part_genai_messages_are_the_general_paths(raw):
 
 def test_empty_and_zero_protobuf_values_keep_their_kind():
     """A non-empty string skips the kind lookup; an empty `string_value` is any kind's default."""
-    span = make_span(attributes={"s": "x"})
+    span = make_span(attributes={"s": "x", "array": ["a", "", False, 0, 0.0, None, ["b", ""]]})
     for key, value in (
         ("empty", AnyValue(string_value="")),
         ("false", AnyValue(bool_value=False)),
@@ -115,9 +115,10 @@ def test_empty_and_zero_protobuf_values_keep_their_kind():
         span.attributes.append(KeyValue(key=key, value=value))
     request = make_request([span])
     attributes = decode_protobuf(request.SerializeToString()).spans[0].attributes
-    expected = {"s": "x", "empty": "", "false": False, "zero": 0, "zero_float": 0.0, "no_bytes": "", "unset": None}
+    expected = {"s": "x", "array": ["a", "", False, 0, 0.0, None, ["b", ""]], "empty": "", "false": False, "zero": 0, "zero_float": 0.0, "no_bytes": "", "unset": None}
     assert _ordered(attributes) == _ordered(expected)
     assert [type(v) for v in attributes.values()] == [type(v) for v in expected.values()]
+    assert [type(v) for v in attributes["array"]] == [str, str, bool, int, float, type(None), list]
     assert decode_json(orjson.dumps(to_otlp_json(request))).spans[0].attributes == attributes
 
 

@@ -167,8 +167,8 @@ def _pb_value(value) -> Any:
         return value.int_value
     if which == "double_value":
         return _finite(value.double_value)
-    if which == "array_value":
-        return [_pb_value(item) for item in value.array_value.values]
+    if which == "array_value":  # mostly strings (tags, finish reasons): as in `_pb_attributes`
+        return [item.string_value or _pb_value(item) for item in value.array_value.values]
     if which == "kvlist_value":
         return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
     if which == "bytes_value":

@@ -91,6 +91,8 @@ _OI_NAMED = frozenset(
 
 
 def oi_message(fields: dict[str, Any]) -> dict:
+    if len(fields) == 2 and "message.role" in fields and "message.content" in fields:  # most messages
+        return {"role": fields["message.role"], "content": fields["message.content"]}
     for key in fields:
         if key.startswith(_OI_LISTS):
             break
