@@ -14,6 +14,7 @@ from bench import bench_ingest
 from ingest.adapters.otel import messages as msg
 from ingest.adapters.otel.decode import MAX_UNIX_NANOS, decode_json, decode_protobuf
 from ingest.adapters.otel.testing import make_request, make_span, to_otlp_json
+from ingest.adapters.otel.values import to_tags
 
 
 def _ordered(value):
@@ -149,3 +150,8 @@ def test_protobuf_ids_and_times_at_the_edges():
         "span 0011223344556679: parent_span_id must be 8 bytes, got 1",
         f"span 001122334455667a: end_time_unix_nano {MAX_UNIX_NANOS + 1} is out of range",
     ]
+
+
+def test_tags_from_a_list_skip_empty_items_and_encode_the_others():
+    assert to_tags([" a ", None, "", 1, {"k": 1}, "  ", ("x",)]) == ["a", "1", '{"k":1}', '["x"]']
+    assert to_tags(("b",)) == ["b"]

@@ -453,11 +453,11 @@ def _input_messages(attrs: dict, families: _Families, events: _Events) -> list[d
         if parsed is not None:
             attrs.pop("gen_ai.input.messages")
             return parsed
-    if families.has("llm.input_messages."):
+    if "llm.input_messages." in families.keys:
         found = msg.pop_indexed(attrs, "llm.input_messages.", families.take(attrs, "llm.input_messages."))
         if found:
             return [msg.oi_message(fields) for fields in found]
-    if families.has("gen_ai.prompt."):
+    if "gen_ai.prompt." in families.keys:
         found = msg.pop_indexed(attrs, "gen_ai.prompt.", families.take(attrs, "gen_ai.prompt."))
         if found:
             return [msg.flat_genai_message(fields) for fields in found]
@@ -482,11 +482,11 @@ def _output_messages(attrs: dict, families: _Families, events: _Events) -> list[
         if parsed is not None:
             attrs.pop("gen_ai.output.messages")
             return parsed
-    if families.has("llm.output_messages."):
+    if "llm.output_messages." in families.keys:
         found = msg.pop_indexed(attrs, "llm.output_messages.", families.take(attrs, "llm.output_messages."))
         if found:
             return [msg.oi_message(fields) for fields in found]
-    if families.has("gen_ai.completion."):
+    if "gen_ai.completion." in families.keys:
         found = msg.pop_indexed(attrs, "gen_ai.completion.", families.take(attrs, "gen_ai.completion."))
         if found:
             return [msg.flat_genai_message(fields) for fields in found]
@@ -519,7 +519,7 @@ def _input(attrs: dict, families: _Families, events: _Events, obs_type: str) -> 
         return True, _mime_value(attrs, "input.value", "input.mime_type")
     if obs_type == "TOOL" and _present(attrs.get("tool.parameters")):
         return True, parse_json(attrs.pop("tool.parameters"))
-    if families.has("llm.prompts."):
+    if "llm.prompts." in families.keys:
         found = msg.pop_indexed(attrs, "llm.prompts.", families.take(attrs, "llm.prompts."))
         prompts = [p.get("prompt.text", p) for p in found]
         if prompts:
@@ -541,7 +541,7 @@ def _output(attrs: dict, families: _Families, events: _Events, obs_type: str) ->
         return True, parse_json(attrs.pop("gen_ai.tool.call.result"))
     if "output.value" in attrs:
         return True, _mime_value(attrs, "output.value", "output.mime_type")
-    if families.has("llm.choices."):
+    if "llm.choices." in families.keys:
         found = msg.pop_indexed(attrs, "llm.choices.", families.take(attrs, "llm.choices."))
         choices = [c.get("completion.text", c) for c in found]
         if choices:
@@ -607,7 +607,7 @@ def _tool_definitions(attrs: dict, families: _Families) -> list | None:
     if _present(attrs.get("gen_ai.tool.definitions")):
         parsed = parse_json(attrs.pop("gen_ai.tool.definitions"))
         return parsed if isinstance(parsed, list) else [parsed]
-    if families.has("llm.tools."):
+    if "llm.tools." in families.keys:
         tools = []
         for fields in msg.pop_indexed(attrs, "llm.tools.", families.take(attrs, "llm.tools.")):
             schema = fields.pop("tool.json_schema", None)
@@ -791,10 +791,12 @@ def _normalized_environment(value: Any) -> str | None:
 
 def _environment(attrs: dict, resource: dict) -> str | None:
     for key in ENVIRONMENT_KEYS:
-        if _present(attrs.get(key)):
+        value = attrs.get(key)
+        if value is not None and value != "":
             return _normalized_environment(attrs.pop(key))
-        if _present(resource.get(key)):
-            return _normalized_environment(resource[key])
+        value = resource.get(key)
+        if value is not None and value != "":
+            return _normalized_environment(value)
     return None
 
 
@@ -1043,8 +1045,9 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     score_base: dict[str, Any] = {"trace_id": span.trace_id}
     if environment:
         score_base["environment"] = environment
-    scores = _evaluation_scores(span, events.evaluations, score_base, start)
-    scores += _annotation_scores(span, attrs, families, score_base, start, trace.get("session_id"))
+    scores = _evaluation_scores(span, events.evaluations, score_base, start) if events.evaluations else []
+    if families.keys:
+        scores += _annotation_scores(span, attrs, families, score_base, start, trace.get("session_id"))
 
     if experiment_fields:
         metadata["experiment"] = experiment_fields
