@@ -241,7 +241,8 @@ class _Families:
         return prefix in self.keys
 
     def take(self, attrs: dict, prefix: str) -> list[str]:
-        return [key for key in self.keys.get(prefix, ()) if key in attrs]
+        keys = self.keys.get(prefix)
+        return [] if keys is None else [key for key in keys if key in attrs]
 
 
 def _is_langfuse_v5(span: SpanData) -> bool:
