@@ -167,8 +167,8 @@ def _pb_value(value) -> Any:
         return value.int_value
     if which == "double_value":
         return _finite(value.double_value)
-    if which == "array_value":
-        return [_pb_value(item) for item in value.array_value.values]
+    if which == "array_value":  # mostly strings (tags, finish reasons): as in `_pb_attributes`
+        return [item.string_value or _pb_value(item) for item in value.array_value.values]
     if which == "kvlist_value":
         return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
     if which == "bytes_value":
@@ -177,22 +177,32 @@ def _pb_value(value) -> Any:
 
 
 def _pb_attributes(key_values) -> dict[str, Any]:
-    # Nearly every attribute is a string (a chat history alone is dozens): those skip the call.
+    # Nearly every attribute is a non-empty string (a chat history alone is dozens): those skip both
+    # `WhichOneof` and the call (a oneof holds one value, so a non-empty string_value IS the value).
+    # An empty one may be an empty string or any other kind: `_pb_value` tells.
     out: dict[str, Any] = {}
     for kv in key_values:
         value = kv.value
-        if value.WhichOneof("value") == "string_value":
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = _pb_value(value)
+        text = value.string_value
+        out[kv.key] = text if text else _pb_value(value)
     return out
 
 
+_ZERO_16, _ZERO_8 = bytes(16), bytes(8)
+
+
+def _pb_nanos(value: int, what: str) -> int:
+    # A protobuf fixed64 is already a non-negative int: only the upper bound of `_nanos` applies.
+    if value > MAX_UNIX_NANOS:
+        raise InvalidSpan(f"{what} {value} is out of range")
+    return value
+
+
 def _pb_span(span, resource: dict, scope: Scope) -> SpanData:
-    events = [
+    events = [] if not span.events else [
         SpanEvent(
             name=event.name,
-            time_unix_nano=_nanos(event.time_unix_nano, "event time"),
+            time_unix_nano=_pb_nanos(event.time_unix_nano, "event time"),
             attributes=_pb_attributes(event.attributes),
             dropped_attributes_count=event.dropped_attributes_count,
         )
@@ -209,23 +219,27 @@ def _pb_span(span, resource: dict, scope: Scope) -> SpanData:
         if link.attributes:
             entry["attributes"] = _pb_attributes(link.attributes)
         links.append(entry)
-    dropped = {
-        name: count
-        for name, count in (
-            ("attributes", span.dropped_attributes_count),
-            ("events", span.dropped_events_count),
-            ("links", span.dropped_links_count),
-        )
-        if count
-    }
+    dropped = {}
+    if span.dropped_attributes_count:
+        dropped["attributes"] = span.dropped_attributes_count
+    if span.dropped_events_count:
+        dropped["events"] = span.dropped_events_count
+    if span.dropped_links_count:
+        dropped["links"] = span.dropped_links_count
+    # Valid ids (the usual case) straight to hex; `_id_from_bytes` says what is wrong with the others.
+    trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
     return SpanData(
-        trace_id=_id_from_bytes(span.trace_id, size=16, what="trace_id"),
-        span_id=_id_from_bytes(span.span_id, size=8, what="span_id"),
-        parent_span_id=_id_from_bytes(span.parent_span_id, size=8, what="parent_span_id", allow_empty=True),
+        trace_id=trace_id.hex()
+        if len(trace_id) == 16 and trace_id != _ZERO_16
+        else _id_from_bytes(trace_id, size=16, what="trace_id"),
+        span_id=span_id.hex() if len(span_id) == 8 and span_id != _ZERO_8 else _id_from_bytes(span_id, size=8, what="span_id"),
+        parent_span_id=parent_id.hex()
+        if len(parent_id) == 8 and parent_id != _ZERO_8
+        else _id_from_bytes(parent_id, size=8, what="parent_span_id", allow_empty=True),
         name=span.name,
         kind=span.kind,
-        start_time_unix_nano=_nanos(span.start_time_unix_nano, "start_time_unix_nano"),
-        end_time_unix_nano=_nanos(span.end_time_unix_nano, "end_time_unix_nano"),
+        start_time_unix_nano=_pb_nanos(span.start_time_unix_nano, "start_time_unix_nano"),
+        end_time_unix_nano=_pb_nanos(span.end_time_unix_nano, "end_time_unix_nano"),
         attributes=_pb_attributes(span.attributes),
         events=events,
         links=links,

@@ -200,6 +200,8 @@ FAMILIES = (
     "llm.prompts.",
     "llm.choices.",
     "llm.tools.",
+    "llm.token_count.",
+    "llm.cost.",
     "gen_ai.prompt.",
     "gen_ai.completion.",
     "gen_ai.request.",
@@ -239,7 +241,8 @@ class _Families:
         return prefix in self.keys
 
     def take(self, attrs: dict, prefix: str) -> list[str]:
-        return [key for key in self.keys.get(prefix, ()) if key in attrs]
+        keys = self.keys.get(prefix)
+        return [] if keys is None else [key for key in keys if key in attrs]
 
 
 def _is_langfuse_v5(span: SpanData) -> bool:
@@ -252,6 +255,9 @@ def _is_langfuse_v5(span: SpanData) -> bool:
 def _langfuse_metadata(attrs: dict, families: _Families, prefix: str, *, values_are_json: bool) -> dict:
     """`prefix` (a JSON object, merged) and `prefix.<key>` attributes. The v5 Python SDK JSON-encodes
     every value so "123" and 123 stay distinct; older senders send plain strings."""
+    dotted = prefix + "."
+    if prefix not in attrs and not families.has(dotted):
+        return {}
     out: dict[str, Any] = {}
     if prefix in attrs:
         whole = parse_json(attrs.pop(prefix))
@@ -259,7 +265,6 @@ def _langfuse_metadata(attrs: dict, families: _Families, prefix: str, *, values_
             out.update(whole)
         elif whole is not None:
             out["metadata"] = whole
-    dotted = prefix + "."
     for key in families.take(attrs, dotted):
         value = attrs.pop(key)
         out[key[len(dotted) :]] = parse_json(value) if values_are_json else parse_json_container(value)
@@ -279,7 +284,7 @@ EXPERIMENT_TEXT = {
 }
 
 
-_EXPERIMENT_KEYS = tuple(EXPERIMENT_PREFIX + suffix for suffix in (
+_EXPERIMENT_KEYS = frozenset(EXPERIMENT_PREFIX + suffix for suffix in (
     *EXPERIMENT_TEXT, "metadata", "item.metadata", "item.expected_output"))
 
 
@@ -293,7 +298,7 @@ def _experiment(span: SpanData, attrs: dict, families: _Families, *, is_root: bo
     makes the link, so an item is linked once however its spans are split across exports. A sender
     that names no task span links from the item's trace root."""
     # Exact keys and the families found in the one pass: no scan of every attribute per span.
-    if not (any(key in attrs for key in _EXPERIMENT_KEYS) or families.has(EXPERIMENT_PREFIX + "metadata.")
+    if not (not attrs.keys().isdisjoint(_EXPERIMENT_KEYS) or families.has(EXPERIMENT_PREFIX + "metadata.")
             or families.has(EXPERIMENT_PREFIX + "item.metadata.")):
         return {}, None
     kept: dict[str, Any] = {}
@@ -386,6 +391,8 @@ class _Events:
 
 def _classify_events(span: SpanData, attrs: dict) -> _Events:
     events = _Events()
+    if not span.events:
+        return events
     for event in span.events:
         name = event.name or to_text(event.attributes.get("event.name"))
         lowered = name.lower()
@@ -447,11 +454,11 @@ def _input_messages(attrs: dict, families: _Families, events: _Events) -> list[d
         if parsed is not None:
             attrs.pop("gen_ai.input.messages")
             return parsed
-    if families.has("llm.input_messages."):
+    if "llm.input_messages." in families.keys:
         found = msg.pop_indexed(attrs, "llm.input_messages.", families.take(attrs, "llm.input_messages."))
         if found:
             return [msg.oi_message(fields) for fields in found]
-    if families.has("gen_ai.prompt."):
+    if "gen_ai.prompt." in families.keys:
         found = msg.pop_indexed(attrs, "gen_ai.prompt.", families.take(attrs, "gen_ai.prompt."))
         if found:
             return [msg.flat_genai_message(fields) for fields in found]
@@ -476,11 +483,11 @@ def _output_messages(attrs: dict, families: _Families, events: _Events) -> list[
         if parsed is not None:
             attrs.pop("gen_ai.output.messages")
             return parsed
-    if families.has("llm.output_messages."):
+    if "llm.output_messages." in families.keys:
         found = msg.pop_indexed(attrs, "llm.output_messages.", families.take(attrs, "llm.output_messages."))
         if found:
             return [msg.oi_message(fields) for fields in found]
-    if families.has("gen_ai.completion."):
+    if "gen_ai.completion." in families.keys:
         found = msg.pop_indexed(attrs, "gen_ai.completion.", families.take(attrs, "gen_ai.completion."))
         if found:
             return [msg.flat_genai_message(fields) for fields in found]
@@ -513,7 +520,7 @@ def _input(attrs: dict, families: _Families, events: _Events, obs_type: str) -> 
         return True, _mime_value(attrs, "input.value", "input.mime_type")
     if obs_type == "TOOL" and _present(attrs.get("tool.parameters")):
         return True, parse_json(attrs.pop("tool.parameters"))
-    if families.has("llm.prompts."):
+    if "llm.prompts." in families.keys:
         found = msg.pop_indexed(attrs, "llm.prompts.", families.take(attrs, "llm.prompts."))
         prompts = [p.get("prompt.text", p) for p in found]
         if prompts:
@@ -535,7 +542,7 @@ def _output(attrs: dict, families: _Families, events: _Events, obs_type: str) ->
         return True, parse_json(attrs.pop("gen_ai.tool.call.result"))
     if "output.value" in attrs:
         return True, _mime_value(attrs, "output.value", "output.mime_type")
-    if families.has("llm.choices."):
+    if "llm.choices." in families.keys:
         found = msg.pop_indexed(attrs, "llm.choices.", families.take(attrs, "llm.choices."))
         choices = [c.get("completion.text", c) for c in found]
         if choices:
@@ -601,7 +608,7 @@ def _tool_definitions(attrs: dict, families: _Families) -> list | None:
     if _present(attrs.get("gen_ai.tool.definitions")):
         parsed = parse_json(attrs.pop("gen_ai.tool.definitions"))
         return parsed if isinstance(parsed, list) else [parsed]
-    if families.has("llm.tools."):
+    if "llm.tools." in families.keys:
         tools = []
         for fields in msg.pop_indexed(attrs, "llm.tools.", families.take(attrs, "llm.tools.")):
             schema = fields.pop("tool.json_schema", None)
@@ -712,12 +719,19 @@ def _evaluation_scores(span: SpanData, events: list[SpanEvent], base: dict, star
     return scores
 
 
+_ANNOTATION_PREFIXES = frozenset(
+    f"{level}{plural}." for level in ("", "trace.", "session.") for plural in ("annotations", "evaluations")
+)
+
+
 def _annotation_scores(
     span: SpanData, attrs: dict, families: _Families, base: dict, start: datetime, session_id: str | None
 ) -> list:
     """OpenInference feedback carried on spans: annotations.N.annotation.* / evaluations.N.evaluation.*,
     also at trace (trace.annotations…) and session (session.annotations…) level."""
-    scores = []
+    scores: list[dict] = []
+    if families.keys.keys().isdisjoint(_ANNOTATION_PREFIXES):  # nearly every span
+        return scores
     for level in ("", "trace.", "session."):
         for plural, singular in (("annotations", "annotation"), ("evaluations", "evaluation")):
             prefix = f"{level}{plural}."
@@ -762,12 +776,28 @@ def _annotation_scores(
 # --- one span ------------------------------------------------------------------------------------
 
 
+_ENVIRONMENTS: dict[str, str | None] = {}  # sent → normalized: a sender repeats one on every span
+
+
+def _normalized_environment(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return normalize_environment(value)
+    known = _ENVIRONMENTS.get(value)
+    if known is None:
+        if len(_ENVIRONMENTS) >= 1024:
+            _ENVIRONMENTS.clear()
+        known = _ENVIRONMENTS[value] = normalize_environment(value)
+    return known
+
+
 def _environment(attrs: dict, resource: dict) -> str | None:
     for key in ENVIRONMENT_KEYS:
-        if _present(attrs.get(key)):
-            return normalize_environment(attrs.pop(key))
-        if _present(resource.get(key)):
-            return normalize_environment(resource[key])
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return _normalized_environment(attrs.pop(key))
+        value = resource.get(key)
+        if value is not None and value != "":
+            return _normalized_environment(value)
     return None
 
 
@@ -788,10 +818,11 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
             tags += to_tags(attrs.pop(key))
     if tags:
         fields["tags"] = list(dict.fromkeys(tags))
-    public = to_bool(_first([attrs], ("langfuse.trace.public", "langfuse.public")))
-    if public is not None:
-        _pop_first(attrs, ("langfuse.trace.public", "langfuse.public"))
-        fields["public"] = public
+    if "langfuse.trace.public" in attrs or "langfuse.public" in attrs:
+        public = to_bool(_first([attrs], ("langfuse.trace.public", "langfuse.public")))
+        if public is not None:
+            _pop_first(attrs, ("langfuse.trace.public", "langfuse.public"))
+            fields["public"] = public
     metadata = _langfuse_metadata(attrs, families, "langfuse.trace.metadata", values_are_json=v5)
     if metadata:
         fields["metadata"] = metadata
@@ -803,7 +834,11 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
 
 def _model_fields(attrs: dict, families: _Families) -> dict:
     fields: dict[str, Any] = {}
-    model_key = next((key for key in MODEL_KEYS if key in attrs), None)
+    model_key = None
+    for key in MODEL_KEYS:
+        if key in attrs:
+            model_key = key
+            break
     model = _pop_first(attrs, MODEL_KEYS)
     response_model = _pop_first(attrs, RESPONSE_MODEL_KEYS)
     params = _model_parameters(attrs, families)
@@ -883,13 +918,14 @@ def _otel_metadata(span: SpanData, attrs: dict, events: _Events, exception: Span
             otel["status"]["message"] = span.status_message
     if attrs:
         otel["attributes"] = attrs
-    leftover_events = list(events.other)
-    leftover_events += [e for e in events.exceptions if e is not exception]
-    leftover_events += events.input_messages + events.choices
-    leftover_events += [e for e in (events.content_prompt, events.content_completion) if e is not None]
-    if leftover_events:
-        leftover_events.sort(key=lambda e: e.time_unix_nano)
-        otel["events"] = [_event_dict(e) for e in leftover_events]
+    if span.events:  # every leftover is one of the span's own events
+        leftover_events = list(events.other)
+        leftover_events += [e for e in events.exceptions if e is not exception]
+        leftover_events += events.input_messages + events.choices
+        leftover_events += [e for e in (events.content_prompt, events.content_completion) if e is not None]
+        if leftover_events:
+            leftover_events.sort(key=lambda e: e.time_unix_nano)
+            otel["events"] = [_event_dict(e) for e in leftover_events]
     if span.links:
         otel["links"] = span.links
     if span.trace_state:
@@ -977,10 +1013,10 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     if tools:
         metadata.setdefault("tools", tools)
 
-    observation.update(extract_usage(attrs))
+    observation.update(extract_usage(attrs, families.take(attrs, "llm.token_count.")))
     if "usage_raw" in observation:
         metadata["usage_raw"] = observation.pop("usage_raw")
-    observation.update(extract_cost(attrs))
+    observation.update(extract_cost(attrs, families.take(attrs, "llm.cost.")))
     if "cost_raw" in observation:
         metadata["cost_raw"] = observation.pop("cost_raw")
 
@@ -1010,8 +1046,9 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     score_base: dict[str, Any] = {"trace_id": span.trace_id}
     if environment:
         score_base["environment"] = environment
-    scores = _evaluation_scores(span, events.evaluations, score_base, start)
-    scores += _annotation_scores(span, attrs, families, score_base, start, trace.get("session_id"))
+    scores = _evaluation_scores(span, events.evaluations, score_base, start) if events.evaluations else []
+    if families.keys:
+        scores += _annotation_scores(span, attrs, families, score_base, start, trace.get("session_id"))
 
     if experiment_fields:
         metadata["experiment"] = experiment_fields

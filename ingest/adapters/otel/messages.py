@@ -19,6 +19,9 @@ from ingest.adapters.otel.values import parse_json, parse_json_container, to_tex
 MAX_INDEX = 10_000  # a flattened list longer than this is not a list of messages; leave the keys alone
 
 
+_SMALL_INDEXES = {str(index): index for index in range(256)}  # "0" → 0: no isdigit and int per key
+
+
 def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
     """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
 
@@ -26,11 +29,20 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
     the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
     groups: dict[int, dict[str, Any]] = {}
     size = len(prefix)
+    pop = attrs.pop
     for key in [k for k in attrs if k.startswith(prefix)] if keys is None else keys:
         head, sep, rest = key[size:].partition(".")
-        if not sep or not head.isdigit() or int(head) > MAX_INDEX:
+        if not sep:
             continue
-        groups.setdefault(int(head), {})[rest] = attrs.pop(key)
+        index = _SMALL_INDEXES.get(head)
+        if index is None:
+            if not head.isdigit() or int(head) > MAX_INDEX:
+                continue
+            index = int(head)
+        group = groups.get(index)
+        if group is None:
+            group = groups[index] = {}
+        group[rest] = pop(key)
     return [groups[index] for index in sorted(groups)]
 
 
@@ -72,7 +84,34 @@ def _oi_content_part(fields: dict[str, Any]) -> dict:
     return part
 
 
+_OI_LISTS = ("message.tool_calls.", "message.contents.")
+_OI_NAMED = frozenset(
+    {"message.role", "message.content", "message.function_call_name", "message.function_call_arguments_json"}
+)
+
+
 def oi_message(fields: dict[str, Any]) -> dict:
+    if len(fields) == 2 and "message.role" in fields and "message.content" in fields:  # most messages
+        return {"role": fields["message.role"], "content": fields["message.content"]}
+    for key in fields:
+        if key.startswith(_OI_LISTS):
+            break
+    else:
+        # Most messages (role + content) hold no tool calls or content parts: the same message
+        # without the copy and the two scans for them.
+        plain: dict[str, Any] = {"role": fields.get("message.role"), "content": fields.get("message.content")}
+        for key, value in fields.items():
+            if key not in _OI_NAMED:
+                plain[key.removeprefix("message.")] = value
+        name, arguments = fields.get("message.function_call_name"), fields.get("message.function_call_arguments_json")
+        if name is not None or arguments is not None:
+            plain["function_call"] = {"name": name, "arguments": arguments}
+        return plain
+    return _oi_message(fields)
+
+
+def _oi_message(fields: dict[str, Any]) -> dict:
+    """Any OpenInference message (`oi_message` takes the plain ones itself)."""
     fields = dict(fields)
     message: dict[str, Any] = {}
     tool_calls = []
@@ -130,6 +169,21 @@ def _genai_part_to_content(part: Any) -> dict:
 def genai_message(raw: Any) -> dict:
     if not isinstance(raw, dict):
         return {"role": None, "content": raw}
+    parts = raw.get("parts")
+    if type(parts) is list and len(parts) == 1:
+        part = parts[0]
+        if type(part) is dict and len(part) == 2 and part.get("type") == "text" and type(part.get("content")) is str:
+            # One text part (most chat turns): the message the general path below makes of it.
+            plain: dict[str, Any] = {"role": raw.get("role"), "content": part["content"]}
+            for key, value in raw.items():
+                if key not in ("role", "parts", "content"):
+                    plain[key] = value
+            return plain
+    return _genai_message(raw)
+
+
+def _genai_message(raw: dict) -> dict:
+    """Any GenAI message object (`genai_message` takes the one-text-part ones itself)."""
     message: dict[str, Any] = {"role": raw.get("role")}
     parts = raw.get("parts")
     if parts is None and "content" in raw:  # already chat-shaped (some senders skip `parts`)

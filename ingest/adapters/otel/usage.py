@@ -20,6 +20,7 @@ from ingest.rules.conventions import (
     OUTPUT,
     REASONING,
     TOTAL,
+    USAGE_ALIASES,
     kinds_of,
     usage_attributes,
 )
@@ -30,16 +31,16 @@ OI_TOKENS = "llm.token_count."
 OI_COST = "llm.cost."
 
 
-def _pop_prefixed(attrs: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {key: attrs.pop(key) for key in [k for k in attrs if k.startswith(prefix)]}
+_USAGE_KEYS = frozenset(USAGE_ALIASES)
 
 
-def extract_usage(attrs: dict[str, Any]) -> dict:
+def extract_usage(attrs: dict[str, Any], token_keys: list[str] | None = None) -> dict:
     """Token fields + `usage_details` for one span; the attributes used are removed from attrs.
 
     `usage_details` holds only our token kinds in Langfuse's keys: Langfuse-compatible consumers sum
     every key containing "input", so a raw attribute name kept beside them (`gen_ai.usage.input_tokens`)
     was counted twice. The usage as sent goes to `usage_raw` (stored in `metadata.usage_raw`).
+    `token_keys`: the keys of attrs under `llm.token_count.` when the caller knows them (no scan).
     """
     raw = attrs.get("langfuse.observation.usage_details")
     usage = parse_json_object(raw) if raw is not None else None
@@ -51,11 +52,13 @@ def extract_usage(attrs: dict[str, Any]) -> dict:
             return {"usage_details": usage, **fields}
         return {"usage_details": langfuse_usage_details(fields), "usage_raw": usage, **fields}
 
-    present = usage_attributes(attrs)
-    if not present:
+    if attrs.keys().isdisjoint(_USAGE_KEYS):  # most spans: no usage at all, and no table walk for it
         return {}
+    present = usage_attributes(attrs)
     # OpenInference's other sub-counts (audio …) are parts of the counts above: kept with the raw usage.
-    present.update({k: v for k, v in attrs.items() if k.startswith(OI_TOKENS) and k not in present})
+    if token_keys is None:
+        token_keys = [k for k in attrs if k.startswith(OI_TOKENS)]
+    present.update({k: attrs[k] for k in token_keys if k not in present})
     for key in present:
         attrs.pop(key)
     kinds = kinds_of(present, to_count)
@@ -124,9 +127,10 @@ def _disjoint_oi_costs(costs: dict, total: Decimal | None) -> dict:
     return {k: float(v) for k, v in out.items()}
 
 
-def extract_cost(attrs: dict[str, Any]) -> dict:
+def extract_cost(attrs: dict[str, Any], cost_keys: list[str] | None = None) -> dict:
     """Cost the client computed itself (it wins over the price catalog). Amounts that are negative
-    or too large for the cost columns are left out; the attribute then stays in metadata as sent."""
+    or too large for the cost columns are left out; the attribute then stays in metadata as sent.
+    `cost_keys`: the keys of attrs under `llm.cost.` when the caller knows them (no scan)."""
     raw = attrs.get("langfuse.observation.cost_details")
     details = parse_json_object(raw) if raw is not None else None
     valid = _valid_costs(details) if details else None
@@ -138,7 +142,9 @@ def extract_cost(attrs: dict[str, Any]) -> dict:
             if valid == details:
                 attrs.pop("langfuse.observation.cost_details")
             return fields
-    oi = {k.removeprefix(OI_COST): v for k, v in attrs.items() if k.startswith(OI_COST)}
+    if cost_keys is None:
+        cost_keys = [k for k in attrs if k.startswith(OI_COST)]
+    oi = {k.removeprefix(OI_COST): attrs[k] for k in cost_keys}
     valid = _valid_costs(oi)
     if valid:
         # prompt/completion are the totals of their *_details, so only they are summed.
@@ -150,7 +156,8 @@ def extract_cost(attrs: dict[str, Any]) -> dict:
         )
         if fields is not None:
             if valid == oi:
-                _pop_prefixed(attrs, OI_COST)
+                for key in cost_keys:
+                    del attrs[key]
             fields["cost_details"] = _disjoint_oi_costs(valid, fields.get("total_cost"))
             fields["cost_raw"] = valid
             return fields

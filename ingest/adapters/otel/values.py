@@ -91,7 +91,13 @@ def to_tags(value: Any) -> list[str]:
                 return to_tags(parsed)
         return [part.strip() for part in text.split(",") if part.strip()]
     if isinstance(value, (list, tuple)):
-        return [to_text(item).strip() for item in value if item is not None and to_text(item).strip()]
+        tags = []
+        for item in value:
+            if item is not None:
+                text = (item if isinstance(item, str) else to_text(item)).strip()
+                if text:
+                    tags.append(text)
+        return tags
     return [to_text(value)]
 
 

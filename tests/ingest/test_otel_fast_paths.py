@@ -1,0 +1,157 @@
+"""The OTLP adapter's fast paths give exactly what its general paths give (values, types and key
+order, since the stored JSON keeps the order): on the benchmark's own OpenInference and GenAI spans
+and on the edge shapes next to each fast path's condition."""
+
+import json
+import random
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from bench import bench_ingest
+from ingest.adapters.otel import messages as msg
+from ingest.adapters.otel.decode import MAX_UNIX_NANOS, decode_json, decode_protobuf
+from ingest.adapters.otel.testing import make_request, make_span, to_otlp_json
+from ingest.adapters.otel.values import to_tags
+
+
+def _ordered(value):
+    """`value` with every dict as its list of items: equal only with the same key order."""
+    if isinstance(value, dict):
+        return [(key, _ordered(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [_ordered(item) for item in value]
+    return value
+
+
+def _bench_spans(profile):
+    turns = bench_ingest._turns(random.Random(3), 4, datetime(2026, 12, 1, tzinfo=UTC))
+    build = bench_ingest.openinference_spans if profile == "openinference" else bench_ingest.genai_spans
+    return [span for turn in turns for span in build(turn)]
+
+
+def test_plain_openinference_messages_are_the_general_paths_on_the_bench_spans():
+    batch = decode_protobuf(make_request(_bench_spans("openinference")).SerializeToString())
+    messages = []
+    for span in batch.spans:
+        for prefix in ("llm.input_messages.", "llm.output_messages."):
+            messages += msg.pop_indexed(dict(span.attributes), prefix)
+    assert len(messages) > 20
+    assert any("message.tool_calls.0.tool_call.id" in m for m in messages)  # the general path is here too
+    for fields in messages:
+        assert _ordered(msg.oi_message(fields)) == _ordered(msg._oi_message(fields))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"message.role": "user", "message.content": "hi"},
+        {"message.content": "hi", "message.role": "user"},
+        {"message.role": "assistant"},
+        {},
+        {"message.role": "user", "message.content": "hi", "message.name": "bob", "role": "other"},
+        {"message.role": "assistant", "message.function_call_name": "f", "message.function_call_arguments_json": "{}"},
+        {"message.role": "assistant", "message.function_call_arguments_json": None, "message.content": None},
+        {"message.role": "user", "message.contents": "not a list", "message.tool_calls": []},
+        {"message.role": "user", "message.contents.0.message_content.text": "hi"},
+        {"message.role": "user", "message.contents.x.message_content.text": "hi"},
+        {"message.role": "assistant", "message.tool_calls.0.tool_call.id": "c1"},
+    ],
+)
+def test_plain_openinference_messages_are_the_general_paths(fields):
+    assert _ordered(msg.oi_message(fields)) == _ordered(msg._oi_message(fields))
+    assert fields == dict(fields)  # the caller's fields are left as they were
+
+
+def test_one_text_part_genai_messages_are_the_general_paths_on_the_bench_spans():
+    batch = decode_protobuf(make_request(_bench_spans("genai")).SerializeToString())
+    raws = [
+        raw
+        for span in batch.spans
+        for key in ("gen_ai.input.messages", "gen_ai.output.messages")
+        if key in span.attributes
+        for raw in json.loads(span.attributes[key])
+    ]
+    assert sum(len(raw["parts"]) == 1 and raw["parts"][0]["type"] == "text" for raw in raws) > 10
+    for raw in raws:
+        assert _ordered(msg.genai_message(raw)) == _ordered(msg._genai_message(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+        {"parts": [{"content": "hi", "type": "text"}], "role": "user", "name": "bob"},
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}], "content": "ignored", "role2": 1},
+        {"role": "user", "parts": [{"type": "text", "content": ["a", "b"]}]},
+        {"role": "user", "parts": [{"type": "text", "content": {"x": 1}}]},
+        {"role": "user", "parts": [{"type": "text", "content": None}]},
+        {"role": "user", "parts": [{"type": "text", "content": "hi", "extra": 1}]},
+        {"role": "user", "parts": [{"type": "text"}]},
+        {"role": "user", "parts": [{"type": "uri", "content": "hi"}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "ok"}]},
+        {"role": "user", "parts": ["bare string"]},
+        {"role": "user", "parts": [{"type": "text", "content": "a"}, {"type": "text", "content": "b"}]},
+        {"role": "user", "parts": "text"},
+        {"role": "user", "content": "chat-shaped"},
+    ],
+)
+def test_one_text_part_genai_messages_are_the_general_paths(raw):
+    assert _ordered(msg.genai_message(raw)) == _ordered(msg._genai_message(raw))
+
+
+def test_empty_and_zero_protobuf_values_keep_their_kind():
+    """A non-empty string skips the kind lookup; an empty `string_value` is any kind's default."""
+    span = make_span(attributes={"s": "x", "array": ["a", "", False, 0, 0.0, None, ["b", ""]]})
+    for key, value in (
+        ("empty", AnyValue(string_value="")),
+        ("false", AnyValue(bool_value=False)),
+        ("zero", AnyValue(int_value=0)),
+        ("zero_float", AnyValue(double_value=0.0)),
+        ("no_bytes", AnyValue(bytes_value=b"")),
+        ("unset", AnyValue()),
+    ):
+        span.attributes.append(KeyValue(key=key, value=value))
+    request = make_request([span])
+    attributes = decode_protobuf(request.SerializeToString()).spans[0].attributes
+    expected = {"s": "x", "array": ["a", "", False, 0, 0.0, None, ["b", ""]], "empty": "", "false": False, "zero": 0, "zero_float": 0.0, "no_bytes": "", "unset": None}
+    assert _ordered(attributes) == _ordered(expected)
+    assert [type(v) for v in attributes.values()] == [type(v) for v in expected.values()]
+    assert [type(v) for v in attributes["array"]] == [str, str, bool, int, float, type(None), list]
+    assert decode_json(orjson.dumps(to_otlp_json(request))).spans[0].attributes == attributes
+
+
+def test_protobuf_ids_and_times_at_the_edges():
+    root = make_span()
+    root.parent_span_id = bytes(8)  # all zeros: no parent (OTLP)
+    zero_trace = make_span(span_id="0011223344556677")
+    zero_trace.trace_id = bytes(16)
+    zero_span = make_span(span_id="0011223344556678")
+    zero_span.span_id = bytes(8)
+    short_parent = make_span(span_id="0011223344556679")
+    short_parent.parent_span_id = b"\x01"
+    late = make_span(span_id="001122334455667a")
+    late.end_time_unix_nano = MAX_UNIX_NANOS + 1
+    at_limit = make_span(span_id="001122334455667b")
+    at_limit.end_time_unix_nano = MAX_UNIX_NANOS
+    batch = decode_protobuf(
+        make_request([root, zero_trace, zero_span, short_parent, late, at_limit]).SerializeToString()
+    )
+    assert [(s.span_id, s.parent_span_id) for s in batch.spans] == [
+        ("eee19b7ec3c1b174", ""),
+        ("001122334455667b", ""),
+    ]
+    assert batch.spans[1].end_time_unix_nano == MAX_UNIX_NANOS
+    assert batch.rejected == [
+        "span 0011223344556677: trace_id is all zeros, which OTLP defines as invalid",
+        "span 0000000000000000: span_id is all zeros, which OTLP defines as invalid",
+        "span 0011223344556679: parent_span_id must be 8 bytes, got 1",
+        f"span 001122334455667a: end_time_unix_nano {MAX_UNIX_NANOS + 1} is out of range",
+    ]
+
+
+def test_tags_from_a_list_skip_empty_items_and_encode_the_others():
+    assert to_tags([" a ", None, "", 1, {"k": 1}, "  ", ("x",)]) == ["a", "1", '{"k":1}', '["x"]']
+    assert to_tags(("b",)) == ["b"]
