@@ -20,8 +20,9 @@ def metadata_problem(value) -> str | None:
     """Why this metadata value is refused, or None. Iterative: no recursion limit to hit."""
     keys = 0
     stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, depth = stack.pop()
+        node, depth = pop()
         if isinstance(node, dict):
             children = node.values()
             keys += len(node)
@@ -33,5 +34,11 @@ def metadata_problem(value) -> str | None:
             continue
         if depth > MAX_METADATA_DEPTH:
             return f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels"
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+        depth += 1
+        for child in children:  # a loop, not a generator: this runs for every value of every record
+            if isinstance(child, _CONTAINERS):
+                push((child, depth))
     return None
+
+
+_CONTAINERS = (dict, list, tuple)

@@ -74,6 +74,9 @@ COUNTERS = ("calls", "errors", "refusals", *TOKEN_KINDS, "unpriced_calls")
 HOURLY_DIMS = ("hour", "feature", "trace_name", "model", "environment", "release", "prompt_name", "prompt_version")
 HOURLY_SUMS = (*COUNTERS, "cost", "latency_count", "latency_us_sum", "ttft_count", "ttft_us_sum")
 USER_SUMS = (*COUNTERS, "cost")
+# What one call adds to an hourly row besides its latency and time to first token (`Deltas.add`).
+_CALL_SUMS = USER_SUMS
+_ZERO = Decimal(0)
 SCORE_SUMS = ("scores", "value_count", "value_sum", "thumbs_up", "thumbs_down")
 SCORE_HOURLY_DIMS = ("hour", "name", "source", "data_type", "feature", "trace_name", "environment", "release")
 SCORE_USER_DIMS = ("day", "user_id", "name", "source", "data_type")
@@ -328,39 +331,49 @@ class Deltas:
         # by the writer) is counted once: the inner record contributes nothing.
         if obs.get("duplicate_of"):
             return
-        self.add_trace_cost(obs, sign)
+        cost = obs["total_cost"]
+        if cost is not None:  # `add_trace_cost`, inlined: this runs once per call of every batch
+            trace = self.trace_costs[obs["trace_id"]]
+            trace[0] += sign * cost
+            trace[1] += sign
         if obs["type"] not in ROLLED_TYPES:
             return
         start = obs["start_time"]
-        values = {
-            "calls": 1,
-            "errors": int(obs["status"] == "error"),
-            "refusals": int(obs["status"] == "refused"),
-            "unpriced_calls": int(obs["total_cost"] is None),
-            "cost": obs["total_cost"] or Decimal(0),
-            **{kind: min(obs[kind] or 0, ROLLUP_TOKENS_CAP) for kind in TOKEN_KINDS},
-        }
+        status = obs["status"]
+        # In the order of `_CALL_SUMS`.
+        values = (
+            1, int(status == "error"), int(status == "refused"),
+            *[min(obs[kind] or 0, ROLLUP_TOKENS_CAP) for kind in TOKEN_KINDS],
+            int(cost is None), cost or _ZERO,
+        )
         key = (
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
         acc = self.hourly[key]
-        for name, value in values.items():
-            acc.sums[name] += sign * value
-        if obs["end_time"] is not None:
-            spent = _us(obs["end_time"] - start)
-            acc.sums["latency_count"] += sign
-            acc.sums["latency_us_sum"] += sign * spent
+        sums = acc.sums
+        if sign == 1:
+            for name, value in zip(_CALL_SUMS, values):
+                sums[name] += value
+        else:
+            for name, value in zip(_CALL_SUMS, values):
+                sums[name] += sign * value
+        end = obs["end_time"]
+        if end is not None:
+            spent = _us(end - start)
+            sums["latency_count"] += sign
+            sums["latency_us_sum"] += sign * spent
             acc.latency[bucket_of(spent / 1000)] += sign
-        if obs["completion_start_time"] is not None:
-            spent = _us(obs["completion_start_time"] - start)
-            acc.sums["ttft_count"] += sign
-            acc.sums["ttft_us_sum"] += sign * spent
+        first = obs["completion_start_time"]
+        if first is not None:
+            spent = _us(first - start)
+            sums["ttft_count"] += sign
+            sums["ttft_us_sum"] += sign * spent
             acc.ttft[bucket_of(spent / 1000)] += sign
         if dims.user_id:
-            user = self.users[(start.date(), dims.user_id)]
-            for name in USER_SUMS:
-                user.sums[name] += sign * values[name]
+            user = self.users[(start.date(), dims.user_id)].sums
+            for name, value in zip(_CALL_SUMS, values):  # USER_SUMS: every one of them
+                user[name] += sign * value
 
     def rows(self):
         """(hourly rows, daily user rows) with a non-zero change, in key order (the lock order). The
@@ -526,6 +539,10 @@ class Tracker:
         self.written_traces: set[str] = set()
         # {trace id: (cost, calls)} the batch's new calls carried into their trace's INSERT.
         self.seeded: dict[str, tuple] = {}
+        # {id: `_stored_state`} of the rows the observation INSERT was given (`insert_costs`).
+        self.inserted_states: dict[str, dict] = {}
+        # {trace id: dimensions} of the traces this transaction inserted (`_inserted_dims`).
+        self.inserted_dims: dict[str, TraceDims] = {}
         # The planner settings before `KEY_PROBE_SETTINGS` (in the order of `_PLANNER_SETTINGS`).
         self.saved_settings: tuple[str, ...] | None = None
 
@@ -551,8 +568,10 @@ class Tracker:
         with its calls then needs no UPDATE (with the cost indexed, an UPDATE is a new entry in every
         index of the trace, the full-text one included). A trace that already exists ignores it."""
         deltas = Deltas()
+        states = self.inserted_states = {}
         for row in observation_rows:
-            deltas.add_trace_cost(_stored_state(row), +1)
+            state = states[row["id"]] = _stored_state(row)  # `apply` counts the inserted ones from it
+            deltas.add_trace_cost(state, +1)
         self.seeded = {tid: (cost, calls) for tid, (cost, calls) in deltas.trace_costs.items() if calls}
         return self.seeded
 
@@ -665,6 +684,13 @@ class Tracker:
             deltas.add_score(_score(row[:width]), dims, +1)
 
     def _inserted_dims(self, trace_row: dict) -> TraceDims:
+        # Once per trace: the batch's calls share few traces (the row no longer changes once inserted).
+        dims = self.inserted_dims.get(trace_row["id"])
+        if dims is None:
+            dims = self.inserted_dims[trace_row["id"]] = self._dims_of_row(trace_row)
+        return dims
+
+    def _dims_of_row(self, trace_row: dict) -> TraceDims:
         metadata = trace_row.get("metadata") or {}
         return _trace_dims(self.rule, (
             None, trace_row.get("name"), trace_row.get("user_id"), trace_row.get("release"),
@@ -727,6 +753,7 @@ class Tracker:
                 deltas.add(obs, new_traces[obs["trace_id"]], +1)
                 moved.add(obs["id"])
         counted: set[str] = set()
+        states = self.inserted_states
         for obs_id, row in self.inserted_obs.items():
             if obs_id in self.marks_before:
                 continue  # marked after the insert: its stored state is read below
@@ -738,7 +765,8 @@ class Tracker:
                 dims = new_traces[row["trace_id"]]
             else:  # not expected (every call's trace is inserted or locked); read it below
                 continue
-            deltas.add(_stored_state(row), dims, +1)
+            state = states.get(obs_id)
+            deltas.add(state if state is not None else _stored_state(row), dims, +1)
             counted.add(obs_id)
         obs_ids = [obs_id for obs_id in obs_ids if obs_id not in counted]
         outside = set(self.marks_before) - set(obs_ids) - counted - moved
@@ -848,11 +876,14 @@ _SCALE = Decimal("1e-10")  # numeric(20, 10), as the observations table stores c
 
 def _stored_state(row: dict) -> dict:
     """An inserted row's contribution columns as the database stored them."""
-    state = {c: row.get(c) for c in OBS_COLUMNS}
+    get = row.get
+    state = {c: get(c) for c in OBS_COLUMNS}
     cost = state["total_cost"]
     if cost is not None:
         # The writer sends costs as JSON numbers; PostgreSQL rounds them to the column's scale.
-        state["total_cost"] = Decimal(str(cost)).quantize(_SCALE, rounding=ROUND_HALF_UP)
+        if not isinstance(cost, Decimal):
+            cost = Decimal(str(cost))  # a float's shortest text, as the JSON document carries it
+        state["total_cost"] = cost.quantize(_SCALE, rounding=ROUND_HALF_UP)
     return state
 
 

@@ -206,7 +206,7 @@ def deep_merge(base: Any, patch: Any) -> Any:
     return patch
 
 
-def _normalise(record: dict, table: _Table) -> dict:
+def _normalise(record: dict, table: _Table, special: frozenset) -> dict:
     rec_id = record.get("id")
     if not isinstance(rec_id, str) or not rec_id:
         raise InvalidRecord(f"{table.model.__name__} record without a string id: {record!r:.200}")
@@ -215,33 +215,69 @@ def _normalise(record: dict, table: _Table) -> dict:
     unknown = record.keys() - table.keys
     if unknown:
         raise InvalidRecord(f"{table.model.__name__} record has unknown keys {sorted(unknown)}")
+    truncate = table.truncate
     out = {}
     for key, value in record.items():
         if value is None:
             continue
-        if key == "metadata" and not isinstance(value, dict):
-            value = {"metadata": value}
-        elif key == "tags":
-            value = sorted({str(tag) for tag in value})
-        elif key in table.truncate and isinstance(value, str) and len(value) > table.truncate[key]:
-            value = value[: table.truncate[key]]
-        elif table.rules.get(key) == "nonempty" and not value:
+        # Most values are text of a char column, or pass as sent: `_normalised_value` only for the
+        # keys it may change or refuse (`special`), each other value only its time-zone check.
+        limit = truncate.get(key)
+        if limit is not None and isinstance(value, str):
+            out[key] = value[:limit] if len(value) > limit else value
             continue
+        if key in special:
+            value = _normalised_value(key, value, table)
+            if value is _SKIP:
+                continue
         elif isinstance(value, datetime) and value.tzinfo is None:
             raise InvalidRecord(f"{table.model.__name__}.{key} must be timezone-aware")
-        elif key in NUMERIC_LIMITS:
-            if not _within(value, NUMERIC_LIMITS[key]):
-                raise InvalidRecord(f"{table.model.__name__}.{key}={value!r} is out of range")
-            if key in INTEGER_FIELDS and isinstance(value, float):
-                if not value.is_integer():
-                    raise InvalidRecord(f"{table.model.__name__}.{key}={value!r} must be an integer")
-                value = int(value)
         out[key] = value
     if table is OBSERVATIONS and "trace_id" in out and len(out["trace_id"]) > MAX_ID_LENGTH:
         raise InvalidRecord(f"trace_id longer than {MAX_ID_LENGTH} characters")
     if table is OBSERVATIONS:
         _client_cost(out)
     return out
+
+
+_SKIP = object()
+
+
+def _normalised_value(key: str, value, table: _Table):
+    """A record's (non-null) value as the writer stores it, or _SKIP for a value not to store."""
+    if key == "metadata" and not isinstance(value, dict):
+        value = {"metadata": value}
+    elif key == "tags":
+        value = sorted({str(tag) for tag in value})
+    elif key in table.truncate and isinstance(value, str) and len(value) > table.truncate[key]:
+        value = value[: table.truncate[key]]
+    elif table.rules.get(key) == "nonempty" and not value:
+        return _SKIP
+    elif isinstance(value, datetime) and value.tzinfo is None:
+        raise InvalidRecord(f"{table.model.__name__}.{key} must be timezone-aware")
+    elif key in NUMERIC_LIMITS:
+        if not _within(value, NUMERIC_LIMITS[key]):
+            raise InvalidRecord(f"{table.model.__name__}.{key}={value!r} is out of range")
+        if key in INTEGER_FIELDS and isinstance(value, float):
+            if not value.is_integer():
+                raise InvalidRecord(f"{table.model.__name__}.{key}={value!r} must be an integer")
+            value = int(value)
+    return value
+
+
+_SPECIAL_KEYS: dict[str, frozenset] = {}
+
+
+def _special_keys(table: _Table) -> frozenset:
+    """The keys `_normalised_value` may change or refuse beyond the time-zone check: every other
+    value is stored as sent."""
+    keys = _SPECIAL_KEYS.get(table.db_table)
+    if keys is None:
+        keys = _SPECIAL_KEYS[table.db_table] = frozenset(
+            {"metadata", "tags", *table.truncate, *NUMERIC_LIMITS}
+            | {key for key, rule in table.rules.items() if rule == "nonempty"}
+        )
+    return keys
 
 
 def _client_cost(rec: dict) -> None:
@@ -291,8 +327,9 @@ def _merge_pair(acc: dict, rec: dict, table: _Table) -> None:
 
 def _collapse(records: list[dict], table: _Table) -> dict[str, dict]:
     merged: dict[str, dict] = {}
+    special = _special_keys(table)
     for record in records:
-        rec = _normalise(record, table)
+        rec = _normalise(record, table, special)
         current = merged.get(rec["id"])
         if current is None:
             merged[rec["id"]] = rec
@@ -574,15 +611,19 @@ def _write_table(
     locked: bool = False,
 ) -> tuple[dict[str, tuple], list[tuple]]:
     """Insert new rows, merge into existing ones. Returns ({inserted id: RETURNING row of the
-    insert}, RETURNING rows of the update). `before_update(inserted ids)` runs between the two (the
+    insert, or None with `insert_returning`}, RETURNING rows of the update). `before_update(inserted ids)` runs between the two (the
     rollups lock and read the rows the UPDATE is about to change); `locked`: it locks every one of
     them (see `_source`)."""
     pid = str(project.id)
-    inserted: dict[str, tuple] = {}
+    inserted: dict[str, tuple | None] = {}
     if insert_rows:
         insert_rows.sort(key=lambda r: r["id"])
         cursor.execute(_sql("insert", table, insert_returning), [pid, _dump(insert_rows)])
-        inserted = {row[0]: row for row in cursor.fetchall()}
+        if insert_returning and all(map(_stored_as_sent, insert_rows)):
+            # The rows hold what the INSERT stored (`_inserted_states`): only the ids are loaded.
+            inserted = dict.fromkeys(_returned_ids(cursor))
+        else:
+            inserted = {row[0]: row for row in cursor.fetchall()}
     if before_update is not None:
         before_update(inserted.keys())
     existing = sorted(rec_id for rec_id in merged if rec_id not in inserted)
@@ -690,7 +731,7 @@ def _write_observations(
     # Every batch row as it now stands (the later fix UPDATE changes none of these columns): what
     # duplicate-call marking compares, without reading the rows again.
     names = ("id", *_OBS_RETURNING)
-    states = {rec_id: dict(zip(("id", *_SAME_CALL_COLUMNS), row)) for rec_id, row in inserted.items()}
+    states = _inserted_states(insert_rows, inserted)
     for values in updated:
         row = dict(zip(names, values))
         states[row["id"]] = {c: row[c] for c in ("id", *_SAME_CALL_COLUMNS)}
@@ -730,6 +771,42 @@ def _write_observations(
     for rec_id, fix in sorted(fixes.items()):
         rows.append({"id": rec_id, **{c: fix[c] if c in fix else snapshot[rec_id][c] for c in columns}})
     cursor.execute(_sql("fix", OBSERVATIONS, columns), [_dump(rows), str(project.id)])
+    return states
+
+
+def _returned_ids(cursor) -> list[str]:
+    """The first column (the id, text) of the rows the last statement returned, without loading the
+    others: loading a row's timestamps in Python costs more than anything else in reading it."""
+    result = cursor.cursor.pgresult  # Django's wrapper around the psycopg cursor
+    encoding = cursor.cursor.connection.info.encoding
+    return [result.get_value(i, 0).decode(encoding) for i in range(result.ntuples)]
+
+
+# The text columns of `_SAME_CALL_COLUMNS`.
+_STATE_TEXT = tuple(c for c in _SAME_CALL_COLUMNS if c not in (*TOKEN_FIELDS, "start_time", "end_time"))
+
+
+def _stored_as_sent(row: dict) -> bool:
+    """Whether the INSERT stores `row`'s `_SAME_CALL_COLUMNS` as they are: every text one a string
+    without NUL (which `_dump` replaces; a value of another JSON type is stored as its text). The
+    others are as the contract and `_normalise` leave them: aware datetimes, whole numbers or None."""
+    for column in _STATE_TEXT:
+        value = row[column]
+        if value.__class__ is not str or "\x00" in value:
+            return False
+    return True
+
+
+def _inserted_states(insert_rows: list[dict], inserted: dict) -> dict[str, dict]:
+    """{id: the row as the INSERT stored it (at least `_SAME_CALL_COLUMNS`)} of the rows it inserted:
+    the RETURNING row when `_write_table` loaded it, else the row sent, which holds every column
+    (`_insert_row`) as stored (`_stored_as_sent`)."""
+    states = {}
+    for row in insert_rows:
+        rec_id = row["id"]
+        if rec_id in inserted:
+            returned = inserted[rec_id]
+            states[rec_id] = row if returned is None else dict(zip(("id", *_SAME_CALL_COLUMNS), returned))
     return states
 
 
