@@ -917,18 +917,35 @@ _SET_MARK_SQL = (
 )
 
 
-def _mark_duplicates(cursor, project, obs_recs: dict[str, dict], states: dict[str, dict]) -> dict[str, str]:
+def _mark_duplicates(
+    cursor, project, obs_recs: dict[str, dict], states: dict[str, dict], new_traces=frozenset()
+) -> dict[str, str]:
     """Mark (or unmark) the batch's calls and their children; {id: previous duplicate_of} of every row
-    whose mark changed. `states`: the batch's rows as this transaction stored them (and locked)."""
+    whose mark changed. `states`: the batch's rows as this transaction stored them (and locked).
+    `new_traces`: the traces this transaction inserted.
+
+    A pair lies within one trace, and a trace this transaction inserted held no stored call before
+    it: every call is stored with its trace (a placeholder when the trace is not sent; erasure
+    deletes a trace's calls before the trace), and a concurrent batch storing a call of the same
+    trace either inserted the trace first (our INSERT waited for its commit, found the row, and the
+    trace is not new to us) or waits for ours. So the calls of new traces are paired within the batch
+    only: no parent or child probe for them (issue 13: the children probe was a statement per batch,
+    mostly planning, for the common batch of whole new traces)."""
     project_id = str(project.id)
     names = ("id", *_SAME_CALL_COLUMNS)
-    # As a possible parent, those records that may be generations (a record without a type is an update).
+    # As a possible parent, those records that may be generations (a record without a type is an update)
+    # and of a trace that may hold stored calls.
     parents = sorted(
-        i for i, rec in obs_recs.items() if rec.get("type", "GENERATION") == "GENERATION" and i in states
+        i for i, rec in obs_recs.items()
+        if rec.get("type", "GENERATION") == "GENERATION" and i in states
+        and states[i]["trace_id"] not in new_traces
     )
     rows = dict(states)
     wanted = sorted(
-        {s["parent_observation_id"] for s in states.values() if s["parent_observation_id"]} - rows.keys()
+        {
+            s["parent_observation_id"] for s in states.values()
+            if s["parent_observation_id"] and s["trace_id"] not in new_traces
+        } - rows.keys()
     )
     if wanted:
         cursor.execute(_ROWS_BY_ID_SQL, [wanted, project_id])
@@ -1012,7 +1029,9 @@ def write_records(
                         states = _write_observations(cursor, project, obs_recs, now, tracker, pricer, obs_rows)
                         # Before the rollups read what was written: a call marked as the duplicate
                         # of its parent contributes nothing, and marking moves its contribution.
-                        tracker.duplicates_changed(_mark_duplicates(cursor, project, obs_recs, states))
+                        tracker.duplicates_changed(
+                            _mark_duplicates(cursor, project, obs_recs, states, tracker.inserted_traces.keys())
+                        )
                     if score_recs:
                         _write_table(
                             cursor,

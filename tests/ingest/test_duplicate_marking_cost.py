@@ -93,3 +93,27 @@ def test_pairs_across_batches_are_found_by_key_and_stay_bounded(project, other_p
     updates = [{"id": f"split-{t}-1", "trace_id": f"split-trace-{t}", "output_tokens": 11} for t in range(20)]
     writer.write_records(project=project, traces=[], observations=updates, scores=[])
     assert not Observation.objects.for_project(project).filter(id__startswith="split-").exclude(duplicate_of="").exists()
+
+
+def test_a_batch_of_new_traces_pairs_its_calls_without_probing_stored_ones(project):
+    """A trace the batch creates holds no stored call (every call is stored with its trace), so its
+    calls are paired within the batch: no statement looks for their stored parents or children."""
+    from django.test.utils import CaptureQueriesContext
+
+    batch = _calls("fresh", 20)
+    for call in batch[5:10]:  # a trace whose parent comes in a later batch
+        call["parent_observation_id"] = "fresh-1-later" if call["parent_observation_id"] else None
+    with CaptureQueriesContext(connections[region_database(project.region)]) as queries:
+        writer.write_records(project=project, traces=[], observations=batch, scores=[])
+    probes = [q["sql"] for q in queries if "parent_observation_id" in q["sql"] and q["sql"].lstrip().startswith("SELECT")]
+    assert probes == [], probes
+    marked = dict(Observation.objects.for_project(project).filter(id__startswith="fresh-").values_list("id", "duplicate_of"))
+    assert [marked[f"fresh-{t}-1"] for t in range(20) if t != 1] == [f"fresh-{t}-0" for t in range(20) if t != 1]
+    assert {marked[f"fresh-{t}-{i}"] for t in range(20) for i in (0, 2, 3, 4)} | {marked["fresh-1-1"]} == {""}
+
+    # The parent arrives later: its trace is stored now, so its stored children are found and marked.
+    parent = {**CALL, "id": "fresh-1-later", "trace_id": "fresh-trace-1", "parent_observation_id": None,
+              "start_time": T0, "end_time": T0 + timedelta(seconds=10)}
+    writer.write_records(project=project, traces=[], observations=[parent], scores=[])
+    marked = dict(Observation.objects.for_project(project).filter(trace_id="fresh-trace-1").values_list("id", "duplicate_of"))
+    assert marked["fresh-1-1"] == "fresh-1-later" and marked["fresh-1-later"] == ""
