@@ -14,7 +14,7 @@ A/B: `--compare DIR` starts a second gunicorn from another checkout (e.g. `git a
 hits both alike; the table then shows both and the ratio. The console list is timed for this
 checkout only.
 
-An existing project instead of the seed-volume one: `--project NAME` (or BENCH_PROJECT=NAME), e.g. the
+An existing project instead of the seed-volume one: `--project NAME` or id (or BENCH_PROJECT=NAME), e.g. the
 10M console seed `console-sql-10000000` (`make bench-console ARGS="--observations 10000000"`). The
 values the requests filter on (a trace name, tag, user, session, model, observation name, score name,
 prompt, a trace and one of its observations, the window's end) are read from that project with a few
@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,7 +155,10 @@ def existing_project_state(name: str) -> dict:
     from tenancy.services import api_key_create
     from traces.models import Observation, Trace
 
-    project = Project.objects.filter(name=name).order_by("created_at").first()
+    try:
+        project = Project.objects.filter(pk=uuid.UUID(name)).first()
+    except ValueError:  # a name (the oldest project of that name)
+        project = Project.objects.filter(name=name).order_by("created_at").first()
     if project is None:
         raise SystemExit(f"no project named {name!r}")
     traces = Trace.objects.for_project(project)
@@ -192,9 +196,9 @@ def existing_project_state(name: str) -> dict:
         KEYS_FILE.parent.mkdir(parents=True, exist_ok=True)
         KEYS_FILE.write_text(json.dumps(keys, indent=2))
         KEYS_FILE.chmod(0o600)
-    from django.db import connection
+    from tenancy.dataplane import data_connection
 
-    with connection.cursor() as cursor:  # the planner's row count: no scan of a big table
+    with data_connection(project).cursor() as cursor:  # the planner's row count: no scan of a big table
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Trace._meta.db_table])
         estimate = cursor.fetchone()[0]
     return {
@@ -265,7 +269,7 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="only endpoints whose label contains this")
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--project", default=os.environ.get("BENCH_PROJECT") or None,
-                        help="an existing project's name instead of the seed-volume project")
+                        help="an existing project's name or id instead of the seed-volume project")
     args = parser.parse_args()
     prepare_environment()
     if args.project:
