@@ -8,6 +8,7 @@ generator describes."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -380,11 +381,8 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
     assert "Index Only Scan using obs_project_prompt_cover" in plan, plan
 
 
-def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
-    """Page 100 of the sessions list walked 61,000 traces and probed each one's session, a heap read
-    for each of both (issue 13: 484 ms at 1M); both sides now come from covering indexes."""
-    from django.test.utils import CaptureQueriesContext
-
+def _many_short_sessions(project) -> str:
+    """The project's data-plane alias, after giving it the shape the sessions list is built for."""
     database = region_database(project.region)
     with connections[database].cursor() as cursor:
         # At 120 traces, probing a session through the time index or the session index costs the
@@ -407,6 +405,15 @@ def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
             [END, project.id],
         )
         cursor.execute("ANALYZE traces_trace")
+    return database
+
+
+def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
+    """Page 100 of the sessions list walked 61,000 traces and probed each one's session, a heap read
+    for each of both (issue 13: 484 ms at 1M); both sides now come from covering indexes."""
+    from django.test.utils import CaptureQueriesContext
+
+    database = _many_short_sessions(project)
     with CaptureQueriesContext(connections[database]) as captured:
         rows, _ = selectors.session_page(
             project=project, from_timestamp=None, to_timestamp=None, environments=(), page=2, limit=3
@@ -435,6 +442,62 @@ def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
         )
         assert [r.id for r in rows] == [row[0] for row in cursor.fetchall()]
 
+
+
+def test_the_session_walk_reads_one_index_entry_per_trace_with_an_earlier_one(seeded, project):
+    """The walk's probe for an earlier trace of the same session started at the walked trace itself
+    (`timestamp <= t`) and filtered it out, reading two index entries per walked trace (page 1 of the
+    10M console seed walks 55,552 traces for 51 sessions). `timestamp < t` starts past it. A session
+    whose first traces share one timestamp is still listed once, at its place in the grouped order."""
+    database = _many_short_sessions(project)
+    with connections[database].cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO traces_trace
+            SELECT (jsonb_populate_record(NULL::traces_trace, to_jsonb(t) || jsonb_build_object(
+                'id', 'tied-' || g, 'input', NULL, 'output', NULL, 'session_id', 'tied-session',
+                'timestamp', %s::timestamptz + interval '1 hour'
+            ))).*
+            FROM (SELECT * FROM traces_trace WHERE project_id = %s LIMIT 1) t, generate_series(1, 3) g
+            """,
+            [END, project.id],
+        )
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections[database]) as captured:
+        rows, _ = selectors.session_page(
+            project=project, from_timestamp=None, to_timestamp=None, environments=(), page=1, limit=5
+        )
+    [walk] = [q["sql"] for q in captured if "NOT (EXISTS" in q["sql"]]
+    with connections[database].cursor() as cursor:
+        cursor.execute(
+            "SELECT session_id FROM traces_trace WHERE project_id = %s AND session_id <> '' GROUP BY session_id "
+            "ORDER BY min(timestamp) DESC, session_id DESC LIMIT 5",
+            [project.id],
+        )
+        assert [r.id for r in rows] == [row[0] for row in cursor.fetchall()]
+        assert rows[0].id == "tied-session"
+        for method in ("seqscan", "bitmapscan", "sort"):  # the plan it takes at volume (as above)
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + walk)
+        plan = cursor.fetchone()[0]
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def scans(node, out):
+        if node["Node Type"] == "Index Only Scan":
+            out.append(node)
+        for child in node.get("Plans", []):
+            scans(child, out)
+        return out
+
+    nodes = scans(plan[0]["Plan"], [])
+    [walked] = [n for n in nodes if n["Actual Loops"] == 1]
+    probes = [n for n in nodes if n is not walked]
+    walked_rows = walked["Actual Rows"]
+    # Index entries the probes read: the rows they returned plus the ones their filter dropped.
+    read = sum((n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"] for n in probes)
+    assert walked_rows > 5_000  # the newest traces of the 2,000 bulk sessions all have earlier ones
+    assert read <= walked_rows * 1.05, (read, walked_rows)
 
 # --- make bench-reads against an existing project (BENCH_PROJECT, e.g. the 10M console seed) -------------
 
