@@ -419,16 +419,16 @@ def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
             project=project, from_timestamp=None, to_timestamp=None, environments=(), page=2, limit=3
         )
     assert len(rows) == 3
-    [walk] = [q["sql"] for q in captured if "NOT (EXISTS" in q["sql"]]
+    [walk] = [q["sql"] for q in captured if "LATERAL" in q["sql"]]
     with connections[database].cursor() as cursor:
         # The walk still ends after a page; without these a scan and a sort look as cheap here.
-        for method in ("seqscan", "bitmapscan", "sort"):
+        for method in ("seqscan", "bitmapscan", "sort", "incremental_sort"):
             cursor.execute(f"SET LOCAL enable_{method} = off")
         cursor.execute("EXPLAIN " + walk)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     # Both sides (the walk and each earlier-trace probe) are index-only scans of one of the two
     # covering indexes; which one serves the probe flips with the planner's estimates at this size.
-    only = [line for line in plan.splitlines() if "Index Only Scan using" in line]
+    only = [line for line in plan.splitlines() if "Index Only Scan" in line]  # forward or backward
     assert len(only) == 2, plan
     assert all("trace_project_sessions_time" in line or "trace_project_session_cover" in line for line in only), plan
     assert "Index Scan using" not in plan.replace("Index Only Scan using", ""), plan
@@ -444,10 +444,10 @@ def test_deep_session_pages_walk_and_probe_indexes_only(seeded, project):
 
 
 
-def test_the_session_walk_reads_one_index_entry_per_trace_with_an_earlier_one(seeded, project):
-    """The walk's probe for an earlier trace of the same session started at the walked trace itself
-    (`timestamp <= t`) and filtered it out, reading two index entries per walked trace (page 1 of the
-    10M console seed walks 55,552 traces for 51 sessions). `timestamp < t` starts past it. A session
+def test_the_session_walk_probes_each_session_once_not_each_trace(seeded, project):
+    """The walk probed every walked trace's session for an earlier trace (page 1 of the 10M console
+    seed: 55,552 probes for 51 sessions, ~450 ms). The probe now reads the session's earliest time and
+    depends on the session alone, so PostgreSQL memoizes it: one probe per session walked. A session
     whose first traces share one timestamp is still listed once, at its place in the grouped order."""
     database = _many_short_sessions(project)
     with connections[database].cursor() as cursor:
@@ -468,7 +468,7 @@ def test_the_session_walk_reads_one_index_entry_per_trace_with_an_earlier_one(se
         rows, _ = selectors.session_page(
             project=project, from_timestamp=None, to_timestamp=None, environments=(), page=1, limit=5
         )
-    [walk] = [q["sql"] for q in captured if "NOT (EXISTS" in q["sql"]]
+    [walk] = [q["sql"] for q in captured if " DESC, " in q["sql"] and not q["sql"].startswith("EXPLAIN")]
     with connections[database].cursor() as cursor:
         cursor.execute(
             "SELECT session_id FROM traces_trace WHERE project_id = %s AND session_id <> '' GROUP BY session_id "
@@ -477,7 +477,7 @@ def test_the_session_walk_reads_one_index_entry_per_trace_with_an_earlier_one(se
         )
         assert [r.id for r in rows] == [row[0] for row in cursor.fetchall()]
         assert rows[0].id == "tied-session"
-        for method in ("seqscan", "bitmapscan", "sort"):  # the plan it takes at volume (as above)
+        for method in ("seqscan", "bitmapscan", "sort", "incremental_sort"):  # the plan it takes at volume (as above)
             cursor.execute(f"SET LOCAL enable_{method} = off")
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + walk)
         plan = cursor.fetchone()[0]
@@ -492,12 +492,11 @@ def test_the_session_walk_reads_one_index_entry_per_trace_with_an_earlier_one(se
 
     nodes = scans(plan[0]["Plan"], [])
     [walked] = [n for n in nodes if n["Actual Loops"] == 1]
-    probes = [n for n in nodes if n is not walked]
-    walked_rows = walked["Actual Rows"]
-    # Index entries the probes read: the rows they returned plus the ones their filter dropped.
-    read = sum((n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"] for n in probes)
-    assert walked_rows > 5_000  # the newest traces of the 2,000 bulk sessions all have earlier ones
-    assert read <= walked_rows * 1.05, (read, walked_rows)
+    [probe] = [n for n in nodes if n is not walked]
+    # The 2,000 bulk sessions have twelve traces each, all newer than their first: the walk passes
+    # several traces of each session before it reaches first traces.
+    assert walked["Actual Rows"] > 5_000
+    assert probe["Actual Loops"] <= 2_100, (probe["Actual Loops"], walked["Actual Rows"])
 
 # --- make bench-reads against an existing project (BENCH_PROJECT, e.g. the 10M console seed) -------------
 
