@@ -81,7 +81,8 @@ seed-volume: $(STAMP)
 	@SCALE=$(SCALE) SEED=$(SEED) $(PY) -m config.devstack exec -- $(PY) bench/seed_volume.py $(ARGS)
 
 # p50/p95 server time of every read endpoint and the console trace list over the seed-volume project
-# (BENCH_READS_RUNS per endpoint; ARGS: bench/bench_reads.py --help).
+# (BENCH_READS_RUNS per endpoint; BENCH_PROJECT=NAME times an existing project instead, e.g. the 10M
+# console seed; ARGS: bench/bench_reads.py --help).
 .PHONY: bench-reads
 bench-reads: $(STAMP)
 	@$(PY) -m config.devstack exec -- $(PY) bench/bench_reads.py $(ARGS)

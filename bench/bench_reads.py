@@ -14,8 +14,15 @@ A/B: `--compare DIR` starts a second gunicorn from another checkout (e.g. `git a
 hits both alike; the table then shows both and the ratio. The console list is timed for this
 checkout only.
 
-Knobs: BENCH_READS_RUNS (20), --base URL (a running server; no access-log timing then, the client
-round trip is shown instead), --only SUBSTRING (endpoints whose label contains it).
+An existing project instead of the seed-volume one: `--project NAME` or id (or BENCH_PROJECT=NAME), e.g. the
+10M console seed `console-sql-10000000` (`make bench-console ARGS="--observations 10000000"`). The
+values the requests filter on (a trace name, tag, user, session, model, observation name, score name,
+prompt, a trace and one of its observations, the window's end) are read from that project with a few
+indexed SELECTs, and one API key is issued for it on the first run and kept in
+`.data/bench-reads-keys.json` (the only write: a control-plane key row).
+
+Knobs: BENCH_READS_RUNS (20), BENCH_PROJECT, --base URL (a running server; no access-log timing then,
+the client round trip is shown instead), --only SUBSTRING (endpoints whose label contains it).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +48,15 @@ from bench.server import free_port, percentile, prepare_environment, wait_ready 
 
 RUNS = int(os.environ.get("BENCH_READS_RUNS", "20"))
 TARGET_P95_MS = 200
+KEYS_FILE = ROOT / ".data" / "bench-reads-keys.json"
+
+# The filter values of the seed-volume project (bench/seed_volume.py); an existing project's are read
+# from its rows (`existing_project_state`).
+SEED_VOLUME_VALUES = {
+    "trace_name": "translate-reply", "tag": "vip", "user": "user-00000", "session": "session-000123",
+    "model": "gpt-4o", "response_model": "o3-mini-2025-01-31", "observation_name": "chat-final",
+    "score_name": "helpfulness", "prompt": "support-system",
+}
 
 
 def endpoints(state: dict, end: datetime) -> list[tuple[str, str, dict]]:
@@ -46,52 +64,55 @@ def endpoints(state: dict, end: datetime) -> list[tuple[str, str, dict]]:
     week = {"fromTimestamp": (end - timedelta(days=7)).isoformat()}
     day_obs = {"fromStartTime": (end - timedelta(days=1)).isoformat()}
     trace_id, observation_id = state["sample_trace"], state["sample_observation"]
+    v = {**SEED_VOLUME_VALUES, **state.get("values", {})}
     prompt_window = {"from": (end - timedelta(days=7)).isoformat(), "to": end.isoformat()}
     return [
         ("traces page 1", "/api/public/traces", {}),
         ("traces page 201 (deepest)", "/api/public/traces", {"page": 201}),
         ("traces page 2000 (400)", "/api/public/traces", {"page": 2000}),
-        ("traces name=", "/api/public/traces", {"name": "translate-reply"}),
-        ("traces tags=vip", "/api/public/traces", {"tags": "vip"}),
-        ("traces userId=", "/api/public/traces", {"userId": "user-00000"}),
-        ("traces sessionId=", "/api/public/traces", {"sessionId": "session-000123"}),
+        ("traces name=", "/api/public/traces", {"name": v["trace_name"]}),
+        ("traces tags=", "/api/public/traces", {"tags": v["tag"]}),
+        ("traces userId=", "/api/public/traces", {"userId": v["user"]}),
+        ("traces sessionId=", "/api/public/traces", {"sessionId": v["session"]}),
         ("traces fromTimestamp 7d", "/api/public/traces", week),
         ("traces status=error", "/api/public/traces", {"status": "error"}),
         ("traces status=refused", "/api/public/traces", {"status": "refused"}),
         ("traces status=success", "/api/public/traces", {"status": "success"}),
-        ("traces model=gpt-4o", "/api/public/traces", {"model": "gpt-4o"}),
-        ("traces model=response model", "/api/public/traces", {"model": "o3-mini-2025-01-31"}),
+        ("traces model=common", "/api/public/traces", {"model": v["model"]}),
+        ("traces model=response model", "/api/public/traces", {"model": v["response_model"]}),
         ("traces model=unknown", "/api/public/traces", {"model": "no-such-model"}),
         ("trace detail", f"/api/public/traces/{trace_id}", {}),
         ("observations page 1", "/api/public/observations", {}),
         ("observations page 201 (deepest)", "/api/public/observations", {"page": 201}),
         ("observations page 2000 (400)", "/api/public/observations", {"page": 2000}),
         ("observations type=GENERATION", "/api/public/observations", {"type": "GENERATION"}),
-        ("observations model=response", "/api/public/observations", {"model": "o3-mini-2025-01-31"}),
-        ("observations name=", "/api/public/observations", {"name": "chat-final"}),
-        ("observations userId=", "/api/public/observations", {"userId": "user-00000"}),
+        ("observations model=response", "/api/public/observations", {"model": v["response_model"]}),
+        ("observations name=", "/api/public/observations", {"name": v["observation_name"]}),
+        ("observations userId=", "/api/public/observations", {"userId": v["user"]}),
         ("observation detail", f"/api/public/observations/{observation_id}", {}),
         ("v2 observations", "/api/public/v2/observations", {}),
         ("v2 observations 1d GENERATION", "/api/public/v2/observations", {**day_obs, "type": "GENERATION"}),
         ("sessions page 1", "/api/public/sessions", {}),
         ("sessions page 100", "/api/public/sessions", {"page": 100}),
-        ("session detail", "/api/public/sessions/session-000123", {}),
+        ("session detail", f"/api/public/sessions/{v['session']}", {}),
         ("scores page 1", "/api/public/v2/scores", {}),
-        ("scores name=", "/api/public/v2/scores", {"name": "helpfulness"}),
+        ("scores name=", "/api/public/v2/scores", {"name": v["score_name"]}),
         ("scores fromTimestamp 7d", "/api/public/v2/scores", week),
-        ("scores userId=", "/api/public/v2/scores", {"userId": "user-00000"}),
-        ("prompt metrics 7d", "/api/public/v2/prompts/support-system/metrics", prompt_window),
+        ("scores userId=", "/api/public/v2/scores", {"userId": v["user"]}),
+        ("prompt metrics 7d", f"/api/public/v2/prompts/{v['prompt']}/metrics", prompt_window),
     ]
 
 
-CONSOLE_FILTERS = [
-    ("console list", {}),
-    ("console list status=error", {"status": "error"}),
-    ("console list status=success", {"status": "success"}),
-    ("console list model=unknown", {"model": "no-such-model"}),
-    ("console list model=response", {"model": "o3-mini-2025-01-31"}),
-    ("console list user", {"user_id": "user-00000"}),
-]
+def console_filters(state: dict) -> list[tuple[str, dict]]:
+    v = {**SEED_VOLUME_VALUES, **state.get("values", {})}
+    return [
+        ("console list", {}),
+        ("console list status=error", {"status": "error"}),
+        ("console list status=success", {"status": "success"}),
+        ("console list model=unknown", {"model": "no-such-model"}),
+        ("console list model=response", {"model": v["response_model"]}),
+        ("console list user", {"user_id": v["user"]}),
+    ]
 
 
 def start_server(port: int, cwd: Path, log: Path) -> subprocess.Popen:
@@ -122,6 +143,72 @@ def _log_lines(log: Path, seen: int) -> tuple[list[tuple[float, int]], int]:
     return out, len(lines)
 
 
+def existing_project_state(name: str) -> dict:
+    """The state `make seed-volume` would have written, for an existing project: its filter values read
+    from its newest rows (indexed reads only), and an API key (issued once, kept in KEYS_FILE)."""
+    import django
+
+    django.setup()
+    from prompts.models import Prompt
+    from scores.models import Score
+    from tenancy.models import Project
+    from tenancy.services import api_key_create
+    from traces.models import Observation, Trace
+
+    try:
+        project = Project.objects.filter(pk=uuid.UUID(name)).first()
+    except ValueError:  # a name (the oldest project of that name)
+        project = Project.objects.filter(name=name).order_by("created_at").first()
+    if project is None:
+        raise SystemExit(f"no project named {name!r}")
+    traces = Trace.objects.for_project(project)
+    newest = traces.order_by("-timestamp").first()
+    if newest is None:
+        raise SystemExit(f"project {name!r} has no traces")
+    in_session = traces.exclude(session_id="").order_by("-timestamp").first()
+    with_user = traces.exclude(user_id="").order_by("-timestamp").first()
+    with_tags = traces.exclude(tags=[]).order_by("-timestamp").first()
+    calls = Observation.objects.for_project(project).filter(type="GENERATION").order_by("-start_time")
+    call = calls.exclude(model="").first()
+    # The answered-model index in its own order (a seed without answered models has none to walk).
+    answered = (Observation.objects.for_project(project).filter(response_model__gt="")
+                .exclude(response_model=call.model if call else "").order_by("response_model").first())
+    # The commonest name among the newest scores (the newest one alone may be a rare evaluation's).
+    score_names = Counter(Score.objects.for_project(project).order_by("-timestamp").values_list("name", flat=True)[:1000])
+    prompt = Prompt.objects.for_project(project).order_by("name").first()
+    values = {
+        "trace_name": newest.name, "tag": with_tags.tags[0] if with_tags else "no-such-tag",
+        "user": with_user.user_id if with_user else "no-such-user",
+        "session": in_session.session_id if in_session else "no-such-session",
+        "model": call.model if call else "no-such-model",
+        # A seed without answered models: a second requested model stands in for the narrow filter.
+        "response_model": answered.response_model if answered else (
+            calls.exclude(model__in=["", call.model if call else ""]).values_list("model", flat=True).first()
+            or "no-such-model"),
+        "observation_name": call.name if call else "no-such-name",
+        "score_name": score_names.most_common(1)[0][0] if score_names else "no-such-score",
+        "prompt": prompt.name if prompt else "no-such-prompt",
+    }
+    keys = json.loads(KEYS_FILE.read_text()) if KEYS_FILE.exists() else {}
+    if str(project.id) not in keys:
+        api_key, secret = api_key_create(project=project, note="make bench-reads (BENCH_PROJECT)")
+        keys[str(project.id)] = {"public_key": api_key.public_key, "secret_key": secret}
+        KEYS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        KEYS_FILE.write_text(json.dumps(keys, indent=2))
+        KEYS_FILE.chmod(0o600)
+    from tenancy.dataplane import data_connection
+
+    with data_connection(project).cursor() as cursor:  # the planner's row count: no scan of a big table
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Trace._meta.db_table])
+        estimate = cursor.fetchone()[0]
+    return {
+        **keys[str(project.id)], "project_id": str(project.id), "label": f"{name}, ~{max(estimate, 0):,} traces in the table",
+        # Just after the newest trace, so "the last 7 days" are the seed's last 7 days.
+        "end": (newest.timestamp + timedelta(seconds=1)).isoformat(), "values": values,
+        "sample_session": values["session"],
+    }
+
+
 def sample_ids(state: dict) -> None:
     import django
 
@@ -130,7 +217,8 @@ def sample_ids(state: dict) -> None:
     from traces.models import Observation, Trace
 
     project = Project.objects.get(pk=state["project_id"])
-    trace = Trace.objects.for_project(project).filter(session_id="session-000123").order_by("timestamp").first()
+    session = state.get("sample_session", SEED_VOLUME_VALUES["session"])
+    trace = Trace.objects.for_project(project).filter(session_id=session).order_by("timestamp").first()
     if trace is None:
         raise SystemExit("the seed-volume project has no traces: run `make seed-volume` first")
     state["sample_trace"] = trace.id
@@ -147,7 +235,7 @@ def time_console(state: dict, runs: int, only: str | None) -> dict[str, list[flo
 
     project = Project.objects.get(pk=state["project_id"])
     out: dict[str, list[float]] = {}
-    for label, filters in CONSOLE_FILTERS:
+    for label, filters in console_filters(state):
         if only and only not in label:
             continue
         times = []
@@ -180,11 +268,17 @@ def main() -> int:
     parser.add_argument("--compare", default=None, help="another checkout to run side by side (A/B)")
     parser.add_argument("--only", default=None, help="only endpoints whose label contains this")
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--project", default=os.environ.get("BENCH_PROJECT") or None,
+                        help="an existing project's name or id instead of the seed-volume project")
     args = parser.parse_args()
-    if not STATE_FILE.exists():
-        raise SystemExit(f"{STATE_FILE} is missing: run `make seed-volume` first")
-    state = json.loads(STATE_FILE.read_text())
     prepare_environment()
+    if args.project:
+        state = existing_project_state(args.project)
+        print(f"bench-reads: filter values of {args.project}: {state['values']}", file=sys.stderr)
+    else:
+        if not STATE_FILE.exists():
+            raise SystemExit(f"{STATE_FILE} is missing: run `make seed-volume` first")
+        state = json.loads(STATE_FILE.read_text())
     sample_ids(state)
     import logging
 
@@ -221,7 +315,7 @@ def main() -> int:
                         t0 = time.perf_counter()
                         response = client.get(base + path, params=query)
                         client_ms = (time.perf_counter() - t0) * 1000
-                        expected = 400 if label.endswith("(400)") and name == "this" else 200
+                        expected = 400 if label.endswith("(400)") else 200  # both sides since main has the limit
                         if response.status_code != expected:
                             failures.append(f"{name} {label}: HTTP {response.status_code} {response.text[:200]}")
                         server_ms = client_ms
@@ -243,7 +337,8 @@ def main() -> int:
                 stop(proc)
 
     names = [name for name, *_ in servers]
-    print(f"\nbench-reads: project {state['project_id']} (scale {state['scale']}, {state['traces']:,} traces), "
+    label = state.get("label") or f"scale {state['scale']}, {state['traces']:,} traces"
+    print(f"\nbench-reads: project {state['project_id']} ({label}), "
           f"{args.runs} runs each, {'server time from the access log' if not args.base else 'client round trip'}, "
           f"ms; load average {os.getloadavg()[0]:.1f}")
     header = f"{'endpoint':34}" + "".join(f"{n + ' p50':>13}{n + ' p95':>13}" for n in names)

@@ -81,8 +81,9 @@ class Trace(DataPlaneModel):
             BrinIndex(fields=["project_id", "created_at"], name="trace_project_created_brin", autosummarize=True),
             models.Index(fields=["project_id", "-timestamp"], name="trace_project_time"),
             # The sessions list walks first traces newest first and probes each one's session for an
-            # earlier trace (traces.selectors.session_page): both from an index alone (the trace id
-            # breaks ties, the environment is the list's filter), so a deep page reads no heap page.
+            # earlier trace (traces.selectors.session_page): both from an index alone (the environment
+            # is the list's filter; the trace id, once the tie-break, is no longer read), so a deep
+            # page reads no heap page.
             models.Index(
                 fields=["project_id", "session_id", "-timestamp"],
                 include=["id", "environment"],
