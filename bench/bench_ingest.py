@@ -49,7 +49,9 @@ BENCH_MAX_SECONDS (180, per phase), BENCH_QUIET_WAIT (seconds to wait for a load
 before starting; 0), BENCH_PROFILE=dir (py-spy, GIL-holding samples of each worker during phase 1, as
 collapsed stacks; needs `.venv/bin/pip install py-spy`), BENCH_REDACT=1 (PII redaction on for the run),
 BENCH_BILLING=1 (the bench organization on a plan with a hard quota and both rate limits, all far above
-what the run uses, so every request pays the whole billing check; off, it is on the unlimited default).
+what the run uses, so every request pays the whole billing check; off, it is on the unlimited default),
+BENCH_PIN=split (PostgreSQL on one CPU, the web tier and the load on the other, for the server and the
+bare baseline alike), BENCH_ONLY=stages (only step 2).
 """
 
 from __future__ import annotations
@@ -110,6 +112,12 @@ AB = os.environ.get("BENCH_AB", "").strip().lower()
 # phases, no baseline. Thread CPU, so it is the figure that moves least when the machine is busy: the
 # one to compare while changing the web tier's Python.
 ONLY = os.environ.get("BENCH_ONLY", "").strip().lower()
+# BENCH_PIN=split: PostgreSQL (the postmaster, every backend and helper, and those it forks later) on
+# the first CPU; gunicorn, Redis, the load generator, this process and the bare baseline's client
+# threads on the others. What a region looks like once web nodes run beside, not on, its database
+# (README, "Scale beyond one machine"): both our write and the bare upsert get the same one core of
+# PostgreSQL, so the ratio compares the database work, and the web tier's CPU shows as its own bound.
+PIN = os.environ.get("BENCH_PIN", "").strip().lower()
 STAGE_BATCHES = int(os.environ.get("BENCH_STAGE_BATCHES", "20"))
 STAGE_ROUNDS = int(os.environ.get("BENCH_STAGE_ROUNDS", "1"))
 AB_ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "3"))
@@ -936,6 +944,28 @@ def _postmaster_pid() -> int | None:
     return pid if Path(f"/proc/{pid}").exists() else None
 
 
+def pin_split() -> str:
+    """BENCH_PIN=split: PostgreSQL on the first CPU, everything else on the rest (see PIN)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    postmaster = _postmaster_pid()
+    if len(cpus) < 2 or postmaster is None:
+        raise SystemExit("BENCH_PIN=split needs 2 CPUs and the embedded PostgreSQL")
+    database, rest = {cpus[0]}, set(cpus[1:])
+    for pid in (postmaster, *_children(postmaster)):
+        os.sched_setaffinity(pid, database)  # backends forked later inherit the postmaster's
+    port = os.environ.get("EMBEDDED_REDIS_PORT", "63799")
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "redis-server" in command and f":{port}" in command:
+                os.sched_setaffinity(int(proc.name), rest)
+    os.sched_setaffinity(0, rest)  # this process, and gunicorn and the load generator it starts
+    return f"PostgreSQL pinned to CPU {cpus[0]}, web, Redis and load generator to CPU {','.join(map(str, sorted(rest)))}"
+
+
 def cpu_snapshot(gunicorn_master: int) -> dict[str, float]:
     """CPU seconds used so far by the web server and by PostgreSQL (every backend and helper)."""
     web = _cpu_seconds(gunicorn_master) + sum(_cpu_seconds(p) for p in _children(gunicorn_master))
@@ -1456,6 +1486,7 @@ def main() -> int:
         region.close()
         return 0
     steps = breakdown(created["project_id"], region)
+    pinned = pin_split() if PIN == "split" else ""
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -1553,6 +1584,7 @@ def main() -> int:
         f"sampling {'ON (10%, decision job every 5 s)' if SAMPLING else 'off'}; "
         f"load generator: 1 asyncio process (httpx) on the same CPUs; "
         f"load average before {load_before}, after {load_after}"
+        + (f"; {pinned}" if pinned else "")
     )
     built = throughput.built
     bodies = ", ".join(
