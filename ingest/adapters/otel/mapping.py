@@ -780,7 +780,9 @@ _ENVIRONMENTS: dict[str, str | None] = {}  # sent → normalized: a sender repea
 
 
 def _normalized_environment(value: Any) -> str | None:
-    if not isinstance(value, str):
+    # Only short values are kept (an environment is at most 40 characters): a client sending long
+    # distinct ones must not grow the cache by their size.
+    if not isinstance(value, str) or len(value) > 64:
         return normalize_environment(value)
     known = _ENVIRONMENTS.get(value)
     if known is None:
