@@ -943,7 +943,7 @@ def session_page(
         return [], total
     offset = (page - 1) * limit
     rows = _first_traces_walk(
-        traces, project=project, environments=environments, from_timestamp=from_timestamp,
+        traces=traces, project=project, environments=environments, from_timestamp=from_timestamp,
         to_timestamp=to_timestamp, offset=offset, limit=limit + 1,
     )
     more = len(rows) > limit
@@ -960,7 +960,7 @@ def session_page(
 
 
 def _first_traces_walk(
-    traces, *, project, environments: tuple[str, ...], from_timestamp: datetime | None,
+    *, traces, project, environments: tuple[str, ...], from_timestamp: datetime | None,
     to_timestamp: datetime | None, offset: int, limit: int,
 ) -> list[tuple[str, datetime]]:
     """(session id, first trace time) of the sessions' first traces, newest first, one slice.
