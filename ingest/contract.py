@@ -340,7 +340,7 @@ class Batch:
         self.entries(kind).append(Entry(record, ref, **meta))
 
     def entries(self, kind: str) -> list[Entry]:
-        return {"trace": self.traces, "observation": self.observations, "score": self.scores}[kind]
+        return getattr(self, _ENTRIES[kind])
 
     def records(self, kind: str) -> list[dict]:
         return [entry.record for entry in self.entries(kind)]
@@ -350,3 +350,6 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(self.traces or self.observations or self.scores)
+
+
+_ENTRIES = {"trace": "traces", "observation": "observations", "score": "scores"}  # kind -> Batch field

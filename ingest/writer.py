@@ -580,10 +580,8 @@ _DEFAULT_PLANS: dict[str, tuple[dict, tuple, tuple]] = {}
 def _insert_row(rec: dict, table: _Table, now: datetime) -> dict:
     # Defaults computed per column and row (a clock read for each `timezone.now` column) were a tenth of
     # the writer's Python; a `now` default is the write's own `now`, the moment `created_at` records.
-    constants, at_now, factories = _default_plan(table)
-    row = dict(constants)
-    for column in at_now:
-        row[column] = now
+    base, factories = _insert_base(table, now)
+    row = base.copy()
     for column, factory in factories:
         if column not in rec:
             row[column] = factory()
@@ -591,6 +589,20 @@ def _insert_row(rec: dict, table: _Table, now: datetime) -> dict:
     row["created_at"] = now
     row["updated_at"] = now
     return row
+
+
+_INSERT_BASES: dict[int, tuple] = {}  # id(table) -> (now, base row, factories): the last write's
+
+
+def _insert_base(table: _Table, now: datetime) -> tuple[dict, tuple]:
+    """The constant defaults and the `now` ones of a new row of `table` at `now`, built once per write."""
+    cached = _INSERT_BASES.get(id(table))
+    if cached is not None and cached[0] is now:
+        return cached[1], cached[2]
+    constants, at_now, factories = _default_plan(table)
+    base = {**constants, **dict.fromkeys(at_now, now)}
+    _INSERT_BASES[id(table)] = (now, base, factories)
+    return base, factories
 
 
 # ---------------------------------------------------------------------------------------------
@@ -948,14 +960,15 @@ def _mark_duplicates(
         } - rows.keys()
     )
     if wanted:
-        cursor.execute(_ROWS_BY_ID_SQL, [wanted, project_id])
+        cursor.execute(_ROWS_BY_ID_SQL, [rollups.text_array(wanted), project_id])
         for values in cursor.fetchall():
             rows[values[0]] = dict(zip(names, values))
     children = [s for s in states.values() if s["parent_observation_id"]]
     if parents:
         cursor.execute(
             _CHILDREN_SQL,
-            [[states[i]["trace_id"] for i in parents], parents, project_id, sorted(states), project_id],
+            [rollups.text_array([states[i]["trace_id"] for i in parents]), rollups.text_array(parents), project_id,
+             rollups.text_array(sorted(states)), project_id],
         )
         children.extend(dict(zip(names, values)) for values in cursor.fetchall())
     marks: dict[str, str] = {}
