@@ -294,20 +294,11 @@ def _user_breakdown_top(*, project, days: int, now: datetime | None, limit: int)
 
 
 def _row(key: dict, calls, cost, errors, refusals, unpriced, tokens) -> dict:
-    calls, errors, refusals = int(calls), int(errors), int(refusals)
-    spend = Decimal(cost or 0)
-    return {
-        "key": key,
-        "spend": spend,
-        "calls": calls,
-        "cost_per_call": (spend / calls) if calls else None,
-        "errors": errors,
-        "refusals": refusals,
-        "error_rate": _rate(errors, calls),
-        "refusal_rate": _rate(refusals, calls),
-        "unpriced_calls": int(unpriced),
-        "total_tokens": int(tokens),
-    }
+    """One group of a breakdown: the same figures as its total, plus its key and tokens."""
+    figures = _breakdown_total(
+        spend=Decimal(cost or 0), calls=int(calls), errors=int(errors), refusals=int(refusals), unpriced=int(unpriced)
+    )
+    return {"key": key, **figures, "total_tokens": int(tokens)}
 
 
 def rollup_totals(*, project, days: int = 1, now: datetime | None = None) -> dict:

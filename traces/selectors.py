@@ -12,6 +12,7 @@ import binascii
 import heapq
 import re
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -1646,7 +1647,11 @@ def trace_group_totals(
     # One grouped join of the keys' traces to their observations (each trace's observations through
     # the (project, trace) index). A correlated lookup of each observation's trace, as before, probed
     # the trace index once per observation: 100,000 probes for a page of users at 10M observations.
-    with transaction.atomic(using=traces.db), connections[traces.db].cursor() as cursor:
+    # A transaction only for the setting below (SET LOCAL); the costs read needs none.
+    with (
+        nullcontext() if costs else transaction.atomic(using=traces.db),
+        connections[traces.db].cursor() as cursor,
+    ):
         if not costs:
             # A page of users holds ~20,000 traces at 10M observations. The planner prices a bitmap scan
             # of them below the covering index, but the bitmap reads a heap page per trace (~20,000
