@@ -376,6 +376,10 @@ INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024
 # OTLP/HTTP trace exports (`/v1/traces`, `/api/public/otel/v1/traces`): the OTLP spec's recommended cap
 # and the Langfuse v5 SDK's default batch limit, after decompression; larger bodies get 413.
 OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=64 * 1024 * 1024)
+# The ingest writer's statements are server-side prepared on the pooled connection (planned once, not per
+# request; ingest/writer.py). Turn off behind a transaction-mode pooler that cannot hold prepared statements
+# (PgBouncer before 1.22 or without `max_prepared_statements`): its next transaction may run on another server.
+INGEST_PREPARED_STATEMENTS = env.bool("INGEST_PREPARED_STATEMENTS", default=True)
 
 # --- Prompt registry ---------------------------------------------------------------------
 # Prompt fetches are served from Redis (invalidated on every write) and, in front of it, a small

@@ -37,12 +37,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -550,11 +552,62 @@ def _server_bound(cursor):
     straight into jsonb, rather than escaped into the SQL text here, scanned as a string literal
     there and parsed again per JSON column: a third less database CPU for the INSERT, a fifth end to
     end in `make bench-ingest`. Django's wrapper stays around it, so errors become Django's
-    exceptions and the statements are logged (and counted) like any other. Statements are not
-    prepared (Django's prepare_threshold=None)."""
+    exceptions and the statements are logged (and counted) like any other. Its statements are
+    prepared only inside `_preparing` (Django's prepare_threshold=None elsewhere)."""
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     return type(cursor)(ServerBindingCursor(cursor.cursor.connection), cursor.db)
+
+
+@contextmanager
+def _preparing(connection, enabled: bool):
+    """Server-side prepared statements for what the writer's server-bound cursor runs meanwhile.
+
+    A request's ~7 statements are the same texts every time; prepared, PostgreSQL parses and
+    analyses each once per pooled connection, and after five runs plans it once too (a generic
+    plan, made under the transaction's `rollups.KEY_PROBE_SETTINGS` like the custom ones before
+    it), instead of all three per request: ≈ 15 µs of database CPU per span (README, issue 13).
+    They stay in psycopg's per-connection cache (`prepared_max`, least recently used dropped) for
+    the next write on this connection. The threshold goes back afterwards, so everything else on
+    the shared pooled connection stays unprepared (Django's choice, for poolers), and client-bound
+    cursors never prepare anyway."""
+    if not enabled:
+        yield
+        return
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 0  # prepared from the first run: the cache outlives this request
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
+
+
+def _is_stale_prepared(exc: Exception) -> bool:
+    """A prepared statement the server can no longer run as prepared: its result type changed (a
+    migration added a column while this node ran: "cached plan must not change result type"), or
+    its name is unknown to the session (a pooler or failover handed the connection another one)."""
+    return getattr(exc.__cause__, "sqlstate", None) in ("0A000", "26000")  # feature_not_supported, invalid_sql_statement_name
+
+
+def _forget_prepared(connection) -> None:
+    """Drop every statement prepared on this connection: on the server and in psycopg's cache, which
+    would otherwise keep naming them. psycopg already does both on the ROLLBACK of the failed
+    transaction; this makes it certain however that ended. psycopg only notices a DEALLOCATE ALL
+    (and then forgets its names) while preparing is on, hence the threshold for its duration."""
+    raw = connection.connection
+    if raw is None or raw.closed:
+        return  # a new connection starts with no prepared statements
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 0
+    try:
+        raw.execute("DEALLOCATE ALL", prepare=False)
+    except Exception:  # noqa: BLE001 - the connection's own failure is the retry's to report
+        # The retry runs unprepared whatever psycopg still names, and fails as any write on a lost
+        # connection does if that is what this was.
+        logger.warning("region connection: DEALLOCATE ALL failed", exc_info=True)
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def _default_plan(table: _Table) -> tuple[dict, tuple, tuple]:
@@ -1014,13 +1067,20 @@ def write_records(
 
     database = region_database(project.region)
     inside_caller = _in_outer_atomic(database)
+    # Prepared only in a transaction of its own: a prepared statement that no longer fits the
+    # server fails the transaction, and only then can the write run again (below).
+    prepared = settings.INGEST_PREPARED_STATEMENTS and not inside_caller
     attempt = 0
     while True:
         attempt += 1
         try:
             with transaction.atomic(using=database):
                 connection = data_connection(project)
-                with connection.cursor() as plain, _server_bound(plain) as cursor:
+                with (
+                    connection.cursor() as plain,
+                    _server_bound(plain) as cursor,
+                    _preparing(connection, prepared),
+                ):
                     # Lock order is always traces → observations → scores → rollups, each sorted by
                     # key, so concurrent batches touching the same rows wait for each other instead
                     # of deadlocking. The rollups move by (new − old) of what this transaction wrote.
@@ -1067,18 +1127,27 @@ def write_records(
             # Records are validated before this point; a value the database still refuses must fail
             # this request as bad input (4xx), not crash it.
             raise InvalidRecord(f"the database refused a record: {exc}") from exc
-        except (OperationalError, InterfaceError) as exc:
+        except (DatabaseError, InterfaceError) as exc:
+            # One rule for running the whole transaction again, never inside a caller's (the failure
+            # aborted it): a deadlock or serialization failure, up to DEADLOCK_RETRIES times; a
+            # prepared statement that no longer fits the server (a rolling deploy's migration changed
+            # its result), once, unprepared, after dropping them all — the next write prepares afresh.
+            if prepared and _is_stale_prepared(exc):
+                logger.info("region %s: dropping prepared statements after %s", project.region, exc)
+                prepared = False
+                _forget_prepared(data_connection(project))
+                continue
             if _is_transient_conflict(exc) and attempt < DEADLOCK_RETRIES and not _in_outer_atomic(database):
                 time.sleep(0.05 * attempt)
                 continue
+            if not isinstance(exc, (OperationalError, InterfaceError)):
+                if _is_connection_error(exc):
+                    raise StorageUnavailable(
+                        f"the {project.region} data region is unavailable; retry later"
+                    ) from exc
+                raise
             logger.warning("region %s write failed for project %s: %s", project.region, project.id, exc)
             raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
-        except DatabaseError as exc:
-            if _is_connection_error(exc):
-                raise StorageUnavailable(
-                    f"the {project.region} data region is unavailable; retry later"
-                ) from exc
-            raise
 
 
 def rows_as_stored(*, project, traces: list[dict], observations: list[dict]) -> tuple[list[dict], list[dict]]:
