@@ -58,6 +58,19 @@ def _batch(prefix: str, *, n: int = 6) -> dict:
     }
 
 
+@pytest.fixture(autouse=True)
+def _no_prepared_statements(project):
+    """Each test starts with nothing prepared in its session: the pool hands back connections with
+    whatever earlier tests prepared on them."""
+    _forget(project)
+
+
+def _forget(project) -> None:
+    connection = _connection(project)
+    connection.ensure_connection()
+    writer._forget_prepared(connection)
+
+
 def _write(project, batch: dict) -> None:
     writer.write_records(project=project, **batch)
 
@@ -149,7 +162,7 @@ def test_prepared_or_not_the_same_rows(project, other_project, settings):
         _write(project, _batch(prefix))
     assert _prepared(project)
     settings.INGEST_PREPARED_STATEMENTS = False
-    connections.close_all()  # a fresh session: nothing prepared in it
+    _forget(other_project)  # the same region connection
     for prefix in ("a", "b", "a"):
         _write(other_project, _batch(prefix))
     assert _prepared(other_project) == []
@@ -186,6 +199,7 @@ def test_a_column_added_during_a_rolling_deploy(project, caplog):
         with _connection(project).cursor() as cursor:
             cursor.execute("ALTER TABLE traces_observation DROP COLUMN rolling_deploy_probe")
     _same_session(project, pid)
+    assert 'INSERT INTO "traces_observation"' in "\n".join(_prepared(project))  # replanned, still prepared
     assert Observation.objects.for_project(project).count() == 36
     assert Observation.objects.for_project(project).get(id="b-5-2").output_tokens == 20
     assert Score.objects.for_project(project).count() == 12
