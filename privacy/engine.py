@@ -457,6 +457,7 @@ _NO_POLICY = "none"
 # the process that saved it and within that many seconds on every other web node. Entries:
 # project id -> (monotonic time read, the shared cache's payload or _NO_POLICY).
 _local: dict[str, tuple[float, object]] = {}
+_LOCAL_MAX = 10_000
 _COMPILED_MAX = 256
 _compiled: OrderedDict = OrderedDict()
 _compiled_lock = threading.Lock()
@@ -515,6 +516,8 @@ def _read_shared(project, project_key: str, now: float):
         except Exception:
             logger.warning("could not cache the redaction policy of project %s", project.id, exc_info=True)
     if settings.REDACTION_POLICY_LOCAL_SECONDS > 0:
+        if len(_local) >= _LOCAL_MAX:  # a process serving very many projects: start over, never grow unbounded
+            _local.clear()
         _local[project_key] = (now, cached)
     return cached
 

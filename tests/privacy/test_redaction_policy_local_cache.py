@@ -77,3 +77,15 @@ def test_the_local_copy_is_per_project(project, other_project, owner, other_owne
     redaction_policy_update(project=other_project, actor=other_owner, default_mode="pseudonymize")
     assert get_policy(other_project).default_mode == "pseudonymize"
     assert get_policy(project).default_mode == "mask"
+
+
+def test_the_local_copies_stay_bounded(project, owner, settings, monkeypatch):
+    from privacy import engine
+
+    settings.REDACTION_POLICY_LOCAL_SECONDS = 3600
+    monkeypatch.setattr(engine, "_LOCAL_MAX", 3)
+    for index in range(3):
+        engine._local[f"other-{index}"] = (time.monotonic(), "none")
+    redaction_policy_update(project=project, actor=owner)
+    assert get_policy(project) is not None
+    assert set(engine._local) == {str(project.id)}
