@@ -475,15 +475,16 @@ def invalidate_policy_cache(project_id) -> None:
         logger.warning("could not invalidate the redaction policy cache for project %s", project_id, exc_info=True)
 
 
-def get_policy(project):
+def get_policy(project, *, fresh: bool = False):
     """The project's enabled `RedactionPolicy`, or None when redaction is off.
 
     Cached in the shared cache and invalidated when the policy is saved. A cache outage falls back
     to the database; a database error propagates (never read as "no policy": that would fail open).
-    Each process reuses the shared cache's answer for REDACTION_POLICY_LOCAL_SECONDS (see `_local`)."""
+    Each process reuses the shared cache's answer for REDACTION_POLICY_LOCAL_SECONDS (see `_local`);
+    `fresh`: not this process's copy (a job that applies the policy once to a whole range of rows)."""
     project_key = str(project.id)
     now = time.monotonic()
-    seen = _local.get(project_key)
+    seen = None if fresh else _local.get(project_key)
     if seen is not None and now - seen[0] < settings.REDACTION_POLICY_LOCAL_SECONDS:
         cached = seen[1]
     else:

@@ -89,3 +89,19 @@ def test_the_local_copies_stay_bounded(project, owner, settings, monkeypatch):
     redaction_policy_update(project=project, actor=owner)
     assert get_policy(project) is not None
     assert set(engine._local) == {str(project.id)}
+
+
+def test_a_re_redaction_applies_the_policy_saved_on_another_node_at_once(project, owner, settings):
+    """A re-redaction applies one policy to a whole range of rows: it never takes this process's copy."""
+    from datetime import UTC, datetime
+
+    from ingest.writer import reredact_stored
+
+    settings.REDACTION_POLICY_LOCAL_SECONDS = 3600
+    redaction_policy_update(project=project, actor=owner, enabled=False)
+    assert get_policy(project) is None  # this process keeps "off"
+    _saved_on_another_node(project, enabled=True)
+    report = reredact_stored(
+        project=project, since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 12, 31, tzinfo=UTC)
+    )
+    assert report["policy_version"] == 1
