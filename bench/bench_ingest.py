@@ -1401,8 +1401,9 @@ def _toggle(project_id: str, enabled: bool) -> None:
         set_sampling(project_id, enabled)
     else:
         raise SystemExit(f"BENCH_AB={AB!r}: use billing, redact or rollups")
-    # Both settings reach the workers through caches stamped in Redis and checked once a second.
-    time.sleep(2.0)
+    # Billing and sampling reach the workers through caches stamped in Redis and checked once a second;
+    # a redaction policy within REDACTION_POLICY_LOCAL_SECONDS (2 s by default).
+    time.sleep(3.0)
 
 
 def run_ab(common: dict, region: Region, master: int, rss_peak: dict, project_id: str) -> list:

@@ -427,6 +427,10 @@ METERING_GRACE_MINUTES = env.int("METERING_GRACE_MINUTES", default=10)
 # Days an erasure request stays active after it ran, erasing data for the same subject that arrives
 # late (SDK retries, queued exports); after it the region forgets the subject (the receipt keeps a hash).
 ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=7)
+# Seconds a web process reuses a project's redaction policy as the shared cache gave it (one Redis read
+# per project and period, not per request): a saved policy applies on every other node within this
+# time, at once in the process that saved it. 0 reads the shared cache on every request.
+REDACTION_POLICY_LOCAL_SECONDS = env.float("REDACTION_POLICY_LOCAL_SECONDS", default=2.0)
 # Exports are built in the project's region and stored there: EXPORT_ROOT/<region>/ on the filesystem
 # (each region's workers mount their own volume), linked by a signed URL valid this many seconds.
 EXPORT_ROOT = env.path("EXPORT_ROOT", default=str(BASE_DIR / ".data" / "exports"))

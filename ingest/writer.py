@@ -1459,7 +1459,7 @@ def reredact_stored(*, project, since: datetime, until: datetime, batch_size: in
     by detector. Rollups are untouched (only content columns change)."""
     from privacy import engine
 
-    policy = engine.get_policy(project)
+    policy = engine.get_policy(project, fresh=True)  # the policy as saved now, wherever it was saved
     report = {"examined": 0, "changed": 0, "emptied": 0, "findings": {}, "policy_version": None}
     if policy is None:
         return report

@@ -119,6 +119,16 @@ def _fresh_api_key_cache():
     keycache.invalidate()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_redaction_policy_cache():
+    """Tests roll back their rows; a policy a process keeps (privacy.engine `_local`) must not outlive them."""
+    from privacy.engine import reset_local_policy_cache
+
+    reset_local_policy_cache()
+    yield
+    reset_local_policy_cache()
+
+
 @pytest.fixture
 def queries_everywhere():
     """Capture the queries of every database (control plane and each region) in a block:
