@@ -21,20 +21,32 @@ from ingest.adapters.otel.mapping import map_decoded
 
 EXPECTED = {
     "openinference": {
-        0: "9b162782b38f802bb7e0c7648bf9ad33", 1: "834c20e62a01f817d913d8cb16b9f8be",
-        2: "9b7b0b6d15b9a4953cb6a2163dd09e25", 3: "faa2dd905b225cae65721bcdb3027c70",
-        4: "9eb5b98e73925f0fe856b58a6a9ac296", 5: "968efb9946bc035a1900d85bea295d53",
-        6: "4fb5952e8b4ec061a3ac58a4d79e2e48", 7: "ebc132e90e89966fd88bc1ac621dd29c",
-        8: "ec3c3e05de30449f7edc2dd7d67e0ece", 9: "2e87f32ea4c5fe6f0fcbc1d1bc215b1c",
-        10: "4273fb0b9fbfe364e6fa1e122bdd52a9", 11: "feb3898de0932690dd7670f9fcb2cb00",
+        0: "9b162782b38f802bb7e0c7648bf9ad33",
+        1: "834c20e62a01f817d913d8cb16b9f8be",
+        2: "9b7b0b6d15b9a4953cb6a2163dd09e25",
+        3: "faa2dd905b225cae65721bcdb3027c70",
+        4: "9eb5b98e73925f0fe856b58a6a9ac296",
+        5: "968efb9946bc035a1900d85bea295d53",
+        6: "4fb5952e8b4ec061a3ac58a4d79e2e48",
+        7: "ebc132e90e89966fd88bc1ac621dd29c",
+        8: "ec3c3e05de30449f7edc2dd7d67e0ece",
+        9: "2e87f32ea4c5fe6f0fcbc1d1bc215b1c",
+        10: "4273fb0b9fbfe364e6fa1e122bdd52a9",
+        11: "feb3898de0932690dd7670f9fcb2cb00",
     },
     "genai": {
-        0: "0b0124a7220b83569c8f8d218b02384b", 1: "d4e5ac3097a21ee180cdd1913f2835a3",
-        2: "74da096cd176a5d90e2b209b20265bb1", 3: "6b80ac36912230a76fc8b77308593123",
-        4: "ae334b8ad72503e06af03e3aa3e493dd", 5: "f7477496c56b5972459c56d95f984c9c",
-        6: "2d5a377f9c20f05afeed132efe679c78", 7: "e739e249a0125a0d056877e8c2827135",
-        8: "a7ea83cdf536766340a78f519c8fc422", 9: "485b7fa51160826697bc0b0a26adc71c",
-        10: "7a7bf2230f30dbf7c3c10aa729942766", 11: "def60738e9dba04bb854947ac47081be",
+        0: "0b0124a7220b83569c8f8d218b02384b",
+        1: "d4e5ac3097a21ee180cdd1913f2835a3",
+        2: "74da096cd176a5d90e2b209b20265bb1",
+        3: "6b80ac36912230a76fc8b77308593123",
+        4: "ae334b8ad72503e06af03e3aa3e493dd",
+        5: "f7477496c56b5972459c56d95f984c9c",
+        6: "2d5a377f9c20f05afeed132efe679c78",
+        7: "e739e249a0125a0d056877e8c2827135",
+        8: "a7ea83cdf536766340a78f519c8fc422",
+        9: "485b7fa51160826697bc0b0a26adc71c",
+        10: "7a7bf2230f30dbf7c3c10aa729942766",
+        11: "def60738e9dba04bb854947ac47081be",
     },
 }
 
@@ -119,7 +131,9 @@ def test_families_are_what_a_scan_of_every_prefix_finds():
 
 def test_the_family_cache_is_bounded_and_stays_right_when_it_starts_over():
     mapping._FAMILY_OF.clear()
-    made_up = {f"llm.tools.{index}.tool.name": 1 for index in range(9000)} | {f"x{index}": 1 for index in range(9000)}
+    made_up = {f"llm.tools.{index}.tool.name": 1 for index in range(9000)} | {
+        f"x{index}": 1 for index in range(9000)
+    }
     assert mapping._Families(made_up).keys == _families_by_scan(made_up)
     assert len(mapping._FAMILY_OF) <= 8192
     long_key = "llm.tools.0." + "x" * 300
