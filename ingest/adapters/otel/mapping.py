@@ -214,7 +214,9 @@ FAMILIES = (
 )
 
 
-_FAMILY_OF: dict[str, str | None] = {}  # attribute key → its prefix in FAMILIES, or None (see `_Families`)
+# attribute key → its prefix in FAMILIES, or None (see `_Families`). Shared by a process's threads: every
+# entry is a pure function of its key, so a lookup racing a `clear` only learns the key again.
+_FAMILY_OF: dict[str, str | None] = {}
 _NOT_LEARNED = object()
 
 
