@@ -214,27 +214,51 @@ FAMILIES = (
 )
 
 
+# attribute key → its prefix in FAMILIES, or None (see `_Families`). Shared by a process's threads: every
+# entry is a pure function of its key, so a lookup racing a `clear` only learns the key again.
+_FAMILY_OF: dict[str, str | None] = {}
+_NOT_LEARNED = object()
+
+
+def _learn_family(key: str) -> str | None:
+    family = None
+    if key.startswith(FAMILIES):
+        for prefix in FAMILIES:
+            if key.startswith(prefix):
+                family = prefix
+                break
+    # Only short keys are kept, and at most 8192: a sender making up keys cannot grow it by their size.
+    if len(key) <= 256:
+        if len(_FAMILY_OF) >= 8192:
+            _FAMILY_OF.clear()
+        _FAMILY_OF[key] = family
+    return family
+
+
 class _Families:
-    """The keys of a span's attributes in each of FAMILIES, found in one pass over the keys (keys of one
-    family usually come together, so most keys cost one `startswith`). Built after the attributes are
-    complete; consumers pop keys, so `take` answers only the keys still there."""
+    """The keys of a span's attributes in each of FAMILIES, found in one pass over the keys. A sender
+    sends the same keys on every span, so each key's family is learned once (`_FAMILY_OF`) and then
+    costs one dict lookup, the key's hash being already known from the attributes. Built after the
+    attributes are complete; consumers pop keys, so `take` answers only the keys still there."""
 
     __slots__ = ("keys",)
 
     def __init__(self, attrs: dict):
         found: dict[str, list[str]] = {}
-        last = "\0"  # no key starts with it
-        bucket: list[str] = []
+        family_of = _FAMILY_OF.get
         for key in attrs:
-            if key.startswith(last):
+            prefix = family_of(key, _NOT_LEARNED)
+            if prefix is None:
+                continue
+            if prefix is _NOT_LEARNED:
+                prefix = _learn_family(key)
+                if prefix is None:
+                    continue
+            bucket = found.get(prefix)
+            if bucket is None:
+                found[prefix] = [key]
+            else:
                 bucket.append(key)
-            elif key.startswith(FAMILIES):
-                for prefix in FAMILIES:
-                    if key.startswith(prefix):
-                        last = prefix
-                        bucket = found.setdefault(prefix, [])
-                        bucket.append(key)
-                        break
         self.keys = found
 
     def has(self, prefix: str) -> bool:
