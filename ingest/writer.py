@@ -376,10 +376,13 @@ def _collapse(records: list[dict], table: _Table) -> dict[str, dict]:
 
 
 def derive_total(row: dict) -> int | None:
-    parts = [row.get(f) for f in TOKEN_FIELDS]
-    if all(p is None for p in parts):
-        return None
-    return sum(p or 0 for p in parts)
+    """The sum of the token counts reported (None when none is): 0 plus each one, in order."""
+    total = None
+    for field in TOKEN_FIELDS:
+        part = row.get(field)
+        if part is not None:
+            total = (0 if total is None else total) + part
+    return total
 
 
 def _usage_of(row: dict) -> dict:
