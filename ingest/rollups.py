@@ -273,7 +273,7 @@ def _us(delta: timedelta) -> int:
 
 @dataclass
 class _Acc:
-    # What each call added, signed, in the order of `_CALL_SUMS`, summed column by column by `sums`:
+    # What each call added, signed, in the order of `_CALL_SUMS`, summed column by column by `totals`:
     # the same additions, in the same order, from 0, as adding every value to a running sum per name
     # as it comes, without a dict update per value and call.
     calls: list = field(default_factory=list)
@@ -282,11 +282,16 @@ class _Acc:
     latency: dict = field(default_factory=lambda: defaultdict(int))  # bucket -> count
     ttft: dict = field(default_factory=lambda: defaultdict(int))
 
-    def sums(self) -> list:
-        """The `HOURLY_SUMS` (of which `USER_SUMS` is the head) added to this row."""
+    def totals(self) -> list:
+        """The `HOURLY_SUMS` (of which `USER_SUMS` is the head) added to this row, in their order."""
         if not self.calls:
             return [0] * len(_CALL_SUMS) + self.timing
         return [sum(column) for column in zip(*self.calls)] + self.timing
+
+    @property
+    def sums(self) -> dict:
+        """{name: total} of `HOURLY_SUMS` (what `prompts.selectors` reads of the calls it rolls up)."""
+        return dict(zip(HOURLY_SUMS, self.totals()))
 
 
 def score_value(value) -> Decimal | None:
@@ -402,7 +407,7 @@ class Deltas:
         hourly = []
         for key in sorted(self.hourly, key=_sort_key):
             acc = self.hourly[key]
-            sums = acc.sums()
+            sums = acc.totals()
             if not any(sums) and not any(acc.latency.values()) and not any(acc.ttft.values()):
                 continue
             row = dict(zip(HOURLY_DIMS, key))
@@ -412,7 +417,7 @@ class Deltas:
             hourly.append(row)
         users = []
         for key in sorted(self.users, key=_sort_key):
-            sums = self.users[key].sums()[:len(USER_SUMS)]
+            sums = self.users[key].totals()[:len(USER_SUMS)]
             if not any(sums):
                 continue
             users.append({"day": key[0], "user_id": key[1], **dict(zip(USER_SUMS, sums))})

@@ -184,6 +184,11 @@ def test_rollup_rows_are_the_running_sums_of_each_call():
                 trace_cost[1] += sign
         hourly, users = deltas.rows()
         expected = {name: running[name] for name in rollups.USER_SUMS}
+        # As `prompts.selectors` reads a row's sums of the calls it rolls up itself.
+        [acc] = deltas.hourly.values()
+        assert {k: _typed(v) for k, v in acc.sums.items() if k in expected} == {
+            k: _typed(v) for k, v in expected.items()
+        }
         if any(expected.values()):
             assert [{k: _typed(v) for k, v in row.items() if k in expected} for row in users] == [
                 {k: _typed(v) for k, v in expected.items()}
