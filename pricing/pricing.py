@@ -193,10 +193,12 @@ def _rates(price: Price) -> dict[str, Decimal]:
 
 def _cost(price: Price, tokens: Mapping[str, int], rates: Mapping[str, Decimal] | None = None) -> CostResult:
     """`tokens`: a fresh dict of the caller's (`normalize_usage`), kept by the result. `rates`: the
-    price's `_rates`, computed once per snapshot by a batch."""
+    price's `_rates`, computed once per snapshot (a batch's costs); without them, the same costs from
+    the per-million rates."""
     if rates is None:
-        rates = _rates(price)
-    costs = {kind: Decimal(count) * rates[kind] for kind, count in tokens.items()}
+        costs = {kind: (Decimal(count) * price.rate(kind)).scaleb(_PER_MILLION) for kind, count in tokens.items()}
+    else:
+        costs = {kind: Decimal(count) * rates[kind] for kind, count in tokens.items()}
     total = sum(costs.values(), Decimal(0))
     return CostResult(price=price, costs=costs, total=total, tokens=tokens)
 
@@ -234,7 +236,7 @@ class _Entry(NamedTuple):
     price: Price
     regex: Any
     specificity: tuple[int, int]
-    rates: dict[str, Decimal]  # `_rates(price)`
+    rates: dict[str, Decimal] | None  # `_rates(price)`
 
 
 class _Snapshot:
@@ -248,7 +250,13 @@ class _Snapshot:
             if regex is None:
                 logger.warning("model price %s has an unusable match pattern; skipped", price.id)
                 continue
-            entry = _Entry(price, regex, (len(price.model_name), len(price.match_pattern)), _rates(price))
+            try:
+                rates = _rates(price)
+            except (AttributeError, TypeError, ArithmeticError):
+                # Not a price this code can compute (a rate missing): it fails, as before, only the
+                # costs that use it (`_cost` computes them from the rates then), never the whole snapshot.
+                rates = None
+            entry = _Entry(price, regex, (len(price.model_name), len(price.match_pattern)), rates)
             if price.project_id is None:
                 self.catalog.append(entry)
             else:

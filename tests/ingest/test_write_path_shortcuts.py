@@ -119,7 +119,7 @@ def test_costs_from_rates_per_token_are_the_per_million_products_moved():
     for _ in range(3000):
         price = _price(rng)
         tokens = _tokens(rng)
-        result = pricing._cost(price, dict(tokens))
+        result = pricing._cost(price, dict(tokens), pricing._rates(price))
         for kind, count in tokens.items():
             expected = (Decimal(count) * price.rate(kind)).scaleb(-6)
             assert result.costs[kind].as_tuple() == expected.as_tuple(), (kind, count, price.rate(kind))
@@ -133,7 +133,8 @@ def test_catalog_results_become_the_columns_of_the_generic_reading():
     rng = random.Random(7)
     seen_none = seen_priced = 0
     for _ in range(3000):
-        result = pricing._cost(_price(rng, **({"input": Decimal(0)} if rng.random() < 0.1 else {})), _tokens(rng))
+        price = _price(rng, **({"input": Decimal(0)} if rng.random() < 0.1 else {}))
+        result = pricing._cost(price, _tokens(rng), pricing._rates(price))
         generic = SimpleNamespace(
             details=result.details, input_cost=result.input_cost, output_cost=result.output_cost,
             total_cost=result.total_cost,
@@ -210,3 +211,16 @@ def test_derived_total_is_the_reported_counts_from_zero():
         parts = [row.get(f) for f in writer.TOKEN_FIELDS]
         expected = None if all(p is None for p in parts) else sum(p or 0 for p in parts)
         assert _typed(writer.derive_total(row)) == _typed(expected)
+
+
+def test_a_price_whose_rates_cannot_be_computed_fails_only_its_own_costs():
+    rng = random.Random(1)
+    good, bad = _price(rng), _price(rng)
+    bad = pricing.Price(**{**bad.__dict__, "input_price": None, "match_pattern": "^bad$", "model_name": "bad"})
+    snapshot = pricing._Snapshot([good, bad], "v")
+    entries = {entry.price.model_name: entry for entry in snapshot.catalog}
+    assert entries["m"].rates == pricing._rates(good) and entries["bad"].rates is None
+    # As before the rates were kept per snapshot: the kinds it can price are priced.
+    assert pricing._cost(bad, {"output": 5}, None).total == (Decimal(5) * bad.output_price).scaleb(-6)
+    with pytest.raises(TypeError):
+        pricing._cost(bad, {"input": 5}, None)
