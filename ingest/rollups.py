@@ -273,9 +273,25 @@ def _us(delta: timedelta) -> int:
 
 @dataclass
 class _Acc:
-    sums: dict = field(default_factory=lambda: defaultdict(int))
+    # What each call added, signed, in the order of `_CALL_SUMS`, summed column by column by `totals`:
+    # the same additions, in the same order, from 0, as adding every value to a running sum per name
+    # as it comes, without a dict update per value and call.
+    calls: list = field(default_factory=list)
+    # latency_count, latency_us_sum, ttft_count, ttft_us_sum (the hourly rows' other sums)
+    timing: list = field(default_factory=lambda: [0, 0, 0, 0])
     latency: dict = field(default_factory=lambda: defaultdict(int))  # bucket -> count
     ttft: dict = field(default_factory=lambda: defaultdict(int))
+
+    def totals(self) -> list:
+        """The `HOURLY_SUMS` (of which `USER_SUMS` is the head) added to this row, in their order."""
+        if not self.calls:
+            return [0] * len(_CALL_SUMS) + self.timing
+        return [sum(column) for column in zip(*self.calls)] + self.timing
+
+    @property
+    def sums(self) -> dict:
+        """{name: total} of `HOURLY_SUMS` (what `prompts.selectors` reads of the calls it rolls up)."""
+        return dict(zip(HOURLY_SUMS, self.totals()))
 
 
 def score_value(value) -> Decimal | None:
@@ -340,46 +356,50 @@ class Deltas:
         # by the writer) is counted once: the inner record contributes nothing.
         if obs.get("duplicate_of"):
             return
-        self.add_trace_cost(obs, sign)
         cost = obs["total_cost"]
+        if cost is not None:  # `add_trace_cost`
+            trace = self.trace_costs[obs["trace_id"]]
+            trace[0] += sign * cost
+            trace[1] += sign
         if obs["type"] not in ROLLED_TYPES:
             return
         start = obs["start_time"]
         status = obs["status"]
+        cap = ROLLUP_TOKENS_CAP
         # In the order of `_CALL_SUMS`.
         values = (
             1, int(status == "error"), int(status == "refused"),
-            *[min(obs[kind] or 0, ROLLUP_TOKENS_CAP) for kind in TOKEN_KINDS],
+            min(obs["input_tokens"] or 0, cap), min(obs["cached_input_tokens"] or 0, cap),
+            min(obs["cache_write_tokens"] or 0, cap), min(obs["output_tokens"] or 0, cap),
+            min(obs["reasoning_tokens"] or 0, cap), min(obs["total_tokens"] or 0, cap),
             int(cost is None), cost or _ZERO,
         )
+        if sign != 1:
+            values = tuple([sign * value for value in values])
         key = (
             _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
         acc = self.hourly[key]
-        sums = acc.sums
-        if sign == 1:
-            for name, value in zip(_CALL_SUMS, values):
-                sums[name] += value
-        else:
-            for name, value in zip(_CALL_SUMS, values):
-                sums[name] += sign * value
+        acc.calls.append(values)
         end = obs["end_time"]
         if end is not None:
             spent = _us(end - start)
-            sums["latency_count"] += sign
-            sums["latency_us_sum"] += sign * spent
+            timing = acc.timing
+            timing[0] += sign
+            timing[1] += sign * spent
             acc.latency[bucket_of(spent / 1000)] += sign
         first = obs["completion_start_time"]
         if first is not None:
             spent = _us(first - start)
-            sums["ttft_count"] += sign
-            sums["ttft_us_sum"] += sign * spent
+            timing = acc.timing
+            timing[2] += sign
+            timing[3] += sign * spent
             acc.ttft[bucket_of(spent / 1000)] += sign
         if dims.user_id:
-            user = self.users[(start.date(), dims.user_id)].sums
-            for name, value in zip(_CALL_SUMS, values):  # USER_SUMS: every one of them
-                user[name] += sign * value
+            # USER_SUMS: every one of `_CALL_SUMS` (the old running sums added `sign * value` here
+            # for either sign; 1 * value is value, digits and exponent).
+            self.users[(start.date(), dims.user_id)].calls.append(values)
 
     def rows(self):
         """(hourly rows, daily user rows) with a non-zero change, in key order (the lock order). The
@@ -387,19 +407,20 @@ class Deltas:
         hourly = []
         for key in sorted(self.hourly, key=_sort_key):
             acc = self.hourly[key]
-            if not any(acc.sums.values()) and not any(acc.latency.values()) and not any(acc.ttft.values()):
+            sums = acc.totals()
+            if not any(sums) and not any(acc.latency.values()) and not any(acc.ttft.values()):
                 continue
             row = dict(zip(HOURLY_DIMS, key))
-            row.update({name: acc.sums.get(name, 0) for name in HOURLY_SUMS})
+            row.update(zip(HOURLY_SUMS, sums))
             row["latency_hist"] = _hist(acc.latency)
             row["ttft_hist"] = _hist(acc.ttft)
             hourly.append(row)
         users = []
         for key in sorted(self.users, key=_sort_key):
-            acc = self.users[key]
-            if not any(acc.sums.values()):
+            sums = self.users[key].totals()[:len(USER_SUMS)]
+            if not any(sums):
                 continue
-            users.append({"day": key[0], "user_id": key[1], **{name: acc.sums.get(name, 0) for name in USER_SUMS}})
+            users.append({"day": key[0], "user_id": key[1], **dict(zip(USER_SUMS, sums))})
         return hourly, users
 
     def add_trace_cost(self, obs: dict, sign: int) -> None:

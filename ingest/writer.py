@@ -91,6 +91,8 @@ def _within(value, limit) -> bool:
 PRICING_INPUTS = frozenset({"model", "response_model", *TOKEN_FIELDS, "usage_details"})
 STATUS_INPUTS = frozenset({"level", "error_type", "error_message", "finish_reason"})
 DEADLOCK_RETRIES = 3
+# The cost sources as stored (an enum member's `.value` is a property call, read per row otherwise).
+_CLIENT, _CATALOG, _UNPRICED = CostSource.CLIENT.value, CostSource.CATALOG.value, CostSource.NONE.value
 
 
 class StorageUnavailable(Exception):
@@ -208,37 +210,48 @@ def deep_merge(base: Any, patch: Any) -> Any:
     return patch
 
 
-def _normalise(record: dict, table: _Table, special: frozenset) -> dict:
+def _normalise(record: dict, table: _Table, actions: dict) -> dict:
     rec_id = record.get("id")
     if not isinstance(rec_id, str) or not rec_id:
         raise InvalidRecord(f"{table.model.__name__} record without a string id: {record!r:.200}")
     if len(rec_id) > MAX_ID_LENGTH:
         raise InvalidRecord(f"{table.model.__name__} id longer than {MAX_ID_LENGTH} characters")
-    unknown = record.keys() - table.keys
-    if unknown:
+    if not table.keys.issuperset(record):
+        unknown = record.keys() - table.keys
         raise InvalidRecord(f"{table.model.__name__} record has unknown keys {sorted(unknown)}")
-    truncate = table.truncate
     out = {}
     for key, value in record.items():
         if value is None:
             continue
-        # Most values are text of a char column, or pass as sent: `_normalised_value` only for the
-        # keys it may change or refuse (`special`), each other value only its time-zone check.
-        limit = truncate.get(key)
-        if limit is not None and isinstance(value, str):
-            out[key] = value[:limit] if len(value) > limit else value
-            continue
-        if key in special:
+        # Most values pass as sent: one look-up (`_key_actions`) says which keys `_normalised_value`
+        # may change or refuse; the text of a char column and a whole number within its column's
+        # range are taken here (what `_normalised_value` does with them), every other value of those
+        # keys goes through it, and a value of any other key only has its time-zone checked.
+        action = actions.get(key)
+        if action is None:
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise InvalidRecord(f"{table.model.__name__}.{key} must be timezone-aware")
+        elif action.__class__ is int:  # a char column's max_length
+            if isinstance(value, str):
+                if len(value) > action:
+                    value = value[:action]
+            else:
+                value = _normalised_value(key, value, table)
+                if value is _SKIP:
+                    continue
+        elif action.__class__ is _Range:
+            if value.__class__ is not int or not -action.limit < value < action.limit:
+                value = _normalised_value(key, value, table)
+        else:
             value = _normalised_value(key, value, table)
             if value is _SKIP:
                 continue
-        elif isinstance(value, datetime) and value.tzinfo is None:
-            raise InvalidRecord(f"{table.model.__name__}.{key} must be timezone-aware")
         out[key] = value
-    if table is OBSERVATIONS and "trace_id" in out and len(out["trace_id"]) > MAX_ID_LENGTH:
-        raise InvalidRecord(f"trace_id longer than {MAX_ID_LENGTH} characters")
     if table is OBSERVATIONS:
-        _client_cost(out)
+        if "trace_id" in out and len(out["trace_id"]) > MAX_ID_LENGTH:
+            raise InvalidRecord(f"trace_id longer than {MAX_ID_LENGTH} characters")
+        if not out.keys().isdisjoint(CLIENT_COST_GROUP):
+            _client_cost(out)
     return out
 
 
@@ -267,19 +280,37 @@ def _normalised_value(key: str, value, table: _Table):
     return value
 
 
-_SPECIAL_KEYS: dict[str, frozenset] = {}
+@dataclass(frozen=True)
+class _Range:
+    """A numeric column's bound (`NUMERIC_LIMITS`): a whole number strictly within it is stored as sent."""
+
+    limit: Any
 
 
-def _special_keys(table: _Table) -> frozenset:
-    """The keys `_normalised_value` may change or refuse beyond the time-zone check: every other
-    value is stored as sent."""
-    keys = _SPECIAL_KEYS.get(table.db_table)
-    if keys is None:
-        keys = _SPECIAL_KEYS[table.db_table] = frozenset(
-            {"metadata", "tags", *table.truncate, *NUMERIC_LIMITS}
-            | {key for key, rule in table.rules.items() if rule == "nonempty"}
-        )
-    return keys
+_KEY_ACTIONS: dict[str, dict] = {}
+
+
+def _key_actions(table: _Table) -> dict:
+    """{key: what `_normalise` does with its value} for the keys `_normalised_value` may change or
+    refuse beyond the time-zone check (every other value is stored as sent): a char column's
+    max_length (text is cut there), a `_Range`, or True (`_normalised_value` decides)."""
+    actions = _KEY_ACTIONS.get(table.db_table)
+    if actions is None:
+        special = {"metadata", "tags", *table.truncate, *NUMERIC_LIMITS} | {
+            key for key, rule in table.rules.items() if rule == "nonempty"
+        }
+        actions = {}
+        for key in special:
+            if key in ("metadata", "tags") or table.rules.get(key) == "nonempty":
+                actions[key] = True
+            elif key in table.truncate:
+                actions[key] = table.truncate[key]
+            elif key in NUMERIC_LIMITS:
+                actions[key] = _Range(NUMERIC_LIMITS[key])
+            else:
+                actions[key] = True
+        _KEY_ACTIONS[table.db_table] = actions
+    return actions
 
 
 def _client_cost(rec: dict) -> None:
@@ -288,7 +319,7 @@ def _client_cost(rec: dict) -> None:
     sent = [f for f in COST_FIELDS if rec.get(f) is not None]
     if not sent and not details:
         return
-    rec["cost_source"] = CostSource.CLIENT.value
+    rec["cost_source"] = _CLIENT
     for field, key in (("input_cost", "input"), ("output_cost", "output"), ("total_cost", "total")):
         if rec.get(field) is None and isinstance(details.get(key), (int, float, Decimal)):
             rec[field] = details[key]
@@ -303,7 +334,7 @@ def _client_cost(rec: dict) -> None:
 
 
 def _merge_pair(acc: dict, rec: dict, table: _Table) -> None:
-    if rec.get("cost_source") == CostSource.CLIENT.value:
+    if rec.get("cost_source") == _CLIENT:
         # A client cost replaces the previous cost as a whole (Langfuse keeps the last costDetails).
         for key in CLIENT_COST_GROUP:
             acc.pop(key, None)
@@ -329,9 +360,9 @@ def _merge_pair(acc: dict, rec: dict, table: _Table) -> None:
 
 def _collapse(records: list[dict], table: _Table) -> dict[str, dict]:
     merged: dict[str, dict] = {}
-    special = _special_keys(table)
+    actions = _key_actions(table)
     for record in records:
-        rec = _normalise(record, table, special)
+        rec = _normalise(record, table, actions)
         current = merged.get(rec["id"])
         if current is None:
             merged[rec["id"]] = rec
@@ -345,10 +376,13 @@ def _collapse(records: list[dict], table: _Table) -> dict[str, dict]:
 
 
 def derive_total(row: dict) -> int | None:
-    parts = [row.get(f) for f in TOKEN_FIELDS]
-    if all(p is None for p in parts):
-        return None
-    return sum(p or 0 for p in parts)
+    """The sum of the token counts reported (None when none is): 0 plus each one, in order."""
+    total = None
+    for field in TOKEN_FIELDS:
+        part = row.get(field)
+        if part is not None:
+            total = (0 if total is None else total) + part
+    return total
 
 
 def _usage_of(row: dict) -> dict:
@@ -363,7 +397,12 @@ def _usage_of(row: dict) -> dict:
 
 
 def _priceable(row: dict) -> bool:
-    return bool(row.get("model") or row.get("response_model")) and any(row.get(f) for f in TOKEN_FIELDS)
+    # A model, and a non-zero count of some `TOKEN_FIELDS` kind (spelt out: this runs for every row).
+    get = row.get
+    return bool(get("model") or get("response_model")) and bool(
+        get("input_tokens") or get("cached_input_tokens") or get("cache_write_tokens") or get("output_tokens")
+        or get("reasoning_tokens")
+    )
 
 
 def _catalog_costs(project, rows: list[dict], pricer=None) -> list[dict]:
@@ -393,11 +432,11 @@ def _catalog_costs(project, rows: list[dict], pricer=None) -> list[dict]:
                     "output_cost": None,
                     "total_cost": None,
                     "cost_details": {},
-                    "cost_source": CostSource.NONE.value,
+                    "cost_source": _UNPRICED,
                 }
             )
         else:
-            out.append({**result, "cost_source": CostSource.CATALOG.value})
+            out.append({**result, "cost_source": _CATALOG})
     return out
 
 
@@ -779,7 +818,7 @@ def _observation_insert_rows(project, merged: dict[str, dict], now, pricer=None)
         if row.get("end_time") is not None and row["end_time"] < row["start_time"]:
             row["end_time"] = row["start_time"]
         insert_rows.append(row)
-    needs_catalog = [row for row in insert_rows if row.get("cost_source") != CostSource.CLIENT.value]
+    needs_catalog = [row for row in insert_rows if row.get("cost_source") != _CLIENT]
     for row, cost in zip(needs_catalog, _catalog_costs(project, needs_catalog, pricer)):
         row.update(cost)
     return insert_rows
@@ -824,7 +863,7 @@ def _write_observations(
                 fix["status"] = status
         if fix:
             fixes[row["id"]] = fix
-        if row["cost_source"] != CostSource.CLIENT.value and PRICING_INPUTS & rec.keys():
+        if row["cost_source"] != _CLIENT and PRICING_INPUTS & rec.keys():
             reprice.append(row)
     for row, cost in zip(reprice, _catalog_costs(project, reprice, pricer)):
         if (

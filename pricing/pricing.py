@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 # Named before the catalog moved out of billing/; kept so old and new processes share it during a deploy.
 VERSION_CACHE_KEY = "billing:model_prices:version"
 USAGE_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
+_USAGE_KIND_SET = frozenset(USAGE_KINDS)
 # A safety net for a missed bump (Redis flushed, a row edited with raw SQL): reload anyway.
 MAX_SNAPSHOT_AGE_SECONDS = 300
 _MATCH_MEMO_LIMIT = 20_000
@@ -156,36 +157,55 @@ def compute_costs(
             raise InvalidUsage(f"item {index}: {exc}") from None
     snapshot = _snapshot()
     results: list[CostResult | None] = []
+    project_id, project_key = _NO_PROJECT, None
     for item, (tokens, at) in zip(batch, normalized, strict=True):
-        price = snapshot.resolve(item.project_id, item.model, at)
-        results.append(None if price is None else _cost(price, tokens))
+        if item.project_id is not project_id:  # a batch's items share their project: its key once
+            project_id, project_key = item.project_id, _project_key(item.project_id)
+        entry = snapshot.resolve_key(project_key, item.model, at)
+        results.append(None if entry is None else _cost(entry.price, tokens, entry.rates))
     return results
 
 
 def normalize_usage(usage: Mapping[str, Any] | None) -> dict[str, int]:
     if usage is None:
         return {}
-    if not isinstance(usage, Mapping):
+    if usage.__class__ is not dict and not isinstance(usage, Mapping):
         raise InvalidUsage("usage must be a mapping of usage kind to token count")
     tokens: dict[str, int] = {}
     for kind, value in usage.items():
-        if kind not in USAGE_KINDS:
+        if kind not in _USAGE_KIND_SET:
             raise InvalidUsage(f"unknown usage kind {kind!r}; expected one of {', '.join(USAGE_KINDS)}")
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        # A plain non-negative int is the common case; anything else takes the full check.
+        if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)) or value < 0:
             raise InvalidUsage(f"usage {kind!r} must be a non-negative integer, not {value!r}")
         tokens[kind] = value
     return tokens
 
 
-def _cost(price: Price, tokens: Mapping[str, int]) -> CostResult:
-    costs = {kind: (Decimal(count) * price.rate(kind)).scaleb(_PER_MILLION) for kind, count in tokens.items()}
+def _rates(price: Price) -> dict[str, Decimal]:
+    """{usage kind: the price's rate per token}: the per-million rate moved six places (exact: only the
+    exponent changes, so count × it is the same Decimal, digits and exponent, as (count × rate) moved
+    six places after)."""
+    return {kind: price.rate(kind).scaleb(_PER_MILLION) for kind in USAGE_KINDS}
+
+
+def _cost(price: Price, tokens: Mapping[str, int], rates: Mapping[str, Decimal] | None = None) -> CostResult:
+    """`tokens`: a fresh dict of the caller's (`normalize_usage`), kept by the result. `rates`: the
+    price's `_rates`, computed once per snapshot (a batch's costs); without them, the same costs from
+    the per-million rates."""
+    if rates is None:
+        costs = {kind: (Decimal(count) * price.rate(kind)).scaleb(_PER_MILLION) for kind, count in tokens.items()}
+    else:
+        costs = {kind: Decimal(count) * rates[kind] for kind, count in tokens.items()}
     total = sum(costs.values(), Decimal(0))
-    return CostResult(price=price, costs=costs, total=total, tokens=dict(tokens))
+    return CostResult(price=price, costs=costs, total=total, tokens=tokens)
 
 
 def _as_item(item, project_id=_NO_PROJECT) -> CostItem:
+    if project_id is not _NO_PROJECT and item.__class__ is tuple:  # the ingest writer's items
+        return CostItem(project_id, *item)
     if isinstance(item, CostItem):
         return item
     if isinstance(item, Mapping):
@@ -216,6 +236,7 @@ class _Entry(NamedTuple):
     price: Price
     regex: Any
     specificity: tuple[int, int]
+    rates: dict[str, Decimal] | None  # `_rates(price)`
 
 
 class _Snapshot:
@@ -229,7 +250,13 @@ class _Snapshot:
             if regex is None:
                 logger.warning("model price %s has an unusable match pattern; skipped", price.id)
                 continue
-            entry = _Entry(price, regex, (len(price.model_name), len(price.match_pattern)))
+            try:
+                rates = _rates(price)
+            except (AttributeError, TypeError, ArithmeticError):
+                # Not a price this code can compute (a rate missing): it fails, as before, only the
+                # costs that use it (`_cost` computes them from the rates then), never the whole snapshot.
+                rates = None
+            entry = _Entry(price, regex, (len(price.model_name), len(price.match_pattern)), rates)
             if price.project_id is None:
                 self.catalog.append(entry)
             else:
@@ -237,19 +264,26 @@ class _Snapshot:
         self._matches: dict[tuple[Any, str], tuple[list[_Entry], list[_Entry]]] = {}
 
     def resolve(self, project_id, model: str | None, at: datetime) -> Price | None:
+        entry = self.resolve_entry(project_id, model, at)
+        return None if entry is None else entry.price
+
+    def resolve_entry(self, project_id, model: str | None, at: datetime) -> _Entry | None:
+        return self.resolve_key(_project_key(project_id), model, at)
+
+    def resolve_key(self, project_key, model: str | None, at: datetime) -> _Entry | None:
+        """`resolve_entry` for the project's `_project_key`."""
         if not model or not isinstance(model, str):
             return None
         name = model.strip()
         if not name or len(name) > MAX_MATCHED_NAME_LENGTH:
             return None
-        project_key = _project_key(project_id)
         overrides, catalog = self._matching(project_key, name)
         chosen = _latest_in_force(overrides, at)
         if chosen is None:
             chosen = _latest_in_force(catalog, at)
         if chosen is None and catalog:
             chosen = min(catalog, key=lambda e: (-e.specificity[0], -e.specificity[1], e.price.effective_from))
-        return None if chosen is None else chosen.price
+        return chosen
 
     def _matching(self, project_key, name: str):
         key = (project_key, name.lower())

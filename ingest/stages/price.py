@@ -27,10 +27,28 @@ def _as_decimal(value) -> Decimal | None:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _catalog_columns(result: catalog.CostResult) -> dict | None:
+    """`to_columns` of the catalog's own result, read straight from its per-kind costs: the same
+    columns (its `details`, `input_cost`, `output_cost` and `total_cost` are these sums and copies),
+    without the generic accessors, for each priced call of a batch."""
+    costs = result.costs
+    details = {k: float(v) for k, v in costs.items()}
+    zero = Decimal(0)
+    input_cost = sum((costs[k] for k in _INPUT_KINDS if k in costs), zero)
+    output_cost = sum((costs[k] for k in _OUTPUT_KINDS if k in costs), zero)
+    return _columns(details, input_cost, output_cost, result.total)
+
+
+_INPUT_KINDS = ("input", "cached_input", "cache_write")
+_OUTPUT_KINDS = ("output", "reasoning")
+
+
 def to_columns(result) -> dict | None:
     """A catalog CostResult as observation cost columns (input/output/total cost, cost_details)."""
     if result is None:
         return None
+    if result.__class__ is catalog.CostResult:
+        return _catalog_columns(result)
     get = (lambda k: result.get(k)) if isinstance(result, dict) else (lambda k: getattr(result, k, None))
     details = get("details") or get("cost_details") or {}
     details = {str(k): float(v) for k, v in dict(details).items() if v is not None}
@@ -53,6 +71,10 @@ def to_columns(result) -> dict | None:
             total_cost = sum((_as_decimal(v) for k, v in details.items() if k != "total"), Decimal(0))
         elif input_cost is not None or output_cost is not None:
             total_cost = (input_cost or 0) + (output_cost or 0)
+    return _columns(details, input_cost, output_cost, total_cost)
+
+
+def _columns(details: dict, input_cost, output_cost, total_cost) -> dict | None:
     if total_cost is None:
         return None
     if any(amount is not None and not amount < MAX_COST for amount in (input_cost, output_cost, total_cost)):
