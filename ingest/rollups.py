@@ -356,11 +356,8 @@ class Deltas:
         # by the writer) is counted once: the inner record contributes nothing.
         if obs.get("duplicate_of"):
             return
+        self.add_trace_cost(obs, sign)  # the one rule for a trace's own cost, also used on its own
         cost = obs["total_cost"]
-        if cost is not None:  # `add_trace_cost`
-            trace = self.trace_costs[obs["trace_id"]]
-            trace[0] += sign * cost
-            trace[1] += sign
         if obs["type"] not in ROLLED_TYPES:
             return
         start = obs["start_time"]
