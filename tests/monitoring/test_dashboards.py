@@ -28,7 +28,10 @@ def gen(obs_id, trace_id, *, start, cost, latency_ms=1000, model="gpt-4o", **ext
 
 @pytest.fixture
 def seeded(project):
-    now = timezone.now().replace(minute=30) - timedelta(hours=2)
+    # Two hours back, but never before today's midnight (UTC): the assertions read "today's" point,
+    # and between 00:00 and 02:30 two hours back is yesterday.
+    current = timezone.now()
+    now = max(current.replace(minute=30) - timedelta(hours=2), current.replace(hour=0, minute=0, second=0, microsecond=0))
     ModelPrice.objects.create(project=project, provider="openai", model_name="cache-model", match_pattern="^cache-model$",
                               effective_from=timezone.now() - timedelta(days=30), input_price=Decimal("2"),
                               cached_input_price=Decimal("0.5"), output_price=Decimal("8"))
