@@ -366,9 +366,7 @@ class Deltas:
         # In the order of `_CALL_SUMS`.
         values = (
             1, int(status == "error"), int(status == "refused"),
-            min(obs["input_tokens"] or 0, cap), min(obs["cached_input_tokens"] or 0, cap),
-            min(obs["cache_write_tokens"] or 0, cap), min(obs["output_tokens"] or 0, cap),
-            min(obs["reasoning_tokens"] or 0, cap), min(obs["total_tokens"] or 0, cap),
+            *[min(obs[kind] or 0, cap) for kind in TOKEN_KINDS],
             int(cost is None), cost or _ZERO,
         )
         if sign != 1:

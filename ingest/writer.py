@@ -296,19 +296,11 @@ def _key_actions(table: _Table) -> dict:
     max_length (text is cut there), a `_Range`, or True (`_normalised_value` decides)."""
     actions = _KEY_ACTIONS.get(table.db_table)
     if actions is None:
-        special = {"metadata", "tags", *table.truncate, *NUMERIC_LIMITS} | {
-            key for key, rule in table.rules.items() if rule == "nonempty"
-        }
-        actions = {}
-        for key in special:
-            if key in ("metadata", "tags") or table.rules.get(key) == "nonempty":
-                actions[key] = True
-            elif key in table.truncate:
-                actions[key] = table.truncate[key]
-            elif key in NUMERIC_LIMITS:
-                actions[key] = _Range(NUMERIC_LIMITS[key])
-            else:
-                actions[key] = True
+        # Later entries win: `_normalised_value` tests metadata, tags and the nonempty rule first.
+        actions = {key: _Range(limit) for key, limit in NUMERIC_LIMITS.items()}
+        actions.update(table.truncate)
+        actions.update(dict.fromkeys(["metadata", "tags"], True))
+        actions.update({key: True for key, rule in table.rules.items() if rule == "nonempty"})
         _KEY_ACTIONS[table.db_table] = actions
     return actions
 
@@ -397,12 +389,13 @@ def _usage_of(row: dict) -> dict:
 
 
 def _priceable(row: dict) -> bool:
-    # A model, and a non-zero count of some `TOKEN_FIELDS` kind (spelt out: this runs for every row).
-    get = row.get
-    return bool(get("model") or get("response_model")) and bool(
-        get("input_tokens") or get("cached_input_tokens") or get("cache_write_tokens") or get("output_tokens")
-        or get("reasoning_tokens")
-    )
+    # A model, and a non-zero count of some `TOKEN_FIELDS` kind (a loop, not a generator: every row).
+    if not (row.get("model") or row.get("response_model")):
+        return False
+    for field in TOKEN_FIELDS:
+        if row.get(field):
+            return True
+    return False
 
 
 def _catalog_costs(project, rows: list[dict], pricer=None) -> list[dict]:

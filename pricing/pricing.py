@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 # Named before the catalog moved out of billing/; kept so old and new processes share it during a deploy.
 VERSION_CACHE_KEY = "billing:model_prices:version"
 USAGE_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
+# The kinds an input and an output cost add up (`CostResult.input_cost`/`output_cost`, the cost columns).
+INPUT_KINDS = ("input", "cached_input", "cache_write")
+OUTPUT_KINDS = ("output", "reasoning")
 _USAGE_KIND_SET = frozenset(USAGE_KINDS)
 # A safety net for a missed bump (Redis flushed, a row edited with raw SQL): reload anyway.
 MAX_SNAPSHOT_AGE_SECONDS = 300
@@ -109,11 +112,11 @@ class CostResult:
 
     @property
     def input_cost(self) -> Decimal:
-        return sum((self.costs[k] for k in ("input", "cached_input", "cache_write") if k in self.costs), Decimal(0))
+        return sum((self.costs[k] for k in INPUT_KINDS if k in self.costs), Decimal(0))
 
     @property
     def output_cost(self) -> Decimal:
-        return sum((self.costs[k] for k in ("output", "reasoning") if k in self.costs), Decimal(0))
+        return sum((self.costs[k] for k in OUTPUT_KINDS if k in self.costs), Decimal(0))
 
     @property
     def total_cost(self) -> Decimal:

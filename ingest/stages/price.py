@@ -31,16 +31,8 @@ def _catalog_columns(result: catalog.CostResult) -> dict | None:
     """`to_columns` of the catalog's own result, read straight from its per-kind costs: the same
     columns (its `details`, `input_cost`, `output_cost` and `total_cost` are these sums and copies),
     without the generic accessors, for each priced call of a batch."""
-    costs = result.costs
-    details = {k: float(v) for k, v in costs.items()}
-    zero = Decimal(0)
-    input_cost = sum((costs[k] for k in _INPUT_KINDS if k in costs), zero)
-    output_cost = sum((costs[k] for k in _OUTPUT_KINDS if k in costs), zero)
-    return _columns(details, input_cost, output_cost, result.total)
-
-
-_INPUT_KINDS = ("input", "cached_input", "cache_write")
-_OUTPUT_KINDS = ("output", "reasoning")
+    details = {k: float(v) for k, v in result.costs.items()}
+    return _columns(details, result.input_cost, result.output_cost, result.total)
 
 
 def to_columns(result) -> dict | None:
@@ -59,12 +51,12 @@ def to_columns(result) -> dict | None:
         total_cost = _as_decimal(get("total"))
     if input_cost is None and details:
         input_cost = sum(
-            (_as_decimal(details[k]) for k in ("input", "cached_input", "cache_write") if k in details),
+            (_as_decimal(details[k]) for k in catalog.INPUT_KINDS if k in details),
             Decimal(0),
         )
     if output_cost is None and details:
         output_cost = sum(
-            (_as_decimal(details[k]) for k in ("output", "reasoning") if k in details), Decimal(0)
+            (_as_decimal(details[k]) for k in catalog.OUTPUT_KINDS if k in details), Decimal(0)
         )
     if total_cost is None:
         if details:
