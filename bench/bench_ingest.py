@@ -25,7 +25,8 @@ Payloads are built up front in the load-generator process, with fresh ids: 100 g
 request, 1–2 KB of chat messages each; alternately a Langfuse batch (`POST /api/public/ingestion`,
 100 `generation-create` + 20 `trace-create` events, as the v2 SDK sends them) and an OTLP/HTTP
 protobuf export (`POST /v1/traces`, 100 GenAI-semconv `chat` spans, 5 per trace). The load generator
-is one asyncio process (httpx) on the same CPUs as gunicorn and PostgreSQL; its CPU time is printed.
+is one asyncio process on the same CPUs as gunicorn and PostgreSQL (BENCH_CLIENT=raw, the default:
+prepared requests on plain keep-alive sockets; =httpx: httpx.AsyncClient); its CPU time is printed.
 Peak RSS per web worker is each worker's VmHWM (Linux /proc).
 
 Workloads (`make bench-ingest PROFILE=name`, or BENCH_WORKLOAD=name):
@@ -748,33 +749,172 @@ def _check(protocol: str, response, spans: int) -> tuple[bool, str]:
     return True, ""
 
 
+# BENCH_CLIENT=raw (default): the senders write each request's bytes on plain asyncio keep-alive
+# connections and read the answer by its Content-Length, so the load generator spends about what the
+# kernel's copy of the body costs. The senders are another host's processes in production; here they
+# share the 2 cores, and a heavy client (httpx: ~2 ms of CPU per 300 KB request) would be charged to
+# the server's figure and not to the bare baseline's (whose client is psycopg). BENCH_CLIENT=httpx keeps
+# the earlier client, to compare.
+CLIENT = os.environ.get("BENCH_CLIENT", "raw").strip().lower()
+if CLIENT not in {"raw", "httpx"}:
+    raise SystemExit(f"BENCH_CLIENT must be raw or httpx, not {CLIENT!r}")
+
+
+class _Answer:
+    """The part of an HTTP answer `_check` reads (httpx.Response's names)."""
+
+    def __init__(self, status_code: int, content: bytes):
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class _RawConnection:
+    """One HTTP/1.1 keep-alive connection that sends prepared requests and reads Content-Length or
+    chunked answers; reopened after an error or a `Connection: close`."""
+
+    # gunicorn closes a keep-alive connection idle for its `--keep-alive` (2 s by default): one idle
+    # longer than this is reopened rather than written to (a POST is not retried), as clients do.
+    IDLE_REOPEN_SECONDS = 1.0
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+        self.used = 0.0
+
+    async def post(self, head: bytes, body: bytes) -> _Answer:
+        if self.writer is not None and (
+            self.reader.at_eof() or time.monotonic() - self.used > self.IDLE_REOPEN_SECONDS
+        ):
+            self.close()
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self.writer.write(head)
+            self.writer.write(body)
+            await self.writer.drain()
+            status_line = await self.reader.readline()
+            if not status_line:
+                raise ConnectionError("the server closed the connection")
+            status = int(status_line.split(b" ", 2)[1])
+            length, chunked, close = None, False, False
+            while True:
+                line = await self.reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+                elif name == b"connection" and b"close" in value.lower():
+                    close = True
+            if chunked:
+                parts = []
+                while True:
+                    size = int((await self.reader.readline()).split(b";", 1)[0], 16)
+                    if size == 0:
+                        await self.reader.readline()
+                        break
+                    parts.append(await self.reader.readexactly(size))
+                    await self.reader.readline()
+                content = b"".join(parts)
+            elif length is not None:
+                content = await self.reader.readexactly(length)
+            else:  # no length: the body runs to the end of the connection
+                content, close = await self.reader.read(), True
+        except BaseException:
+            self.close()
+            raise
+        self.used = time.monotonic()
+        if close:
+            self.close()
+        return _Answer(status, content)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _target(batch: Batch) -> tuple[str, str]:
+    if batch.protocol == "langfuse":
+        return "/api/public/ingestion", "application/json"
+    return "/v1/traces", "application/x-protobuf"
+
+
 async def _send(client, base: str, auth: str, batch: Batch, scheduled: float) -> Sample:
+    """`client`: an httpx.AsyncClient, or an asyncio.Queue of `_RawConnection`s (BENCH_CLIENT=raw)."""
     import httpx
 
-    if batch.protocol == "langfuse":
-        url, content_type = f"{base}/api/public/ingestion", "application/json"
-    else:
-        url, content_type = f"{base}/v1/traces", "application/x-protobuf"
+    path, content_type = _target(batch)
     started = time.monotonic()
     try:
-        response = await client.post(
-            url, content=batch.body, headers={"Authorization": auth, "Content-Type": content_type}
-        )
+        if isinstance(client, asyncio.Queue):
+            connection = await client.get()
+            try:
+                host_port = base.split("//", 1)[1]
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: {host_port}\r\nAuthorization: {auth}\r\n"
+                    f"Content-Type: {content_type}\r\nContent-Length: {len(batch.body)}\r\n\r\n"
+                ).encode("ascii")
+                response = await connection.post(head, batch.body)
+            finally:
+                client.put_nowait(connection)
+        else:
+            response = await client.post(
+                f"{base}{path}", content=batch.body, headers={"Authorization": auth, "Content-Type": content_type}
+            )
         finished = time.monotonic()
         ok, detail = _check(batch.protocol, response, batch.spans)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
         finished = time.monotonic()
         ok, detail = False, f"{type(exc).__name__}: {exc}"
     return Sample(batch.protocol, scheduled, started, finished, batch.spans, ok, detail)
 
 
-async def _closed_loop(base, auth, batches, concurrency, deadline) -> list[Sample]:
-    import httpx
+class _Client:
+    """`async with _Client(base, connections) as client`: the client `_send` takes."""
 
+    def __init__(self, base: str, connections: int):
+        self.base, self.connections = base, connections
+        self.httpx = None
+        self.pool: list[_RawConnection] = []
+
+    async def __aenter__(self):
+        if CLIENT == "httpx":
+            import httpx
+
+            limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
+            self.httpx = httpx.AsyncClient(limits=limits, timeout=60)
+            return await self.httpx.__aenter__()
+        host, port = self.base.split("//", 1)[1].rsplit(":", 1)
+        queue: asyncio.Queue = asyncio.Queue()
+        for _ in range(self.connections):
+            connection = _RawConnection(host, int(port))
+            self.pool.append(connection)
+            queue.put_nowait(connection)
+        return queue
+
+    async def __aexit__(self, *exc):
+        if self.httpx is not None:
+            return await self.httpx.__aexit__(*exc)
+        for connection in self.pool:
+            connection.close()
+        return None
+
+
+async def _closed_loop(base, auth, batches, concurrency, deadline) -> list[Sample]:
     samples: list[Sample] = []
     pending = iter(batches)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with _Client(base, concurrency) as client:
 
         async def worker():
             for batch in pending:
@@ -788,12 +928,9 @@ async def _closed_loop(base, auth, batches, concurrency, deadline) -> list[Sampl
 
 
 async def _open_loop(base, auth, batches, rate_spans, deadline) -> list[Sample]:
-    import httpx
-
     interval = SPANS_PER_BATCH / rate_spans
-    limits = httpx.Limits(max_connections=PHASE2_CONNECTIONS, max_keepalive_connections=PHASE2_CONNECTIONS)
     tasks = []
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with _Client(base, PHASE2_CONNECTIONS) as client:
         t0 = time.monotonic()
         for index, batch in enumerate(batches):
             scheduled = t0 + index * interval
@@ -1583,7 +1720,7 @@ def main() -> int:
         f"{durability}; PII redaction {'ON (all detectors, mask)' if REDACT else 'off'}; "
         f"billing {'ON (quota + rate limits checked)' if BILLING else 'off (unlimited default)'}; "
         f"sampling {'ON (10%, decision job every 5 s)' if SAMPLING else 'off'}; "
-        f"load generator: 1 asyncio process (httpx) on the same CPUs; "
+        f"load generator: 1 asyncio process ({CLIENT} client) on the same CPUs; "
         f"load average before {load_before}, after {load_after}"
         + (f"; {pinned}" if pinned else "")
     )
