@@ -21,16 +21,20 @@ MAX_INDEX = 10_000  # a flattened list longer than this is not a list of message
 
 _SMALL_INDEXES = {str(index): index for index in range(256)}  # "0" → 0: no isdigit and int per key
 
+# (prefix, keys) → [[(key, rest), …] per index, in index order]: which key goes to which message and
+# under which name depends only on the keys, and a sender sends the same keys span after span, so the
+# layout is learned once per key list (an OpenInference chat history is 2–4 keys per message; parsing
+# each key on every span was most of reassembling its messages). Bounded like `mapping._FAMILY_OF`:
+# short key lists only, and at most 2048 of them, so a sender making up keys cannot grow it.
+_LAYOUTS: dict[tuple[str, tuple[str, ...]], list[list[tuple[str, str]]]] = {}
 
-def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
-    """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
 
-    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up. `keys`:
-    the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
-    groups: dict[int, dict[str, Any]] = {}
+def _layout(prefix: str, keys) -> list[list[tuple[str, str]]]:
+    """The `{prefix}{i}.{rest}` keys among `keys` grouped by i (ascending; gaps closed up), each group
+    in the order of `keys`; keys of another shape are not in it."""
+    groups: dict[int, list[tuple[str, str]]] = {}
     size = len(prefix)
-    pop = attrs.pop
-    for key in [k for k in attrs if k.startswith(prefix)] if keys is None else keys:
+    for key in keys:
         head, sep, rest = key[size:].partition(".")
         if not sep:
             continue
@@ -41,9 +45,31 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
             index = int(head)
         group = groups.get(index)
         if group is None:
-            group = groups[index] = {}
-        group[rest] = pop(key)
+            groups[index] = [(key, rest)]
+        else:
+            group.append((key, rest))
     return [groups[index] for index in sorted(groups)]
+
+
+def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
+
+    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up. `keys`:
+    the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
+    if keys is None:
+        keys = [k for k in attrs if k.startswith(prefix)]
+    if not keys:
+        return []
+    learned = (prefix, tuple(keys))
+    layout = _LAYOUTS.get(learned)
+    if layout is None:
+        layout = _layout(prefix, keys)
+        if len(keys) <= 256:
+            if len(_LAYOUTS) >= 2048:
+                _LAYOUTS.clear()
+            _LAYOUTS[learned] = layout
+    pop = attrs.pop
+    return [{rest: pop(key) for key, rest in group} for group in layout]
 
 
 def _tool_call(call_id: Any, name: Any, arguments: Any, extra: dict | None = None) -> dict:
