@@ -993,8 +993,10 @@ def _status_fields(
         fields["level"] = level
 
     reasons = _finish_reasons(attrs, families, output)
-    refused = any(is_refusal(r) for r in reasons) or (has_output and rules_messages.refusal_of(output))
     finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    # The reason picked is a refusal signal when any reason is one, and "refusal" for an output that
+    # refused without naming a reason: only beside other reasons is the output's refusal still unread.
+    refused = is_refusal(finish_reason) or (bool(reasons) and has_output and rules_messages.refusal_of(output))
     if finish_reason:
         fields["finish_reason"] = finish_reason[:100]
 
