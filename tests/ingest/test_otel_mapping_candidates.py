@@ -1,4 +1,4 @@
-"""The OTLP mapper probes only the candidate keys a span carries (`_Families.only`, `any_of`, `langfuse`,
+"""The OTLP mapper probes only the candidate keys a span carries (`_Families.only`, `langfuse`,
 learned once per key list) and reassembles flattened lists from a layout learned once per key list
 (`messages.pop_indexed`). Each shortcut must answer what the rule it stands for answers: probing every
 candidate of every convention, and parsing every key of every span."""
@@ -16,7 +16,7 @@ from ingest.adapters.otel.decode import Scope, SpanData, SpanEvent, decode_proto
 from ingest.adapters.otel.testing import make_request
 from ingest.rules.conventions import USAGE_ATTRIBUTE_NAMES
 
-# Every candidate list the mapper narrows with `only` / `any_of`.
+# Every candidate list the mapper narrows with `only`.
 CANDIDATES = [
     mapping.MODEL_KEYS,
     mapping.RESPONSE_MODEL_KEYS,
@@ -72,8 +72,11 @@ class _EveryCandidate(mapping._Families):
     def __init__(self, attrs):
         super().__init__(attrs)
         self.langfuse = True
+        self.only = _Every()
 
-    def only(self, candidates):
+
+class _Every(dict):
+    def __missing__(self, candidates):
         return tuple(candidates)
 
 
@@ -120,8 +123,7 @@ def test_the_present_candidates_are_what_probing_every_candidate_finds():
         for families in (mapping._families_of(attrs), mapping._families_of(attrs), mapping._Families(attrs)):
             assert families.langfuse == any(key.startswith("langfuse.") for key in attrs)
             for candidates in CANDIDATES:
-                assert families.only(candidates) == tuple(key for key in candidates if key in attrs)
-                assert families.any_of(candidates) == any(key in attrs for key in candidates)
+                assert families.only[candidates] == tuple(key for key in candidates if key in attrs)
 
 
 def test_narrowed_probes_map_every_span_as_probing_every_candidate(monkeypatch):
@@ -148,7 +150,7 @@ def test_the_bounded_families_cache_starts_over_and_stays_right():
     mapping._FAMILIES_OF.clear()
     for index in range(1100):
         attrs = {f"k{index}": 1, "user.id": "u"}
-        assert mapping._families_of(attrs).only(mapping.USER_ID_KEYS) == ("user.id",)
+        assert mapping._families_of(attrs).only[mapping.USER_ID_KEYS] == ("user.id",)
     assert len(mapping._FAMILIES_OF) <= 1024
     many = {f"k{index}": 1 for index in range(200)}
     assert mapping._families_of(many).keys == {}

@@ -247,13 +247,13 @@ class _Families:
     attributes are complete; consumers pop keys, so `take` answers only the keys still there.
 
     It also answers which of the candidate keys the fields are read from are present at all (`only`,
-    `langfuse`, `any_of`): a span carries ~20 attributes, and the fields probe ~120 candidates of three
+    `langfuse`): a span carries ~20 attributes, and the fields probe ~120 candidates of three
     conventions, most absent. These answers depend only on the span's keys, and hold for the whole
     span: the mapper only removes attributes once the families are built (`_annotation_scores` puts
     back some it removed), so a key absent then is absent throughout. `_families_of` learns them once
     per key list."""
 
-    __slots__ = ("keys", "langfuse", "_present", "_only")
+    __slots__ = ("keys", "langfuse", "only")
 
     def __init__(self, attrs: dict):
         found: dict[str, list[str]] = {}
@@ -272,32 +272,36 @@ class _Families:
             else:
                 bucket.append(key)
         self.keys = found
-        self._present = frozenset(attrs)
         # Every key the Langfuse convention is read from starts so: a span without one skips its fields.
-        self.langfuse = any(key.startswith("langfuse.") for key in self._present)
-        self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.langfuse = any(key.startswith("langfuse.") for key in attrs)
+        self.only = _Present(attrs)
 
     def has(self, prefix: str) -> bool:
         return prefix in self.keys
-
-    def only(self, candidates: tuple[str, ...]) -> tuple[str, ...]:
-        """The candidates present, in their order: probing only those finds what probing all finds."""
-        found = self._only.get(candidates)
-        if found is None:
-            found = self._only[candidates] = tuple(key for key in candidates if key in self._present)
-        return found
-
-    def any_of(self, candidates: tuple[str, ...]) -> bool:
-        return bool(self.only(candidates))
 
     def take(self, attrs: dict, prefix: str) -> list[str]:
         keys = self.keys.get(prefix)
         return [] if keys is None else [key for key in keys if key in attrs]
 
 
+class _Present(dict):
+    """`only[candidates]`: the candidates present, in their order (probing only those finds what probing
+    all finds; empty when none is there). Learned on first use; a dict, so answering costs no call."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys):
+        super().__init__()
+        self._keys = frozenset(keys)
+
+    def __missing__(self, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        found = self[candidates] = tuple(key for key in candidates if key in self._keys)
+        return found
+
+
 # tuple(attribute keys) → their `_Families`, shared by the spans with the same keys (a sender sends the
 # same few key lists span after span). Only short key lists are kept, and at most 1024 of them. The
-# instance is shared, so nothing changes it after it is built (`_only` fills with answers that are
+# instance is shared, so nothing changes it after it is built (`only` fills with answers that are
 # pure functions of the keys, like the rest).
 _FAMILIES_OF: dict[tuple[str, ...], _Families] = {}
 
@@ -639,7 +643,7 @@ def _model_parameters(attrs: dict, families: _Families) -> dict:
         if key == "gen_ai.request.model":
             continue
         params[key.removeprefix("gen_ai.request.")] = attrs.pop(key)
-    for key in families.only(MODEL_PARAMETER_KEYS):
+    for key in families.only[MODEL_PARAMETER_KEYS]:
         if key in attrs:
             parsed = parse_json_object(attrs[key])
             if parsed is not None:
@@ -657,7 +661,7 @@ _PROMPT_KEYS = (*(PROMPT_TEMPLATE_PREFIX + key for key in PROMPT_TEMPLATE_KEYS),
 
 def _prompt(attrs: dict, metadata: dict, families: _Families) -> dict:
     fields: dict[str, Any] = {}
-    if not families.any_of(_PROMPT_KEYS):
+    if not families.only[_PROMPT_KEYS]:
         return fields
     template = {}
     for key in PROMPT_TEMPLATE_KEYS:
@@ -709,7 +713,7 @@ _FINISH_REASON_KEYS = tuple(attribute for attribute, _ in FINISH_REASON_ATTRIBUT
 
 def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
     reasons: list[str] = []
-    for attribute in families.only(_FINISH_REASON_KEYS):
+    for attribute in families.only[_FINISH_REASON_KEYS]:
         if attribute not in attrs:
             continue
         raw = attrs.pop(attribute)
@@ -728,7 +732,7 @@ _COMPLETION_START_KEYS = ("langfuse.observation.completion_start_time", *(key fo
 def _completion_start(
     attrs: dict, families: _Families, start: datetime, first_token: SpanEvent | None
 ) -> datetime | None:
-    if families.any_of(_COMPLETION_START_KEYS):  # else none of the attributes below is there
+    if families.only[_COMPLETION_START_KEYS]:  # else none of the attributes below is there
         if "langfuse.observation.completion_start_time" in attrs:
             moment = parse_datetime(attrs["langfuse.observation.completion_start_time"])
             if moment is not None:
@@ -902,14 +906,14 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
     name = _pop_first(attrs, ("langfuse.trace.name",)) if families.langfuse else None
     if name is not None:
         fields["name"] = to_text(name)
-    user_id = _pop_first(attrs, families.only(USER_ID_KEYS))
+    user_id = _pop_first(attrs, families.only[USER_ID_KEYS])
     if user_id is not None:
         fields["user_id"] = to_text(user_id)
-    session_id = _pop_first(attrs, families.only(SESSION_ID_KEYS))
+    session_id = _pop_first(attrs, families.only[SESSION_ID_KEYS])
     if session_id is not None:
         fields["session_id"] = to_text(session_id)
     tags: list[str] = []
-    for key in families.only(TAGS_KEYS):
+    for key in families.only[TAGS_KEYS]:
         if key in attrs:
             tags += to_tags(attrs.pop(key))
     if tags:
@@ -933,13 +937,13 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
 def _model_fields(attrs: dict, families: _Families) -> dict:
     fields: dict[str, Any] = {}
     model_key = None
-    model_keys = families.only(MODEL_KEYS)
+    model_keys = families.only[MODEL_KEYS]
     for key in model_keys:
         if key in attrs:
             model_key = key
             break
     model = _pop_first(attrs, model_keys)
-    response_model = _pop_first(attrs, families.only(RESPONSE_MODEL_KEYS))
+    response_model = _pop_first(attrs, families.only[RESPONSE_MODEL_KEYS])
     params = _model_parameters(attrs, families)
     requested = params.get("model") if isinstance(params, dict) else None
     if model_key == "llm.model_name" and response_model is None and isinstance(requested, str) and requested:
@@ -1010,11 +1014,14 @@ def _status_fields(
     return fields
 
 
+_STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
 def _otel_metadata(span: SpanData, attrs: dict, events: _Events, exception: SpanEvent | None) -> dict:
     """What no field took: leftover attributes and events, plus span kind, status, links, resource, scope."""
     otel: dict[str, Any] = {"span_kind": SPAN_KINDS.get(span.kind, str(span.kind))}
     if span.status_code or span.status_message:
-        otel["status"] = {"code": {0: "UNSET", 1: "OK", 2: "ERROR"}.get(span.status_code, span.status_code)}
+        otel["status"] = {"code": _STATUS_CODES.get(span.status_code, span.status_code)}
         if span.status_message:
             otel["status"]["message"] = span.status_message
     if attrs:
@@ -1116,12 +1123,12 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     if tools:
         metadata.setdefault("tools", tools)
 
-    if families.any_of(USAGE_KEYS):
-        usage_keys = families.only(USAGE_ATTRIBUTE_NAMES)
+    if families.only[USAGE_KEYS]:
+        usage_keys = families.only[USAGE_ATTRIBUTE_NAMES]
         observation.update(extract_usage(attrs, families.take(attrs, "llm.token_count."), usage_keys))
         if "usage_raw" in observation:
             metadata["usage_raw"] = observation.pop("usage_raw")
-    if families.any_of(COST_KEYS) or families.has("llm.cost."):
+    if families.only[COST_KEYS] or families.has("llm.cost."):
         observation.update(extract_cost(attrs, families.take(attrs, "llm.cost.")))
         if "cost_raw" in observation:
             metadata["cost_raw"] = observation.pop("cost_raw")
@@ -1188,7 +1195,9 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
 def _merge_trace(target: dict, fields: dict, *, override: bool) -> None:
     for key, value in fields.items():
         if key == "tags":
-            target["tags"] = list(dict.fromkeys(target.get("tags", []) + value))
+            current = target.get("tags")
+            if current != value:  # the same tags on every span of a trace (a target's tags are deduplicated)
+                target["tags"] = list(dict.fromkeys((current or []) + value))
         elif key == "metadata":
             current = target.get("metadata", {})
             target["metadata"] = {**current, **value} if override else {**value, **current}
@@ -1216,7 +1225,8 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
             # A root's fallbacks are the observation's own name, input and output, checked with it:
             # checking them again encoded a root's whole input and output a second time.
             observation = result.observation
-            fallbacks = {k: v for k, v in result.trace_defaults.items() if v is not observation.get(k)}
+            defaults_of = result.trace_defaults
+            fallbacks = {k: v for k, v in defaults_of.items() if v is not observation.get(k)} if defaults_of else None
             for record in (observation, result.trace, fallbacks, *result.scores):
                 if record:
                     check_record(record)

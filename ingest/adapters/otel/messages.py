@@ -21,17 +21,17 @@ MAX_INDEX = 10_000  # a flattened list longer than this is not a list of message
 
 _SMALL_INDEXES = {str(index): index for index in range(256)}  # "0" → 0: no isdigit and int per key
 
-# (prefix, keys) → [[(key, rest), …] per index, in index order]: which key goes to which message and
+# (prefix, keys) → [(keys, rests) per index, in index order]: which key goes to which message and
 # under which name depends only on the keys, and a sender sends the same keys span after span, so the
 # layout is learned once per key list (an OpenInference chat history is 2–4 keys per message; parsing
 # each key on every span was most of reassembling its messages). Bounded like `mapping._FAMILY_OF`:
 # short key lists only, and at most 2048 of them, so a sender making up keys cannot grow it.
-_LAYOUTS: dict[tuple[str, tuple[str, ...]], list[list[tuple[str, str]]]] = {}
+_LAYOUTS: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
 
 
-def _layout(prefix: str, keys) -> list[list[tuple[str, str]]]:
+def _layout(prefix: str, keys) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """The `{prefix}{i}.{rest}` keys among `keys` grouped by i (ascending; gaps closed up), each group
-    in the order of `keys`; keys of another shape are not in it."""
+    (its keys, their rests) in the order of `keys`; keys of another shape are not in it."""
     groups: dict[int, list[tuple[str, str]]] = {}
     size = len(prefix)
     for key in keys:
@@ -48,7 +48,7 @@ def _layout(prefix: str, keys) -> list[list[tuple[str, str]]]:
             groups[index] = [(key, rest)]
         else:
             group.append((key, rest))
-    return [groups[index] for index in sorted(groups)]
+    return [tuple(zip(*groups[index], strict=True)) for index in sorted(groups)]  # type: ignore[misc]
 
 
 def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
@@ -69,7 +69,8 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
                 _LAYOUTS.clear()
             _LAYOUTS[learned] = layout
     pop = attrs.pop
-    return [{rest: pop(key) for key, rest in group} for group in layout]
+    # zip/map: each message built without a Python frame of its own (equal rests: the last key's value).
+    return [dict(zip(rests, map(pop, group_keys))) for group_keys, rests in layout]
 
 
 def _tool_call(call_id: Any, name: Any, arguments: Any, extra: dict | None = None) -> dict:
