@@ -155,6 +155,9 @@ def test_the_bounded_families_cache_starts_over_and_stays_right():
     many = {f"k{index}": 1 for index in range(200)}
     assert mapping._families_of(many).keys == {}
     assert tuple(many) not in mapping._FAMILIES_OF  # long key lists are not kept
+    long_keys = {"user.id": "u", "x" * 9000: 1}
+    assert mapping._families_of(long_keys).only[mapping.USER_ID_KEYS] == ("user.id",)
+    assert tuple(long_keys) not in mapping._FAMILIES_OF  # nor long keys
 
 
 def _pop_indexed_by_parsing(attrs: dict, prefix: str) -> list[dict]:
@@ -207,3 +210,6 @@ def test_the_layout_cache_is_bounded():
     long = {f"p.{index}.a": index for index in range(300)}
     assert msg.pop_indexed(dict(long), "p.") == [{"a": index} for index in range(300)]
     assert ("p.", tuple(long)) not in msg._LAYOUTS
+    wide = {"p.0." + "a" * 17000: 1}
+    assert msg.pop_indexed(dict(wide), "p.") == [{"a" * 17000: 1}]
+    assert ("p.", tuple(wide)) not in msg._LAYOUTS

@@ -300,7 +300,8 @@ class _Present(dict):
 
 
 # tuple(attribute keys) → their `_Families`, shared by the spans with the same keys (a sender sends the
-# same few key lists span after span). Only short key lists are kept, and at most 1024 of them. The
+# same few key lists span after span). Only short key lists are kept (at most 128 keys, 8,192 characters
+# in all: a sender making up long keys cannot grow it by their size), and at most 1024 of them. The
 # instance is shared, so nothing changes it after it is built (`only` fills with answers that are
 # pure functions of the keys, like the rest).
 _FAMILIES_OF: dict[tuple[str, ...], _Families] = {}
@@ -311,7 +312,7 @@ def _families_of(attrs: dict) -> _Families:
     families = _FAMILIES_OF.get(keys)
     if families is None:
         families = _Families(keys)
-        if len(keys) <= 128:
+        if len(keys) <= 128 and sum(map(len, keys)) <= 8192:
             if len(_FAMILIES_OF) >= 1024:
                 _FAMILIES_OF.clear()
             _FAMILIES_OF[keys] = families
@@ -726,17 +727,18 @@ def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
 
 
 _TIME_TO_FIRST_CHUNK = (("gen_ai.response.time_to_first_chunk", 1.0), ("ai.response.msToFirstChunk", 0.001))
-_COMPLETION_START_KEYS = ("langfuse.observation.completion_start_time", *(key for key, _ in _TIME_TO_FIRST_CHUNK))
+COMPLETION_START_TIME = "langfuse.observation.completion_start_time"
+_COMPLETION_START_KEYS = (COMPLETION_START_TIME, *(key for key, _ in _TIME_TO_FIRST_CHUNK))
 
 
 def _completion_start(
     attrs: dict, families: _Families, start: datetime, first_token: SpanEvent | None
 ) -> datetime | None:
     if families.only[_COMPLETION_START_KEYS]:  # else none of the attributes below is there
-        if "langfuse.observation.completion_start_time" in attrs:
-            moment = parse_datetime(attrs["langfuse.observation.completion_start_time"])
+        if COMPLETION_START_TIME in attrs:
+            moment = parse_datetime(attrs[COMPLETION_START_TIME])
             if moment is not None:
-                attrs.pop("langfuse.observation.completion_start_time")
+                attrs.pop(COMPLETION_START_TIME)
                 return moment
         for key, unit in _TIME_TO_FIRST_CHUNK:
             value = attrs.get(key)

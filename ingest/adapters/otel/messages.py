@@ -25,7 +25,8 @@ _SMALL_INDEXES = {str(index): index for index in range(256)}  # "0" → 0: no is
 # under which name depends only on the keys, and a sender sends the same keys span after span, so the
 # layout is learned once per key list (an OpenInference chat history is 2–4 keys per message; parsing
 # each key on every span was most of reassembling its messages). Bounded like `mapping._FAMILY_OF`:
-# short key lists only, and at most 2048 of them, so a sender making up keys cannot grow it.
+# short key lists only (at most 256 keys, 16,384 characters in all), and at most 2048 of them, so a
+# sender making up keys cannot grow it by their number or their size.
 _LAYOUTS: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
 
 
@@ -64,7 +65,7 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
     layout = _LAYOUTS.get(learned)
     if layout is None:
         layout = _layout(prefix, keys)
-        if len(keys) <= 256:
+        if len(keys) <= 256 and sum(map(len, keys)) <= 16384:
             if len(_LAYOUTS) >= 2048:
                 _LAYOUTS.clear()
             _LAYOUTS[learned] = layout
