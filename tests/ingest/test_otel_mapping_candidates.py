@@ -213,3 +213,29 @@ def test_the_layout_cache_is_bounded():
     wide = {"p.0." + "a" * 17000: 1}
     assert msg.pop_indexed(dict(wide), "p.") == [{"a" * 17000: 1}]
     assert ("p.", tuple(wide)) not in msg._LAYOUTS
+
+
+COUNT_VALUES = [0, 1, 7, -1, 2**63 - 1, 2**63, 2**70, True, False, None, 3.0, 3.5, "12", " 4 ", "x", "", [], {}]
+
+
+def test_the_plain_int_path_of_to_count_is_what_to_int_answers():
+    from ingest.rules.values import to_count, to_int
+
+    for value in COUNT_VALUES:
+        for maximum in (2**63 - 1, 2**31 - 1, 5):
+            number = to_int(value)
+            expected = number if number is not None and 0 <= number <= maximum else None
+            assert to_count(value, maximum=maximum) == expected
+            assert type(to_count(value, maximum=maximum)) is type(expected)
+
+
+def test_without_subtracts_the_parts_as_its_sum_does():
+    from ingest.rules.usage import without
+
+    parts = [None, 0, 1, 5, 50, 400]
+    for count in (0, 3, 10, 395):
+        for first in parts:
+            for second in parts:
+                remaining = count - sum(p or 0 for p in (first, second))
+                assert without(count, first, second) == (remaining if remaining >= 0 else count)
+                assert without(count, first) == (count - (first or 0) if count - (first or 0) >= 0 else count)
