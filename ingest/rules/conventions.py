@@ -81,9 +81,13 @@ FINISH_REASON_ATTRIBUTES: tuple[tuple[str, str], ...] = (
 )
 
 
-def usage_attributes(attrs: dict) -> dict[str, object]:
-    """The usage attributes present in a span, as sent, in table order."""
-    return {attribute: attrs[attribute] for attribute, _, _ in USAGE_ATTRIBUTES if attribute in attrs}
+USAGE_ATTRIBUTE_NAMES: tuple[str, ...] = tuple(attribute for attribute, _, _ in USAGE_ATTRIBUTES)
+
+
+def usage_attributes(attrs: dict, candidates: tuple[str, ...] = USAGE_ATTRIBUTE_NAMES) -> dict[str, object]:
+    """The usage attributes present in a span, as sent, in table order. `candidates`: the table's
+    attributes (in its order) that may be there, when the caller knows the others are not."""
+    return {attribute: attrs[attribute] for attribute in candidates if attribute in attrs}
 
 
 def kinds_of(present: dict, to_count) -> dict[str, int]:

@@ -70,7 +70,10 @@ def first_count(source: dict, *keys: str) -> int | None:
 
 
 def without(count: int, *parts: int | None) -> int:
-    remaining = count - sum(p or 0 for p in parts)
+    remaining = count
+    for part in parts:  # a loop, not sum() of a generator: two calls a span with usage
+        if part:
+            remaining -= part
     return remaining if remaining >= 0 else count
 
 

@@ -49,7 +49,7 @@ from ingest.adapters.otel.decode import (
     SpanEvent,
     from_request,
 )
-from ingest.adapters.otel.usage import extract_cost, extract_usage
+from ingest.adapters.otel.usage import COST_KEYS, USAGE_KEYS, extract_cost, extract_usage
 from ingest.adapters.otel.values import (
     MAX_INT,
     parse_datetime,
@@ -64,7 +64,7 @@ from ingest.adapters.otel.values import (
 )
 from ingest.contract import ExperimentLink, RecordError, check_record
 from ingest.rules import messages as rules_messages
-from ingest.rules.conventions import FINISH_REASON_ATTRIBUTES
+from ingest.rules.conventions import FINISH_REASON_ATTRIBUTES, USAGE_ATTRIBUTE_NAMES
 from ingest.rules.environment import normalize_environment
 from ingest.rules.status import STATUSES, is_refusal
 from ingest.rules.values import nanos_to_datetime
@@ -117,6 +117,11 @@ MODEL_KEYS = (
     "reranker.model_name",
 )
 RESPONSE_MODEL_KEYS = ("gen_ai.response.model", "llm.response.model_name")
+MODEL_PARAMETER_KEYS = (  # JSON objects of parameters, merged in this order
+    "embedding.invocation_parameters",
+    "llm.invocation_parameters",
+    "langfuse.observation.model.parameters",
+)
 LEVELS = {
     "DEBUG": "DEBUG",
     "TRACE": "DEBUG",
@@ -239,9 +244,16 @@ class _Families:
     """The keys of a span's attributes in each of FAMILIES, found in one pass over the keys. A sender
     sends the same keys on every span, so each key's family is learned once (`_FAMILY_OF`) and then
     costs one dict lookup, the key's hash being already known from the attributes. Built after the
-    attributes are complete; consumers pop keys, so `take` answers only the keys still there."""
+    attributes are complete; consumers pop keys, so `take` answers only the keys still there.
 
-    __slots__ = ("keys",)
+    It also answers which of the candidate keys the fields are read from are present at all (`only`,
+    `langfuse`): a span carries ~20 attributes, and the fields probe ~120 candidates of three
+    conventions, most absent. These answers depend only on the span's keys, and hold for the whole
+    span: the mapper only removes attributes once the families are built (`_annotation_scores` puts
+    back some it removed), so a key absent then is absent throughout. `_families_of` learns them once
+    per key list."""
+
+    __slots__ = ("keys", "langfuse", "only")
 
     def __init__(self, attrs: dict):
         found: dict[str, list[str]] = {}
@@ -260,6 +272,9 @@ class _Families:
             else:
                 bucket.append(key)
         self.keys = found
+        # Every key the Langfuse convention is read from starts so: a span without one skips its fields.
+        self.langfuse = any(key.startswith("langfuse.") for key in attrs)
+        self.only = _Present(attrs)
 
     def has(self, prefix: str) -> bool:
         return prefix in self.keys
@@ -267,6 +282,41 @@ class _Families:
     def take(self, attrs: dict, prefix: str) -> list[str]:
         keys = self.keys.get(prefix)
         return [] if keys is None else [key for key in keys if key in attrs]
+
+
+class _Present(dict):
+    """`only[candidates]`: the candidates present, in their order (probing only those finds what probing
+    all finds; empty when none is there). Learned on first use; a dict, so answering costs no call."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys):
+        super().__init__()
+        self._keys = frozenset(keys)
+
+    def __missing__(self, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        found = self[candidates] = tuple(key for key in candidates if key in self._keys)
+        return found
+
+
+# tuple(attribute keys) → their `_Families`, shared by the spans with the same keys (a sender sends the
+# same few key lists span after span). Only short key lists are kept (at most 128 keys, 8,192 characters
+# in all: a sender making up long keys cannot grow it by their size), and at most 1024 of them. The
+# instance is shared, so nothing changes it after it is built (`only` fills with answers that are
+# pure functions of the keys, like the rest).
+_FAMILIES_OF: dict[tuple[str, ...], _Families] = {}
+
+
+def _families_of(attrs: dict) -> _Families:
+    keys = tuple(attrs)
+    families = _FAMILIES_OF.get(keys)
+    if families is None:
+        families = _Families(keys)
+        if len(keys) <= 128 and sum(map(len, keys)) <= 8192:
+            if len(_FAMILIES_OF) >= 1024:
+                _FAMILIES_OF.clear()
+            _FAMILIES_OF[keys] = families
+    return families
 
 
 def _is_langfuse_v5(span: SpanData) -> bool:
@@ -279,6 +329,8 @@ def _is_langfuse_v5(span: SpanData) -> bool:
 def _langfuse_metadata(attrs: dict, families: _Families, prefix: str, *, values_are_json: bool) -> dict:
     """`prefix` (a JSON object, merged) and `prefix.<key>` attributes. The v5 Python SDK JSON-encodes
     every value so "123" and 123 stay distinct; older senders send plain strings."""
+    if not families.langfuse:
+        return {}
     dotted = prefix + "."
     if prefix not in attrs and not families.has(dotted):
         return {}
@@ -322,7 +374,7 @@ def _experiment(span: SpanData, attrs: dict, families: _Families, *, is_root: bo
     makes the link, so an item is linked once however its spans are split across exports. A sender
     that names no task span links from the item's trace root."""
     # Exact keys and the families found in the one pass: no scan of every attribute per span.
-    if not (not attrs.keys().isdisjoint(_EXPERIMENT_KEYS) or families.has(EXPERIMENT_PREFIX + "metadata.")
+    if not families.langfuse or not (not attrs.keys().isdisjoint(_EXPERIMENT_KEYS) or families.has(EXPERIMENT_PREFIX + "metadata.")
             or families.has(EXPERIMENT_PREFIX + "item.metadata.")):
         return {}, None
     kept: dict[str, Any] = {}
@@ -413,10 +465,15 @@ class _Events:
     other: list[SpanEvent] = field(default_factory=list)
 
 
+# A span without events (most spans) shares this one: nothing changes an empty classification (the
+# mapper only takes from lists that hold something), and tuples would refuse an append.
+_NO_EVENTS = _Events(exceptions=(), input_messages=(), choices=(), evaluations=(), other=())  # type: ignore[arg-type]
+
+
 def _classify_events(span: SpanData, attrs: dict) -> _Events:
-    events = _Events()
     if not span.events:
-        return events
+        return _NO_EVENTS
+    events = _Events()
     for event in span.events:
         name = event.name or to_text(event.attributes.get("event.name"))
         lowered = name.lower()
@@ -587,11 +644,7 @@ def _model_parameters(attrs: dict, families: _Families) -> dict:
         if key == "gen_ai.request.model":
             continue
         params[key.removeprefix("gen_ai.request.")] = attrs.pop(key)
-    for key in (
-        "embedding.invocation_parameters",
-        "llm.invocation_parameters",
-        "langfuse.observation.model.parameters",
-    ):
+    for key in families.only[MODEL_PARAMETER_KEYS]:
         if key in attrs:
             parsed = parse_json_object(attrs[key])
             if parsed is not None:
@@ -600,18 +653,25 @@ def _model_parameters(attrs: dict, families: _Families) -> dict:
     return params
 
 
-def _prompt(attrs: dict, metadata: dict) -> dict:
+PROMPT_TEMPLATE_PREFIX = "llm.prompt_template."
+PROMPT_TEMPLATE_KEYS = ("template", "variables", "version")
+PROMPT_NAME_KEYS = ("langfuse.observation.prompt.name", "langfuse.prompt.name", "gen_ai.prompt.name")
+# Without one of these `_prompt` finds nothing (a version or `prompt.id` only counts with a name or a template).
+_PROMPT_KEYS = (*(PROMPT_TEMPLATE_PREFIX + key for key in PROMPT_TEMPLATE_KEYS), *PROMPT_NAME_KEYS)
+
+
+def _prompt(attrs: dict, metadata: dict, families: _Families) -> dict:
     fields: dict[str, Any] = {}
+    if not families.only[_PROMPT_KEYS]:
+        return fields
     template = {}
-    for key in ("template", "variables", "version"):
-        full = f"llm.prompt_template.{key}"
+    for key in PROMPT_TEMPLATE_KEYS:
+        full = PROMPT_TEMPLATE_PREFIX + key
         if full in attrs:
             template[key] = parse_json_container(attrs.pop(full)) if key == "variables" else attrs.pop(full)
     if template:
         metadata.setdefault("prompt_template", template)
-    name = _pop_first(
-        attrs, ("langfuse.observation.prompt.name", "langfuse.prompt.name", "gen_ai.prompt.name")
-    )
+    name = _pop_first(attrs, PROMPT_NAME_KEYS)
     if name is None and template:
         name = _pop_first(attrs, ("prompt.id",))
     if name is None:
@@ -649,9 +709,12 @@ def _tool_definitions(attrs: dict, families: _Families) -> list | None:
 # --- errors, status, completion start -----------------------------------------------------------
 
 
-def _finish_reasons(attrs: dict, output: Any) -> list[str]:
+_FINISH_REASON_KEYS = tuple(attribute for attribute, _ in FINISH_REASON_ATTRIBUTES)
+
+
+def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
     reasons: list[str] = []
-    for attribute, _ in FINISH_REASON_ATTRIBUTES:
+    for attribute in families.only[_FINISH_REASON_KEYS]:
         if attribute not in attrs:
             continue
         raw = attrs.pop(attribute)
@@ -663,17 +726,25 @@ def _finish_reasons(attrs: dict, output: Any) -> list[str]:
     return reasons
 
 
-def _completion_start(attrs: dict, start: datetime, first_token: SpanEvent | None) -> datetime | None:
-    if "langfuse.observation.completion_start_time" in attrs:
-        moment = parse_datetime(attrs["langfuse.observation.completion_start_time"])
-        if moment is not None:
-            attrs.pop("langfuse.observation.completion_start_time")
-            return moment
-    for key, unit in (("gen_ai.response.time_to_first_chunk", 1.0), ("ai.response.msToFirstChunk", 0.001)):
-        value = attrs.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**7:
-            attrs.pop(key)
-            return start + timedelta(seconds=value * unit)
+_TIME_TO_FIRST_CHUNK = (("gen_ai.response.time_to_first_chunk", 1.0), ("ai.response.msToFirstChunk", 0.001))
+COMPLETION_START_TIME = "langfuse.observation.completion_start_time"
+_COMPLETION_START_KEYS = (COMPLETION_START_TIME, *(key for key, _ in _TIME_TO_FIRST_CHUNK))
+
+
+def _completion_start(
+    attrs: dict, families: _Families, start: datetime, first_token: SpanEvent | None
+) -> datetime | None:
+    if families.only[_COMPLETION_START_KEYS]:  # else none of the attributes below is there
+        if COMPLETION_START_TIME in attrs:
+            moment = parse_datetime(attrs[COMPLETION_START_TIME])
+            if moment is not None:
+                attrs.pop(COMPLETION_START_TIME)
+                return moment
+        for key, unit in _TIME_TO_FIRST_CHUNK:
+            value = attrs.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**7:
+                attrs.pop(key)
+                return start + timedelta(seconds=value * unit)
     if first_token is not None and first_token.time_unix_nano:
         return nanos_to_datetime(first_token.time_unix_nano)
     return None
@@ -827,23 +898,30 @@ def _environment(attrs: dict, resource: dict) -> str | None:
     return None
 
 
+USER_ID_KEYS = ("langfuse.user.id", "user.id")
+SESSION_ID_KEYS = ("langfuse.session.id", "session.id", "gen_ai.conversation.id")
+TAGS_KEYS = ("langfuse.trace.tags", "langfuse.tags", "tag.tags")  # all of them, merged
+
+
 def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool) -> dict:
     fields: dict[str, Any] = {}
-    name = _pop_first(attrs, ("langfuse.trace.name",))
+    name = _pop_first(attrs, ("langfuse.trace.name",)) if families.langfuse else None
     if name is not None:
         fields["name"] = to_text(name)
-    user_id = _pop_first(attrs, ("langfuse.user.id", "user.id"))
+    user_id = _pop_first(attrs, families.only[USER_ID_KEYS])
     if user_id is not None:
         fields["user_id"] = to_text(user_id)
-    session_id = _pop_first(attrs, ("langfuse.session.id", "session.id", "gen_ai.conversation.id"))
+    session_id = _pop_first(attrs, families.only[SESSION_ID_KEYS])
     if session_id is not None:
         fields["session_id"] = to_text(session_id)
     tags: list[str] = []
-    for key in ("langfuse.trace.tags", "langfuse.tags", "tag.tags"):
+    for key in families.only[TAGS_KEYS]:
         if key in attrs:
             tags += to_tags(attrs.pop(key))
     if tags:
         fields["tags"] = list(dict.fromkeys(tags))
+    if not families.langfuse:
+        return fields
     if "langfuse.trace.public" in attrs or "langfuse.public" in attrs:
         public = to_bool(_first([attrs], ("langfuse.trace.public", "langfuse.public")))
         if public is not None:
@@ -861,12 +939,13 @@ def _trace_fields(attrs: dict, families: _Families, span: SpanData, *, v5: bool)
 def _model_fields(attrs: dict, families: _Families) -> dict:
     fields: dict[str, Any] = {}
     model_key = None
-    for key in MODEL_KEYS:
+    model_keys = families.only[MODEL_KEYS]
+    for key in model_keys:
         if key in attrs:
             model_key = key
             break
-    model = _pop_first(attrs, MODEL_KEYS)
-    response_model = _pop_first(attrs, RESPONSE_MODEL_KEYS)
+    model = _pop_first(attrs, model_keys)
+    response_model = _pop_first(attrs, families.only[RESPONSE_MODEL_KEYS])
     params = _model_parameters(attrs, families)
     requested = params.get("model") if isinstance(params, dict) else None
     if model_key == "llm.model_name" and response_model is None and isinstance(requested, str) and requested:
@@ -886,7 +965,7 @@ def _model_fields(attrs: dict, families: _Families) -> dict:
 
 
 def _status_fields(
-    span: SpanData, attrs: dict, exception: SpanEvent | None, output: Any, has_output: bool
+    span: SpanData, attrs: dict, families: _Families, exception: SpanEvent | None, output: Any, has_output: bool
 ) -> dict:
     """Error details, level, status message, finish reason and status."""
     fields: dict[str, Any] = {}
@@ -903,14 +982,14 @@ def _status_fields(
     if "error_message" not in fields and span.status_code == STATUS_ERROR and span.status_message:
         fields["error_message"] = span.status_message
 
-    status_message = _pop_first(attrs, ("langfuse.observation.status_message",))
+    status_message = _pop_first(attrs, ("langfuse.observation.status_message",)) if families.langfuse else None
     if status_message is None:
         status_message = span.status_message or fields.get("error_message")
     if _present(status_message):
         fields["status_message"] = to_text(status_message)
 
     level = None
-    declared_level = attrs.get("langfuse.observation.level")
+    declared_level = attrs.get("langfuse.observation.level") if families.langfuse else None
     if isinstance(declared_level, str) and declared_level.strip().upper() in LEVELS:
         level = LEVELS[attrs.pop("langfuse.observation.level").strip().upper()]
     failed = span.status_code == STATUS_ERROR or exception is not None or _present(error_type)
@@ -919,9 +998,11 @@ def _status_fields(
     if level is not None:
         fields["level"] = level
 
-    reasons = _finish_reasons(attrs, output)
-    refused = any(is_refusal(r) for r in reasons) or (has_output and rules_messages.refusal_of(output))
+    reasons = _finish_reasons(attrs, families, output)
     finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    # The reason picked is a refusal signal when any reason is one, and "refusal" for an output that
+    # refused without naming a reason: only beside other reasons is the output's refusal still unread.
+    refused = is_refusal(finish_reason) or (bool(reasons) and has_output and rules_messages.refusal_of(output))
     if finish_reason:
         fields["finish_reason"] = finish_reason[:100]
 
@@ -935,11 +1016,14 @@ def _status_fields(
     return fields
 
 
+_STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
 def _otel_metadata(span: SpanData, attrs: dict, events: _Events, exception: SpanEvent | None) -> dict:
     """What no field took: leftover attributes and events, plus span kind, status, links, resource, scope."""
     otel: dict[str, Any] = {"span_kind": SPAN_KINDS.get(span.kind, str(span.kind))}
     if span.status_code or span.status_message:
-        otel["status"] = {"code": {0: "UNSET", 1: "OK", 2: "ERROR"}.get(span.status_code, span.status_code)}
+        otel["status"] = {"code": _STATUS_CODES.get(span.status_code, span.status_code)}
         if span.status_message:
             otel["status"]["message"] = span.status_message
     if attrs:
@@ -973,7 +1057,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     resource = span.resource
     v5 = _is_langfuse_v5(span)
     events = _classify_events(span, attrs)
-    families = _Families(attrs)  # after the events: a details event adds attributes
+    families = _families_of(attrs)  # after the events: a details event adds attributes
 
     start = nanos_to_datetime(span.start_time_unix_nano) if span.start_time_unix_nano else None
     end = nanos_to_datetime(span.end_time_unix_nano) if span.end_time_unix_nano else None
@@ -981,15 +1065,17 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     end = end or start
     end = max(end, start)
 
-    as_root = to_bool(attrs.pop("langfuse.internal.as_root", None)) is True
-    attrs.pop("langfuse.internal.is_app_root", None)
+    as_root = False
+    if families.langfuse:
+        as_root = to_bool(attrs.pop("langfuse.internal.as_root", None)) is True
+        attrs.pop("langfuse.internal.is_app_root", None)
     is_root = not span.parent_span_id or as_root
 
     environment = _environment(attrs, resource)
-    release = _pop_first(attrs, ("langfuse.release",))
+    release = _pop_first(attrs, ("langfuse.release",)) if families.langfuse else None
     if release is None:
         release = resource.get("langfuse.release")
-    version = _pop_first(attrs, ("langfuse.version",))
+    version = _pop_first(attrs, ("langfuse.version",)) if families.langfuse else None
     if version is None:
         version = resource.get("service.version")
 
@@ -1034,19 +1120,22 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
         observation["output"] = output_value
 
     observation.update(_model_fields(attrs, families))
-    observation.update(_prompt(attrs, metadata))
+    observation.update(_prompt(attrs, metadata, families))
     tools = _tool_definitions(attrs, families)
     if tools:
         metadata.setdefault("tools", tools)
 
-    observation.update(extract_usage(attrs, families.take(attrs, "llm.token_count.")))
-    if "usage_raw" in observation:
-        metadata["usage_raw"] = observation.pop("usage_raw")
-    observation.update(extract_cost(attrs, families.take(attrs, "llm.cost.")))
-    if "cost_raw" in observation:
-        metadata["cost_raw"] = observation.pop("cost_raw")
+    if families.only[USAGE_KEYS]:
+        usage_keys = families.only[USAGE_ATTRIBUTE_NAMES]
+        observation.update(extract_usage(attrs, families.take(attrs, "llm.token_count."), usage_keys))
+        if "usage_raw" in observation:
+            metadata["usage_raw"] = observation.pop("usage_raw")
+    if families.only[COST_KEYS] or families.has("llm.cost."):
+        observation.update(extract_cost(attrs, families.take(attrs, "llm.cost.")))
+        if "cost_raw" in observation:
+            metadata["cost_raw"] = observation.pop("cost_raw")
 
-    completion_start = _completion_start(attrs, start, events.first_token)
+    completion_start = _completion_start(attrs, families, start, events.first_token)
     if completion_start is not None:
         observation["completion_start_time"] = completion_start
     elif events.first_token is not None:
@@ -1065,7 +1154,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
 
     exception = _pick_exception(events.exceptions)
     observation.update(
-        _status_fields(span, attrs, exception, output_value if has_output else None, has_output)
+        _status_fields(span, attrs, families, exception, output_value if has_output else None, has_output)
     )
 
     # Trace-level context and feedback.
@@ -1108,7 +1197,9 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
 def _merge_trace(target: dict, fields: dict, *, override: bool) -> None:
     for key, value in fields.items():
         if key == "tags":
-            target["tags"] = list(dict.fromkeys(target.get("tags", []) + value))
+            current = target.get("tags")
+            if current != value:  # the same tags on every span of a trace (a target's tags are deduplicated)
+                target["tags"] = list(dict.fromkeys((current or []) + value))
         elif key == "metadata":
             current = target.get("metadata", {})
             target["metadata"] = {**current, **value} if override else {**value, **current}
@@ -1136,7 +1227,8 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
             # A root's fallbacks are the observation's own name, input and output, checked with it:
             # checking them again encoded a root's whole input and output a second time.
             observation = result.observation
-            fallbacks = {k: v for k, v in result.trace_defaults.items() if v is not observation.get(k)}
+            defaults_of = result.trace_defaults
+            fallbacks = {k: v for k, v in defaults_of.items() if v is not observation.get(k)} if defaults_of else None
             for record in (observation, result.trace, fallbacks, *result.scores):
                 if record:
                     check_record(record)

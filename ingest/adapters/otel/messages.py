@@ -21,16 +21,21 @@ MAX_INDEX = 10_000  # a flattened list longer than this is not a list of message
 
 _SMALL_INDEXES = {str(index): index for index in range(256)}  # "0" → 0: no isdigit and int per key
 
+# (prefix, keys) → [(keys, rests) per index, in index order]: which key goes to which message and
+# under which name depends only on the keys, and a sender sends the same keys span after span, so the
+# layout is learned once per key list (an OpenInference chat history is 2–4 keys per message; parsing
+# each key on every span was most of reassembling its messages). Bounded like `mapping._FAMILY_OF`:
+# short key lists only (at most 256 keys, 16,384 characters in all), and at most 2048 of them, so a
+# sender making up keys cannot grow it by their number or their size.
+_LAYOUTS: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
 
-def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
-    """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
 
-    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up. `keys`:
-    the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
-    groups: dict[int, dict[str, Any]] = {}
+def _layout(prefix: str, keys) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The `{prefix}{i}.{rest}` keys among `keys` grouped by i (ascending; gaps closed up), each group
+    (its keys, their rests) in the order of `keys`; keys of another shape are not in it."""
+    groups: dict[int, list[tuple[str, str]]] = {}
     size = len(prefix)
-    pop = attrs.pop
-    for key in [k for k in attrs if k.startswith(prefix)] if keys is None else keys:
+    for key in keys:
         head, sep, rest = key[size:].partition(".")
         if not sep:
             continue
@@ -41,9 +46,32 @@ def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = Non
             index = int(head)
         group = groups.get(index)
         if group is None:
-            group = groups[index] = {}
-        group[rest] = pop(key)
-    return [groups[index] for index in sorted(groups)]
+            groups[index] = [(key, rest)]
+        else:
+            group.append((key, rest))
+    return [tuple(zip(*groups[index], strict=True)) for index in sorted(groups)]  # type: ignore[misc]
+
+
+def pop_indexed(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """Remove `{prefix}{i}.{rest}` keys from attrs and return [{rest: value}] ordered by i.
+
+    `prefix` ends with a dot, e.g. "llm.input_messages.". Gaps in the indexes are closed up. `keys`:
+    the keys of attrs starting with `prefix` when the caller knows them already (no scan)."""
+    if keys is None:
+        keys = [k for k in attrs if k.startswith(prefix)]
+    if not keys:
+        return []
+    learned = (prefix, tuple(keys))
+    layout = _LAYOUTS.get(learned)
+    if layout is None:
+        layout = _layout(prefix, keys)
+        if len(keys) <= 256 and sum(map(len, keys)) <= 16384:
+            if len(_LAYOUTS) >= 2048:
+                _LAYOUTS.clear()
+            _LAYOUTS[learned] = layout
+    pop = attrs.pop
+    # zip/map: each message built without a Python frame of its own (equal rests: the last key's value).
+    return [dict(zip(rests, map(pop, group_keys))) for group_keys, rests in layout]
 
 
 def _tool_call(call_id: Any, name: Any, arguments: Any, extra: dict | None = None) -> dict:

@@ -21,6 +21,7 @@ from ingest.rules.conventions import (
     REASONING,
     TOTAL,
     USAGE_ALIASES,
+    USAGE_ATTRIBUTE_NAMES,
     kinds_of,
     usage_attributes,
 )
@@ -32,20 +33,30 @@ OI_COST = "llm.cost."
 
 
 _USAGE_KEYS = frozenset(USAGE_ALIASES)
+USAGE_DETAILS = "langfuse.observation.usage_details"
+COST_DETAILS = "langfuse.observation.cost_details"
+GENAI_COST = "gen_ai.usage.cost"
+# Without one of these (or an `llm.token_count.*` / `llm.cost.*` key beside them) a span has no usage
+# (no cost): the mapper skips the call (`extract_usage`'s `token_keys` count only beside a count).
+USAGE_KEYS = (USAGE_DETAILS, *USAGE_ALIASES)
+COST_KEYS = (COST_DETAILS, GENAI_COST)
 
 
-def extract_usage(attrs: dict[str, Any], token_keys: list[str] | None = None) -> dict:
+def extract_usage(
+    attrs: dict[str, Any], token_keys: list[str] | None = None, usage_keys: tuple[str, ...] = USAGE_ATTRIBUTE_NAMES
+) -> dict:
     """Token fields + `usage_details` for one span; the attributes used are removed from attrs.
 
     `usage_details` holds only our token kinds in Langfuse's keys: Langfuse-compatible consumers sum
     every key containing "input", so a raw attribute name kept beside them (`gen_ai.usage.input_tokens`)
     was counted twice. The usage as sent goes to `usage_raw` (stored in `metadata.usage_raw`).
-    `token_keys`: the keys of attrs under `llm.token_count.` when the caller knows them (no scan).
+    `token_keys`: the keys of attrs under `llm.token_count.` when the caller knows them (no scan);
+    `usage_keys`: the attributes of the usage table that may be there (`usage_attributes`).
     """
-    raw = attrs.get("langfuse.observation.usage_details")
+    raw = attrs.get(USAGE_DETAILS)
     usage = parse_json_object(raw) if raw is not None else None
     if usage is not None:
-        attrs.pop("langfuse.observation.usage_details")
+        attrs.pop(USAGE_DETAILS)
         fields = from_usage_map(usage)
         if openai_shape(usage) is None:
             # Langfuse's own keys: already disjoint, kept as Langfuse keeps them.
@@ -54,7 +65,7 @@ def extract_usage(attrs: dict[str, Any], token_keys: list[str] | None = None) ->
 
     if attrs.keys().isdisjoint(_USAGE_KEYS):  # most spans: no usage at all, and no table walk for it
         return {}
-    present = usage_attributes(attrs)
+    present = usage_attributes(attrs, usage_keys)
     # OpenInference's other sub-counts (audio …) are parts of the counts above: kept with the raw usage.
     if token_keys is None:
         token_keys = [k for k in attrs if k.startswith(OI_TOKENS)]
@@ -131,7 +142,7 @@ def extract_cost(attrs: dict[str, Any], cost_keys: list[str] | None = None) -> d
     """Cost the client computed itself (it wins over the price catalog). Amounts that are negative
     or too large for the cost columns are left out; the attribute then stays in metadata as sent.
     `cost_keys`: the keys of attrs under `llm.cost.` when the caller knows them (no scan)."""
-    raw = attrs.get("langfuse.observation.cost_details")
+    raw = attrs.get(COST_DETAILS)
     details = parse_json_object(raw) if raw is not None else None
     valid = _valid_costs(details) if details else None
     if valid:
@@ -140,7 +151,7 @@ def extract_cost(attrs: dict[str, Any], cost_keys: list[str] | None = None) -> d
         )
         if fields is not None:
             if valid == details:
-                attrs.pop("langfuse.observation.cost_details")
+                attrs.pop(COST_DETAILS)
             return fields
     if cost_keys is None:
         cost_keys = [k for k in attrs if k.startswith(OI_COST)]
@@ -161,8 +172,8 @@ def extract_cost(attrs: dict[str, Any], cost_keys: list[str] | None = None) -> d
             fields["cost_details"] = _disjoint_oi_costs(valid, fields.get("total_cost"))
             fields["cost_raw"] = valid
             return fields
-    total = to_cost(attrs.get("gen_ai.usage.cost"))
+    total = to_cost(attrs.get(GENAI_COST))
     if total is not None:
-        attrs.pop("gen_ai.usage.cost")
+        attrs.pop(GENAI_COST)
         return {"cost_details": {"total": float(total)}, "total_cost": total, "cost_source": "client"}
     return {}
