@@ -48,6 +48,7 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from psycopg import adapters as psycopg_adapters
 from psycopg.adapt import Dumper
 
 from ingest import rollups, timing
@@ -648,6 +649,11 @@ class _JsonTextDumper(Dumper):
 
     def dump(self, obj: _JsonText) -> bytes:
         return obj.data
+
+
+# Also for connections opened from now on, so that quoting one into SQL text (Django's
+# `last_executed_query` with server-side binding on, under DEBUG) works as for a `str`.
+psycopg_adapters.register_dumper(_JsonText, _JsonTextDumper)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import orjson
+import psycopg
 import pytest
 from psycopg.adapt import PyFormat, Transformer
 
@@ -259,6 +260,12 @@ def test_documents_are_sent_as_the_text_of_their_str(project):
             assert sent[0] == sent[1], rows
             cursor.execute("SELECT %s::jsonb = %s::jsonb", [writer._JsonText(document), writer._dump(rows)])
             assert cursor.fetchone()[0] is True
+            # Quoted into SQL text (client-side binding, Django's `last_executed_query`) as the str is.
+            quoted = [
+                psycopg.ClientCursor(cursor.cursor.connection).mogrify("SELECT %s::jsonb", [param])
+                for param in (writer._JsonText(document), writer._dump(rows))
+            ]
+            assert quoted[0] == quoted[1]
 
 
 def test_the_nul_search_is_the_substring_test():
