@@ -17,6 +17,7 @@ what is stored must not move by a digit.
 - `writer._JsonText`: the writer's documents reach PostgreSQL as the very bytes, type and format of
   the `str` they replace (`_dump`).
 - `writer._NUL_ESCAPE`: finds a document's NUL escapes exactly where `b"\\u0000" in document` does.
+- `rollups._hour`: the positional constructor gives `replace`'s value, type, zone and fold.
 - `writer._insert_rows`: each new row built as one record's was (`_insert_row`), key order included,
   with a fresh map or list for every defaulted JSON column.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -302,3 +303,24 @@ def test_insert_rows_are_each_records_row_with_fresh_containers():
         for column, _ in factories:
             defaulted = [row[column] for rec, row in zip(table_recs, rows) if column not in rec]
             assert len({id(value) for value in defaulted}) == len(defaulted), column
+
+
+class _Moment(datetime):
+    pass
+
+
+def test_the_hour_of_a_moment_is_replace_s():
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(11)
+    zones = [UTC, None, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata"), timezone(timedelta(hours=-3, minutes=-30))]
+    moments = [datetime(2026, 11, 1, 1, 30, 5, 7, tzinfo=ZoneInfo("America/New_York"), fold=1),
+               _Moment(2026, 12, 6, 12, 30, 1, 2, tzinfo=UTC)]
+    for _ in range(3000):
+        moments.append(datetime(rng.randrange(1970, 2262), rng.randrange(1, 13), rng.randrange(1, 29),
+                                rng.randrange(24), rng.randrange(60), rng.randrange(60), rng.randrange(10**6),
+                                tzinfo=rng.choice(zones), fold=rng.choice([0, 0, 1])))
+    for moment in moments:
+        fast, rule = rollups._hour(moment), moment.replace(minute=0, second=0, microsecond=0)
+        assert (fast, type(fast), fast.tzinfo, fast.fold, fast.utcoffset()) == (
+            rule, type(rule), rule.tzinfo, rule.fold, rule.utcoffset()), moment
