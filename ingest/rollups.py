@@ -260,6 +260,12 @@ def _trace_dims(rule: FeatureRule, row, *, raw: bool = True) -> TraceDims:
 
 
 def _hour(moment: datetime) -> datetime:
+    """`moment` cut to its hour (in its own time zone): `moment.replace(minute=0, second=0,
+    microsecond=0)`. For a plain `datetime` of fold 0 (what the writer stores) the positional
+    constructor builds the same value a third as dearly (replace parses its keywords: ~1.5 µs, a
+    third of what a call adds to the rollups); a subclass or fold 1 takes `replace` itself."""
+    if moment.__class__ is datetime and not moment.fold:
+        return datetime(moment.year, moment.month, moment.day, moment.hour, 0, 0, 0, moment.tzinfo)
     return moment.replace(minute=0, second=0, microsecond=0)
 
 

@@ -12,17 +12,28 @@ what is stored must not move by a digit.
 - `rollups.Deltas` sums each row's calls column by column at the end: the same ints and Decimals as a
   running sum per name, `sign * value` at a time.
 - `writer.derive_total`: the reported counts summed from 0, None when none is reported.
+- `writer._NONEMPTY` / `writer._METADATA`: `_normalise` keeps a non-empty JSON map or list of a
+  "nonempty" key, and a metadata map, itself (the spectrum test above covers them).
+- `writer._JsonText`: the writer's documents reach PostgreSQL as the very bytes, type and format of
+  the `str` they replace (`_dump`).
+- `writer._NUL_ESCAPE`: finds a document's NUL escapes exactly where `b"\\u0000" in document` does.
+- `rollups._hour`: the positional constructor gives `replace`'s value, type, zone and fold.
+- `writer._insert_rows`: each new row built as one record's was (`_insert_row`), key order included,
+  with a fresh map or list for every defaulted JSON column.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 
+import orjson
+import psycopg
 import pytest
+from psycopg.adapt import PyFormat, Transformer
 
 from ingest import rollups, writer
 from ingest.stages import price as costs
@@ -224,3 +235,92 @@ def test_a_price_whose_rates_cannot_be_computed_fails_only_its_own_costs():
     assert pricing._cost(bad, {"output": 5}, None).total == (Decimal(5) * bad.output_price).scaleb(-6)
     with pytest.raises(TypeError):
         pricing._cost(bad, {"input": 5}, None)
+
+
+DOCUMENT_ROWS = [
+    [{"a": "plain", "b": T0, "c": Decimal("1.5"), "d": None}],
+    [{"text": "é ü 漢字 \U0001F600", "nested": {"k": ["x", {"y": 2**62}]}}],
+    [{"nul": "a\x00b", "key\x00": 1}],
+    [{"backslash": "\\u0000 is text here", "quote": '"'}],
+    [{"control": "\x01\x1f\t\n"}],
+]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_documents_are_sent_as_the_text_of_their_str(project):
+    from tenancy.dataplane import data_connection
+
+    with data_connection(project).cursor() as plain, writer._server_bound(plain) as cursor:
+        for rows in DOCUMENT_ROWS:
+            document = writer._document(rows)
+            sent = []
+            for param in (writer._dump(rows), writer._JsonText(document)):
+                transformer = Transformer(cursor.cursor)
+                buffers = transformer.dump_sequence([param], [PyFormat.AUTO])
+                sent.append((bytes(buffers[0]), list(transformer.types), list(transformer.formats)))
+            assert sent[0] == sent[1], rows
+            cursor.execute("SELECT %s::jsonb = %s::jsonb", [writer._JsonText(document), writer._dump(rows)])
+            assert cursor.fetchone()[0] is True
+            # Quoted into SQL text (client-side binding, Django's `last_executed_query`) as the str is.
+            quoted = [
+                psycopg.ClientCursor(cursor.cursor.connection).mogrify("SELECT %s::jsonb", [param])
+                for param in (writer._JsonText(document), writer._dump(rows))
+            ]
+            assert quoted[0] == quoted[1]
+
+
+def test_the_nul_search_is_the_substring_test():
+    documents = [orjson.dumps(rows, default=str, option=orjson.OPT_NON_STR_KEYS) for rows in DOCUMENT_ROWS]
+    documents += [b"", b"\\u0000", b"\\u000", b"u0000", b"\\\\u0000", b"x" * 5000 + b"\\u0000", b"\\u00000"]
+    for document in documents:
+        assert (writer._NUL_ESCAPE.search(document) is not None) == (b"\\u0000" in document), document[:80]
+    # A document with a NUL is written again without it.
+    assert writer._document(DOCUMENT_ROWS[2]) == orjson.dumps(rollups.strip_nul(DOCUMENT_ROWS[2]),
+                                                              option=orjson.OPT_NON_STR_KEYS)
+    assert b"\\u0000" not in writer._document(DOCUMENT_ROWS[2])
+
+
+def test_insert_rows_are_each_records_row_with_fresh_containers():
+    now = T0
+    recs = [
+        {"id": "o-1", "trace_id": "t-1", "metadata": {"m": 1}, "name": "n", "start_time": T0},
+        {"id": "o-2", "trace_id": "t-1", "usage_details": {"input": 3}},
+        {"trace_id": "t-2", "id": "o-3", "tool_calls": [{"id": "c"}], "type": "GENERATION"},
+    ]
+    for table in (writer.OBSERVATIONS, writer.TRACES, writer.SCORES):
+        table_recs = [{k: v for k, v in rec.items() if k in table.keys} for rec in recs]
+        rows = writer._insert_rows(table_recs, table, now)
+        constants, at_now, factories = writer._default_plan(table)
+        for rec, row in zip(table_recs, rows):
+            expected = {**constants, **dict.fromkeys(at_now, now)}
+            for column, factory in factories:
+                if column not in rec:
+                    expected[column] = factory()
+            expected.update(rec)
+            expected["created_at"] = expected["updated_at"] = now
+            assert list(row.items()) == list(expected.items())
+            assert row == writer._insert_row(rec, table, now)
+        for column, _ in factories:
+            defaulted = [row[column] for rec, row in zip(table_recs, rows) if column not in rec]
+            assert len({id(value) for value in defaulted}) == len(defaulted), column
+
+
+class _Moment(datetime):
+    pass
+
+
+def test_the_hour_of_a_moment_is_replace_s():
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(11)
+    zones = [UTC, None, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata"), timezone(timedelta(hours=-3, minutes=-30))]
+    moments = [datetime(2026, 11, 1, 1, 30, 5, 7, tzinfo=ZoneInfo("America/New_York"), fold=1),
+               _Moment(2026, 12, 6, 12, 30, 1, 2, tzinfo=UTC)]
+    for _ in range(3000):
+        moments.append(datetime(rng.randrange(1970, 2262), rng.randrange(1, 13), rng.randrange(1, 29),
+                                rng.randrange(24), rng.randrange(60), rng.randrange(60), rng.randrange(10**6),
+                                tzinfo=rng.choice(zones), fold=rng.choice([0, 0, 1])))
+    for moment in moments:
+        fast, rule = rollups._hour(moment), moment.replace(minute=0, second=0, microsecond=0)
+        assert (fast, type(fast), fast.tzinfo, fast.fold, fast.utcoffset()) == (
+            rule, type(rule), rule.tzinfo, rule.fold, rule.utcoffset()), moment
