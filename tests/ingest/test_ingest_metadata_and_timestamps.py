@@ -1,6 +1,7 @@
 """The metadata merge is linear, metadata is capped per record on every path, and a trace's own
 timestamp wins over a placeholder's whichever order they arrive in."""
 
+import random
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -124,6 +125,66 @@ def test_metadata_problem_counts_keys_at_every_level_and_depth():
     assert "deeper than" in limits.metadata_problem(nested_lists)
     assert limits.metadata_problem(None) is None
     assert limits.metadata_problem("text") is None
+
+
+def _reference_metadata_problem(value):
+    """`limits.metadata_problem` as the rule states it: every value asked `isinstance`, the last
+    container found walked first (the order decides which message a record over both caps gets)."""
+    keys, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+            keys += len(node)
+            if keys > limits.MAX_METADATA_KEYS:
+                return f"metadata has more than {limits.MAX_METADATA_KEYS} keys (counted at every level)"
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        if depth > limits.MAX_METADATA_DEPTH:
+            return f"metadata is nested deeper than {limits.MAX_METADATA_DEPTH} levels"
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return None
+
+
+class _Text(str):
+    pass
+
+
+class _Map(dict):
+    pass
+
+
+class _Items(list):
+    pass
+
+
+def _random_metadata(rng, depth=0):
+    roll = rng.random()
+    if depth > 9 or roll < 0.45:
+        return rng.choice(["s", "", _Text("t"), 1, 2.5, True, None, b"x"])
+    size = rng.randrange(0, 6)
+    if roll < 0.75:
+        kind = rng.choice([dict, _Map])
+        return kind((f"k{i}", _random_metadata(rng, depth + 1)) for i in range(size))
+    kind = rng.choice([list, tuple, _Items])
+    return kind(_random_metadata(rng, depth + 1) for _ in range(size))
+
+
+def test_metadata_problem_is_the_isinstance_walk(monkeypatch):
+    """Exact `str` values skip the `isinstance` test (a str is never a container): containers of
+    every subclass are still walked, in the same order, so a record gets the same message."""
+    monkeypatch.setattr(limits, "MAX_METADATA_KEYS", 12)
+    monkeypatch.setattr(limits, "MAX_METADATA_DEPTH", 4)
+    rng = random.Random(8)
+    seen = set()
+    for _ in range(3000):
+        value = _random_metadata(rng)
+        got = limits.metadata_problem(value)
+        assert got == _reference_metadata_problem(value), value
+        seen.add(got and got.split()[2])
+    assert seen == {None, "more", "nested"}  # both caps met, and records within them
 
 
 def _deep(levels: int) -> dict:

@@ -2,18 +2,20 @@
 order, since the stored JSON keeps the order): on the benchmark's own OpenInference and GenAI spans
 and on the edge shapes next to each fast path's condition."""
 
+import base64
 import json
+import math
 import random
 from datetime import UTC, datetime
 
 import orjson
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from bench import bench_ingest
 from ingest.adapters.otel import messages as msg
 from ingest.adapters.otel.decode import MAX_UNIX_NANOS, decode_json, decode_protobuf
-from ingest.adapters.otel.testing import make_request, make_span, to_otlp_json
+from ingest.adapters.otel.testing import T0_NANOS, make_request, make_span, to_otlp_json
 from ingest.adapters.otel.values import to_tags
 
 
@@ -155,3 +157,98 @@ def test_protobuf_ids_and_times_at_the_edges():
 def test_tags_from_a_list_skip_empty_items_and_encode_the_others():
     assert to_tags([" a ", None, "", 1, {"k": 1}, "  ", ("x",)]) == ["a", "1", '{"k":1}', '["x"]']
     assert to_tags(("b",)) == ["b"]
+
+
+def _reference_value(value):
+    """An AnyValue by its `WhichOneof` kind alone: the rule `_pb_value`'s shortcuts stand for."""
+    which = value.WhichOneof("value")
+    if which == "double_value":
+        number = value.double_value
+        return number if math.isfinite(number) else str(number)
+    if which == "array_value":
+        return [_reference_value(item) for item in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _reference_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None if which is None else getattr(value, which)
+
+
+def test_protobuf_values_are_their_oneof_kind():
+    """A non-zero `int_value` is taken without asking the oneof's kind: every other kind, and the
+    zero of each, still comes out as its own kind."""
+    values = [
+        AnyValue(int_value=7), AnyValue(int_value=-1), AnyValue(int_value=2**63 - 1), AnyValue(int_value=-(2**63)),
+        AnyValue(int_value=0), AnyValue(bool_value=True), AnyValue(bool_value=False),
+        AnyValue(double_value=1.0), AnyValue(double_value=-0.0), AnyValue(double_value=float("nan")),
+        AnyValue(double_value=float("-inf")), AnyValue(double_value=0.0), AnyValue(string_value=""),
+        AnyValue(string_value="7"), AnyValue(bytes_value=b"\x07"), AnyValue(bytes_value=b""), AnyValue(),
+    ]
+    values.append(AnyValue(array_value=ArrayValue(values=values)))
+    values.append(AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=str(i), value=v) for i, v in enumerate(values)])))
+    values.append(AnyValue(array_value=ArrayValue()))
+    span = make_span()
+    span.attributes.extend(KeyValue(key=str(i), value=v) for i, v in enumerate(values))
+    decoded = decode_protobuf(make_request([span]).SerializeToString()).spans[0].attributes
+    expected = {str(i): _reference_value(v) for i, v in enumerate(values)}
+    assert _ordered(_typed(decoded)) == _ordered(_typed(expected))
+
+
+def _typed(value):
+    """`value` with every leaf as (type, value), so that True and 1, 0.0 and 0 differ."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, repr(value))
+
+
+def _as_dict(span):
+    fields = {name: getattr(span, name) for name in span.__slots__}
+    fields["events"] = [{name: getattr(e, name) for name in e.__slots__} for e in span.events]
+    fields["scope"] = {name: getattr(span.scope, name) for name in span.scope.__slots__}
+    return _ordered(_typed(fields))
+
+
+@pytest.mark.parametrize("profile", ["openinference", "genai"])
+def test_protobuf_and_json_give_the_same_spans_on_the_bench_spans(profile):
+    """The protobuf path reads each field once and builds `SpanData` positionally: every field lands
+    where the OTLP/JSON path (keyword arguments) puts it, for the benchmark's spans and for a span
+    with every optional part (events, links, trace state, dropped counts, status)."""
+    full = make_span(
+        span_id="0011223344556677", parent_span_id="eee19b7ec3c1b174", name="full", kind=3,
+        attributes={"a": "b", "n": 3}, events=[("e1", T0_NANOS + 1, {"x": 1}), ("e2", T0_NANOS + 2, {})],
+        status=(2, "boom"), links=[("ab" * 16, "cd" * 8, {"l": "x"}), ("ab" * 16, "ce" * 8, {})],
+    )
+    full.trace_state, full.links[0].trace_state = "k=v", "l=w"
+    full.events[0].dropped_attributes_count = 2
+    full.dropped_attributes_count, full.dropped_events_count, full.dropped_links_count = 1, 2, 3
+    only_links = make_span(span_id="0011223344556678")
+    only_links.dropped_links_count = 4
+    request = make_request([*_bench_spans(profile), full, only_links], resource={"service.name": "svc"},
+                           scope_attributes={"s": "t"})
+    from_protobuf = decode_protobuf(request.SerializeToString())
+    from_json = decode_json(orjson.dumps(to_otlp_json(request)))
+    assert from_protobuf.rejected == from_json.rejected == []
+    assert [_as_dict(s) for s in from_protobuf.spans] == [_as_dict(s) for s in from_json.spans]
+    full_span, links_span = from_protobuf.spans[-2:]
+    assert full_span.dropped == {"attributes": 1, "events": 2, "links": 3} and links_span.dropped == {"links": 4}
+    assert full_span.events[0].dropped_attributes_count == 2 and full_span.links[0]["trace_state"] == "l=w"
+    assert full_span.trace_state == "k=v" and full_span.status_message == "boom" and full_span.kind == 3
+
+
+def test_a_protobuf_span_with_several_faults_is_refused_for_the_first_in_the_old_order():
+    """Event times are checked before ids, ids before span times: the reason names the first."""
+    late = MAX_UNIX_NANOS + 1
+    event_and_id = make_span(events=[("e", late, {})])
+    event_and_id.trace_id = bytes(16)
+    id_and_time = make_span(start_ns=late, end_ns=late)
+    id_and_time.parent_span_id = b"\x01"
+    start_and_end = make_span(start_ns=late, end_ns=late)
+    batch = decode_protobuf(make_request([event_and_id, id_and_time, start_and_end]).SerializeToString())
+    assert batch.spans == []
+    assert batch.rejected == [
+        f"span eee19b7ec3c1b174: event time {late} is out of range",
+        "span eee19b7ec3c1b174: parent_span_id must be 8 bytes, got 1",
+        f"span eee19b7ec3c1b174: start_time_unix_nano {late} is out of range",
+    ]
