@@ -3,7 +3,13 @@ would give: each test sits on the edge of one shortcut's condition."""
 
 import pytest
 
-from ingest.adapters.langfuse import ERROR_METADATA_KEYS, EventError, _errors_from_metadata, _string, parse_batch
+from ingest.adapters.langfuse import (
+    ERROR_METADATA_KEYS,
+    EventError,
+    _errors_from_metadata,
+    _string,
+    parse_batch,
+)
 from ingest.rules import messages
 
 # --- `_string`: a str sent as is skips the checks only when none of them can fail ----------------
