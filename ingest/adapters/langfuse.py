@@ -128,7 +128,15 @@ def event_datetime(value, key: str) -> datetime:
 
 def _datetime(body: dict, key: str) -> datetime | None:
     value = body.get(key)
-    return None if value is None else event_datetime(value, key)
+    if value is None:
+        return None
+    if type(value) is str:
+        # The common case, an ISO string in range, without the general path's layers; anything
+        # else (numbers, bad text, out of range) takes that path, which names the error.
+        parsed = parse_iso_datetime(value)  # always offset-aware
+        if parsed is not None and MIN_TIMESTAMP <= parsed <= MAX_TIMESTAMP:
+            return parsed
+    return event_datetime(value, key)
 
 
 def _checked(record: dict) -> dict:
@@ -413,21 +421,33 @@ def observation_record(
     # Langfuse gives an observation without a trace a trace of its own. Derived from the observation
     # id, so that a replay, and every update of the observation, names the same trace.
     rec["trace_id"] = _id(body, "traceId") or derived_id("trace-of", obs_id)
-    _put(rec, "parent_observation_id", _id(body, "parentObservationId"))
-    _put(rec, "name", _string(body, "name", max_length=1000))
+    # Written out rather than through `_put` (one call less per field on every span); the fields
+    # are read, and so refused, in the same order.
+    if (value := _id(body, "parentObservationId")) is not None:
+        rec["parent_observation_id"] = value
+    if (value := _string(body, "name", max_length=1000)) is not None:
+        rec["name"] = value
     start = _datetime(body, "startTime")
     if start is None and is_create:
         start = envelope_ts  # Langfuse: startTime defaults to the event's timestamp
-    _put(rec, "start_time", start)
-    _put(rec, "end_time", _datetime(body, "endTime"))
-    if obs_type == "EVENT" and is_create and "end_time" not in rec:
+    if start is not None:
+        rec["start_time"] = start
+    if (value := _datetime(body, "endTime")) is not None:
+        rec["end_time"] = value
+    elif obs_type == "EVENT" and is_create:
         rec["end_time"] = rec["start_time"]  # an event is a point in time
-    _put(rec, "completion_start_time", _datetime(body, "completionStartTime"))
-    _put(rec, "level", _choice(body, "level", LEVELS))
-    _put(rec, "status_message", _string(body, "statusMessage"))
-    _put(rec, "version", _string(body, "version", max_length=500))
-    _put(rec, "environment", normalise_environment(_string(body, "environment")))
-    _put(rec, "model", _string(body, "model", max_length=500))
+    if (value := _datetime(body, "completionStartTime")) is not None:
+        rec["completion_start_time"] = value
+    if (value := _choice(body, "level", LEVELS)) is not None:
+        rec["level"] = value
+    if (value := _string(body, "statusMessage")) is not None:
+        rec["status_message"] = value
+    if (value := _string(body, "version", max_length=500)) is not None:
+        rec["version"] = value
+    if (value := normalise_environment(_string(body, "environment"))) is not None:
+        rec["environment"] = value
+    if (value := _string(body, "model", max_length=500)) is not None:
+        rec["model"] = value
     params = _object(body, "modelParameters")
     if params:
         rec["model_parameters"] = params
@@ -625,9 +645,9 @@ def _envelope(event) -> tuple[str, str, datetime, dict]:
     event_type = event.get("type")
     if not isinstance(event_type, str):
         raise EventError("the event `type` is required")
-    if event.get("timestamp") is None:
+    timestamp = _datetime(event, "timestamp")
+    if timestamp is None:
         raise EventError("the event `timestamp` is required")
-    timestamp = event_datetime(event["timestamp"], "timestamp")
     body = event.get("body")
     if not isinstance(body, dict):
         raise EventError("the event `body` must be an object")

@@ -6,11 +6,13 @@ import pytest
 from ingest.adapters.langfuse import (
     ERROR_METADATA_KEYS,
     EventError,
+    _datetime,
     _errors_from_metadata,
     _string,
+    event_datetime,
     parse_batch,
 )
-from ingest.rules import messages
+from ingest.rules import environment, messages
 
 # --- `_string`: a str sent as is skips the checks only when none of them can fail ----------------
 
@@ -35,6 +37,37 @@ def test_numbers_are_still_converted_and_other_values_refused():
     assert _string({"k": 7}, "k") == "7"
     with pytest.raises(EventError, match="must be a string"):
         _string({"k": True}, "k")
+
+
+# --- `_datetime`: an ISO string in range skips the general path; the rest still takes it --------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00",
+        "2026-01-01T05:00:00+05:00",
+        "1970-01-01T00:00:00Z",
+        "2026-01-01",
+    ],
+)
+def test_an_iso_string_in_range_is_the_general_path(text):
+    assert _datetime({"t": text}, "t") == event_datetime(text, "t")
+    assert _datetime({"t": text}, "t").tzinfo is not None
+
+
+@pytest.mark.parametrize("text", ["1969-12-31T23:59:59Z", "2263-01-01T00:00:00Z"])
+def test_an_iso_string_out_of_range_is_still_refused(text):
+    with pytest.raises(EventError, match="outside the accepted range"):
+        _datetime({"t": text}, "t")
+
+
+def test_bad_text_and_numbers_still_take_the_general_path():
+    with pytest.raises(EventError, match="not an ISO-8601 datetime"):
+        _datetime({"t": "yesterday"}, "t")
+    assert _datetime({"t": 1.7e12}, "t") == event_datetime(1.7e12, "t")
+    assert _datetime({}, "t") is None
 
 
 # --- `_errors_from_metadata`: metadata without any error key is skipped in one set test ----------
@@ -131,10 +164,38 @@ def test_finish_reason_names_a_refusal_without_a_reason():
         ({"output": [{"type": "function_call", "name": "c", "arguments": "1"}]}, ["c"]),
         ({"choices": [{"message": {"function_call": {"name": "d"}}}]}, ["d"]),
         ({"content": {"content": {"content": {"content": {"type": "tool_use", "name": "e"}}}}}, ["e"]),
-        ({"content": {"content": {"content": {"content": {"content": {"type": "tool_use", "name": "f"}}}}}}, []),
+        (
+            {
+                "content": {
+                    "content": {"content": {"content": {"content": {"type": "tool_use", "name": "f"}}}}
+                }
+            },
+            [],
+        ),
         ({"content": "text", "choices": None, "message": 1}, []),
     ],
 )
 def test_extract_tool_calls_walks_the_same_containers(output, names):
     assert [call["name"] for call in messages.extract_tool_calls(output)] == names
 
+
+# --- rules.environment: a repeated environment is looked up, not normalized again ---------------
+
+
+@pytest.mark.parametrize(
+    "value", ["Production", " staging ", "langfuse-prod", "LANGFUSE", "a b", "", "e" * 41]
+)
+def test_a_repeated_environment_is_normalized_as_the_first_time(value):
+    expected = environment._normalized(value)
+    assert environment.normalize_environment(value) == expected
+    assert environment.normalize_environment(value) == expected  # from the cache
+
+
+def test_the_environment_cache_keeps_only_short_values_and_stays_bounded():
+    environment.normalize_environment("x" * 65)
+    assert "x" * 65 not in environment._KNOWN
+    for index in range(3000):
+        environment.normalize_environment(f"env-{index}")
+    assert len(environment._KNOWN) <= 1024
+    assert environment.normalize_environment(None) is None
+    assert environment.normalize_environment(5) == environment.DEFAULT_ENVIRONMENT
