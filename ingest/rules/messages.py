@@ -22,56 +22,61 @@ def _json_maybe(value):
 def extract_tool_calls(output) -> list[dict]:
     """Tool calls the model asked for, from OpenAI (`tool_calls`, legacy `function_call`) and
     Anthropic (`tool_use` content blocks) shaped outputs, as [{id, name, arguments}]."""
+    if not isinstance(output, (list, dict)):  # a string or number holds no call: skip the walk
+        return []
     calls: list[dict] = []
-
-    def visit(node, depth: int) -> None:
-        if depth > 4 or len(calls) >= 128:
-            return
-        if isinstance(node, list):
-            for item in node[:64]:
-                visit(item, depth + 1)
-            return
-        if not isinstance(node, dict):
-            return
-        if node.get("type") == "tool_use" and "name" in node:
-            calls.append({"id": node.get("id"), "name": node.get("name"), "arguments": node.get("input")})
-            return
-        if node.get("type") == "function_call" and "name" in node:  # OpenAI Responses API output item
-            calls.append(
-                {
-                    "id": node.get("call_id") or node.get("id"),
-                    "name": node["name"],
-                    "arguments": _json_maybe(node.get("arguments")),
-                }
-            )
-            return
-        tool_calls = node.get("tool_calls")
-        if isinstance(tool_calls, list):
-            for call in tool_calls:
-                if isinstance(call, dict):
-                    function = call.get("function") if isinstance(call.get("function"), dict) else call
-                    calls.append(
-                        {
-                            "id": call.get("id"),
-                            "name": function.get("name"),
-                            "arguments": _json_maybe(function.get("arguments")),
-                        }
-                    )
-        function_call = node.get("function_call")
-        if isinstance(function_call, dict) and "name" in function_call:
-            calls.append(
-                {
-                    "id": None,
-                    "name": function_call["name"],
-                    "arguments": _json_maybe(function_call.get("arguments")),
-                }
-            )
-        for key in ("content", "choices", "message", "output"):
-            if key in node and isinstance(node[key], (list, dict)):
-                visit(node[key], depth + 1)
-
-    visit(output, 0)
+    _visit(output, 0, calls)
     return [call for call in calls if call.get("name")]
+
+
+def _visit(node, depth: int, calls: list[dict]) -> None:
+    # Module-level rather than a closure made per call: this runs for every output on every path.
+    if depth > 4 or len(calls) >= 128:
+        return
+    if isinstance(node, list):
+        for item in node[:64]:
+            _visit(item, depth + 1, calls)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind == "tool_use" and "name" in node:
+        calls.append({"id": node.get("id"), "name": node.get("name"), "arguments": node.get("input")})
+        return
+    if kind == "function_call" and "name" in node:  # OpenAI Responses API output item
+        calls.append(
+            {
+                "id": node.get("call_id") or node.get("id"),
+                "name": node["name"],
+                "arguments": _json_maybe(node.get("arguments")),
+            }
+        )
+        return
+    tool_calls = node.get("tool_calls")
+    if isinstance(tool_calls, list):
+        for call in tool_calls:
+            if isinstance(call, dict):
+                function = call.get("function") if isinstance(call.get("function"), dict) else call
+                calls.append(
+                    {
+                        "id": call.get("id"),
+                        "name": function.get("name"),
+                        "arguments": _json_maybe(function.get("arguments")),
+                    }
+                )
+    function_call = node.get("function_call")
+    if isinstance(function_call, dict) and "name" in function_call:
+        calls.append(
+            {
+                "id": None,
+                "name": function_call["name"],
+                "arguments": _json_maybe(function_call.get("arguments")),
+            }
+        )
+    for key in ("content", "choices", "message", "output"):
+        child = node.get(key)
+        if isinstance(child, (list, dict)):
+            _visit(child, depth + 1, calls)
 
 
 def _messages_of(output: Any) -> list[dict]:
@@ -93,8 +98,12 @@ def _messages_of(output: Any) -> list[dict]:
 def finish_reasons_of(output: Any) -> list[str]:
     """Every finish (stop) reason in an output, in order: its messages' `finish_reason` (Anthropic:
     `stop_reason`), then a chat completion's choices'."""
+    return _finish_reasons(output, _messages_of(output))
+
+
+def _finish_reasons(output: Any, messages: list[dict]) -> list[str]:
     reasons = []
-    for message in _messages_of(output):
+    for message in messages:
         for key in ("finish_reason", "stop_reason"):
             reason = message.get(key)
             if isinstance(reason, str) and reason:
@@ -111,7 +120,11 @@ def finish_reasons_of(output: Any) -> list[str]:
 
 def refusal_of(output: Any) -> bool:
     """An OpenAI `refusal` in an assistant message."""
-    return any(isinstance(m.get("refusal"), str) and m["refusal"] for m in _messages_of(output))
+    return _refused(_messages_of(output))
+
+
+def _refused(messages: list[dict]) -> bool:
+    return any(isinstance(m.get("refusal"), str) and m["refusal"] for m in messages)
 
 
 def pick_finish_reason(reasons: list[str], output: Any = None) -> str | None:
@@ -126,7 +139,14 @@ def pick_finish_reason(reasons: list[str], output: Any = None) -> str | None:
 
 
 def finish_reason(output: Any) -> str | None:
-    return pick_finish_reason(finish_reasons_of(output), output)
+    """`pick_finish_reason(finish_reasons_of(output), output)`, reading the output's messages once."""
+    if not isinstance(output, (dict, list)):  # no messages: no reason, no refusal
+        return None
+    found = _messages_of(output)
+    reasons = _finish_reasons(output, found)
+    if reasons:
+        return pick_finish_reason(reasons)
+    return "refusal" if _refused(found) else None
 
 
 def _refusal_text(message: dict) -> str | None:

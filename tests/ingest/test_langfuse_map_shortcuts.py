@@ -1,0 +1,201 @@
+"""The Langfuse adapter's and the shared output walks' shortcuts give exactly what the rule they skip
+would give: each test sits on the edge of one shortcut's condition."""
+
+import pytest
+
+from ingest.adapters.langfuse import (
+    ERROR_METADATA_KEYS,
+    EventError,
+    _datetime,
+    _errors_from_metadata,
+    _string,
+    event_datetime,
+    parse_batch,
+)
+from ingest.rules import environment, messages
+
+# --- `_string`: a str sent as is skips the checks only when none of them can fail ----------------
+
+
+def test_a_plain_string_within_its_limit_is_returned_as_sent():
+    assert _string({"k": "x" * 5}, "k", max_length=5) == "x" * 5
+    assert _string({"k": ""}, "k") == ""
+    assert _string({"k": "a"}, "k", required=True) == "a"
+
+
+def test_a_string_over_its_limit_is_still_refused():
+    with pytest.raises(EventError, match="longer than 5"):
+        _string({"k": "x" * 6}, "k", max_length=5)
+
+
+def test_an_empty_required_string_is_still_refused():
+    with pytest.raises(EventError, match="must not be empty"):
+        _string({"k": ""}, "k", required=True)
+
+
+def test_numbers_are_still_converted_and_other_values_refused():
+    assert _string({"k": 7}, "k") == "7"
+    with pytest.raises(EventError, match="must be a string"):
+        _string({"k": True}, "k")
+
+
+# --- `_datetime`: an ISO string in range skips the general path; the rest still takes it --------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00",
+        "2026-01-01T05:00:00+05:00",
+        "1970-01-01T00:00:00Z",
+        "2026-01-01",
+    ],
+)
+def test_an_iso_string_in_range_is_the_general_path(text):
+    assert _datetime({"t": text}, "t") == event_datetime(text, "t")
+    assert _datetime({"t": text}, "t").tzinfo is not None
+
+
+@pytest.mark.parametrize("text", ["1969-12-31T23:59:59Z", "2263-01-01T00:00:00Z"])
+def test_an_iso_string_out_of_range_is_still_refused(text):
+    with pytest.raises(EventError, match="outside the accepted range"):
+        _datetime({"t": text}, "t")
+
+
+def test_bad_text_and_numbers_still_take_the_general_path():
+    with pytest.raises(EventError, match="not an ISO-8601 datetime"):
+        _datetime({"t": "yesterday"}, "t")
+    assert _datetime({"t": 1.7e12}, "t") == event_datetime(1.7e12, "t")
+    assert _datetime({}, "t") is None
+
+
+# --- `_errors_from_metadata`: metadata without any error key is skipped in one set test ----------
+
+
+@pytest.mark.parametrize(
+    ("column", "key"), [(column, key) for column, keys in ERROR_METADATA_KEYS for key in keys]
+)
+def test_every_error_key_still_fills_its_column(column, key):
+    rec: dict = {}
+    _errors_from_metadata({"tools": [], key: "boom"}, rec)
+    assert rec == {column: "boom"}
+
+
+@pytest.mark.parametrize(
+    ("nested", "expected"),
+    [
+        ({"type": "T"}, {"error_type": "T"}),
+        ({"message": "M"}, {"error_message": "M"}),
+        ({"stacktrace": "S"}, {"error_stack": "S"}),
+        ({"stack": "S2"}, {"error_stack": "S2"}),
+    ],
+)
+def test_a_nested_exception_still_fills_its_columns(nested, expected):
+    rec: dict = {}
+    _errors_from_metadata({"exception": nested}, rec)
+    assert rec == expected
+
+
+def test_metadata_without_error_keys_fills_nothing():
+    rec: dict = {}
+    _errors_from_metadata({"tools": [{"type": "function"}], "error": "not a key read"}, rec)
+    assert rec == {}
+
+
+# --- parse_batch: the id of a refused envelope, read only when it is refused --------------------
+
+
+def test_a_refused_envelope_is_reported_under_its_id_or_unknown():
+    parsed = parse_batch(
+        [
+            {"id": "e1", "type": "span-create", "timestamp": "not a time", "body": {}},
+            {"id": 5, "type": "span-create", "timestamp": "2026-01-01T00:00:00Z", "body": {}},
+            "not an event",
+            {"id": "e4", "type": "span-create", "timestamp": "2026-01-01T00:00:00Z", "body": []},
+        ]
+    )
+    assert [error["id"] for error in parsed.errors] == ["e1", "unknown", "unknown", "e4"]
+    assert parsed.successes == []
+
+
+# --- rules.messages: the one-pass finish reason is the two-pass rule ---------------------------
+
+OUTPUTS = [
+    None,
+    "",
+    "text",
+    7,
+    [],
+    {},
+    ["a", 1],
+    {"content": None, "refusal": "I can't"},
+    {"content": None, "refusal": "I can't", "finish_reason": "stop"},
+    {"content": "a", "refusal": 1},
+    [{"content": None, "refusal": "no"}, {"stop_reason": "end_turn"}],
+    [{"content": None, "refusal": "no"}],
+    {"finish_reason": 3, "stop_reason": "refusal"},
+    {"finish_reason": "", "stop_reason": "max_tokens"},
+    {"choices": [{"message": {"content": None, "refusal": "r"}}, 1]},
+    {"choices": [{"message": {"content": "x"}, "finish_reason": "content_filter"}]},
+    {"choices": [{"message": {"content": "x", "finish_reason": "length"}, "finish_reason": "stop"}]},
+    {"choices": "not a list", "refusal": "r"},
+]
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_finish_reason_is_the_rule_over_finish_reasons_of(output):
+    assert messages.finish_reason(output) == messages.pick_finish_reason(
+        messages.finish_reasons_of(output), output
+    )
+
+
+def test_finish_reason_names_a_refusal_without_a_reason():
+    assert messages.finish_reason({"content": None, "refusal": "I can't"}) == "refusal"
+    assert messages.finish_reason([{"refusal": "no"}]) == "refusal"
+
+
+@pytest.mark.parametrize(
+    ("output", "names"),
+    [
+        ("a string", []),
+        ({"content": [{"type": "tool_use", "name": "a", "input": {}}]}, ["a"]),
+        ([{"message": {"tool_calls": [{"function": {"name": "b", "arguments": "{}"}}]}}], ["b"]),
+        ({"output": [{"type": "function_call", "name": "c", "arguments": "1"}]}, ["c"]),
+        ({"choices": [{"message": {"function_call": {"name": "d"}}}]}, ["d"]),
+        ({"content": {"content": {"content": {"content": {"type": "tool_use", "name": "e"}}}}}, ["e"]),
+        (
+            {
+                "content": {
+                    "content": {"content": {"content": {"content": {"type": "tool_use", "name": "f"}}}}
+                }
+            },
+            [],
+        ),
+        ({"content": "text", "choices": None, "message": 1}, []),
+    ],
+)
+def test_extract_tool_calls_walks_the_same_containers(output, names):
+    assert [call["name"] for call in messages.extract_tool_calls(output)] == names
+
+
+# --- rules.environment: a repeated environment is looked up, not normalized again ---------------
+
+
+@pytest.mark.parametrize(
+    "value", ["Production", " staging ", "langfuse-prod", "LANGFUSE", "a b", "", "e" * 41]
+)
+def test_a_repeated_environment_is_normalized_as_the_first_time(value):
+    expected = environment._normalized(value)
+    assert environment.normalize_environment(value) == expected
+    assert environment.normalize_environment(value) == expected  # from the cache
+
+
+def test_the_environment_cache_keeps_only_short_values_and_stays_bounded():
+    environment.normalize_environment("x" * 65)
+    assert "x" * 65 not in environment._KNOWN
+    for index in range(3000):
+        environment.normalize_environment(f"env-{index}")
+    assert len(environment._KNOWN) <= 1024
+    assert environment.normalize_environment(None) is None
+    assert environment.normalize_environment(5) == environment.DEFAULT_ENVIRONMENT
