@@ -871,30 +871,14 @@ def _annotation_scores(
 # --- one span ------------------------------------------------------------------------------------
 
 
-_ENVIRONMENTS: dict[str, str | None] = {}  # sent → normalized: a sender repeats one on every span
-
-
-def _normalized_environment(value: Any) -> str | None:
-    # Only short values are kept (an environment is at most 40 characters): a client sending long
-    # distinct ones must not grow the cache by their size.
-    if not isinstance(value, str) or len(value) > 64:
-        return normalize_environment(value)
-    known = _ENVIRONMENTS.get(value)
-    if known is None:
-        if len(_ENVIRONMENTS) >= 1024:
-            _ENVIRONMENTS.clear()
-        known = _ENVIRONMENTS[value] = normalize_environment(value)
-    return known
-
-
 def _environment(attrs: dict, resource: dict) -> str | None:
     for key in ENVIRONMENT_KEYS:
         value = attrs.get(key)
         if value is not None and value != "":
-            return _normalized_environment(attrs.pop(key))
+            return normalize_environment(attrs.pop(key))
         value = resource.get(key)
         if value is not None and value != "":
-            return _normalized_environment(value)
+            return normalize_environment(value)
     return None
 
 
