@@ -127,15 +127,16 @@ def _refused(messages: list[dict]) -> bool:
     return any(isinstance(m.get("refusal"), str) and m["refusal"] for m in messages)
 
 
-def pick_finish_reason(reasons: list[str], output: Any = None) -> str | None:
+def pick_finish_reason(reasons: list[str], output: Any = None, *, messages: list[dict] | None = None) -> str | None:
     """The finish reason to store: the first refusal signal among `reasons` (it decides the status),
-    else the first reason; "refusal" for an output that refused without naming a reason."""
+    else the first reason; "refusal" for an output that refused without naming a reason. `messages`:
+    the output's messages (`_messages_of`) when the caller has read them already."""
     for reason in reasons:
         if is_refusal(reason):
             return reason
     if reasons:
         return reasons[0]
-    return "refusal" if refusal_of(output) else None
+    return "refusal" if _refused(_messages_of(output) if messages is None else messages) else None
 
 
 def finish_reason(output: Any) -> str | None:
@@ -143,10 +144,7 @@ def finish_reason(output: Any) -> str | None:
     if not isinstance(output, (dict, list)):  # no messages: no reason, no refusal
         return None
     found = _messages_of(output)
-    reasons = _finish_reasons(output, found)
-    if reasons:
-        return pick_finish_reason(reasons)
-    return "refusal" if _refused(found) else None
+    return pick_finish_reason(_finish_reasons(output, found), messages=found)
 
 
 def _refusal_text(message: dict) -> str | None:
