@@ -188,7 +188,10 @@ def test_the_project_switcher_and_the_column_picker(console, organization, membe
     # Hide the input column through the picker.
     console.driver.find_element(By.CSS_SELECTOR, ".lg-columns-picker summary").click()
     console.driver.find_element(By.CSS_SELECTOR, "input[name=cols][value=input]").click()
+    shown = console.driver.find_element(By.CSS_SELECTOR, "th.lg-col-input")
     console.driver.find_element(By.CSS_SELECTOR, "#lg-search button[type=submit]").click()
+    # The results before the search were still there right after the click: wait for them to go.
+    WebDriverWait(console.driver, WAIT_SECONDS).until(EC.staleness_of(shown))
     console.wait("#lg-results")
     assert not console.driver.find_elements(By.CSS_SELECTOR, "th.lg-col-input")
     assert console.driver.find_elements(By.CSS_SELECTOR, "th.lg-col-output")
