@@ -15,6 +15,9 @@ script:
    of 100 spans are sent; `spans/s queryable` is the span count divided by the time from the first
    request until `SELECT count(*)` on the region database returns every span (polled every second and
    as soon as the last response is in; the endpoints answer after COMMIT, so the two nearly coincide);
+   autovacuum is held off (`ALTER SYSTEM`, released afterwards) from the warm-up to the end of this
+   phase, and a VACUUM (ANALYZE) of the data-plane tables follows it, measured (before the phase, one
+   more, not measured, leaves nothing of the warm-up to vacuum);
 5. phase 2, latency: an open loop at BENCH_RATE spans/s (default: half of phase 1's queryable rate)
    for BENCH_PHASE2_SECONDS; latency counts from the *scheduled* send time, so a request that waits
    for a free connection is charged for it (no coordinated omission);
@@ -42,7 +45,11 @@ Every workload also prints, measured by the benchmark itself after the two phase
 of each ingest stage in one process (`ingest.timing`: decode, map, normalize, redact, price, write,
 and the PostgreSQL backend's CPU), and a bare PostgreSQL merge-upsert of the same rows on the same
 database (`INSERT … ON CONFLICT DO UPDATE` into copies of the two tables with the same indexes, one
-transaction per request's rows, as many connections as senders) with the ratio of the two rates.
+transaction per request's rows, as many connections as senders, autovacuum held off too, then a
+measured VACUUM (ANALYZE) of its tables) with the ratio of the two rates: in the timed windows, and
+with each side's maintenance added to its time; the lower of the two is the figure checked against the
+target. (Left on, autovacuum lands in one side's window and not the other's by the luck of its
+naptime; the README's "What bounds the shared-core figure now" measured what that did.)
 
 Knobs: BENCH_WORKERS, BENCH_THREADS (default WEB_CONCURRENCY/WEB_THREADS or 2 × 4), BENCH_CONCURRENCY
 (default workers × threads), BENCH_BATCHES (600), BENCH_RATE, BENCH_PHASE2_SECONDS (20),
@@ -1202,6 +1209,54 @@ class Region:
                 cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [self.project_id])
             cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
 
+    def data_tables(self) -> list[str]:
+        """Every data-plane table (what ingestion writes lives there): the tables the measured
+        maintenance vacuums and analyzes."""
+        from django.apps import apps
+
+        from tenancy.planes import Plane, plane_of
+
+        return sorted(
+            model._meta.db_table
+            for model in apps.get_models()
+            if plane_of(model) == Plane.DATA and model._meta.managed and not model._meta.proxy
+        )
+
+    def hold_autovacuum(self, held: bool) -> None:
+        """Autovacuum off (held) or back to the cluster's default, for the whole cluster (`ALTER
+        SYSTEM`: the bench's own devstack cluster, superuser). Why: the launcher visits a database
+        once a naptime, so whether a worker lands in a timed window was luck — it landed in our
+        19-second window and not in the bare upsert's 9-second one, and cost us up to 9 ms of
+        PostgreSQL CPU per 100 spans (README, "What bounds the shared-core figure now"). Each side
+        instead pays a VACUUM (ANALYZE) of its own tables right after its window (`maintain`),
+        measured and printed. Released in `main`'s `finally` and at every start, so a killed run
+        cannot leave `make run`'s cluster without autovacuum for longer than until the next bench."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("ALTER SYSTEM SET autovacuum = off" if held else "ALTER SYSTEM RESET autovacuum")
+            cursor.execute("SELECT pg_reload_conf()")
+            if not held:
+                return
+            # A worker already running keeps going after the reload: stop it (autovacuum redoes the
+            # work later; cancelling it is what PostgreSQL itself does when a lock is wanted).
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+                )
+                if not cursor.fetchall():
+                    return
+                time.sleep(0.2)
+            raise SystemExit("an autovacuum worker did not stop within 30 s")
+
+    def maintain(self, tables: list[str]) -> dict[str, float]:
+        """VACUUM (ANALYZE) of `tables`, as autovacuum would run it after the writes: its wall time
+        and the PostgreSQL CPU it took (every PostgreSQL process, as the phases count it)."""
+        cpu_before = _postgres_cpu()
+        started = time.monotonic()
+        with self.connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) " + ", ".join(f'"{table}"' for table in tables))
+        return {"wall": time.monotonic() - started, "postgres": _postgres_cpu() - cpu_before}
+
     def durability(self) -> str:
         with self.connection.cursor() as cursor:
             values = []
@@ -1330,7 +1385,8 @@ def baseline(region: Region, project_id: str, documents: list[tuple[str, str, in
     tables (`LIKE … INCLUDING ALL`: same columns, defaults, compression and indexes), `concurrency`
     connections, one transaction per request (its traces, then its observations, each one
     `INSERT … SELECT FROM jsonb_populate_recordset … ON CONFLICT DO UPDATE`), the same durability.
-    Returns rows/s and the PostgreSQL CPU per 100 rows."""
+    Then a VACUUM (ANALYZE) of the copies, as ours gets after phase 1 (`Region.maintain`).
+    Returns rows/s and the PostgreSQL CPU per 100 rows, without and with that maintenance."""
     import threading
 
     import psycopg
@@ -1379,6 +1435,8 @@ def baseline(region: Region, project_id: str, documents: list[tuple[str, str, in
     wall = time.monotonic() - started
     cpu = _postgres_cpu() - cpu_before
     rows = sum(d[2] for d in documents)
+    # The maintenance its rows need, measured as ours is (autovacuum is held off in both windows).
+    upkeep = region.maintain(list(BASELINE_TABLES.values()))
     with region.connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{BASELINE_TABLES["traces_observation"]}"')
         stored = cursor.fetchone()[0]
@@ -1386,7 +1444,14 @@ def baseline(region: Region, project_id: str, documents: list[tuple[str, str, in
             cursor.execute(f'DROP TABLE "{copy}"')
     if failures or stored != rows:
         raise SystemExit(f"baseline failed: {failures[:3]}; {stored} of {rows} rows stored")
-    return {"rate": rows / wall, "postgres_ms_per_100": cpu * 1e5 / rows, "wall": wall, "rows": rows}
+    return {
+        "rate": rows / wall,
+        "postgres_ms_per_100": cpu * 1e5 / rows,
+        "wall": wall,
+        "rows": rows,
+        "upkeep": upkeep,
+        "sustained_rate": rows / (wall + upkeep["wall"]),
+    }
 
 
 def _records(batch) -> dict:
@@ -1543,10 +1608,11 @@ def _toggle(project_id: str, enabled: bool) -> None:
     time.sleep(3.0)
 
 
-def run_ab(common: dict, region: Region, master: int, rss_peak: dict, project_id: str) -> list:
+def run_ab(common: dict, region: Region, master: int, rss_peak: dict, project_id: str, tables: list[str]) -> list:
     out = []
     for round_no in range(AB_ROUNDS):
         for enabled in (False, True):
+            region.maintain(tables)  # every arm starts with no dead rows left by the one before
             _toggle(project_id, enabled)
             rolled_before = region.rolled_up_calls() if AB == "rollups" else 0
             phase = run_phase(
@@ -1610,6 +1676,7 @@ def main() -> int:
     if SAMPLING:
         set_sampling(created["project_id"], True)
     region = Region(created["project_id"], created["region"])
+    region.hold_autovacuum(False)  # a killed earlier run may have left it held
     region.clean()
     if ONLY == "stages":
         for _ in range(STAGE_ROUNDS):
@@ -1625,6 +1692,8 @@ def main() -> int:
         return 0
     steps = breakdown(created["project_id"], region)
     pinned = pin_split() if PIN == "split" else ""
+    tables = region.data_tables()
+    region.hold_autovacuum(True)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -1650,8 +1719,9 @@ def main() -> int:
             server.pid,
             rss_peak,
         )
+        region.maintain(tables)  # not measured: phase 1 starts with nothing left to vacuum
         if AB:
-            ab_results = run_ab(common, region, server.pid, rss_peak, created["project_id"])
+            ab_results = run_ab(common, region, server.pid, rss_peak, created["project_id"], tables)
             return report_ab(ab_results, load_before)
         throughput = run_phase(
             "throughput",
@@ -1662,6 +1732,9 @@ def main() -> int:
             PROFILE,
         )
         results.append(throughput)
+        upkeep = region.maintain(tables)
+        # Phase 2 runs as production does, autovacuum on: at half the rate it has the spare CPU.
+        region.hold_autovacuum(False)
         if warmup.failures:
             results.insert(0, warmup)  # reported below; the run fails
         rate = RATE or (throughput.queryable_rate or throughput.accepted_rate) / 2
@@ -1695,13 +1768,18 @@ def main() -> int:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(server.pid, signal.SIGKILL)
         try:
+            region.hold_autovacuum(False)
             region.clean()
         finally:
             if REDACT:
                 set_redaction(created["project_id"], False)
             if BILLING:
                 set_billing(created["project_id"], False)
-    bare = baseline(region, created["project_id"], documents, CONCURRENCY)
+    region.hold_autovacuum(True)
+    try:
+        bare = baseline(region, created["project_id"], documents, CONCURRENCY)
+    finally:
+        region.hold_autovacuum(False)
     region.close()
     load_after = load_average()
 
@@ -1799,11 +1877,24 @@ def main() -> int:
         + ", ".join(f"{name} {us:.0f}" for name, us in steps.items() if us >= 0.5)
         + f"; web process total under load {web_us:.0f} (so HTTP, auth and Django ≈ {web_us - staged:.0f})"
     )
-    ratio = (throughput.queryable_rate or 0) / bare["rate"]
+    window_ratio = (throughput.queryable_rate or 0) / bare["rate"]
+    ours_seconds = (throughput.queryable_at or throughput.last_response) - throughput.first_send
+    sustained = throughput.spans_expected / (ours_seconds + upkeep["wall"]) if throughput.queryable_at else 0.0
+    sustained_ratio = sustained / bare["sustained_rate"]
+    # The lower of the two is the figure: neither the window alone nor the upkeep may flatter us.
+    ratio = min(window_ratio, sustained_ratio)
     print(
         f"bare PostgreSQL merge-upsert of the same rows, {CONCURRENCY} connections: {bare['rate']:,.0f} rows/s "
         f"({bare['postgres_ms_per_100']:.1f} ms PostgreSQL CPU per 100 rows); "
-        f"this run: {throughput.queryable_rate or 0:,.0f} spans/s queryable = {ratio:.0%} of it"
+        f"this run: {throughput.queryable_rate or 0:,.0f} spans/s queryable = {window_ratio:.0%} of it "
+        f"(autovacuum held off in both windows)"
+    )
+    print(
+        f"then VACUUM (ANALYZE) of each side's tables: bare {bare['upkeep']['wall']:.1f} s "
+        f"({bare['upkeep']['postgres'] * 1e5 / bare['rows']:.1f} ms CPU per 100 rows), ours "
+        f"{upkeep['wall']:.1f} s ({upkeep['postgres'] * 1e5 / throughput.spans_expected:.1f} ms per 100 spans); "
+        f"with it: bare {bare['sustained_rate']:,.0f} rows/s, ours {sustained:,.0f} spans/s = {sustained_ratio:.0%}; "
+        f"the figure (the lower of the two): {ratio:.0%}"
     )
     peaks = [rss_peak.get(pid, 0) / 1024 for pid in workers_now]
     print(
