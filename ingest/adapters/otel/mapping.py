@@ -712,7 +712,7 @@ def _tool_definitions(attrs: dict, families: _Families) -> list | None:
 _FINISH_REASON_KEYS = tuple(attribute for attribute, _ in FINISH_REASON_ATTRIBUTES)
 
 
-def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
+def _finish_reasons(attrs: dict, families: _Families, output: Any, messages: list[dict]) -> list[str]:
     reasons: list[str] = []
     for attribute in families.only[_FINISH_REASON_KEYS]:
         if attribute not in attrs:
@@ -722,7 +722,7 @@ def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
             reasons += to_tags(raw)
         elif _present(raw):
             reasons.append(to_text(raw))
-    reasons += rules_messages.finish_reasons_of(output)
+    reasons += rules_messages.finish_reasons_of(output, messages)
     return reasons
 
 
@@ -982,11 +982,16 @@ def _status_fields(
     if level is not None:
         fields["level"] = level
 
-    reasons = _finish_reasons(attrs, families, output)
-    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    # The output's messages, read once for its finish reasons, the reason picked and its refusal
+    # (`output` is None without an output: no messages).
+    messages = rules_messages.messages_of(output)
+    reasons = _finish_reasons(attrs, families, output, messages)
+    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None, messages=messages)
     # The reason picked is a refusal signal when any reason is one, and "refusal" for an output that
     # refused without naming a reason: only beside other reasons is the output's refusal still unread.
-    refused = is_refusal(finish_reason) or (bool(reasons) and has_output and rules_messages.refusal_of(output))
+    refused = is_refusal(finish_reason) or (
+        bool(reasons) and has_output and rules_messages.refusal_of(output, messages)
+    )
     if finish_reason:
         fields["finish_reason"] = finish_reason[:100]
 
