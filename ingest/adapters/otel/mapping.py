@@ -161,8 +161,8 @@ class MappedBatch:
     experiments: dict[str, ExperimentLink] = field(default_factory=dict)
 
 
-@dataclass
-class _SpanResult:
+@dataclass(slots=True)
+class _SpanResult:  # built positionally, once a span: keyword arguments cost ~0.4 µs more
     observation: dict
     trace: dict  # trace fields this span carries (partial unless root)
     is_root: bool
@@ -1052,7 +1052,8 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     end = nanos_to_datetime(span.end_time_unix_nano) if span.end_time_unix_nano else None
     start = start or end or received_at
     end = end or start
-    end = max(end, start)
+    if end < start:  # max(end, start), without the call
+        end = start
 
     as_root = False
     if families.langfuse:
@@ -1174,10 +1175,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
             trace["release"] = to_text(release)
         if _present(version):
             trace["version"] = to_text(version)
-    return _SpanResult(
-        observation=observation, trace=trace, is_root=is_root, scores=scores, trace_defaults=defaults,
-        experiment=experiment,
-    )
+    return _SpanResult(observation, trace, is_root, scores, defaults, experiment)
 
 
 # --- a batch -------------------------------------------------------------------------------------
