@@ -79,7 +79,7 @@ def _visit(node, depth: int, calls: list[dict]) -> None:
             _visit(child, depth + 1, calls)
 
 
-def _messages_of(output: Any) -> list[dict]:
+def messages_of(output: Any) -> list[dict]:
     """The assistant messages of an output: a whole chat completion response (its choices' messages),
     one message, or a list of messages."""
     if isinstance(output, dict):
@@ -95,10 +95,11 @@ def _messages_of(output: Any) -> list[dict]:
     return []
 
 
-def finish_reasons_of(output: Any) -> list[str]:
+def finish_reasons_of(output: Any, messages: list[dict] | None = None) -> list[str]:
     """Every finish (stop) reason in an output, in order: its messages' `finish_reason` (Anthropic:
-    `stop_reason`), then a chat completion's choices'."""
-    return _finish_reasons(output, _messages_of(output))
+    `stop_reason`), then a chat completion's choices'. `messages`: the output's messages
+    (`messages_of`) when the caller has read them already."""
+    return _finish_reasons(output, messages_of(output) if messages is None else messages)
 
 
 def _finish_reasons(output: Any, messages: list[dict]) -> list[str]:
@@ -118,32 +119,37 @@ def _finish_reasons(output: Any, messages: list[dict]) -> list[str]:
     return reasons
 
 
-def refusal_of(output: Any) -> bool:
-    """An OpenAI `refusal` in an assistant message."""
-    return _refused(_messages_of(output))
+def refusal_of(output: Any, messages: list[dict] | None = None) -> bool:
+    """An OpenAI `refusal` in an assistant message. `messages`: as for `finish_reasons_of`."""
+    return _refused(messages_of(output) if messages is None else messages)
 
 
 def _refused(messages: list[dict]) -> bool:
-    return any(isinstance(m.get("refusal"), str) and m["refusal"] for m in messages)
+    # A loop rather than any(<generator>): no generator frame for the one or two messages of an output.
+    for message in messages:
+        refusal = message.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            return True
+    return False
 
 
 def pick_finish_reason(reasons: list[str], output: Any = None, *, messages: list[dict] | None = None) -> str | None:
     """The finish reason to store: the first refusal signal among `reasons` (it decides the status),
     else the first reason; "refusal" for an output that refused without naming a reason. `messages`:
-    the output's messages (`_messages_of`) when the caller has read them already."""
+    the output's messages (`messages_of`) when the caller has read them already."""
     for reason in reasons:
         if is_refusal(reason):
             return reason
     if reasons:
         return reasons[0]
-    return "refusal" if _refused(_messages_of(output) if messages is None else messages) else None
+    return "refusal" if _refused(messages_of(output) if messages is None else messages) else None
 
 
 def finish_reason(output: Any) -> str | None:
     """`pick_finish_reason(finish_reasons_of(output), output)`, reading the output's messages once."""
     if not isinstance(output, (dict, list)):  # no messages: no reason, no refusal
         return None
-    found = _messages_of(output)
+    found = messages_of(output)
     return pick_finish_reason(_finish_reasons(output, found), messages=found)
 
 

@@ -6,7 +6,7 @@ import base64
 import json
 import math
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -17,6 +17,8 @@ from ingest.adapters.otel import messages as msg
 from ingest.adapters.otel.decode import MAX_UNIX_NANOS, decode_json, decode_protobuf
 from ingest.adapters.otel.testing import T0_NANOS, make_request, make_span, to_otlp_json
 from ingest.adapters.otel.values import to_tags
+from ingest.rules import messages as rules_messages
+from ingest.rules.values import nanos_to_datetime
 
 
 def _ordered(value):
@@ -60,6 +62,20 @@ def test_plain_openinference_messages_are_the_general_paths_on_the_bench_spans()
         {"message.role": "user", "message.contents.0.message_content.text": "hi"},
         {"message.role": "user", "message.contents.x.message_content.text": "hi"},
         {"message.role": "assistant", "message.tool_calls.0.tool_call.id": "c1"},
+        # Tool calls and content parts interleaved: `oi_message` finds both lists' keys in one pass.
+        {
+            "message.contents.1.message_content.text": "b",
+            "message.tool_calls.1.tool_call.id": "c2",
+            "message.role": "assistant",
+            "message.contents.0.message_content.type": "text",
+            "message.tool_calls.0.tool_call.function.name": "f",
+            "message.contents.0.message_content.text": "a",
+            "message.tool_calls.0.tool_call.id": "c1",
+            "message.tool_calls.1.tool_call.function.arguments": "{}",
+            "message.name": "bob",
+        },
+        {"message.tool_calls.0.tool_call.id": "c1", "message.tool_calls.00.tool_call.id": "c0"},
+        {"message.contents.0.message_content.image.image.url": "u", "message.tool_calls.x": 1},
     ],
 )
 def test_plain_openinference_messages_are_the_general_paths(fields):
@@ -252,3 +268,25 @@ def test_a_protobuf_span_with_several_faults_is_refused_for_the_first_in_the_old
         "span eee19b7ec3c1b174: parent_span_id must be 8 bytes, got 1",
         f"span eee19b7ec3c1b174: start_time_unix_nano {late} is out of range",
     ]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nanos_to_datetime_is_the_timedelta_it_stands_for(seed):
+    """A microsecond times the count: the datetime `EPOCH + timedelta(microseconds=nanos // 1000)` is."""
+    rng = random.Random(seed)
+    edges = [0, 1, 999, 1000, 1001, 10**9 - 1, 10**9, T0_NANOS, T0_NANOS + 999_999_999, MAX_UNIX_NANOS]
+    for nanos in edges + [rng.randrange(MAX_UNIX_NANOS) for _ in range(3000)]:
+        got = nanos_to_datetime(nanos)
+        expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanos // 1000)
+        assert (got, type(got), got.tzinfo, got.fold) == (expected, datetime, expected.tzinfo, 0)
+
+
+@pytest.mark.parametrize("refusal", [None, "", " ", "I can't", 0, 1, True, ["no"], {"a": 1}])
+@pytest.mark.parametrize("at", [0, 1])
+def test_a_refusal_is_a_message_with_a_nonempty_refusal_string(refusal, at):
+    """`_refused` (a loop) answers what any(isinstance(m.get("refusal"), str) and m["refusal"]) does."""
+    output = [{"role": "assistant", "content": "x"}, {"role": "assistant", "content": "y"}]
+    output[at]["refusal"] = refusal
+    expected = any(isinstance(m.get("refusal"), str) and m["refusal"] for m in output)
+    assert rules_messages.refusal_of(output) is expected
+    assert rules_messages.pick_finish_reason([], output) == ("refusal" if expected else None)

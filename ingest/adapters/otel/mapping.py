@@ -161,8 +161,8 @@ class MappedBatch:
     experiments: dict[str, ExperimentLink] = field(default_factory=dict)
 
 
-@dataclass
-class _SpanResult:
+@dataclass(slots=True)
+class _SpanResult:  # built positionally, once a span: keyword arguments cost ~0.4 µs more
     observation: dict
     trace: dict  # trace fields this span carries (partial unless root)
     is_root: bool
@@ -712,7 +712,7 @@ def _tool_definitions(attrs: dict, families: _Families) -> list | None:
 _FINISH_REASON_KEYS = tuple(attribute for attribute, _ in FINISH_REASON_ATTRIBUTES)
 
 
-def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
+def _finish_reasons(attrs: dict, families: _Families, output: Any, messages: list[dict]) -> list[str]:
     reasons: list[str] = []
     for attribute in families.only[_FINISH_REASON_KEYS]:
         if attribute not in attrs:
@@ -722,7 +722,7 @@ def _finish_reasons(attrs: dict, families: _Families, output: Any) -> list[str]:
             reasons += to_tags(raw)
         elif _present(raw):
             reasons.append(to_text(raw))
-    reasons += rules_messages.finish_reasons_of(output)
+    reasons += rules_messages.finish_reasons_of(output, messages)
     return reasons
 
 
@@ -982,11 +982,16 @@ def _status_fields(
     if level is not None:
         fields["level"] = level
 
-    reasons = _finish_reasons(attrs, families, output)
-    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None)
+    # The output's messages, read once for its finish reasons, the reason picked and its refusal
+    # (`output` is None without an output: no messages).
+    messages = rules_messages.messages_of(output)
+    reasons = _finish_reasons(attrs, families, output, messages)
+    finish_reason = rules_messages.pick_finish_reason(reasons, output if has_output else None, messages=messages)
     # The reason picked is a refusal signal when any reason is one, and "refusal" for an output that
     # refused without naming a reason: only beside other reasons is the output's refusal still unread.
-    refused = is_refusal(finish_reason) or (bool(reasons) and has_output and rules_messages.refusal_of(output))
+    refused = is_refusal(finish_reason) or (
+        bool(reasons) and has_output and rules_messages.refusal_of(output, messages)
+    )
     if finish_reason:
         fields["finish_reason"] = finish_reason[:100]
 
@@ -1047,7 +1052,8 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
     end = nanos_to_datetime(span.end_time_unix_nano) if span.end_time_unix_nano else None
     start = start or end or received_at
     end = end or start
-    end = max(end, start)
+    if end < start:  # max(end, start), without the call
+        end = start
 
     as_root = False
     if families.langfuse:
@@ -1169,10 +1175,7 @@ def map_span(span: SpanData, *, received_at: datetime) -> _SpanResult:
             trace["release"] = to_text(release)
         if _present(version):
             trace["version"] = to_text(version)
-    return _SpanResult(
-        observation=observation, trace=trace, is_root=is_root, scores=scores, trace_defaults=defaults,
-        experiment=experiment,
-    )
+    return _SpanResult(observation, trace, is_root, scores, defaults, experiment)
 
 
 # --- a batch -------------------------------------------------------------------------------------
