@@ -222,9 +222,12 @@ def _normalise(record: dict, table: _Table, actions: dict) -> dict:
     if not table.keys.issuperset(record):
         unknown = record.keys() - table.keys
         raise InvalidRecord(f"{table.model.__name__} record has unknown keys {sorted(unknown)}")
-    out = {}
+    # A copy of the record, changed where a value is not stored as sent: most values are, and the copy
+    # (in C) is cheaper than storing every value again one key at a time. Same keys, same order.
+    out = dict(record)
     for key, value in record.items():
         if value is None:
+            del out[key]
             continue
         # Most values pass as sent: one look-up (`_key_actions`) says which keys `_normalised_value`
         # may change or refuse; the text of a char column and a whole number within its column's
@@ -237,31 +240,24 @@ def _normalise(record: dict, table: _Table, actions: dict) -> dict:
         elif action.__class__ is int:  # a char column's max_length
             if isinstance(value, str):
                 if len(value) > action:
-                    value = value[:action]
+                    out[key] = value[:action]
             else:
-                value = _normalised_value(key, value, table)
-                if value is _SKIP:
-                    continue
+                _store_normalised(out, key, value, table)
         elif action.__class__ is _Range:
             if value.__class__ is not int or not -action.limit < value < action.limit:
-                value = _normalised_value(key, value, table)
+                out[key] = _normalised_value(key, value, table)
         elif action is _NONEMPTY:
             # A JSON map or list is stored as sent unless empty; anything else takes the whole rule.
             if value.__class__ is dict or value.__class__ is list:
                 if not value:
-                    continue
+                    del out[key]
             else:
-                value = _normalised_value(key, value, table)
-                if value is _SKIP:
-                    continue
+                _store_normalised(out, key, value, table)
         elif action is _METADATA:
             if value.__class__ is not dict:  # a map is stored as sent
-                value = _normalised_value(key, value, table)
+                out[key] = _normalised_value(key, value, table)
         else:
-            value = _normalised_value(key, value, table)
-            if value is _SKIP:
-                continue
-        out[key] = value
+            _store_normalised(out, key, value, table)
     if table is OBSERVATIONS:
         if "trace_id" in out and len(out["trace_id"]) > MAX_ID_LENGTH:
             raise InvalidRecord(f"trace_id longer than {MAX_ID_LENGTH} characters")
@@ -271,6 +267,15 @@ def _normalise(record: dict, table: _Table, actions: dict) -> dict:
 
 
 _SKIP = object()
+
+
+def _store_normalised(out: dict, key: str, value, table: _Table) -> None:
+    """`out[key]` as `_normalised_value` has it, or no `key` for a value not to store."""
+    value = _normalised_value(key, value, table)
+    if value is _SKIP:
+        del out[key]
+    else:
+        out[key] = value
 
 
 def _normalised_value(key: str, value, table: _Table):
