@@ -236,6 +236,16 @@ _SCORE_TRACES_SQL = (
 )
 
 
+def scored_trace_sql(trace: str) -> str:
+    """SQL: whether a stored score names the trace `trace` (an SQL expression), by one descent of the
+    scores' (project, trace) index (the probe form of `pk_probe`; the project is a `%s`)."""
+    key = key_range('x."trace_id"', trace)
+    return (
+        f'EXISTS (SELECT FROM "{SCORE_TABLE}" AS x WHERE x."project_id" = (SELECT %s::uuid) AND {key} '
+        f'ORDER BY x."project_id", x."trace_id" OFFSET 0)'
+    )
+
+
 def _cut(value) -> str:
     return (value or "")[:DIMENSION_CHARS]
 
@@ -587,6 +597,18 @@ class Tracker:
         self.inserted_dims: dict[str, TraceDims] = {}
         # The planner settings before `KEY_PROBE_SETTINGS` (in the order of `_PLANNER_SETTINGS`).
         self.saved_settings: tuple[str, ...] | None = None
+        # The traces this transaction inserted that a stored score named when they were inserted
+        # (`traces_scored`); None: not known, every inserted trace may have some.
+        self.scored_traces: set[str] | None = None
+
+    def traces_scored(self, ids) -> None:
+        """The writer's traces INSERT found stored scores naming these of the traces it inserted, and
+        none naming the others. Read in the statement after `begin`, whose "trace arrival" lock makes
+        it final until this transaction commits (see the score section below): another batch storing
+        a score of a trace not stored yet takes that lock exclusively, so it waits for this one; one
+        that sends the trace too waits for this INSERT's row, and stores its score after our commit.
+        So `_apply_scores` would find no score of the others to move."""
+        self.scored_traces = set(ids)
 
     def key_probes_only(self) -> None:
         """The planner settings of `KEY_PROBE_SETTINGS`, for a batch whose first statement comes before
@@ -705,6 +727,9 @@ class Tracker:
             if dims != EMPTY_DIMS:
                 created[tid] = dims
         moving = sorted({*changed, *created})
+        if moving and not changed and self.scored_traces is not None and self.scored_traces.isdisjoint(created):
+            # Only new traces, and no stored score names any of them: the statement would find nothing.
+            moving = []
         if moving:
             self.cursor.execute(
                 _LOCK_SCORES_OF_TRACES_SQL, [text_array(moving), self.pid, text_array(self.score_ids), self.pid]

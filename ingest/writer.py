@@ -530,6 +530,14 @@ def _insert_sql(table: _Table, returning: tuple[str, ...] = ()) -> str:
     )
 
 
+def _insert_scored_sql(table: _Table, extra: tuple) -> str:
+    """The traces' INSERT, also saying of each trace it inserts whether a stored score names it
+    (`rollups.scored_trace_sql`, one more `%s`: the project), so the rollups move the scores of new
+    traces only when there are some (`rollups.Tracker.traces_scored`)."""
+    scored = rollups.scored_trace_sql(f'"{table.db_table}"."id"')
+    return f"{_insert_sql(table, extra)}, {scored}"
+
+
 def _merge_expr(column: str, rule: str, table: _Table) -> str:
     t, s = f't."{column}"', f's."{column}"'
     if table is OBSERVATIONS and column in CLIENT_COST_GROUP:
@@ -624,7 +632,8 @@ def _sql(kind: str, table: _Table, extra: tuple = ()) -> str:
     key = (kind, table.db_table, extra)
     sql = _SQL_CACHE.get(key)
     if sql is None:
-        sql = {"insert": _insert_sql, "update": _update_sql, "fix": _fix_sql}[kind](table, extra)
+        builders = {"insert": _insert_sql, "insert_scored": _insert_scored_sql, "update": _update_sql, "fix": _fix_sql}
+        sql = builders[kind](table, extra)
         _SQL_CACHE[key] = sql
     return sql
 
@@ -791,16 +800,21 @@ def _write_table(
     insert_returning: tuple[str, ...] = (),
     before_update=None,
     locked: bool = False,
+    scored: bool = False,
 ) -> tuple[dict[str, tuple], list[tuple]]:
     """Insert new rows, merge into existing ones. Returns ({inserted id: RETURNING row of the
     insert, or None with `insert_returning`}, RETURNING rows of the update). `before_update(inserted ids)` runs between the two (the
     rollups lock and read the rows the UPDATE is about to change); `locked`: it locks every one of
-    them (see `_source`)."""
+    them (see `_source`); `scored`: each RETURNING row of the insert ends with whether a stored score
+    names the row (`_insert_scored_sql`)."""
     pid = str(project.id)
     inserted: dict[str, tuple | None] = {}
     if insert_rows:
         insert_rows.sort(key=lambda r: r["id"])
-        cursor.execute(_sql("insert", table, insert_returning), [pid, _json_param(insert_rows)])
+        if scored:
+            cursor.execute(_sql("insert_scored", table, insert_returning), [pid, _json_param(insert_rows), pid])
+        else:
+            cursor.execute(_sql("insert", table, insert_returning), [pid, _json_param(insert_rows)])
         if insert_returning and all(map(_stored_as_sent, insert_rows)):
             # The rows hold what the INSERT stored (`_inserted_states`): only the ids are loaded.
             inserted = dict.fromkeys(_returned_ids(cursor))
@@ -835,11 +849,12 @@ def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[s
         if costs and row["id"] in costs:
             row["cost"], row["cost_calls"] = costs[row["id"]]
     ids = set(merged) | set(placeholders)
-    _write_table(
+    inserted, _ = _write_table(
         cursor, project, TRACES, merged, now, insert_rows=rows,
         before_update=lambda inserted: tracker.inserted(traces=rows, ids=inserted, snapshot=ids - inserted),
-        locked=True,
+        locked=True, scored=True,
     )
+    tracker.traces_scored([tid for tid, row in inserted.items() if row[-1]])
 
 
 _OBS_RETURNING = (
