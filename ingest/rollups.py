@@ -36,6 +36,7 @@ upserted in one statement per table, with histograms added element-wise by
 from __future__ import annotations
 
 import math
+import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,7 @@ USER_SUMS = (*COUNTERS, "cost")
 # What one call adds to an hourly row besides its latency and time to first token (`Deltas.add`).
 _CALL_SUMS = USER_SUMS
 _ZERO = Decimal(0)
+_TOKEN_VALUES = operator.itemgetter(*TOKEN_KINDS)  # a call's `TOKEN_KINDS`, in their order
 SCORE_SUMS = ("scores", "value_count", "value_sum", "thumbs_up", "thumbs_down")
 SCORE_HOURLY_DIMS = ("hour", "name", "source", "data_type", "feature", "trace_name", "environment", "release")
 SCORE_USER_DIMS = ("day", "user_id", "name", "source", "data_type")
@@ -234,6 +236,16 @@ _SCORE_TRACES_SQL = (
 )
 
 
+def scored_trace_sql(trace: str) -> str:
+    """SQL: whether a stored score names the trace `trace` (an SQL expression), by one descent of the
+    scores' (project, trace) index (the probe form of `pk_probe`; the project is a `%s`)."""
+    key = key_range('x."trace_id"', trace)
+    return (
+        f'EXISTS (SELECT FROM "{SCORE_TABLE}" AS x WHERE x."project_id" = (SELECT %s::uuid) AND {key} '
+        f'ORDER BY x."project_id", x."trace_id" OFFSET 0)'
+    )
+
+
 def _cut(value) -> str:
     return (value or "")[:DIMENSION_CHARS]
 
@@ -273,8 +285,13 @@ def _hour(moment: datetime) -> datetime:
 # there because the metrics API rolls up a window's edge hours from the raw calls by the same bounds).
 
 
+_ONE_US = timedelta(microseconds=1)
+
+
 def _us(delta: timedelta) -> int:
-    return min(ROLLUP_US_CAP, max(0, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds))
+    # `delta // _ONE_US`: the whole µs of the span, (days * 86400 + seconds) * 10**6 + microseconds,
+    # computed in C (exact integers) rather than from three attribute reads here.
+    return min(ROLLUP_US_CAP, max(0, delta // _ONE_US))
 
 
 @dataclass
@@ -290,9 +307,13 @@ class _Acc:
 
     def totals(self) -> list:
         """The `HOURLY_SUMS` (of which `USER_SUMS` is the head) added to this row, in their order."""
+        return self.call_totals() + self.timing
+
+    def call_totals(self) -> list:
+        """The `_CALL_SUMS` (`USER_SUMS`) added to this row, in their order."""
         if not self.calls:
-            return [0] * len(_CALL_SUMS) + self.timing
-        return [sum(column) for column in zip(*self.calls)] + self.timing
+            return [0] * len(_CALL_SUMS)
+        return [sum(column) for column in zip(*self.calls)]
 
     @property
     def sums(self) -> dict:
@@ -372,7 +393,8 @@ class Deltas:
         # In the order of `_CALL_SUMS`.
         values = (
             1, int(status == "error"), int(status == "refused"),
-            *[min(obs[kind] or 0, cap) for kind in TOKEN_KINDS],
+            # `min(obs[kind] or 0, cap)` of each kind; a positive int within the cap is that value itself.
+            *[v if v.__class__ is int and 0 < v <= cap else min(v or 0, cap) for v in _TOKEN_VALUES(obs)],
             int(cost is None), cost or _ZERO,
         )
         if sign != 1:
@@ -417,8 +439,10 @@ class Deltas:
             row["ttft_hist"] = _hist(acc.ttft)
             hourly.append(row)
         users = []
-        for key in sorted(self.users, key=_sort_key):
-            sums = self.users[key].totals()[:len(USER_SUMS)]
+        # A daily user key is (date, user id): its natural order is `_sort_key`'s (a date's text is
+        # its ISO form, four-digit year first), without building that text per key.
+        for key in sorted(self.users):
+            sums = self.users[key].call_totals()
             if not any(sums):
                 continue
             users.append({"day": key[0], "user_id": key[1], **dict(zip(USER_SUMS, sums))})
@@ -573,6 +597,18 @@ class Tracker:
         self.inserted_dims: dict[str, TraceDims] = {}
         # The planner settings before `KEY_PROBE_SETTINGS` (in the order of `_PLANNER_SETTINGS`).
         self.saved_settings: tuple[str, ...] | None = None
+        # The traces this transaction inserted that a stored score named when they were inserted
+        # (`traces_scored`); None: not known, every inserted trace may have some.
+        self.scored_traces: set[str] | None = None
+
+    def traces_scored(self, ids) -> None:
+        """The writer's traces INSERT found stored scores naming these of the traces it inserted, and
+        none naming the others. Read in the statement after `begin`, whose "trace arrival" lock makes
+        it final until this transaction commits (see the score section below): another batch storing
+        a score of a trace not stored yet takes that lock exclusively, so it waits for this one; one
+        that sends the trace too waits for this INSERT's row, and stores its score after our commit.
+        So `_apply_scores` would find no score of the others to move."""
+        self.scored_traces = set(ids)
 
     def key_probes_only(self) -> None:
         """The planner settings of `KEY_PROBE_SETTINGS`, for a batch whose first statement comes before
@@ -691,6 +727,9 @@ class Tracker:
             if dims != EMPTY_DIMS:
                 created[tid] = dims
         moving = sorted({*changed, *created})
+        if moving and not changed and self.scored_traces is not None and self.scored_traces.isdisjoint(created):
+            # Only new traces, and no stored score names any of them: the statement would find nothing.
+            moving = []
         if moving:
             self.cursor.execute(
                 _LOCK_SCORES_OF_TRACES_SQL, [text_array(moving), self.pid, text_array(self.score_ids), self.pid]
@@ -788,17 +827,24 @@ class Tracker:
                 moved.add(obs["id"])
         counted: set[str] = set()
         states = self.inserted_states
+        marks_before = self.marks_before
+        # {trace id: its dimensions below}, found once per trace (a batch's calls share few traces).
+        trace_dims: dict[str, TraceDims] = {}
         for obs_id, row in self.inserted_obs.items():
-            if obs_id in self.marks_before:
+            if obs_id in marks_before:
                 continue  # marked after the insert: its stored state is read below
-            trace_row = self.inserted_traces.get(row["trace_id"])
-            if trace_row is not None:
-                dims = self._inserted_dims(trace_row)
-            elif row["trace_id"] in new_traces:
-                # An existing trace: locked by `snapshot_traces` and re-read above.
-                dims = new_traces[row["trace_id"]]
-            else:  # not expected (every call's trace is inserted or locked); read it below
-                continue
+            tid = row["trace_id"]
+            dims = trace_dims.get(tid)
+            if dims is None:
+                trace_row = self.inserted_traces.get(tid)
+                if trace_row is not None:
+                    dims = self._inserted_dims(trace_row)
+                elif tid in new_traces:
+                    # An existing trace: locked by `snapshot_traces` and re-read above.
+                    dims = new_traces[tid]
+                else:  # not expected (every call's trace is inserted or locked); read it below
+                    continue
+                trace_dims[tid] = dims
             state = states.get(obs_id)
             deltas.add(state if state is not None else _stored_state(row), dims, +1)
             counted.add(obs_id)

@@ -222,9 +222,12 @@ def _normalise(record: dict, table: _Table, actions: dict) -> dict:
     if not table.keys.issuperset(record):
         unknown = record.keys() - table.keys
         raise InvalidRecord(f"{table.model.__name__} record has unknown keys {sorted(unknown)}")
-    out = {}
+    # A copy of the record, changed where a value is not stored as sent: most values are, and the copy
+    # (in C) is cheaper than storing every value again one key at a time. Same keys, same order.
+    out = dict(record)
     for key, value in record.items():
         if value is None:
+            del out[key]
             continue
         # Most values pass as sent: one look-up (`_key_actions`) says which keys `_normalised_value`
         # may change or refuse; the text of a char column and a whole number within its column's
@@ -237,31 +240,24 @@ def _normalise(record: dict, table: _Table, actions: dict) -> dict:
         elif action.__class__ is int:  # a char column's max_length
             if isinstance(value, str):
                 if len(value) > action:
-                    value = value[:action]
+                    out[key] = value[:action]
             else:
-                value = _normalised_value(key, value, table)
-                if value is _SKIP:
-                    continue
+                _store_normalised(out, key, value, table)
         elif action.__class__ is _Range:
             if value.__class__ is not int or not -action.limit < value < action.limit:
-                value = _normalised_value(key, value, table)
+                out[key] = _normalised_value(key, value, table)
         elif action is _NONEMPTY:
             # A JSON map or list is stored as sent unless empty; anything else takes the whole rule.
             if value.__class__ is dict or value.__class__ is list:
                 if not value:
-                    continue
+                    del out[key]
             else:
-                value = _normalised_value(key, value, table)
-                if value is _SKIP:
-                    continue
+                _store_normalised(out, key, value, table)
         elif action is _METADATA:
             if value.__class__ is not dict:  # a map is stored as sent
-                value = _normalised_value(key, value, table)
+                out[key] = _normalised_value(key, value, table)
         else:
-            value = _normalised_value(key, value, table)
-            if value is _SKIP:
-                continue
-        out[key] = value
+            _store_normalised(out, key, value, table)
     if table is OBSERVATIONS:
         if "trace_id" in out and len(out["trace_id"]) > MAX_ID_LENGTH:
             raise InvalidRecord(f"trace_id longer than {MAX_ID_LENGTH} characters")
@@ -271,6 +267,15 @@ def _normalise(record: dict, table: _Table, actions: dict) -> dict:
 
 
 _SKIP = object()
+
+
+def _store_normalised(out: dict, key: str, value, table: _Table) -> None:
+    """`out[key]` as `_normalised_value` has it, or no `key` for a value not to store."""
+    value = _normalised_value(key, value, table)
+    if value is _SKIP:
+        del out[key]
+    else:
+        out[key] = value
 
 
 def _normalised_value(key: str, value, table: _Table):
@@ -525,6 +530,14 @@ def _insert_sql(table: _Table, returning: tuple[str, ...] = ()) -> str:
     )
 
 
+def _insert_scored_sql(table: _Table, extra: tuple) -> str:
+    """The traces' INSERT, also saying of each trace it inserts whether a stored score names it
+    (`rollups.scored_trace_sql`, one more `%s`: the project), so the rollups move the scores of new
+    traces only when there are some (`rollups.Tracker.traces_scored`)."""
+    scored = rollups.scored_trace_sql(f'"{table.db_table}"."id"')
+    return f"{_insert_sql(table, extra)}, {scored}"
+
+
 def _merge_expr(column: str, rule: str, table: _Table) -> str:
     t, s = f't."{column}"', f's."{column}"'
     if table is OBSERVATIONS and column in CLIENT_COST_GROUP:
@@ -619,7 +632,8 @@ def _sql(kind: str, table: _Table, extra: tuple = ()) -> str:
     key = (kind, table.db_table, extra)
     sql = _SQL_CACHE.get(key)
     if sql is None:
-        sql = {"insert": _insert_sql, "update": _update_sql, "fix": _fix_sql}[kind](table, extra)
+        builders = {"insert": _insert_sql, "insert_scored": _insert_scored_sql, "update": _update_sql, "fix": _fix_sql}
+        sql = builders[kind](table, extra)
         _SQL_CACHE[key] = sql
     return sql
 
@@ -786,16 +800,21 @@ def _write_table(
     insert_returning: tuple[str, ...] = (),
     before_update=None,
     locked: bool = False,
+    scored: bool = False,
 ) -> tuple[dict[str, tuple], list[tuple]]:
     """Insert new rows, merge into existing ones. Returns ({inserted id: RETURNING row of the
     insert, or None with `insert_returning`}, RETURNING rows of the update). `before_update(inserted ids)` runs between the two (the
     rollups lock and read the rows the UPDATE is about to change); `locked`: it locks every one of
-    them (see `_source`)."""
+    them (see `_source`); `scored`: each RETURNING row of the insert ends with whether a stored score
+    names the row (`_insert_scored_sql`)."""
     pid = str(project.id)
     inserted: dict[str, tuple | None] = {}
     if insert_rows:
         insert_rows.sort(key=lambda r: r["id"])
-        cursor.execute(_sql("insert", table, insert_returning), [pid, _json_param(insert_rows)])
+        if scored:
+            cursor.execute(_sql("insert_scored", table, insert_returning), [pid, _json_param(insert_rows), pid])
+        else:
+            cursor.execute(_sql("insert", table, insert_returning), [pid, _json_param(insert_rows)])
         if insert_returning and all(map(_stored_as_sent, insert_rows)):
             # The rows hold what the INSERT stored (`_inserted_states`): only the ids are loaded.
             inserted = dict.fromkeys(_returned_ids(cursor))
@@ -830,11 +849,12 @@ def _write_traces(cursor, project, merged: dict[str, dict], placeholders: dict[s
         if costs and row["id"] in costs:
             row["cost"], row["cost_calls"] = costs[row["id"]]
     ids = set(merged) | set(placeholders)
-    _write_table(
+    inserted, _ = _write_table(
         cursor, project, TRACES, merged, now, insert_rows=rows,
         before_update=lambda inserted: tracker.inserted(traces=rows, ids=inserted, snapshot=ids - inserted),
-        locked=True,
+        locked=True, scored=True,
     )
+    tracker.traces_scored([tid for tid, row in inserted.items() if row[-1]])
 
 
 _OBS_RETURNING = (

@@ -20,6 +20,12 @@ what is stored must not move by a digit.
 - `rollups._hour`: the positional constructor gives `replace`'s value, type, zone and fold.
 - `writer._insert_rows`: each new row built as one record's was (`_insert_row`), key order included,
   with a fresh map or list for every defaulted JSON column.
+- `writer._normalise` copies the record and changes only what is not stored as sent: the rule's keys,
+  values and key order (the documents' bytes), for records of many keys at once.
+- `rollups.Deltas.add` takes a positive int token count within the cap as it is: `min(v or 0, cap)`
+  of each kind, value and type; `rollups._us` reads a span's whole µs by `// 1 µs`.
+- `rollups.Deltas.rows` sorts the daily user keys (date, user id) by their natural order: the order
+  of `_sort_key` (the lock order).
 """
 
 from __future__ import annotations
@@ -324,3 +330,66 @@ def test_the_hour_of_a_moment_is_replace_s():
         fast, rule = rollups._hour(moment), moment.replace(minute=0, second=0, microsecond=0)
         assert (fast, type(fast), fast.tzinfo, fast.fold, fast.utcoffset()) == (
             rule, type(rule), rule.tzinfo, rule.fold, rule.utcoffset()), moment
+
+
+def test_normalise_keeps_the_rules_keys_values_and_order_for_whole_records():
+    rng = random.Random(23)
+    for table in (writer.TRACES, writer.OBSERVATIONS, writer.SCORES):
+        actions = writer._key_actions(table)
+        keys = sorted(table.keys - {"id", "trace_id"})
+        for _ in range(400):
+            record = {"id": "r-1"}
+            if "trace_id" in table.keys:
+                record["trace_id"] = "t-1"
+            for key in rng.sample(keys, rng.randrange(1, min(len(keys), 20))):
+                record[key] = rng.choice(SPECTRUM)
+            fast = _outcome(writer._normalise, dict(record), table, actions)
+            rule = _outcome(_by_the_rule, dict(record), table)
+            assert fast == rule, record
+            if fast[0] == "stored":
+                assert list(fast[1]) == list(rule[1]), record  # key order: the document's bytes
+
+
+def test_rollup_token_counts_are_each_kinds_capped_value():
+    cap = rollups.ROLLUP_TOKENS_CAP
+    counts = [None, 0, 1, 7, cap - 1, cap, cap + 1, 2**40, -5, Decimal("0"), Decimal("5"), Decimal(cap + 1)]
+    rng = random.Random(29)
+    dims = rollups.TraceDims(name="n", user_id="", release="r", feature="f")
+    for _ in range(500):
+        call = _call(rng, T0)
+        for kind in rollups.TOKEN_KINDS:
+            call[kind] = rng.choice(counts)
+        deltas = rollups.Deltas()
+        deltas.add(call, dims, 1)
+        [acc] = deltas.hourly.values()
+        [values] = acc.calls
+        tokens = values[3:3 + len(rollups.TOKEN_KINDS)]
+        rule = [min(call[kind] or 0, cap) for kind in rollups.TOKEN_KINDS]
+        assert [_typed(v) for v in tokens] == [_typed(v) for v in rule], call
+
+
+def test_the_whole_microseconds_of_a_span_are_the_attribute_sum():
+    rng = random.Random(31)
+    spans = [timedelta(0), timedelta(microseconds=-1), timedelta(days=-1, microseconds=5), timedelta.max, timedelta.min]
+    spans += [timedelta(days=rng.randrange(-3, 3), seconds=rng.randrange(86400), microseconds=rng.randrange(10**6))
+              for _ in range(3000)]
+    spans += [timedelta(microseconds=rng.randrange(-(2**34), 2**34)) for _ in range(3000)]
+    for span in spans:
+        whole = (span.days * 86400 + span.seconds) * 1_000_000 + span.microseconds
+        assert rollups._us(span) == min(rollups.ROLLUP_US_CAP, max(0, whole)), span
+
+
+def test_daily_user_rows_come_in_the_sort_key_order():
+    rng = random.Random(37)
+    users = ["", "a", "A", "b", "ä", "a b", "10", "9", "z" * 5]
+    for _ in range(200):
+        deltas = rollups.Deltas()
+        for _ in range(rng.randrange(1, 30)):
+            start = datetime(rng.choice([5, 999, 1000, 2026, 9999]), rng.randrange(1, 13), rng.randrange(1, 29),
+                             rng.randrange(24), tzinfo=UTC)
+            dims = rollups.TraceDims(name="n", user_id=rng.choice(users[1:]), release="", feature="")
+            deltas.add(_call(rng, start), dims, 1)
+        _, rows = deltas.rows()
+        keys = [(row["day"], row["user_id"]) for row in rows]
+        assert keys == sorted(keys, key=rollups._sort_key)
+        assert len(keys) == len({k for k, acc in deltas.users.items() if any(acc.call_totals())})

@@ -614,6 +614,35 @@ def test_a_score_before_its_trace_counts_under_empty_dimensions_and_moves_when_t
     assert_exact(project)
 
 
+def test_new_traces_look_for_their_stored_scores_only_when_their_insert_found_some(project, queries_everywhere):
+    """The traces' INSERT says which of the traces it inserts a stored score names
+    (`writer._insert_scored_sql`); the rollups read and lock the scores of new traces only then, and
+    then move them as before. Pins the shortcut against the statement it skips: with none found, that
+    statement would have found nothing."""
+
+    def scores_of_traces(captured):
+        return [q for q in captured if q["sql"].startswith("SELECT x.* FROM (SELECT c.id") and "feedback_score" in q["sql"]]
+
+    other = {"id": "s0", "trace_id": "t0", "name": "quality", "value": 0.5, "data_type": "NUMERIC", "timestamp": T0}
+    writer.write_records(project=project, traces=[], observations=[], scores=[other])  # a score of another trace
+    with queries_everywhere() as captured:
+        writer.write_records(project=project, scores=[], traces=[{"id": "t1", "name": "chat", "user_id": "u1"}],
+                             observations=[{"id": "o1", "trace_id": "t1", "type": "GENERATION", "start_time": T0}])
+    assert scores_of_traces(captured) == []
+    assert_exact(project)
+
+    score = {"id": "s2", "trace_id": "t2", "name": "quality", "value": 0.7, "data_type": "NUMERIC",
+             "timestamp": T0 + timedelta(minutes=5)}
+    writer.write_records(project=project, traces=[], observations=[], scores=[score])
+    with queries_everywhere() as captured:
+        writer.write_records(project=project, observations=[], scores=[], traces=[
+            {"id": "t2", "name": "chat", "user_id": "u2", "metadata": {"feature": "support"}},
+            {"id": "t3", "name": "other"}])
+    assert len(scores_of_traces(captured)) == 1
+    assert ("quality", "API", "NUMERIC", "support", "chat", "default", 1, 1, Decimal("0.7"), 0, 0) in score_rows(project)
+    assert_exact(project)
+
+
 def test_a_replayed_score_counts_once_an_update_moves_it_and_a_delete_takes_it_back(client, project, api_key):
     writer.write_records(project=project, observations=[], scores=[], traces=[{"id": "t1", "name": "chat"}])
     body = {"id": "s1", "traceId": "t1", "name": "quality", "value": 0.25, "timestamp": iso(T0)}
