@@ -76,7 +76,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with a plain response's policy built once (tenancy/csp.py).
+    "tenancy.csp.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,7 +85,8 @@ MIDDLEWARE = [
     "tenancy.chunked.ChunkedBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's, with the message storage made when first used (tenancy/middleware.py).
+    "tenancy.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenancy.middleware.DatabaseUnavailableMiddleware",
     # Innermost: a project of a region this node does not serve is redirected before any view runs.

@@ -19,6 +19,11 @@ MOVED_CONSOLE_PAGES = {
 }
 
 urlpatterns = [
+    # First: the ingestion routes take every write, and Django tries patterns in order, an include
+    # whose prefix does not match raising (and catching) a Resolver404 on the way (~18 µs of CPU per
+    # request behind the 14 patterns before them; issue 13). No other route matches their paths
+    # (tests/tenancy/test_url_order.py), so the order decides nothing else.
+    path("", include("ingest.urls")),
     *(
         re_path(
             rf"^admin/{old}/(?P<rest>.*)$",
@@ -37,8 +42,8 @@ urlpatterns = [
     path("api/v1/", include("privacy.api.urls")),
     path("api/v1/", include("monitoring.urls")),
     path("api/v1/", include("billing.urls")),
-    # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt) and OTLP/HTTP.
-    path("", include("ingest.urls")),
+    # Langfuse-compatible public API (routes without trailing slashes, CSRF-exempt); its write
+    # routes and OTLP/HTTP (ingest.urls) come first, above.
     path("", include("traces.read_urls")),
     path("", include("privacy.urls")),
     path("", include("prompts.urls")),

@@ -151,20 +151,26 @@ def compute_costs(
     matched against the patterns once. Items are CostItem/(project_id, model, usage, at) tuples or
     mappings; with `project_id=` given for the whole batch, (model, usage, at) tuples. Usage is
     validated for the whole batch before anything is priced; InvalidUsage names the item's index."""
-    batch = [_as_item(item, project_id) for item in items]
-    normalized = []
-    for index, item in enumerate(batch):
+    shared = project_id is not _NO_PROJECT
+    batch = []  # (project id, model, tokens, at)
+    for index, item in enumerate(items):
+        if shared and item.__class__ is tuple and len(item) == 3:
+            # The ingest writer's (model, usage, at): unpacked as they are, no CostItem built.
+            item_project, (model, usage, at) = project_id, item
+        else:
+            item_project, model, usage, at = _as_item(item, project_id)
         try:
-            normalized.append((normalize_usage(item.usage), _aware(item.at)))
+            batch.append((item_project, model, normalize_usage(usage), _aware(at)))
         except InvalidUsage as exc:
             raise InvalidUsage(f"item {index}: {exc}") from None
     snapshot = _snapshot()
+    resolve = snapshot.resolve_key
     results: list[CostResult | None] = []
     project_id, project_key = _NO_PROJECT, None
-    for item, (tokens, at) in zip(batch, normalized, strict=True):
-        if item.project_id is not project_id:  # a batch's items share their project: its key once
-            project_id, project_key = item.project_id, _project_key(item.project_id)
-        entry = snapshot.resolve_key(project_key, item.model, at)
+    for item_project, model, tokens, at in batch:
+        if item_project is not project_id:  # a batch's items share their project: its key once
+            project_id, project_key = item_project, _project_key(item_project)
+        entry = resolve(project_key, model, at)
         results.append(None if entry is None else _cost(entry.price, tokens, entry.rates))
     return results
 
@@ -220,6 +226,8 @@ def _as_item(item, project_id=_NO_PROJECT) -> CostItem:
 
 
 def _aware(at: datetime | str | None) -> datetime:
+    if at.__class__ is datetime and at.utcoffset() is not None:
+        return at  # aware already (`timezone.is_naive` is this test): every ingested call's start
     if at is None:
         return timezone.now()
     if isinstance(at, str):
@@ -264,7 +272,9 @@ class _Snapshot:
                 self.catalog.append(entry)
             else:
                 self.overrides.setdefault(price.project_id, []).append(entry)
-        self._matches: dict[tuple[Any, str], tuple[list[_Entry], list[_Entry]]] = {}
+        # (project key, lowered name) -> (matching overrides, matching catalog rows, the one row to
+        # answer whatever the time, or None)
+        self._matches: dict[tuple[Any, str], tuple[list[_Entry], list[_Entry], _Entry | None]] = {}
 
     def resolve(self, project_id, model: str | None, at: datetime) -> Price | None:
         entry = self.resolve_entry(project_id, model, at)
@@ -280,7 +290,9 @@ class _Snapshot:
         name = model.strip()
         if not name or len(name) > MAX_MATCHED_NAME_LENGTH:
             return None
-        overrides, catalog = self._matching(project_key, name)
+        overrides, catalog, only = self._matching(project_key, name)
+        if only is not None:
+            return only
         chosen = _latest_in_force(overrides, at)
         if chosen is None:
             chosen = _latest_in_force(catalog, at)
@@ -294,7 +306,10 @@ class _Snapshot:
         if found is None:
             overrides = [e for e in self.overrides.get(project_key, ()) if e.regex.search(name)]
             catalog = [e for e in self.catalog if e.regex.search(name)]
-            found = (overrides, catalog)
+            # One catalog row and no override: the rules below choose it whatever the time (in force,
+            # or the model's first known price), so it is answered without them.
+            only = catalog[0] if len(catalog) == 1 and not overrides else None
+            found = (overrides, catalog, only)
             if len(self._matches) >= _MATCH_MEMO_LIMIT:
                 self._matches.clear()
             self._matches[key] = found

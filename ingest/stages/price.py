@@ -14,6 +14,7 @@ from ingest.contract import MAX_COST
 from pricing import pricing as catalog
 
 logger = logging.getLogger(__name__)
+_ZERO = Decimal(0)
 
 
 def _pricing():
@@ -31,8 +32,24 @@ def _catalog_columns(result: catalog.CostResult) -> dict | None:
     """`to_columns` of the catalog's own result, read straight from its per-kind costs: the same
     columns (its `details`, `input_cost`, `output_cost` and `total_cost` are these sums and copies),
     without the generic accessors, for each priced call of a batch."""
-    details = {k: float(v) for k, v in result.costs.items()}
-    return _columns(details, result.input_cost, result.output_cost, result.total)
+    costs = result.costs
+    details = {k: float(v) for k, v in costs.items()}
+    # `input_cost`/`output_cost` spelled as a loop: the same additions, from the same Decimal(0) and in
+    # the same kind order, as the properties' sums, without their generators (every priced call).
+    input_cost = output_cost = _ZERO
+    for kind in catalog.INPUT_KINDS:
+        if kind in costs:
+            input_cost = input_cost + costs[kind]
+    for kind in catalog.OUTPUT_KINDS:
+        if kind in costs:
+            output_cost = output_cost + costs[kind]
+    total = result.total
+    if input_cost < MAX_COST and output_cost < MAX_COST and total < MAX_COST:  # `_columns`' check, all set
+        if not details:
+            details = {"input": float(input_cost), "output": float(output_cost)}
+        details.setdefault("total", float(total))
+        return {"input_cost": input_cost, "output_cost": output_cost, "total_cost": total, "cost_details": details}
+    return _columns(details, input_cost, output_cost, total)
 
 
 def to_columns(result) -> dict | None:

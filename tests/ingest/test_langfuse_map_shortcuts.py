@@ -199,3 +199,47 @@ def test_the_environment_cache_keeps_only_short_values_and_stays_bounded():
     assert len(environment._KNOWN) <= 1024
     assert environment.normalize_environment(None) is None
     assert environment.normalize_environment(5) == environment.DEFAULT_ENVIRONMENT
+
+
+# --- `observation_record`: readers of fields most events leave out run only for a key sent ------
+
+GUARDED = {  # field: a value its reader refuses
+    "completionStartTime": "not a time", "level": "LOUD", "statusMessage": {"a": 1}, "version": ["v"],
+    "model": {"m": 1}, "modelParameters": "hot", "promptName": 5, "costDetails": "cheap",
+    "usageDetails": "many", "usage": 3,
+}
+
+
+def _observation(**fields):
+    from datetime import UTC, datetime
+
+    from ingest.adapters.langfuse import observation_record
+
+    body = {"id": "o-1", "traceId": "t-1", "name": "step", "startTime": "2026-01-01T00:00:00Z", **fields}
+    return observation_record(
+        body, obs_type="GENERATION", is_create=True, envelope_ts=datetime(2026, 1, 1, tzinfo=UTC), event_id="e-1"
+    )
+
+
+@pytest.mark.parametrize("field", sorted(GUARDED))
+def test_a_guarded_field_left_out_is_the_field_sent_as_null(field):
+    assert _observation() == _observation(**{field: None})
+
+
+@pytest.mark.parametrize("field", sorted(GUARDED))
+def test_a_guarded_field_sent_is_still_read_and_refused(field):
+    with pytest.raises(EventError):
+        _observation(**{field: GUARDED[field]})
+
+
+def test_guarded_fields_sent_are_still_stored():
+    record = _observation(
+        completionStartTime="2026-01-01T00:00:01Z", level="WARNING", statusMessage="slow", version="v2",
+        model="gpt-4o", modelParameters={"temperature": 0}, promptName="p", promptVersion=3,
+        costDetails={"input": 0.5}, usageDetails={"input": 5, "output": 2},
+    )
+    assert {"completion_start_time", "level", "status_message", "version", "model", "model_parameters",
+            "prompt_name", "prompt_version", "cost_details", "usage_details", "input_tokens"} <= record.keys()
+    assert _observation(usage={"input": 4, "output": 1})["usage_details"] == {"input": 4, "output": 1}
+    with pytest.raises(EventError, match="sent together"):
+        _observation(promptVersion=3)
