@@ -43,13 +43,7 @@ def _catalog_columns(result: catalog.CostResult) -> dict | None:
     for kind in catalog.OUTPUT_KINDS:
         if kind in costs:
             output_cost = output_cost + costs[kind]
-    total = result.total
-    if input_cost < MAX_COST and output_cost < MAX_COST and total < MAX_COST:  # `_columns`' check, all set
-        if not details:
-            details = {"input": float(input_cost), "output": float(output_cost)}
-        details.setdefault("total", float(total))
-        return {"input_cost": input_cost, "output_cost": output_cost, "total_cost": total, "cost_details": details}
-    return _columns(details, input_cost, output_cost, total)
+    return _columns(details, input_cost, output_cost, result.total)
 
 
 def to_columns(result) -> dict | None:
@@ -86,13 +80,22 @@ def to_columns(result) -> dict | None:
 def _columns(details: dict, input_cost, output_cost, total_cost) -> dict | None:
     if total_cost is None:
         return None
-    if any(amount is not None and not amount < MAX_COST for amount in (input_cost, output_cost, total_cost)):
+    # Each amount tested in turn rather than by any(<generator>): this runs for every priced call.
+    if not (
+        (input_cost is None or input_cost < MAX_COST)
+        and (output_cost is None or output_cost < MAX_COST)
+        and total_cost < MAX_COST
+    ):
         # Token counts can be valid while their price is not storable (2^60 tokens cost trillions):
         # the call is kept without a catalog cost rather than failing the client's whole batch.
         logger.warning("catalog cost %s is beyond the cost columns; stored without a cost", total_cost)
         return None
     if not details:
-        details = {k: float(v) for k, v in (("input", input_cost), ("output", output_cost)) if v is not None}
+        details = {}
+        if input_cost is not None:
+            details["input"] = float(input_cost)
+        if output_cost is not None:
+            details["output"] = float(output_cost)
     details.setdefault("total", float(total_cost))
     return {
         "input_cost": input_cost,
