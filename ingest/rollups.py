@@ -313,7 +313,7 @@ class _Acc:
         """The `_CALL_SUMS` (`USER_SUMS`) added to this row, in their order."""
         if not self.calls:
             return [0] * len(_CALL_SUMS)
-        return [sum(column) for column in zip(*self.calls)]
+        return list(map(sum, zip(*self.calls)))
 
     @property
     def sums(self) -> dict:
@@ -351,6 +351,8 @@ class Deltas:
         self.score_users: dict[tuple, dict] = defaultdict(lambda: defaultdict(int))
         # trace id -> [cost, calls with a cost]: what the trace's `cost`/`cost_calls` move by.
         self.trace_costs: dict[str, list] = defaultdict(lambda: [Decimal(0), 0])
+        # {(year, month, day, hour): `_hour` of a UTC moment of fold 0 in it} (`add`).
+        self.hours: dict[tuple, datetime] = {}
 
     def add_score(self, score: dict, dims: TraceDims, sign: int) -> None:
         values = score_contribution(score)
@@ -393,14 +395,24 @@ class Deltas:
         # In the order of `_CALL_SUMS`.
         values = (
             1, int(status == "error"), int(status == "refused"),
-            # `min(obs[kind] or 0, cap)` of each kind; a positive int within the cap is that value itself.
-            *[v if v.__class__ is int and 0 < v <= cap else min(v or 0, cap) for v in _TOKEN_VALUES(obs)],
+            # `min(obs[kind] or 0, cap)` of each kind; a positive int within the cap is that value itself,
+            # a kind not reported (None) is 0.
+            *[v if v.__class__ is int and 0 < v <= cap else 0 if v is None else min(v or 0, cap) for v in _TOKEN_VALUES(obs)],
             int(cost is None), cost or _ZERO,
         )
         if sign != 1:
             values = tuple([sign * value for value in values])
+        if start.__class__ is datetime and start.tzinfo is UTC and not start.fold:
+            # One hour value per UTC hour of the batch, built once: a new aware datetime is ~0.6 µs to
+            # build and ~0.7 to hash (its offset is applied first), and the key is hashed twice.
+            at = (start.year, start.month, start.day, start.hour)
+            hour = self.hours.get(at)
+            if hour is None:
+                hour = self.hours[at] = _hour(start)
+        else:
+            hour = _hour(start)
         key = (
-            _hour(start), dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
+            hour, dims.feature, dims.name, _cut(obs["response_model"] or obs["model"]),
             _cut(obs["environment"]), dims.release, _cut(obs["prompt_name"]), obs["prompt_version"] or 0,
         )
         acc = self.hourly[key]

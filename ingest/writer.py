@@ -35,6 +35,7 @@ Replaying the same records is a no-op apart from `updated_at`.
 from __future__ import annotations
 
 import logging
+import operator
 import re
 import time
 import uuid
@@ -626,6 +627,7 @@ def _fix_sql(table: _Table, columns: tuple[str, ...]) -> str:
 
 
 _SQL_CACHE: dict[tuple, str] = {}
+_ID = operator.itemgetter("id")
 
 
 def _sql(kind: str, table: _Table, extra: tuple = ()) -> str:
@@ -810,7 +812,7 @@ def _write_table(
     pid = str(project.id)
     inserted: dict[str, tuple | None] = {}
     if insert_rows:
-        insert_rows.sort(key=lambda r: r["id"])
+        insert_rows.sort(key=_ID)
         if scored:
             cursor.execute(_sql("insert_scored", table, insert_returning), [pid, _json_param(insert_rows), pid])
         else:

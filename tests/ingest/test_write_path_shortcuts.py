@@ -26,6 +26,8 @@ what is stored must not move by a digit.
   of each kind, value and type; `rollups._us` reads a span's whole µs by `// 1 µs`.
 - `rollups.Deltas.rows` sorts the daily user keys (date, user id) by their natural order: the order
   of `_sort_key` (the lock order).
+- `rollups.Deltas.add` builds one hour value per UTC hour of fold 0 (`Deltas.hours`): each call is
+  counted under `_hour(start)`, value, type, zone and fold.
 """
 
 from __future__ import annotations
@@ -393,3 +395,30 @@ def test_daily_user_rows_come_in_the_sort_key_order():
         keys = [(row["day"], row["user_id"]) for row in rows]
         assert keys == sorted(keys, key=rollups._sort_key)
         assert len(keys) == len({k for k, acc in deltas.users.items() if any(acc.call_totals())})
+
+
+def test_the_hour_of_each_call_is_its_own_within_one_batch():
+    """`Deltas.add` builds one hour value per UTC hour of fold 0: every call is counted under
+    `_hour(start)` — value, type, zone and fold — however many share a wall-clock hour."""
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(47)
+    zones = [UTC, UTC, UTC, timezone.utc, timezone(timedelta(0)), ZoneInfo("America/New_York"), timezone(timedelta(hours=2))]
+    dims = rollups.TraceDims(name="n", user_id="u", release="r", feature="f")
+    for _ in range(60):
+        deltas = rollups.Deltas()
+        by_rule: dict = {}  # `_hour(start)` of each call, as a dict keeps the first of equal keys
+        for _ in range(rng.randrange(1, 40)):
+            start = datetime(2026, 11, 1, rng.choice([0, 1, 5]), rng.randrange(60), rng.randrange(60),
+                             tzinfo=rng.choice(zones), fold=rng.choice([0, 0, 0, 1]))
+            if rng.random() < 0.1:
+                start = _Moment(start.year, start.month, start.day, start.hour, start.minute, tzinfo=start.tzinfo)
+            call = _call(rng, start)
+            call["end_time"] = None
+            deltas.add(call, dims, 1)
+            by_rule.setdefault(rollups._hour(start), None)
+
+        def described(hours):
+            return [(hour, type(hour), hour.tzinfo, hour.fold, hour.utcoffset()) for hour in hours]
+
+        assert described(key[0] for key in deltas.hourly) == described(by_rule)
