@@ -24,6 +24,7 @@ from ingest.contract import (
     UNADDRESSABLE_IDS,
     RecordError,
     check_record,
+    check_records,
     check_timestamp,
 )
 from ingest.rules import messages
@@ -238,6 +239,11 @@ TRACE_FIELDS = frozenset(
 
 def trace_record(body: dict, *, envelope_ts: datetime, event_id: str | None = None) -> dict:
     """`event_id`: the envelope id, from which a trace sent without an id gets a stable one."""
+    return _checked(_trace_fields(body, envelope_ts, event_id))
+
+
+def _trace_fields(body: dict, envelope_ts: datetime, event_id: str | None) -> dict:
+    """`trace_record` before the contract check (`parse_batch` checks a batch's records at once)."""
     rec: dict = {"id": _id(body, "id") or (derived_id("trace", event_id) if event_id else uuid.uuid4().hex)}
     # As for an observation's startTime, a trace without its own timestamp takes the event's.
     _put(rec, "timestamp", _datetime(body, "timestamp") or envelope_ts)
@@ -258,7 +264,7 @@ def trace_record(body: dict, *, envelope_ts: datetime, event_id: str | None = No
     if "output" in body:
         _put(rec, "output", messages.with_refusal_as_answer(body["output"]))
     _put(rec, "metadata", _metadata(body, _unknown(body, TRACE_FIELDS)))
-    return _checked(rec)
+    return rec
 
 
 # --- observations ---------------------------------------------------------------------------
@@ -412,6 +418,13 @@ def observation_record(
     body: dict, *, obs_type: str, is_create: bool, envelope_ts: datetime, event_id: str | None = None
 ) -> dict:
     """`event_id`: the envelope id, from which an observation sent without an id gets a stable one."""
+    return _checked(_observation_fields(body, obs_type, is_create, envelope_ts, event_id))
+
+
+def _observation_fields(
+    body: dict, obs_type: str, is_create: bool, envelope_ts: datetime, event_id: str | None
+) -> dict:
+    """`observation_record` before the contract check (`parse_batch` checks a batch's records at once)."""
     obs_id = _id(body, "id")
     if obs_id is None:
         if not is_create:
@@ -503,7 +516,7 @@ def observation_record(
         rec["error_message"] = rec["status_message"]
     if obs_type == "TOOL":
         _put(rec, "tool_name", rec.get("name"))
-    return _checked(rec)
+    return rec
 
 
 # --- scores ---------------------------------------------------------------------------------
@@ -533,6 +546,11 @@ SCORE_FIELDS = frozenset(
 def score_record(body, *, source: str | None = None, event_id: str | None = None) -> dict:
     """A Langfuse ScoreBody → score record. `source` forces the source (browser feedback);
     `event_id` (a batch event's id) gives a score sent without an id a stable one."""
+    return _checked(_score_fields(body, source, event_id))
+
+
+def _score_fields(body, source: str | None, event_id: str | None) -> dict:
+    """`score_record` before the contract check (`parse_batch` checks a batch's records at once)."""
     if not isinstance(body, dict):
         raise EventError("a score must be a JSON object")
     rec: dict = {"id": _id(body, "id") or (derived_id("score", event_id) if event_id else uuid.uuid4().hex)}
@@ -589,7 +607,7 @@ def score_record(body, *, source: str | None = None, event_id: str | None = None
         if body.get(key) is not None:
             extra[key] = body[key]
     _put(rec, "metadata", _metadata(body, extra))
-    return _checked(rec)
+    return rec
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -657,6 +675,26 @@ def _envelope(event) -> tuple[str, str, datetime, dict]:
     return env_id, event_type, timestamp, body
 
 
+def _event_error(env_id: str, exc: EventError) -> dict:
+    return {
+        "id": env_id,
+        "status": exc.status,
+        "message": "Invalid request data" if exc.status == 400 else exc.error,
+        "error": exc.message,
+    }
+
+
+def _bug(env_id: str, event_type: str) -> dict:
+    """The entry of an event that a bug could not map; the other events go on."""
+    logger.exception("could not map ingestion event %s (%s)", env_id, event_type)
+    return {
+        "id": env_id,
+        "status": 500,
+        "message": "Internal Server Error",
+        "error": "the event could not be processed",
+    }
+
+
 def parse_batch(batch: list) -> ParsedBatch:
     """Validate and map every event on its own; order records as Langfuse merges them."""
     out = ParsedBatch()
@@ -669,74 +707,82 @@ def parse_batch(batch: list) -> ParsedBatch:
             )
         except EventError as exc:
             out.errors.append(
-                {
-                    "id": (
-                        event.get("id")
-                        if isinstance(event, dict) and isinstance(event.get("id"), str)
-                        else "unknown"
-                    ),
-                    "status": exc.status,
-                    "message": "Invalid request data" if exc.status == 400 else exc.error,
-                    "error": exc.message,
-                }
+                _event_error(
+                    event.get("id")
+                    if isinstance(event, dict) and isinstance(event.get("id"), str)
+                    else "unknown",
+                    exc,
+                )
             )
     # Langfuse applies creates before updates, each in timestamp order.
     ordered.sort(key=lambda item: (item[0], item[1], item[2]))
+    # Each event mapped on its own, in that order: (env_id, event_type, kind, record or error entry,
+    # typed). The records are then checked against the contract all at once (`check_records`: one
+    # encoding pass for the batch), and the events answered in the same order as before.
+    mapped: list[tuple[str, str, str | None, dict | None, bool]] = []
     for _, _, _, env_id, event_type, body, timestamp in ordered:
         try:
             if event_type == "trace-create":
-                out.traces.append(trace_record(body, envelope_ts=timestamp, event_id=env_id))
-                out.trace_events.append(len(out.successes))
+                mapped.append((env_id, event_type, "trace", _trace_fields(body, timestamp, env_id), False))
             elif event_type in OBSERVATION_EVENTS:
                 obs_type, is_create = OBSERVATION_EVENTS[event_type]
-                out.observations.append(
-                    observation_record(
-                        body, obs_type=obs_type, is_create=is_create, envelope_ts=timestamp, event_id=env_id
-                    )
-                )
-                out.observation_events.append(len(out.successes))
+                record = _observation_fields(body, obs_type, is_create, timestamp, env_id)
+                mapped.append((env_id, event_type, "observation", record, False))
             elif event_type in ("observation-create", "observation-update"):
                 obs_type = body.get("type")
                 if not isinstance(obs_type, str) or obs_type not in LEGACY_OBSERVATION_TYPES:
                     raise EventError(
                         "`body.type` must be GENERATION, SPAN or EVENT (or another observation type)"
                     )
-                out.observations.append(
-                    observation_record(
-                        body,
-                        obs_type=obs_type,
-                        is_create=event_type == "observation-create",
-                        envelope_ts=timestamp,
-                        event_id=env_id,
-                    )
+                record = _observation_fields(
+                    body, obs_type, event_type == "observation-create", timestamp, env_id
                 )
-                out.observation_events.append(len(out.successes))
+                mapped.append((env_id, event_type, "observation", record, False))
             elif event_type == "score-create":
-                out.scores.append(score_record(body, event_id=env_id))
-                out.score_events.append(len(out.successes))
-                out.score_typed.append(body.get("dataType") is not None)
-            elif event_type == "sdk-log":
-                pass  # client-side diagnostics: acknowledged, not stored
+                record = _score_fields(body, None, env_id)
+                mapped.append((env_id, event_type, "score", record, body.get("dataType") is not None))
+            elif event_type == "sdk-log":  # client-side diagnostics: acknowledged, not stored
+                mapped.append((env_id, event_type, None, None, False))
             else:
                 raise EventError(f"unsupported event type {event_type!r}")
-            out.successes.append(env_id)
         except EventError as exc:
-            out.errors.append(
-                {
-                    "id": env_id,
-                    "status": exc.status,
-                    "message": "Invalid request data" if exc.status == 400 else exc.error,
-                    "error": exc.message,
-                }
-            )
+            mapped.append((env_id, event_type, "error", _event_error(env_id, exc), False))
         except Exception:  # a bug mapping one event must not cost the client the other events
-            logger.exception("could not map ingestion event %s (%s)", env_id, event_type)
-            out.errors.append(
-                {
-                    "id": env_id,
-                    "status": 500,
-                    "message": "Internal Server Error",
-                    "error": "the event could not be processed",
-                }
-            )
+            mapped.append((env_id, event_type, "error", _bug(env_id, event_type), False))
+    try:
+        problems = check_records([item[3] for item in mapped if item[2] is not None and item[2] != "error"])
+    except Exception:  # a record that breaks the check itself (a bug): each is checked on its own below
+        problems = None
+    position = 0
+    for env_id, event_type, kind, value, typed in mapped:
+        if kind == "error":
+            out.errors.append(value)
+            continue
+        if kind is not None:
+            if problems is not None:
+                problem = problems[position]
+                position += 1
+            else:
+                try:
+                    check_record(value)
+                    problem = None
+                except RecordError as exc:
+                    problem = exc
+                except Exception:
+                    out.errors.append(_bug(env_id, event_type))
+                    continue
+            if problem is not None:
+                out.errors.append(_event_error(env_id, EventError(problem.message)))
+                continue
+            if kind == "observation":
+                out.observations.append(value)
+                out.observation_events.append(len(out.successes))
+            elif kind == "trace":
+                out.traces.append(value)
+                out.trace_events.append(len(out.successes))
+            else:
+                out.scores.append(value)
+                out.score_events.append(len(out.successes))
+                out.score_typed.append(typed)
+        out.successes.append(env_id)
     return out

@@ -243,3 +243,79 @@ def test_guarded_fields_sent_are_still_stored():
     assert _observation(usage={"input": 4, "output": 1})["usage_details"] == {"input": 4, "output": 1}
     with pytest.raises(EventError, match="sent together"):
         _observation(promptVersion=3)
+
+
+# --- parse_batch: the records of a batch are checked against the contract at once ----------------
+
+
+def _events(*bodies):
+    return [
+        {"id": f"e{i}", "type": "span-create", "timestamp": "2026-01-01T00:00:00Z", "body": body}
+        for i, body in enumerate(bodies)
+    ]
+
+
+def _deep(levels):
+    value: object = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+BATCH = _events(
+    {"id": "ok-1", "traceId": "t"},
+    {"id": "deep", "traceId": "t", "input": _deep(101)},
+    {"id": "ok-2", "traceId": "t", "output": {"content": "x"}},
+    {"id": "big", "traceId": "t", "metadata": {"n": 2**64}},
+    {"id": "ok-3", "traceId": "t", "input": _deep(100)},
+) + [{"id": "s", "type": "sdk-log", "timestamp": "2026-01-01T00:00:00Z", "body": {}}]
+
+
+def _one_by_one(events):
+    """Each event parsed alone: its record checked on its own, as `check_record` does."""
+    successes, errors, records = [], [], []
+    for event in events:
+        parsed = parse_batch([event])
+        successes += parsed.successes
+        errors += parsed.errors
+        records += parsed.observations
+    return successes, errors, records
+
+
+def test_records_refused_by_the_contract_fail_only_their_event_in_order():
+    parsed = parse_batch(BATCH)
+    assert (parsed.successes, parsed.errors, parsed.observations) == _one_by_one(BATCH)
+    assert parsed.successes == ["e0", "e2", "e4", "s"]
+    assert [error["id"] for error in parsed.errors] == ["e1", "e3"]
+    assert parsed.observation_events == [0, 1, 2]
+
+
+def test_a_check_that_breaks_on_the_batch_checks_each_record_on_its_own(monkeypatch):
+    from ingest.adapters import langfuse
+
+    def broken(records):
+        raise TypeError("a record no adapter builds")
+
+    expected = parse_batch(BATCH)
+    monkeypatch.setattr(langfuse, "check_records", broken)
+    parsed = parse_batch(BATCH)
+    assert (parsed.successes, parsed.errors, parsed.observations) == (
+        expected.successes, expected.errors, expected.observations,
+    )
+
+
+def test_a_record_that_breaks_the_check_is_a_500_for_its_event_alone(monkeypatch):
+    from ingest.adapters import langfuse
+
+    real = langfuse.check_record
+
+    def check(record):
+        if record["id"] == "ok-2":
+            raise TypeError("bug")
+        return real(record)
+
+    monkeypatch.setattr(langfuse, "check_records", lambda records: 1 / 0)
+    monkeypatch.setattr(langfuse, "check_record", check)
+    parsed = parse_batch(BATCH)
+    assert parsed.successes == ["e0", "e4", "s"]
+    assert [(error["id"], error["status"]) for error in parsed.errors] == [("e1", 400), ("e2", 500), ("e3", 400)]
