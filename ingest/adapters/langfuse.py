@@ -24,6 +24,7 @@ from ingest.contract import (
     UNADDRESSABLE_IDS,
     RecordError,
     check_record,
+    check_records,
     check_timestamp,
 )
 from ingest.rules import messages
@@ -78,6 +79,9 @@ def _string(body: dict, key: str, *, max_length: int | None = None, required: bo
 
 
 def _id(body: dict, key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if type(value) is str and 2 < len(value) <= MAX_ID:
+        return value  # the common case: none of the checks below can refuse it ("." and ".." are shorter)
     value = _string(body, key, max_length=MAX_ID, required=required)
     if value == "":
         return None
@@ -161,28 +165,33 @@ def _object(body: dict, key: str) -> dict | None:
     raise EventError(f"`{key}` must be an object")
 
 
-def _non_negative_int(value, key: str) -> int | None:
+# The field a message names is `prefix` + `key`, joined only for the message: most counts pass.
+
+
+def _non_negative_int(value, key: str, prefix: str = "") -> int | None:
+    if type(value) is int and 0 <= value <= MAX_BIGINT:
+        return value  # the common case, as sent: every check below would pass it unchanged
     if value is None:
         return None
     if isinstance(value, bool):
-        raise EventError(f"`{key}` must be a non-negative integer")
+        raise EventError(f"`{prefix}{key}` must be a non-negative integer")
     if isinstance(value, str):
         try:
             value = int(value)
         except ValueError:
-            raise EventError(f"`{key}` must be a non-negative integer") from None
+            raise EventError(f"`{prefix}{key}` must be a non-negative integer") from None
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
-            raise EventError(f"`{key}` must be a non-negative integer")
+            raise EventError(f"`{prefix}{key}` must be a non-negative integer")
         value = int(value)
     if not isinstance(value, int) or value < 0:
-        raise EventError(f"`{key}` must be a non-negative integer")
+        raise EventError(f"`{prefix}{key}` must be a non-negative integer")
     if value > MAX_BIGINT:
-        raise EventError(f"`{key}` is too large")
+        raise EventError(f"`{prefix}{key}` is too large")
     return value
 
 
-def _non_negative_number(value, key: str) -> float | None:
+def _non_negative_number(value, key: str, prefix: str = "") -> float | None:
     if value is None:
         return None
     if (
@@ -191,9 +200,9 @@ def _non_negative_number(value, key: str) -> float | None:
         or not math.isfinite(value)
         or value < 0
     ):
-        raise EventError(f"`{key}` must be a non-negative number")
+        raise EventError(f"`{prefix}{key}` must be a non-negative number")
     if value >= MAX_COST:
-        raise EventError(f"`{key}` is too large")
+        raise EventError(f"`{prefix}{key}` is too large")
     return value
 
 
@@ -207,6 +216,8 @@ def _metadata(body: dict, unknown: dict) -> dict | None:
 
 
 def _unknown(body: dict, known: frozenset) -> dict:
+    if known.issuperset(body):  # nearly every body: only fields of the schema, found in one set test
+        return {}
     return {k: v for k, v in body.items() if k not in known and v is not None}
 
 
@@ -238,27 +249,45 @@ TRACE_FIELDS = frozenset(
 
 def trace_record(body: dict, *, envelope_ts: datetime, event_id: str | None = None) -> dict:
     """`event_id`: the envelope id, from which a trace sent without an id gets a stable one."""
+    return _checked(_trace_fields(body, envelope_ts, event_id))
+
+
+def _trace_fields(body: dict, envelope_ts: datetime, event_id: str | None) -> dict:
+    """`trace_record` before the contract check (`parse_batch` checks a batch's records at once)."""
     rec: dict = {"id": _id(body, "id") or (derived_id("trace", event_id) if event_id else uuid.uuid4().hex)}
     # As for an observation's startTime, a trace without its own timestamp takes the event's.
-    _put(rec, "timestamp", _datetime(body, "timestamp") or envelope_ts)
-    _put(rec, "name", _string(body, "name", max_length=1000))
-    _put(rec, "user_id", _string(body, "userId", max_length=1000))
-    _put(rec, "session_id", _string(body, "sessionId", max_length=1000))
-    _put(rec, "release", _string(body, "release", max_length=500))
-    _put(rec, "version", _string(body, "version", max_length=500))
-    _put(rec, "environment", normalise_environment(_string(body, "environment")))
-    _put(rec, "public", _bool(body, "public"))
+    rec["timestamp"] = _datetime(body, "timestamp") or envelope_ts
+    # Written out rather than through `_put`, as in `_observation_fields`; read, and so refused, in
+    # the same order.
+    if (value := _string(body, "name", max_length=1000)) is not None:
+        rec["name"] = value
+    if (value := _string(body, "userId", max_length=1000)) is not None:
+        rec["user_id"] = value
+    if (value := _string(body, "sessionId", max_length=1000)) is not None:
+        rec["session_id"] = value
+    if (value := _string(body, "release", max_length=500)) is not None:
+        rec["release"] = value
+    if (value := _string(body, "version", max_length=500)) is not None:
+        rec["version"] = value
+    if (value := normalise_environment(_string(body, "environment"))) is not None:
+        rec["environment"] = value
+    if (value := _bool(body, "public")) is not None:
+        rec["public"] = value
     tags = body.get("tags")
     if tags is not None:
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        if not isinstance(tags, list):
             raise EventError("`tags` must be a list of strings")
+        for tag in tags:  # a loop, not all(<generator>): no generator frame per trace
+            if type(tag) is not str and not isinstance(tag, str):
+                raise EventError("`tags` must be a list of strings")
         rec["tags"] = tags
-    if "input" in body:
-        _put(rec, "input", body["input"])
-    if "output" in body:
-        _put(rec, "output", messages.with_refusal_as_answer(body["output"]))
-    _put(rec, "metadata", _metadata(body, _unknown(body, TRACE_FIELDS)))
-    return _checked(rec)
+    if (value := body.get("input")) is not None:
+        rec["input"] = value
+    if "output" in body and (value := messages.with_refusal_as_answer(body["output"])) is not None:
+        rec["output"] = value
+    if (value := _metadata(body, _unknown(body, TRACE_FIELDS))) is not None:
+        rec["metadata"] = value
+    return rec
 
 
 # --- observations ---------------------------------------------------------------------------
@@ -299,8 +328,8 @@ def _openai_usage(details: dict) -> dict | None:
         return None
     in_key, out_key, in_details, out_details = shape
     out: dict = {}
-    input_total = _non_negative_int(details.get(in_key), f"usageDetails.{in_key}")
-    output_total = _non_negative_int(details.get(out_key), f"usageDetails.{out_key}")
+    input_total = _non_negative_int(details.get(in_key), in_key, "usageDetails.")
+    output_total = _non_negative_int(details.get(out_key), out_key, "usageDetails.")
     for side, nested_key, total in (
         ("input", in_details, input_total),
         ("output", out_details, output_total),
@@ -308,9 +337,14 @@ def _openai_usage(details: dict) -> dict | None:
         nested = details.get(nested_key) or {}
         if not isinstance(nested, dict):
             raise EventError(f"`usageDetails.{nested_key}` must be an object")
+        if not nested:
+            if total is not None:
+                out[side] = total
+            continue
+        prefix = f"usageDetails.{nested_key}."
         rest = total
         for key, value in nested.items():
-            count = _non_negative_int(value, f"usageDetails.{nested_key}.{key}")
+            count = _non_negative_int(value, key, prefix)
             if count is None:
                 continue
             out[f"{side}_{key}"] = count
@@ -318,18 +352,22 @@ def _openai_usage(details: dict) -> dict | None:
                 rest = max(rest - count, 0)
         if rest is not None:
             out[side] = rest
-    total = _non_negative_int(details.get("total_tokens"), "usageDetails.total_tokens")
+    total = _non_negative_int(details.get("total_tokens"), "total_tokens", "usageDetails.")
     if total is not None:
         out["total"] = total
+    known = _CHAT_KEYS if shape is usage_rules.OPENAI_CHAT else _RESPONSES_KEYS
     for key, value in details.items():
-        if key in (in_key, out_key, in_details, out_details, "total_tokens") or isinstance(
-            value, (dict, list)
-        ):
+        if key in known or isinstance(value, (dict, list)):
             continue
-        count = _non_negative_int(value, f"usageDetails.{key}")
+        count = _non_negative_int(value, key, "usageDetails.")
         if count is not None:
             out[key] = count
     return out
+
+
+# Per OpenAI shape (`usage_rules.openai_shape`), the keys `_openai_usage` reads by name.
+_CHAT_KEYS = frozenset({*usage_rules.OPENAI_CHAT, "total_tokens"})
+_RESPONSES_KEYS = frozenset({*usage_rules.OPENAI_RESPONSES, "total_tokens"})
 
 
 def _usage_details(raw: dict) -> dict:
@@ -340,7 +378,7 @@ def _usage_details(raw: dict) -> dict:
     for key, value in raw.items():
         if value is None or isinstance(value, (dict, list)):
             continue
-        out[key] = _non_negative_int(value, f"usageDetails.{key}")
+        out[key] = _non_negative_int(value, key, "usageDetails.")
     return out
 
 
@@ -354,7 +392,7 @@ def _legacy_usage(usage: dict, rec: dict) -> dict:
         ("total", ("total", "totalTokens")),
     ):
         for key in keys:
-            count = _non_negative_int(usage.get(key), f"usage.{key}")
+            count = _non_negative_int(usage.get(key), key, "usage.")
             if count is not None:
                 out[target] = count
                 break
@@ -363,7 +401,7 @@ def _legacy_usage(usage: dict, rec: dict) -> dict:
         out["unit"] = unit
     costs = {}
     for target, key in (("input", "inputCost"), ("output", "outputCost"), ("total", "totalCost")):
-        cost = _non_negative_number(usage.get(key), f"usage.{key}")
+        cost = _non_negative_number(usage.get(key), key, "usage.")
         if cost is not None:
             costs[target] = cost
     if costs:
@@ -412,6 +450,13 @@ def observation_record(
     body: dict, *, obs_type: str, is_create: bool, envelope_ts: datetime, event_id: str | None = None
 ) -> dict:
     """`event_id`: the envelope id, from which an observation sent without an id gets a stable one."""
+    return _checked(_observation_fields(body, obs_type, is_create, envelope_ts, event_id))
+
+
+def _observation_fields(
+    body: dict, obs_type: str, is_create: bool, envelope_ts: datetime, event_id: str | None
+) -> dict:
+    """`observation_record` before the contract check (`parse_batch` checks a batch's records at once)."""
     obs_id = _id(body, "id")
     if obs_id is None:
         if not is_create:
@@ -471,7 +516,7 @@ def observation_record(
     cost_details = _object(body, "costDetails") if "costDetails" in body else None
     if cost_details:
         rec["cost_details"] = {
-            k: _non_negative_number(v, f"costDetails.{k}") for k, v in cost_details.items() if v is not None
+            k: _non_negative_number(v, k, "costDetails.") for k, v in cost_details.items() if v is not None
         }
     usage_details = _object(body, "usageDetails") if "usageDetails" in body else None
     usage = _object(body, "usage") if "usage" in body else None
@@ -503,7 +548,7 @@ def observation_record(
         rec["error_message"] = rec["status_message"]
     if obs_type == "TOOL":
         _put(rec, "tool_name", rec.get("name"))
-    return _checked(rec)
+    return rec
 
 
 # --- scores ---------------------------------------------------------------------------------
@@ -533,6 +578,11 @@ SCORE_FIELDS = frozenset(
 def score_record(body, *, source: str | None = None, event_id: str | None = None) -> dict:
     """A Langfuse ScoreBody → score record. `source` forces the source (browser feedback);
     `event_id` (a batch event's id) gives a score sent without an id a stable one."""
+    return _checked(_score_fields(body, source, event_id))
+
+
+def _score_fields(body, source: str | None, event_id: str | None) -> dict:
+    """`score_record` before the contract check (`parse_batch` checks a batch's records at once)."""
     if not isinstance(body, dict):
         raise EventError("a score must be a JSON object")
     rec: dict = {"id": _id(body, "id") or (derived_id("score", event_id) if event_id else uuid.uuid4().hex)}
@@ -589,7 +639,7 @@ def score_record(body, *, source: str | None = None, event_id: str | None = None
         if body.get(key) is not None:
             extra[key] = body[key]
     _put(rec, "metadata", _metadata(body, extra))
-    return _checked(rec)
+    return rec
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -640,21 +690,48 @@ class ParsedBatch:
 
 
 def _envelope(event) -> tuple[str, str, datetime, dict]:
-    if not isinstance(event, dict):
+    # `type(x) is T or isinstance(x, T)`: the exact type, which a parsed body always has, settled
+    # without the isinstance call.
+    if type(event) is not dict and not isinstance(event, dict):
         raise EventError("each batch item must be an object with id, type, timestamp and body")
     env_id = event.get("id")
-    if not isinstance(env_id, str) or not env_id or len(env_id) > MAX_ENVELOPE_ID or "\r" in env_id:
+    if (
+        (type(env_id) is not str and not isinstance(env_id, str))
+        or not env_id
+        or len(env_id) > MAX_ENVELOPE_ID
+        or "\r" in env_id
+    ):
         raise EventError("the event `id` must be a string of 1–800 characters")
     event_type = event.get("type")
-    if not isinstance(event_type, str):
+    if type(event_type) is not str and not isinstance(event_type, str):
         raise EventError("the event `type` is required")
     timestamp = _datetime(event, "timestamp")
     if timestamp is None:
         raise EventError("the event `timestamp` is required")
     body = event.get("body")
-    if not isinstance(body, dict):
+    if type(body) is not dict and not isinstance(body, dict):
         raise EventError("the event `body` must be an object")
     return env_id, event_type, timestamp, body
+
+
+def _event_error(env_id: str, exc: EventError) -> dict:
+    return {
+        "id": env_id,
+        "status": exc.status,
+        "message": "Invalid request data" if exc.status == 400 else exc.error,
+        "error": exc.message,
+    }
+
+
+def _bug(env_id: str, event_type: str) -> dict:
+    """The entry of an event that a bug could not map; the other events go on."""
+    logger.exception("could not map ingestion event %s (%s)", env_id, event_type)
+    return {
+        "id": env_id,
+        "status": 500,
+        "message": "Internal Server Error",
+        "error": "the event could not be processed",
+    }
 
 
 def parse_batch(batch: list) -> ParsedBatch:
@@ -669,74 +746,83 @@ def parse_batch(batch: list) -> ParsedBatch:
             )
         except EventError as exc:
             out.errors.append(
-                {
-                    "id": (
-                        event.get("id")
-                        if isinstance(event, dict) and isinstance(event.get("id"), str)
-                        else "unknown"
-                    ),
-                    "status": exc.status,
-                    "message": "Invalid request data" if exc.status == 400 else exc.error,
-                    "error": exc.message,
-                }
+                _event_error(
+                    event.get("id")
+                    if isinstance(event, dict) and isinstance(event.get("id"), str)
+                    else "unknown",
+                    exc,
+                )
             )
-    # Langfuse applies creates before updates, each in timestamp order.
-    ordered.sort(key=lambda item: (item[0], item[1], item[2]))
+    # Langfuse applies creates before updates, each in timestamp order: the tuples' first three
+    # items, the third (the event's position) unique, so no comparison reaches the fourth.
+    ordered.sort()
+    # Each event mapped on its own, in that order: (env_id, event_type, kind, record or error entry,
+    # typed). The records are then checked against the contract all at once (`check_records`: one
+    # encoding pass for the batch), and the events answered in the same order as before.
+    mapped: list[tuple[str, str, str | None, dict | None, bool]] = []
     for _, _, _, env_id, event_type, body, timestamp in ordered:
         try:
             if event_type == "trace-create":
-                out.traces.append(trace_record(body, envelope_ts=timestamp, event_id=env_id))
-                out.trace_events.append(len(out.successes))
+                mapped.append((env_id, event_type, "trace", _trace_fields(body, timestamp, env_id), False))
             elif event_type in OBSERVATION_EVENTS:
                 obs_type, is_create = OBSERVATION_EVENTS[event_type]
-                out.observations.append(
-                    observation_record(
-                        body, obs_type=obs_type, is_create=is_create, envelope_ts=timestamp, event_id=env_id
-                    )
-                )
-                out.observation_events.append(len(out.successes))
+                record = _observation_fields(body, obs_type, is_create, timestamp, env_id)
+                mapped.append((env_id, event_type, "observation", record, False))
             elif event_type in ("observation-create", "observation-update"):
                 obs_type = body.get("type")
                 if not isinstance(obs_type, str) or obs_type not in LEGACY_OBSERVATION_TYPES:
                     raise EventError(
                         "`body.type` must be GENERATION, SPAN or EVENT (or another observation type)"
                     )
-                out.observations.append(
-                    observation_record(
-                        body,
-                        obs_type=obs_type,
-                        is_create=event_type == "observation-create",
-                        envelope_ts=timestamp,
-                        event_id=env_id,
-                    )
+                record = _observation_fields(
+                    body, obs_type, event_type == "observation-create", timestamp, env_id
                 )
-                out.observation_events.append(len(out.successes))
+                mapped.append((env_id, event_type, "observation", record, False))
             elif event_type == "score-create":
-                out.scores.append(score_record(body, event_id=env_id))
-                out.score_events.append(len(out.successes))
-                out.score_typed.append(body.get("dataType") is not None)
-            elif event_type == "sdk-log":
-                pass  # client-side diagnostics: acknowledged, not stored
+                record = _score_fields(body, None, env_id)
+                mapped.append((env_id, event_type, "score", record, body.get("dataType") is not None))
+            elif event_type == "sdk-log":  # client-side diagnostics: acknowledged, not stored
+                mapped.append((env_id, event_type, None, None, False))
             else:
                 raise EventError(f"unsupported event type {event_type!r}")
-            out.successes.append(env_id)
         except EventError as exc:
-            out.errors.append(
-                {
-                    "id": env_id,
-                    "status": exc.status,
-                    "message": "Invalid request data" if exc.status == 400 else exc.error,
-                    "error": exc.message,
-                }
-            )
+            mapped.append((env_id, event_type, "error", _event_error(env_id, exc), False))
         except Exception:  # a bug mapping one event must not cost the client the other events
-            logger.exception("could not map ingestion event %s (%s)", env_id, event_type)
-            out.errors.append(
-                {
-                    "id": env_id,
-                    "status": 500,
-                    "message": "Internal Server Error",
-                    "error": "the event could not be processed",
-                }
-            )
+            mapped.append((env_id, event_type, "error", _bug(env_id, event_type), False))
+    try:
+        problems = check_records([item[3] for item in mapped if item[2] is not None and item[2] != "error"])
+    except Exception:  # a record that breaks the check itself (a bug): each is checked on its own below
+        problems = None
+    position = 0
+    for env_id, event_type, kind, value, typed in mapped:
+        if kind == "error":
+            out.errors.append(value)
+            continue
+        if kind is not None:
+            if problems is not None:
+                problem = problems[position]
+                position += 1
+            else:
+                try:
+                    check_record(value)
+                    problem = None
+                except RecordError as exc:
+                    problem = exc
+                except Exception:
+                    out.errors.append(_bug(env_id, event_type))
+                    continue
+            if problem is not None:
+                out.errors.append(_event_error(env_id, EventError(problem.message)))
+                continue
+            if kind == "observation":
+                out.observations.append(value)
+                out.observation_events.append(len(out.successes))
+            elif kind == "trace":
+                out.traces.append(value)
+                out.trace_events.append(len(out.successes))
+            else:
+                out.scores.append(value)
+                out.score_events.append(len(out.successes))
+                out.score_typed.append(typed)
+        out.successes.append(env_id)
     return out

@@ -5,10 +5,15 @@ import pytest
 
 from ingest.adapters.langfuse import (
     ERROR_METADATA_KEYS,
+    MAX_BIGINT,
+    MAX_ID,
     EventError,
     _datetime,
     _errors_from_metadata,
+    _id,
+    _non_negative_int,
     _string,
+    _usage_details,
     event_datetime,
     parse_batch,
 )
@@ -243,3 +248,279 @@ def test_guarded_fields_sent_are_still_stored():
     assert _observation(usage={"input": 4, "output": 1})["usage_details"] == {"input": 4, "output": 1}
     with pytest.raises(EventError, match="sent together"):
         _observation(promptVersion=3)
+
+
+# --- parse_batch: the records of a batch are checked against the contract at once ----------------
+
+
+def _events(*bodies):
+    return [
+        {"id": f"e{i}", "type": "span-create", "timestamp": "2026-01-01T00:00:00Z", "body": body}
+        for i, body in enumerate(bodies)
+    ]
+
+
+def _deep(levels):
+    value: object = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+BATCH = _events(
+    {"id": "ok-1", "traceId": "t"},
+    {"id": "deep", "traceId": "t", "input": _deep(101)},
+    {"id": "ok-2", "traceId": "t", "output": {"content": "x"}},
+    {"id": "big", "traceId": "t", "metadata": {"n": 2**64}},
+    {"id": "ok-3", "traceId": "t", "input": _deep(100)},
+) + [{"id": "s", "type": "sdk-log", "timestamp": "2026-01-01T00:00:00Z", "body": {}}]
+
+
+def _one_by_one(events):
+    """Each event parsed alone: its record checked on its own, as `check_record` does."""
+    successes, errors, records = [], [], []
+    for event in events:
+        parsed = parse_batch([event])
+        successes += parsed.successes
+        errors += parsed.errors
+        records += parsed.observations
+    return successes, errors, records
+
+
+def test_records_refused_by_the_contract_fail_only_their_event_in_order():
+    parsed = parse_batch(BATCH)
+    assert (parsed.successes, parsed.errors, parsed.observations) == _one_by_one(BATCH)
+    assert parsed.successes == ["e0", "e2", "e4", "s"]
+    assert [error["id"] for error in parsed.errors] == ["e1", "e3"]
+    assert parsed.observation_events == [0, 1, 2]
+
+
+def test_a_check_that_breaks_on_the_batch_checks_each_record_on_its_own(monkeypatch):
+    from ingest.adapters import langfuse
+
+    def broken(records):
+        raise TypeError("a record no adapter builds")
+
+    expected = parse_batch(BATCH)
+    monkeypatch.setattr(langfuse, "check_records", broken)
+    parsed = parse_batch(BATCH)
+    assert (parsed.successes, parsed.errors, parsed.observations) == (
+        expected.successes, expected.errors, expected.observations,
+    )
+
+
+def test_a_record_that_breaks_the_check_is_a_500_for_its_event_alone(monkeypatch):
+    from ingest.adapters import langfuse
+
+    real = langfuse.check_record
+
+    def check(record):
+        if record["id"] == "ok-2":
+            raise TypeError("bug")
+        return real(record)
+
+    monkeypatch.setattr(langfuse, "check_records", lambda records: 1 / 0)
+    monkeypatch.setattr(langfuse, "check_record", check)
+    parsed = parse_batch(BATCH)
+    assert parsed.successes == ["e0", "e4", "s"]
+    assert [(error["id"], error["status"]) for error in parsed.errors] == [("e1", 400), ("e2", 500), ("e3", 400)]
+
+
+# --- `_id`: a str id of 3 characters up to the limit is returned as sent; the rest takes `_string` --
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", "abc"),
+        ("x" * MAX_ID, "x" * MAX_ID),
+        ("ab", "ab"),
+        ("a", "a"),
+        ("", None),
+        (None, None),
+        (7, "7"),
+        (_Text("abc"), "abc"),
+    ],
+)
+def test_an_id_is_the_string_sent_or_the_general_reading(value, expected):
+    assert _id({"k": value}, "k") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (".", "cannot be"),
+        ("..", "cannot be"),
+        (_Text(".."), "cannot be"),
+        ("x" * (MAX_ID + 1), "longer than"),
+        (True, "must be a string"),
+        ({"a": 1}, "must be a string"),
+    ],
+)
+def test_an_id_the_general_reading_refuses_is_still_refused(value, message):
+    with pytest.raises(EventError, match=message):
+        _id({"k": value}, "k")
+    with pytest.raises(EventError, match="is required"):
+        _id({}, "k", required=True)
+
+
+# --- `_non_negative_int`: an int in range is returned as sent; the message names prefix + key ------
+
+
+@pytest.mark.parametrize("value", [0, 1, 371, MAX_BIGINT])
+def test_a_count_in_range_is_returned_as_sent(value):
+    assert _non_negative_int(value, "k", "usageDetails.") is value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, None), ("12", 12), (3.0, 3), (2**31, 2**31)]
+)
+def test_other_counts_are_still_converted(value, expected):
+    assert _non_negative_int(value, "k") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "`usageDetails.k` must be a non-negative integer"),
+        (-1, "`usageDetails.k` must be a non-negative integer"),
+        (1.5, "`usageDetails.k` must be a non-negative integer"),
+        ("x", "`usageDetails.k` must be a non-negative integer"),
+        (MAX_BIGINT + 1, "`usageDetails.k` is too large"),
+    ],
+)
+def test_a_bad_count_is_refused_naming_the_whole_field(value, message):
+    with pytest.raises(EventError) as caught:
+        _non_negative_int(value, "k", "usageDetails.")
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("usage", "message"),
+    [
+        ({"prompt_tokens": -1}, "`usageDetails.prompt_tokens` must be a non-negative integer"),
+        ({"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": "x"}},
+         "`usageDetails.prompt_tokens_details.cached_tokens` must be a non-negative integer"),
+        ({"prompt_tokens": 5, "prompt_tokens_details": [1]}, "`usageDetails.prompt_tokens_details` must be an object"),
+        ({"prompt_tokens": 5, "total_tokens": True}, "`usageDetails.total_tokens` must be a non-negative integer"),
+        ({"prompt_tokens": 5, "audio": -2}, "`usageDetails.audio` must be a non-negative integer"),
+        ({"input": 1.5}, "`usageDetails.input` must be a non-negative integer"),
+    ],
+)
+def test_a_bad_usage_count_names_its_field(usage, message):
+    with pytest.raises(EventError) as caught:
+        _usage_details(usage)
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"prompt_tokens": 371, "completion_tokens": 24, "total_tokens": 395,
+          "prompt_tokens_details": {"cached_tokens": 0}},
+         {"input_cached_tokens": 0, "input": 371, "output": 24, "total": 395}),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {}, "completion_tokens_details": {"reasoning_tokens": 4},
+          "completion_tokens": 6, "audio": 2, "meta": {"a": 1}},
+         {"input": 10, "output_reasoning_tokens": 4, "output": 2, "audio": 2}),
+        ({"input_tokens": 9, "output_tokens": 3, "total_tokens": 12, "input_tokens_details": {"cached_tokens": 4},
+          "prompt_tokens_details": 7},
+         {"input_cached_tokens": 4, "input": 5, "output": 3, "total": 12, "prompt_tokens_details": 7}),
+    ],
+)
+def test_openai_usage_is_read_key_by_key_in_order(usage, expected):
+    result = _usage_details(usage)
+    assert result == expected
+    assert list(result) == list(expected)
+
+
+# --- `_unknown`: a body of schema fields only has nothing unknown; others keep theirs ------------
+
+
+def test_unknown_fields_are_kept_and_schema_fields_left_out():
+    from ingest.adapters.langfuse import OBSERVATION_FIELDS, TRACE_FIELDS, _unknown
+
+    assert _unknown({"id": "a", "name": None, "input": 1}, OBSERVATION_FIELDS) == {}
+    assert _unknown({"id": "a", "extra": 1, "gone": None, "tags": ["x"]}, OBSERVATION_FIELDS) == {
+        "extra": 1, "tags": ["x"],
+    }
+    assert _unknown({"tags": ["x"], "other": None}, TRACE_FIELDS) == {}
+
+
+# --- `_envelope`: the exact types settled without isinstance; subclasses still accepted ---------
+
+
+class _Map(dict):
+    pass
+
+
+def test_envelopes_of_subclassed_values_are_read_and_bad_ones_refused():
+    from ingest.adapters.langfuse import _envelope
+
+    event = _Map(id=_Text("e1"), type=_Text("span-create"), timestamp="2026-01-01T00:00:00Z", body=_Map(id="s"))
+    env_id, event_type, _, body = _envelope(event)
+    assert (env_id, event_type, body) == ("e1", "span-create", {"id": "s"})
+    for bad, message in (
+        ({**event, "id": 5}, "event `id`"),
+        ({**event, "id": ""}, "event `id`"),
+        ({**event, "id": "a\r"}, "event `id`"),
+        ({**event, "type": None}, "`type` is required"),
+        ({**event, "body": []}, "`body` must be an object"),
+        (["not", "an", "object"], "each batch item"),
+    ):
+        with pytest.raises(EventError, match=message):
+            _envelope(bad)
+
+
+# --- parse_batch's order: creates before updates, each by timestamp, then by position -----------
+
+
+def test_events_are_ordered_creates_first_then_by_time_then_position():
+    def event(i, kind, ts):
+        return {"id": f"e{i}", "type": kind, "timestamp": ts, "body": {"id": f"o{i}", "traceId": "t"}}
+
+    parsed = parse_batch(
+        [
+            event(0, "span-update", "2026-01-01T00:00:00Z"),
+            event(1, "span-create", "2026-01-01T00:00:02Z"),
+            event(2, "span-create", "2026-01-01T00:00:01+00:00"),
+            event(3, "span-create", "2026-01-01T02:00:01+02:00"),
+            event(4, "span-update", "2025-12-31T00:00:00Z"),
+            event(5, "span-create", "2026-01-01T00:00:01Z"),
+        ]
+    )
+    assert parsed.successes == ["e2", "e3", "e5", "e1", "e4", "e0"]
+
+
+# --- `trace_record`: the fields written out read, and refuse, as `_put` did ----------------------
+
+
+def test_trace_fields_are_read_and_refused_in_order():
+    from datetime import UTC, datetime
+
+    from ingest.adapters.langfuse import trace_record
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    full = trace_record(
+        {"id": "t1", "name": "n", "userId": "u", "sessionId": "s", "release": "r", "version": "v",
+         "environment": "Prod", "public": False, "tags": ["a", _Text("b")], "input": 0, "output": "",
+         "metadata": None, "input2": None, "extra": 3},
+        envelope_ts=at,
+    )
+    assert full == {"id": "t1", "timestamp": at, "name": "n", "user_id": "u", "session_id": "s", "release": "r",
+                    "version": "v", "environment": full["environment"], "public": False, "tags": ["a", "b"],
+                    "input": 0, "output": "", "metadata": {"extra": 3}}
+    assert trace_record({"id": "t1", "input": None, "output": None}, envelope_ts=at) == {"id": "t1", "timestamp": at}
+    for body, message in (
+        ({"name": 1.5j}, "`name` must be a string"),
+        ({"name": True, "userId": True}, "`name`"),
+        ({"userId": [1]}, "`userId`"),
+        ({"public": "yes"}, "`public` must be true or false"),
+        ({"tags": ["a", 1]}, "`tags` must be a list of strings"),
+        ({"tags": "a"}, "`tags` must be a list of strings"),
+    ):
+        with pytest.raises(EventError, match=message):
+            trace_record({"id": "t1", **body}, envelope_ts=at)

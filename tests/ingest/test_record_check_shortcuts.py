@@ -80,3 +80,61 @@ def test_the_first_fault_of_a_record_is_the_one_reported():
             assert outcome == _outcome(_reference, record), record
             seen.add(outcome[0])
     assert seen == {"stored", "refused"}
+
+
+# --- `check_records`: a batch's records checked with one encoding pass ------------------------
+
+
+def _outcomes_one_by_one(records):
+    return [_outcome(check_record, record) for record in records]
+
+
+def _outcomes_at_once(records):
+    problems = contract.check_records([dict(record) for record in records])
+    assert len(problems) == len(records)
+    return [("stored", None) if problem is None else ("refused", problem.message) for problem in problems]
+
+
+def _deep(levels):
+    value: object = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_records_checked_at_once_are_each_checked_as_on_their_own():
+    """Every value of VALUES under every key, all in one batch (so the one pass fails and each record
+    is encoded on its own), then only the stored ones (the one pass succeeds)."""
+    records = [
+        {"id": "r1", key: value} if key != "id" else {"id": value} for key in KEYS for value in VALUES
+    ]
+    records += [{"id": "r2", "input_tokens": 2**61}, {"id": "r3", "total_cost": 10**10, "input": [1]}]
+    expected = _outcomes_one_by_one(records)
+    assert _outcomes_at_once(records) == expected
+    assert {outcome[0] for outcome in expected} == {"stored", "refused"}
+    stored = [record for record, outcome in zip(records, expected) if outcome[0] == "stored"]
+    assert _outcomes_at_once(stored) == [("stored", None)] * len(stored)
+
+
+@pytest.mark.parametrize("levels", [99, 100, 101])
+def test_the_depth_limit_falls_on_the_same_values_in_a_batch(levels):
+    """Records in the one pass sit where `check_record` puts them: 100 levels pass, 101 do not."""
+    records = [{"id": "a", "input": [1]}, {"id": "b", "metadata": {"k": _deep(levels - 1)}}, {"id": "c"}]
+    assert _outcomes_at_once(records) == _outcomes_one_by_one(records)
+    assert _outcomes_at_once(records)[1][0] == ("stored" if levels <= 100 else "refused")
+
+
+def test_an_empty_batch_and_records_without_json_values():
+    assert contract.check_records([]) == []
+    assert contract.check_records([{"id": "a"}, {"id": ".", "name": "n"}])[0] is None
+
+
+def test_a_batch_of_storable_records_is_encoded_once(monkeypatch):
+    """The one pass holds values of the full depth (a pass padded one level too deep would refuse
+    them and make every batch pay the record-by-record encoding)."""
+    calls = []
+    real = contract._encoded
+    monkeypatch.setattr(contract, "_encoded", lambda value, levels: calls.append(levels) or real(value, levels))
+    records = [{"id": "a", "input": _deep(100), "metadata": {"k": _deep(99)}}, {"id": "b", "output": "x"}]
+    assert contract.check_records(records) == [None, None]
+    assert len(calls) == 1
