@@ -160,3 +160,57 @@ def test_records_use_only_known_keys():
     assert set(batch.observations[0]) <= OBSERVATION_KEYS
     assert set(batch.traces[0]) <= TRACE_KEYS
     assert set(batch.scores[0]) <= SCORE_KEYS
+
+
+def test_records_checked_in_one_call_are_answered_span_by_span_in_order(monkeypatch):
+    """`map_spans` checks every span's records with one `check_records` call: each span is still
+    answered by its own records' first problem, in span order, beside spans that could not be mapped,
+    exactly as checking each record on its own (`check_record`) answers them."""
+    from ingest import contract
+
+    real = mapping.map_span
+
+    def flaky(span, **kwargs):
+        if span.name == "poison":
+            raise RuntimeError("bug")
+        return real(span, **kwargs)
+
+    monkeypatch.setattr(mapping, "map_span", flaky)
+    deep = "[" * 300 + "]" * 300
+    request = make_request(
+        [
+            make_span(span_id="1000000000000001", attributes={"input.value": deep, "input.mime_type": "application/json"}),
+            make_span(name="poison", span_id="1000000000000002"),
+            make_span(span_id="1000000000000003", attributes={"langfuse.observation.metadata.k": "v"}),
+            make_span(span_id="1000000000000004", attributes={"langfuse.trace.metadata": deep}),
+            make_span(span_id="1000000000000005", attributes={"input.value": deep, "langfuse.trace.metadata": deep}),
+            make_span(span_id="1000000000000006"),
+        ]
+    )
+    batch = map_request(request, received_at=RECEIVED)
+    nests = "cannot be stored: it nests deeper than 100 levels"
+    assert batch.rejected == [
+        f"span 1000000000000001: `input` {nests}",
+        "span 1000000000000002: could not be mapped (RuntimeError)",
+        f"span 1000000000000004: `metadata` {nests}",
+        f"span 1000000000000005: `input` {nests}",  # its observation is checked before its trace
+    ]
+    assert [o["id"] for o in batch.observations] == ["1000000000000003", "1000000000000006"]
+
+    def one_by_one(records):
+        problems = []
+        for record in records:
+            try:
+                contract.check_record(record)
+                problems.append(None)
+            except contract.RecordError as exc:
+                problems.append(exc)
+        return problems
+
+    monkeypatch.setattr(mapping, "check_records", one_by_one)
+    reference = map_request(request, received_at=RECEIVED)
+    assert (batch.rejected, batch.observations, batch.traces) == (
+        reference.rejected,
+        reference.observations,
+        reference.traces,
+    )

@@ -62,7 +62,7 @@ from ingest.adapters.otel.values import (
     to_tags,
     to_text,
 )
-from ingest.contract import ExperimentLink, RecordError, check_record
+from ingest.contract import ExperimentLink, check_records
 from ingest.rules import messages as rules_messages
 from ingest.rules.conventions import FINISH_REASON_ATTRIBUTES, USAGE_ATTRIBUTE_NAMES
 from ingest.rules.environment import normalize_environment
@@ -1202,25 +1202,37 @@ def map_spans(spans: Iterable[SpanData], *, received_at: datetime | None = None)
     defaults: dict[str, dict] = {}
     earliest: dict[str, datetime] = {}
     order: list[str] = []
+    # Every span is mapped first and all their records checked in one call: `check_records` encodes
+    # a request's JSON values in one pass, where a call per record paid the encoder's fixed cost and
+    # its depth padding each time. Entries, in span order: (span, result, first record, count), or
+    # (span, None, message) for a span that could not be mapped.
+    entries: list[tuple] = []
+    records: list[dict] = []
     for span in spans:
         try:
             result = map_span(span, received_at=received_at)
         except Exception as exc:  # one unmappable span must not cost the client its whole batch
             logger.exception("could not map OTLP span %s", span.span_id)
-            batch.rejected.append(f"span {span.span_id}: could not be mapped ({type(exc).__name__})")
+            entries.append((span, None, f"span {span.span_id}: could not be mapped ({type(exc).__name__})"))
             continue
-        try:
-            # Values no row can store (or be read back with) reject this span, not the export.
-            # A root's fallbacks are the observation's own name, input and output, checked with it:
-            # checking them again encoded a root's whole input and output a second time.
-            observation = result.observation
-            defaults_of = result.trace_defaults
-            fallbacks = {k: v for k, v in defaults_of.items() if v is not observation.get(k)} if defaults_of else None
-            for record in (observation, result.trace, fallbacks, *result.scores):
-                if record:
-                    check_record(record)
-        except RecordError as exc:
-            batch.rejected.append(f"span {span.span_id}: {exc.message}")
+        # Values no row can store (or be read back with) reject this span, not the export.
+        # A root's fallbacks are the observation's own name, input and output, checked with it:
+        # checking them again encoded a root's whole input and output a second time.
+        observation = result.observation
+        defaults_of = result.trace_defaults
+        fallbacks = {k: v for k, v in defaults_of.items() if v is not observation.get(k)} if defaults_of else None
+        first = len(records)
+        records.extend(record for record in (observation, result.trace, fallbacks, *result.scores) if record)
+        entries.append((span, result, first, len(records) - first))
+    problems = check_records(records) if records else []
+    for span, result, *where in entries:
+        if result is None:
+            batch.rejected.append(where[0])
+            continue
+        first, count = where
+        problem = next((p for p in problems[first : first + count] if p is not None), None)
+        if problem is not None:  # the first of its records' problems, in the order they were checked
+            batch.rejected.append(f"span {span.span_id}: {problem.message}")
             continue
         batch.observations.append(result.observation)
         batch.scores.extend(result.scores)
