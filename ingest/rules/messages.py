@@ -29,31 +29,39 @@ def extract_tool_calls(output) -> list[dict]:
     return [call for call in calls if call.get("name")]
 
 
+_CHILD_KEYS = ("content", "choices", "message", "output")
+
+
 def _visit(node, depth: int, calls: list[dict]) -> None:
     # Module-level rather than a closure made per call: this runs for every output on every path.
+    # Absent keys read None, which is no container: tested first, they cost no isinstance() call (a
+    # message node probes six keys, most of them absent); and a list's scalar items, which hold no
+    # call, are not visited.
     if depth > 4 or len(calls) >= 128:
         return
     if isinstance(node, list):
         for item in node[:64]:
-            _visit(item, depth + 1, calls)
+            if isinstance(item, (list, dict)):
+                _visit(item, depth + 1, calls)
         return
     if not isinstance(node, dict):
         return
-    kind = node.get("type")
+    get = node.get
+    kind = get("type")
     if kind == "tool_use" and "name" in node:
-        calls.append({"id": node.get("id"), "name": node.get("name"), "arguments": node.get("input")})
+        calls.append({"id": get("id"), "name": get("name"), "arguments": get("input")})
         return
     if kind == "function_call" and "name" in node:  # OpenAI Responses API output item
         calls.append(
             {
-                "id": node.get("call_id") or node.get("id"),
+                "id": get("call_id") or get("id"),
                 "name": node["name"],
-                "arguments": _json_maybe(node.get("arguments")),
+                "arguments": _json_maybe(get("arguments")),
             }
         )
         return
-    tool_calls = node.get("tool_calls")
-    if isinstance(tool_calls, list):
+    tool_calls = get("tool_calls")
+    if tool_calls is not None and isinstance(tool_calls, list):
         for call in tool_calls:
             if isinstance(call, dict):
                 function = call.get("function") if isinstance(call.get("function"), dict) else call
@@ -64,8 +72,8 @@ def _visit(node, depth: int, calls: list[dict]) -> None:
                         "arguments": _json_maybe(function.get("arguments")),
                     }
                 )
-    function_call = node.get("function_call")
-    if isinstance(function_call, dict) and "name" in function_call:
+    function_call = get("function_call")
+    if function_call is not None and isinstance(function_call, dict) and "name" in function_call:
         calls.append(
             {
                 "id": None,
@@ -73,9 +81,9 @@ def _visit(node, depth: int, calls: list[dict]) -> None:
                 "arguments": _json_maybe(function_call.get("arguments")),
             }
         )
-    for key in ("content", "choices", "message", "output"):
-        child = node.get(key)
-        if isinstance(child, (list, dict)):
+    for key in _CHILD_KEYS:
+        child = get(key)
+        if child is not None and isinstance(child, (list, dict)):
             _visit(child, depth + 1, calls)
 
 

@@ -21,6 +21,7 @@ CANDIDATES = [
     mapping.MODEL_KEYS,
     mapping.RESPONSE_MODEL_KEYS,
     mapping.MODEL_PARAMETER_KEYS,
+    mapping._MODEL_FIELD_KEYS,
     mapping._PROMPT_KEYS,
     mapping._FINISH_REASON_KEYS,
     mapping._COMPLETION_START_KEYS,

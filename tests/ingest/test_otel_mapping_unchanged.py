@@ -88,7 +88,7 @@ def test_the_bench_requests_map_as_before_with_every_cache_cold_or_warm(monkeypa
         assert _digest(profile, 0) == EXPECTED[profile][0]  # every key known
 
 
-def _families_by_scan(attrs: dict) -> dict[str, list[str]]:
+def _families_by_scan(attrs: dict) -> dict[str, tuple[str, ...]]:
     """What `_Families` answers, by its definition: each key under the prefix of FAMILIES it starts with."""
     found: dict[str, list[str]] = {}
     for key in attrs:
@@ -96,7 +96,7 @@ def _families_by_scan(attrs: dict) -> dict[str, list[str]]:
             if key.startswith(prefix):
                 found.setdefault(prefix, []).append(key)
                 break
-    return found
+    return {prefix: tuple(keys) for prefix, keys in found.items()}
 
 
 FAMILY_EDGE_KEYS = [
@@ -137,7 +137,7 @@ def test_the_family_cache_is_bounded_and_stays_right_when_it_starts_over():
     assert mapping._Families(made_up).keys == _families_by_scan(made_up)
     assert len(mapping._FAMILY_OF) <= 8192
     long_key = "llm.tools.0." + "x" * 300
-    assert mapping._Families({long_key: 1}).keys == {"llm.tools.": [long_key]}
+    assert mapping._Families({long_key: 1}).keys == {"llm.tools.": (long_key,)}
     assert long_key not in mapping._FAMILY_OF  # long keys are not kept
     again = {key: 1 for key in list(made_up)[::97]}
     assert mapping._Families(again).keys == _families_by_scan(again)

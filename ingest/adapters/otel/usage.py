@@ -32,7 +32,6 @@ OI_TOKENS = "llm.token_count."
 OI_COST = "llm.cost."
 
 
-_USAGE_KEYS = frozenset(USAGE_ALIASES)
 USAGE_DETAILS = "langfuse.observation.usage_details"
 COST_DETAILS = "langfuse.observation.cost_details"
 GENAI_COST = "gen_ai.usage.cost"
@@ -63,9 +62,11 @@ def extract_usage(
             return {"usage_details": usage, **fields}
         return {"usage_details": langfuse_usage_details(fields), "usage_raw": usage, **fields}
 
-    if attrs.keys().isdisjoint(_USAGE_KEYS):  # most spans: no usage at all, and no table walk for it
-        return {}
+    # Only the table's attributes that may be there are probed (`usage_keys`); none there: no usage
+    # (`token_keys` count only beside one of them).
     present = usage_attributes(attrs, usage_keys)
+    if not present:
+        return {}
     # OpenInference's other sub-counts (audio …) are parts of the counts above: kept with the raw usage.
     if token_keys is None:
         token_keys = [k for k in attrs if k.startswith(OI_TOKENS)]
