@@ -122,7 +122,8 @@ def test_many_traces_in_one_batch_get_one_record_each():
     assert traces[other_trace]["name"] == "b-root"
 
 
-def test_a_span_that_cannot_be_mapped_is_rejected_and_the_others_are_kept(monkeypatch):
+def _poison_fails_to_map(monkeypatch) -> None:
+    """A span named "poison" raises in `map_span`, as a mapping bug would."""
     real = mapping.map_span
 
     def flaky(span, **kwargs):
@@ -131,6 +132,10 @@ def test_a_span_that_cannot_be_mapped_is_rejected_and_the_others_are_kept(monkey
         return real(span, **kwargs)
 
     monkeypatch.setattr(mapping, "map_span", flaky)
+
+
+def test_a_span_that_cannot_be_mapped_is_rejected_and_the_others_are_kept(monkeypatch):
+    _poison_fails_to_map(monkeypatch)
     batch = map_request(make_request([make_span(name="poison"), make_span(span_id="1000000000000000")]))
     assert [o["id"] for o in batch.observations] == ["1000000000000000"]
     assert batch.rejected == ["span eee19b7ec3c1b174: could not be mapped (RuntimeError)"]
@@ -168,14 +173,7 @@ def test_records_checked_in_one_call_are_answered_span_by_span_in_order(monkeypa
     exactly as checking each record on its own (`check_record`) answers them."""
     from ingest import contract
 
-    real = mapping.map_span
-
-    def flaky(span, **kwargs):
-        if span.name == "poison":
-            raise RuntimeError("bug")
-        return real(span, **kwargs)
-
-    monkeypatch.setattr(mapping, "map_span", flaky)
+    _poison_fails_to_map(monkeypatch)
     deep = "[" * 300 + "]" * 300
     request = make_request(
         [
