@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".build" / "compiled"
 MODES = ("auto", "off", "require")
 
-# The request path of every ingest route, and nothing that defines models, views or tasks: what
-# runs per span. Modules that are imported before settings (none of these) could not be swapped.
+# What runs per span on every ingest route (PII redaction included), and nothing that defines models,
+# views or tasks. A module imported before settings (none of these) could not be routed.
 MODULES = (
     "ingest.contract",
     "ingest.limits",
@@ -45,6 +45,7 @@ MODULES = (
     "ingest.timing",
     "ingest.services",
     "ingest.stages.price",
+    "ingest.stages.redact",
     "ingest.rules.conventions",
     "ingest.rules.environment",
     "ingest.rules.ids",
@@ -60,6 +61,9 @@ MODULES = (
     "ingest.adapters.otel.usage",
     "ingest.adapters.otel.values",
     "pricing.pricing",
+    "privacy.engine",
+    "privacy.detectors",
+    "privacy.identifiers",
     "tenancy.http.params",
     "tenancy.http.body",
 )

@@ -1,5 +1,6 @@
 """The ingest hot path compiled with Cython (config/compiled.py): a build is loaded only while its
-source is unchanged, and compiled and interpreted modules map the same requests to the same records."""
+source is unchanged, and compiled and interpreted modules map and redact the same requests to the
+same records."""
 
 from __future__ import annotations
 
@@ -109,8 +110,9 @@ def test_settings_routed_exactly_the_modules_loaded_compiled():
         assert "ingest.adapters.otel.mapping" in loaded_compiled
 
 
-# Decodes and maps the requests in the folder given, checks their records, and prints how the hot path
-# ran, a digest of everything produced (records, rejections, errors) and how many records there were.
+# Decodes and maps the requests in the folder given, checks and redacts their records, and prints how
+# the hot path ran, a digest of everything produced (records, rejections, errors, redactions) and how
+# many records there were.
 _PARITY_SCRIPT = textwrap.dedent(
     """
     import dataclasses, hashlib, sys
@@ -123,9 +125,12 @@ _PARITY_SCRIPT = textwrap.dedent(
     from ingest.adapters.langfuse import parse_batch
     from ingest.adapters.otel.decode import decode_protobuf
     from ingest.adapters.otel.mapping import map_decoded
+    from privacy import engine
     from tenancy.http.body import loads_json
 
-    digest, count, refused = hashlib.sha256(), 0, 0
+    redactor = engine.default_redactor()
+
+    digest, count, refused, found = hashlib.sha256(), 0, 0, 0
     at = datetime(2026, 12, 7, tzinfo=UTC)
     for path in sorted(Path(sys.argv[1]).iterdir()):
         body = path.read_bytes()
@@ -137,9 +142,15 @@ _PARITY_SCRIPT = textwrap.dedent(
         problems = [str(p) for p in contract.check_records(records)]
         fields = {f.name: getattr(parsed, f.name) for f in dataclasses.fields(parsed)}
         digest.update(orjson.dumps([fields, problems], default=repr, option=orjson.OPT_SORT_KEYS))
+        # Then PII redaction of every record (all detectors, mask), as the redact stage runs it.
+        for kind, batch_records in (("trace", parsed.traces), ("observation", parsed.observations)):
+            for record in batch_records:
+                counts = redactor.redact_record(record, engine.RECORD_FIELDS[kind])
+                found += sum(n for per_field in counts.values() for n in per_field.values())
+                digest.update(orjson.dumps([record, counts], default=repr, option=orjson.OPT_SORT_KEYS))
         count += len(records)
         refused += sum(p != "None" for p in problems) + len(getattr(parsed, "rejected", ())) + len(getattr(parsed, "errors", ()))
-    print(compiled.status(), "|", digest.hexdigest(), "|", count, "|", refused)
+    print(compiled.status(), "|", digest.hexdigest(), "|", count, "|", refused, "|", found)
     """
 )
 
@@ -174,12 +185,20 @@ def test_compiled_and_interpreted_map_the_same_requests_to_the_same_records(tmp_
     for profile in ("openinference", "genai", "langfuse"):
         for index, batch in enumerate(build_turn_batches(profile, 6, 11)):
             (tmp_path / f"{profile}-{index}.{batch.protocol}").write_bytes(batch.body)
-    # Refusals and deep values too: a span with a bad id, one with a deeply nested attribute.
+    # Refusals, PII and deep values too: a span with an e-mail, a phone number and a credential, one
+    # with a bad id, one with a deeply nested attribute.
     deep: dict = {"v": "x"}
     for _ in range(25):
         deep = {"k": deep}
     spans = [
-        make_span(name="ok", span_id="a" * 16),
+        make_span(
+            name="ok",
+            span_id="a" * 16,
+            attributes={
+                "input.value": "mail jane.doe@example.com or call +1 415 555 2671",
+                "metadata": '{"api_key": "sk-live-1234567890"}',
+            },
+        ),
         make_span(name="bad", span_id="0" * 16),
         make_span(name="deep", span_id="b" * 16, attributes={"a": deep}),
     ]
@@ -192,4 +211,5 @@ def test_compiled_and_interpreted_map_the_same_requests_to_the_same_records(tmp_
     assert loaded[0] == loaded[1], built[0]  # every hot-path module the run imported was compiled
     assert int(interpreted[2]) > 1000
     assert int(interpreted[3]) >= 1  # the bad id
+    assert int(interpreted[4]) >= 2  # the e-mail address and the phone number, at least
     assert built[1:] == interpreted[1:]
