@@ -1791,10 +1791,15 @@ def main() -> int:
         results.pop(0)
     total_sent = sum(r.spans_sent for r in results)
     throughput, latency = results
+    from django.conf import settings
+
+    from config import compiled
+
     print()
     print(f"Trace ingestion benchmark — {machine()}")
     print(
-        f"gunicorn gthread {WORKERS} workers × {THREADS} threads, DEBUG off, DB pool on; PostgreSQL "
+        f"gunicorn gthread {WORKERS} workers × {THREADS} threads, DEBUG off, DB pool on; ingest hot path "
+        f"{compiled.status()} (COMPILED_MODULES={settings.COMPILED_MODULES}, the web workers' too); PostgreSQL "
         f"{durability}; PII redaction {'ON (all detectors, mask)' if REDACT else 'off'}; "
         f"billing {'ON (quota + rate limits checked)' if BILLING else 'off (unlimited default)'}; "
         f"sampling {'ON (10%, decision job every 5 s)' if SAMPLING else 'off'}; "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config import compiled
 from config.env import env
 from config.export_storage import export_storages, parse_export_storage_urls
 from config.regions import parse_data_regions, parse_region_urls, parse_serve_regions, region_alias
@@ -15,6 +16,10 @@ from config.regions import parse_data_regions, parse_region_urls, parse_serve_re
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env.bool("DEBUG", default=False)
+# The ingest hot path as compiled extensions where built and current (config/compiled.py). Routed
+# here because settings load before any app module, so no hot-path module is imported yet.
+COMPILED_MODULES = env.str("COMPILED_MODULES", default="auto")
+COMPILED_MODULES_LOADED = compiled.install(COMPILED_MODULES)
 VERSION = "0.1.0"
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
