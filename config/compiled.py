@@ -152,7 +152,8 @@ def _compiler_missing() -> str | None:
         import setuptools  # noqa: F401
     except ImportError as exc:
         return f"{exc.name} is not installed"
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    # The compiler setuptools will call: $CC when set (its override), else the one Python was built with.
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler}) on PATH"
     return None
@@ -216,7 +217,11 @@ def main(argv: list[str]) -> int:
     try:
         build()
     except Exception as exc:  # a compile error in our sources: the make target fails loudly
-        print(f"[lookglass] compiling the hot path failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"[lookglass] compiling the hot path failed: {type(exc).__name__}: {exc}\n"
+            "[lookglass] COMPILED_MODULES=off runs everything interpreted meanwhile",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -213,3 +213,13 @@ def test_compiled_and_interpreted_map_the_same_requests_to_the_same_records(tmp_
     assert int(interpreted[3]) >= 1  # the bad id
     assert int(interpreted[4]) >= 2  # the e-mail address and the phone number, at least
     assert built[1:] == interpreted[1:]
+
+
+def test_without_a_compiler_nothing_is_built_and_everything_runs_interpreted(probe_package, monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    said: list[str] = []
+    where = {"modules": ("lg_probe.calc",), "root": probe_package, "build_dir": probe_package / ".build"}
+    assert compiled.build(**where, say=said.append) == []
+    assert said == ["[lookglass] ingest hot path stays interpreted: no C compiler (/nonexistent/cc) on PATH"]
+    assert compiled.install("auto", **where) == []
+    assert isinstance(_fresh_import().__spec__.loader, importlib.machinery.SourceFileLoader)
