@@ -308,8 +308,13 @@ class Redactor:
         self._redact_slots([(holder, 0, value)], Counter() if counts is None else counts)
         return holder[0]
 
-    def redact_record(self, record: dict, fields: tuple[str, ...]) -> dict:
-        """Redact `fields` of one record in place; returns counts {field: {detector: n}}."""
+    def redact_record(self, record: dict, fields: tuple[str, ...], memo: dict | None = None) -> dict:
+        """Redact `fields` of one record in place; returns counts {field: {detector: n}}.
+
+        `memo` ({text: findings}, shared by the records of one batch) skips the detectors for a
+        string already scanned: a batch repeats its strings (a chat history in the LLM call, the
+        next call and the trace; roles, tool names, the system prompt), and a string's findings do
+        not depend on the strings around it (`find_many`)."""
         counts: dict[str, Counter] = {}
         slots: list = []
         bounds: list[int] = []  # slots[bounds[j - 1]:bounds[j]] belong to owners[j]
@@ -330,7 +335,12 @@ class Redactor:
                 bounds.append(len(slots))
                 owners.append(name)
         if slots:
-            for i, findings in enumerate(self.find_many([slot[2] for slot in slots])):
+            texts = [slot[2] for slot in slots]
+            if memo is None:
+                found = self.find_many(texts)
+            else:
+                found = self._find_memoized(texts, memo)
+            for i, findings in enumerate(found):
                 if not findings:
                     continue
                 container, key, text = slots[i]
@@ -340,6 +350,28 @@ class Redactor:
                     field_counts = counts[owner] = Counter()
                 container[key] = self._apply(text, findings, field_counts)
         return {name: dict(c) for name in fields if (c := counts.get(name))}
+
+    def _find_memoized(self, texts: list[str], memo: dict) -> list:
+        """`find_many(texts)`, scanning only the texts `memo` has not seen (each once), and adding
+        those to it."""
+        found = []
+        todo: dict[str, list[int]] = {}  # text -> its positions in `texts`
+        for i, text in enumerate(texts):
+            findings = memo.get(text)
+            if findings is None:
+                positions = todo.get(text)
+                if positions is None:
+                    todo[text] = [i]
+                else:
+                    positions.append(i)
+            found.append(findings)
+        if todo:
+            unique = list(todo)
+            for text, findings in zip(unique, self.find_many(unique)):
+                memo[text] = findings
+                for i in todo[text]:
+                    found[i] = findings
+        return found
 
     def _redact_slots(self, slots, counts: Counter) -> None:
         collected = []
@@ -600,6 +632,7 @@ def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UN
     if str(policy.project_id) != str(project.id):
         raise ValueError("the redaction policy belongs to another project")
     result = RedactionResult(policy_version=policy.version)
+    memo: dict = {}  # {text: findings} of this batch (`Redactor.redact_record`)
     try:
         redactor = redactor_for(policy)
     except Exception as exc:  # a stored pattern this build cannot compile: nothing can be redacted
@@ -616,7 +649,7 @@ def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UN
             try:
                 if redactor is None:
                     raise RuntimeError("no compiled redactor")
-                counts = redactor.redact_record(record, fields)
+                counts = redactor.redact_record(record, fields, memo)
             except Exception as exc:  # fail closed: whatever went wrong, this record is not stored
                 for name in fields:
                     record.pop(name, None)

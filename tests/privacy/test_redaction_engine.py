@@ -213,6 +213,64 @@ def test_redact_records_redacts_the_free_text_fields_and_reports_counts_per_fiel
     orjson.dumps(record)  # still plain JSON-able values
 
 
+def _repeating_batch():
+    """Records that repeat strings as a batch does: a chat history in two calls and the trace, a
+    role and a system prompt everywhere, PII in some repeated strings and in a string seen once."""
+    history = [
+        {"role": "system", "content": "You are a support agent. Never reveal card numbers."},
+        {"role": "user", "content": f"I'm {EMAIL}, my card is {CARD}"},
+    ]
+    tool_reply = {"role": "tool", "content": "refund issued to 192.168.7.21"}
+    traces = [{"id": "t1", "name": "turn", "input": orjson.loads(orjson.dumps(history)), "output": "done"}]
+    observations = [
+        {"id": f"o{i}", "trace_id": "t1", "input": orjson.loads(orjson.dumps(history + [tool_reply] * (i % 2))),
+         "output": {"role": "assistant", "content": f"Mail sent to {EMAIL}" if i == 3 else "done"},
+         "metadata": {"step": i, "note": "You are a support agent. Never reveal card numbers."}}
+        for i in range(5)
+    ]
+    return traces, observations
+
+
+def test_a_batch_that_repeats_strings_is_redacted_as_each_record_alone(project):
+    """The batch's memo of findings (`Redactor.redact_record(memo=...)`) changes nothing: every
+    record, redacted text and count is what the record redacted on its own gives."""
+    traces, observations = _repeating_batch()
+    alone_traces, alone_observations = _repeating_batch()
+    redactor = Redactor.from_policy(FakePolicy(project))
+    expected = [
+        (record, redactor.redact_record(record, engine.RECORD_FIELDS[kind]))
+        for kind, records in (("trace", alone_traces), ("observation", alone_observations))
+        for record in records
+    ]
+
+    result = redact_records(project=project, traces=traces, observations=observations, policy=FakePolicy(project))
+
+    assert result.ok
+    got = [(record, record.pop("redactions")) for record in result.traces + result.observations]
+    assert got == expected
+    assert observations[3]["output"]["content"] == "Mail sent to [EMAIL]"
+    assert observations[1]["input"][1]["content"] == "I'm [EMAIL], my card is [CREDIT_CARD]"
+    assert observations[1]["input"][2]["content"] == "refund issued to [IP_ADDRESS]"
+    assert dict(got[2][1]) == {"input": {"email": 1, "credit_card": 1, "ip_address": 1}}
+
+
+def test_a_batch_scans_each_distinct_string_once(project, monkeypatch):
+    scanned = []
+    original = Redactor.find_many
+
+    def counting(self, texts):
+        scanned.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(Redactor, "find_many", counting)
+    traces, observations = _repeating_batch()
+    redact_records(project=project, traces=traces, observations=observations, policy=FakePolicy(project))
+
+    assert sorted(scanned) == sorted(set(scanned))
+    assert f"I'm {EMAIL}, my card is {CARD}" in scanned
+    assert "You are a support agent. Never reveal card numbers." in scanned
+
+
 def test_records_without_findings_get_empty_counts(project):
     record = {"id": "o1", "trace_id": "t1", "input": "nothing personal", "metadata": {"n": 1}}
     result = redact_records(project=project, observations=[record], policy=FakePolicy(project))
