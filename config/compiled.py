@@ -83,8 +83,20 @@ def source(name: str, root: Path = ROOT) -> Path:
     return root.joinpath(*name.split(".")).with_suffix(".py")
 
 
+def declarations(path: Path) -> Path:
+    """The module's augmenting `.pxd` beside it (C types for the unchanged `.py`), which Cython reads
+    whenever it exists."""
+    return path.with_suffix(".pxd")
+
+
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes() + b"\0" + _BUILD_KEY).hexdigest()[:20]
+    """Of the source, how it is compiled and its `.pxd` if any: an edited, added or removed `.pxd`
+    makes the build stale exactly as an edited `.py` does (Cython compiles both into one module)."""
+    content = path.read_bytes() + b"\0" + _BUILD_KEY
+    pxd = declarations(path)
+    if pxd.exists():
+        content += b"\0pxd\0" + pxd.read_bytes()
+    return hashlib.sha256(content).hexdigest()[:20]
 
 
 def built_path(name: str, *, root: Path = ROOT, build_dir: Path = BUILD_DIR) -> Path:
@@ -171,8 +183,14 @@ def build(
     if why:
         say(f"[lookglass] ingest hot path stays interpreted: {why}")
         return []
-    from Cython.Build import cythonize
+    from Cython import Utils as cython_utils
+    from Cython.Build import Dependencies, cythonize
     from setuptools import Distribution, Extension
+
+    # Cython remembers per process where it found each file (a module's `.pxd` among them): a second
+    # build in one process (the tests) would look for a `.pxd` removed since, or miss one added.
+    cython_utils.clear_function_caches()
+    Dependencies._dep_tree = None
 
     say(
         f"[lookglass] compiling {len(stale)} hot-path module(s) with Cython (a minute or two on 2 cores, once)"

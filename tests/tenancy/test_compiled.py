@@ -4,6 +4,7 @@ same records."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import os
 import subprocess
@@ -73,6 +74,73 @@ def test_a_build_is_loaded_only_while_its_source_is_unchanged(probe_package):
     module = _fresh_import()
     assert isinstance(module.__spec__.loader, importlib.machinery.ExtensionFileLoader)
     assert module.answer([1, 2, 3]) == 6
+
+
+def test_a_pxd_beside_a_source_is_part_of_its_digest(probe_package):
+    """Cython compiles a module's `.pxd` (C types for the unchanged `.py`) into it whenever one is
+    there: adding, editing or removing one makes the build stale, like an edit of the source."""
+    where = {"root": probe_package, "build_dir": probe_package / ".build"}
+    pxd = probe_package / "lg_probe" / "calc.pxd"
+    plain = compiled.built_path("lg_probe.calc", **where)
+    pxd.write_text("cimport cython\n\n@cython.locals(values=list)\ncpdef answer(values)\n")
+    typed = compiled.built_path("lg_probe.calc", **where)
+    pxd.write_text("cimport cython\n\n@cython.locals(values=tuple)\ncpdef answer(values)\n")
+    edited = compiled.built_path("lg_probe.calc", **where)
+    assert len({plain, typed, edited}) == 3
+    pxd.unlink()
+    assert compiled.built_path("lg_probe.calc", **where) == plain
+    # Without a `.pxd` the digest is the source's and the directives' alone: builds made before `.pxd`
+    # files counted stay current.
+    source = (probe_package / "lg_probe" / "calc.py").read_bytes()
+    assert plain.name.split(".")[2] == hashlib.sha256(source + b"\0" + compiled._BUILD_KEY).hexdigest()[:20]
+
+
+@needs_compiler
+def test_a_build_compiles_the_pxd_and_is_stale_once_it_changes(probe_package):
+    modules, build_dir = ("lg_probe.calc",), probe_package / ".build"
+    where = {"modules": modules, "root": probe_package, "build_dir": build_dir}
+    pxd = probe_package / "lg_probe" / "calc.pxd"
+    # A loop: a `cpdef` cannot hold the fixture's generator expression.
+    (probe_package / "lg_probe" / "calc.py").write_text(
+        "def answer(values):\n    total = 0\n    for v in values:\n        total += v * 2\n    return total\n"
+    )
+    # Typed `list`, the compiled function refuses a tuple, which the source alone accepts: how the
+    # test sees which declarations a build was made with.
+    pxd.write_text("cimport cython\n\n@cython.locals(values=list)\ncpdef answer(values)\n")
+    assert compiled.build(**where, say=lambda _: None) == ["lg_probe.calc"]
+    assert compiled.build(**where, say=lambda _: None) == []  # current: nothing to do
+    compiled.install("require", **where)
+    module = _fresh_import()
+    assert isinstance(module.__spec__.loader, importlib.machinery.ExtensionFileLoader)
+    assert module.answer([1, 2, 3]) == 12
+    with pytest.raises(TypeError):
+        module.answer((1, 2, 3))
+
+    # The `.pxd` edited: the old build is never loaded again; the source runs until it is rebuilt.
+    pxd.write_text("cimport cython\n\n@cython.locals(values=tuple)\ncpdef answer(values)\n")
+    assert compiled.install("auto", **where) == []
+    module = _fresh_import()
+    assert isinstance(module.__spec__.loader, importlib.machinery.SourceFileLoader)
+    assert module.answer((1, 2, 3)) == 12
+    assert compiled.build(**where, say=lambda _: None) == ["lg_probe.calc"]
+    assert len(list(build_dir.glob("lg_probe.calc.*"))) == 1  # the stale build is gone
+    sys.modules.pop("lg_probe.calc")  # one already imported is not routed
+    compiled.install("require", **where)
+    module = _fresh_import()
+    assert isinstance(module.__spec__.loader, importlib.machinery.ExtensionFileLoader)
+    assert module.answer((1, 2, 3)) == 12
+    with pytest.raises(TypeError):
+        module.answer([1, 2, 3])
+
+    # Removed: stale again, rebuilt from the source alone.
+    pxd.unlink()
+    sys.modules.pop("lg_probe.calc")
+    with pytest.raises(compiled.CompiledModulesError, match="1 of 1 modules have no current build"):
+        compiled.install("require", **where)
+    assert compiled.build(**where, say=lambda _: None) == ["lg_probe.calc"]
+    compiled.install("require", **where)
+    module = _fresh_import()
+    assert module.answer((1, 2, 3)) == module.answer([1, 2, 3]) == 12
 
 
 def test_off_routes_nothing_and_a_bad_mode_is_refused(probe_package):
