@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -308,13 +309,13 @@ class Redactor:
         self._redact_slots([(holder, 0, value)], Counter() if counts is None else counts)
         return holder[0]
 
-    def redact_record(self, record: dict, fields: tuple[str, ...], memo: dict | None = None) -> dict:
+    def redact_record(self, record: dict, fields: tuple[str, ...]) -> dict:
         """Redact `fields` of one record in place; returns counts {field: {detector: n}}.
 
-        `memo` ({text: findings}, shared by the records of one batch) skips the detectors for a
-        string already scanned: a batch repeats its strings (a chat history in the LLM call, the
-        next call and the trace; roles, tool names, the system prompt), and a string's findings do
-        not depend on the strings around it (`find_many`)."""
+        Inside `redact_records` the batch's memo ({text: findings}, `_batch_memo`) skips the
+        detectors for a string already scanned: a batch repeats its strings (a chat history in the
+        LLM call, the next call and the trace; roles, tool names, the system prompt), and a string's
+        findings do not depend on the strings around it (`find_many`)."""
         counts: dict[str, Counter] = {}
         slots: list = []
         bounds: list[int] = []  # slots[bounds[j - 1]:bounds[j]] belong to owners[j]
@@ -336,6 +337,7 @@ class Redactor:
                 owners.append(name)
         if slots:
             texts = [slot[2] for slot in slots]
+            memo = _batch_memo.get()
             if memo is None:
                 found = self.find_many(texts)
             else:
@@ -434,6 +436,10 @@ class Redactor:
             replaced += self._collect(container, key, plain, slots, min_len)
         return replaced
 
+
+# The current `redact_records` call's {text: findings}: a context variable, since one Redactor serves
+# every thread of a process and the records of concurrent batches must not share a memo.
+_batch_memo: ContextVar[dict | None] = ContextVar("redaction_batch_memo", default=None)
 
 SEPARATOR = "\x00"
 _SCALARS = frozenset({int, float, bool, type(None)})
@@ -632,13 +638,21 @@ def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UN
     if str(policy.project_id) != str(project.id):
         raise ValueError("the redaction policy belongs to another project")
     result = RedactionResult(policy_version=policy.version)
-    memo: dict = {}  # {text: findings} of this batch (`Redactor.redact_record`)
     try:
         redactor = redactor_for(policy)
     except Exception as exc:  # a stored pattern this build cannot compile: nothing can be redacted
         logger.error("cannot compile the redaction policy of project %s (%s); rejecting the batch",
                      project.id, type(exc).__name__)
         redactor = None
+    memo = _batch_memo.set({})  # {text: findings} of this batch (`Redactor.redact_record`)
+    try:
+        _redact_each(project, redactor, result, traces, observations, scores)
+    finally:
+        _batch_memo.reset(memo)
+    return result
+
+
+def _redact_each(project, redactor, result: RedactionResult, traces, observations, scores) -> None:
     for kind, records, out in (
         ("trace", traces, result.traces),
         ("observation", observations, result.observations),
@@ -649,7 +663,7 @@ def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UN
             try:
                 if redactor is None:
                     raise RuntimeError("no compiled redactor")
-                counts = redactor.redact_record(record, fields, memo)
+                counts = redactor.redact_record(record, fields)
             except Exception as exc:  # fail closed: whatever went wrong, this record is not stored
                 for name in fields:
                     record.pop(name, None)
@@ -662,7 +676,6 @@ def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UN
                 continue
             record["redactions"] = counts
             out.append(record)
-    return result
 
 
 def default_redactor(*, phone_region: str | None = "US") -> Redactor:
