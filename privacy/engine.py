@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -310,12 +309,7 @@ class Redactor:
         return holder[0]
 
     def redact_record(self, record: dict, fields: tuple[str, ...]) -> dict:
-        """Redact `fields` of one record in place; returns counts {field: {detector: n}}.
-
-        Inside `redact_records` the batch's memo ({text: findings}, `_batch_memo`) skips the
-        detectors for a string already scanned: a batch repeats its strings (a chat history in the
-        LLM call, the next call and the trace; roles, tool names, the system prompt), and a string's
-        findings do not depend on the strings around it (`find_many`)."""
+        """Redact `fields` of one record in place; returns counts {field: {detector: n}}."""
         counts: dict[str, Counter] = {}
         slots: list = []
         bounds: list[int] = []  # slots[bounds[j - 1]:bounds[j]] belong to owners[j]
@@ -336,13 +330,7 @@ class Redactor:
                 bounds.append(len(slots))
                 owners.append(name)
         if slots:
-            texts = [slot[2] for slot in slots]
-            memo = _batch_memo.get()
-            if memo is None:
-                found = self.find_many(texts)
-            else:
-                found = self._find_memoized(texts, memo)
-            for i, findings in enumerate(found):
+            for i, findings in enumerate(self.find_many([slot[2] for slot in slots])):
                 if not findings:
                     continue
                 container, key, text = slots[i]
@@ -352,28 +340,6 @@ class Redactor:
                     field_counts = counts[owner] = Counter()
                 container[key] = self._apply(text, findings, field_counts)
         return {name: dict(c) for name in fields if (c := counts.get(name))}
-
-    def _find_memoized(self, texts: list[str], memo: dict) -> list:
-        """`find_many(texts)`, scanning only the texts `memo` has not seen (each once), and adding
-        those to it."""
-        found = []
-        todo: dict[str, list[int]] = {}  # text -> its positions in `texts`
-        for i, text in enumerate(texts):
-            findings = memo.get(text)
-            if findings is None:
-                positions = todo.get(text)
-                if positions is None:
-                    todo[text] = [i]
-                else:
-                    positions.append(i)
-            found.append(findings)
-        if todo:
-            unique = list(todo)
-            for text, findings in zip(unique, self.find_many(unique)):
-                memo[text] = findings
-                for i in todo[text]:
-                    found[i] = findings
-        return found
 
     def _redact_slots(self, slots, counts: Counter) -> None:
         collected = []
@@ -436,10 +402,6 @@ class Redactor:
             replaced += self._collect(container, key, plain, slots, min_len)
         return replaced
 
-
-# The current `redact_records` call's {text: findings}: a context variable, since one Redactor serves
-# every thread of a process and the records of concurrent batches must not share a memo.
-_batch_memo: ContextVar[dict | None] = ContextVar("redaction_batch_memo", default=None)
 
 SEPARATOR = "\x00"
 _SCALARS = frozenset({int, float, bool, type(None)})
@@ -644,15 +606,6 @@ def redact_records(*, project, traces=(), observations=(), scores=(), policy=_UN
         logger.error("cannot compile the redaction policy of project %s (%s); rejecting the batch",
                      project.id, type(exc).__name__)
         redactor = None
-    memo = _batch_memo.set({})  # {text: findings} of this batch (`Redactor.redact_record`)
-    try:
-        _redact_each(project, redactor, result, traces, observations, scores)
-    finally:
-        _batch_memo.reset(memo)
-    return result
-
-
-def _redact_each(project, redactor, result: RedactionResult, traces, observations, scores) -> None:
     for kind, records, out in (
         ("trace", traces, result.traces),
         ("observation", observations, result.observations),
@@ -676,6 +629,7 @@ def _redact_each(project, redactor, result: RedactionResult, traces, observation
                 continue
             record["redactions"] = counts
             out.append(record)
+    return result
 
 
 def default_redactor(*, phone_region: str | None = "US") -> Redactor:

@@ -232,8 +232,6 @@ def _repeating_batch():
 
 
 def test_a_batch_that_repeats_strings_is_redacted_as_each_record_alone(project):
-    """The batch's memo of findings (`Redactor.redact_record(memo=...)`) changes nothing: every
-    record, redacted text and count is what the record redacted on its own gives."""
     traces, observations = _repeating_batch()
     alone_traces, alone_observations = _repeating_batch()
     redactor = Redactor.from_policy(FakePolicy(project))
@@ -254,21 +252,18 @@ def test_a_batch_that_repeats_strings_is_redacted_as_each_record_alone(project):
     assert dict(got[2][1]) == {"input": {"email": 1, "credit_card": 1, "ip_address": 1}}
 
 
-def test_a_batch_scans_each_distinct_string_once(project, monkeypatch):
-    scanned = []
-    original = Redactor.find_many
+def test_a_string_seen_in_an_earlier_record_does_not_change_what_a_later_record_finds(project):
+    """A record's strings are scanned together, and a finding may depend on the string before it (a
+    phone keyword in one value, the bare number in the next). So findings are never reused across
+    records for a string seen before (a per-string memo was tried and dropped for this): the label
+    below, already seen alone in the first record, still lets the second record's number be found."""
+    first = {"id": "o1", "trace_id": "t1", "input": "Phone number"}
+    second = {"id": "o2", "trace_id": "t1", "input": ["Phone number", "2025550143"]}
 
-    def counting(self, texts):
-        scanned.extend(texts)
-        return original(self, texts)
+    result = redact_records(project=project, observations=[first, second], policy=FakePolicy(project))
 
-    monkeypatch.setattr(Redactor, "find_many", counting)
-    traces, observations = _repeating_batch()
-    redact_records(project=project, traces=traces, observations=observations, policy=FakePolicy(project))
-
-    assert sorted(scanned) == sorted(set(scanned))
-    assert f"I'm {EMAIL}, my card is {CARD}" in scanned
-    assert "You are a support agent. Never reveal card numbers." in scanned
+    assert result.ok and first["input"] == "Phone number"
+    assert second["input"] == ["Phone number", "[PHONE]"] and second["redactions"] == {"input": {"phone": 1}}
 
 
 def test_records_without_findings_get_empty_counts(project):
