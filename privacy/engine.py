@@ -365,15 +365,20 @@ class Redactor:
                 slots.append((container, key, value))
         elif kind is dict:
             secret_keys = self._secret_keys_on
+            known = _secret_keys.get  # bound once: most values of a payload are short strings in dicts
             for k, v in value.items():
                 kind = type(v)
                 if kind is str:
-                    if secret_keys and v and type(k) is str and (
-                        _secret_keys.get(k) or (k not in _secret_keys and _secret_key(k))
-                    ):
-                        value[k] = self.token("secret_field", v)
-                        replaced += 1
-                    elif len(v) >= min_len:
+                    if secret_keys and v and type(k) is str:
+                        # One lookup for the keys seen before (nearly all of them).
+                        hit = known(k)
+                        if hit is None:
+                            hit = _secret_key(k)
+                        if hit:
+                            value[k] = self.token("secret_field", v)
+                            replaced += 1
+                            continue
+                    if len(v) >= min_len:
                         slots.append((value, k, v))
                 elif v is not None and kind not in _SCALARS:
                     replaced += self._collect(value, k, v, slots, min_len)
