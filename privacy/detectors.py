@@ -655,7 +655,17 @@ def scan(text: str, *, triggers: bool = True, numbers: bool = True):
         else:
             at = known_c + len(data[known_b:start].decode())
             known_b, known_c = start, at
-        seeds.setdefault(_trigger_name(data[start:stop]), []).append(at)
+        # Inlined `_trigger_name` / `setdefault`: prose hits a trigger every few hundred characters
+        # (`password` in a support chat), and each hit's bookkeeping is paid in Python.
+        hit = data[start:stop]
+        name = _trigger_names.get(hit)
+        if name is None:
+            name = _trigger_name(hit)
+        starts = seeds.get(name)
+        if starts is None:
+            seeds[name] = [at]
+        else:
+            starts.append(at)
         pos = stop
     return seeds, runs
 
