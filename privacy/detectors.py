@@ -636,12 +636,12 @@ def scan(text: str, *, triggers: bool = True, numbers: bool = True):
     # decodes each part of the text at most once.
     known_b = known_c = 0
     count = 0
+    name_of = _trigger_names.get
     while pos <= end:
         start, stop = match(anchor, data, pos, end)[0]
         if start < 0:
             break
-        last = data[stop - 1]
-        if numbers and stop - start >= 7 and (last >= 0x80 or 0x30 <= last <= 0x39):
+        if numbers and stop - start >= 7 and ((last := data[stop - 1]) >= 0x80 or 0x30 <= last <= 0x39):
             if _DATE_ONLY_B.match(data, start):
                 pos = stop
                 continue
@@ -672,7 +672,7 @@ def scan(text: str, *, triggers: bool = True, numbers: bool = True):
         # Inlined `_trigger_name` / `setdefault`: prose hits a trigger every few hundred characters
         # (`password` in a support chat), and each hit's bookkeeping is paid in Python.
         hit = data[start:stop]
-        name = _trigger_names.get(hit)
+        name = name_of(hit)
         if name is None:
             name = _trigger_name(hit)
         starts = seeds.get(name)
