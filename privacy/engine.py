@@ -375,14 +375,15 @@ class Redactor:
                 slots.append((container, key, value))
         elif kind is dict:
             secret_keys = self._secret_keys_on
-            known = _secret_keys.get  # bound once: most values of a payload are short strings in dicts
             for k, v in value.items():
                 kind = type(v)
                 if kind is str:
                     if secret_keys and v and type(k) is str:
-                        # One lookup for the keys seen before (nearly all of them).
-                        hit = known(k)
-                        if hit is None:
+                        # One subscript for the keys seen before (nearly all of them): most values
+                        # of a payload are short strings in dicts, and `.get` is a method call.
+                        try:
+                            hit = _secret_keys[k]
+                        except KeyError:
                             hit = _secret_key(k)
                         if hit:
                             value[k] = self.token("secret_field", v)
