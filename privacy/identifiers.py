@@ -450,6 +450,11 @@ _CREDENTIAL_KEY = (
     r"(?i:pass(?:w(?:or[dt])?|wd)|pwd|secret(?:[_\-]?key)?|token|api[_\-]?key|apikey|"
     r"kennwort|wachtwoord|contrase[ñn]a|has[łl]o|mot de passe)"
 )
+# The longest key `_CREDENTIAL_KEY` matches (`mot de passe`; a test holds it to the pattern): the
+# `:` or `=` of a match comes within this many characters of its start (key, an escaped quote, three
+# blanks), which lets `_near` skip the many keyword hits in prose without running the pattern.
+_CREDENTIAL_KEY_WIDTH = 12
+_CREDENTIAL_SEPARATOR_REACH = _CREDENTIAL_KEY_WIDTH + 2 + 3 + 1
 _CREDENTIAL = re.compile(
     _CREDENTIAL_KEY + r"(?:\\?[\"'])?[ \t]{0,3}(?:=>|:=|[:=])[ \t]{0,3}(\\?[\"'`])?"
     r"([^\s\x00\"'`\\;,&<>{}()\[\]|]{1,256})"
@@ -478,7 +483,7 @@ _KEY_BEFORE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def find_credentials(text: str, starts: list[int] | None, out: list) -> None:
-    for m in _near(text, starts, _CREDENTIAL, back=0, ahead=300):
+    for m in _near(text, starts, _CREDENTIAL, back=0, ahead=300, need=":=", reach=_CREDENTIAL_SEPARATOR_REACH):
         key = text[m.start():m.start(2)].lower()
         start = m.start()
         # `mypassword=`, `tokens:`, `bypass=`: the keyword must not continue or end another word

@@ -248,3 +248,23 @@ def test_every_new_detector_works_alone(name):
             "MAC 0050.5699.84a2, password=hunter2, jan [at] example [dot] com")
     alone = Redactor(modes={n: ("mask" if n == name else "off") for n in DETECTORS}).find(text)
     assert [f.detector for f in alone] == [name]
+
+
+@pytest.mark.parametrize("key", ["mot de passe", "contraseña", "wachtwoord", "secret_key", "Passwort", "pwd"])
+def test_a_credential_keyword_hit_is_skipped_only_when_no_separator_can_follow(key):
+    """`find_credentials` does not run its pattern at a keyword hit with no `:` or `=` close enough
+    to belong to it (`password` in prose). Close enough is the longest key the pattern accepts, an
+    escaped quote and three blanks: the bound must keep up with the pattern."""
+    import re._parser
+
+    from privacy import identifiers as ids
+
+    assert re._parser.parse(ids._CREDENTIAL_KEY).getwidth()[1] <= ids._CREDENTIAL_KEY_WIDTH
+    farthest = f'{key}\\"   =s3cr3tV4lue'
+    seeded, everywhere = [], []
+    ids.find_credentials(farthest, [0], seeded)
+    ids.find_credentials(farthest, None, everywhere)
+    assert [(f.start, f.end, f.value) for f in seeded] == [(f.start, f.end, f.value) for f in everywhere]
+    assert [f.value for f in seeded] == ["s3cr3tV4lue"]
+    prose = f"Reset the {key} would take a while, {key}: hunter2"
+    assert [f.value for f in Redactor(modes={}).find(prose) if f.detector == "credential"] == ["hunter2"]
