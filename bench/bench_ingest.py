@@ -1580,9 +1580,10 @@ def machine() -> str:
 
 def interpreter() -> str:
     """Which CPython runs the web workers (this virtualenv's): the build decides much of the web
-    tier's CPU — the same code takes ~20–27% less CPU per span on a distribution's python3 (libpython
-    linked into the executable, profile-guided and link-time optimised) than on a plain `pyenv
-    install` (libpython as a shared library, neither optimisation) — so every figure names it."""
+    tier's CPU — the same code took 13–28% less web CPU per span under load on Debian's python3.11
+    (libpython linked into the executable, profile-guided and link-time optimised) than on a pyenv
+    build configured with `--enable-shared` and neither optimisation (README, issue 13) — so every
+    figure names it."""
     import platform
 
     try:
