@@ -326,10 +326,17 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
     assert edges.count("UNION ALL") == expected_sql.count("UNION ALL") == 3
 
     with connections[region_database(project.region)].cursor() as cursor:
-        # At this size the project/type/time index and the covering prompt index cost the planner the
-        # same for an edge hour, and its pick flipped between runs (a CI failure). Give the edge hours
-        # the calls a project has at volume (20,000 generations of no prompt, copies of a stored one, in
-        # this test's transaction) so the plan is the one taken there.
+        # Give the project the calls it has at volume, so the plan is the one taken there: 60,000
+        # generations spread evenly over the 30 days before END, one in ten a call of the prompt (three
+        # versions), copies of a stored one in this test's transaction. With the seeded rows alone the
+        # project/type/time index and the covering prompt index cost the planner the same for an edge
+        # hour, and its pick flipped (a CI failure). Two earlier fixes (the copies packed into the edge
+        # hours, the prompt's calls packed twenty days back) made the planner believe hundreds of the
+        # prompt's calls fell in each 25-minute edge, because it takes time and prompt as independent;
+        # that left the covering index barely cheaper than reading all the prompt's calls through its
+        # (name, version) index, and the pick flipped again (a full-suite failure, then a CI failure).
+        # Spread evenly, the estimates are true and the margins wide (covering plan ~29 against
+        # ~155-180 for the best plan without it, on a fresh and on a bloated table).
         # Without text (no search document to index) and with time to spare: under a loaded machine the
         # copies once ran past the connection's 30 s statement timeout.
         cursor.execute("SET LOCAL statement_timeout = '300s'")
@@ -338,33 +345,15 @@ def test_prompt_version_metrics_read_the_rollups_and_the_calls_once_for_their_sc
             INSERT INTO traces_observation
             SELECT p.*
             FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
-                 generate_series(1, 20000) g,
+                 generate_series(1, 60000) g,
             LATERAL jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
-                'id', 'bulk-' || g, 'prompt_name', '', 'prompt_version', NULL, 'duplicate_of', '',
-                'input', NULL, 'output', NULL,
-                'start_time', CASE WHEN g %% 2 = 0 THEN %s::timestamptz ELSE %s::timestamptz END
-                    + make_interval(secs => (g %% 1400))
+                'id', 'bulk-' || g, 'duplicate_of', '', 'input', NULL, 'output', NULL,
+                'prompt_name', CASE WHEN g %% 10 = 0 THEN 'support-system' ELSE '' END,
+                'prompt_version', CASE WHEN g %% 10 = 0 THEN 1 + g / 10 %% 3 END,
+                'start_time', %s::timestamptz - make_interval(secs => g * 43)
             )) AS p
             """,
-            [project.id, END - timedelta(days=7) - timedelta(minutes=25), END - timedelta(hours=1)],
-        )
-        # And the prompt the calls a prompt has at volume, outside the edge hours: 20,000 of its
-        # generations twenty days back, outside every window this test reads. With a prompt of a few
-        # calls, its (name, version) index read every call of the prompt as cheaply as the covering
-        # index read the hour, and the pick flipped again (a full-suite failure).
-        cursor.execute(
-            """
-            INSERT INTO traces_observation
-            SELECT p.*
-            FROM (SELECT * FROM traces_observation WHERE project_id = %s AND type = 'GENERATION' LIMIT 1) o,
-                 generate_series(1, 20000) g,
-            LATERAL jsonb_populate_record(NULL::traces_observation, to_jsonb(o) || jsonb_build_object(
-                'id', 'bulk-prompt-' || g, 'prompt_name', 'support-system', 'prompt_version', 1 + g %% 3,
-                'duplicate_of', '', 'input', NULL, 'output', NULL,
-                'start_time', %s::timestamptz + make_interval(secs => g)
-            )) AS p
-            """,
-            [project.id, END - timedelta(days=20)],
+            [project.id, END],
         )
         cursor.execute("ANALYZE traces_observation")
         cursor.execute("SET LOCAL enable_seqscan = off")
