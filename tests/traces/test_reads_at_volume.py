@@ -245,8 +245,14 @@ def _plan(queryset, off=("seqscan",)) -> str:
         # would be at volume, where reading the whole project is what the index avoids.
         for method in off:
             cursor.execute(f"SET LOCAL enable_{method} = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+        try:
+            cursor.execute("EXPLAIN " + sql, params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            # SET LOCAL lasts until the test's transaction ends: without this, the next plan asked
+            # for would be made under this call's settings too, stricter than it asks for.
+            for method in off:
+                cursor.execute(f"RESET enable_{method}")
 
 
 def test_the_slow_reads_of_the_issue_have_an_index(seeded, project):
