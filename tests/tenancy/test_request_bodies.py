@@ -233,8 +233,9 @@ def test_the_drf_api_still_parses_ordinary_json(client, project, owner):
 
 @pytest.mark.parametrize("deep", ["[" * 1000 + "1" + "]" * 1000, '{"a":' * 1000 + "1" + "}" * 1000])
 def test_values_nested_within_the_parsers_limit_are_a_400_too(client, project, owner, deep):
-    """1000 levels parse, but DRF re-encodes JSONField values with the standard library, which runs
-    out of stack: still the client's input, so still a 400."""
+    """1000 levels are within orjson's limit, but beyond the parser's own (MAX_BODY_DEPTH): a 400 on
+    every interpreter. (It used to rest on the standard library running out of stack where DRF
+    re-encodes JSONField values: a 400 on CPython 3.11, a 200 on 3.13.)"""
     client.force_login(owner)
     base = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
     for method, path, body in (
@@ -245,6 +246,26 @@ def test_values_nested_within_the_parsers_limit_are_a_400_too(client, project, o
     ):
         response = client.generic(method, path, body, content_type="application/json")
         assert response.status_code == 400, (path, response.status_code, response.content[:200])
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_the_body_depth_limit_is_exact(client, project, owner, shape):
+    """A body nested exactly MAX_BODY_DEPTH levels is redacted and answered; one level more is a 400
+    that says why, whatever the interpreter's stack."""
+    from tenancy.api.parsers import MAX_BODY_DEPTH
+
+    def nested(levels: int) -> str:  # the value alone; the body's object is one more level
+        opening, closing = ("[", "]") if shape == "list" else ('{"a":', "}")
+        return opening * levels + '"call 415-555-0134"' + closing * levels
+
+    client.force_login(owner)
+    path = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/redact"
+    response = client.post(path, '{"value": %s}' % nested(MAX_BODY_DEPTH - 1), content_type="application/json")
+    assert response.status_code == 200, response.content[:200]
+    assert b"415-555-0134" not in response.content  # redacted all the way down
+    response = client.post(path, '{"value": %s}' % nested(MAX_BODY_DEPTH), content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert f"deeper than {MAX_BODY_DEPTH} levels" in orjson.loads(response.content)["detail"]
 
 
 # --- the decompressed-size bound itself, and the exact limit ----------------------------------------
