@@ -36,7 +36,9 @@ def _unavailable(exc: StorageUnavailable) -> HttpResponse:
 @endpoint("POST")
 def ingestion(request, principal):
     """`POST /api/public/ingestion`: the Langfuse batch (v2 SDK tracing; v3/v4 scores)."""
-    payload = read_json(request)
+    # Each event's values are checked on their own (`ingest.contract`, 100 levels): one nested too
+    # deep is refused alone, the others are stored, so no limit for the body as a whole.
+    payload = read_json(request, max_depth=None)
     try:
         # A score-create event breaking its score config is reported, the others are stored.
         result = ingest_langfuse_batch(
@@ -70,7 +72,9 @@ def scores(request, _principal):
         raise unavailable() from None
     if refusal is not None:
         return refusal
-    payload = read_json(request, limit=settings.FEEDBACK_MAX_BODY_BYTES if principal.public_only else None)
+    payload = read_json(  # a batch of scores: each checked on its own, as in `ingestion`
+        request, limit=settings.FEEDBACK_MAX_BODY_BYTES if principal.public_only else None, max_depth=None
+    )
     is_batch = isinstance(payload, list)
     if is_batch and not payload:
         # 202 would tell the SDK "every score accepted" for a batch that held none.

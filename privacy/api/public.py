@@ -16,7 +16,7 @@ from privacy import selectors
 from privacy.api.serializers import MAX_TEXT_CHARS, RedactRequestSerializer
 from privacy.api.views import PREVIEW_FAILED, RETRY_AFTER_SECONDS, UNAVAILABLE
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from tenancy.http.body import BodyError, read_body, streams_body
+from tenancy.http.body import MAX_BODY_DEPTH, BodyError, nests_deeper_than, read_body, streams_body
 
 # The text limit counts characters; its UTF-8 and JSON-escaped form may be a few times larger.
 MAX_BODY_BYTES = 8 * MAX_TEXT_CHARS
@@ -65,6 +65,8 @@ def _parse(raw: bytes):
             raise ValueError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("the request body must be an object: {\"text\": \"…\"} or {\"value\": …}")
+    if nests_deeper_than(data, MAX_BODY_DEPTH):
+        raise ValueError(f"the request body nests deeper than {MAX_BODY_DEPTH} levels")
     return data
 
 

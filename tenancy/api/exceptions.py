@@ -25,8 +25,8 @@ def exception_handler(exc, context):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = ValidationError(detail=detail)
     elif isinstance(exc, RecursionError):
-        # The parser stops at 1024 levels (tenancy/api/parsers.py), but a value nested a few hundred
-        # deep can still exhaust Python's stack where DRF re-encodes it (JSONField): client input.
+        # A backstop: the parser refuses bodies nested deeper than MAX_BODY_DEPTH (tenancy/api/parsers.py),
+        # far above where DRF's re-encoding of a JSONField could exhaust the stack: client input.
         return Response(
             {"detail": "the request body is nested too deeply"}, status=status.HTTP_400_BAD_REQUEST
         )

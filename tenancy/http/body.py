@@ -141,3 +141,28 @@ def loads_json(raw: bytes):
         if "surrogate" not in str(exc):
             raise
     return orjson.loads(_SURROGATE_ESCAPE.sub(_replace_lone_surrogate, raw))
+
+
+# A JSON body nests at most this deep wherever it is one object (the management API, prompts,
+# redaction previews, erasure and export requests): above the 100 levels ingestion keeps of any value
+# (`ingest.contract.MAX_JSON_DEPTH`), with room for the object a value is sent in. Without a limit of
+# its own, how deep a body could go rested on the interpreter's stack where a serializer re-encodes
+# it with the standard library: a RecursionError (a 500 on plain views) on CPython 3.11, a 200 on 3.13.
+MAX_BODY_DEPTH = 128
+
+
+def nests_deeper_than(document, levels: int) -> bool:
+    """Whether `document` nests containers more than `levels` deep (the outermost is level 1). A walk
+    with its own stack: no recursion, so no interpreter limit is involved."""
+    if not isinstance(document, (dict, list)):
+        return False
+    stack = [(document, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                if depth == levels:
+                    return True
+                push((child, depth + 1))
+    return False

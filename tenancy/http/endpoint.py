@@ -14,7 +14,7 @@ from django.db import InterfaceError, OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from tenancy.http.body import BodyError, loads_json, read_body
+from tenancy.http.body import MAX_BODY_DEPTH, BodyError, loads_json, nests_deeper_than, read_body
 from tenancy.http.errors import HttpError, method_not_allowed, unauthorized, unavailable
 
 
@@ -54,10 +54,18 @@ def endpoint(*methods: str, auth: bool = True, method_message=None):
     return wrap
 
 
-def read_json(request, *, limit: int | None = None, empty=None, invalid_message: str | None = None):
+def read_json(
+    request,
+    *,
+    limit: int | None = None,
+    empty=None,
+    invalid_message: str | None = None,
+    max_depth: int | None = MAX_BODY_DEPTH,
+):
     """The decoded JSON body, read through the one body reader (`tenancy.http.body`): 413/415/400
     as HttpError. An empty body is a 400, unless `empty` gives its value; `invalid_message` words the
-    400 for a body that is not JSON."""
+    400 for a body that is not JSON; a body nested deeper than `max_depth` is a 400 (None: the caller
+    checks each item of a batch on its own)."""
     try:
         raw = read_body(request, limit=limit or settings.INGEST_MAX_BODY_BYTES)
     except BodyError as exc:
@@ -67,6 +75,9 @@ def read_json(request, *, limit: int | None = None, empty=None, invalid_message:
             return empty
         raise HttpError(400, "the request body is empty")
     try:
-        return loads_json(raw)
+        document = loads_json(raw)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, invalid_message or f"the request body is not valid JSON: {exc}") from None
+    if max_depth is not None and nests_deeper_than(document, max_depth):
+        raise HttpError(400, f"the request body nests deeper than {max_depth} levels")
+    return document

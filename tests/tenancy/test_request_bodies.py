@@ -252,7 +252,7 @@ def test_values_nested_within_the_parsers_limit_are_a_400_too(client, project, o
 def test_the_body_depth_limit_is_exact(client, project, owner, shape):
     """A body nested exactly MAX_BODY_DEPTH levels is redacted and answered; one level more is a 400
     that says why, whatever the interpreter's stack."""
-    from tenancy.api.parsers import MAX_BODY_DEPTH
+    from tenancy.http.body import MAX_BODY_DEPTH
 
     def nested(levels: int) -> str:  # the value alone; the body's object is one more level
         opening, closing = ("[", "]") if shape == "list" else ('{"a":', "}")
@@ -266,6 +266,40 @@ def test_the_body_depth_limit_is_exact(client, project, owner, shape):
     response = client.post(path, '{"value": %s}' % nested(MAX_BODY_DEPTH), content_type="application/json")
     assert response.status_code == 400, response.content[:200]
     assert f"deeper than {MAX_BODY_DEPTH} levels" in orjson.loads(response.content)["detail"]
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_public_endpoints_taking_one_object_refuse_a_body_nested_too_deep(client, api_key, shape):
+    """The public endpoints whose body is one object share the limit (`read_json`, and the redaction
+    preview's own parse). A value nested 1000 levels was a 500 on two of them (the stack ran out where
+    a serializer re-encodes it); a batch keeps its per-item checks instead (next test)."""
+    from tenancy.http.body import MAX_BODY_DEPTH
+
+    opening, closing = ("[", "]") if shape == "list" else ('{"a":', "}")
+    deep = opening * 1000 + "1" + closing * 1000
+    for path, body in (
+        ("/api/public/redact", '{"value": %s}' % deep),
+        ("/api/public/v2/prompts", '{"name": "p", "type": "text", "prompt": "hi", "config": %s}' % deep),
+        ("/api/public/exports", '{"filters": %s}' % deep),
+    ):
+        response = client.post(path, body, content_type="application/json", HTTP_AUTHORIZATION=api_key.basic)
+        assert response.status_code == 400, (path, response.status_code, response.content[:200])
+        assert f"nests deeper than {MAX_BODY_DEPTH} levels" in response.content.decode(), path
+
+
+def test_a_batch_keeps_refusing_only_the_event_nested_too_deep(client, api_key, project):
+    """No limit for a batch's body as a whole: its one deep event is refused alone, the other stored."""
+    deep = "[" * 1000 + "1" + "]" * 1000
+    events = [
+        {"id": "e-deep", "type": "trace-create", "timestamp": "2026-01-01T00:00:00Z", "body": {"id": "t-deep", "input": "X"}},
+        {"id": "e-fine", "type": "trace-create", "timestamp": "2026-01-01T00:00:00Z", "body": {"id": "t-fine", "input": "hi"}},
+    ]
+    body = orjson.dumps({"batch": events}).decode().replace('"X"', deep)
+    response = client.post("/api/public/ingestion", body, content_type="application/json", HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 207, response.content[:300]
+    answer = orjson.loads(response.content)
+    assert [s["id"] for s in answer["successes"]] == ["e-fine"]
+    assert [e["id"] for e in answer["errors"]] == ["e-deep"] and answer["errors"][0]["status"] == 400
 
 
 # --- the decompressed-size bound itself, and the exact limit ----------------------------------------
