@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import orjson
-
 from prompts.models import PRODUCTION, Prompt, PromptType, PromptVersion
+from tenancy.http.errors import dumps as json_dumps
 
 
 def iso(value: datetime | None) -> str | None:
@@ -37,4 +36,6 @@ def prompt_payload(*, prompt: Prompt, version: PromptVersion, labels: list[str])
 
 
 def dumps(payload) -> bytes:
-    return orjson.dumps(payload)
+    # A config may hold an integer beyond 64 bits, which orjson refuses: one sent as such, or a float
+    # such as 1e20 that jsonb gives back as the integer 100000000000000000000.
+    return json_dumps(payload)

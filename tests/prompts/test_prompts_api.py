@@ -131,6 +131,24 @@ def test_it_fetches_by_version_and_by_label(client, api_key):
     assert get(client, api_key, url("p"), label="canary").status_code == 404
 
 
+def test_a_config_with_numbers_beyond_64_bits_is_served(client, api_key):
+    """jsonb gives a float such as 1e20 back as the integer 100000000000000000000, and a config may
+    hold such an integer as sent; orjson refuses both, which made every fetch of the prompt a 500.
+    (Numbers come back as JSON numbers do in the SDKs: doubles, so 2**70 to double precision.)"""
+    config = {"big": 2**70, "float": 1e20, "small": 0.5}
+    create(client, api_key, name="wide", prompt="hi", labels=["production"], config=config)
+
+    def as_doubles(value: dict) -> dict:
+        return {key: float(number) for key, number in value.items()}
+
+    for params in ({}, {"version": "1"}, {"label": "latest"}, {}):  # the last one from the cache
+        response = get(client, api_key, url("wide"), **params)
+        assert response.status_code == 200, response.content
+        assert as_doubles(response.json()["config"]) == as_doubles(config)
+    listed = get(client, api_key, BASE, name="wide")
+    assert listed.status_code == 200 and as_doubles(listed.json()["data"][0]["lastConfig"]) == as_doubles(config)
+
+
 def test_latest_moves_to_each_new_version_and_labels_are_unique_per_prompt(client, api_key, project):
     create(client, api_key, name="p", prompt="one", labels=["production", "canary"])
     second = create(client, api_key, name="p", prompt="two", labels=["production"])
