@@ -45,6 +45,7 @@ from prompts.errors import InvalidRequest
 from prompts.models import PRODUCTION, PromptType
 from prompts.payloads import parse_create
 from prompts.templating import compile_prompt, template_variables
+from tenancy.http.body import loads_json
 from traces import selectors as trace_selectors
 
 ROLES = ("system", "user", "assistant")
@@ -274,7 +275,7 @@ def _extra_parameters(state: State) -> dict:
     if not state.extra.strip():
         return {}
     try:
-        extra = json.loads(state.extra)
+        extra = loads_json(state.extra.encode())
     except ValueError:
         raise PlaygroundInputError("Other parameters must be a JSON object, e.g. {\"seed\": 7}.") from None
     if not isinstance(extra, dict):
@@ -292,7 +293,7 @@ def compiled_messages(state: State) -> list[dict]:
     for name, value in state.variables.items():
         if name in placeholders:
             try:
-                variables[name] = json.loads(value) if value.strip() else []
+                variables[name] = loads_json(value.encode()) if value.strip() else []
             except ValueError:
                 raise PlaygroundInputError(f"The placeholder {name!r} takes a JSON list of messages.") from None
             if not isinstance(variables[name], list):

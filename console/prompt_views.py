@@ -25,6 +25,7 @@ from prompts.admin import prompt_rows, side_by_side, version_as_text
 from prompts.errors import InvalidRequest, PromptNotFound
 from prompts.models import LATEST, PRODUCTION, PromptType
 from prompts.payloads import PromptInput, parse_create, validate_labels
+from tenancy.http.body import loads_json
 from traces import selectors as trace_selectors
 from traces.admin import format_cost, format_ms
 
@@ -67,15 +68,17 @@ def _prompts_page(request, project, *, new: dict | None = None, error: str = "",
 
 def _prompt_input(*, name: str, type_: str, content: str, config_text: str, commit_message: str) -> PromptInput:
     """The console's prompt form as the API's create body (so the API's rules apply)."""
+    # The API's JSON reader (orjson): no NaN, which jsonb refuses, and a depth limit that is an error,
+    # not the interpreter's RecursionError.
     if type_ == PromptType.CHAT:
         try:
-            body_prompt = json.loads(content)
+            body_prompt = loads_json(content.encode())
         except ValueError:
             raise InvalidRequest("The messages must be JSON: a list of {role, content}.") from None
     else:
         body_prompt = content
     try:
-        config = json.loads(config_text or "{}")
+        config = loads_json((config_text or "{}").encode())
     except ValueError:
         raise InvalidRequest("The config must be a JSON object.") from None
     return parse_create({"name": name, "type": type_, "prompt": body_prompt, "config": config,

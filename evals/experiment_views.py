@@ -4,13 +4,13 @@ plumbing)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from evals import experiment_selectors as selectors
 from evals.payloads import parse_datetime
 from prompts.errors import InvalidRequest
 from prompts.views import int_param, json_response, langfuse_endpoint
+from tenancy.http.body import loads_json
 
 FILTER_COLUMNS = {"id", "name", "datasetId"}
 
@@ -47,7 +47,7 @@ def _filter(request) -> dict[str, list[str]]:
     if not raw:
         return {}
     try:
-        conditions = json.loads(raw)
+        conditions = loads_json(raw.encode())
     except ValueError:
         raise InvalidRequest("`filter` must be a JSON array.") from None
     if not isinstance(conditions, list):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.contract import RecordError, check_json
 from prompts.errors import InvalidRequest
 from prompts.models import LATEST, PromptType
 from prompts.templating import placeholder_names, template_variables
@@ -122,6 +123,10 @@ def parse_create(body) -> PromptInput:
         config = {}
     if not isinstance(config, dict):
         raise InvalidRequest("`config` must be a JSON object (model, temperature, …).")
+    try:
+        check_json(config, "config")  # the limits every stored JSON value keeps (depth, integers)
+    except RecordError as exc:
+        raise InvalidRequest(str(exc)) from None
     tags = body.get("tags")
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags)):
         raise InvalidRequest("`tags` must be a list of non-empty strings.")

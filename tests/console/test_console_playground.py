@@ -172,6 +172,7 @@ def test_a_private_address_is_refused_before_any_call(client, member, project, s
     ({"temperature": "7"}, "Temperature must be between 0 and 2"),
     ({"max_tokens": "many"}, "Max tokens must be a whole number"),
     ({"extra": "[1, 2]"}, "Other parameters must be a JSON object"),
+    ({"extra": "[" * 5000}, "Other parameters must be a JSON object"),  # was the stdlib's RecursionError, a 500
     ({"extra": '{"stream": true}'}, "stream cannot be set here"),
     ({"extra": '{"temperature": 1}'}, "in its own field"),
     ({"role": ["wizard"], "content": ["hi"]}, "Unknown role"),
@@ -377,8 +378,9 @@ def test_a_chat_placeholder_takes_a_json_list_of_messages(client, member, projec
     assert messages[1] == {"role": "placeholder", "content": "history"}
     fields = {"var:question": "And now?"}
 
-    bad = client.post(run_url(project), form(connection, messages=messages, **fields, **{"var:history": "not json"}))
-    assert bad.status_code == 400 and "takes a JSON list of messages" in bad.content.decode()
+    for not_json in ("not json", "[" * 5000):
+        bad = client.post(run_url(project), form(connection, messages=messages, **fields, **{"var:history": not_json}))
+        assert bad.status_code == 400 and "takes a JSON list of messages" in bad.content.decode()
     history = '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]'
     response = client.post(run_url(project), form(connection, messages=messages, **fields, **{"var:history": history}))
     assert response.status_code == 200

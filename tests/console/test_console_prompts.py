@@ -232,6 +232,11 @@ def test_a_new_prompt_is_created_from_the_console(client, member, project, suppo
     ({"name": "", "type": "text", "content": "x"}, "name"),
     ({"name": "bad-json", "type": "chat", "content": "[{"}, "must be JSON"),
     ({"name": "bad-config", "type": "text", "content": "x", "config": "[1"}, "config must be a JSON object"),
+    ({"name": "nan-config", "type": "text", "content": "x", "config": '{"t": NaN}'}, "config must be a JSON object"),
+    ({"name": "deep-config", "type": "text", "content": "x", "config": "[" * 100_000}, "config must be a JSON object"),
+    ({"name": "deep-json", "type": "chat", "content": "[" * 100_000}, "must be JSON"),
+    ({"name": "deeper-config", "type": "text", "content": "x", "config": '{"a":' * 101 + "1" + "}" * 101},
+     "nests deeper than 100"),
     ({"name": "bad-type", "type": "image", "content": "x"}, "chat or text"),
 ])
 def test_a_new_prompt_with_bad_input_is_a_400_that_keeps_the_form(client, member, project, support_prompt, fields,

@@ -133,6 +133,7 @@ def test_experiment_items_carry_trace_task_dataset_item_and_scores(client, api_k
         ({"fromStartTime": SINCE, "fields": "core,everything"}, "`fields` may hold"),
         ({"fromStartTime": SINCE, "limit": "101"}, "`limit` must be an integer between 1 and 100"),
         ({"fromStartTime": SINCE, "filter": "[{\"column\": \"tags\"}]"}, "`filter` condition needs a `column`"),
+        ({"fromStartTime": SINCE, "filter": "[" * 3000}, "`filter` must be a JSON array"),  # was a RecursionError
     ],
 )
 def test_bad_parameters_are_400s(client, api_key, path, params, message):

@@ -18,6 +18,13 @@ from tenancy.regions import region_database
 BASE = "/api/public/v2/prompts"
 
 
+def _nested(levels: int) -> dict:
+    value: object = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
 @pytest.fixture(autouse=True)
 def _fresh_local_cache():
     cache.local.clear()
@@ -192,6 +199,7 @@ def test_a_new_version_cannot_change_the_type(client, api_key):
         ({"name": "p", "prompt": "x", "labels": ["Prod"]}, "not valid"),
         ({"name": "p", "prompt": "x", "labels": "production"}, "list of strings"),
         ({"name": "p", "prompt": "x", "config": [1]}, "`config`"),
+        ({"name": "p", "prompt": "x", "config": _nested(101)}, "`config` cannot be stored: it nests deeper than 100"),
         ({"name": "p", "prompt": "x", "tags": [1]}, "`tags`"),
         ({"name": "p", "prompt": "x", "commitMessage": "m" * 501}, "500"),
         (
@@ -567,3 +575,13 @@ def test_another_projects_key_sees_nothing(client, api_key, other_api_key, proje
     assert get(client, other_api_key, url("secret/plan")).json()["prompt"] == "theirs"
     assert PromptLabel.objects.for_project(project).filter(label="staging").count() == 0
     assert Prompt.objects.for_project(other_project).count() == 1
+
+
+def test_a_config_nested_as_deep_as_any_stored_json_value_is_kept(client, api_key):
+    """100 levels, the limit every stored JSON value keeps (`ingest.contract.MAX_JSON_DEPTH`); one more
+    is the 400 of the table above."""
+    create(client, api_key, name="deep", prompt="hi", labels=["production"], config=_nested(100))
+    config = get(client, api_key, url("deep")).json()["config"]
+    for _ in range(99):
+        config = config["a"]
+    assert config == {"a": 1}
