@@ -3,8 +3,6 @@ evaluators and rules; the same shapes under /api/v1)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -24,6 +22,7 @@ from evals.evaluation_models import (
 )
 from evals.models import DatasetRun, DatasetRunItem
 from scores.models import Score
+from tenancy.http.params import decode_token, encode_token
 
 
 def iso(value):
@@ -38,14 +37,14 @@ class BadCursor(ValueError):
 
 
 def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": 1, "o": offset}).encode()).decode().rstrip("=")
+    return encode_token({"v": 1, "o": offset})
 
 
 def decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        data = decode_token(cursor)
         offset = int(data["o"])
     except (ValueError, KeyError, TypeError):
         raise BadCursor("`cursor` is not a cursor this API returned") from None

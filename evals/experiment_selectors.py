@@ -10,8 +10,6 @@ by latest activity. Cursors are opaque, versioned base64url JSON of the last row
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 
 from django.db.models import Count, Max, Min, Q
@@ -20,6 +18,7 @@ from evals.models import DatasetItem, DatasetRun, DatasetRunItem
 from prompts.errors import InvalidRequest
 from scores.models import Score
 from scores.selectors import score_to_langfuse
+from tenancy.http.params import decode_token, encode_token
 from traces.models import Observation, Trace
 
 CURSOR_VERSION = 1
@@ -30,13 +29,12 @@ ITEM_FIELDS = frozenset({"core", "dataset", "io", "metadata", "itemMetadata", "e
 
 
 def encode_cursor(at: datetime, row_id: str) -> str:
-    raw = json.dumps({"v": CURSOR_VERSION, "t": at.isoformat(), "id": row_id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_token({"v": CURSOR_VERSION, "t": at.isoformat(), "id": row_id})
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = decode_token(cursor)
         if raw.get("v") != CURSOR_VERSION:
             raise ValueError
         return datetime.fromisoformat(raw["t"]), str(raw["id"])

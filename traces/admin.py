@@ -8,7 +8,6 @@ admin's own templates. Every query is scoped by the projects the person can see
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import uuid
@@ -29,6 +28,7 @@ from tenancy.admin_site import (
     admin_site,
     visible_projects,
 )
+from tenancy.http.params import decode_token, encode_token
 from tenancy.models import Project
 from traces.models import Observation, ObservationType, Status, Trace
 from traces.selectors import TraceListRow, is_counted, is_unpriced, redaction_totals, trace_status
@@ -57,14 +57,12 @@ class Cursor:
         return cls(trace.timestamp, trace.project_id, trace.id)
 
     def encode(self) -> str:
-        raw = json.dumps([self.timestamp.isoformat(), str(self.project_id), self.trace_id])
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return encode_token([self.timestamp.isoformat(), str(self.project_id), self.trace_id])
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            timestamp, project_id, trace_id = json.loads(raw)
+            timestamp, project_id, trace_id = decode_token(value)
             parsed = parse_datetime(timestamp)
             if parsed is None or not isinstance(trace_id, str):
                 raise ValueError

@@ -7,7 +7,6 @@ cost, status, usage, observation and score ids) with one grouped query per page,
 
 from __future__ import annotations
 
-import base64
 import binascii
 import heapq
 import re
@@ -50,7 +49,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 from privacy.detectors import DETECTORS
 from scores.models import Score, ScoreDataType
 from scores.selectors import OPERATORS, ScoreFilters, score_to_langfuse
-from tenancy.http.params import InvalidParams
+from tenancy.http.params import InvalidParams, decode_token, encode_token
 from traces.models import Observation, Status, Trace
 
 # Worst status wins when a trace is summarised: one failed call makes the trace an error.
@@ -864,14 +863,12 @@ def observation_get(*, project, observation_id: str) -> Observation | None:
 
 
 def encode_cursor(observation: Observation) -> str:
-    raw = orjson.dumps({"t": observation.start_time.isoformat(), "i": observation.id})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_token({"t": observation.start_time.isoformat(), "i": observation.id})
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
+        data = decode_token(cursor)
         start = datetime.fromisoformat(data["t"])
         observation_id = data["i"]
     except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):

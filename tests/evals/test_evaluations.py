@@ -15,6 +15,7 @@ from evals.evaluation_models import EvalJob, EvaluationRule, Evaluator, LlmConne
 from evals.fakejudge import FakeJudge
 from scores.models import Score
 from tests.evals.evalkit import call, connect, generation_event, ingest, judge_evaluator, trace_event
+from tests.tenancy.test_http_kit import DEEP_TOKEN
 from traces.models import Observation, Trace
 
 V2 = "/api/public/v2"
@@ -371,6 +372,7 @@ def test_v2_pagination_cursor(client, api_key, project):
     second = call(client, api_key, "GET", f"{V2}/evaluators", limit=2, cursor=first["meta"]["cursor"]).json()
     assert len(second["data"]) == 1 and "cursor" not in second["meta"]
     assert call(client, api_key, "GET", f"{V2}/evaluators", cursor="garbage!").status_code == 400
+    assert call(client, api_key, "GET", f"{V2}/evaluators", cursor=DEEP_TOKEN).status_code == 400
 
 
 def test_judge_endpoint_scores_one_item(client, api_key, project, judge_server):

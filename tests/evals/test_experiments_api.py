@@ -11,6 +11,7 @@ import pytest
 
 from evals.models import Dataset, DatasetItem
 from evals.services import run_item_create
+from tests.tenancy.test_http_kit import DEEP_TOKEN
 from traces.models import Observation, Trace
 
 EXPERIMENTS = "/api/public/experiments"
@@ -130,6 +131,7 @@ def test_experiment_items_carry_trace_task_dataset_item_and_scores(client, api_k
         ({}, "`fromStartTime` is required"),
         ({"fromStartTime": "yesterday"}, "`fromStartTime` must be an ISO 8601 datetime"),
         ({"fromStartTime": SINCE, "cursor": "not-a-cursor"}, "not a cursor this server issued"),
+        ({"fromStartTime": SINCE, "cursor": DEEP_TOKEN}, "not a cursor this server issued"),
         ({"fromStartTime": SINCE, "fields": "core,everything"}, "`fields` may hold"),
         ({"fromStartTime": SINCE, "limit": "101"}, "`limit` must be an integer between 1 and 100"),
         ({"fromStartTime": SINCE, "filter": "[{\"column\": \"tags\"}]"}, "`filter` condition needs a `column`"),

@@ -12,6 +12,7 @@ from scores.models import Score
 from tenancy.models import Role
 from tenancy.regions import region_database
 from tests.factories import ProjectFactory
+from tests.tenancy.test_http_kit import DEEP_TOKEN
 from traces.models import Observation, Trace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -142,7 +143,7 @@ def test_filtering_by_another_tenants_project_is_refused(client, viewer, other_p
 
 @pytest.mark.parametrize(
     "query",
-    [{"after": "not-a-cursor"}, {"since": "yesterday"}, {"status": "bogus"},
+    [{"after": "not-a-cursor"}, {"before": DEEP_TOKEN}, {"since": "yesterday"}, {"status": "bogus"},
      {"since": "2026-03-02T00:00", "until": "2026-03-01T00:00"}],
 )
 def test_bad_filter_input_is_a_400_not_a_500(client, viewer, query):

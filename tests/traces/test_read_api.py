@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scores.models import Score
 from tenancy.regions import region_database
+from tests.tenancy.test_http_kit import DEEP_TOKEN
 from traces.models import Observation, Trace
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -489,6 +490,8 @@ def test_it_answers_json_whatever_the_accept_header(client, world, api_key):
         ("/api/public/observations", {"limit": "1000"}, "limit must be between 1 and 100"),
         ("/api/public/v2/observations", {"limit": "1001"}, "limit must be between 1 and 1000"),
         ("/api/public/v2/observations", {"cursor": "garbage!!"}, "cursor is not one this server returned"),
+        ("/api/public/v2/observations", {"cursor": DEEP_TOKEN}, "cursor is not one this server returned"),
+        ("/api/public/traces", {"filter": "[" * 2000}, "filter must be a JSON array"),
         ("/api/public/v2/observations", {"fields": "core,secrets"}, "unknown field group(s) secrets"),
         (
             "/api/public/v2/observations",
