@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as jsonpath_parse
 
+from tenancy.http.body import loads_json
+
 # The environment every judge trace is recorded under; filter on it to see (or hide) judge calls.
 EVAL_ENVIRONMENT = "lookglass-evaluation"
 
@@ -191,7 +193,9 @@ def _select(value, path: str | None):
         return value
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            # The API's reader: a stored string nested thousands deep is not JSON here, not the
+            # standard library's RecursionError.
+            value = loads_json(value.encode())
         except ValueError:
             return None
     matches = [m.value for m in jsonpath_parse(path).find(value)]
@@ -302,7 +306,7 @@ class Verdict:
 def parse_answer(text: str, definition: dict) -> tuple[str, list[Verdict]]:
     """(reasoning, verdicts) from the judge's raw answer, or MalformedAnswer saying what is wrong."""
     try:
-        answer = json.loads(text) if isinstance(text, str) else text
+        answer = loads_json(text.encode()) if isinstance(text, str) else text
     except (ValueError, TypeError) as exc:
         raise MalformedAnswer(f"the judge's answer is not JSON ({exc}): {str(text)[:200]!r}") from None
     if not isinstance(answer, dict) or "score" not in answer:

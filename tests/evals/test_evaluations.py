@@ -663,3 +663,17 @@ def test_nul_in_query_parameters_is_a_400(client, api_key, organization, owner, 
     base = f"/api/v1/organizations/{organization.pk}/projects/{project.pk}/evals/"
     assert client.get(base + "eval-results/trend", {"name": "a\u0000"}).status_code == 400
     assert client.get(base + "eval-jobs/a%00b").status_code in (400, 404)
+
+
+def test_json_nested_thousands_deep_is_not_json_to_a_judge_neither_in_its_answer_nor_in_a_mapped_value():
+    """A judge's answer, or a traced string a variable's jsonPath reads, nested 2,000 levels: the
+    standard library's reader raised RecursionError (a 500 on the judge endpoint, a crashed job)."""
+    deep = "[" * 2000 + "]" * 2000
+    with pytest.raises(judging.MalformedAnswer, match="not JSON"):
+        judging.parse_answer(deep, {})
+    mapping = [{"variable": "input", "source": "input", "jsonPath": "$.question"}]
+    messages = [{"role": "user", "content": "Q: {{input}}"}]
+    with pytest.raises(judging.MissingVariable, match="jsonPath"):
+        judging.render(messages, ["input"], mapping, judging.EvalInput(input=deep))
+    shallow = judging.render(messages, ["input"], mapping, judging.EvalInput(input='{"question": "2+2?"}'))
+    assert shallow == [{"role": "user", "content": "Q: 2+2?"}]
