@@ -481,10 +481,9 @@ def _score_value(raw: str, config: ScoreConfig | None):
             return 0
         return raw
     try:
-        number = Decimal(raw)
-    except InvalidOperation:
+        return float(Decimal(raw))
+    except (InvalidOperation, ValueError):  # ValueError: "sNaN" is a Decimal that no float can hold
         return raw
-    return float(number)
 
 
 @require_POST

@@ -51,6 +51,7 @@ from monitoring.rules import ROLLUP_TOKENS_CAP, ROLLUP_US_CAP, FeatureRule, buck
 from monitoring.selectors import applied_feature_rule, hist_sum_sql
 from scores.models import Score
 from tenancy.dataplane import data_connection
+from tenancy.http.body import without_lone_surrogates
 from tenancy.http.params import parse_iso_datetime
 from traces.models import Observation, Trace
 
@@ -357,8 +358,10 @@ def parse_query(raw: str | None, *, version: int) -> Query:
     _require(raw is not None and raw != "", "the query parameter is required: URL-encoded JSON")
     try:
         # The standard library reads integers of any size (orjson stops at 64 bits), so an
-        # out-of-range number is reported as such; NaN and Infinity are not JSON.
-        data = json.loads(raw, parse_constant=_no_constant)
+        # out-of-range number is reported as such; NaN and Infinity are not JSON. It keeps a lone
+        # surrogate escape as such, which no query can send to PostgreSQL (a UnicodeEncodeError, a
+        # 500): U+FFFD instead, as every JSON body gets it (`tenancy.http.body.loads_json`).
+        data = json.loads(without_lone_surrogates(raw.encode()), parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise MetricsQueryError("Invalid JSON in query parameter") from None
     _require(isinstance(data, dict), "query must be a JSON object")

@@ -126,6 +126,13 @@ def _replace_lone_surrogate(match: re.Match) -> bytes:
     return b"\\ufffd" if len(match.group()) == 6 else match.group()
 
 
+def without_lone_surrogates(raw: bytes) -> bytes:
+    """JSON text with each lone UTF-16 surrogate escape (`"\\ud83d"` without its pair) replaced by
+    `\\ufffd`; escaped backslashes and surrogate pairs are kept. For a reader other than `loads_json`
+    (the standard library's keeps such a string, which PostgreSQL and UTF-8 then refuse)."""
+    return _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, raw)
+
+
 def loads_json(raw: bytes):
     """`orjson.loads`, except that a lone UTF-16 surrogate escape (`"\\ud83d"` without its pair)
     becomes U+FFFD instead of failing the whole body.
@@ -140,7 +147,7 @@ def loads_json(raw: bytes):
     except orjson.JSONDecodeError as exc:
         if "surrogate" not in str(exc):
             raise
-    return orjson.loads(_SURROGATE_ESCAPE.sub(_replace_lone_surrogate, raw))
+    return orjson.loads(without_lone_surrogates(raw))
 
 
 # A JSON body nests at most this deep wherever it is one object (the management API, prompts,

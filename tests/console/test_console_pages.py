@@ -217,6 +217,19 @@ def test_a_score_from_a_config_goes_through_the_scores_write_path(client, member
     assert Score.objects.for_project(project).filter(name="correct").count() == 1
 
 
+def test_a_signaling_nan_as_the_value_is_refused_with_a_message_not_a_500(client, member, project, calls):
+    """A value of "sNaN" parses as a Decimal that no float can hold: the form's number conversion raised
+    and the annotation answered 500. It goes to the scores API as the text it is, which refuses it."""
+    config = score_config_create(project=project, actor=member, name="correct", data_type="NUMERIC", min_value=0,
+                                 max_value=1)
+    for value in ("sNaN", "-snan", "sNaN12"):
+        response = client.post(f"{trace_url(project, 't-paris')}score", {"config": str(config.id), "value": value},
+                               follow=True)
+        assert response.status_code == 200
+        assert "Not saved" in response.content.decode(), [str(m) for m in response.context["messages"]]
+    assert not Score.objects.for_project(project).filter(name="correct").exists()
+
+
 def test_any_observation_of_the_trace_can_be_scored(client, member, project, calls):
     """A span is an observation too: the form offers every observation of the tree, not only
     generations and tools."""

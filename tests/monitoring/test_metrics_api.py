@@ -235,6 +235,27 @@ def test_invalid_queries_are_400_with_the_reason(client, api_key, traffic, bad, 
     assert reason in response.json()["message"]
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_lone_surrogate_escape_in_the_query_is_read_as_the_replacement_character(client, api_key, traffic, version):
+    """The query's JSON reader (the standard library, for integers of any size) kept `"\\ud800"` as a
+    lone surrogate, which cannot be sent to PostgreSQL: every such filter answered 500. It becomes
+    U+FFFD, as in every JSON body (tenancy.http.body.loads_json)."""
+    by_name = {"column": "name", "operator": "=", "value": "chat\ud800", "type": "string"}
+    by_metadata = {"column": "metadata", "operator": "contains", "value": "\udc00", "key": "feature\ud800",
+                   "type": "stringObject"}
+    text = json.dumps(query(filters=[by_name, by_metadata]))
+    assert "\\ud800" in text and "\\udc00" in text  # sent as escapes, as Python's json module writes them
+    response = ask(client, api_key, text, version=version)
+    assert response.status_code == 200, response.content
+    assert response.json()["data"] == [{"count_count": "0"}]
+    # The replacement character is what a name sent so is stored with: the filter finds it.
+    writer.write_records(project=traffic, traces=[], scores=[], observations=[
+        {"id": "s-odd", "trace_id": "t1", "type": "SPAN", "name": "chat\ufffd", "start_time": BASE + timedelta(hours=1)}])
+    response = ask(client, api_key, json.dumps(query(filters=[by_name])), version=version)
+    assert response.status_code == 200, response.content
+    assert response.json()["data"] == [{"count_count": "1"}]
+
+
 def test_a_missing_query_is_400_and_a_missing_key_401(client, api_key):
     assert client.get("/api/public/v2/metrics", HTTP_AUTHORIZATION=api_key.basic).status_code == 400
     assert client.get("/api/public/v2/metrics").status_code == 401
