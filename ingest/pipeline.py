@@ -42,6 +42,7 @@ from ingest import timing, writer
 from ingest.contract import Batch
 from ingest.limits import LIMIT_STATUS, metadata_problem
 from ingest.rules.ids import MAX_ID_LENGTH, valid_id
+from ingest.rules.values import strip_nul
 from ingest.stages import price as price_catalog
 from ingest.stages.redact import redact
 from ingest.writer import InvalidRecord, NotUserFeedback, StorageUnavailable, empty_payloads
@@ -144,6 +145,9 @@ def write(batch: Batch) -> None:
         return
     if batch.write == "user_feedback":
         [entry] = batch.scores
+        # NUL becomes U+FFFD as in every write (`rules.values.strip_nul`), here on the record itself:
+        # the feedback history row is written from it, in the same transaction.
+        entry.record = strip_nul(entry.record)
         batch.written = writer.write_user_feedback(
             project=batch.project, record=entry.record, after_write=batch.after_write
         )

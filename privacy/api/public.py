@@ -7,7 +7,6 @@ style (`{"error", "message"}` on failure, camelCase keys).
 
 from __future__ import annotations
 
-import orjson
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -16,20 +15,22 @@ from privacy import selectors
 from privacy.api.serializers import MAX_TEXT_CHARS, RedactRequestSerializer
 from privacy.api.views import PREVIEW_FAILED, RETRY_AFTER_SECONDS, UNAVAILABLE
 from tenancy.authentication import AuthenticationFailed, authenticate_header
-from tenancy.http.body import MAX_BODY_DEPTH, BodyError, nests_deeper_than, read_body, streams_body
+from tenancy.http.body import (
+    MAX_BODY_DEPTH,
+    BodyError,
+    loads_json,
+    nests_deeper_than,
+    read_body,
+    streams_body,
+)
+from tenancy.http.errors import dumps
 
 # The text limit counts characters; its UTF-8 and JSON-escaped form may be a few times larger.
 MAX_BODY_BYTES = 8 * MAX_TEXT_CHARS
 
 
 def _json(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    try:
-        body = orjson.dumps(payload)
-    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, which JSON may hold
-        import json
-
-        body = json.dumps(payload, separators=(",", ":")).encode()
-    response = HttpResponse(body, status=status, content_type="application/json")
+    response = HttpResponse(dumps(payload), status=status, content_type="application/json")
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -55,14 +56,9 @@ def _parse(raw: bytes):
     if not raw.strip():
         raise ValueError("the request body is empty; send {\"text\": \"…\"} or {\"value\": …}")
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        import json
-
-        try:  # orjson refuses integers beyond 64 bits, which are valid JSON
-            data = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
-            raise ValueError(f"the request body is not valid JSON: {exc}") from None
+        data = loads_json(raw)  # the public API's reader: NaN and 1e400 are not JSON, deep nesting a 400
+    except ValueError as exc:
+        raise ValueError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("the request body must be an object: {\"text\": \"…\"} or {\"value\": …}")
     if nests_deeper_than(data, MAX_BODY_DEPTH):

@@ -5,19 +5,19 @@ and a 500. orjson refuses documents nested deeper than 1024 levels with an ordin
 which becomes DRF's 400 ParseError here; it is also several times faster.
 
 Below that, a body nests at most `MAX_BODY_DEPTH` levels (`tenancy.http.body`), the same answer on
-every interpreter.
+every interpreter. It reads with the public API's reader (`loads_json`), so a lone surrogate escape
+becomes U+FFFD here as there.
 """
 
 from __future__ import annotations
 
 import codecs
 
-import orjson
 from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from tenancy.http.body import MAX_BODY_DEPTH, nests_deeper_than
+from tenancy.http.body import MAX_BODY_DEPTH, loads_json, nests_deeper_than
 
 
 class JSONParser(parsers.JSONParser):
@@ -27,8 +27,8 @@ class JSONParser(parsers.JSONParser):
         try:
             if codecs.lookup(encoding).name != "utf-8":
                 raw = raw.decode(encoding).encode()
-            document = orjson.loads(raw)
-        except (orjson.JSONDecodeError, UnicodeError, LookupError) as exc:
+            document = loads_json(raw)
+        except (ValueError, LookupError) as exc:  # orjson's JSONDecodeError and UnicodeError among them
             raise ParseError(f"JSON parse error - {exc}") from None
         if nests_deeper_than(document, MAX_BODY_DEPTH):
             raise ParseError(f"JSON parse error - the body nests deeper than {MAX_BODY_DEPTH} levels")

@@ -94,6 +94,19 @@ def test_changing_ones_mind_updates_the_one_score_and_keeps_both_submissions(cli
     assert {e.score_id for e in events} == {score.id}
 
 
+def test_nul_in_a_comment_or_metadata_is_stored_as_the_replacement_character(client, project, api_key):
+    """As every write stores it (`ingest.rules.values.strip_nul`); the feedback path answered 400 with
+    PostgreSQL's own error text, a line of SQL included."""
+    body = {"trace_id": "t1", "rating": "up", "user_id": "u-7", "comment": "so\x00so",
+            "metadata": {"page\x00": "/chat\x00"}}
+    response = send(client, body, pk(api_key))
+    assert response.status_code == 201, response.content
+    [score] = scores(project)
+    assert (score.comment, score.metadata) == ("so\ufffdso", {"page\ufffd": "/chat\ufffd"})
+    [event] = history(project)
+    assert (event.comment, event.metadata) == ("so\ufffdso", {"page\ufffd": "/chat\ufffd"})
+
+
 def test_the_score_id_is_derived_from_project_trace_observation_user_and_name(client, project, api_key):
     response = send(
         client,

@@ -420,3 +420,35 @@ def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(
     response = post(limit + 1)
     assert response.status_code == 413, response.content[:300]
     assert orjson.loads(response.content)["error"] == "PayloadTooLargeError"
+
+
+def test_the_management_api_reads_json_as_the_public_api_does(client, project, owner, other_project):
+    """One reader (`loads_json`) behind both: a lone surrogate escape becomes U+FFFD (it was a 400 on
+    /api/v1 only), NaN and a number beyond a double are not JSON."""
+    client.force_login(owner)
+    path = f"/api/v1/organizations/{project.organization_id}/projects/{project.id}/"
+    response = client.patch(path, data='{"name": "odd \\ud800 name"}', content_type="application/json")
+    assert response.status_code == 200, response.content
+    project.refresh_from_db()
+    assert project.name == "odd \ufffd name"
+    for body in ('{"name": NaN}', '{"name": 1e400}'):
+        response = client.patch(path, data=body, content_type="application/json")
+        assert response.status_code == 400 and "JSON parse error" in response.json()["detail"], body
+    other_project.refresh_from_db()
+    assert "\ufffd" not in other_project.name
+
+
+@pytest.mark.parametrize("body", ['{"value": NaN}', '{"value": 1e400}', '{"value": -Infinity}'])
+def test_the_public_redaction_preview_refuses_what_is_not_json(client, api_key, body):
+    """Its own reader fell back to the standard library, which takes NaN and 1e400 (as infinity)."""
+    response = client.post("/api/public/redact", body, content_type="application/json",
+                           HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 400, response.content
+    assert "not valid JSON" in response.json()["message"]
+
+
+def test_the_public_redaction_preview_reads_a_lone_surrogate_as_the_replacement_character(client, api_key):
+    response = client.post("/api/public/redact", '{"text": "mail a@example.com \\udc00"}',
+                           content_type="application/json", HTTP_AUTHORIZATION=api_key.basic)
+    assert response.status_code == 200, response.content
+    assert response.json()["text"] == "mail [EMAIL] \ufffd"
