@@ -1259,7 +1259,9 @@ def write_records(
         except (IntegrityError, DataError) as exc:
             # Records are validated before this point; a value the database still refuses must fail
             # this request as bad input (4xx), not crash it.
-            raise InvalidRecord(f"the database refused a record: {exc}") from exc
+            # Its first line: the lines after it quote the statement, which is not the client's business.
+            first_line = str(exc).partition("\n")[0]
+            raise InvalidRecord(f"the database refused a record: {first_line}") from exc
         except (DatabaseError, InterfaceError) as exc:
             # One rule for running the whole transaction again, never inside a caller's (the failure
             # aborted it): a deadlock or serialization failure, up to DEADLOCK_RETRIES times; a
@@ -1394,7 +1396,7 @@ def write_user_feedback(*, project, record: dict, after_write=None) -> tuple | N
             if after_write is not None:
                 after_write(previous)
     except DataError as exc:
-        raise InvalidRecord(str(exc)) from exc
+        raise InvalidRecord(str(exc).partition("\n")[0]) from exc  # the first line, as above
     except (OperationalError, InterfaceError) as exc:
         logger.warning("region %s feedback write failed for project %s: %s", project.region, project.id, exc)
         raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc

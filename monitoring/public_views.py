@@ -25,7 +25,8 @@ def _answer(call):
         raise HttpError(400, exc.message) from None
     except DataError as exc:
         # A value the database cannot compare (e.g. a number beyond its range): the client's query.
-        raise HttpError(400, f"the query cannot be answered: {str(exc).splitlines()[0][:200]}") from None
+        first_line = str(exc).partition("\n")[0]
+        raise HttpError(400, f"the query cannot be answered: {first_line[:200]}") from None
     except OperationalError as exc:
         if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
             raise HttpError(400, TOO_LONG) from None

@@ -34,11 +34,12 @@ class DatabaseUnavailableMiddleware:
         if isinstance(exception, DataError):
             # Only client input reaches the database unchecked this way: say so instead of a 500.
             logger.info("rejected input for %s %s: %s", request.method, request.path, exception)
+            first_line = str(exception).partition("\n")[0]  # the lines after it quote the statement
             return JsonResponse(
                 {
                     "error": "InvalidRequestError",
                     "message": "A value in the request cannot be stored or searched for "
-                    f"(e.g. a NUL character or a number out of range): {str(exception).splitlines()[0]}",
+                    f"(e.g. a NUL character or a number out of range): {first_line}",
                 },
                 status=400,
             )

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from django.db import IntegrityError, transaction
 
-from prompts import cache
+from prompts import cache, selectors
 from prompts.models import Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from prompts.payloads import parse_create
 from prompts.services import prompt_create_version, prompt_version_add_labels
@@ -585,3 +585,13 @@ def test_a_config_nested_as_deep_as_any_stored_json_value_is_kept(client, api_ke
     for _ in range(99):
         config = config["a"]
     assert config == {"a": 1}
+
+
+def test_a_value_the_database_refuses_is_a_400_with_its_first_line_only(client, api_key, project):
+    """PostgreSQL's message goes on with DETAIL and CONTEXT lines quoting the statement's data: the
+    client gets the first line (`tenancy.middleware`)."""
+    response = post(client, api_key, BASE, {"name": "nul", "prompt": "hi", "config": {"k": "a\u0000b"}})
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert message.endswith("unsupported Unicode escape sequence") and "\n" not in message, message
+    assert selectors.prompt_by_name(project=project, name="nul") is None
