@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -52,6 +53,9 @@ def feedback_view(request):
     if projects and not data.get("project"):
         data["project"] = str(projects[0].id)
     form = FeedbackFilterForm(data, projects=projects)
+    if data.get("project") and data["project"] not in form.projects:
+        # Another organization's project is as absent as a missing one (as on the dashboard).
+        raise Http404("no such project")
     context = {
         **admin_site.each_context(request),
         "title": "Feedback",

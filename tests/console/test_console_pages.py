@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
-from django.urls import reverse
+from django.urls import resolve, reverse
 
+from console import views as console_views
 from console.models import SavedView
 from scores.models import Score
 from scores.services import score_config_create
@@ -373,3 +374,121 @@ def test_a_common_word_is_answered_from_the_newest_window_and_old_matches_still_
     monkeypatch.setattr(trace_selectors, "SEARCH_WINDOWED_ABOVE", 10**9)
     response = client.get(url("traces", project), {"q": "common"})
     assert response.context["window"] == "" and response.context["total"] == 56
+
+
+# --- isolation: every console page, discovered from the URL resolver -------------------------------
+# A new console route is walked as soon as it is added; one whose path takes an id `_FILLERS` does
+# not know fails the walk until someone says which of the other tenant's objects it names.
+
+CONSOLE_VIEW_MODULES = ("console.",)
+SECRET = "classified-answer-of-the-other-tenant"
+
+
+def _console_routes():
+    from django.urls import URLResolver, get_resolver
+    from django.utils.regex_helper import normalize
+
+    routes = []
+
+    def walk(patterns, prefix):
+        for pattern in patterns:
+            regex = prefix + pattern.pattern.regex.pattern.lstrip("^")
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, regex)
+            elif pattern.callback.__module__.startswith(CONSOLE_VIEW_MODULES):
+                template, params = normalize(regex)[0]
+                routes.append((template, list(params), pattern.callback))
+
+    walk(get_resolver().url_patterns, "")
+    return routes
+
+
+def _their_objects(project) -> dict:
+    """One object of every kind a console address names, in the other tenant's project."""
+    from evals.evaluation_models import EvaluationRule
+    from evals.models import Dataset, DatasetRun
+    from prompts.payloads import parse_create
+    from prompts.services import prompt_create_version
+
+    llm_call(project, "iso-trace", question="their question", answer=SECRET, user_id="iso-user",
+             session_id="iso-session")
+    dataset = Dataset.objects.for_project(project).create(name="iso-set", description=SECRET)
+    run = DatasetRun.objects.for_project(project).create(dataset_id=dataset.id, name="iso-run", description=SECRET)
+    prompt_create_version(project=project, data=parse_create({"name": "iso/prompt", "prompt": SECRET,
+                                                              "labels": ["production"]}), actor=None)
+    return {
+        "trace_id": "iso-trace", "session_id": "iso-session", "user_id": "iso-user", "name": "iso/prompt",
+        "dataset_id": dataset.id, "dataset_run_id": run.id, "sdk_dataset_id": dataset.id, "sdk_run_id": run.id,
+        "view_id": SavedView.objects.create(project=project, name="iso-view", query="status=error").id,
+        "eval_rule_id": EvaluationRule.objects.create(project=project, name="iso-rule", enabled=False).id,
+        "alert_rule_id": project.alert_rules.get(seed_key="refusal_rate_5pct").id,
+    }
+
+
+def _their_state(project) -> tuple:
+    from evals.evaluation_models import EvaluationRule
+    from evals.models import DatasetItem
+    from privacy.models import ExportJob
+    from prompts.models import PromptLabel, PromptVersion
+
+    return (
+        sorted(Score.objects.for_project(project).values_list("id", "name", "value")),
+        DatasetItem.objects.for_project(project).count(),
+        sorted(PromptVersion.objects.for_project(project).values_list("prompt_id", "version")),
+        sorted(PromptLabel.objects.for_project(project).values_list("prompt_id", "label", "version")),
+        sorted(SavedView.objects.filter(project=project).values_list("id", "name", "query")),
+        sorted(EvaluationRule.objects.filter(project=project).values_list("id", "enabled")),
+        ExportJob.objects.filter(project=project).count(),
+    )
+
+
+# A form that every console write accepts from someone allowed to make it.
+_WRITE = {"name": "x", "value": "1", "comment": "x", "dataset": "iso-set", "view_name": "x", "query": "",
+          "enabled": "1", "label": "production", "action": "remove", "confirm": "yes", "content": "x",
+          "type": "text"}
+
+
+@pytest.mark.parametrize("tenant", ["other", "far"])
+def test_every_console_page_answers_404_for_another_organizations_project_and_objects(
+    client, request, organization, member_of, project, tenant
+):
+    """Same region (`other`: only the project filter keeps the tenants apart) and the other region
+    (`far`): their project in the address, and their objects under our project's address."""
+    theirs = request.getfixturevalue(f"{tenant}_project")
+    their_ids = _their_objects(theirs)
+    client.force_login(member_of(organization, Role.OWNER))
+    markers = [SECRET, theirs.name, theirs.organization.name, "iso-view", "iso-rule"]
+    before = _their_state(theirs)
+    routes = _console_routes()
+    assert len(routes) >= 40
+    for template, params, callback in routes:
+        unknown = [p for p in params if p != "project_id" and p not in their_ids]
+        assert not unknown, f"/{template} takes {unknown}: teach _their_objects which object that names"
+        sub_ids = [p for p in params if p != "project_id"]
+        if not sub_ids and "project_id" not in params:
+            continue  # the console index: only the caller's own projects
+        variants = []
+        if "project_id" in params:
+            variants.append(("their project", {"project_id": theirs.id, **their_ids}))
+        if sub_ids:
+            variants.append(("our project", {"project_id": project.id, **their_ids}))
+        for label, values in variants:
+            path = "/" + template % {p: quote(str(values[p]), safe="") for p in params}
+            assert resolve(path).func is callback, f"{path} resolved elsewhere, proving nothing"
+            statuses = {}
+            for method in ("get", "post"):
+                response = getattr(client, method)(path, _WRITE if method == "post" else None)
+                if response.status_code == 302 and template.startswith(("project/", "trace/")):
+                    # An SDK link hands over to a console page: that page must not serve them either.
+                    response = client.get(response["Location"])
+                statuses[method] = response.status_code
+                text = response.content.decode(errors="replace")
+                leaked = [m for m in markers if m in text]
+                assert not leaked, f"{method.upper()} {path} ({label}) answered {response.status_code} with {leaked}"
+            if callback is console_views.sdk_project_experiment and label == "our project":
+                # An experiment link falls back to the project's evaluations page for a run it does
+                # not find there, as for a missing one: that page is ours, and names none of theirs.
+                continue
+            assert set(statuses.values()) <= {404, 405}, f"{path} ({label}) answered {statuses}"
+            assert 404 in statuses.values(), f"{path} ({label}) answered {statuses}: no method reached the check"
+    assert _their_state(theirs) == before

@@ -577,3 +577,123 @@ def test_a_superuser_sees_every_organization(
         other_project.organization,
         far_project.organization,
     }
+
+
+# Every other console model holding a tenant's rows (the tenancy ones are in ROLE_MATRIX, above):
+# app_model → how to make one in a project of another organization.
+def _their_price(project):
+    from pricing.models import ModelPrice
+
+    return ModelPrice.objects.create(project=project, provider="openai", model_name="iso-theirs",
+                                     match_pattern="^iso-theirs$", input_price=1, output_price=2)
+
+
+def _their_alert_event(project):
+    from django.utils import timezone
+
+    from monitoring.alerts_models import AlertEvent
+
+    now = timezone.now()
+    return AlertEvent.objects.create(rule=project.alert_rules.get(seed_key="refusal_rate_5pct"), project=project,
+                                     from_state="ok", to_state="firing", value=0.5, limit=0.05, calls=10,
+                                     window_start=now, window_end=now, message="theirs")
+
+
+def _their_subscription(project):
+    from billing.models import Plan, Subscription
+
+    plan = Plan.objects.order_by("pk").first()
+    return Subscription.objects.get_or_create(organization=project.organization, defaults={"plan": plan})[0]
+
+
+def _their_rejected_events(project):
+    from django.utils import timezone
+
+    from billing.models import RejectedEvents
+
+    return RejectedEvents.objects.create(organization=project.organization, project_id=project.id,
+                                         day=timezone.now().date(), reason="quota", requests=1, events=1)
+
+
+def _scoped_model_factories():
+    from evals.eval_services import connection_upsert, evaluator_create
+    from evals.evaluation_models import EvaluationRule
+    from evals.review_services import review_rule_create
+    from feedback.services import feedback_settings_update
+    from monitoring.alerts_services import alert_channel_create
+    from monitoring.sampling_models import SamplingPolicy
+    from privacy.models import RedactionPolicy, RetentionPolicy, RetentionRun
+    from privacy.services import erasure_request_create
+    from scores.services import score_config_create
+
+    return {
+        "pricing_modelprice": _their_price,
+        "privacy_redactionpolicy": lambda p: RedactionPolicy.objects.get_or_create(project=p)[0],
+        "privacy_erasurerequest": lambda p: erasure_request_create(project=p, kind="user", subjects=["u"], via="api"),
+        "privacy_retentionpolicy": lambda p: RetentionPolicy.objects.get_or_create(project=p, defaults={"days": 30})[0],
+        "privacy_retentionrun": lambda p: RetentionRun.objects.create(project=p),
+        "scores_scoreconfig": lambda p: score_config_create(project=p, actor=None, name="iso", data_type="NUMERIC"),
+        "evals_llmconnection": lambda p: connection_upsert(project=p, provider="iso", adapter="openai",
+                                                           secret_key="sk-iso-123456789")[0],
+        "evals_evaluator": lambda p: evaluator_create(project=p, data={"name": "iso", "template": "helpfulness"}),
+        "evals_evaluationrule": lambda p: EvaluationRule.objects.create(project=p, name="iso", enabled=False),
+        "evals_reviewrule": lambda p: review_rule_create(project=p, actor=None, name="iso", dataset_name="iso",
+                                                         value=0),
+        "feedback_feedbacksettings": lambda p: feedback_settings_update(project=p, actor=None,
+                                                                        allowed_origins=["https://globex.example"]),
+        "billing_subscription": _their_subscription,
+        "billing_rejectedevents": _their_rejected_events,
+        "monitoring_alertrule": lambda p: p.alert_rules.get(seed_key="refusal_rate_5pct"),
+        # A public address literal: passes the SSRF check without DNS; nothing is sent to it here.
+        "monitoring_alertchannel": lambda p: alert_channel_create(project=p, actor=None, name="iso", kind="webhook",
+                                                                  url="https://93.184.216.34/hook"),
+        "monitoring_alertevent": _their_alert_event,
+        "monitoring_samplingpolicy": lambda p: SamplingPolicy.objects.get_or_create(project=p)[0],
+    }
+
+
+SCOPED_MODELS = sorted([
+    "pricing_modelprice", "privacy_redactionpolicy", "privacy_erasurerequest", "privacy_retentionpolicy",
+    "privacy_retentionrun", "scores_scoreconfig", "evals_llmconnection", "evals_evaluator", "evals_evaluationrule",
+    "evals_reviewrule", "feedback_feedbacksettings", "billing_subscription", "billing_rejectedevents",
+    "monitoring_alertrule", "monitoring_alertchannel", "monitoring_alertevent", "monitoring_samplingpolicy",
+])
+
+
+def test_every_console_model_with_tenant_rows_is_walked_by_the_isolation_test():
+    from tenancy.admin_site import admin_site
+
+    registered = {f"{m._meta.app_label}_{m._meta.model_name}": a for m, a in admin_site._registry.items()}
+    scoped = {name for name, model_admin in registered.items()
+              if getattr(model_admin, "organization_path", None) is not None} | {"pricing_modelprice"}
+    tenancy = {f"tenancy_{model}" for model in ROLE_MATRIX}
+    assert scoped - tenancy == set(SCOPED_MODELS) == set(_scoped_model_factories())
+
+
+def _missing_pk(model):
+    return 10**12 if model._meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "IntegerField") \
+        else uuid.uuid4()
+
+
+@pytest.mark.parametrize("model", SCOPED_MODELS)
+def test_another_tenants_row_of_every_app_answers_like_a_missing_one(
+    client, organization, member_of, other_project, model
+):
+    obj = _scoped_model_factories()[model](other_project)
+    client.force_login(member_of(organization, Role.OWNER))
+
+    def row():
+        return list(type(obj)._default_manager.filter(pk=obj.pk).values())
+
+    before = row()
+    assert before
+    for view in ("change", "delete", "history"):
+        theirs = client.get(url(f"{model}_{view}", obj.pk))
+        missing = client.get(url(f"{model}_{view}", _missing_pk(type(obj))))
+        assert (theirs.status_code, theirs.get("Location")) == (missing.status_code, missing.get("Location")), view
+        assert theirs.status_code == 403 or is_missing_object_redirect(theirs), (view, theirs.status_code)
+        assert other_project.name.encode() not in theirs.content
+    for view in ("change", "delete"):
+        response = client.post(url(f"{model}_{view}", obj.pk), {"post": "yes", "_save": "Save"})
+        assert response.status_code == 403 or is_missing_object_redirect(response), (view, response.status_code)
+    assert row() == before

@@ -593,6 +593,25 @@ def test_another_projects_objects_answer_the_same_404(client, world, api_key, ot
         assert get(client, other_api_key, path).status_code == 404
 
 
+def test_another_projects_trace_cannot_be_deleted_or_found_through_a_filter(
+    client, world, project, other_project, api_key
+):
+    from privacy.models import ErasureRequest
+
+    missing = client.delete("/api/public/traces/t-nowhere", HTTP_AUTHORIZATION=api_key.basic)
+    theirs = client.delete("/api/public/traces/t-globex", HTTP_AUTHORIZATION=api_key.basic)
+    assert theirs.status_code == missing.status_code == 404
+    assert "globex" not in theirs.content.decode().replace("t-globex", "")
+    assert Trace.objects.for_project(other_project).filter(id="t-globex").exists()
+    assert not ErasureRequest.objects.filter(project__in=[project, other_project]).exists()
+    for path, params in (
+        ("/api/public/traces", {"sessionId": "s-globex"}),
+        ("/api/public/observations", {"traceId": "t-globex"}),
+        ("/api/public/v2/observations", {"traceId": "t-globex"}),
+    ):
+        assert ok(get(client, api_key, path, params))["data"] == [], (path, params)
+
+
 def test_a_shared_id_resolves_to_the_callers_own_object(client, world, api_key, other_api_key):
     ours = ok(get(client, api_key, "/api/public/traces/t-chat"))
     theirs = ok(get(client, other_api_key, "/api/public/traces/t-chat"))
