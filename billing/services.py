@@ -8,6 +8,7 @@ from datetime import date
 
 from django.db import transaction
 from django.db.models import F
+from redis.exceptions import LockError
 
 from billing.enforcement import REJECTED_KEY, _client
 from billing.models import RejectedEvents, Subscription
@@ -17,6 +18,9 @@ from tenancy.services import audit_record
 logger = logging.getLogger(__name__)
 
 FLUSHING_KEY = REJECTED_KEY + ":flushing"
+FLUSH_LOCK_KEY = REJECTED_KEY + ":flush-lock"
+# Longer than a task may run (CELERY_TASK_TIME_LIMIT): a killed flush blocks the next ones this long.
+FLUSH_LOCK_SECONDS = 600
 AUDIT_SUBSCRIPTION = "billing.subscription_changed"
 
 
@@ -59,8 +63,23 @@ def rejections_flush() -> int:
     """Move the rejected-event counters from Redis into `RejectedEvents` (adds); returns rows touched.
 
     The hash is renamed before it is read, so counts added meanwhile go to a fresh hash; a flush
-    that fails leaves the renamed hash, and the next one takes it first."""
+    that fails leaves the renamed hash, and the next one takes it first. One flush at a time: beat
+    sends one a minute, and after a backlog several run at once; each would add the same renamed
+    hash. At least once only if a worker dies between the commit and the hash's delete."""
     client = _client()
+    lock = client.lock(FLUSH_LOCK_KEY, timeout=FLUSH_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        return 0  # another flush is moving the counters now; what it leaves, the next one takes
+    try:
+        return _flush_rejections(client)
+    finally:
+        try:
+            lock.release()
+        except LockError:  # held longer than FLUSH_LOCK_SECONDS: already expired
+            logger.warning("the rejected-events flush outlived its lock")
+
+
+def _flush_rejections(client) -> int:
     if not client.exists(FLUSHING_KEY):
         try:
             client.rename(REJECTED_KEY, FLUSHING_KEY)

@@ -146,11 +146,16 @@ def erasure_request_create(
     return request
 
 
-def erasure_run(*, erasure_id, budget_seconds: float | None = ERASURE_BUDGET_SECONDS, on_batch=None) -> bool:
+def erasure_run(*, erasure_id, project_id=None, budget_seconds: float | None = ERASURE_BUDGET_SECONDS,
+                on_batch=None) -> bool:
     """Run (or continue) an erasure: delete what its subject matches, then write the receipt's counts
     and verification. Idempotent; True when this run finished, False when the budget ran out (the
-    caller sends it again). Closes the request once its grace period is over."""
-    request = ErasureRequest.objects.select_related("project").filter(id=erasure_id).first()
+    caller sends it again). Closes the request once its grace period is over. With `project_id` (the
+    task's message) only that project's request is run: any other id is one it does not have."""
+    requests = ErasureRequest.objects.select_related("project").filter(id=erasure_id)
+    if project_id is not None:
+        requests = requests.filter(project_id=project_id)
+    request = requests.first()
     if request is None or request.closed_at is not None:
         return True
     project = request.project
@@ -265,7 +270,13 @@ def retention_run(*, project_id, run_id=None, budget_seconds: float | None = RET
     project = Project.objects.select_related("organization").filter(id=project_id).first()
     if project is None:
         return None
-    run = RetentionRun.objects.filter(id=run_id, project=project).first() if run_id else None
+    if run_id:
+        run = RetentionRun.objects.filter(id=run_id, project=project).first()
+    else:
+        # A first message carries no run id; redelivered after its worker died (acks late), it goes on
+        # with the run that worker left running instead of starting a second, so no receipt stays
+        # `running` for ever and the counts of one enforcement are not split over two runs.
+        run = RetentionRun.objects.filter(project=project, status=JobStatus.RUNNING).order_by("-created_at").first()
     if run is None:
         effective = effective_retention(project, RetentionPolicy.objects.filter(project=project).first())
         if effective.days is None and effective.payload_days is None:
@@ -329,12 +340,16 @@ def export_create(*, project: Project, since=None, until=None, user_id: str | No
     return export
 
 
-def export_build(*, export_id) -> None:
-    """Build a queued export (idempotent: a finished one is left alone; a rerun rewrites the file)."""
+def export_build(*, export_id, project_id=None) -> None:
+    """Build a queued export (idempotent: a finished one is left alone; a rerun rewrites the file).
+    With `project_id` (the task's message) only that project's export is built."""
     from privacy import exports
     from privacy.models import ExportJob
 
-    export = ExportJob.objects.select_related("project").filter(id=export_id).first()
+    found = ExportJob.objects.select_related("project").filter(id=export_id)
+    if project_id is not None:
+        found = found.filter(project_id=project_id)
+    export = found.first()
     if export is None or export.status == JobStatus.DONE or export.erased_at is not None:
         return
     ExportJob.objects.filter(id=export.id).update(status=JobStatus.RUNNING, traces_done=0)

@@ -22,11 +22,11 @@ logger = logging.getLogger(__name__)
 def run_erasure(*, project_id: str, erasure_id: str) -> bool:
     from privacy.services import erasure_run
 
-    finished = erasure_run(erasure_id=erasure_id)
+    finished = erasure_run(erasure_id=erasure_id, project_id=project_id)
     if not finished:  # the time budget ran out: continue in a new message (counts are kept per batch)
         from privacy.models import ErasureRequest
 
-        request = ErasureRequest.objects.filter(id=erasure_id).first()
+        request = ErasureRequest.objects.filter(id=erasure_id, project_id=project_id).first()
         if request is not None:
             publish(run_erasure, kwargs={"project_id": project_id, "erasure_id": erasure_id},
                     queue=region_queue(request.region))
@@ -87,4 +87,4 @@ def schedule_retention() -> int:
 def build_export(*, project_id: str, export_id: str) -> None:
     from privacy.services import export_build
 
-    export_build(export_id=export_id)
+    export_build(export_id=export_id, project_id=project_id)

@@ -222,6 +222,24 @@ def test_rejected_events_are_counted_by_reason_and_flushed(client, project, api_
     assert rejections_flush() == 0
 
 
+def test_two_flushes_at_once_count_each_rejection_once(organization, project, monkeypatch):
+    from billing import services
+
+    enforcement._client().hincrby(enforcement.REJECTED_KEY, f"{organization.id}|{project.id}|2026-12-01|quota|events", 3)
+    parse, raced = services.parse_counters, []
+
+    def while_another_flush_runs(raw):
+        if not raced:  # a second worker's flush (a beat backlog) reaches the renamed hash meanwhile
+            raced.append("started")
+            raced.append(rejections_flush())
+        return parse(raw)
+
+    monkeypatch.setattr(services, "parse_counters", while_another_flush_runs)
+    assert rejections_flush() == 1
+    assert raced == ["started", 0]
+    assert list(RejectedEvents.objects.values_list("events", flat=True)) == [3]
+
+
 def test_the_flush_skips_counters_of_deleted_organizations(organization, project):
     import uuid
 

@@ -185,6 +185,17 @@ def test_a_run_out_of_time_continues_in_the_next_and_counts_stay_exact(client, a
     assert ErasureRequest.objects.get(id=body["id"]).counts["traces.Trace"] == TRACES_EACH
 
 
+def test_the_task_runs_only_its_own_projects_request_and_a_missing_one_ends_quietly(
+    client, api_key, project, other_project, people
+):
+    body = erase(client, api_key, {"userId": ALICE, "gracePeriodDays": 0})
+    # A message whose project is not the request's (same region): the id is one that project does not have.
+    assert tasks.run_erasure(project_id=str(other_project.id), erasure_id=body["id"]) is True
+    assert ErasureRequest.objects.get(id=body["id"]).status == "queued"
+    assert Trace.objects.for_project(project).filter(user_id=ALICE).count() == TRACES_EACH
+    assert tasks.run_erasure(project_id=str(project.id), erasure_id=str(uuid.uuid4())) is True
+
+
 def test_late_arrivals_during_the_grace_period_are_erased_then_the_subject_is_forgotten(
     client, api_key, project, people
 ):

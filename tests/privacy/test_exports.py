@@ -105,6 +105,14 @@ def test_one_end_users_export_holds_only_their_rows_and_the_control_plane_never_
     assert ALICE not in json.dumps(list(ExportJob.objects.values()), default=str)
 
 
+def test_the_build_task_builds_only_its_own_projects_export(client, api_key, project, other_project, people):
+    export = ask(client, api_key, {})
+    tasks.build_export(project_id=str(other_project.id), export_id=export["id"])  # not that project's export
+    assert ExportJob.objects.get(id=export["id"]).status == "queued"
+    tasks.build_export(project_id=str(project.id), export_id=export["id"])
+    assert ExportJob.objects.get(id=export["id"]).status == "done"
+
+
 def test_a_time_range_export_holds_only_traces_in_it(client, api_key, project, people):
     detail = built(client, api_key, project, {"fromTimestamp": "2026-11-26T10:01:00Z",
                                               "toTimestamp": "2026-11-26T10:02:00Z"})

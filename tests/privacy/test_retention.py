@@ -126,6 +126,18 @@ def test_a_run_out_of_time_continues_as_the_same_run(project, owner, seeded, now
     assert RetentionRun.objects.filter(project=project).count() == 1
 
 
+def test_a_redelivered_first_message_continues_the_run_its_dead_worker_left_running(project, owner, seeded, now):
+    services.retention_policy_update(project=project, actor=owner, days=30)
+    # The worker ran out of time (or was killed) before it could send the continuation with the run id.
+    first = services.retention_run(project_id=project.id, budget_seconds=-1, now=now)
+    assert first.status == "running"
+    tasks.enforce_retention(project_id=str(project.id))  # the same message again: no run id
+
+    [run] = RetentionRun.objects.filter(project=project)
+    assert run.id == first.id and run.status == "done" and run.counts["traces.Trace"] == 2
+    assert not Trace.objects.for_project(project).filter(id__startswith="old").exists()
+
+
 def test_the_plan_sets_the_default_and_the_nightly_job_sends_each_project_to_its_region(
     project, far_project, owner, organization, far_organization, seeded, now
 ):
