@@ -53,25 +53,28 @@ def freeze_startup_heap(**kwargs):
 
 app.autodiscover_tasks()
 
-# Periodic tasks live here, in one place (crontab reasons next to each as they are added).
+# Periodic tasks live here, in one place (crontab reasons next to each as they are added). A task
+# repeated on an interval expires before its next turn: after a backlog (workers down, a full queue)
+# the queued copies are dropped instead of all running at once; the next turn does the same work.
+# The nightly ones keep theirs: a night's evaluation sample or retention is not repeated for an hour.
 app.conf.beat_schedule = {
     # A purge enqueued after a project's deletion is lost if the broker was down at that moment
     # (tenancy/tasks.py logs it); the hourly sweep re-enqueues every recent deletion's purge.
-    "sweep-project-purges": {"task": "tenancy.sweep_project_purges", "schedule": 3600.0},
+    "sweep-project-purges": {"task": "tenancy.sweep_project_purges", "schedule": 3600.0, "options": {"expires": 3540}},
     # Rejected-event counters (billing/enforcement.py) into the control plane; the API adds what is
     # still in Redis, so customers see refusals at once either way.
-    "flush-billing-rejections": {"task": "billing.flush_rejections", "schedule": 60.0},
+    "flush-billing-rejections": {"task": "billing.flush_rejections", "schedule": 60.0, "options": {"expires": 55}},
     # The exact meter: each region counts its closed hours into the control plane (idempotent per
     # hour, so a missed or repeated run changes nothing); soft-limit e-mails at most once a period.
-    "meter-regions": {"task": "billing.meter_regions", "schedule": 300.0},
-    "billing-quota-notices": {"task": "billing.send_quota_notices", "schedule": 600.0},
+    "meter-regions": {"task": "billing.meter_regions", "schedule": 300.0, "options": {"expires": 290}},
+    "billing-quota-notices": {"task": "billing.send_quota_notices", "schedule": 600.0, "options": {"expires": 590}},
     # Evaluation rules: new data every 30 s (each rule waits its own delay), and the nightly sample
     # of the previous UTC day's production traces; both fan out to the region queues (evals/tasks.py).
-    "evals-dispatch": {"task": "evals.dispatch", "schedule": 30.0},
+    "evals-dispatch": {"task": "evals.dispatch", "schedule": 30.0, "options": {"expires": 25}},
     "evals-dispatch-nightly": {"task": "evals.dispatch_nightly", "schedule": crontab(hour=2, minute=15)},
     # Open erasure requests run again hourly: late arrivals for the subject are erased during the
     # grace period, then the region forgets the subject (privacy/tasks.py).
-    "sweep-erasures": {"task": "privacy.sweep_erasures", "schedule": 3600.0},
+    "sweep-erasures": {"task": "privacy.sweep_erasures", "schedule": 3600.0, "options": {"expires": 3540}},
     # Nightly retention, one task per project on its region's queue, in small batches (privacy/tasks.py).
     "schedule-retention": {"task": "privacy.schedule_retention", "schedule": crontab(hour=3, minute=17)},
 }

@@ -52,3 +52,15 @@ def test_workers_declare_one_queue_per_region():
     names = {q.name for q in app.conf.task_queues}
     assert {region_queue(r) for r in settings.DATA_REGIONS} <= names
     assert "default" in names
+
+
+def test_every_task_repeated_on_an_interval_expires_before_its_next_turn():
+    """After a backlog the queued copies of a periodic task are dropped, not run all at once; a
+    crontab (nightly) entry keeps its message."""
+    app.finalize()
+    intervals = {name: entry for name, entry in app.conf.beat_schedule.items()
+                 if isinstance(entry["schedule"], (int, float))}
+    assert len(intervals) >= 8
+    for name, entry in intervals.items():
+        expires = entry.get("options", {}).get("expires")
+        assert expires is not None and 0 < expires < entry["schedule"], (name, entry)
