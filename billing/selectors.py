@@ -42,6 +42,32 @@ def subscription_summary(*, organization) -> dict:
     }
 
 
+def soft_limit_states(*, organization_ids, now=None) -> list[dict]:
+    """The organizations of `organization_ids` at or past their soft limit this period, in that order:
+    `soft_limit_state` of each plus its `organization_id` and `name`. Bulk: cached limits (the cold
+    ones in one query), one Redis round trip for the usage, one query for the names of those warned."""
+    from billing.enforcement import usages_in_period
+    from billing.limits import limits_for_many
+    from billing.services import soft_limit_from_usage
+    from tenancy.models import Organization
+
+    by_organization = limits_for_many(organization_ids) if organization_ids else None
+    if not by_organization:
+        return []
+    limited = [limits for limits in by_organization.values() if not limits.unlimited and limits.soft_units is not None]
+    now = now or timezone.now()
+    states = {}
+    for limits, usage in zip(limited, usages_in_period(limited, now=now), strict=True):
+        state = soft_limit_from_usage(limits, usage, now=now)
+        if state is not None:
+            states[limits.organization_id] = state
+    if not states:
+        return []
+    names = dict(Organization.objects.filter(pk__in=list(states)).values_list("pk", "name"))
+    return [{"organization_id": organization_id, "name": names.get(organization_id) or "", **state}
+            for organization_id, state in states.items()]
+
+
 def rejected_events(*, organization, since: date, until: date) -> list[dict]:
     """Rejected requests and events per day, project and reason in [since, until]: the flushed rows
     plus what is still counted in Redis (so a refusal shows up at once)."""

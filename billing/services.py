@@ -119,8 +119,12 @@ def soft_limit_state(*, organization_id, now=None) -> dict | None:
     if limits is None or limits.unlimited or limits.soft_units is None:
         return None
     now = now or timezone.now()
-    usage = usage_in_period(limits, now=now)
-    if usage is None or usage < limits.soft_units:
+    return soft_limit_from_usage(limits, usage_in_period(limits, now=now), now=now)
+
+
+def soft_limit_from_usage(limits, usage: int | None, *, now) -> dict | None:
+    """`soft_limit_state` of limits whose usage this period is already read."""
+    if usage is None or limits.soft_units is None or usage < limits.soft_units:
         return None
     start, end = limits.period(now)
     return {"usage": usage, "included": limits.included_units, "soft": limits.soft_units, "plan": limits.plan,

@@ -255,6 +255,39 @@ def test_soft_limit_banner_reaches_a_superuser_who_owns_the_organization(client,
     assert b"lg-quota-warnings" not in client.get("/admin/").content
 
 
+def test_the_soft_limit_banner_costs_no_query_per_organization(client, owner, project):
+    """The banner runs on every console and admin page: an owner of 12 organizations past their soft
+    limit, with the limits cache cold (any plan change anywhere empties it), costs the queries of 2."""
+    from contextlib import ExitStack
+
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import MembershipFactory, OrganizationFactory
+
+    plan = make_plan(included_units=10, soft_limit_share=0.0)  # past the soft limit with nothing used
+    client.force_login(owner)
+    warned = 0
+
+    def queries_with(k: int) -> int:
+        nonlocal warned
+        for _ in range(k - warned):
+            organization = OrganizationFactory(name=f"Owned {warned}")
+            MembershipFactory(organization=organization, user=owner, role=Role.OWNER)
+            subscribe(organization, plan)
+            warned += 1
+        client.get("/admin/")
+        limits.invalidate()  # cold: every organization's limits are read again
+        with ExitStack() as stack:
+            captured = [stack.enter_context(CaptureQueriesContext(connections[a])) for a in connections]
+            page = client.get("/admin/")
+        assert page.content.count(b"0 of 10 included units") == k
+        return sum(len(c.captured_queries) for c in captured)
+
+    small = queries_with(2)
+    assert queries_with(12) == small
+
+
 def test_usage_page_shows_metered_totals_and_hides_other_organizations(client, organization, owner, project,
                                                                         api_key, other_organization):
     for i in range(2):
