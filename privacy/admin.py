@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from privacy.detectors import DETECTORS
 from privacy.models import ErasureKind, ErasureRequest, RedactionPolicy, RetentionPolicy, RetentionRun
@@ -21,7 +22,14 @@ from privacy.services import (
     redaction_policy_update,
     retention_policy_update,
 )
-from tenancy.admin_site import NOBODY, OrganizationScopedAdmin, admin_site, adopt
+from tenancy.admin_site import (
+    NOBODY,
+    OrganizationScopedAdmin,
+    admin_site,
+    adopt,
+    confirmation_page,
+    confirmed,
+)
 from tenancy.models import Role
 
 # --- redaction policies -------------------------------------------------------------------------
@@ -218,6 +226,36 @@ class ErasureRequestAdmin(OrganizationScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
 
+    def add_view(self, request, form_url="", extra_context=None):
+        # An erasure cannot be undone: a valid request is shown back for confirmation first.
+        if request.method == "POST" and not confirmed(request) and self.has_add_permission(request):
+            form = self.get_form(request, None, change=False)(request.POST)
+            if form.is_valid():
+                return self._confirm_erasure(request, form.cleaned_data)
+        return super().add_view(request, form_url, extra_context)
+
+    def _confirm_erasure(self, request, data):
+        project, subjects = data["project"], data["subjects"]
+        if data["kind"] == ErasureKind.TRACES:
+            what = f"{len(subjects)} trace(s)"
+        else:
+            what = f"the {ErasureKind(data['kind']).label.lower()} “{subjects[0]}”"
+        grace = data["grace_days"]
+        return confirmation_page(
+            request,
+            title="Erase data?",
+            question=f"Erase everything about {what} in {project}?",
+            consequences=[
+                "Their traces, observations, scores, feedback and evaluation results are deleted from the "
+                f"project's region ({project.region}), and every export file built before now.",
+                f"Data for the same subject that arrives in the next {grace} day(s) is erased too."
+                if grace else "Data for the same subject that arrives later is kept.",
+                "This cannot be undone.",
+            ],
+            button="Yes, erase",
+            cancel_url=reverse("admin:privacy_erasurerequest_changelist"),
+        )
+
     def save_model(self, request, obj, form, change):
         saved = erasure_request_create(
             project=form.cleaned_data["project"], kind=form.cleaned_data["kind"],
@@ -275,12 +313,61 @@ class RetentionPolicyAdmin(OrganizationScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else ("project",)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Retention that deletes sooner than today's cannot be undone by setting it back: the nightly
+        # run deletes what it no longer keeps. Such a save is shown back for confirmation first.
+        if request.method == "POST" and not confirmed(request):
+            obj = self.get_object(request, unquote(object_id)) if object_id else None
+            if obj is not None and self.has_change_permission(request, obj) or (
+                object_id is None and self.has_add_permission(request)
+            ):
+                # Read before validating: the form writes the new days onto `obj`.
+                before = effective_retention(obj.project, obj) if obj is not None else None
+                form = self.get_form(request, obj, change=obj is not None)(request.POST, instance=obj)
+                if form.is_valid():
+                    project = obj.project if obj is not None else form.cleaned_data["project"]
+                    if before is None:
+                        before = effective_retention(project, RetentionPolicy.objects.filter(project=project).first())
+                    after = effective_retention(project, RetentionPolicy(
+                        project=project, days=form.cleaned_data["days"], payload_days=form.cleaned_data["payload_days"],
+                    ))
+                    if _sooner(after.days, before.days) or _sooner(after.payload_days, before.payload_days):
+                        return self._confirm_retention(request, project, before, after)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _confirm_retention(self, request, project, before, after):
+        def kept(days):
+            return f"{days} days" if days is not None else "forever"
+
+        consequences = []
+        if _sooner(after.days, before.days):
+            consequences.append(f"Traces older than {after.days} days are deleted with everything attached "
+                                f"(kept {kept(before.days)} today).")
+        if _sooner(after.payload_days, before.payload_days):
+            consequences.append(f"Inputs, outputs and metadata older than {after.payload_days} days are emptied "
+                                f"(kept {kept(before.payload_days)} today).")
+        consequences.append("The nightly retention run does it; setting a longer retention later does not bring "
+                            "anything back.")
+        return confirmation_page(
+            request,
+            title="Shorten the retention?",
+            question=f"Shorten the retention of {project}?",
+            consequences=consequences,
+            button="Yes, shorten the retention",
+            cancel_url=reverse("admin:privacy_retentionpolicy_changelist"),
+        )
+
     def save_model(self, request, obj, form, change):
         saved = retention_policy_update(
             project=obj.project, actor=request.user, days=form.cleaned_data["days"],
             payload_days=form.cleaned_data["payload_days"],
         )
         adopt(obj, saved)
+
+
+def _sooner(days, than) -> bool:
+    """Does keeping `days` (None: forever) delete sooner than keeping `than`?"""
+    return days is not None and (than is None or days < than)
 
 
 @admin.register(RetentionRun, site=admin_site)

@@ -25,9 +25,9 @@ from django.utils.safestring import mark_safe
 
 from prompts import selectors, services
 from prompts.errors import InvalidRequest, PromptNotFound
-from prompts.models import LATEST, Prompt, PromptLabel, PromptType
+from prompts.models import LATEST, PRODUCTION, Prompt, PromptLabel, PromptType
 from prompts.payloads import validate_labels
-from tenancy.admin_site import admin_site, allowed, visible_projects
+from tenancy.admin_site import admin_site, allowed, confirmation_page, confirmed, visible_projects
 from tenancy.models import Project, Role, User
 
 MAX_LIST_ROWS = 500
@@ -221,6 +221,9 @@ def prompt_detail_view(request, project_id, name):
         label_form = LabelForm(request.POST, versions=numbers)
         if label_form.is_valid():
             data = label_form.cleaned_data
+            # `production` is what every application fetching the prompt without a version gets.
+            if data["label"] == PRODUCTION and not confirmed(request):
+                return _confirm_label(request, project, prompt, data)
             try:
                 if data["action"] == "remove":
                     services.prompt_label_remove(
@@ -281,6 +284,26 @@ def prompt_detail_view(request, project_id, name):
     }
     request.current_app = admin_site.name
     return TemplateResponse(request, "admin/prompts/prompt_detail.html", context)
+
+
+def _confirm_label(request, project, prompt, data):
+    current = dict(selectors.prompt_labels(project=project, prompt=prompt)).get(data["label"])
+    now = f"It points at v{current} now" if current else "It points at no version now"
+    if data["action"] == "remove":
+        question = f"Remove “{data['label']}” from {prompt.name}?"
+        then = f"{now}; once removed, those fetches fail until the label is set again."
+    else:
+        question = f"Move “{data['label']}” of {prompt.name} to v{data['version']}?"
+        then = f"{now} and will point at v{data['version']}."
+    return confirmation_page(
+        request,
+        title=f"Confirm · {prompt.name}",
+        question=question,
+        consequences=[f"Every application fetching {prompt.name} without a version gets the "
+                      f"{data['label']} version. {then}"],
+        button="Yes, remove it" if data["action"] == "remove" else "Yes, move it",
+        cancel_url=request.get_full_path(),
+    )
 
 
 def _pick(raw, by_number: dict, *, default: int):

@@ -43,6 +43,8 @@ from tenancy.admin_site import (
     admin_site,
     adopt,
     allowed,
+    confirmation_page,
+    confirmed,
     console_roles,
     is_superuser,
     organization_ids_with,
@@ -347,6 +349,9 @@ class ApiKeyAdmin(OrganizationScopedAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self._can_revoke(request, api_key):
             raise PermissionDenied
+        if not confirmed(request):
+            return self._confirm_revoke(request, [api_key], cancel_url=reverse("admin:tenancy_apikey_change",
+                                                                              args=[api_key.pk]))
         services.api_key_revoke(api_key=api_key, actor=request.user)
         self.message_user(request, f"Revoked {api_key.public_key}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:tenancy_apikey_change", args=[api_key.pk]))
@@ -354,13 +359,31 @@ class ApiKeyAdmin(OrganizationScopedAdmin):
     def has_revoke_permission(self, request):
         return allowed(request, self.revoke_role, anywhere=True)
 
+    def _confirm_revoke(self, request, api_keys, *, cancel_url):
+        # A revoked key stays revoked (keys are immutable): the clients using it stop at once.
+        return confirmation_page(
+            request,
+            title="Revoke API keys?",
+            question=f"Revoke {len(api_keys)} API key(s)?",
+            consequences=[
+                *(f"{k.public_key} ({k.project}{', ' + k.note if k.note else ''})" for k in api_keys),
+                "Requests signed with them are refused from now on; a revoked key cannot be restored.",
+            ],
+            button="Yes, revoke",
+            cancel_url=cancel_url,
+        )
+
     @admin.action(description="Revoke selected API keys", permissions=["revoke"])
     def revoke_keys(self, request, queryset):
+        api_keys = list(queryset.select_related("project"))
+        if not all(self._can_revoke(request, api_key) for api_key in api_keys):
+            raise PermissionDenied
+        active = [api_key for api_key in api_keys if api_key.revoked_at is None]
+        if active and not confirmed(request):
+            return self._confirm_revoke(request, active, cancel_url=request.get_full_path())
         revoked = 0
         with transaction.atomic():
-            for api_key in queryset.select_related("project"):
-                if not self._can_revoke(request, api_key):
-                    raise PermissionDenied
+            for api_key in api_keys:
                 if api_key.revoked_at is None:
                     services.api_key_revoke(api_key=api_key, actor=request.user)
                     revoked += 1

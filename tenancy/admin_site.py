@@ -373,6 +373,35 @@ class OrganizationScopedAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
                 self.delete_model(request, obj)
 
 
+CONFIRM = "confirm"
+
+
+def confirmed(request) -> bool:
+    """Was this POST sent again from its `confirmation_page`?"""
+    return bool(request.POST.get(CONFIRM))
+
+
+def confirmation_page(request, *, title: str, question: str, consequences: list[str], button: str,
+                      cancel_url: str) -> TemplateResponse:
+    """What an admin action that cannot be undone shows first: what it is about to do, and the same
+    form posted again with `confirm` (as the console does before `production` moves). The view checks
+    `confirmed(request)` itself, so nothing happens without the second POST, script or not."""
+    fields = [(name, value) for name, values in request.POST.lists()
+              if name not in ("csrfmiddlewaretoken", CONFIRM) for value in values]
+    context = {
+        **admin_site.each_context(request),
+        "title": title,
+        "question": question,
+        "consequences": consequences,
+        "fields": fields,
+        "button": button,
+        "action": request.get_full_path(),
+        "cancel_url": cancel_url,
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/lookglass_confirm.html", context)
+
+
 def adopt(target, source) -> None:
     """Make the unsaved admin instance `target` stand for `source`, the row a service created, so
     the admin's redirect and change log point at the real object."""

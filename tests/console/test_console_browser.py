@@ -423,3 +423,51 @@ def test_a_search_address_carries_only_the_fields_filled_in(console, organizatio
     console.wait("#lg-search")
     assert console.driver.find_elements(By.CSS_SELECTOR, "#lg-search [name]:disabled") == []
     assert console.problems() == []
+
+
+def test_deleting_a_saved_view_asks_first(console, organization, member_of, project):
+    from console.models import SavedView
+
+    view = SavedView.objects.create(project=project, name="refunds", query="q=refund")
+    console.sign_in(member_of(organization, Role.MEMBER), f"/console/p/{project.id}/traces/")
+    console.wait("#lg-results")
+    delete = f"form[action$='/views/{view.id}/delete'] button"
+    # Dismissed, the dialog leaves the view where it is.
+    console.driver.find_element(By.CSS_SELECTOR, delete).click()
+    dialog = WebDriverWait(console.driver, WAIT_SECONDS).until(EC.alert_is_present())
+    assert dialog.text == "Delete the view “refunds”?"
+    dialog.dismiss()
+    assert SavedView.objects.filter(pk=view.pk).exists()
+    # Accepted, it is deleted.
+    button = console.driver.find_element(By.CSS_SELECTOR, delete)
+    button.click()
+    WebDriverWait(console.driver, WAIT_SECONDS).until(EC.alert_is_present()).accept()
+    WebDriverWait(console.driver, WAIT_SECONDS).until(_detached(button))
+    assert "View deleted." in console.wait(".lg-messages").text
+    assert not SavedView.objects.filter(pk=view.pk).exists()
+    assert console.problems() == []
+
+
+def test_an_erasure_is_confirmed_on_its_own_page_before_anything_is_erased(
+    console, organization, member_of, project
+):
+    from privacy.models import ErasureRequest
+
+    console.sign_in(member_of(organization, Role.ADMIN), "/admin/privacy/erasurerequest/add/")
+    form = console.wait("#erasurerequest_form")
+    Select(form.find_element(By.NAME, "project")).select_by_value(str(project.id))
+    Select(form.find_element(By.NAME, "kind")).select_by_value("user")
+    form.find_element(By.NAME, "subject").send_keys("alice@example.com")
+    form.find_element(By.NAME, "_save").click()
+    page = console.wait("#lg-confirm")
+    assert "Erase everything about the end user “alice@example.com”" in page.text
+    assert "This cannot be undone." in page.text
+    assert not ErasureRequest.objects.exists()
+    console.shot("erasure-confirm")
+    assert console.problems() == []
+    button = console.driver.find_element(By.ID, "lg-confirm-button")
+    button.click()
+    WebDriverWait(console.driver, WAIT_SECONDS).until(_detached(button))
+    WebDriverWait(console.driver, WAIT_SECONDS).until(lambda d: d.current_url.endswith("/admin/privacy/erasurerequest/"))
+    assert ErasureRequest.objects.get().requested_via == "admin"
+    assert console.problems() == []

@@ -370,7 +370,15 @@ def test_an_admin_asks_for_an_erasure_in_the_console_and_others_do_not_see_it(
     # Another organization's project is not a choice.
     response = client.post(add, {"project": other_project.id, "kind": "user", "subject": ALICE, "grace_days": 7})
     assert response.status_code == 200 and ErasureRequest.objects.count() == 0
-    response = client.post(add, {"project": project.id, "kind": "user", "subject": ALICE, "grace_days": 3})
+    # A valid request is shown back first: nothing is erased until it is confirmed.
+    data = {"project": project.id, "kind": "user", "subject": ALICE, "grace_days": 3}
+    response = client.post(add, data)
+    assert response.status_code == 200 and ErasureRequest.objects.count() == 0
+    page = response.content.decode()
+    assert f"Erase everything about the end user “{ALICE}” in {project}?" in page
+    assert "This cannot be undone." in page and "Nothing has been done yet" in page
+    assert 'name="confirm" value="yes"' in page and 'name="subject"' in page
+    response = client.post(add, {**data, "confirm": "yes"})
     assert response.status_code == 302, response.content[:2000]
     erasure = ErasureRequest.objects.get()
     assert erasure.requested_by == admin and erasure.requested_via == "admin"

@@ -15,7 +15,7 @@ from evals.models import Dataset, DatasetItem, DatasetRun, DatasetRunItem
 from feedback.models import FeedbackEvent
 from monitoring.models import DailyUserRollup, HourlyRollup
 from privacy import services, tasks
-from privacy.models import RetentionRun
+from privacy.models import RetentionPolicy, RetentionRun
 from scores.models import Score
 from tenancy.models import Role
 from traces.models import Observation, Trace
@@ -199,8 +199,27 @@ def test_the_console_shows_and_changes_retention_for_admins_only(client, organiz
     client.force_login(member_of(organization, Role.ADMIN))
     response = client.post("/admin/privacy/retentionpolicy/add/", {"project": project.id, "days": 10, "payload_days": 20})
     assert response.status_code == 200  # payload days must be shorter
-    response = client.post("/admin/privacy/retentionpolicy/add/", {"project": project.id, "days": 30, "payload_days": 7})
+    # Retention that deletes sooner is shown back first: nothing changes until it is confirmed.
+    data = {"project": project.id, "days": 30, "payload_days": 7}
+    response = client.post("/admin/privacy/retentionpolicy/add/", data)
+    page = response.content.decode()
+    assert response.status_code == 200 and not RetentionPolicy.objects.filter(project=project).exists()
+    assert f"Shorten the retention of {project}?" in page and "Nothing has been done yet" in page
+    assert "Traces older than 30 days are deleted" in page and "older than 7 days are emptied" in page
+    response = client.post("/admin/privacy/retentionpolicy/add/", {**data, "confirm": "yes"})
     assert response.status_code == 302
+    policy = RetentionPolicy.objects.get(project=project)
+    assert (policy.days, policy.payload_days) == (30, 7)
+    change = f"/admin/privacy/retentionpolicy/{policy.pk}/change/"
+    # Shorter again: confirmed first too; longer keeps more, so it saves at once.
+    response = client.post(change, {"days": 20, "payload_days": 7})
+    assert response.status_code == 200 and "Traces older than 20 days are deleted" in response.content.decode()
+    policy.refresh_from_db()
+    assert policy.days == 30
+    assert client.post(change, {"days": 20, "payload_days": 7, "confirm": "yes"}).status_code == 302
+    assert client.post(change, {"days": 60, "payload_days": 7}).status_code == 302
+    policy.refresh_from_db()
+    assert (policy.days, policy.payload_days) == (60, 7)
     assert client.get("/admin/privacy/retentionpolicy/").status_code == 200
     from django.test import Client
 

@@ -90,9 +90,14 @@ def test_the_detail_of_another_tenants_prompt_is_404(
 def test_a_member_moves_a_label_from_the_console_and_it_is_audited(client, prompts, organization, member_of):
     person = member_of(organization, "member")
     client.force_login(person)
-    response = client.post(
-        detail(prompts, "support/reply"), {"label": "production", "version": "2", "action": "move"}
-    )
+    # Moving production is shown back first: nothing moves until it is confirmed.
+    move = {"label": "production", "version": "2", "action": "move"}
+    response = client.post(detail(prompts, "support/reply"), move)
+    page = response.content.decode()
+    assert response.status_code == 200 and "Nothing has been done yet" in page
+    assert "Move “production” of support/reply to v2?" in page and "It points at v1 now" in page
+    assert dict(PromptLabel.objects.for_project(prompts).values_list("label", "version"))["production"] == 1
+    response = client.post(detail(prompts, "support/reply"), {**move, "confirm": "yes"})
     assert response.status_code == 302
     labels = dict(PromptLabel.objects.for_project(prompts).values_list("label", "version"))
     assert labels == {"production": 2, "latest": 2}
@@ -105,7 +110,11 @@ def test_a_member_moves_a_label_from_the_console_and_it_is_audited(client, promp
     page = client.get(detail(prompts, "support/reply")).content.decode()
     assert person.email in page  # the label history
 
-    client.post(detail(prompts, "support/reply"), {"label": "production", "action": "remove"})
+    remove = {"label": "production", "action": "remove"}
+    response = client.post(detail(prompts, "support/reply"), remove)
+    assert "Remove “production” from support/reply?" in response.content.decode()
+    assert dict(PromptLabel.objects.for_project(prompts).values_list("label", "version"))["production"] == 2
+    client.post(detail(prompts, "support/reply"), {**remove, "confirm": "yes"})
     assert dict(PromptLabel.objects.for_project(prompts).values_list("label", "version")) == {"latest": 2}
 
 

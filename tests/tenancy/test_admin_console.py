@@ -259,7 +259,14 @@ def test_an_admin_revokes_a_key_from_its_page(client, organization, api_key, mem
     change_url = url("tenancy_apikey_change", api_key.key.pk)
     assert client.get(change_url).context["can_revoke"] is True
 
+    # Shown back first: the key is revoked only once that is confirmed.
     response = client.post(url("tenancy_apikey_revoke", api_key.key.pk))
+    assert response.status_code == 200 and "Nothing has been done yet" in response.content.decode()
+    assert api_key.key.public_key in response.content.decode()
+    api_key.key.refresh_from_db()
+    assert api_key.key.revoked_at is None
+
+    response = client.post(url("tenancy_apikey_revoke", api_key.key.pk), {"confirm": "yes"})
 
     assert response.status_code == 302 and response.url == change_url
     api_key.key.refresh_from_db()
@@ -270,9 +277,12 @@ def test_an_admin_revokes_a_key_from_its_page(client, organization, api_key, mem
 
 def test_an_admin_revokes_keys_with_the_list_action(client, organization, api_key, member_of):
     client.force_login(member_of(organization, Role.ADMIN))
-    response = client.post(
-        url("tenancy_apikey_changelist"), {"action": "revoke_keys", "_selected_action": [api_key.key.pk]}
-    )
+    data = {"action": "revoke_keys", "_selected_action": [api_key.key.pk]}
+    response = client.post(url("tenancy_apikey_changelist"), data)
+    assert response.status_code == 200 and "Revoke 1 API key(s)?" in response.content.decode()
+    api_key.key.refresh_from_db()
+    assert api_key.key.revoked_at is None
+    response = client.post(url("tenancy_apikey_changelist"), {**data, "confirm": "yes"})
     assert response.status_code == 302
     api_key.key.refresh_from_db()
     assert api_key.key.revoked_at is not None
