@@ -95,6 +95,12 @@ class Console:
     def open(self, path: str) -> None:
         self.driver.get(self.base + path)
 
+    def wait_text(self, text: str) -> str:
+        """The page's source once it holds `text`; a page right after a navigation may still read
+        empty (seen once in CI on a 404 page after a form's redirect)."""
+        WebDriverWait(self.driver, WAIT_SECONDS).until(lambda driver: text in driver.page_source)
+        return self.driver.page_source
+
     def wait(self, css: str):
         return WebDriverWait(self.driver, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
 
@@ -190,9 +196,9 @@ def test_find_judge_and_follow_a_conversation(console, organization, member_of, 
 
     # Another organization's trace, by its console address and by the SDK link: not found.
     console.open(f"/console/p/{other_project.id}/traces/secret-trace/")
-    assert "Not Found" in console.driver.page_source
+    assert "Not Found" in console.wait_text("Not Found")
     console.open("/trace/secret-trace")
-    assert "Not Found" in console.driver.page_source
+    assert "Not Found" in console.wait_text("Not Found")
     assert "classified" not in console.driver.page_source
 
 

@@ -94,7 +94,7 @@ def test_the_dashboard_charts_render_the_seeded_totals(console, organization, me
     assert console.problems() == []  # no CSP refusal: plotly's strict-CSP switch is on
 
     console.open(f"/console/p/{other_project.id}/dashboards/")
-    assert "Not Found" in console.driver.page_source
+    assert "Not Found" in console.wait_text("Not Found")
 
 
 def test_two_runs_side_by_side_show_a_regression(console, organization, member_of, project, other_project):
@@ -144,4 +144,4 @@ def test_two_runs_side_by_side_show_a_regression(console, organization, member_o
     assert console.problems() == []
 
     console.open(f"/console/p/{other_project.id}/datasets/{other_dataset.id}/")
-    assert "Not Found" in console.driver.page_source
+    assert "Not Found" in console.wait_text("Not Found")
