@@ -1,5 +1,7 @@
-"""Console page for re-pricing stored calls (`/admin/pricing/reprice/`): a write to the telemetry
-tables, so it lives with the write path; the catalog's admin links here by URL name."""
+"""Console pages for re-pricing stored calls (`/admin/pricing/reprice/`, and its runs at
+`/admin/pricing/reprice/runs/<project>/`): a write to the telemetry tables, so it lives with the write
+path; the catalog's admin links here by URL name. A re-pricing runs in the background on the
+project's region queue (`ingest.reprice`); the runs page shows its counts as they grow."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from django.utils import timezone
 
 from ingest import services
 from pricing.admin import UNPRICED_DAYS, _writable_projects
+from pricing.models import RepriceRun
 from pricing.selectors import prices_visible_to
+from privacy.models import JobStatus
 from tenancy.admin_site import admin_site, allowed, is_superuser
 from tenancy.models import Project, Role
 
@@ -66,7 +70,7 @@ def reprice_view(request):
         if form.is_valid():
             c = form.cleaned_data
             try:
-                report = services.observations_reprice(
+                run = services.reprice_run_create(
                     project=c["project"], actor=request.user, since=c["since"], until=c["until"],
                     models=c["model_list"] or None, prices=prices or None,
                 )
@@ -74,11 +78,10 @@ def reprice_view(request):
                 form.add_error(None, exc)
             else:
                 messages.success(
-                    request,
-                    f"{c['project']}: {report.examined} calls examined, {report.repriced} re-priced "
-                    f"({report.newly_priced} newly priced), {report.still_unpriced} still without a price.",
+                    request, f"{c['project']}: re-pricing {run.id} queued; it runs in the project's region "
+                    f"({c['project'].region}) and its counts grow below as it goes.",
                 )
-                return HttpResponseRedirect(reverse("admin:pricing_unpriced_models"))
+                return HttpResponseRedirect(reverse("admin:pricing_reprice_runs", args=[c["project"].id]))
     else:
         initial = {"since": timezone.now() - timedelta(days=UNPRICED_DAYS)}
         for key in ("project", "since", "until", "models"):
@@ -96,10 +99,35 @@ def reprice_view(request):
     return TemplateResponse(request, "admin/pricing/reprice.html", context, status=400 if form.errors else 200)
 
 
+RUNS_LISTED = 50
+REFRESH_SECONDS = 5  # while a run is queued or running, like the console's exports page
+
+
+def reprice_runs_view(request, project_id):
+    """The project's re-pricing runs, newest first, with status and counts (admins of the project)."""
+    project = _writable_projects(request).filter(id=project_id).first()
+    if project is None:
+        raise Http404("no such project")
+    runs = list(RepriceRun.objects.filter(project=project).select_related("requested_by")
+                .order_by("-created_at")[:RUNS_LISTED])
+    busy = any(run.status in (JobStatus.QUEUED, JobStatus.RUNNING) for run in runs)
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Re-pricing runs · {project}",
+        "project": project,
+        "runs": runs,
+        "listed": RUNS_LISTED,
+        "refresh_seconds": REFRESH_SECONDS if busy else None,
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/pricing/reprice_runs.html", context)
+
+
 def _may_reprice(request) -> bool:
     return is_superuser(request) or allowed(request, Role.ADMIN, anywhere=True)
 
 
+admin_site.register_view("pricing/reprice/runs/<uuid:project_id>/", reprice_runs_view, name="pricing_reprice_runs")
 admin_site.register_view(
     "pricing/reprice/", reprice_view, name="pricing_reprice",
     link_title="Re-price stored calls", app_label="pricing", app_title="Pricing", visible=_may_reprice,

@@ -4,20 +4,26 @@ the rows are committed in the region database."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from ingest import pipeline, timing, writer
 from ingest.adapters import scores as scores_adapter
 from ingest.adapters.langfuse import parse_batch
 from ingest.contract import Batch
 from ingest.writer import reprice_observations
-from pricing.models import ModelPrice
+from pricing.models import ModelPrice, RepriceRun
 from pricing.patterns import compile_pattern
+from privacy.models import JobStatus
 from tenancy.models import Project, User
 from tenancy.services import audit_record
+from tenancy.tasks import enqueue_for_project
 from traces.selectors import model_names_seen
 
 
@@ -138,32 +144,132 @@ def observations_reprice(
     """
     if since is None or until is None or since >= until:
         raise ValidationError("the time range is empty: `since` must be before `until`")
-    names: list[str] | None = None
-    if models or prices:
-        names = sorted({m.strip() for m in models or [] if m and m.strip()})
-        if prices:
-            patterns = [p.match_pattern for p in prices]
-            compiled = [c for c in (compile_pattern(p) for p in patterns) if c is not None]
-            seen = model_names_seen(project=project, since=since, until=until)
-            names = sorted({*names, *(n for n in seen if any(c.search(n) for c in compiled))})
-        if len(names) > MAX_REPRICE_MODELS:
-            raise ValidationError(f"at most {MAX_REPRICE_MODELS} model names at once")
+    names = _reprice_names(project=project, since=since, until=until, models=models, prices=prices)
     report = reprice_observations(project=project, since=since, until=until, models=names)
-    audit_record(
-        organization=project.organization,
-        actor=actor,
-        action=AUDIT_REPRICED,
-        target_type="project",
-        target_id=str(project.id),
-        data={
-            "project": str(project.id),
-            "since": since.isoformat(),
-            "until": until.isoformat(),
-            "models": names,
-            "examined": report.examined,
-            "repriced": report.repriced,
-            "newly_priced": report.newly_priced,
-            "still_unpriced": report.still_unpriced,
-        },
-    )
+    _audit_repriced(project=project, actor=actor, since=since, until=until, names=names, report=report)
     return report
+
+
+def _reprice_names(*, project: Project, since: datetime, until: datetime, models: list[str] | None,
+                   prices: list[ModelPrice] | None) -> list[str] | None:
+    """The model names (as sent) a re-pricing covers; None for every model."""
+    if not (models or prices):
+        return None
+    names = sorted({m.strip() for m in models or [] if m and m.strip()})
+    if prices:
+        patterns = [p.match_pattern for p in prices]
+        compiled = [c for c in (compile_pattern(p) for p in patterns) if c is not None]
+        seen = model_names_seen(project=project, since=since, until=until)
+        names = sorted({*names, *(n for n in seen if any(c.search(n) for c in compiled))})
+    if len(names) > MAX_REPRICE_MODELS:
+        raise ValidationError(f"at most {MAX_REPRICE_MODELS} model names at once")
+    return names
+
+
+def _audit_repriced(*, project, actor, since, until, names, report, run_id=None) -> None:
+    data = {
+        "project": str(project.id),
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "models": names,
+        "examined": report.examined,
+        "repriced": report.repriced,
+        "newly_priced": report.newly_priced,
+        "still_unpriced": report.still_unpriced,
+    }
+    if run_id is not None:
+        data["run_id"] = str(run_id)
+    audit_record(organization=project.organization, actor=actor, action=AUDIT_REPRICED, target_type="project",
+                 target_id=str(project.id), data=data)
+
+
+# Re-pricing from the admin runs in the background (`ingest.reprice` on the project's region queue):
+# over a wide range of a big project it outlives a web request. The CLI keeps the synchronous path.
+AUDIT_REPRICE_REQUESTED = "model_price.reprice_requested"
+REPRICE_BUDGET_SECONDS = 40  # per task message; the run then continues in a new one
+
+
+@transaction.atomic
+def reprice_run_create(
+    *,
+    project: Project,
+    actor: User | None,
+    since: datetime,
+    until: datetime,
+    models: list[str] | None = None,
+    prices: list[ModelPrice] | None = None,
+) -> RepriceRun:
+    """Record a re-pricing of `project`'s calls that started in [since, until) (the filters of
+    `observations_reprice`), audit the request and queue it (after commit) on the project's region
+    queue. The run's counts show its progress; the outcome is audited as `model_price.repriced`."""
+    from ingest import tasks
+
+    if since is None or until is None or since >= until:
+        raise ValidationError("the time range is empty: `since` must be before `until`")
+    requested = sorted({m.strip() for m in models or [] if m and m.strip()})
+    if len(requested) > MAX_REPRICE_MODELS:
+        raise ValidationError(f"at most {MAX_REPRICE_MODELS} model names at once")
+    run = RepriceRun.objects.create(
+        project=project, since=since, until=until, models_requested=requested,
+        price_ids=sorted(str(p.id) for p in prices or []),
+        requested_by=actor if isinstance(actor, User) else None,
+    )
+    audit_record(
+        organization=project.organization, actor=actor, action=AUDIT_REPRICE_REQUESTED, target_type="project",
+        target_id=str(project.id), data={"run_id": str(run.id), "since": since.isoformat(),
+                                         "until": until.isoformat(), "models": requested,
+                                         "prices": run.price_ids},
+    )
+    enqueue_for_project(tasks.reprice, project=project, kwargs={"run_id": str(run.id)})
+    return run
+
+
+def reprice_run(*, run_id, project_id, budget_seconds: float | None = REPRICE_BUDGET_SECONDS,
+                batch_size: int = writer.REPRICE_BATCH) -> bool:
+    """Run (or continue) a queued re-pricing, batch by batch, adding each batch's counts and keyset
+    position to the run as it commits. True when finished (or nothing to do: a done run, or an id
+    that is not this project's), False when the time budget ran out (the caller sends it again).
+
+    Resumable: a continuation or a redelivered message carries on after the last recorded batch. A
+    batch committed in the region but not yet recorded here is examined again; its calls are priced
+    already, so nothing is counted twice as re-priced."""
+    run = RepriceRun.objects.select_related("project__organization", "requested_by").filter(
+        id=run_id, project_id=project_id).first()
+    if run is None or run.status == JobStatus.DONE:
+        return True
+    project = run.project
+    runs = RepriceRun.objects.filter(id=run.id)
+    runs.update(status=JobStatus.RUNNING, error="")
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    try:
+        names = run.model_names
+        if names is None and (run.models_requested or run.price_ids):
+            prices = list(ModelPrice.objects.filter(id__in=run.price_ids))
+            names = _reprice_names(project=project, since=run.since, until=run.until,
+                                   models=run.models_requested, prices=prices)
+            runs.update(model_names=names)
+        after = (run.position_time, run.position_id) if run.position_time is not None else None
+        for batch, position in writer.reprice_batches(project=project, since=run.since, until=run.until,
+                                                      models=names, after=after, batch_size=batch_size):
+            progress = {
+                "examined": F("examined") + batch.examined, "repriced": F("repriced") + batch.repriced,
+                "newly_priced": F("newly_priced") + batch.newly_priced,
+                "still_unpriced": F("still_unpriced") + batch.still_unpriced,
+            }
+            if position is not None:
+                progress.update(position_time=position[0], position_id=position[1])
+            runs.update(**progress)
+            if batch.examined < batch_size:
+                break  # the last batch
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+    except Exception as exc:
+        runs.update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now())
+        raise
+    runs.update(status=JobStatus.DONE, finished_at=timezone.now())
+    run.refresh_from_db()
+    report = writer.RepriceReport(examined=run.examined, repriced=run.repriced, newly_priced=run.newly_priced,
+                                  still_unpriced=run.still_unpriced)
+    _audit_repriced(project=project, actor=run.requested_by, since=run.since, until=run.until, names=names,
+                    report=report, run_id=run.id)
+    return True

@@ -39,6 +39,7 @@ import operator
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -1452,6 +1453,22 @@ def reprice_observations(
     short transaction each (keyset on start time and id), so a long range never holds locks for long.
     """
     report = RepriceReport()
+    for batch, _position in reprice_batches(project=project, since=since, until=until, models=models,
+                                            batch_size=batch_size):
+        report.examined += batch.examined
+        report.repriced += batch.repriced
+        report.newly_priced += batch.newly_priced
+        report.still_unpriced += batch.still_unpriced
+    return report
+
+
+def reprice_batches(
+    *, project, since: datetime, until: datetime, models: list[str] | None = None,
+    batch_size: int = REPRICE_BATCH, after: tuple | None = None,
+) -> Iterator[tuple[RepriceReport, tuple]]:
+    """`reprice_observations` one committed batch at a time: yields each batch's counts and its
+    keyset position (start time, id of its last row). `after` (a position yielded before) carries on
+    behind it, so a background run (`ingest.reprice`) shows progress and resumes where it stopped."""
     database = region_database(project.region)
     pid = str(project.id)
     select = ", ".join(f'"{c}"' for c in _REPRICE_COLUMNS)
@@ -1460,11 +1477,12 @@ def reprice_observations(
     if models is not None:
         names = sorted({m for m in models if m})
         if not names:
-            return report
+            return
         model_filter = ' AND ("model" = ANY(%s) OR "response_model" = ANY(%s))'
         params_models = [names, names]
-    position: tuple | None = None
+    position: tuple | None = tuple(after) if after else None
     while True:
+        report = RepriceReport()
         keyset = ' AND ("start_time", "id") > (%s, %s)' if position else ""
         sql = (
             f'SELECT {select} FROM "{OBSERVATIONS.db_table}" WHERE "project_id" = %s::uuid '
@@ -1501,11 +1519,13 @@ def reprice_observations(
                         tracker.apply(fixed_ids)
         except (OperationalError, InterfaceError) as exc:
             raise StorageUnavailable(f"the {project.region} data region is unavailable; retry later") from exc
-        report.examined += len(rows)
-        report.repriced += len(fixes)
+        report.examined = len(rows)
+        report.repriced = len(fixes)
+        if rows:
+            position = (rows[-1]["start_time"], rows[-1]["id"])
+        yield report, position
         if len(rows) < batch_size:
-            return report
-        position = (rows[-1]["start_time"], rows[-1]["id"])
+            return
 
 
 SAMPLED_OUT = {"sampled_out": True}

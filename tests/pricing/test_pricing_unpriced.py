@@ -1,5 +1,6 @@
 """Unknown is not zero: calls without a price are counted and named wherever costs are added up,
-listed with a one-click add, and stored calls can be re-priced (command and console, audited)."""
+listed with a one-click add, and stored calls can be re-priced (command, synchronously; console, as a
+background run on the region queue whose counts show its progress; both audited)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from ingest.services import AUDIT_REPRICED
+from ingest import services as ingest_services
+from ingest import tasks as ingest_tasks
+from ingest.services import AUDIT_REPRICE_REQUESTED, AUDIT_REPRICED
 from ingest.writer import reprice_observations, write_records
-from pricing.models import ModelPrice, PriceSource
+from pricing.models import ModelPrice, PriceSource, RepriceRun
 from pricing.pricing import reset_local_cache
 from prompts.selectors import compare_versions
 from tenancy.models import AuditLogEntry, Role
@@ -213,8 +216,30 @@ def test_repricing_walks_every_batch(project):
     assert reprice_observations(project=project, since=T0, until=NOW, batch_size=3).repriced == 0
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """Region task messages, captured instead of sent to the broker (after commit, as in production)."""
+    from tenancy import tasks as tenancy_tasks
+
+    messages: list[tuple[str, dict, str]] = []
+    monkeypatch.setattr(tenancy_tasks, "publish",
+                        lambda task, kwargs, queue: messages.append((task.name, kwargs, queue)) or True)
+    return messages
+
+
+def deliver(sent) -> int:
+    """Run every captured message (and the continuations they send) as a region worker would."""
+    delivered = 0
+    while sent:
+        name, kwargs, queue = sent.pop(0)
+        assert (name, queue) == ("ingest.reprice", "region.eu")
+        ingest_tasks.reprice(**kwargs)
+        delivered += 1
+    return delivered
+
+
 def test_the_console_reprices_for_admins_of_the_project_only(
-    organization, member_of, project, other_project, history, other_owner
+    organization, member_of, project, other_project, history, other_owner, sent, django_capture_on_commit_callbacks
 ):
     catalog_row = price(model_name="brand-new-model", input_price="3", output_price="15")
     admin = member_of(organization, Role.ADMIN)
@@ -227,12 +252,27 @@ def test_the_console_reprices_for_admins_of_the_project_only(
 
     form_data = {"project": str(project.id), "since": (T0 - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"),
                  "until": "", "models": "", "prices": str(catalog_row.id)}
-    response = client.post("/admin/pricing/reprice/", form_data)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/pricing/reprice/", form_data)
     assert response.status_code == 302, response.content.decode()[:2000]
+    # The request only records the run and queues it, once, on the project's region queue.
+    run = RepriceRun.objects.get()
+    assert response.url == f"/admin/pricing/reprice/runs/{project.id}/"
+    assert (run.project_id, run.status, run.requested_by_id, run.price_ids) == (
+        project.id, "queued", admin.id, [str(catalog_row.id)])
+    assert sent == [("ingest.reprice", {"project_id": str(project.id), "run_id": str(run.id)}, "region.eu")]
+    assert rows(project)["h1"].total_cost is None
+    requested = AuditLogEntry.objects.get(action=AUDIT_REPRICE_REQUESTED)
+    assert (requested.actor_id, requested.data["run_id"]) == (admin.id, str(run.id))
+
+    assert deliver(sent) == 1
     assert rows(project)["h1"].total_cost == Decimal("0.0105")
     assert rows(project)["h-other"].total_cost is None  # the selected price's pattern does not match it
     entry = AuditLogEntry.objects.get(action=AUDIT_REPRICED)
-    assert (entry.actor_id, entry.data["models"]) == (admin.id, ["brand-new-model"])
+    assert (entry.actor_id, entry.data["models"], entry.data["run_id"]) == (admin.id, ["brand-new-model"], str(run.id))
+    run.refresh_from_db()
+    assert (run.status, run.model_names, run.examined, run.repriced, run.newly_priced) == (
+        "done", ["brand-new-model"], 2, 2, 2)
 
     # Another organization's project does not exist here, to read or to re-price.
     assert client.get(f"/admin/pricing/reprice/?project={other_project.id}").status_code == 404
@@ -244,6 +284,114 @@ def test_the_console_reprices_for_admins_of_the_project_only(
     # Nor may the neighbour re-price ours.
     assert console(other_owner).post("/admin/pricing/reprice/", form_data).status_code == 404
     assert AuditLogEntry.objects.filter(action=AUDIT_REPRICED).count() == 1
+    assert RepriceRun.objects.count() == 1 and sent == []
+
+
+def queue_run(project, owner, **filters):
+    return ingest_services.reprice_run_create(project=project, actor=owner, since=T0 - timedelta(days=1), until=NOW,
+                                              **filters)
+
+
+def test_a_background_run_reprices_what_the_command_does_batch_by_batch(
+    project, other_project, history, owner, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    price(model_name="brand-new-model", input_price="3", output_price="15")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = queue_run(project, owner, models=["brand-new-model"])
+    assert len(sent) == 1 and RepriceRun.objects.get(id=run.id).status == "queued"
+
+    # One call per batch and no time left after each: every batch is recorded, then a new message continues.
+    def one_batch_per_message(**kwargs):
+        return reprice_run(**kwargs, budget_seconds=0, batch_size=1)
+
+    reprice_run = ingest_services.reprice_run
+    monkeypatch.setattr(ingest_services, "reprice_run", one_batch_per_message)
+    name, kwargs, _ = sent.pop(0)
+    ingest_tasks.reprice(**kwargs)
+    run.refresh_from_db()
+    assert (run.status, run.examined, run.repriced, run.position_id) == ("running", 1, 1, "h1")
+    assert len(sent) == 1  # the continuation
+    assert rows(project)["h1"].total_cost == Decimal("0.0105") and rows(project)["h2"].total_cost is None
+    assert deliver(sent) >= 1
+
+    # The same calls as `manage.py reprice` (test_the_reprice_command_fixes_history_after_a_price_is_added).
+    mine = rows(project)
+    assert (mine["h1"].total_cost, mine["h1"].cost_source) == (Decimal("0.0105"), "catalog")
+    assert mine["h2"].total_cost == Decimal("0.0105")
+    assert mine["h-old"].total_cost is None
+    assert (mine["h-client"].total_cost, mine["h-client"].cost_source) == (Decimal("0.5"), "client")
+    assert mine["h-other"].total_cost is None
+    assert rows(other_project)["n1"].total_cost is None
+    run.refresh_from_db()
+    assert (run.status, run.examined, run.repriced, run.newly_priced, run.still_unpriced, run.error) == (
+        "done", 2, 2, 2, 0, "")
+    assert run.finished_at is not None
+    (entry,) = AuditLogEntry.objects.filter(action=AUDIT_REPRICED)
+    assert (entry.actor_id, entry.data["models"], entry.data["repriced"]) == (owner.id, ["brand-new-model"], 2)
+
+    # A redelivered message for a done run changes nothing.
+    finished_at = run.finished_at
+    ingest_tasks.reprice(project_id=str(project.id), run_id=str(run.id))
+    run.refresh_from_db()
+    assert (run.examined, run.repriced, run.finished_at) == (2, 2, finished_at)
+    assert AuditLogEntry.objects.filter(action=AUDIT_REPRICED).count() == 1 and sent == []
+
+
+def test_a_run_is_only_run_for_its_own_project(project, other_project, history, owner, sent):
+    price(model_name="brand-new-model")
+    run = queue_run(project, owner)
+    ingest_tasks.reprice(project_id=str(other_project.id), run_id=str(run.id))
+    run.refresh_from_db()
+    assert (run.status, run.examined) == ("queued", 0)
+    assert rows(project)["h1"].total_cost is None and rows(other_project)["n1"].total_cost is None
+
+
+def test_a_failed_run_says_why(project, history, owner, sent, monkeypatch):
+    from ingest import writer
+    from ingest.writer import StorageUnavailable
+
+    def down(**kwargs):
+        raise StorageUnavailable("the eu data region is unavailable; retry later")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(writer, "reprice_batches", down)
+    run = queue_run(project, owner)
+    with pytest.raises(StorageUnavailable):
+        ingest_tasks.reprice(project_id=str(project.id), run_id=str(run.id))
+    run.refresh_from_db()
+    assert run.status == "failed" and "unavailable" in run.error and run.finished_at is not None
+
+
+def test_the_runs_page_shows_status_and_counts_to_admins_of_the_project_only(
+    organization, member_of, project, other_project, history, other_owner, sent, django_capture_on_commit_callbacks
+):
+    price(model_name="brand-new-model")
+    admin = member_of(organization, Role.ADMIN)
+    client = console(admin)
+    page = f"/admin/pricing/reprice/runs/{project.id}/"
+    with django_capture_on_commit_callbacks(execute=True):
+        run = queue_run(project, admin)
+    # While a run is queued or running the page reloads itself.
+    response = client.get(page)
+    assert response.status_code == 200 and response.context["refresh_seconds"] == 5
+    assert 'http-equiv="refresh"' in response.content.decode()
+
+    deliver(sent)
+    response = client.get(page)
+    assert response.status_code == 200 and response.context["refresh_seconds"] is None
+    (listed,) = response.context["runs"]
+    assert listed.id == run.id
+    html = response.content.decode()
+    # Every call of the range but the client-priced one: h1, h2 and h-other (no price: still unpriced).
+    assert (listed.status, listed.examined, listed.repriced, listed.newly_priced, listed.still_unpriced) == (
+        "done", 3, 2, 2, 1)
+    assert '<td class="lg-examined">3</td>' in html and '<td class="lg-still-unpriced">1</td>' in html
+    assert 'http-equiv="refresh"' not in html
+
+    # Another organization's project, or ours to its owner or to a viewer, does not exist here.
+    assert client.get(f"/admin/pricing/reprice/runs/{other_project.id}/").status_code == 404
+    assert console(other_owner).get(page).status_code == 404
+    assert console(member_of(organization, Role.VIEWER)).get(page).status_code == 404
 
 
 def test_repricing_reaches_a_project_in_the_other_region(far_project, project):
