@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from pricing.patterns import PatternError, check_pattern
-from privacy.models import JobStatus
+from privacy.models import JobRecord
 from tenancy.models import Project
 from tenancy.planes import Plane
 
@@ -174,7 +174,7 @@ def default_pattern_for(model_name: str) -> str:
     return rf"^{re.escape(model_name.strip())}$"
 
 
-class RepriceRun(models.Model):
+class RepriceRun(JobRecord):
     """One re-pricing of a project's stored calls over a time range (after a price was added), run in
     the background on the project's region queue through the ingest writer (`ingest.reprice`). The
     counts grow batch by batch, so the admin shows how far it got; `position_*` is the keyset of the
@@ -182,7 +182,6 @@ class RepriceRun(models.Model):
 
     PLANE = Plane.CONTROL
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="reprice_runs")
     since = models.DateTimeField()
     until = models.DateTimeField()
@@ -191,19 +190,15 @@ class RepriceRun(models.Model):
     models_requested = models.JSONField(default=list, blank=True)
     price_ids = models.JSONField(default=list, blank=True)
     model_names = models.JSONField(null=True, blank=True)
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     examined = models.BigIntegerField(default=0)
     repriced = models.BigIntegerField(default=0)
     newly_priced = models.BigIntegerField(default=0)
     still_unpriced = models.BigIntegerField(default=0)
     position_time = models.DateTimeField(null=True, blank=True, editable=False)
     position_id = models.TextField(blank=True, default="", editable=False)
-    error = models.TextField(blank=True, default="")
     requested_by = models.ForeignKey(
         "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "-created_at"], name="repricerun_project_created")]

@@ -110,13 +110,27 @@ class JobStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class ErasureRequest(models.Model):
+class JobRecord(models.Model):
+    """What the record of every background job on a project keeps (erasure requests, retention runs,
+    exports, re-redactions, re-pricings; all control plane): its id, its state, why it failed, when it
+    was asked for and when it ended. Each declares its own plane and project."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ErasureRequest(JobRecord):
     """The receipt of one erasure request (control plane): who asked, when, what was matched (as a
     keyed hash), the rows deleted per kind, when it finished and what the verification query found."""
 
     PLANE = Plane.CONTROL
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="erasure_requests")
     region = models.CharField(max_length=32, editable=False)
     kind = models.CharField(max_length=8, choices=ErasureKind.choices)
@@ -131,13 +145,9 @@ class ErasureRequest(models.Model):
         "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
     requested_via = models.CharField(max_length=32, editable=False)  # public-api, api, admin, langfuse-delete
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     counts = models.JSONField(default=dict, blank=True)  # table label -> rows deleted (late arrivals too)
     verification = models.JSONField(default=dict, blank=True)  # table label -> rows still matching (all 0)
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     # Until then a periodic job erases late arrivals for the same subject; after it the region forgets
     # the subject (`ErasureTarget` deleted) and `closed_at` is set.
@@ -199,20 +209,15 @@ class RetentionPolicy(models.Model):
         return f"retention of project {self.project_id}: {self.days} days (payloads {self.payload_days})"
 
 
-class RetentionRun(models.Model):
+class RetentionRun(JobRecord):
     """One enforcement run of a project's retention: what it deleted (rows per table) and emptied."""
 
     PLANE = Plane.CONTROL
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="retention_runs")
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     cutoff = models.DateTimeField(null=True, blank=True)
     payload_cutoff = models.DateTimeField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "-created_at"], name="retentionrun_project_created")]
@@ -221,20 +226,18 @@ class RetentionRun(models.Model):
         return f"retention run {self.id} ({self.status})"
 
 
-class ExportJob(models.Model):
+class ExportJob(JobRecord):
     """An export of a project's data (all of it, a time range, or one end user's) as gzip JSONL, built
     in the project's region and stored there; downloaded through an expiring signed link."""
 
     PLANE = Plane.CONTROL
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="exports")
     region = models.CharField(max_length=32, editable=False)
     since = models.DateTimeField(null=True, blank=True)
     until = models.DateTimeField(null=True, blank=True)
     # One end user's export: the id itself waits in the region (`ErasureTarget`, same id) until built.
     user_hash = models.CharField(max_length=64, blank=True, default="")
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     file_name = models.CharField(max_length=300, blank=True, default="")
     size = models.BigIntegerField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True)  # rows per table
@@ -242,15 +245,12 @@ class ExportJob(models.Model):
     # arrive during the build may push `traces_done` past `traces_total`).
     traces_total = models.BigIntegerField(null=True, blank=True)
     traces_done = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True, default="")
     requested_by = models.ForeignKey(
         "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
     requested_by_key = models.ForeignKey(
         "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)  # its file deleted by an erasure request
 
     class Meta:
@@ -269,24 +269,19 @@ class ExportJob(models.Model):
         return min(99, int(100 * self.traces_done / self.traces_total))
 
 
-class ReredactionRun(models.Model):
+class ReredactionRun(JobRecord):
     """An on-demand pass of the project's current redaction policy over its stored data of a time range
     (after the policy was tightened), run by the ingest writer in the project's region."""
 
     PLANE = Plane.CONTROL
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("tenancy.Project", on_delete=models.CASCADE, related_name="reredaction_runs")
     since = models.DateTimeField()
     until = models.DateTimeField()
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     counts = models.JSONField(default=dict, blank=True)  # examined, changed, emptied, findings, policy_version
-    error = models.TextField(blank=True, default="")
     requested_by = models.ForeignKey(
         "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "-created_at"], name="reredaction_project_created")]
