@@ -171,12 +171,7 @@ def _usage_key(organization_id, start: datetime) -> str:
 
 def usage_in_period(limits: Limits, *, now: datetime | None = None) -> int | None:
     """Accepted units counted so far this period (None when Redis does not answer)."""
-    start, _ = limits.period(now or timezone.now())
-    try:
-        return int(_client().get(_usage_key(limits.organization_id, start)) or 0)
-    except Exception:  # noqa: BLE001
-        logger.warning("billing usage counter unavailable", exc_info=True)
-        return None
+    return usages_in_period([limits], now=now or timezone.now())[0]
 
 
 def usages_in_period(limits: list[Limits], *, now: datetime) -> list[int | None]:

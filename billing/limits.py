@@ -138,25 +138,13 @@ def _check_generation(now: float) -> None:
 
 def limits_for(organization_id) -> Limits | None:
     """The organization's limits (one query when cold), or None while Redis is unreachable."""
-    now = time.monotonic()
-    _check_generation(now)
-    if not _state["redis_ok"]:
-        return None
-    entry = _entries.get(organization_id)
-    if entry is not None and now - entry[0] <= settings.BILLING_CACHE_SECONDS:
-        return entry[1]
-    subscription = Subscription.objects.select_related("plan").filter(organization_id=organization_id).first()
-    limits = effective_limits(subscription, organization_id=organization_id)
-    with _lock:
-        if len(_entries) > 10_000:
-            _entries.clear()
-        _entries[organization_id] = (now, limits)
-    return limits
+    found = limits_for_many([organization_id])
+    return None if found is None else found[organization_id]
 
 
 def limits_for_many(organization_ids) -> dict[object, Limits] | None:
-    """`limits_for` of several organizations: the cold ones in one query (not one each), or None while
-    Redis is unreachable."""
+    """The limits of several organizations, cached per process: the cold ones in one query (not one
+    each), or None while Redis is unreachable."""
     organization_ids = list(dict.fromkeys(organization_ids))
     now = time.monotonic()
     _check_generation(now)

@@ -318,7 +318,7 @@ class RetentionPolicyAdmin(OrganizationScopedAdmin):
         # run deletes what it no longer keeps. Such a save is shown back for confirmation first.
         if request.method == "POST" and not confirmed(request):
             obj = self.get_object(request, unquote(object_id)) if object_id else None
-            if obj is not None and self.has_change_permission(request, obj) or (
+            if (obj is not None and self.has_change_permission(request, obj)) or (
                 object_id is None and self.has_add_permission(request)
             ):
                 # Read before validating: the form writes the new days onto `obj`.
