@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from tenancy.regions import region_queue
+from tenancy.regions import RegionNotServed, region_database, region_queue
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +36,40 @@ def publish(task, *, kwargs: dict, queue: str) -> bool:
         return False
 
 
+def _databases_of(project) -> list[str]:
+    """The databases a write the task follows up on can be in: the control plane and the project's
+    region database (one alias when the region is stored on `default`)."""
+    try:
+        region_db = region_database(project.region)
+    except (RegionNotServed, ImproperlyConfigured):
+        region_db = None  # this process never connects there: no transaction of ours can be open on it
+    return list(dict.fromkeys(alias for alias in ("default", region_db) if alias))
+
+
 def enqueue_for_project(task, *, project, kwargs: dict | None = None) -> None:
-    """Send `task` to the project's region queue once the current transaction commits.
+    """Send `task` to the project's region queue once every transaction open at the call has
+    committed, and never if one of them rolls back.
+
+    `transaction.on_commit` waits for one database only, and the write a task follows up on may be
+    in the control plane, in the project's region database, or in both (each in its own transaction).
+    So a callback is registered on each of them — it runs at once on a database in no transaction and
+    is discarded with a transaction that rolls back — and the last of them to run publishes.
 
     Tasks receive ids only (always including project_id) and re-fetch what they need, scoped.
     A broker outage is logged, never raised into the request (see `publish`).
     """
     payload = {"project_id": str(project.id), **(kwargs or {})}
     queue = region_queue(project.region)
-    transaction.on_commit(lambda: publish(task, kwargs=payload, queue=queue))
+    databases = _databases_of(project)
+    waiting = set(databases)
+
+    def committed(alias: str) -> None:
+        waiting.discard(alias)
+        if not waiting:
+            publish(task, kwargs=payload, queue=queue)
+
+    for alias in databases:
+        transaction.on_commit(functools.partial(committed, alias), using=alias)
 
 
 PURGE_BATCH = 5000
@@ -61,7 +88,6 @@ def purge_project_data(*, project_id: str, region: str) -> dict[str, int]:
 
     from tenancy.models import Project
     from tenancy.planes import Plane, plane_of
-    from tenancy.regions import region_database
 
     if Project.objects.filter(pk=project_id).exists():
         return {}

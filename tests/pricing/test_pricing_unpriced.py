@@ -23,6 +23,7 @@ from pricing.models import ModelPrice, PriceSource, RepriceRun
 from pricing.pricing import reset_local_cache
 from prompts.selectors import compare_versions
 from tenancy.models import AuditLogEntry, Role
+from tests.commits import on_commit_of_every_database
 from traces.models import Observation
 
 NOW = timezone.now().replace(microsecond=0)
@@ -239,7 +240,7 @@ def deliver(sent) -> int:
 
 
 def test_the_console_reprices_for_admins_of_the_project_only(
-    organization, member_of, project, other_project, history, other_owner, sent, django_capture_on_commit_callbacks
+    organization, member_of, project, other_project, history, other_owner, sent
 ):
     catalog_row = price(model_name="brand-new-model", input_price="3", output_price="15")
     admin = member_of(organization, Role.ADMIN)
@@ -252,8 +253,21 @@ def test_the_console_reprices_for_admins_of_the_project_only(
 
     form_data = {"project": str(project.id), "since": (T0 - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"),
                  "until": "", "models": "", "prices": str(catalog_row.id)}
-    with django_capture_on_commit_callbacks(execute=True):
+    # A valid form is shown back first: which project, window and models, and that stored costs change.
+    with on_commit_of_every_database():
         response = client.post("/admin/pricing/reprice/", form_data)
+    page = response.content.decode()
+    assert response.status_code == 200 and "Nothing has been done yet" in page
+    assert f"Re-price the stored calls of {project}?" in page and f"in its region ({project.region})" in page
+    assert f"from {form_data['since']} until now (the moment you confirm) UTC" in page
+    assert "brand-new-model (^brand-new-model$)" in page and "replace the costs stored today" in page
+    assert 'name="confirm" value="yes"' in page and f'name="prices" value="{catalog_row.id}"' in page
+    assert not RepriceRun.objects.exists() and sent == []
+    assert not AuditLogEntry.objects.filter(action=AUDIT_REPRICE_REQUESTED).exists()
+    assert rows(project)["h1"].total_cost is None
+
+    with on_commit_of_every_database():
+        response = client.post("/admin/pricing/reprice/", {**form_data, "confirm": "yes"})
     assert response.status_code == 302, response.content.decode()[:2000]
     # The request only records the run and queues it, once, on the project's region queue.
     run = RepriceRun.objects.get()
@@ -274,17 +288,45 @@ def test_the_console_reprices_for_admins_of_the_project_only(
     assert (run.status, run.model_names, run.examined, run.repriced, run.newly_priced) == (
         "done", ["brand-new-model"], 2, 2, 2)
 
-    # Another organization's project does not exist here, to read or to re-price.
+    # Another organization's project does not exist here, to read or to re-price, confirmed or not.
     assert client.get(f"/admin/pricing/reprice/?project={other_project.id}").status_code == 404
-    assert client.post("/admin/pricing/reprice/", {**form_data, "project": str(other_project.id)}).status_code == 404
+    theirs = {**form_data, "project": str(other_project.id)}
+    assert client.post("/admin/pricing/reprice/", theirs).status_code == 404
+    assert client.post("/admin/pricing/reprice/", {**theirs, "confirm": "yes"}).status_code == 404
     assert rows(other_project)["n1"].total_cost is None
     # A viewer of the project may not re-price it.
     viewer = console(member_of(organization, Role.VIEWER))
     assert viewer.post("/admin/pricing/reprice/", form_data).status_code == 404
+    assert viewer.post("/admin/pricing/reprice/", {**form_data, "confirm": "yes"}).status_code == 404
     # Nor may the neighbour re-price ours.
     assert console(other_owner).post("/admin/pricing/reprice/", form_data).status_code == 404
+    assert console(other_owner).post("/admin/pricing/reprice/", {**form_data, "confirm": "yes"}).status_code == 404
     assert AuditLogEntry.objects.filter(action=AUDIT_REPRICED).count() == 1
     assert RepriceRun.objects.count() == 1 and sent == []
+
+
+def test_the_reprice_confirmation_names_the_window_and_models_and_goes_back_prefilled(
+    organization, member_of, project, sent
+):
+    client = console(member_of(organization, Role.ADMIN))
+    form_data = {"project": str(project.id), "since": "2026-01-01 00:00:00", "until": "2026-01-02 12:00:00",
+                 "models": "gpt-4o, claude-x", "prices": ""}
+
+    response = client.post("/admin/pricing/reprice/", form_data)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "from 2026-01-01 00:00:00 until 2026-01-02 12:00:00 UTC" in page
+    assert "Only calls of these models (as sent): gpt-4o, claude-x." in page
+    cancel = response.context["cancel_url"]
+    assert cancel.startswith("/admin/pricing/reprice/?") and parse_qs(urlparse(cancel).query)["models"] == [
+        "gpt-4o, claude-x"]
+    assert client.get(cancel).context["form"].initial["until"] == "2026-01-02 12:00:00"
+    assert not RepriceRun.objects.exists() and sent == []
+    # A form the service would refuse is refused before any confirmation.
+    too_many = ", ".join(f"m{n}" for n in range(ingest_services.MAX_REPRICE_MODELS + 1))
+    response = client.post("/admin/pricing/reprice/", {**form_data, "models": too_many})
+    assert response.status_code == 400 and "Nothing has been done yet" not in response.content.decode()
 
 
 def queue_run(project, owner, **filters):
@@ -293,10 +335,10 @@ def queue_run(project, owner, **filters):
 
 
 def test_a_background_run_reprices_what_the_command_does_batch_by_batch(
-    project, other_project, history, owner, sent, monkeypatch, django_capture_on_commit_callbacks
+    project, other_project, history, owner, sent, monkeypatch
 ):
     price(model_name="brand-new-model", input_price="3", output_price="15")
-    with django_capture_on_commit_callbacks(execute=True):
+    with on_commit_of_every_database():
         run = queue_run(project, owner, models=["brand-new-model"])
     assert len(sent) == 1 and RepriceRun.objects.get(id=run.id).status == "queued"
 
@@ -363,13 +405,13 @@ def test_a_failed_run_says_why(project, history, owner, sent, monkeypatch):
 
 
 def test_the_runs_page_shows_status_and_counts_to_admins_of_the_project_only(
-    organization, member_of, project, other_project, history, other_owner, sent, django_capture_on_commit_callbacks
+    organization, member_of, project, other_project, history, other_owner, sent
 ):
     price(model_name="brand-new-model")
     admin = member_of(organization, Role.ADMIN)
     client = console(admin)
     page = f"/admin/pricing/reprice/runs/{project.id}/"
-    with django_capture_on_commit_callbacks(execute=True):
+    with on_commit_of_every_database():
         run = queue_run(project, admin)
     # While a run is queued or running the page reloads itself.
     response = client.get(page)

@@ -114,13 +114,12 @@ def frozen_broker(frozen_redis, monkeypatch):
     _fresh_broker_connections()  # monkeypatch restores broker_url after this
 
 
-def test_enqueue_after_commit_logs_instead_of_hanging_on_a_frozen_broker(
-    project, frozen_broker, django_capture_on_commit_callbacks, caplog
-):
+def test_enqueue_after_commit_logs_instead_of_hanging_on_a_frozen_broker(project, frozen_broker, caplog):
+    from tests.commits import on_commit_of_every_database
     from tests.tenancy.test_region_queues import region_probe
 
     started = time.monotonic()
-    with django_capture_on_commit_callbacks(execute=True):
+    with on_commit_of_every_database():
         enqueue_for_project(region_probe, project=project, kwargs={"marker": "lost"})
     assert time.monotonic() - started < 4
     assert "could not enqueue tests.region_probe on region.eu" in caplog.text

@@ -9,6 +9,7 @@ from django.conf import settings
 from config.celery import app
 from tenancy.regions import region_queue
 from tenancy.tasks import enqueue_for_project
+from tests.commits import on_commit_of_every_database
 
 
 @shared_task(name="tests.region_probe")
@@ -20,12 +21,12 @@ def _queue_messages(client, queue):
     return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
 
 
-def test_region_work_is_routed_to_the_project_region_queue(project, far_project, django_capture_on_commit_callbacks):
+def test_region_work_is_routed_to_the_project_region_queue(project, far_project):
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for queue in ("region.eu", "region.us", "default"):
         client.delete(queue)
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with on_commit_of_every_database():
         enqueue_for_project(region_probe, project=project, kwargs={"marker": "eu-work"})
         enqueue_for_project(region_probe, project=far_project, kwargs={"marker": "us-work"})
 
@@ -38,12 +39,13 @@ def test_region_work_is_routed_to_the_project_region_queue(project, far_project,
     assert client.llen("default") == 0
 
 
-def test_nothing_is_enqueued_when_the_transaction_rolls_back(project, django_capture_on_commit_callbacks):
+def test_nothing_is_enqueued_when_the_transaction_rolls_back(project):
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.delete("region.eu")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with on_commit_of_every_database(execute=False) as callbacks:
         enqueue_for_project(region_probe, project=project, kwargs={"marker": "x"})
-    assert len(callbacks) == 1
+    # One on the control plane and one on the region's database; neither committed.
+    assert sorted(len(c) for c in callbacks.values() if c) == [1, 1]
     assert client.llen("region.eu") == 0
 
 
