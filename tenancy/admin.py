@@ -174,15 +174,48 @@ class InvitationAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Revoke selected invitations", permissions=["revoke"])
     def revoke_invitations(self, request, queryset):
-        revoked = 0
+        invitations = list(queryset.select_related("organization", "invited_by"))
+        if not all(allowed(request, Role.OWNER, invitation.organization_id) for invitation in invitations):
+            raise PermissionDenied
+        pending = [invitation for invitation in invitations if invitation.is_pending]
+        if not pending:
+            # Another organization's invitation is not in the queryset: it reads like a missing one.
+            self.message_user(request, "None of the selected invitations is pending: nothing was revoked.",
+                              messages.WARNING)
+            return None
+        if not confirmed(request):
+            return self._confirm_revoke(request, pending, not_pending=len(invitations) - len(pending))
         with transaction.atomic():
-            for invitation in queryset.select_related("organization"):
-                if not allowed(request, Role.OWNER, invitation.organization_id):
-                    raise PermissionDenied
-                if invitation.is_pending:
-                    services.invitation_revoke(invitation=invitation, actor=request.user)
-                    revoked += 1
-        self.message_user(request, f"Revoked {revoked} invitation(s).", messages.SUCCESS)
+            for invitation in pending:
+                services.invitation_revoke(invitation=invitation, actor=request.user)
+        self.message_user(request, f"Revoked {len(pending)} invitation(s).", messages.SUCCESS)
+        return None
+
+    CONFIRMATION_LISTS = 50  # invitations named on the confirmation page; the rest are counted
+
+    def _confirm_revoke(self, request, pending, *, not_pending: int):
+        named = [
+            f"{i.email} to {i.organization} as {i.role}"
+            f"{', invited by ' + i.invited_by.email if i.invited_by else ''}, expires {i.expires_at:%Y-%m-%d %H:%M} UTC"
+            for i in pending[:self.CONFIRMATION_LISTS]
+        ]
+        if len(pending) > self.CONFIRMATION_LISTS:
+            named.append(f"… and {len(pending) - self.CONFIRMATION_LISTS} more.")
+        if not_pending:
+            named.append(f"{not_pending} other selected invitation(s) are no longer pending (accepted, revoked or "
+                         "expired) and stay as they are.")
+        return confirmation_page(
+            request,
+            title="Revoke invitations?",
+            question=f"Revoke {len(pending)} pending invitation(s)?",
+            consequences=[
+                *named,
+                "The links in their emails stop working at once; a revoked invitation cannot be restored, "
+                "only sent again.",
+            ],
+            button="Yes, revoke",
+            cancel_url=request.get_full_path(),
+        )
 
 
 class ProjectForm(forms.ModelForm):

@@ -426,9 +426,72 @@ def test_an_owner_revokes_an_invitation_and_an_admin_cannot(client, organization
     assert invitation.revoked_at is None
 
     client.force_login(owner)
-    client.post(url("tenancy_invitation_changelist"), data)
+    client.post(url("tenancy_invitation_changelist"), {**data, "confirm": "yes"})
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
+
+
+def test_revoking_invitations_says_which_and_how_many_first_and_revokes_once_confirmed(
+    client, organization, owner
+):
+    pending = [invitation_create(organization=organization, email=f"p{n}@example.com", role="member",
+                                 invited_by=owner)[0] for n in range(2)]
+    accepted = invitation_create(organization=organization, email="done@example.com", role="member",
+                                 invited_by=owner)[0]
+    Invitation.objects.filter(pk=accepted.pk).update(accepted_at=accepted.created_at)
+    data = {"action": "revoke_invitations", "_selected_action": [i.pk for i in [*pending, accepted]]}
+    client.force_login(owner)
+
+    response = client.post(url("tenancy_invitation_changelist"), data)
+
+    page = response.content.decode()
+    assert response.status_code == 200 and "Revoke 2 pending invitation(s)?" in page
+    assert "p0@example.com to Acme as member" in page and "p1@example.com" in page
+    assert "1 other selected invitation(s) are no longer pending" in page
+    assert "Nothing has been done yet" in page and "The links in their emails stop working" in page
+    # The confirmation posts the same selection again, to the same list.
+    assert 'name="confirm" value="yes"' in page and f'value="{pending[0].pk}"' in page
+    assert not Invitation.objects.filter(revoked_at__isnull=False).exists()
+    assert not AuditLogEntry.objects.filter(action="invitation.revoked").exists()
+
+    response = client.post(url("tenancy_invitation_changelist"), {**data, "confirm": "yes"})
+
+    assert response.status_code == 302
+    assert set(Invitation.objects.filter(revoked_at__isnull=False)) == set(pending)
+    assert AuditLogEntry.objects.filter(action="invitation.revoked").count() == 2
+
+
+def test_revoking_nothing_pending_asks_nothing(client, organization, owner):
+    invitation = invitation_create(organization=organization, email="x@example.com", role="member", invited_by=owner)[0]
+    Invitation.objects.filter(pk=invitation.pk).update(revoked_at=invitation.created_at)
+    client.force_login(owner)
+
+    response = client.post(url("tenancy_invitation_changelist"),
+                           {"action": "revoke_invitations", "_selected_action": [invitation.pk]}, follow=True)
+
+    assert "None of the selected invitations is pending" in response.content.decode()
+    assert "Nothing has been done yet" not in response.content.decode()
+
+
+def test_revoking_another_tenants_invitation_answers_like_a_missing_one(
+    client, organization, owner, other_organization, other_owner
+):
+    theirs = invitation_create(organization=other_organization, email="theirs@example.com", role="member",
+                               invited_by=other_owner)[0]
+    client.force_login(owner)
+
+    def revoke(pk, **extra):
+        return client.post(url("tenancy_invitation_changelist"),
+                           {"action": "revoke_invitations", "_selected_action": [pk], **extra}, follow=True)
+
+    for extra in ({}, {"confirm": "yes"}):
+        response, missing = revoke(theirs.pk, **extra), revoke(uuid.uuid4(), **extra)
+        assert response.status_code == missing.status_code == 200
+        assert response.redirect_chain == missing.redirect_chain
+        assert "None of the selected invitations is pending" in response.content.decode()
+        assert "theirs@example.com" not in response.content.decode()
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is None
 
 
 # --- audit log --------------------------------------------------------------------------------
