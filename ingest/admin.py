@@ -20,8 +20,7 @@ from ingest import services
 from pricing.admin import UNPRICED_DAYS, _writable_projects
 from pricing.models import RepriceRun
 from pricing.selectors import prices_visible_to
-from privacy.models import JobStatus
-from tenancy.admin_site import admin_site, allowed, is_superuser
+from tenancy.admin_site import admin_site, allowed, is_superuser, refresh_while
 from tenancy.models import Project, Role
 
 
@@ -100,7 +99,6 @@ def reprice_view(request):
 
 
 RUNS_LISTED = 50
-REFRESH_SECONDS = 5  # while a run is queued or running, like the console's exports page
 
 
 def reprice_runs_view(request, project_id):
@@ -110,14 +108,13 @@ def reprice_runs_view(request, project_id):
         raise Http404("no such project")
     runs = list(RepriceRun.objects.filter(project=project).select_related("requested_by")
                 .order_by("-created_at")[:RUNS_LISTED])
-    busy = any(run.status in (JobStatus.QUEUED, JobStatus.RUNNING) for run in runs)
     context = {
         **admin_site.each_context(request),
         "title": f"Re-pricing runs · {project}",
         "project": project,
         "runs": runs,
         "listed": RUNS_LISTED,
-        "refresh_seconds": REFRESH_SECONDS if busy else None,
+        "refresh_seconds": refresh_while(any(run.in_progress for run in runs)),
     }
     request.current_app = admin_site.name
     return TemplateResponse(request, "admin/pricing/reprice_runs.html", context)

@@ -1,18 +1,29 @@
-"""Console page for redaction policies: admins and owners edit their organization's projects'
-policies, viewers and members read them; every save goes through `redaction_policy_update`."""
+"""Console pages of the privacy app: redaction policies (admins and owners edit their organization's
+projects' policies, viewers and members read them; every save goes through `redaction_policy_update`),
+erasure requests and retention (confirmed first when they delete sooner), and the receipts of both
+jobs, which reload themselves while a job runs."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from privacy.detectors import DETECTORS
-from privacy.models import ErasureKind, ErasureRequest, RedactionPolicy, RetentionPolicy, RetentionRun
+from privacy.models import (
+    ErasureKind,
+    ErasureRequest,
+    JobStatus,
+    RedactionPolicy,
+    RetentionPolicy,
+    RetentionRun,
+)
 from privacy.policy import RedactionMode
 from privacy.retention import effective_retention
+from privacy.selectors import deletion_progress, deletion_totals
 from privacy.services import (
     MAX_GRACE_DAYS,
     MAX_RETENTION_DAYS,
@@ -24,11 +35,13 @@ from privacy.services import (
 )
 from tenancy.admin_site import (
     NOBODY,
+    REFRESH_SECONDS,
     OrganizationScopedAdmin,
     admin_site,
     adopt,
     confirmation_page,
     confirmed,
+    refresh_while,
 )
 from tenancy.models import Role
 
@@ -162,6 +175,63 @@ for _name in DETECTORS:
     setattr(RedactionPolicyAdmin, f"mode_{_name}", _mode_display(_name))
 
 
+# --- the receipts of background jobs ---------------------------------------------------------------
+
+
+class JobReceiptAdmin(OrganizationScopedAdmin):
+    """The list and the page of an erasure request or a retention run: both reload themselves while a
+    job they show is queued or running (as the re-pricing runs page does) and stop once none is; the
+    page says how far the job got (`deletion_progress`)."""
+
+    # Why nothing is said about what is left, per job model (see `deletion_progress`).
+    left_unknown = ""
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None and "cl" in context:
+            # The page of rows the list shows, already fetched for it: no query of its own.
+            context["refresh_seconds"] = refresh_while(any(job.in_progress for job in context["cl"].result_list))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None and context.get("original") is not None:
+            context["refresh_seconds"] = refresh_while(context["original"].in_progress)
+        return response
+
+    @admin.display(description="rows deleted")
+    def rows_deleted(self, obj):
+        # The saved counts, so the list reads no region: a running job's grow each time slice (~40 s).
+        rows = intcomma(deletion_totals(counts=obj.counts or {}).deleted)
+        return f"{rows} so far" if obj.in_progress else rows
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        if obj.status == JobStatus.QUEUED:
+            return f"Queued: waiting for a worker in the project's region ({obj.project.region})."
+        done = deletion_progress(job=obj)
+        parts = [f"{intcomma(done.deleted)} rows deleted"]
+        if done.emptied:
+            parts.append(f"{intcomma(done.emptied)} rows' payloads emptied")
+        if done.files:
+            parts.append(f"{intcomma(done.files)} export file(s) deleted")
+        what = ", ".join(parts)
+        if obj.status == JobStatus.DONE:
+            return f"Done: {what}."
+        if obj.status == JobStatus.FAILED:
+            return f"Failed: {what} before it stopped (see the error below)."
+        source = ("counted from the region's batch records just now" if done.live else
+                  "as the run last saved them (the region did not answer)")
+        left = self.left(obj, done)
+        return (f"{obj.get_status_display().capitalize()}: {what} so far, {source}. {left} "
+                f"This page reloads every {REFRESH_SECONDS} seconds until the run ends.")
+
+    def left(self, obj, done) -> str:
+        return self.left_unknown
+
+
 # --- erasure requests --------------------------------------------------------------------------
 
 
@@ -198,7 +268,7 @@ class ErasureRequestForm(forms.ModelForm):
 
 
 @admin.register(ErasureRequest, site=admin_site)
-class ErasureRequestAdmin(OrganizationScopedAdmin):
+class ErasureRequestAdmin(JobReceiptAdmin):
     """Admins and owners ask for erasures of their organization's projects and read the receipts;
     receipts are never edited or deleted here."""
 
@@ -208,17 +278,23 @@ class ErasureRequestAdmin(OrganizationScopedAdmin):
     add_role = Role.ADMIN
     change_role = NOBODY
     delete_role = NOBODY
-    list_display = ("id", "project", "kind", "status", "total_deleted", "requested_via", "created_at", "finished_at",
+    list_display = ("id", "project", "kind", "status", "rows_deleted", "requested_via", "created_at", "finished_at",
                     "closed_at")
     list_filter = ("status", "kind")
     list_select_related = ("project__organization",)
-    readonly_fields = ("id", "project", "kind", "status", "subject_hash", "subject_count", "counts", "verification",
-                       "requested_by", "requested_via", "error", "created_at", "started_at", "finished_at",
-                       "verified_at", "grace_until", "closed_at")
+    readonly_fields = ("id", "project", "kind", "status", "progress", "subject_hash", "subject_count", "counts",
+                       "verification", "requested_by", "requested_via", "error", "created_at", "started_at",
+                       "finished_at", "verified_at", "grace_until", "closed_at")
+    left_unknown = ("How many rows are left is not known: the rows an end user or a session matches are not "
+                    "counted beforehand; the run ends with a verification query that must find none.")
 
-    @admin.display(description="rows deleted")
-    def total_deleted(self, obj):
-        return sum((obj.counts or {}).values())
+    def left(self, obj, done) -> str:
+        if obj.kind != ErasureKind.TRACES:
+            return self.left_unknown
+        # Exact as far as it goes: the trace ids were counted when the request was made; an id that was
+        # never stored deletes nothing, so the run may end below that.
+        return (f"Traces: {intcomma(done.traces)} of the {intcomma(obj.subject_count)} trace id(s) asked for "
+                "(ids never stored are not deleted, so it may end below).")
 
     def get_fields(self, request, obj=None):
         return ("project", "kind", "subject", "grace_days") if obj is None else self.readonly_fields
@@ -371,7 +447,7 @@ def _sooner(days, than) -> bool:
 
 
 @admin.register(RetentionRun, site=admin_site)
-class RetentionRunAdmin(OrganizationScopedAdmin):
+class RetentionRunAdmin(JobReceiptAdmin):
     """Every retention run and what it deleted; read-only."""
 
     organization_path = "project__organization"
@@ -382,9 +458,7 @@ class RetentionRunAdmin(OrganizationScopedAdmin):
     list_display = ("project", "status", "cutoff", "payload_cutoff", "rows_deleted", "created_at", "finished_at")
     list_filter = ("status",)
     list_select_related = ("project__organization",)
-    readonly_fields = ("id", "project", "status", "cutoff", "payload_cutoff", "counts", "error", "created_at",
-                       "finished_at")
-
-    @admin.display(description="rows")
-    def rows_deleted(self, obj):
-        return sum((obj.counts or {}).values())
+    readonly_fields = ("id", "project", "status", "progress", "cutoff", "payload_cutoff", "counts", "error",
+                       "created_at", "finished_at")
+    left_unknown = ("How many rows are left is not known: what is older than the cutoffs is not counted "
+                    "beforehand (a count over the project's traces and calls on every run).")

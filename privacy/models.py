@@ -124,6 +124,16 @@ class JobRecord(models.Model):
     class Meta:
         abstract = True
 
+    @property
+    def in_progress(self) -> bool:
+        """Queued or running: its counts may still grow (the pages showing it reload themselves)."""
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+# The key of an erasure request's `counts` for the export files it deleted: files, not rows, and counted
+# in the control plane (no region batch records them).
+EXPORT_FILES = "privacy.ExportFile"
+
 
 class ErasureRequest(JobRecord):
     """The receipt of one erasure request (control plane): who asked, when, what was matched (as a

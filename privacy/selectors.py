@@ -75,6 +75,57 @@ def erasure_request_get(*, project, erasure_id):
     return ErasureRequest.objects.filter(project=project, id=erasure_id).first()
 
 
+@dataclass(frozen=True)
+class DeletionProgress:
+    """What an erasure request or a retention run has done so far."""
+
+    deleted: int  # rows deleted
+    emptied: int  # rows whose payloads were emptied (retention; their `<label>.payload` counts)
+    files: int  # export files deleted (erasure requests)
+    traces: int  # trace rows among `deleted`
+    live: bool  # summed from the region's batch records just now; False: the counts the job saved last
+
+
+def deletion_progress(*, job) -> DeletionProgress:
+    """Progress of `job` (an ErasureRequest or a RetentionRun) for its admin page.
+
+    While it is queued or running its saved `counts` lag behind: a run writes them when a time slice
+    ends (about every 40 s). The region's batch records are exact at every committed batch and cheap
+    to sum (one indexed row per batch of up to 2,000 rows), so they are read instead; a region that
+    does not answer leaves the saved counts. Once the job has stopped its saved counts are final.
+
+    How much is left is not known: neither job counts what it will delete beforehand (for a retention
+    run, or an end user's or session's erasure, that is a count over the project's largest tables)."""
+    from django.db import DatabaseError
+
+    from privacy.erasure import job_counts
+    from privacy.models import EXPORT_FILES
+
+    counts = dict(job.counts or {})
+    if job.in_progress:
+        try:
+            live = job_counts(job.project, job.id)
+        except DatabaseError:
+            pass
+        else:
+            return deletion_totals(counts={**live, **{k: v for k, v in counts.items() if k == EXPORT_FILES}},
+                                   live=True)
+    return deletion_totals(counts=counts)
+
+
+def deletion_totals(*, counts: dict, live: bool = False) -> DeletionProgress:
+    """A job's counts (table label -> rows) added up: rows deleted, payloads emptied, files deleted."""
+    from privacy.models import EXPORT_FILES
+
+    return DeletionProgress(
+        deleted=sum(n for label, n in counts.items() if label != EXPORT_FILES and not label.endswith(".payload")),
+        emptied=sum(n for label, n in counts.items() if label.endswith(".payload")),
+        files=counts.get(EXPORT_FILES, 0),
+        traces=counts.get("traces.Trace", 0),
+        live=live,
+    )
+
+
 # --- exports ---------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from privacy import erasure
-from privacy.models import ErasureKind, ErasureRequest, ErasureTarget, JobStatus, RedactionPolicy
+from privacy.models import (
+    EXPORT_FILES,
+    ErasureKind,
+    ErasureRequest,
+    ErasureTarget,
+    JobStatus,
+    RedactionPolicy,
+)
 from privacy.policy import new_pseudonym_salt
 from tenancy.models import AuditAction, Project, User
 from tenancy.services import audit_record
@@ -82,7 +89,6 @@ def redaction_policy_update(
 logger = logging.getLogger(__name__)
 
 ERASURE_REQUESTED = "erasure.requested"
-EXPORT_FILES = "privacy.ExportFile"
 MAX_SUBJECT_CHARS = 1000  # the trace's user_id and session_id columns
 MAX_TRACE_IDS = 10_000
 MAX_GRACE_DAYS = 90

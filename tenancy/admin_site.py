@@ -375,6 +375,15 @@ class OrganizationScopedAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
 
 CONFIRM = "confirm"
 
+# A page that shows a background job reloads itself this often while the job is queued or running
+# (a meta refresh in admin/base_site.html: no script, and it stops once the view passes None).
+REFRESH_SECONDS = 5
+
+
+def refresh_while(busy: bool) -> int | None:
+    """The `refresh_seconds` of a page's context: REFRESH_SECONDS while something on it is `busy`."""
+    return REFRESH_SECONDS if busy else None
+
 
 def confirmed(request) -> bool:
     """Was this POST sent again from its `confirmation_page`?"""
