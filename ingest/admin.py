@@ -1,12 +1,14 @@
 """Console pages for re-pricing stored calls (`/admin/pricing/reprice/`, and its runs at
 `/admin/pricing/reprice/runs/<project>/`): a write to the telemetry tables, so it lives with the write
 path; the catalog's admin links here by URL name. A re-pricing runs in the background on the
-project's region queue (`ingest.reprice`); the runs page shows its counts as they grow."""
+project's region queue (`ingest.reprice`); the runs page shows its counts as they grow. The stored
+costs it replaces are not kept, so a valid form is shown back for confirmation first."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -20,7 +22,7 @@ from ingest import services
 from pricing.admin import UNPRICED_DAYS, _writable_projects
 from pricing.models import RepriceRun
 from pricing.selectors import prices_visible_to
-from tenancy.admin_site import admin_site, allowed, is_superuser, refresh_while
+from tenancy.admin_site import admin_site, allowed, confirmation_page, confirmed, is_superuser, refresh_while
 from tenancy.models import Project, Role
 
 
@@ -44,6 +46,9 @@ class RepriceForm(forms.Form):
         if since and since >= until:
             self.add_error("until", "Must be later than the start.")
         cleaned["model_list"] = [m.strip() for m in (cleaned.get("models") or "").split(",") if m.strip()]
+        # The service refuses more too; said here, before the confirmation, rather than after it.
+        if len(set(cleaned["model_list"])) > services.MAX_REPRICE_MODELS:
+            self.add_error("models", f"At most {services.MAX_REPRICE_MODELS} model names at once.")
         return cleaned
 
 
@@ -68,6 +73,8 @@ def reprice_view(request):
         form = RepriceForm(request.POST, projects=projects)
         if form.is_valid():
             c = form.cleaned_data
+            if not confirmed(request):
+                return _confirm_reprice(request, c, prices)
             try:
                 run = services.reprice_run_create(
                     project=c["project"], actor=request.user, since=c["since"], until=c["until"],
@@ -96,6 +103,43 @@ def reprice_view(request):
     }
     request.current_app = admin_site.name
     return TemplateResponse(request, "admin/pricing/reprice.html", context, status=400 if form.errors else 200)
+
+
+def _utc(moment) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _confirm_reprice(request, c, prices):
+    """What a re-pricing will change, before anything is queued: the project, the window, the models."""
+    project = c["project"]
+    # An empty "until" means "now" when the confirmed form arrives, not when this page was drawn.
+    until = _utc(c["until"]) if request.POST.get("until") else "now (the moment you confirm)"
+    consequences = [
+        f"Project: {project}, in its region ({project.region}).",
+        f"Calls that started from {_utc(c['since'])} until {until} UTC.",
+    ]
+    if c["model_list"]:
+        consequences.append("Only calls of these models (as sent): " + ", ".join(c["model_list"]) + ".")
+    if prices:
+        consequences.append("Only calls of the models these prices match: "
+                            + ", ".join(f"{p.model_name} ({p.match_pattern})" for p in prices) + ".")
+    if not c["model_list"] and not prices:
+        consequences.append("Every model.")
+    consequences += [
+        "Their stored costs are recomputed with the price table as it is now (each call at its own start "
+        "time, project prices first) and replace the costs stored today, which are not kept; traces, "
+        "dashboards and their daily rollups show the new costs. Costs the client sent are kept.",
+        "It runs in the background, batch by batch; the project's runs page shows how far it got.",
+    ]
+    back = {key: request.POST.get(key, "") for key in ("project", "since", "until", "models", "prices")}
+    return confirmation_page(
+        request,
+        title="Re-price stored calls?",
+        question=f"Re-price the stored calls of {project}?",
+        consequences=consequences,
+        button="Yes, re-price",
+        cancel_url=reverse("admin:pricing_reprice") + "?" + urlencode({k: v for k, v in back.items() if v}),
+    )
 
 
 RUNS_LISTED = 50
