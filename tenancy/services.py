@@ -267,7 +267,11 @@ def invitation_sign_up(*, token: str, name: str, password: str) -> Membership:
 
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor: User | None) -> Invitation:
-    if invitation.revoked_at is None and invitation.accepted_at is None:
+    # Accepting locks the invitation's row; revoking takes the same lock and decides on the row as
+    # stored, not on the caller's copy, so an accept and a revoke at the same moment cannot both win.
+    stored = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation.accepted_at, invitation.revoked_at = stored.accepted_at, stored.revoked_at
+    if stored.revoked_at is None and stored.accepted_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
         audit_record(

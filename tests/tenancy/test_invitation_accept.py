@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tenancy.models import AuditAction, AuditLogEntry, Invitation, Membership, Role, User
-from tenancy.services import invitation_create, invitation_revoke
+from tenancy.services import invitation_accept, invitation_create, invitation_revoke
 from tests.factories import UserFactory
 
 PASSWORD = "correct horse battery staple"
@@ -289,3 +289,22 @@ def test_accepting_never_lowers_a_role_given_since_the_invitation(client, organi
 
     assert response.status_code == 302
     assert Membership.objects.get(organization=organization, user=person).role == Role.OWNER
+
+
+def test_a_revoke_decided_on_a_stale_copy_leaves_an_accepted_invitation_accepted(organization):
+    # The admin loaded the invitation while it was pending; the invitee accepted before the revoke ran.
+    owner = UserFactory()
+    invitation, token = invite(organization, email="racer@example.com")
+    stale = Invitation.objects.get(pk=invitation.pk)
+    joiner = UserFactory(email="racer@example.com")
+    invitation_accept(token=token, user=joiner)
+
+    invitation_revoke(invitation=stale, actor=owner)
+
+    stored = Invitation.objects.get(pk=invitation.pk)
+    assert stored.accepted_at is not None and stored.revoked_at is None
+    assert stale.revoked_at is None
+    assert not AuditLogEntry.objects.filter(
+        organization_id=organization.id, action=AuditAction.INVITATION_REVOKED
+    ).exists()
+    assert Membership.objects.filter(organization=organization, user=joiner).exists()
