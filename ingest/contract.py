@@ -340,9 +340,10 @@ _NUMBER_KEYS = frozenset({*TOKEN_KEYS, "total_tokens", "prompt_version", *_COST_
 @dataclass(frozen=True)
 class ExperimentLink:
     """An observation that is the task of one experiment item (Langfuse v4/v5 `run_experiment` sends
-    experiments only as `langfuse.experiment.*` span attributes, no dataset-run-items call): what the
-    evals follower needs to record the run item. Not a column of any row the writer stores; the
-    follower (`evals.experiments`) writes the experiment through `evals.services`.
+    experiments only as `langfuse.experiment.*` span attributes, no dataset-run-items call). Not a
+    column of any row the writer stores (the attributes are, under the observation's
+    `metadata["experiment"]`); the follower (`evals.experiments`) enqueues only the ids of each link,
+    and its task reads the run name, description and metadata back from the stored (redacted) span.
 
     `run_name` is `langfuse.experiment.name`, which the SDK fills with the RUN name; `experiment_id`
     is the SDK's (the stable hash for dataset runs, see `evals.services.stable_experiment_id`)."""

@@ -2,10 +2,12 @@
 `langfuse.experiment.*` span attributes) become dataset runs: the adapter's mapping of the attributes
 (the spans as SDK 5.0.4 sent them, captures/bodies_v5.txt), the stable experiment id against a value
 computed here by hand, and the OTLP endpoint → follower → run items path (merge by run name, replays,
-another project's ids, a missing dataset)."""
+another project's ids, a missing dataset), and the follower's message: the task spans' ids only, the
+experiment read back from the stored spans."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -13,10 +15,12 @@ import uuid
 import pytest
 
 from config.celery import app as celery_app
+from evals.experiments import record_experiment_spans
 from evals.models import Dataset, DatasetItem, DatasetRun, DatasetRunItem
 from evals.services import record_experiment_items, stable_experiment_id
 from ingest.adapters.otel.mapping import map_request
 from ingest.adapters.otel.testing import make_request, make_span
+from privacy.services import redaction_policy_update
 from traces.models import Observation, Trace
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -56,8 +60,8 @@ def experiment_attributes(*, experiment_id="026fd2010c1ca621", dataset_id="ds-1"
     }
 
 
-def item_spans(*, trace=TRACE, root=ROOT, task=TASK, **attributes):
-    attrs = experiment_attributes(task=task, **attributes)
+def item_spans(*, trace=TRACE, root=ROOT, task=TASK, extra: dict | None = None, **attributes):
+    attrs = {**experiment_attributes(task=task, **attributes), **(extra or {})}
     return [
         make_span(trace_id=trace, span_id=task, parent_span_id=root, name="experiment-item-task", attributes=attrs),
         make_span(trace_id=trace, span_id=root, name="experiment-item-run",
@@ -293,3 +297,114 @@ def test_sdk_v4_posts_the_run_item_and_sends_the_spans_one_item_is_recorded(clie
     export(client, api_key, item_spans(trace="6" * 32, root="61" * 8, task="62" * 8, experiment_id=run_id,
                                        dataset_id=str(qa.id), item_id="item-1", run_name="v4"))
     assert run_items(project) == [(run_id, "item-1", "6" * 32, "62" * 8)]
+
+
+# --- the message: the task spans' ids, never the experiment's content ---------------------------------
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """The follower's messages, captured (still after commit) instead of run: a test delivers them."""
+    sent: list[tuple[str, dict, str]] = []
+    monkeypatch.setattr("tenancy.tasks.publish",
+                        lambda task, *, kwargs, queue: sent.append((task.name, kwargs, queue)) or True)
+    return sent
+
+
+DESCRIBED = {
+    "langfuse.experiment.description": "weekly regression, ask alice@example.com",
+    "langfuse.experiment.metadata": '{"model": "m1", "owner": "alice@example.com"}',
+}
+
+
+def described_spans(qa, *, trace="5" * 32, root="51" * 8, task="52" * 8, run_id="0123456789abcdef",
+                    item_id="item-1"):
+    return item_spans(trace=trace, root=root, task=task, experiment_id=run_id, dataset_id=str(qa.id),
+                      item_id=item_id, run_name="weekly", extra=DESCRIBED)
+
+
+def written(project):
+    """Every run and run item of the project, all columns: a second delivery must leave them as they are."""
+    return (list(DatasetRun.objects.for_project(project).order_by("id").values()),
+            list(DatasetRunItem.objects.for_project(project).order_by("id").values()))
+
+
+def test_the_message_holds_the_task_spans_ids_and_no_experiment_content(client, project, api_key, qa, messages):
+    export(client, api_key, described_spans(qa))
+    task_span = {"observation_id": "52" * 8, "trace_id": "5" * 32, "experiment_id": "0123456789abcdef",
+                 "dataset_id": str(qa.id), "item_id": "item-1"}
+    assert messages == [("evals.record_experiment_spans", {"project_id": str(project.id), "task_spans": [task_span]},
+                         "region.eu")]
+    raw = json.dumps(messages)
+    for content in ("weekly", "regression", "alice@example.com", "m1", "owner"):
+        assert content not in raw
+    assert written(project) == ([], [])  # nothing is recorded until the message is delivered
+
+
+def test_delivered_it_records_what_the_spans_said_and_again_changes_nothing(client, project, api_key, qa, messages):
+    spans = described_spans(qa)
+    # What the message used to carry: the adapter's link, content and all.
+    [link] = map_request(v5_request(spans)).experiments.values()
+    export(client, api_key, spans)
+    [(_, kwargs, _)] = messages
+    assert record_experiment_spans(**kwargs) == {"linked": 1}
+    run = DatasetRun.objects.for_project(project).get()
+    assert (run.id, run.name, run.dataset_id, run.description, run.metadata) == (
+        link.experiment_id, link.run_name, qa.id, link.description, link.metadata)
+    assert run.description == DESCRIBED["langfuse.experiment.description"]
+    assert run_items(project) == [(link.experiment_id, "item-1", "5" * 32, "52" * 8)]
+
+    before = written(project)
+    assert record_experiment_spans(**kwargs) == {"exists": 1}  # redelivered
+    export(client, api_key, spans)  # the SDK re-sent the export: a second message for the same span
+    assert record_experiment_spans(**messages[-1][1]) == {"exists": 1}
+    assert written(project) == before
+
+
+def test_another_projects_ids_record_nothing(
+    client, project, api_key, qa, other_project, other_api_key, far_project, messages
+):
+    export(client, api_key, described_spans(qa))
+    [(_, ours, _)] = messages
+    theirs = Dataset.objects.for_project(other_project).create(name="qa")
+    DatasetItem.objects.for_project(other_project).create(id="item-1", dataset_id=theirs.id, input="theirs")
+    export(client, other_api_key, described_spans(theirs, trace="4" * 32, root="41" * 8, task="42" * 8))
+    [_, (_, their_message, _)] = messages
+
+    # Our span ids under another project (same region or not), theirs under ours, and a project that is gone.
+    for project_id in (other_project.id, far_project.id):
+        assert record_experiment_spans(project_id=str(project_id), task_spans=ours["task_spans"]) == {"not_stored": 1}
+    assert record_experiment_spans(project_id=str(project.id), task_spans=their_message["task_spans"]) == {
+        "not_stored": 1}
+    assert record_experiment_spans(project_id=str(uuid.uuid4()), task_spans=ours["task_spans"]) == {}
+    for tenant in (project, other_project, far_project):
+        assert written(tenant) == ([], [])
+
+
+def test_the_run_keeps_the_redacted_description_and_metadata_as_stored(client, project, api_key, qa, messages):
+    redaction_policy_update(project=project, actor=None)  # every detector masks, email included
+    # An item id that looks like an address: an id of our dataset item, which the message carries as is.
+    DatasetItem.objects.for_project(project).create(id="bob@example.com", dataset_id=qa.id, input={"q": 3})
+    export(client, api_key, described_spans(qa, item_id="bob@example.com"))
+    [(_, kwargs, _)] = messages
+    assert record_experiment_spans(**kwargs) == {"linked": 1}
+    run = DatasetRun.objects.for_project(project).get()
+    assert run.name == "weekly" and run.description.startswith("weekly regression, ask ")
+    assert run.metadata["model"] == "m1"
+    assert "alice@example.com" not in json.dumps([run.description, run.metadata])
+    assert run_items(project) == [("0123456789abcdef", "bob@example.com", "5" * 32, "52" * 8)]
+
+
+def test_a_message_queued_with_links_records_only_what_the_stored_spans_say(client, project, api_key, qa, messages):
+    # Queued before the messages held ids only, it carries the adapter's links, content and all: only
+    # their ids are read (the content here differs from the stored span's, to tell which is used).
+    spans = described_spans(qa)
+    [link] = map_request(v5_request(spans)).experiments.values()
+    export(client, api_key, spans)
+    legacy = {**dataclasses.asdict(link), "run_name": "other name", "description": "queued",
+              "metadata": {"model": "queued"}}
+    assert record_experiment_spans(project_id=str(project.id), links=[legacy]) == {"linked": 1}
+    run = DatasetRun.objects.for_project(project).get()
+    assert (run.name, run.description, run.metadata) == (
+        "weekly", DESCRIBED["langfuse.experiment.description"], {"model": "m1", "owner": "alice@example.com"})
+    assert run_items(project) == [("0123456789abcdef", "item-1", "5" * 32, "52" * 8)]
