@@ -25,8 +25,12 @@ install: $(STAMP) compile
 run: $(STAMP) compile
 	@$(PY) -m config.devstack run
 
+# On TEST_WORKERS pytest-xdist processes, each with its own test databases and Redis database
+# (config/test_settings.py), a file's tests together on one worker (module fixtures start once).
+# ARGS="-n 0" runs serially.
+TEST_WORKERS ?= 2
 test: $(STAMP) compile
-	@$(PY) -m config.devstack test -- $(ARGS)
+	@$(PY) -m config.devstack test -- -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 migrate: $(STAMP) compile
 	@$(PY) -m config.devstack exec -- $(PY) manage.py migrate_all

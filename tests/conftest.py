@@ -154,11 +154,34 @@ def queries_everywhere():
             captured.extend(context.captured_queries)
 
     return capture
-def pytest_terminal_summary(terminalreporter):
-    """The fuzz suite's request count, visible in every run that includes it (tests/fuzz_support.py)."""
+_WORKER_FUZZ_REQUESTS: dict[str, int] = {}
+
+
+def _fuzz_requests() -> dict[str, int]:
     import sys
 
     support = sys.modules.get("tests.fuzz_support")
-    if support is not None and support.REQUESTS:
-        detail = ", ".join(f"{name} {count}" for name, count in sorted(support.REQUESTS.items()))
-        terminalreporter.write_line(f"fuzz: {sum(support.REQUESTS.values())} requests ({detail})")
+    return dict(support.REQUESTS) if support is not None else {}
+
+
+def pytest_sessionfinish(session):
+    # An xdist worker hands its count to the controller, which prints the sum (pytest_testnodedown).
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_requests"] = _fuzz_requests()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for name, count in getattr(node, "workeroutput", {}).get("fuzz_requests", {}).items():
+        _WORKER_FUZZ_REQUESTS[name] = _WORKER_FUZZ_REQUESTS.get(name, 0) + count
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz suite's request count, visible in every run that includes it (tests/fuzz_support.py),
+    summed over the xdist workers when there are some."""
+    requests = _fuzz_requests()
+    for name, count in _WORKER_FUZZ_REQUESTS.items():
+        requests[name] = requests.get(name, 0) + count
+    if requests:
+        detail = ", ".join(f"{name} {count}" for name, count in sorted(requests.items()))
+        terminalreporter.write_line(f"fuzz: {sum(requests.values())} requests ({detail})")

@@ -51,7 +51,9 @@ def _detached(element):
 def _install_chromium() -> None:
     if shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser")):
         return
-    commands = [["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]]
+    # Under `make test`'s xdist workers two may get here at once: the second waits for dpkg's lock.
+    commands = [["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
+                 "chromium", "chromium-driver"]]
     if os.geteuid() != 0:
         commands = [["sudo", "-n", *c] for c in commands]
     for command in commands:
