@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ingest.services import ingest_langfuse_batch
 from scores.models import Score
+from tenancy.admin_site import REFRESH_SECONDS
 from tenancy.models import Role
 from tests.console.support import llm_call, thumbs
 
@@ -453,6 +455,33 @@ def test_deleting_a_saved_view_asks_first(console, organization, member_of, proj
     WebDriverWait(console.driver, WAIT_SECONDS).until(_detached(button))
     assert "View deleted." in console.wait(".lg-messages").text
     assert not SavedView.objects.filter(pk=view.pk).exists()
+    assert console.problems() == []
+
+
+def test_a_running_erasure_page_follows_its_job_until_it_ends(console, organization, member_of, project):
+    """Nobody has to press reload to watch a long job: the receipt reloads itself while the run goes
+    on, shows each committed batch, and stops once the run has ended."""
+    from privacy import services
+    from privacy.models import DeletionBatch, ErasureRequest, JobStatus
+
+    job = services.erasure_request_create(project=project, kind="user", subjects=["alice"], via="admin",
+                                          grace_days=0)
+    ErasureRequest.objects.filter(id=job.id).update(status=JobStatus.RUNNING)
+    DeletionBatch.objects.for_project(project).create(job_id=job.id, table="traces.Observation", rows=1500)
+
+    console.sign_in(member_of(organization, Role.ADMIN), f"/admin/privacy/erasurerequest/{job.id}/change/")
+    console.wait_text("1,500 rows deleted so far")
+    console.shot("erasure-running")
+    DeletionBatch.objects.for_project(project).create(job_id=job.id, table="traces.Trace", rows=300)
+    console.wait_text("1,800 rows deleted so far")  # the next reload, with no click
+    ErasureRequest.objects.filter(id=job.id).update(
+        status=JobStatus.DONE, counts={"traces.Observation": 1500, "traces.Trace": 300}
+    )
+    console.wait_text("Done: 1,800 rows deleted.")
+    # Once done it stays put: a mark set on this page survives past the next reload's time.
+    console.driver.execute_script("window.lgStillHere = true")
+    time.sleep(REFRESH_SECONDS + 1.5)
+    assert console.driver.execute_script("return window.lgStillHere === true")
     assert console.problems() == []
 
 
