@@ -18,6 +18,7 @@ from monitoring.rules import percentile_of
 from monitoring.selectors import Window, hist_sum_sql, rollup_source
 from prompts import cache
 from prompts.models import PRODUCTION, Prompt, PromptLabel, PromptLabelEvent, PromptVersion
+from prompts.payloads import LABEL_MAX, LABEL_RE
 from prompts.render import dumps, prompt_payload
 from tenancy.dataplane import data_connection
 from tenancy.models import Project
@@ -93,6 +94,11 @@ def prompt_fetch_cached(
         payload = prompt_payload_for(project=project, name=name, label=label, version=version)
         return dumps(payload) if payload is not None else None
 
+    if label is not None and (len(label) > LABEL_MAX or not LABEL_RE.match(label)):
+        # No label can be set in this form (`payloads` checks them), so this is whatever a URL held:
+        # read through, never cached, so arbitrary text (any length, control characters) from a
+        # request never becomes a cache key, nor a cached 404 filling Redis.
+        return load()
     return cache.fetch(project.id, name, cache.selector_key(label=label, version=version), load)
 
 

@@ -400,6 +400,24 @@ def test_a_cached_404_ends_when_the_prompt_is_created(client, api_key):
     assert get(client, api_key, url("later")).json()["prompt"] == "now"
 
 
+def test_a_label_no_prompt_can_carry_is_a_404_and_never_a_cache_key(client, api_key, project):
+    import warnings
+
+    from django.core.cache import cache as shared_cache
+    from django.core.cache.backends.base import CacheKeyWarning
+
+    create(client, api_key, name="p", prompt="x", labels=["production"])
+    for label in ("Prod \x1e\U00016201", "x" * 2000, "UPPER"):
+        response = get(client, api_key, url("p"), label=label)
+        assert response.status_code == 404, label
+        with warnings.catch_warnings():  # this lookup's own key is the kind the fix keeps out of the cache
+            warnings.simplefilter("ignore", CacheKeyWarning)
+            key = f"{cache._base(project.id, 'p')}:{cache.selector_key(label=label, version=None)}"
+            assert shared_cache.get(key) is None
+        assert cache.local.get((project.id, "p", cache.selector_key(label=label, version=None))) is None
+    assert get(client, api_key, url("p"), label="production").json()["prompt"] == "x"
+
+
 def test_fetches_after_the_first_do_not_query_the_region_database(
     client, api_key, project, django_assert_num_queries
 ):
