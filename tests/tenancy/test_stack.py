@@ -75,3 +75,29 @@ def test_security_settings_are_on_outside_debug():
     assert settings.SECURE_CONTENT_TYPE_NOSNIFF is True
     assert settings.X_FRAME_OPTIONS == "DENY"
     assert "django.middleware.security.SecurityMiddleware" in settings.MIDDLEWARE
+
+
+def test_a_command_beside_a_running_stack_finds_its_servers_on_the_ports_they_run_on(tmp_path):
+    """`make manage` beside a `make run` started with other EMBEDDED_*_PORT values: the cluster and the
+    Redis of the data directory are used where they run, not looked for on this command's ports."""
+    from urllib.parse import urlsplit
+
+    from config.devstack import EmbeddedPostgres, EmbeddedRedis
+
+    pgdir = tmp_path / "pg"
+    pgdir.mkdir()
+    # postmaster.pid as PostgreSQL writes it: pid, data directory, start time, port, …; a live pid.
+    (pgdir / "postmaster.pid").write_text(f"{os.getpid()}\n{pgdir}\n1765000000\n55611\n/tmp\n127.0.0.1\n")
+    assert EmbeddedPostgres(pgdir, 54329, durable=True, reuse=True).start() == "postgres://postgres@127.0.0.1:55611"
+
+    running = urlsplit(settings.REDIS_URL).port  # this test run's Redis stands in for the running stack's
+    redisdir = tmp_path / "redis"
+    redisdir.mkdir()
+    (redisdir / EmbeddedRedis.PORT_FILE).write_text(str(running))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert EmbeddedRedis(redisdir, free, reuse=True).start() == f"redis://127.0.0.1:{running}/0"
+    # A port file left by a stopped server is not trusted.
+    (redisdir / EmbeddedRedis.PORT_FILE).write_text(str(free))
+    assert EmbeddedRedis(redisdir, free, reuse=True)._running_port() is None
