@@ -113,10 +113,10 @@ def _confirm_reprice(request, c, prices):
     """What a re-pricing will change, before anything is queued: the project, the window, the models."""
     project = c["project"]
     # An empty "until" means "now" when the confirmed form arrives, not when this page was drawn.
-    until = _utc(c["until"]) if request.POST.get("until") else "now (the moment you confirm)"
+    until = f"{_utc(c['until'])} UTC" if request.POST.get("until") else "now (the moment you confirm)"
     consequences = [
         f"Project: {project}, in its region ({project.region}).",
-        f"Calls that started from {_utc(c['since'])} until {until} UTC.",
+        f"Calls that started from {_utc(c['since'])} UTC until {until}.",
     ]
     if c["model_list"]:
         consequences.append("Only calls of these models (as sent): " + ", ".join(c["model_list"]) + ".")

@@ -259,7 +259,7 @@ def test_the_console_reprices_for_admins_of_the_project_only(
     page = response.content.decode()
     assert response.status_code == 200 and "Nothing has been done yet" in page
     assert f"Re-price the stored calls of {project}?" in page and f"in its region ({project.region})" in page
-    assert f"from {form_data['since']} until now (the moment you confirm) UTC" in page
+    assert f"from {form_data['since']} UTC until now (the moment you confirm)." in page
     assert "brand-new-model (^brand-new-model$)" in page and "replace the costs stored today" in page
     assert 'name="confirm" value="yes"' in page and f'name="prices" value="{catalog_row.id}"' in page
     assert not RepriceRun.objects.exists() and sent == []
@@ -316,7 +316,7 @@ def test_the_reprice_confirmation_names_the_window_and_models_and_goes_back_pref
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert "from 2026-01-01 00:00:00 until 2026-01-02 12:00:00 UTC" in page
+    assert "from 2026-01-01 00:00:00 UTC until 2026-01-02 12:00:00 UTC." in page
     assert "Only calls of these models (as sent): gpt-4o, claude-x." in page
     cancel = response.context["cancel_url"]
     assert cancel.startswith("/admin/pricing/reprice/?") and parse_qs(urlparse(cancel).query)["models"] == [
