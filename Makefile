@@ -25,10 +25,11 @@ install: $(STAMP) compile
 run: $(STAMP) compile
 	@$(PY) -m config.devstack run
 
-# On TEST_WORKERS pytest-xdist processes, each with its own test databases and Redis database
-# (config/test_settings.py), a file's tests together on one worker (module fixtures start once).
-# ARGS="-n 0" runs serially.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2 runs the suite on two pytest-xdist processes, each with its own test databases and
+# Redis database (config/test_settings.py), a file's tests together on one worker (module fixtures
+# start once): half the time. Serial by default until the fuzz ingestion test's failures under two
+# workers (2 of about 12 whole runs; never serially) are understood (README, Tests).
+TEST_WORKERS ?= 0
 test: $(STAMP) compile
 	@$(PY) -m config.devstack test -- -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
